@@ -1,0 +1,51 @@
+# Studyhall: one command to run the platform, one to test it.
+#   make up     venv, embedded NATS and Redis, five services on SQLite (data in .studyhall/)
+#   make test   venv, system packages where missing, the whole test suite on real servers
+#   make check  what CI checks besides the tests: lint, types, imports, contracts, freshness
+
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: up test test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking venv clean
+
+venv:
+	@scripts/bootstrap.sh
+
+up: venv
+	@$(BIN)/studyhall up
+
+test:
+	@scripts/bootstrap.sh --with-test-servers
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/pytest -m "not fault" $(PYTEST_ARGS)
+
+check: lint typecheck imports buf-lint buf-breaking proto-check
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy services tests
+
+imports: venv
+	$(BIN)/lint-imports
+
+proto: venv
+	$(BIN)/python scripts/gen_proto.py
+
+proto-check: venv
+	@scripts/check_proto_fresh.sh
+
+buf-lint: venv
+	$(BIN)/buf lint
+	$(BIN)/buf format --diff --exit-code
+
+buf-breaking: venv
+	@scripts/check_breaking.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,64 @@
+"""Collecting every problem with a request before answering, so one round trip tells all."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from services.kit.errors import FieldViolation, InvalidArgument
+
+
+class Violations:
+    """Accumulates field violations; `raise_if_any()` ends validation."""
+
+    def __init__(self) -> None:
+        self._items: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self._items.append(FieldViolation(field, description))
+
+    def text(self, field: str, value: str, *, required: bool = True, max_length: int = 200) -> None:
+        if required and not value.strip():
+            self.add(field, "is required")
+        elif len(value) > max_length:
+            self.add(field, f"must be at most {max_length} characters (got {len(value)})")
+
+    def uuid(self, field: str, value: str, *, required: bool = True) -> None:
+        if not value:
+            if required:
+                self.add(field, "is required")
+            return
+        if not is_uuid(value):
+            self.add(field, f"must be a UUID, got {value!r:.60}")
+
+    def request_id(self, value: str) -> None:
+        # Optional, but when given it must be something a client can sensibly reuse.
+        if value and not _REQUEST_ID.fullmatch(value):
+            self.add("request_id", "must be 1-128 characters of letters, digits, '-', '_', '.'")
+
+    def enum(self, field: str, value: int, allowed: set[int], name: str) -> None:
+        if value not in allowed:
+            self.add(field, f"must be one of the defined {name} values, got {value}")
+
+    def tags(self, field: str, values: list[str], *, max_count: int = 20) -> None:
+        if len(values) > max_count:
+            self.add(field, f"must have at most {max_count} entries")
+        for index, tag in enumerate(values):
+            if not _TAG.fullmatch(tag):
+                self.add(f"{field}[{index}]", "must be 1-40 letters, digits, '-' or '_'")
+
+    def raise_if_any(self) -> None:
+        if self._items:
+            raise InvalidArgument(self._items)
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_TAG = re.compile(r"[\w-]{1,40}")

@@ -1,0 +1,3 @@
+from services.members.app import main
+
+main()
