@@ -129,6 +129,11 @@ class TokenVerifier:
             raise Unauthenticated("the bearer token has expired; get a new one") from None
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"the bearer token was refused: {error}") from None
+        except (TypeError, ValueError):
+            # PyJWT raises these when the token's algorithm does not fit the key's type.
+            raise Unauthenticated(
+                f"the bearer token's algorithm {algorithm} does not match its key"
+            ) from None
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated("the bearer token has no subject")

@@ -7,6 +7,7 @@ migrate once and the others wait.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
 from services.kit.database import Database
+
+_in_process = asyncio.Lock()
 
 
 def alembic_config(script_location: Path) -> Config:
@@ -30,7 +33,9 @@ async def migrate(
 ) -> None:
     config = alembic_config(script_location)
     lock_key = _lock_key(service)
-    async with database.writer.connect() as connection:
+    # Alembic keeps its context in module globals, so one process migrates one database at
+    # a time; across processes the database's own lock does the serializing.
+    async with _in_process, database.writer.connect() as connection:
         if not database.is_sqlite:
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
         await connection.run_sync(_upgrade, config, revision)

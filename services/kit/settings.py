@@ -137,7 +137,11 @@ def env_prefix(service: str) -> str:
 def service_config(service: str) -> SettingsConfigDict:
     """Model config of a service's settings: its own variables carry its prefix."""
     return SettingsConfigDict(
-        env_prefix=env_prefix(service), extra="ignore", case_sensitive=False, frozen=True
+        env_prefix=env_prefix(service),
+        extra="ignore",
+        case_sensitive=False,
+        frozen=True,
+        populate_by_name=True,
     )
 
 

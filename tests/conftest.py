@@ -1,0 +1,65 @@
+"""Real servers for the whole run, a fresh database and fresh community ids for each test.
+
+nats-server, Redis and PostgreSQL come from STUDYHALL_TEST_*_URL when set, otherwise are
+started locally on free ports (see tests/harness/servers.py). They start once per run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.servers import provide_nats, provide_postgres, provide_redis
+
+
+@pytest.fixture(scope="session")
+def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def nats_server(servers_dir: Path) -> Iterator[object]:
+    with provide_nats(servers_dir / "nats") as handle:
+        yield handle
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_server: object) -> str:
+    return str(nats_server.url)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def redis_url(servers_dir: Path) -> Iterator[str]:
+    with provide_redis(servers_dir / "redis") as handle:
+        yield handle.url
+
+
+@pytest.fixture(scope="session")
+def postgres_server(servers_dir: Path) -> Iterator[object]:
+    with provide_postgres(servers_dir / "postgres") as handle:
+        yield handle
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database for this test, on each store the services support."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = "t_" + uuid.uuid4().hex[:16]
+    url = server.create_database(name)
+    try:
+        yield url
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "data"
+    directory.mkdir()
+    return directory

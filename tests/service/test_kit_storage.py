@@ -1,0 +1,122 @@
+"""The embedded store is tuned for durability and concurrent writers; migrations are safe
+when replicas start together."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, func, select, text
+
+from services.kit.database import Database
+from services.kit.migrations import migrate
+
+pytestmark = pytest.mark.service
+
+MEMBERS_MIGRATIONS = Path(__file__).parents[2] / "services" / "members" / "store" / "migrations"
+
+
+async def test_sqlite_runs_in_wal_mode_with_full_sync_and_a_busy_timeout(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    try:
+        async with database.write() as session:
+            mode = await session.scalar(text("PRAGMA journal_mode"))
+            synchronous = await session.scalar(text("PRAGMA synchronous"))
+            timeout = await session.scalar(text("PRAGMA busy_timeout"))
+        assert mode == "wal"
+        assert synchronous == 2  # FULL
+        assert timeout == 10_000
+    finally:
+        await database.close()
+
+
+async def test_concurrent_writers_in_two_processes_worth_of_engines_do_not_fail(
+    tmp_path: Path,
+) -> None:
+    # Two Database objects on one file stand for two processes: BEGIN IMMEDIATE plus the
+    # busy timeout make the second writer wait for the lock instead of failing mid-way.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    metadata = MetaData()
+    counter = Table(
+        "counter", metadata, Column("id", Integer, primary_key=True), Column("n", Integer)
+    )
+    first, second = Database(url), Database(url)
+    try:
+        async with first.writer.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        async with first.write() as session:
+            await session.execute(counter.insert().values(id=1, n=0))
+
+        async def bump(database: Database) -> None:
+            for _ in range(25):
+                async with database.write() as session:
+                    value = await session.scalar(select(counter.c.n).where(counter.c.id == 1))
+                    await session.execute(counter.update().values(n=(value or 0) + 1))
+
+        await asyncio.gather(bump(first), bump(second), bump(first), bump(second))
+        async with first.read() as session:
+            assert await session.scalar(select(counter.c.n)) == 100
+    finally:
+        await first.close()
+        await second.close()
+
+
+MIGRATE = """
+import asyncio, sys
+from pathlib import Path
+from services.kit.database import Database
+from services.kit.migrations import migrate
+
+async def main():
+    database = Database(sys.argv[1])
+    await migrate(database, Path(sys.argv[2]), service="members")
+    await database.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_replicas_migrating_together_migrate_once(database_url: str) -> None:
+    replicas = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            MIGRATE,
+            database_url,
+            str(MEMBERS_MIGRATIONS),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    for replica in replicas:
+        _, stderr = await replica.communicate()
+        assert replica.returncode == 0, stderr.decode()
+    database = Database(database_url)
+    try:
+        async with database.read() as session:
+            versions = (
+                await session.execute(text("SELECT version_num FROM alembic_version"))
+            ).all()
+            communities = await session.scalar(
+                select(func.count()).select_from(text("communities"))
+            )
+        assert len(versions) == 1
+        assert communities == 0
+    finally:
+        await database.close()
+
+
+async def test_migrating_an_up_to_date_database_changes_nothing(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        await migrate(database, MEMBERS_MIGRATIONS, service="members")
+        await migrate(database, MEMBERS_MIGRATIONS, service="members")
+        async with database.read() as session:
+            versions = (
+                await session.execute(text("SELECT version_num FROM alembic_version"))
+            ).all()
+        assert [row[0] for row in versions] == ["0001"]
+    finally:
+        await database.close()

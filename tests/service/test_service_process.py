@@ -1,0 +1,113 @@
+"""A service process: a bad setting stops it at once naming the variable; SIGTERM stops it
+cleanly; a taken port is reported with the setting to change."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.kit.auth import LocalSigner
+from tests.support.services import free_port
+
+pytestmark = pytest.mark.service
+
+
+def _env(data_dir: Path, redis_url: str, nats_url: str, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("STUDYHALL_")}
+    env.update(
+        STUDYHALL_DATA_DIR=str(data_dir),
+        STUDYHALL_REDIS_URL=redis_url,
+        STUDYHALL_NATS_URL=nats_url,
+        STUDYHALL_MEMBERS_GRPC_PORT=str(free_port()),
+        STUDYHALL_MEMBERS_METRICS_PORT=str(free_port()),
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("STUDYHALL_MEMBERS_GRPC_PORT", "fifty"),
+        ("STUDYHALL_MEMBERS_DATABASE_URL", "mysql://root@localhost/x"),
+        ("STUDYHALL_AUTH_ALGORITHMS", "none"),
+        ("STUDYHALL_LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_bad_setting_stops_the_process_with_one_line_naming_it(
+    data_dir: Path, variable: str, value: str
+) -> None:
+    env = _env(data_dir, "redis://127.0.0.1:1/0", "nats://127.0.0.1:1", **{variable: value})
+    result = subprocess.run(
+        [sys.executable, "-m", "services.members"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+    assert not (data_dir / "members.db").exists()
+
+
+def _wait_serving(port: int, process: subprocess.Popen[str]) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for _ in range(300):
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    raise AssertionError("members never became SERVING")
+
+
+def test_sigterm_stops_the_service_cleanly(data_dir: Path, redis_url: str, nats_url: str) -> None:
+    LocalSigner.ensure(data_dir)
+    env = _env(data_dir, redis_url, nats_url)
+    port = int(env["STUDYHALL_MEMBERS_GRPC_PORT"])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.members"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_serving(port, process)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert process.stderr is not None
+        log = process.stderr.read()
+        assert '"message": "members stopped"' in log
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_taken_port_is_reported_with_the_setting_to_change(
+    data_dir: Path, redis_url: str, nats_url: str
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        env = _env(data_dir, redis_url, nats_url, STUDYHALL_MEMBERS_GRPC_PORT=str(port))
+        result = subprocess.run(
+            [sys.executable, "-m", "services.members"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert "STUDYHALL_MEMBERS_GRPC_PORT" in result.stderr.strip().splitlines()[-1]
