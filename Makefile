@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: up test test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking venv clean
+.PHONY: up test test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
 
 venv:
 	@scripts/bootstrap.sh
@@ -22,7 +22,7 @@ test:
 test-fast: venv
 	$(BIN)/pytest -m "not fault" $(PYTEST_ARGS)
 
-check: lint typecheck imports buf-lint buf-breaking proto-check
+check: lint typecheck imports buf-lint buf-breaking proto-check docs-check
 
 lint: venv
 	$(BIN)/ruff check .
@@ -46,6 +46,12 @@ buf-lint: venv
 
 buf-breaking: venv
 	@scripts/check_breaking.sh
+
+docs: venv
+	$(BIN)/python scripts/settings_doc.py
+
+docs-check: venv
+	$(BIN)/python scripts/settings_doc.py --check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -42,7 +42,6 @@ class Endpoints:
     def discover(cls) -> Endpoints:
         directory = data_dir()
         addresses = {name: f"127.0.0.1:{DEFAULT_GRPC_PORTS[name]}" for name in SERVICES}
-        local: Path | None = None
         manifest = directory / "endpoints.json"
         if manifest.exists():
             recorded = json.loads(manifest.read_text())
@@ -50,7 +49,7 @@ class Endpoints:
                 address = recorded.get("services", {}).get(name, {}).get("grpc")
                 if address:
                     addresses[name] = address
-            local = directory
+        local = directory if (directory / "keys" / "signing.pem").exists() else None
         for name in SERVICES:
             override = os.environ.get(f"STUDYHALL_{name.upper()}_ADDRESS")
             if override:
@@ -59,10 +58,7 @@ class Endpoints:
 
     def token(self, user_id: str | None, *, operator: bool = False) -> str:
         if user_id:
-            if (
-                self.local_data_dir is None
-                or not (self.local_data_dir / "keys" / "signing.pem").exists()
-            ):
+            if self.local_data_dir is None:
                 raise CliError(
                     f"--as needs a local platform's signing key in {data_dir()}/keys; "
                     "run `make up` there, or set STUDYHALL_TOKEN instead"

@@ -54,6 +54,7 @@ class Platform:
         self._write_endpoints()
 
     def stop(self) -> None:
+        (self.data_dir / "endpoints.json").unlink(missing_ok=True)
         # Services first, so they drain while NATS and Redis are still there.
         services = [(n, p) for n, p in self.processes if n in SERVICES]
         infrastructure = [(n, p) for n, p in self.processes if n not in SERVICES]

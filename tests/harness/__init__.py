@@ -1,0 +1,1 @@
+"""Real infrastructure servers (nats-server, Redis, PostgreSQL) for the integration tests."""

@@ -1,0 +1,301 @@
+"""The platform as an operator meets it: `studyhall up` starts five service processes on
+the harness's NATS and Redis; they are driven only through their public gRPC APIs and the
+CLI, and stop cleanly on SIGTERM with their data kept for the next run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from services.kit.auth import LocalSigner
+from studyhall.analytics.v1 import analytics_service_pb2 as analytics_pb
+from studyhall.analytics.v1 import analytics_service_pb2_grpc as analytics_grpc
+from studyhall.billing.v1 import billing_service_pb2 as billing_pb
+from studyhall.billing.v1 import billing_service_pb2_grpc as billing_grpc
+from studyhall.content.v1 import content_service_pb2 as content_pb
+from studyhall.content.v1 import content_service_pb2_grpc as content_grpc
+from studyhall.events.v1 import activities_service_pb2 as events_pb
+from studyhall.events.v1 import activities_service_pb2_grpc as events_grpc
+from studyhall.members.v1 import members_service_pb2 as members_pb
+from studyhall.members.v1 import members_service_pb2_grpc as members_grpc
+from tests.support.services import free_port
+
+pytestmark = pytest.mark.system
+
+SERVICES = ("members", "content", "events", "billing", "analytics")
+CLI = str(Path(sys.executable).parent / "studyhall")
+
+
+@dataclass
+class Platform:
+    process: subprocess.Popen[str]
+    data_dir: Path
+    env: dict[str, str]
+    endpoints: dict[str, str]
+
+    def channel(self, service: str) -> grpc.Channel:
+        return grpc.insecure_channel(self.endpoints[service])
+
+    def auth(self, user_id: str) -> list[tuple[str, str]]:
+        token = LocalSigner.ensure(self.data_dir).mint(user_id)
+        return [("authorization", f"Bearer {token}")]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [CLI, *args], env=self.env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+
+def _environment(data_dir: Path, nats_url: str, redis_url: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("STUDYHALL_")}
+    env.update(
+        STUDYHALL_DATA_DIR=str(data_dir),
+        STUDYHALL_NATS_URL=nats_url,
+        STUDYHALL_REDIS_URL=redis_url,
+        COLUMNS="200",
+    )
+    for service in SERVICES:
+        env[f"STUDYHALL_{service.upper()}_GRPC_PORT"] = str(free_port())
+        env[f"STUDYHALL_{service.upper()}_METRICS_PORT"] = str(free_port())
+    return env
+
+
+def _start(env: dict[str, str], data_dir: Path) -> Platform:
+    process = subprocess.Popen(
+        [CLI, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    manifest = data_dir / "endpoints.json"
+    deadline = time.monotonic() + 120
+    while not manifest.exists():
+        if process.poll() is not None:
+            raise AssertionError(
+                f"studyhall up exited: {process.stdout.read() if process.stdout else ''}"
+            )
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("studyhall up did not write endpoints.json in 120s")
+        time.sleep(0.2)
+    recorded = json.loads(manifest.read_text())
+    endpoints = {name: recorded["services"][name]["grpc"] for name in SERVICES}
+    return Platform(process, data_dir, env, endpoints)
+
+
+def _stop(platform: Platform) -> str:
+    platform.process.send_signal(signal.SIGTERM)
+    output, _ = platform.process.communicate(timeout=60)
+    assert platform.process.returncode == 0, output
+    return output
+
+
+@pytest.fixture(scope="module")
+def platform(
+    tmp_path_factory: pytest.TempPathFactory, nats_url: str, redis_url: str
+) -> Iterator[Platform]:
+    data_dir = tmp_path_factory.mktemp("platform") / "data"
+    env = _environment(data_dir, nats_url, redis_url)
+    running = _start(env, data_dir)
+    try:
+        yield running
+    finally:
+        if running.process.poll() is None:
+            _stop(running)
+
+
+def test_every_service_is_serving_and_lists_its_api_through_reflection(platform: Platform) -> None:
+    for service in SERVICES:
+        with platform.channel(service) as channel:
+            health = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+            assert health.status == health_pb2.HealthCheckResponse.SERVING, service
+            reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+            replies = reflection.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+            )
+            names = {s.name for reply in replies for s in reply.list_services_response.service}
+            assert any(name.startswith(f"studyhall.{service}.v1.") for name in names), names
+
+
+def test_first_capability_of_each_service_works_with_a_token_and_not_without(
+    platform: Platform,
+) -> None:
+    owner = platform.auth("olivia")
+    with platform.channel("members") as channel:
+        members = members_grpc.MembersServiceStub(channel)
+        request = members_pb.CreateCommunityRequest(
+            name=f"Readers {uuid.uuid4().hex[:6]}", topic="reading"
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            members.CreateCommunity(request, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        community = members.CreateCommunity(request, metadata=owner, timeout=10).community
+        assert (
+            members.GetCommunity(
+                members_pb.GetCommunityRequest(community_id=community.id),
+                metadata=owner,
+                timeout=10,
+            ).community
+            == community
+        )
+
+    start = Timestamp()
+    start.FromSeconds(int(time.time()) + 86400)
+    calls = [
+        (
+            "content",
+            content_grpc.ContentServiceStub,
+            "CreatePost",
+            content_pb.CreatePostRequest(
+                community_id=community.id,
+                kind=content_pb.POST_KIND_ARTICLE,
+                title="Week 1",
+                body="Read ch. 1",
+            ),
+            "GetPost",
+            lambda created: content_pb.GetPostRequest(
+                community_id=community.id, post_id=created.post.id
+            ),
+        ),
+        (
+            "events",
+            events_grpc.ActivitiesServiceStub,
+            "CreateActivity",
+            events_pb.CreateActivityRequest(
+                community_id=community.id,
+                kind=events_pb.ACTIVITY_KIND_ONLINE_LECTURE,
+                title="Close reading",
+                start_time=start,
+            ),
+            "GetActivity",
+            lambda created: events_pb.GetActivityRequest(
+                community_id=community.id, activity_id=created.activity.id
+            ),
+        ),
+        (
+            "billing",
+            billing_grpc.BillingServiceStub,
+            "CreateProduct",
+            billing_pb.CreateProductRequest(
+                community_id=community.id,
+                kind=billing_pb.PRODUCT_KIND_MEMBERSHIP_PLAN,
+                name="Monthly",
+                price=billing_pb.Money(currency="USD", amount_minor=999),
+                billing_period=billing_pb.BILLING_PERIOD_MONTHLY,
+            ),
+            "GetProduct",
+            lambda created: billing_pb.GetProductRequest(
+                community_id=community.id, product_id=created.product.id
+            ),
+        ),
+    ]
+    for service, stub_type, create, request, get, get_request in calls:
+        with platform.channel(service) as channel:
+            stub = stub_type(channel)
+            with pytest.raises(grpc.RpcError) as refused:
+                getattr(stub, create)(request, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, service
+            created = getattr(stub, create)(request, metadata=owner, timeout=10)
+            fetched = getattr(stub, get)(get_request(created), metadata=owner, timeout=10)
+            # Each reply holds one record: what Get returns is what Create made.
+            assert fetched.ListFields()[0][1] == created.ListFields()[0][1], service
+
+    with platform.channel("analytics") as channel:
+        analytics = analytics_grpc.AnalyticsServiceStub(channel)
+        stats_request = analytics_pb.GetCommunityStatsRequest(community_id=community.id)
+        with pytest.raises(grpc.RpcError) as refused:
+            analytics.GetCommunityStats(stats_request, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        stats = analytics.GetCommunityStats(stats_request, metadata=owner, timeout=10).stats
+        assert stats.community_id == community.id
+
+
+def test_cli_creates_a_community_and_shows_it(platform: Platform) -> None:
+    created = platform.cli(
+        "community",
+        "create",
+        "--name",
+        "Exam Sprint",
+        "--topic",
+        "exams",
+        "--tag",
+        "gaokao",
+        "--as",
+        "kai",
+    )
+    assert created.returncode == 0, created.stderr
+    community_id = created.stdout.strip().splitlines()[-1]
+    uuid.UUID(community_id)
+    shown = platform.cli("community", "show", community_id, "--as", "kai", "--json")
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    assert record["id"] == community_id
+    assert record["owner_user_id"] == "kai"
+    assert record["tags"] == ["gaokao"]
+    health = platform.cli("health")
+    assert health.returncode == 0, health.stdout + health.stderr
+    assert health.stdout.count("SERVING") == 5
+
+
+def test_cli_reports_status_and_exits_non_zero_on_bad_input(platform: Platform) -> None:
+    result = platform.cli("community", "create", "--name", "", "--topic", "", "--as", "kai")
+    assert result.returncode == 1
+    assert "INVALID_ARGUMENT" in result.stderr
+    assert "name: is required" in result.stderr
+    missing = platform.cli("community", "show", str(uuid.uuid4()), "--as", "kai")
+    assert missing.returncode == 1
+    assert "NOT_FOUND" in missing.stderr
+    anonymous = platform.cli("community", "show", str(uuid.uuid4()))
+    assert anonymous.returncode == 1
+    assert "--as USER_ID" in anonymous.stderr
+
+
+def test_second_run_on_the_same_directory_keeps_the_data(
+    tmp_path: Path, nats_url: str, redis_url: str
+) -> None:
+    data_dir = tmp_path / "data"
+    env = _environment(data_dir, nats_url, redis_url)
+    first = _start(env, data_dir)
+    created = first.cli(
+        "community", "create", "--name", "Night Owls", "--topic", "english", "--as", "z"
+    )
+    assert created.returncode == 0, created.stderr
+    community_id = created.stdout.strip()
+    output = _stop(first)
+    assert "stopped" in output
+    # endpoints.json describes a running platform; it goes when the platform does.
+    assert not (data_dir / "endpoints.json").exists()
+
+    second = _start(env, data_dir)
+    try:
+        shown = second.cli("community", "show", community_id, "--as", "z", "--json")
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["name"] == "Night Owls"
+    finally:
+        _stop(second)
+
+
+def test_taken_port_is_reported_with_the_setting_to_change(
+    tmp_path: Path, nats_url: str, redis_url: str
+) -> None:
+    env = _environment(tmp_path / "data", nats_url, redis_url)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", int(env["STUDYHALL_EVENTS_GRPC_PORT"])))
+        squatter.listen()
+        result = subprocess.run([CLI, "up"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "STUDYHALL_EVENTS_GRPC_PORT" in result.stderr
