@@ -12,15 +12,21 @@ from services.kit.settings import ServiceSettings, env_prefix
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
-SERVICES = {"members": 50051, "content": 50052, "events": 50053, "billing": 50054, "analytics": 50055}
+SERVICES = {
+    "members": 50051,
+    "content": 50052,
+    "events": 50053,
+    "billing": 50054,
+    "analytics": 50055,
+}
 
 RUNNER = [
     ("STUDYHALL_NATS_PORT", "14222", "`make up`: client port of the embedded nats-server."),
-    ("STUDYHALL_NATS_MONITOR_PORT", "18222", "`make up`: monitoring port of the embedded nats-server."),
+    ("STUDYHALL_NATS_MONITOR_PORT", "18222", "`make up`: monitoring port of embedded nats-server."),
     ("STUDYHALL_REDIS_PORT", "16379", "`make up`: port of the local redis-server it starts."),
-    ("STUDYHALL_<SERVICE>_ADDRESS", "from endpoints.json", "CLI: gRPC address of a service elsewhere."),
+    ("STUDYHALL_<SERVICE>_ADDRESS", "from endpoints.json", "CLI: gRPC address of a service."),
     ("STUDYHALL_TOKEN", "", "CLI: bearer token to use when not signing locally with `--as`."),
-    ("OTEL_EXPORTER_OTLP_ENDPOINT", "", "Export traces and metrics over OTLP/gRPC to this endpoint."),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "", "Export traces and metrics over OTLP/gRPC to this."),
     ("OTEL_TRACES_SAMPLER_ARG", "1.0", "Ratio of new traces sampled (parent-based)."),
 ]
 

@@ -92,12 +92,17 @@ def _fail_rpc(error: grpc.RpcError) -> None:
             bad_request = error_details_pb2.BadRequest()
             detail.Unpack(bad_request)
             for violation in bad_request.field_violations:
-                err.print(f"  {violation.field}: {violation.description}")
+                line = f"{violation.field}: {violation.description}"
+                if line not in (error.details() or ""):
+                    err.print(f"  {line}")
     raise typer.Exit(1)
 
 
 def _show(record: Message, as_json: bool, title: str) -> None:
-    fields = MessageToDict(record, preserving_proto_field_name=True)
+    # Zeros are answers too (a quiet community has 0 members), so they are shown.
+    fields = MessageToDict(
+        record, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
     if as_json:
         out.print_json(json.dumps(fields))
         return

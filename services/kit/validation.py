@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 
 from services.kit.errors import FieldViolation, InvalidArgument
 
@@ -29,15 +30,20 @@ class Violations:
                 self.add(field, "is required")
             return
         if not is_uuid(value):
-            self.add(field, f"must be a UUID, got {value!r:.60}")
+            # One spelling only (as the server returns ids), so lookups never miss on case.
+            self.add(field, f"must be a UUID in lowercase hyphenated form, got {value!r:.60}")
 
     def request_id(self, value: str) -> None:
         # Optional, but when given it must be something a client can sensibly reuse.
         if value and not _REQUEST_ID.fullmatch(value):
             self.add("request_id", "must be 1-128 characters of letters, digits, '-', '_', '.'")
 
-    def enum(self, field: str, value: int, allowed: set[int], name: str) -> None:
-        if value not in allowed:
+    def enum(
+        self, field: str, value: int, allowed: Iterable[int], name: str, *, required: bool = False
+    ) -> None:
+        if value == 0 and required:
+            self.add(field, "is required")
+        elif value != 0 and int(value) not in {int(a) for a in allowed}:
             self.add(field, f"must be one of the defined {name} values, got {value}")
 
     def tags(self, field: str, values: list[str], *, max_count: int = 20) -> None:
@@ -54,10 +60,9 @@ class Violations:
 
 def is_uuid(value: str) -> bool:
     try:
-        uuid.UUID(value)
+        return str(uuid.UUID(value)) == value
     except ValueError:
         return False
-    return True
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")

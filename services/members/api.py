@@ -38,8 +38,8 @@ class MembersApi(pb_grpc.MembersServiceServicer):
         problems.tags("tags", list(request.tags))
         if request.slug and not domain.SLUG_PATTERN.fullmatch(request.slug):
             problems.add("slug", "must be 1-64 lowercase ASCII letters, digits or inner '-'")
-        problems.enum("visibility", request.visibility, {0, *domain.Visibility}, "Visibility")
-        problems.enum("join_policy", request.join_policy, {0, *domain.JoinPolicy}, "JoinPolicy")
+        problems.enum("visibility", request.visibility, domain.Visibility, "Visibility")
+        problems.enum("join_policy", request.join_policy, domain.JoinPolicy, "JoinPolicy")
         problems.raise_if_any()
 
         async def create(session: AsyncSession) -> pb.CreateCommunityResponse:

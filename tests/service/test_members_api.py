@@ -128,7 +128,9 @@ async def test_taken_slug_is_already_exists(members: RunningService) -> None:
 async def test_missing_fields_are_named_and_nothing_is_written(members: RunningService) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await _stub(members).CreateCommunity(
-            pb.CreateCommunityRequest(name=" ", slug="Bad Slug!", visibility=9, tags=["x y"]),
+            pb.CreateCommunityRequest(
+                name=" ", slug="Bad Slug!", visibility=pb.Visibility.ValueType(9), tags=["x y"]
+            ),
             metadata=members.auth("olivia"),
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -12,12 +12,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -155,7 +157,7 @@ def test_first_capability_of_each_service_works_with_a_token_and_not_without(
 
     start = Timestamp()
     start.FromSeconds(int(time.time()) + 86400)
-    calls = [
+    calls: list[tuple[str, Any, str, Message, str, Callable[[Any], Message]]] = [
         (
             "content",
             content_grpc.ContentServiceStub,
@@ -203,13 +205,13 @@ def test_first_capability_of_each_service_works_with_a_token_and_not_without(
             ),
         ),
     ]
-    for service, stub_type, create, request, get, get_request in calls:
+    for service, stub_type, create, create_request, get, get_request in calls:
         with platform.channel(service) as channel:
             stub = stub_type(channel)
             with pytest.raises(grpc.RpcError) as refused:
-                getattr(stub, create)(request, timeout=10)
+                getattr(stub, create)(create_request, timeout=10)
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, service
-            created = getattr(stub, create)(request, metadata=owner, timeout=10)
+            created = getattr(stub, create)(create_request, metadata=owner, timeout=10)
             fetched = getattr(stub, get)(get_request(created), metadata=owner, timeout=10)
             # Each reply holds one record: what Get returns is what Create made.
             assert fetched.ListFields()[0][1] == created.ListFields()[0][1], service

@@ -1,0 +1,3 @@
+from services.analytics.app import main
+
+main()

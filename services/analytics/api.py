@@ -1,0 +1,51 @@
+"""gRPC edge of the analytics service: decode, validate, authorize, call, encode."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.analytics import domain
+from services.analytics.store.repository import StatsRepository
+from services.kit.auth import current_identity
+from services.kit.database import Database
+from services.kit.validation import Violations
+from studyhall.analytics.v1 import analytics_service_pb2 as pb
+from studyhall.analytics.v1 import analytics_service_pb2_grpc as pb_grpc
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
+
+
+class AnalyticsApi(pb_grpc.AnalyticsServiceServicer):
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def GetCommunityStats(
+        self, request: pb.GetCommunityStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCommunityStatsResponse:
+        # Reading needs a verified caller too; community roles are not checked here yet.
+        current_identity()
+        problems = Violations()
+        problems.uuid("community_id", request.community_id)
+        problems.raise_if_any()
+        community_id = request.community_id
+        async with self.database.read() as session:
+            stats = await StatsRepository(session).get(community_id)
+        return pb.GetCommunityStatsResponse(
+            stats=_to_proto(stats or domain.CommunityStats(community_id=community_id))
+        )
+
+
+def _to_proto(stats: domain.CommunityStats) -> pb.CommunityStats:
+    updated: Timestamp | None = None
+    if stats.updated_at is not None:
+        updated = Timestamp()
+        updated.FromDatetime(stats.updated_at)
+    return pb.CommunityStats(
+        community_id=stats.community_id,
+        member_count=stats.member_count,
+        post_count=stats.post_count,
+        activity_count=stats.activity_count,
+        product_count=stats.product_count,
+        update_time=updated,
+    )

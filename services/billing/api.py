@@ -1,0 +1,115 @@
+"""gRPC edge of the billing service: decode, validate, authorize, call, encode."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.billing import domain
+from services.billing.store.repository import ProductRepository
+from services.billing.store.tables import idempotency_keys
+from services.kit.auth import current_identity
+from services.kit.database import Database
+from services.kit.errors import NotFound
+from services.kit.idempotency import IdempotencyKey, IdempotentWriter
+from services.kit.validation import Violations
+from studyhall.billing.v1 import billing_service_pb2 as pb
+from studyhall.billing.v1 import billing_service_pb2_grpc as pb_grpc
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BillingService"].full_name
+
+
+class BillingApi(pb_grpc.BillingServiceServicer):
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.idempotent = IdempotentWriter(database, idempotency_keys)
+
+    async def CreateProduct(
+        self, request: pb.CreateProductRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateProductResponse:
+        caller = current_identity()
+        problems = Violations()
+        problems.request_id(request.request_id)
+        problems.uuid("community_id", request.community_id)
+        problems.enum("kind", request.kind, domain.ProductKind, "ProductKind", required=True)
+        problems.text("name", request.name, max_length=domain.NAME_MAX)
+        problems.text(
+            "description", request.description, required=False, max_length=domain.DESCRIPTION_MAX
+        )
+        _check_price(problems, request)
+        periods = {0, *domain.BillingPeriod}
+        problems.enum("billing_period", request.billing_period, periods, "BillingPeriod")
+        if not 0 <= request.trial_days <= domain.TRIAL_DAYS_MAX:
+            problems.add("trial_days", f"must be between 0 and {domain.TRIAL_DAYS_MAX}")
+        elif (
+            request.trial_days > 0
+            and request.billing_period in periods
+            and not domain.allows_trial(domain.period_or_default(request.billing_period))
+        ):
+            problems.add("trial_days", "is only allowed for monthly or yearly products")
+        problems.raise_if_any()
+
+        async def create(session: AsyncSession) -> pb.CreateProductResponse:
+            product = domain.new_product(
+                community_id=request.community_id,
+                kind=domain.ProductKind(request.kind),
+                name=request.name,
+                price=domain.Money(request.price.currency, request.price.amount_minor),
+                description=request.description,
+                billing_period=domain.period_or_default(request.billing_period),
+                trial_days=request.trial_days,
+            )
+            await ProductRepository(session).add(product)
+            return pb.CreateProductResponse(product=_to_proto(product))
+
+        key = IdempotencyKey(caller.user_id, "CreateProduct", request.request_id)
+        return await self.idempotent.run(key, request, pb.CreateProductResponse, create)
+
+    async def GetProduct(
+        self, request: pb.GetProductRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetProductResponse:
+        # Reading needs a verified caller too; community roles are not checked here yet.
+        current_identity()
+        problems = Violations()
+        problems.uuid("community_id", request.community_id)
+        problems.uuid("product_id", request.product_id)
+        problems.raise_if_any()
+        async with self.database.read() as session:
+            product = await ProductRepository(session).get(request.community_id, request.product_id)
+        if product is None:
+            # Looked up within the community: another community's product is simply not found.
+            raise NotFound(
+                f"product {request.product_id} not found in community {request.community_id}"
+            )
+        return pb.GetProductResponse(product=_to_proto(product))
+
+
+def _check_price(problems: Violations, request: pb.CreateProductRequest) -> None:
+    if not request.HasField("price"):
+        problems.add("price", "is required")
+        return
+    currency = request.price.currency
+    if not domain.CURRENCY_PATTERN.fullmatch(currency):
+        problems.add("price.currency", "must be three upper-case letters, e.g. USD")
+    elif currency not in domain.CURRENCIES:
+        problems.add("price.currency", f"{currency!r} is not a supported ISO 4217 currency code")
+    if request.price.amount_minor < 0:
+        problems.add("price.amount_minor", "must be zero or more")
+
+
+def _to_proto(product: domain.Product) -> pb.Product:
+    created = Timestamp()
+    created.FromDatetime(product.created_at)
+    return pb.Product(
+        id=product.id,
+        community_id=product.community_id,
+        kind=pb.ProductKind.ValueType(product.kind),
+        name=product.name,
+        description=product.description,
+        price=pb.Money(currency=product.price.currency, amount_minor=product.price.amount_minor),
+        billing_period=pb.BillingPeriod.ValueType(product.billing_period),
+        trial_days=product.trial_days,
+        create_time=created,
+        version=product.version,
+    )

@@ -1,0 +1,3 @@
+from services.content.app import main
+
+main()

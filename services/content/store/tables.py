@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text
+
+from services.kit.idempotency import idempotency_table
+
+metadata = MetaData()
+
+posts = Table(
+    "posts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("author_user_id", String(200), nullable=False),
+    Column("kind", Integer, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False, default=""),
+    Column("url", String(2000), nullable=False, default=""),
+    Column("tags", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    # A community's feed reads its posts newest first.
+    Index("ix_posts_community_created", "community_id", "created_at"),
+)
+
+idempotency_keys = idempotency_table(metadata)

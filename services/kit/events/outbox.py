@@ -1,0 +1,80 @@
+"""The transactional outbox: an event is a row written in the same transaction as the state
+change it describes, so either both happen or neither does. The relay publishes it later."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.message import Message
+from opentelemetry import propagate
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.events.envelope import event_subject, new_event_id
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        # Integer on SQLite so the column is the rowid and increases with each insert.
+        Column(
+            "seq",
+            BigInteger().with_variant(Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("nats_subject", String(300), nullable=False),
+        Column("event_type", String(200), nullable=False),
+        Column("community_id", String(36), nullable=False),
+        Column("ce_subject", String(300), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        # The trace of the request that caused the event, continued by the relay.
+        Column("traceparent", String(64), nullable=False, default=""),
+        Column("tracestate", String(512), nullable=False, default=""),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+        Index("ix_outbox_pending", "published_at", "seq"),
+    )
+
+
+class Outbox:
+    """Adds events to a service's outbox inside the caller's transaction."""
+
+    def __init__(self, table: Table, service: str) -> None:
+        self.table = table
+        self.service = service
+        self.source = f"/studyhall/{service}"
+
+    async def add(
+        self, session: AsyncSession, event: Message, *, community_id: str, subject: str
+    ) -> str:
+        """Stage `event` about `subject` (e.g. "communities/<id>/members/<user>")."""
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        event_id = new_event_id()
+        await session.execute(
+            self.table.insert().values(
+                event_id=event_id,
+                nats_subject=event_subject(self.service, community_id, event.DESCRIPTOR.name),
+                event_type=event.DESCRIPTOR.full_name,
+                community_id=community_id,
+                ce_subject=subject,
+                payload=event.SerializeToString(),
+                traceparent=carrier.get("traceparent", ""),
+                tracestate=carrier.get("tracestate", ""),
+                created_at=datetime.now(UTC),
+            )
+        )
+        return event_id
