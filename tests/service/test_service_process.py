@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+import uuid
 from pathlib import Path
 
 import grpc
@@ -16,6 +18,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.kit.auth import LocalSigner
+from studyhall.members.v1 import members_service_pb2 as members_pb
+from studyhall.members.v1 import members_service_pb2_grpc as members_grpc
+from tests.support.otlp import otlp_receiver
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.service
@@ -92,6 +97,59 @@ def test_sigterm_stops_the_service_cleanly(data_dir: Path, redis_url: str, nats_
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_metrics_and_traces_leave_the_process_over_prometheus_and_otlp(
+    data_dir: Path, redis_url: str, nats_url: str
+) -> None:
+    signer = LocalSigner.ensure(data_dir)
+    with otlp_receiver() as receiver:
+        env = _env(
+            data_dir,
+            redis_url,
+            nats_url,
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+            OTEL_BSP_SCHEDULE_DELAY="100",
+            OTEL_METRIC_EXPORT_INTERVAL="300",
+        )
+        port = int(env["STUDYHALL_MEMBERS_GRPC_PORT"])
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.members"], env=env, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            _wait_serving(port, process)
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = members_grpc.MembersServiceStub(channel)
+                with pytest.raises(grpc.RpcError):
+                    stub.GetCommunity(
+                        members_pb.GetCommunityRequest(community_id=str(uuid.uuid4())),
+                        metadata=[("authorization", "Bearer " + signer.mint("ana"))],
+                        timeout=5,
+                    )
+            scrape = (
+                urllib.request.urlopen(
+                    f"http://127.0.0.1:{env['STUDYHALL_MEMBERS_METRICS_PORT']}/metrics", timeout=5
+                )
+                .read()
+                .decode()
+            )
+            assert 'rpc_method="GetCommunity"' in scrape
+            assert 'rpc_grpc_status_code="5"' in scrape
+            # No per-community labels: tenants would multiply the series without bound.
+            assert "community_id" not in scrape
+            for _ in range(100):
+                if "studyhall.members.v1.MembersService/GetCommunity" in receiver.span_names() and (
+                    "rpc.server.duration" in receiver.metric_names
+                ):
+                    break
+                time.sleep(0.1)
+            span = next(s for s in receiver.spans if s.name.endswith("/GetCommunity"))
+            assert span.service == "studyhall-members"
+            assert span.attributes["rpc.grpc.status_code"] == 5
+            assert "rpc.server.duration" in receiver.metric_names
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def test_taken_port_is_reported_with_the_setting_to_change(
