@@ -39,7 +39,7 @@ class Receiver:
             return {span.name for span in self.spans}
 
 
-class _Traces(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, receiver: Receiver) -> None:
         self.receiver = receiver
 
@@ -68,7 +68,7 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
-class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):  # type: ignore[misc]
+class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
     def __init__(self, receiver: Receiver) -> None:
         self.receiver = receiver
 
