@@ -7,7 +7,9 @@ from pathlib import Path
 import grpc
 
 from services.analytics.api import SERVICE_NAME, AnalyticsApi
+from services.analytics.consumers import MEMBERS
 from services.analytics.settings import AnalyticsSettings
+from services.analytics.store.tables import inbox
 from services.kit.service import Dependencies, ServiceSpec, run
 from services.kit.settings import load_settings
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as pb_grpc
@@ -22,6 +24,8 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "store" / "migrations",
     service_names=[SERVICE_NAME],
     register=register,
+    inbox=inbox,
+    subscriptions=[MEMBERS],
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -96,9 +97,11 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
                 except Exception:
-                    trace_id = format(span.get_span_context().trace_id, "032x")
-                    log.exception("unhandled error in %s", method, extra={"rpc.method": name})
-                    failure = _Internal(f"internal error; quote trace id {trace_id} when reporting")
+                    reference = _error_reference(span)
+                    log.exception(
+                        "unhandled error in %s", method, extra={"error_reference": reference}
+                    )
+                    failure = _Internal(f"internal error; quote {reference} when reporting it")
                 finally:
                     if identity_token is not None:
                         reset_identity(identity_token)
@@ -135,6 +138,14 @@ _CLIENT_CODES = {
     grpc.StatusCode.FAILED_PRECONDITION,
     grpc.StatusCode.UNAUTHENTICATED,
 }
+
+
+def _error_reference(span: trace.Span) -> str:
+    context = span.get_span_context()
+    if context.is_valid:
+        return f"trace id {context.trace_id:032x}"
+    # Without tracing there is no trace id to quote; the log line carries this one instead.
+    return f"error id {uuid.uuid4().hex}"
 
 
 def _bearer(metadata: dict[str, Any]) -> str:

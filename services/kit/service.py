@@ -2,30 +2,42 @@
 
 Every service has the same shape: settings, JSON logs, telemetry, its own database with
 migrations applied at start, Redis as an accelerator, token verification and the gRPC
-server. Only the servicers differ, handed in as `register`.
+server; a producer adds its outbox relay, a consumer its durable consumers. Only the
+servicers, the outbox table and the subscriptions differ, handed in through `ServiceSpec`.
+
+A process runs in one of three modes: `serve` (the gRPC API, plus the relay and consumers
+unless STUDYHALL_RELAY / STUDYHALL_CONSUMERS say `external`), `relay` or `consume`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
+from sqlalchemy import Table
 
 from services.kit.auth import TokenVerifier
 from services.kit.cache import ResilientRedis
 from services.kit.database import Database
+from services.kit.events.consumer import Consumer, Subscription
+from services.kit.events.relay import Relay
 from services.kit.migrations import migrate
 from services.kit.server import GrpcServer, Lifecycle, PortInUse
 from services.kit.settings import ServiceSettings, env_name
 from services.kit.telemetry import MetricsPortInUse, Telemetry, setup_telemetry
 
 log = logging.getLogger(__name__)
+
+Worker = Callable[[], Coroutine[Any, Any, None]]
+MODES = ("serve", "relay", "consume")
 
 
 @dataclass
@@ -36,10 +48,15 @@ class Dependencies:
     database: Database
     redis: ResilientRedis
     verifier: TokenVerifier
-    # Started after migrations succeed, cancelled at shutdown (relays, consumers, sweepers).
-    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
-    # Run after calls have drained, before the database closes.
-    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    relay: Relay | None = None
+    consumers: list[Consumer] = field(default_factory=list)
+    # Started after migrations succeed, cancelled at shutdown.
+    background: list[Worker] = field(default_factory=list)
+
+    def notify_outbox(self) -> None:
+        """Tell an in-process relay that new outbox rows were committed."""
+        if self.relay is not None:
+            self.relay.notify()
 
 
 @dataclass(frozen=True)
@@ -48,16 +65,20 @@ class ServiceSpec:
     migrations: Path
     service_names: Sequence[str]
     register: Callable[[grpc.aio.Server, Dependencies], None]
+    outbox: Table | None = None
+    inbox: Table | None = None
+    subscriptions: Sequence[Subscription] = ()
 
 
-def build_dependencies(settings: ServiceSettings) -> Dependencies:
-    return Dependencies(
+def build_dependencies(spec: ServiceSpec, settings: ServiceSettings) -> Dependencies:
+    database = Database(
+        settings.effective_database_url(),
+        tls_mode=settings.database_tls,
+        tls_root_cert=settings.database_tls_root_cert,
+    )
+    deps = Dependencies(
         settings=settings,
-        database=Database(
-            settings.effective_database_url(),
-            tls_mode=settings.database_tls,
-            tls_root_cert=settings.database_tls_root_cert,
-        ),
+        database=database,
         redis=ResilientRedis(settings.redis_url),
         verifier=TokenVerifier(
             issuer=settings.auth_issuer,
@@ -67,6 +88,40 @@ def build_dependencies(settings: ServiceSettings) -> Dependencies:
             jwks_url=settings.auth_jwks_url,
         ),
     )
+    if spec.outbox is not None:
+        deps.relay = Relay(
+            database,
+            spec.outbox,
+            service=spec.name,
+            nats_url=settings.nats_url,
+            limits=settings.stream_limits(),
+        )
+    if spec.subscriptions:
+        assert spec.inbox is not None, f"{spec.name} consumes events but has no inbox table"
+        deps.consumers = [
+            Consumer(
+                database,
+                spec.inbox,
+                subscription,
+                nats_url=settings.nats_url,
+                limits=settings.stream_limits(),
+            )
+            for subscription in spec.subscriptions
+        ]
+    return deps
+
+
+def workers(deps: Dependencies, mode: str) -> list[Worker]:
+    """The background loops a process of `mode` runs."""
+    settings = deps.settings
+    chosen: list[Worker] = []
+    if deps.relay is not None and (
+        mode == "relay" or (mode == "serve" and settings.relay == "embedded")
+    ):
+        chosen.append(deps.relay.run)
+    if mode == "consume" or (mode == "serve" and settings.consumers == "embedded"):
+        chosen.extend(consumer.run for consumer in deps.consumers)
+    return chosen
 
 
 def build_server(spec: ServiceSpec, deps: Dependencies) -> GrpcServer:
@@ -76,8 +131,6 @@ def build_server(spec: ServiceSpec, deps: Dependencies) -> GrpcServer:
         await migrate(deps.database, spec.migrations, service=spec.name)
 
     async def stop() -> None:
-        for hook in deps.on_stop:
-            await hook()
         await deps.redis.close()
         await deps.database.close()
 
@@ -87,7 +140,7 @@ def build_server(spec: ServiceSpec, deps: Dependencies) -> GrpcServer:
         start=start,
         ready=deps.database.ping,
         stop=stop,
-        extra_tasks=deps.background,
+        extra_tasks=[*workers(deps, "serve"), *deps.background],
     )
     return GrpcServer(
         spec.name,
@@ -99,23 +152,70 @@ def build_server(spec: ServiceSpec, deps: Dependencies) -> GrpcServer:
     )
 
 
-def run(spec: ServiceSpec, settings: ServiceSettings) -> None:
-    """Entry point of a service process; returns when it has stopped."""
+async def run_workers(spec: ServiceSpec, deps: Dependencies, mode: str) -> None:
+    """A relay or consumer process: migrate, run the loops until SIGTERM, stop."""
+    chosen = workers(deps, mode)
+    if not chosen:
+        raise SystemExit(f"{spec.name}: nothing to run in mode {mode!r}")
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    delay = 0.2
+    while not stopping.is_set():
+        try:
+            await migrate(deps.database, spec.migrations, service=spec.name)
+            break
+        except Exception as error:
+            log.warning(
+                "%s %s cannot start yet, retrying in %.1fs: %s", spec.name, mode, delay, error
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=delay)
+            delay = min(delay * 2, 10.0)
+    tasks = [asyncio.create_task(worker()) for worker in chosen]
+    log.info("%s %s running", spec.name, mode)
+    stop_wait = asyncio.create_task(stopping.wait())
+    await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    for task in [stop_wait, *tasks]:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    await deps.redis.close()
+    await deps.database.close()
+    failed = [
+        r
+        for r in results
+        if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
+    ]
+    if failed:
+        raise failed[0]
+    log.info("%s %s stopped", spec.name, mode)
+
+
+def run(spec: ServiceSpec, settings: ServiceSettings, argv: Sequence[str] | None = None) -> None:
+    """Entry point of a service process: `python -m services.<name> [serve|relay|consume]`."""
     from services.kit.logs import setup_logging
 
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    mode = arguments[0] if arguments else "serve"
+    if mode not in MODES:
+        _die(f"{spec.name}: unknown mode {mode!r}; use one of {', '.join(MODES)}")
     setup_logging(spec.name, settings.log_level)
     cls = type(settings)
     try:
         telemetry: Telemetry = setup_telemetry(
             spec.name,
             metrics_host=settings.grpc_host,
-            metrics_port=settings.effective_metrics_port(),
+            metrics_port=settings.effective_metrics_port() if mode == "serve" else None,
         )
     except MetricsPortInUse as error:
         _die(f"{spec.name}: {error}; set {env_name(cls, 'metrics_port')} to a free port")
     try:
-        server = build_server(spec, build_dependencies(settings))
-        asyncio.run(server.run())
+        deps = build_dependencies(spec, settings)
+        if mode == "serve":
+            asyncio.run(build_server(spec, deps).run())
+        else:
+            asyncio.run(run_workers(spec, deps, mode))
     except PortInUse as error:
         _die(f"{spec.name}: {error}; set {env_name(cls, 'grpc_port')} to a free port")
     finally:

@@ -14,6 +14,8 @@ from typing import ClassVar, Literal, NoReturn, TypeVar
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.kit.events.streams import StreamLimits
+
 SHARED_PREFIX = "STUDYHALL_"
 
 
@@ -78,6 +80,44 @@ class ServiceSettings(BaseSettings):
         description="How long SIGTERM waits for calls in flight before cancelling them.",
     )
 
+    relay: Literal["embedded", "external"] = Field(
+        "embedded",
+        validation_alias=AliasChoices("STUDYHALL_RELAY"),
+        description="`external`: the outbox relay runs as its own process (`python -m "
+        "services.<service> relay`) instead of inside the service.",
+    )
+    consumers: Literal["embedded", "external"] = Field(
+        "embedded",
+        validation_alias=AliasChoices("STUDYHALL_CONSUMERS"),
+        description="`external`: event consumers run as their own process (`python -m "
+        "services.<service> consume`) instead of inside the service.",
+    )
+    stream_replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        validation_alias=AliasChoices("STUDYHALL_STREAM_REPLICAS"),
+        description="Replicas of each JetStream stream (3 on a production cluster).",
+    )
+    stream_max_age_seconds: float = Field(
+        0,
+        ge=0,
+        validation_alias=AliasChoices("STUDYHALL_STREAM_MAX_AGE_SECONDS"),
+        description="How long streams keep events; 0 keeps them (projections rebuild from them).",
+    )
+    stream_max_bytes: int = Field(
+        -1,
+        ge=-1,
+        validation_alias=AliasChoices("STUDYHALL_STREAM_MAX_BYTES"),
+        description="Size limit of each stream; -1 for none.",
+    )
+    stream_duplicate_window_seconds: float = Field(
+        120,
+        gt=0,
+        validation_alias=AliasChoices("STUDYHALL_STREAM_DUPLICATE_WINDOW_SECONDS"),
+        description="JetStream drops a repeated event id within this window (inbox: the rest).",
+    )
+
     # Service-specific settings: read from STUDYHALL_<SERVICE>_<NAME> (prefix set per class).
     database_url: str = Field(
         "", description="SQLAlchemy URL of the service's own database; SQLite under DATA_DIR."
@@ -124,6 +164,14 @@ class ServiceSettings(BaseSettings):
 
     def effective_key_file(self) -> Path:
         return self.auth_key_file or self.data_dir / "keys" / "signing.jwks.json"
+
+    def stream_limits(self) -> StreamLimits:
+        return StreamLimits(
+            replicas=self.stream_replicas,
+            max_age_seconds=self.stream_max_age_seconds,
+            max_bytes=self.stream_max_bytes,
+            duplicate_window_seconds=self.stream_duplicate_window_seconds,
+        )
 
     @property
     def algorithms(self) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import IntEnum
 
@@ -51,10 +51,55 @@ class Community:
 
 @dataclass(frozen=True)
 class Membership:
+    """A user's place in a community. Kept after leaving, so its version keeps growing and
+    consumers can tell a late event from a current one."""
+
     community_id: str
     user_id: str
     role: Role
     joined_at: datetime
+    active: bool = True
+    version: int = 1
+    left_at: datetime | None = None
+
+
+class MembershipError(Exception):
+    """A membership change the rules forbid; `code` says which rule."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def join(community: Community, current: Membership | None, user_id: str) -> Membership:
+    if current is not None and current.active:
+        raise MembershipError("already_member", f"{user_id} is already a member of {community.id}")
+    if community.join_policy is not JoinPolicy.OPEN:
+        raise MembershipError(
+            "not_open",
+            f"community {community.id} does not take members directly "
+            f"(join policy: {community.join_policy.name.lower()})",
+        )
+    now = datetime.now(UTC)
+    return Membership(
+        community_id=community.id,
+        user_id=user_id,
+        role=Role.MEMBER,
+        joined_at=now,
+        version=(current.version + 1) if current else 1,
+    )
+
+
+def leave(current: Membership | None, community_id: str, user_id: str) -> Membership:
+    if current is None or not current.active:
+        raise MembershipError("not_member", f"{user_id} is not a member of {community_id}")
+    if current.role is Role.OWNER:
+        raise MembershipError(
+            "owner_cannot_leave",
+            "the owner cannot leave; transfer ownership to another member first",
+        )
+    return replace(current, active=False, version=current.version + 1, left_at=datetime.now(UTC))
 
 
 def new_community(

@@ -12,7 +12,7 @@ import pytest
 
 from services.analytics.app import SPEC
 from services.analytics.settings import AnalyticsSettings
-from services.analytics.store.tables import community_stats
+from services.analytics.store.tables import community_stats, member_states
 from studyhall.analytics.v1 import analytics_service_pb2 as pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as pb_grpc
 from tests.support.errors import field_violations
@@ -45,10 +45,20 @@ def community() -> str:
     return str(uuid.uuid4())
 
 
-async def record_figures(running: RunningService, community_id: str, **figures: object) -> None:
-    """What the event consumers will write: figures as projected so far."""
+async def record_figures(
+    running: RunningService, community_id: str, member_count: int = 0, **figures: object
+) -> None:
+    """What the event consumers write: figures as projected so far, members one by one."""
     async with running.deps.database.write() as session:
         await session.execute(community_stats.insert().values(community_id=community_id, **figures))
+        if member_count:
+            await session.execute(
+                member_states.insert(),
+                [
+                    {"community_id": community_id, "user_id": f"u{n}", "active": True, "version": 1}
+                    for n in range(member_count)
+                ],
+            )
 
 
 async def test_stats_of_quiet_community_are_zero(

@@ -59,7 +59,7 @@ async def running_service(
         shutdown_grace_seconds=2.0,
         **overrides,
     )
-    deps = build_dependencies(settings)
+    deps = build_dependencies(spec, settings)
     server = build_server(spec, deps)
     await server.start()
     channel = grpc.aio.insecure_channel(server.address)

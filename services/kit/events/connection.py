@@ -13,6 +13,12 @@ log = logging.getLogger(__name__)
 
 
 async def connect(url: str, name: str, *, max_backoff: float = 5.0) -> Client:
+    async def disconnected() -> None:
+        log.info("%s disconnected from NATS", name)
+
+    async def reconnected() -> None:
+        log.info("%s reconnected to NATS", name)
+
     delay = 0.1
     while True:
         try:
@@ -25,8 +31,8 @@ async def connect(url: str, name: str, *, max_backoff: float = 5.0) -> Client:
                 connect_timeout=2,
                 # Without a callback nats-py logs every failed attempt at ERROR.
                 error_cb=_quiet,
-                disconnected_cb=lambda: _note(name, "disconnected from NATS"),
-                reconnected_cb=lambda: _note(name, "reconnected to NATS"),
+                disconnected_cb=disconnected,
+                reconnected_cb=reconnected,
             )
         except asyncio.CancelledError:
             raise
@@ -40,7 +46,3 @@ async def connect(url: str, name: str, *, max_backoff: float = 5.0) -> Client:
 
 async def _quiet(error: Exception) -> None:
     log.debug("nats: %s", error)
-
-
-async def _note(name: str, what: str) -> None:
-    log.info("%s %s", name, what)

@@ -41,6 +41,11 @@ def event_subject(service: str, community_id: str, event_name: str) -> str:
     return f"{SUBJECT_PREFIX}.{service}.{community_id}.{event_name}"
 
 
+def event_filter(service: str, event_name: str) -> str:
+    """The subjects of one event type in every community."""
+    return f"{SUBJECT_PREFIX}.{service}.*.{event_name}"
+
+
 def stream_subjects(service: str) -> str:
     return f"{SUBJECT_PREFIX}.{service}.>"
 

@@ -44,14 +44,21 @@ class CommunityRepository:
         return found is not None
 
     async def add_membership(self, membership: Membership) -> None:
-        await self.session.execute(
-            memberships.insert().values(
-                community_id=membership.community_id,
-                user_id=membership.user_id,
-                role=int(membership.role),
-                joined_at=membership.joined_at,
+        await self.session.execute(memberships.insert().values(**_membership_row(membership)))
+
+    async def save_membership(self, membership: Membership) -> None:
+        """Store a membership that may exist already (a rejoin, a leave)."""
+        row = _membership_row(membership)
+        result = await self.session.execute(
+            memberships.update()
+            .where(
+                memberships.c.community_id == membership.community_id,
+                memberships.c.user_id == membership.user_id,
             )
+            .values(**row)
         )
+        if not getattr(result, "rowcount", 0):
+            await self.session.execute(memberships.insert().values(**row))
 
     async def membership(self, community_id: str, user_id: str) -> Membership | None:
         row = (
@@ -63,7 +70,15 @@ class CommunityRepository:
         ).first()
         if row is None:
             return None
-        return Membership(row.community_id, row.user_id, Role(row.role), utc(row.joined_at))
+        return Membership(
+            community_id=row.community_id,
+            user_id=row.user_id,
+            role=Role(row.role),
+            joined_at=utc(row.joined_at),
+            active=row.active,
+            version=row.version,
+            left_at=utc(row.left_at) if row.left_at else None,
+        )
 
 
 def _community(row: Row[tuple[object, ...]]) -> Community:
@@ -81,3 +96,15 @@ def _community(row: Row[tuple[object, ...]]) -> Community:
         created_at=utc(row.created_at),
         version=row.version,
     )
+
+
+def _membership_row(membership: Membership) -> dict[str, object]:
+    return {
+        "community_id": membership.community_id,
+        "user_id": membership.user_id,
+        "role": int(membership.role),
+        "joined_at": membership.joined_at,
+        "active": membership.active,
+        "version": membership.version,
+        "left_at": membership.left_at,
+    }

@@ -1,7 +1,20 @@
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    true,
+)
 
+from services.kit.events.outbox import outbox_table
 from services.kit.idempotency import idempotency_table
 
 metadata = MetaData()
@@ -30,7 +43,11 @@ memberships = Table(
     Column("user_id", String(200), primary_key=True),
     Column("role", Integer, nullable=False),
     Column("joined_at", DateTime(timezone=True), nullable=False),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("left_at", DateTime(timezone=True), nullable=True),
     Index("ix_memberships_user", "user_id"),
 )
 
 idempotency_keys = idempotency_table(metadata)
+outbox = outbox_table(metadata)

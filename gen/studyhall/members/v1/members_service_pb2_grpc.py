@@ -45,6 +45,16 @@ class MembersServiceStub:
                 request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.GetCommunityRequest.SerializeToString,
                 response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.GetCommunityResponse.FromString,
                 _registered_method=True)
+        self.JoinCommunity = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/JoinCommunity',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.JoinCommunityRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.JoinCommunityResponse.FromString,
+                _registered_method=True)
+        self.LeaveCommunity = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/LeaveCommunity',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.LeaveCommunityRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.LeaveCommunityResponse.FromString,
+                _registered_method=True)
 
 
 class MembersServiceServicer:
@@ -65,6 +75,20 @@ class MembersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def JoinCommunity(self, request, context):
+        """Makes the caller a member of an open community.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LeaveCommunity(self, request, context):
+        """Ends the caller's membership; the owner must hand ownership over first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MembersServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +101,16 @@ def add_MembersServiceServicer_to_server(servicer, server):
                     servicer.GetCommunity,
                     request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.GetCommunityRequest.FromString,
                     response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.GetCommunityResponse.SerializeToString,
+            ),
+            'JoinCommunity': grpc.unary_unary_rpc_method_handler(
+                    servicer.JoinCommunity,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.JoinCommunityRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.JoinCommunityResponse.SerializeToString,
+            ),
+            'LeaveCommunity': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaveCommunity,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.LeaveCommunityRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.LeaveCommunityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +168,60 @@ class MembersService:
             '/studyhall.members.v1.MembersService/GetCommunity',
             studyhall_dot_members_dot_v1_dot_members__service__pb2.GetCommunityRequest.SerializeToString,
             studyhall_dot_members_dot_v1_dot_members__service__pb2.GetCommunityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JoinCommunity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/JoinCommunity',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.JoinCommunityRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.JoinCommunityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaveCommunity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/LeaveCommunity',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.LeaveCommunityRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.LeaveCommunityResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,10 @@ class MembersServiceStub:
     """Creates a community; the caller becomes its owner."""
     GetCommunity: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.GetCommunityRequest, _members_service_pb2.GetCommunityResponse]
     """Returns one community."""
+    JoinCommunity: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.JoinCommunityRequest, _members_service_pb2.JoinCommunityResponse]
+    """Makes the caller a member of an open community."""
+    LeaveCommunity: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.LeaveCommunityRequest, _members_service_pb2.LeaveCommunityResponse]
+    """Ends the caller's membership; the owner must hand ownership over first."""
 
 @_typing.type_check_only
 class MembersServiceAsyncStub(MembersServiceStub):
@@ -47,6 +51,10 @@ class MembersServiceAsyncStub(MembersServiceStub):
     """Creates a community; the caller becomes its owner."""
     GetCommunity: _aio.UnaryUnaryMultiCallable[_members_service_pb2.GetCommunityRequest, _members_service_pb2.GetCommunityResponse]  # type: ignore[assignment]
     """Returns one community."""
+    JoinCommunity: _aio.UnaryUnaryMultiCallable[_members_service_pb2.JoinCommunityRequest, _members_service_pb2.JoinCommunityResponse]  # type: ignore[assignment]
+    """Makes the caller a member of an open community."""
+    LeaveCommunity: _aio.UnaryUnaryMultiCallable[_members_service_pb2.LeaveCommunityRequest, _members_service_pb2.LeaveCommunityResponse]  # type: ignore[assignment]
+    """Ends the caller's membership; the owner must hand ownership over first."""
 
 class MembersServiceServicer(metaclass=_abc_1.ABCMeta):
     """Communities and who belongs to them. The members service is the authority on roles."""
@@ -66,5 +74,21 @@ class MembersServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_members_service_pb2.GetCommunityResponse, _abc.Awaitable[_members_service_pb2.GetCommunityResponse]]:
         """Returns one community."""
+
+    @_abc_1.abstractmethod
+    def JoinCommunity(
+        self,
+        request: _members_service_pb2.JoinCommunityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.JoinCommunityResponse, _abc.Awaitable[_members_service_pb2.JoinCommunityResponse]]:
+        """Makes the caller a member of an open community."""
+
+    @_abc_1.abstractmethod
+    def LeaveCommunity(
+        self,
+        request: _members_service_pb2.LeaveCommunityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.LeaveCommunityResponse, _abc.Awaitable[_members_service_pb2.LeaveCommunityResponse]]:
+        """Ends the caller's membership; the owner must hand ownership over first."""
 
 def add_MembersServiceServicer_to_server(servicer: MembersServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,328 @@
+"""Durable JetStream consumers whose effects are applied exactly once.
+
+A pulled batch is handled in one database transaction: for each event not yet in the inbox,
+the handler's effect and the inbox row are written together, then the whole batch is acked.
+A crash before the commit redelivers the batch; a crash after it redelivers events whose ids
+the inbox already holds, so nothing is applied twice.
+
+Failures are sorted (docs/decisions/0004-failure-policy.md):
+- poison (no CloudEvents headers, unknown type, undecodable body): parked in the dead-letter
+  stream at once with the reason, then acked, so it never blocks the consumer;
+- transient (database or broker unreachable): the batch is nak'ed with capped backoff and
+  retried without limit, counted;
+- a handler that raises on a valid event: the batch is retried one event at a time to find
+  it; that event is retried `max_handler_attempts` times, then parked with an alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.message import Message
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.trace import SpanKind
+from sqlalchemy import Table
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.database import Database
+from services.kit.events import deadletter, inbox
+from services.kit.events.connection import connect
+from services.kit.events.envelope import Envelope, EventTypes, PoisonMessage, event_filter
+from services.kit.events.streams import StreamLimits, deadletter_stream, ensure_stream, stream_name
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("studyhall.consumer")
+
+Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What one durable consumer reads and how it handles each event type."""
+
+    name: str  # durable name, e.g. "analytics-members"; shared by every replica
+    source_service: str  # the producing service whose stream is read
+    handlers: dict[type[Message], Handler]
+
+    @property
+    def stream(self) -> str:
+        return stream_name(self.source_service)
+
+    def filter_subjects(self) -> list[str]:
+        return [
+            event_filter(self.source_service, message.DESCRIPTOR.name) for message in self.handlers
+        ]
+
+
+@dataclass
+class _Item:
+    msg: Msg
+    envelope: Envelope
+    event: Message
+    handler: Handler
+
+
+@dataclass
+class ConsumerStats:
+    processed: int = 0
+    duplicates: int = 0
+    redeliveries: int = 0
+    dead_letters: int = 0
+    transient_failures: int = 0
+    handler_failures: int = 0
+    lag: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+TRANSIENT = (OperationalError, InterfaceError, OSError, TimeoutError, NatsError)
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, TRANSIENT)
+
+
+class Consumer:
+    def __init__(
+        self,
+        database: Database,
+        inbox_table: Table,
+        subscription: Subscription,
+        *,
+        nats_url: str,
+        limits: StreamLimits | None = None,
+        batch_size: int = 256,
+        fetch_timeout: float = 1.0,
+        ack_wait: float = 10.0,
+        max_handler_attempts: int = 5,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.database = database
+        self.inbox = inbox_table
+        self.subscription = subscription
+        self.nats_url = nats_url
+        self.limits = limits or StreamLimits()
+        self.batch_size = batch_size
+        self.fetch_timeout = fetch_timeout
+        self.ack_wait = ack_wait
+        self.max_handler_attempts = max_handler_attempts
+        self.max_backoff = max_backoff
+        self.types = EventTypes(subscription.handlers)
+        self._handlers = {m.DESCRIPTOR.full_name: h for m, h in subscription.handlers.items()}
+        self.stats = ConsumerStats()
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        meter = metrics.get_meter("studyhall.consumer")
+        labels = {"consumer": subscription.name}
+        self._labels = labels
+        self._processed = meter.create_counter(
+            "studyhall.consumer.processed", description="Events whose effect was committed."
+        )
+        self._redelivered = meter.create_counter(
+            "studyhall.consumer.redeliveries", description="Messages delivered more than once."
+        )
+        self._dead = meter.create_counter(
+            "studyhall.consumer.dead_letters",
+            description="Messages parked in the dead-letter stream.",
+        )
+        self._transient = meter.create_counter(
+            "studyhall.consumer.transient_failures",
+            description="Batches retried because a dependency was unavailable.",
+        )
+        self._handler_failed = meter.create_counter(
+            "studyhall.consumer.handler_failures",
+            description="Valid events whose handler raised; retried, then parked.",
+        )
+        meter.create_observable_gauge(
+            "studyhall.consumer.lag",
+            callbacks=[self._observe_lag],
+            description="Messages in the stream not yet delivered to this consumer.",
+        )
+
+    async def run(self) -> None:
+        self._nc = await connect(self.nats_url, f"consumer-{self.subscription.name}")
+        self._js = self._nc.jetstream()
+        try:
+            delay = 0.1
+            while True:
+                try:
+                    await self._consume(self._js)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    self.stats.transient_failures += 1
+                    self._transient.add(1, self._labels)
+                    log.warning(
+                        "consumer %s interrupted, resuming in %.1fs: %s",
+                        self.subscription.name,
+                        delay,
+                        error,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.max_backoff)
+        finally:
+            await self._nc.close()
+
+    async def _consume(self, js: JetStreamContext) -> None:
+        await ensure_stream(js, deadletter_stream(self.limits))
+        config = ConsumerConfig(
+            durable_name=self.subscription.name,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            # Retrying is the consumer's decision (see the module docstring), not the server's.
+            max_deliver=-1,
+            max_ack_pending=self.batch_size * 4,
+            filter_subjects=self.subscription.filter_subjects(),
+        )
+        await js.add_consumer(self.subscription.stream, config)
+        pull = await js.pull_subscribe_bind(
+            durable=self.subscription.name, stream=self.subscription.stream
+        )
+        try:
+            while True:
+                try:
+                    batch = await pull.fetch(self.batch_size, timeout=self.fetch_timeout)
+                except NatsTimeout:
+                    continue
+                await self.handle_batch(js, batch)
+        finally:
+            await pull.unsubscribe()
+
+    async def handle_batch(self, js: JetStreamContext, batch: list[Msg]) -> None:
+        items: list[_Item] = []
+        for msg in batch:
+            metadata = msg.metadata
+            if metadata.num_delivered > 1:
+                self.stats.redeliveries += 1
+                self._redelivered.add(1, self._labels)
+            self.stats.lag = metadata.num_pending
+            try:
+                items.append(self._decode(msg))
+            except PoisonMessage as poison:
+                await self._park(js, msg, poison.reason)
+        if not items:
+            return
+        try:
+            await self._apply(items)
+        except Exception as error:
+            if is_transient(error):
+                await self._retry_later(items, error)
+                return
+            # One event of the batch is at fault; find it by handling them one by one.
+            for item in items:
+                await self._handle_alone(js, item)
+            return
+        await _ack_all(item.msg for item in items)
+
+    def _decode(self, msg: Msg) -> _Item:
+        envelope = Envelope.from_headers(msg.headers, msg.data)
+        event = self.types.decode(envelope)
+        expected = msg.subject.rsplit(".", 1)[-1]
+        if expected != event.DESCRIPTOR.name:
+            raise PoisonMessage(f"ce-type {envelope.type} does not match subject {msg.subject}")
+        return _Item(msg, envelope, event, self._handlers[envelope.type])
+
+    async def _apply(self, items: list[_Item]) -> None:
+        name = self.subscription.name
+        async with self.database.write() as session:
+            seen = await inbox.already_processed(
+                session, self.inbox, name, {item.envelope.id for item in items}
+            )
+            applied: list[tuple[str, str]] = []
+            for item in items:
+                if item.envelope.id in seen:
+                    self.stats.duplicates += 1
+                    continue
+                seen.add(item.envelope.id)
+                parent = propagate.extract(
+                    {
+                        "traceparent": item.envelope.traceparent,
+                        "tracestate": item.envelope.tracestate,
+                    }
+                )
+                with tracer.start_as_current_span(
+                    f"process {item.event.DESCRIPTOR.name}",
+                    context=parent,
+                    kind=SpanKind.CONSUMER,
+                    attributes={
+                        "messaging.system": "nats",
+                        "messaging.operation.type": "process",
+                        "messaging.destination.name": item.msg.subject,
+                        "messaging.consumer.group.name": name,
+                        "messaging.message.id": item.envelope.id,
+                    },
+                ):
+                    await item.handler(session, item.event, item.envelope)
+                applied.append((item.envelope.id, item.envelope.type))
+            await inbox.record(session, self.inbox, name, applied)
+        self.stats.processed += len(applied)
+        for _event_id, event_type in applied:
+            self.stats.counts[event_type] = self.stats.counts.get(event_type, 0) + 1
+        self._processed.add(len(applied), self._labels)
+
+    async def _handle_alone(self, js: JetStreamContext, item: _Item) -> None:
+        try:
+            await self._apply([item])
+        except Exception as error:
+            if is_transient(error):
+                await self._retry_later([item], error)
+                return
+            self.stats.handler_failures += 1
+            self._handler_failed.add(1, self._labels)
+            attempts = item.msg.metadata.num_delivered
+            if attempts >= self.max_handler_attempts:
+                log.error(
+                    "consumer %s parks %s after %d failed attempts: %r",
+                    self.subscription.name,
+                    item.envelope.id,
+                    attempts,
+                    error,
+                )
+                await self._park(js, item.msg, f"handler failed {attempts} times: {error!r}")
+            else:
+                await item.msg.nak(delay=min(0.2 * 2**attempts, self.max_backoff))
+            return
+        await item.msg.ack()
+
+    async def _retry_later(self, items: list[_Item], error: BaseException) -> None:
+        self.stats.transient_failures += 1
+        self._transient.add(1, self._labels)
+        attempts = max(item.msg.metadata.num_delivered for item in items)
+        delay = min(0.1 * 2**attempts, self.max_backoff)
+        log.warning("consumer %s will retry in %.1fs: %s", self.subscription.name, delay, error)
+        for item in items:
+            await item.msg.nak(delay=delay)
+
+    async def _park(self, js: JetStreamContext, msg: Msg, reason: str) -> None:
+        await deadletter.park(js, msg, consumer=self.subscription.name, reason=reason)
+        await msg.ack()
+        self.stats.dead_letters += 1
+        self._dead.add(1, self._labels)
+        log.error(
+            "consumer %s parked a dead letter: %s",
+            self.subscription.name,
+            reason,
+            extra={"nats_subject": msg.subject},
+        )
+
+    def _observe_lag(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(self.stats.lag, self._labels)]
+
+
+async def _ack_all(msgs: Iterable[Msg]) -> None:
+    for msg in msgs:
+        await msg.ack()

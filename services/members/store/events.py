@@ -1,0 +1,76 @@
+"""The facts the members service publishes, staged in its outbox in the caller's transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.events.outbox import Outbox
+from services.members.domain import Community, Membership
+from services.members.store.tables import outbox
+from studyhall.members.v1 import members_events_pb2 as events
+from studyhall.members.v1 import members_service_pb2 as pb
+
+OUTBOX = Outbox(outbox, "members")
+EVENT_TYPES = (events.CommunityCreated, events.MemberJoined, events.MemberLeft)
+
+
+class MemberEvents:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def community_created(self, community: Community) -> None:
+        await OUTBOX.add(
+            self.session,
+            events.CommunityCreated(
+                community_id=community.id,
+                owner_user_id=community.owner_user_id,
+                topic=community.topic,
+                visibility=pb.Visibility.ValueType(community.visibility),
+                join_policy=pb.JoinPolicy.ValueType(community.join_policy),
+                version=community.version,
+                create_time=_timestamp(community.created_at),
+            ),
+            community_id=community.id,
+            subject=f"communities/{community.id}",
+        )
+
+    async def member_joined(self, membership: Membership) -> None:
+        await OUTBOX.add(
+            self.session,
+            events.MemberJoined(
+                community_id=membership.community_id,
+                user_id=membership.user_id,
+                role=pb.Role.ValueType(membership.role),
+                version=membership.version,
+                join_time=_timestamp(membership.joined_at),
+            ),
+            community_id=membership.community_id,
+            subject=_membership_subject(membership),
+        )
+
+    async def member_left(self, membership: Membership) -> None:
+        assert membership.left_at is not None
+        await OUTBOX.add(
+            self.session,
+            events.MemberLeft(
+                community_id=membership.community_id,
+                user_id=membership.user_id,
+                version=membership.version,
+                leave_time=_timestamp(membership.left_at),
+            ),
+            community_id=membership.community_id,
+            subject=_membership_subject(membership),
+        )
+
+
+def _membership_subject(membership: Membership) -> str:
+    return f"communities/{membership.community_id}/members/{membership.user_id}"
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
