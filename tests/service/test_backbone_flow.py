@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -42,7 +43,7 @@ class Backbone:
             analytics_pb.GetCommunityStatsRequest(community_id=community_id),
             metadata=self.analytics.auth(user),
         )
-        return reply.stats.member_count
+        return int(reply.stats.member_count)
 
     async def eventually_counts(self, community_id: str, expected: int) -> None:
         for _ in range(300):
@@ -64,7 +65,7 @@ async def backbone(
 ) -> AsyncIterator[Backbone]:
     # The two services get separate databases: each owns its data.
     members_url, analytics_url = database_url, second_database_url
-    common = {"redis_url": redis_url, "nats_url": nats_url, "data_dir": data_dir}
+    common: dict[str, Any] = {"redis_url": redis_url, "nats_url": nats_url, "data_dir": data_dir}
     async with (
         running_service(MEMBERS, MembersSettings, database_url=members_url, **common) as members,
         running_service(
@@ -79,7 +80,7 @@ async def _create(backbone: Backbone, owner: str) -> str:
         members_pb.CreateCommunityRequest(name=f"Club {uuid.uuid4().hex[:8]}", topic="english"),
         metadata=backbone.members.auth(owner),
     )
-    return reply.community.id
+    return str(reply.community.id)
 
 
 async def test_joins_and_leaves_reach_the_member_count(backbone: Backbone) -> None:
