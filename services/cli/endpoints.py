@@ -37,14 +37,17 @@ def data_dir() -> Path:
 class Endpoints:
     grpc: dict[str, str]
     local_data_dir: Path | None
+    nats_url: str = "nats://127.0.0.1:14222"
 
     @classmethod
     def discover(cls) -> Endpoints:
         directory = data_dir()
         addresses = {name: f"127.0.0.1:{DEFAULT_GRPC_PORTS[name]}" for name in SERVICES}
         manifest = directory / "endpoints.json"
+        nats_url = "nats://127.0.0.1:14222"
         if manifest.exists():
             recorded = json.loads(manifest.read_text())
+            nats_url = recorded.get("nats_url", nats_url)
             for name in SERVICES:
                 address = recorded.get("services", {}).get(name, {}).get("grpc")
                 if address:
@@ -54,7 +57,8 @@ class Endpoints:
             override = os.environ.get(f"STUDYHALL_{name.upper()}_ADDRESS")
             if override:
                 addresses[name] = override
-        return cls(addresses, local)
+        nats_url = os.environ.get("STUDYHALL_NATS_URL") or nats_url
+        return cls(addresses, local, nats_url)
 
     def token(self, user_id: str | None, *, operator: bool = False) -> str:
         if user_id:

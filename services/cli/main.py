@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 import grpc
+import nats
 import typer
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
@@ -24,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.endpoints import SERVICES, CliError, Endpoints, data_dir
+from services.kit.events import deadletter
 from studyhall.analytics.v1 import analytics_service_pb2 as analytics_pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as analytics_grpc
 from studyhall.billing.v1 import billing_service_pb2 as billing_pb
@@ -43,7 +46,13 @@ product_app = typer.Typer(help="Products of a community.", no_args_is_help=True)
 app.add_typer(community_app, name="community")
 app.add_typer(post_app, name="post")
 app.add_typer(activity_app, name="activity")
+member_app = typer.Typer(help="Membership of communities.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="Dead letters: events a consumer could not handle.", no_args_is_help=True
+)
 app.add_typer(product_app, name="product")
+app.add_typer(member_app, name="member")
+app.add_typer(dlq_app, name="dlq")
 
 out = Console()
 err = Console(stderr=True)
@@ -401,6 +410,124 @@ def stats(community_id: str, as_user: AsUser = None, as_json: AsJson = False) ->
             _metadata(as_user),
         )
     _show(reply.stats, as_json, "community stats")
+
+
+@member_app.command("join")
+def member_join(community_id: str, request_id: RequestId = "", as_user: AsUser = None) -> None:
+    """Join an open community."""
+    with _stub("members", members_grpc.MembersServiceStub) as stub:
+        reply = _call(
+            stub.JoinCommunity,
+            members_pb.JoinCommunityRequest(
+                community_id=community_id, request_id=request_id or str(uuid.uuid4())
+            ),
+            _metadata(as_user),
+        )
+    _show(reply.membership, False, "membership")
+
+
+@member_app.command("leave")
+def member_leave(community_id: str, request_id: RequestId = "", as_user: AsUser = None) -> None:
+    """Leave a community."""
+    with _stub("members", members_grpc.MembersServiceStub) as stub:
+        _call(
+            stub.LeaveCommunity,
+            members_pb.LeaveCommunityRequest(
+                community_id=community_id, request_id=request_id or str(uuid.uuid4())
+            ),
+            _metadata(as_user),
+        )
+    typer.echo(f"left {community_id}")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    consumer: Annotated[str, typer.Option(help="Only this consumer's letters.")] = "",
+    as_json: AsJson = False,
+) -> None:
+    """Dead letters with their reasons, oldest first."""
+    letters = asyncio.run(_with_jetstream(lambda js: deadletter.list_dead_letters(js)))
+    letters = [letter for letter in letters if not consumer or letter.consumer == consumer]
+    if as_json:
+        rows = [
+            {
+                "sequence": letter.sequence,
+                "consumer": letter.consumer,
+                "event_type": letter.event_type,
+                "event_id": letter.event_id,
+                "community_id": letter.community_id,
+                "subject": letter.subject,
+                "parked_at": letter.parked_at,
+                "reason": letter.reason,
+            }
+            for letter in letters
+        ]
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"dead letters ({len(letters)})")
+    for column in ("seq", "consumer", "type", "event id", "parked at", "reason"):
+        table.add_column(column)
+    for letter in letters:
+        table.add_row(
+            str(letter.sequence),
+            letter.consumer,
+            letter.event_type.rsplit(".", 1)[-1],
+            letter.event_id,
+            letter.parked_at[:19],
+            letter.reason,
+        )
+    out.print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    sequences: Annotated[
+        list[int] | None, typer.Argument(help="Sequences from `dlq list`.")
+    ] = None,
+    all_letters: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
+    consumer: Annotated[str, typer.Option(help="With --all: only this consumer's.")] = "",
+) -> None:
+    """Republish dead letters to their original subjects (each applied at most once)."""
+    if not sequences and not all_letters:
+        raise typer.BadParameter("give sequences from `studyhall dlq list`, or --all")
+
+    async def replay_them(js: Any) -> list[str]:
+        chosen = list(sequences or [])
+        if all_letters:
+            letters = await deadletter.list_dead_letters(js)
+            chosen = [x.sequence for x in letters if not consumer or x.consumer == consumer]
+        done = []
+        for sequence in chosen:
+            try:
+                letter = await deadletter.replay(js, sequence)
+            except LookupError as error:
+                err.print(f"[yellow]skipped:[/yellow] {error}")
+                continue
+            done.append(f"replayed {sequence}: {letter.event_type} {letter.event_id}")
+        return done
+
+    for line in asyncio.run(_with_jetstream(replay_them)):
+        typer.echo(line)
+
+
+T = TypeVar("T")
+
+
+async def _with_jetstream(action: Callable[[Any], Awaitable[T]]) -> T:
+    url = Endpoints.discover().nats_url
+    try:
+        client = await nats.connect(
+            servers=url.split(","),
+            connect_timeout=3,
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
+        )
+    except Exception as error:
+        raise CliError(f"cannot reach NATS at {url}: {error}; set STUDYHALL_NATS_URL") from None
+    try:
+        return await action(client.jetstream())
+    finally:
+        await client.close()
 
 
 def run() -> None:

@@ -4,6 +4,7 @@ CLI, and stop cleanly on SIGTERM with their data kept for the next run."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import nats
 import pytest
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -251,6 +253,58 @@ def test_cli_creates_a_community_and_shows_it(platform: Platform) -> None:
     health = platform.cli("health")
     assert health.returncode == 0, health.stdout + health.stderr
     assert health.stdout.count("SERVING") == 5
+
+
+def test_members_joining_reach_the_stats_through_the_backbone(platform: Platform) -> None:
+    created = platform.cli(
+        "community", "create", "--name", "Chess Club", "--topic", "chess", "--as", "mo"
+    )
+    community_id = created.stdout.strip()
+    for user in ("pat", "quinn"):
+        joined = platform.cli("member", "join", community_id, "--as", user)
+        assert joined.returncode == 0, joined.stderr
+    left = platform.cli("member", "leave", community_id, "--as", "pat")
+    assert left.returncode == 0, left.stderr
+    for _ in range(100):
+        stats = platform.cli("stats", community_id, "--as", "mo", "--json")
+        assert stats.returncode == 0, stats.stderr
+        if json.loads(stats.stdout)["member_count"] == "2":
+            break
+        time.sleep(0.2)
+    assert json.loads(stats.stdout)["member_count"] == "2"
+
+
+def test_poison_event_is_listed_and_replayable_with_the_cli(
+    platform: Platform, nats_url: str
+) -> None:
+    community_id = str(uuid.uuid4())
+
+    async def publish_poison() -> None:
+        client = await nats.connect(nats_url)
+        try:
+            await client.jetstream().publish(
+                f"studyhall.members.{community_id}.MemberJoined", b"not an event"
+            )
+        finally:
+            await client.close()
+
+    asyncio.run(publish_poison())
+    mine: list[dict[str, Any]] = []
+    for _ in range(100):
+        listed = platform.cli("dlq", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        mine = [x for x in json.loads(listed.stdout) if community_id in x["subject"]]
+        if mine:
+            break
+        time.sleep(0.2)
+    [letter] = mine
+    assert letter["consumer"] == "analytics-members"
+    assert letter["reason"] == "no CloudEvents headers"
+    replayed = platform.cli("dlq", "replay", str(letter["sequence"]))
+    assert replayed.returncode == 0, replayed.stderr
+    assert f"replayed {letter['sequence']}" in replayed.stdout
+    listed = platform.cli("dlq", "list", "--json")
+    assert letter["sequence"] not in [x["sequence"] for x in json.loads(listed.stdout)]
 
 
 def test_cli_reports_status_and_exits_non_zero_on_bad_input(platform: Platform) -> None:

@@ -66,7 +66,10 @@ class DeadLetter:
 
 
 async def list_dead_letters(js: JetStreamContext, *, limit: int = 1000) -> list[DeadLetter]:
-    info = await js.stream_info(DEADLETTER_STREAM)
+    try:
+        info = await js.stream_info(DEADLETTER_STREAM)
+    except NotFoundError:
+        return []  # no consumer has started yet, so none has parked anything
     letters: list[DeadLetter] = []
     sequence = info.state.first_seq
     while sequence and sequence <= info.state.last_seq and len(letters) < limit:

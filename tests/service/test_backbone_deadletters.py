@@ -1,0 +1,209 @@
+"""Poison goes to the dead-letter stream at once and the flow goes on; a handler that keeps
+failing is parked after its attempts; a replay after the fix applies the event once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.analytics.app import SPEC as ANALYTICS
+from services.analytics.settings import AnalyticsSettings
+from services.kit.database import Database
+from services.kit.events import deadletter
+from services.kit.events.consumer import Consumer, Subscription
+from services.kit.events.envelope import Envelope, event_subject
+from services.kit.events.inbox import inbox_table
+from services.kit.events.streams import StreamLimits, ensure_stream, service_stream
+from studyhall.analytics.v1 import analytics_service_pb2 as analytics_pb
+from studyhall.analytics.v1 import analytics_service_pb2_grpc as analytics_grpc
+from studyhall.members.v1 import members_events_pb2 as events
+from tests.support.services import RunningService, running_service
+
+pytestmark = pytest.mark.service
+
+
+@pytest.fixture
+async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
+    client: Client = await nats.connect(nats_url)
+    context = client.jetstream()
+    await ensure_stream(context, service_stream("members", StreamLimits()))
+    try:
+        yield context
+    finally:
+        await client.close()
+
+
+def _joined(community_id: str, user_id: str, version: int = 1) -> tuple[str, bytes, dict[str, str]]:
+    event = events.MemberJoined(community_id=community_id, user_id=user_id, version=version)
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
+        source="/studyhall/members",
+        type=event.DESCRIPTOR.full_name,
+        time=datetime.now(UTC),
+        subject=f"communities/{community_id}/members/{user_id}",
+        community_id=community_id,
+        data=event.SerializeToString(),
+    )
+    subject = event_subject("members", community_id, "MemberJoined")
+    return subject, envelope.data, envelope.headers()
+
+
+async def _letters_for(
+    js: JetStreamContext, community_id: str, count: int
+) -> list[deadletter.DeadLetter]:
+    for _ in range(200):
+        letters = [
+            letter
+            for letter in await deadletter.list_dead_letters(js)
+            if f".{community_id}." in letter.subject
+        ]
+        if len(letters) >= count:
+            return letters
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"expected {count} dead letters for {community_id}")
+
+
+@pytest.fixture
+async def analytics(
+    tmp_path: Path, redis_url: str, nats_url: str, data_dir: Path
+) -> AsyncIterator[RunningService]:
+    async with running_service(
+        ANALYTICS,
+        AnalyticsSettings,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'analytics.db'}",
+        redis_url=redis_url,
+        nats_url=nats_url,
+        data_dir=data_dir,
+    ) as running:
+        yield running
+
+
+async def test_poison_messages_are_parked_with_a_reason_and_the_flow_goes_on(
+    js: JetStreamContext, analytics: RunningService
+) -> None:
+    community_id = str(uuid.uuid4())
+    subject, body, headers = _joined(community_id, "ivy")
+    no_type = {k: v for k, v in headers.items() if k != "ce-type"}
+    unknown = {
+        **headers,
+        "ce-type": "studyhall.members.v1.MemberExploded",
+        "Nats-Msg-Id": "u1" + community_id,
+    }
+    garbage = {**headers, "ce-id": str(uuid.uuid4()), "Nats-Msg-Id": "g1" + community_id}
+    await js.publish(subject, body)  # no headers at all
+    await js.publish(subject, body, headers={**no_type, "Nats-Msg-Id": "n1" + community_id})
+    await js.publish(subject, body, headers=unknown)
+    await js.publish(subject, b"\xff\xff\xff\xff", headers=garbage)
+    await js.publish(subject, body, headers=headers)  # the one valid event
+
+    stub = analytics_grpc.AnalyticsServiceStub(analytics.channel)
+    for _ in range(200):
+        stats = await stub.GetCommunityStats(
+            analytics_pb.GetCommunityStatsRequest(community_id=community_id),
+            metadata=analytics.auth("ops"),
+        )
+        if stats.stats.member_count == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert stats.stats.member_count == 1
+
+    letters = await _letters_for(js, community_id, 4)
+    reasons = sorted(letter.reason for letter in letters)
+    assert len(reasons) == 4
+    assert any("no CloudEvents headers" in r for r in reasons)
+    assert any("missing headers: ce-type" in r for r in reasons)
+    assert any("unknown event type 'studyhall.members.v1.MemberExploded'" in r for r in reasons)
+    assert any("undecodable" in r for r in reasons)
+    assert {letter.consumer for letter in letters} == {"analytics-members"}
+    assert all(letter.subject == subject for letter in letters)
+
+
+async def test_failing_handler_is_parked_then_replayed_once_after_the_fix(
+    js: JetStreamContext, nats_url: str, tmp_path: Path
+) -> None:
+    community_id = str(uuid.uuid4())
+    metadata = MetaData()
+    inbox = inbox_table(metadata)
+    effects = Table(
+        "effects",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("community_id", String(36)),
+    )
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'flaky.db'}")
+    async with database.writer.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    broken = True
+
+    async def record(session: AsyncSession, event: events.MemberJoined, envelope: Envelope) -> None:
+        if event.community_id == community_id and broken:
+            raise RuntimeError("the projection cannot take this yet")
+        await session.execute(effects.insert().values(community_id=event.community_id))
+
+    consumer = Consumer(
+        database,
+        inbox,
+        Subscription(
+            f"test-flaky-{uuid.uuid4().hex[:8]}", "members", {events.MemberJoined: record}
+        ),
+        nats_url=nats_url,
+        max_handler_attempts=2,
+    )
+    running = asyncio.create_task(consumer.run())
+
+    async def applied() -> int:
+        async with database.read() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(effects)
+                .where(effects.c.community_id == community_id)
+            )
+        return int(count or 0)
+
+    try:
+        subject, body, headers = _joined(community_id, "zoe")
+        await js.publish(subject, body, headers=headers)
+        [letter] = await _letters_for(js, community_id, 1)
+        assert letter.reason.startswith("handler failed 2 times: RuntimeError")
+        assert letter.event_id == headers["ce-id"]
+        assert consumer.stats.handler_failures == 2
+        assert await applied() == 0
+
+        broken = False
+        replayed = await deadletter.replay(js, letter.sequence)
+        assert replayed.event_id == headers["ce-id"]
+        for _ in range(200):
+            if await applied() == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert await applied() == 1
+        assert not [
+            item
+            for item in await deadletter.list_dead_letters(js)
+            if item.sequence == letter.sequence
+        ]
+
+        # The same event again (a second replay, a stray copy): the inbox keeps it at once.
+        await js.publish(subject, body, headers={**headers, "Nats-Msg-Id": str(uuid.uuid4())})
+        for _ in range(100):
+            if consumer.stats.duplicates >= 1:
+                break
+            await asyncio.sleep(0.05)
+        assert consumer.stats.duplicates >= 1
+        assert await applied() == 1
+        with pytest.raises(LookupError):
+            await deadletter.replay(js, letter.sequence)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await database.close()
