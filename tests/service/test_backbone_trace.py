@@ -110,7 +110,7 @@ async def test_one_trace_from_the_call_to_the_consumer(
     def span_id(name: str) -> int:
         context = spans[name].context
         assert context is not None
-        return context.span_id
+        return int(context.span_id)
 
     rpc = "studyhall.members.v1.MembersService/CreateCommunity"
     assert parent_of(rpc) == client_span.get_span_context().span_id
