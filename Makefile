@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: bench-backbone up test test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
+.PHONY: asyncapi asyncapi-check bench-backbone up test test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
 
 venv:
 	@scripts/bootstrap.sh
@@ -22,7 +22,7 @@ test:
 test-fast: venv
 	$(BIN)/pytest -m "not fault" $(PYTEST_ARGS)
 
-check: lint typecheck imports buf-lint buf-breaking proto-check docs-check
+check: lint typecheck imports buf-lint buf-breaking proto-check docs-check asyncapi-check
 
 lint: venv
 	$(BIN)/ruff check .
@@ -49,6 +49,12 @@ buf-breaking: venv
 
 docs: venv
 	$(BIN)/python scripts/settings_doc.py
+
+asyncapi: venv
+	$(BIN)/python scripts/asyncapi.py
+
+asyncapi-check: venv
+	$(BIN)/python scripts/asyncapi.py --check
 
 docs-check: venv
 	$(BIN)/python scripts/settings_doc.py --check

@@ -1,0 +1,167 @@
+"""Write docs/asyncapi.json, the catalogue of every stream, subject and event type, from the
+contracts (every message in proto/studyhall/<service>/v1/*_events.proto is an event of that
+service) and the services' subscriptions. `--check` fails when the file is stale."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+from services.kit.events.deadletter import CONSUMER, REASON, SUBJECT
+from services.kit.events.streams import DEADLETTER_PREFIX, DEADLETTER_STREAM, stream_name
+from services.kit.service import ServiceSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "docs" / "asyncapi.json"
+SERVICES = ("members", "content", "events", "billing", "analytics")
+
+_SCALARS = {
+    FieldDescriptor.TYPE_STRING: {"type": "string"},
+    FieldDescriptor.TYPE_BOOL: {"type": "boolean"},
+    FieldDescriptor.TYPE_INT32: {"type": "integer", "format": "int32"},
+    FieldDescriptor.TYPE_INT64: {"type": "string", "format": "int64"},
+    FieldDescriptor.TYPE_UINT32: {"type": "integer", "format": "uint32"},
+    FieldDescriptor.TYPE_UINT64: {"type": "string", "format": "uint64"},
+    FieldDescriptor.TYPE_DOUBLE: {"type": "number"},
+    FieldDescriptor.TYPE_FLOAT: {"type": "number"},
+    FieldDescriptor.TYPE_BYTES: {"type": "string", "contentEncoding": "base64"},
+}
+
+CLOUDEVENTS_HEADERS = {
+    "type": "object",
+    "description": "CloudEvents 1.0 binary mode: attributes as NATS headers.",
+    "required": [
+        "ce-specversion",
+        "ce-id",
+        "ce-source",
+        "ce-type",
+        "ce-time",
+        "ce-subject",
+        "ce-communityid",
+        "content-type",
+        "Nats-Msg-Id",
+    ],
+    "properties": {
+        "ce-specversion": {"const": "1.0"},
+        "ce-id": {"type": "string", "format": "uuid", "description": "Event id; the inbox key."},
+        "ce-source": {"type": "string", "description": "/studyhall/<service>"},
+        "ce-type": {"type": "string", "description": "Full protobuf name of the body."},
+        "ce-time": {"type": "string", "format": "date-time"},
+        "ce-subject": {"type": "string", "description": "The aggregate, e.g. communities/<id>"},
+        "ce-communityid": {"type": "string", "format": "uuid"},
+        "content-type": {"const": "application/protobuf"},
+        "Nats-Msg-Id": {"type": "string", "description": "Equals ce-id when first published."},
+        "traceparent": {"type": "string", "description": "W3C trace context of the cause."},
+        "tracestate": {"type": "string"},
+    },
+}
+
+
+def event_messages(service: str) -> list[Descriptor]:
+    found: list[Descriptor] = []
+    for path in sorted((ROOT / "proto" / "studyhall" / service / "v1").glob("*_events.proto")):
+        module = importlib.import_module(f"studyhall.{service}.v1.{path.stem}_pb2")
+        found.extend(module.DESCRIPTOR.message_types_by_name.values())
+    return found
+
+
+def schema(message: Descriptor) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for field in message.fields:
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            assert field.message_type is not None
+            if field.message_type.full_name == "google.protobuf.Timestamp":
+                value: dict[str, Any] = {"type": "string", "format": "date-time"}
+            else:
+                value = schema(field.message_type)
+        elif field.type == FieldDescriptor.TYPE_ENUM:
+            assert field.enum_type is not None
+            value = {"type": "string", "enum": [v.name for v in field.enum_type.values]}
+        else:
+            value = dict(_SCALARS[field.type])
+        if field.is_repeated:
+            value = {"type": "array", "items": value}
+        properties[field.name] = value
+    return {"type": "object", "x-protobuf-message": message.full_name, "properties": properties}
+
+
+def document() -> dict[str, Any]:
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    specs: dict[str, ServiceSpec] = {
+        name: importlib.import_module(f"services.{name}.app").SPEC for name in SERVICES
+    }
+    for service in SERVICES:
+        for message in event_messages(service):
+            key = f"{service}.{message.name}"
+            messages[key] = {
+                "name": message.full_name,
+                "title": message.name,
+                "contentType": "application/protobuf",
+                "headers": CLOUDEVENTS_HEADERS,
+                "payload": {
+                    "schemaFormat": "application/schema+json;version=draft-07",
+                    "schema": schema(message),
+                },
+            }
+            channels[key] = {
+                "address": f"studyhall.{service}.{{communityId}}.{message.name}",
+                "description": f"Stream {stream_name(service)}.",
+                "parameters": {"communityId": {"description": "The community the event is about."}},
+                "messages": {message.name: {"$ref": f"#/components/messages/{key}"}},
+            }
+            operations[f"{service}.publish.{message.name}"] = {
+                "action": "send",
+                "channel": {"$ref": f"#/channels/{key}"},
+                "summary": f"The {service} service publishes it through its outbox.",
+            }
+    for consumer_service, spec in specs.items():
+        for subscription in spec.subscriptions:
+            for message_type in subscription.handlers:
+                key = f"{subscription.source_service}.{message_type.DESCRIPTOR.name}"
+                operations[f"{subscription.name}.{message_type.DESCRIPTOR.name}"] = {
+                    "action": "receive",
+                    "channel": {"$ref": f"#/channels/{key}"},
+                    "summary": f"{consumer_service} consumes it (durable {subscription.name}).",
+                }
+    channels["deadletter"] = {
+        "address": f"{DEADLETTER_PREFIX}.{{consumer}}",
+        "description": f"Stream {DEADLETTER_STREAM}: messages a consumer could not handle, "
+        f"with the original headers and body plus {REASON}, {CONSUMER} and {SUBJECT}.",
+        "parameters": {"consumer": {"description": "Durable name of the consumer."}},
+    }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Studyhall events",
+            "version": "1.0.0",
+            "description": "Facts the Studyhall services publish on NATS JetStream.",
+        },
+        "defaultContentType": "application/protobuf",
+        "servers": {
+            "local": {"host": "127.0.0.1:14222", "protocol": "nats", "description": "make up"}
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages},
+    }
+
+
+def main() -> None:
+    text = json.dumps(document(), indent=2, sort_keys=True) + "\n"
+    if "--check" in sys.argv:
+        if not OUTPUT.exists() or OUTPUT.read_text() != text:
+            sys.exit("docs/asyncapi.json is stale: run `make asyncapi`")
+        print("docs/asyncapi.json is fresh")
+        return
+    OUTPUT.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
