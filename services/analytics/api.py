@@ -7,6 +7,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.analytics import domain
 from services.analytics.store.repository import StatsRepository
+from services.kit.access import Access, Role
 from services.kit.auth import current_identity
 from services.kit.database import Database
 from services.kit.validation import Violations
@@ -17,17 +18,20 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
 
 
 class AnalyticsApi(pb_grpc.AnalyticsServiceServicer):
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, access: Access) -> None:
         self.database = database
+        self.access = access
 
     async def GetCommunityStats(
         self, request: pb.GetCommunityStatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCommunityStatsResponse:
-        # Reading needs a verified caller too; community roles are not checked here yet.
-        current_identity()
+        caller = current_identity()
         problems = Violations()
         problems.uuid("community_id", request.community_id)
         problems.raise_if_any()
+        await self.access.require_role(
+            request.community_id, caller, Role.MODERATOR, "reading a community's figures"
+        )
         community_id = request.community_id
         async with self.database.read() as session:
             stats = await StatsRepository(session).get(community_id)

@@ -9,14 +9,17 @@ import grpc
 from services.analytics.api import SERVICE_NAME, AnalyticsApi
 from services.analytics.consumers import MEMBERS
 from services.analytics.settings import AnalyticsSettings
-from services.analytics.store.tables import inbox
+from services.analytics.store.tables import access, inbox
+from services.kit.access import Access, access_subscription
 from services.kit.service import Dependencies, ServiceSpec, run
 from services.kit.settings import load_settings
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as pb_grpc
 
 
 def register(server: grpc.aio.Server, deps: Dependencies) -> None:
-    pb_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsApi(deps.database), server)
+    pb_grpc.add_AnalyticsServiceServicer_to_server(
+        AnalyticsApi(deps.database, Access("analytics", deps.database, access, deps.redis)), server
+    )
 
 
 SPEC = ServiceSpec(
@@ -25,7 +28,7 @@ SPEC = ServiceSpec(
     service_names=[SERVICE_NAME],
     register=register,
     inbox=inbox,
-    subscriptions=[MEMBERS],
+    subscriptions=[MEMBERS, access_subscription("analytics", access)],
 )
 
 

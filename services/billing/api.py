@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.billing import domain
 from services.billing.store.repository import ProductRepository
 from services.billing.store.tables import idempotency_keys
+from services.kit.access import Access, Role
 from services.kit.auth import current_identity
 from services.kit.database import Database
 from services.kit.errors import NotFound
@@ -21,8 +22,9 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BillingService"].full_name
 
 
 class BillingApi(pb_grpc.BillingServiceServicer):
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, access: Access) -> None:
         self.database = database
+        self.access = access
         self.idempotent = IdempotentWriter(database, idempotency_keys)
 
     async def CreateProduct(
@@ -49,6 +51,9 @@ class BillingApi(pb_grpc.BillingServiceServicer):
         ):
             problems.add("trial_days", "is only allowed for monthly or yearly products")
         problems.raise_if_any()
+        await self.access.require_role(
+            request.community_id, caller, Role.ADMIN, "selling a product"
+        )
 
         async def create(session: AsyncSession) -> pb.CreateProductResponse:
             product = domain.new_product(
@@ -69,12 +74,12 @@ class BillingApi(pb_grpc.BillingServiceServicer):
     async def GetProduct(
         self, request: pb.GetProductRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetProductResponse:
-        # Reading needs a verified caller too; community roles are not checked here yet.
-        current_identity()
+        caller = current_identity()
         problems = Violations()
         problems.uuid("community_id", request.community_id)
         problems.uuid("product_id", request.product_id)
         problems.raise_if_any()
+        await self.access.require_reader(request.community_id, caller)
         async with self.database.read() as session:
             product = await ProductRepository(session).get(request.community_id, request.product_id)
         if product is None:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.content import domain
 from services.content.store.repository import PostRepository
 from services.content.store.tables import idempotency_keys
+from services.kit.access import Access, Role
 from services.kit.auth import current_identity
 from services.kit.database import Database
 from services.kit.errors import NotFound
@@ -21,8 +22,9 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ContentService"].full_name
 
 
 class ContentApi(pb_grpc.ContentServiceServicer):
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, access: Access) -> None:
         self.database = database
+        self.access = access
         self.idempotent = IdempotentWriter(database, idempotency_keys)
 
     async def CreatePost(
@@ -50,6 +52,9 @@ class ContentApi(pb_grpc.ContentServiceServicer):
             problems.add("url", "must be an absolute http:// or https:// URL")
         problems.tags("tags", list(request.tags))
         problems.raise_if_any()
+        await self.access.require_role(
+            request.community_id, caller, Role.MEMBER, "publishing a post"
+        )
 
         async def create(session: AsyncSession) -> pb.CreatePostResponse:
             post = domain.new_post(
@@ -70,12 +75,12 @@ class ContentApi(pb_grpc.ContentServiceServicer):
     async def GetPost(
         self, request: pb.GetPostRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPostResponse:
-        # Reading needs a verified caller too; community roles are not checked here yet.
-        current_identity()
+        caller = current_identity()
         problems = Violations()
         problems.uuid("community_id", request.community_id)
         problems.uuid("post_id", request.post_id)
         problems.raise_if_any()
+        await self.access.require_reader(request.community_id, caller)
         async with self.database.read() as session:
             post = await PostRepository(session).get(request.community_id, request.post_id)
         if post is None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.events import domain
 from services.events.store.repository import ActivityRepository
 from services.events.store.tables import idempotency_keys
+from services.kit.access import Access, Role
 from services.kit.auth import current_identity
 from services.kit.database import Database
 from services.kit.errors import NotFound
@@ -24,8 +25,9 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ActivitiesService"].full_name
 
 
 class ActivitiesApi(pb_grpc.ActivitiesServiceServicer):
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, access: Access) -> None:
         self.database = database
+        self.access = access
         self.idempotent = IdempotentWriter(database, idempotency_keys)
 
     async def CreateActivity(
@@ -53,6 +55,9 @@ class ActivitiesApi(pb_grpc.ActivitiesServiceServicer):
             max_length=domain.LOCATION_MAX,
         )
         problems.raise_if_any()
+        await self.access.require_role(
+            request.community_id, caller, Role.MODERATOR, "scheduling an activity"
+        )
         assert start_time is not None
 
         async def create(session: AsyncSession) -> pb.CreateActivityResponse:
@@ -76,12 +81,12 @@ class ActivitiesApi(pb_grpc.ActivitiesServiceServicer):
     async def GetActivity(
         self, request: pb.GetActivityRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetActivityResponse:
-        # Reading needs a verified caller too; community roles are not checked here yet.
-        current_identity()
+        caller = current_identity()
         problems = Violations()
         problems.uuid("community_id", request.community_id)
         problems.uuid("activity_id", request.activity_id)
         problems.raise_if_any()
+        await self.access.require_reader(request.community_id, caller)
         async with self.database.read() as session:
             activity = await ActivityRepository(session).get(
                 request.community_id, request.activity_id

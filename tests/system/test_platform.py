@@ -135,6 +135,19 @@ def test_every_service_is_serving_and_lists_its_api_through_reflection(platform:
             assert any(name.startswith(f"studyhall.{service}.v1.") for name in names), names
 
 
+def _once_roles_arrive(call: Callable[[], Any]) -> Any:
+    """Other services learn roles from members' events: a brand-new community is NOT_FOUND
+    there for the moment its events take to arrive."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return call()
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def test_first_capability_of_each_service_works_with_a_token_and_not_without(
     platform: Platform,
 ) -> None:
@@ -213,7 +226,9 @@ def test_first_capability_of_each_service_works_with_a_token_and_not_without(
             with pytest.raises(grpc.RpcError) as refused:
                 getattr(stub, create)(create_request, timeout=10)
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, service
-            created = getattr(stub, create)(create_request, metadata=owner, timeout=10)
+            created = _once_roles_arrive(
+                lambda: getattr(stub, create)(create_request, metadata=owner, timeout=10)
+            )
             fetched = getattr(stub, get)(get_request(created), metadata=owner, timeout=10)
             # Each reply holds one record: what Get returns is what Create made.
             assert fetched.ListFields()[0][1] == created.ListFields()[0][1], service
@@ -224,7 +239,9 @@ def test_first_capability_of_each_service_works_with_a_token_and_not_without(
         with pytest.raises(grpc.RpcError) as refused:
             analytics.GetCommunityStats(stats_request, timeout=10)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        stats = analytics.GetCommunityStats(stats_request, metadata=owner, timeout=10).stats
+        stats = _once_roles_arrive(
+            lambda: analytics.GetCommunityStats(stats_request, metadata=owner, timeout=10)
+        ).stats
         assert stats.community_id == community.id
 
 
@@ -267,9 +284,9 @@ def test_members_joining_reach_the_stats_through_the_backbone(platform: Platform
     assert left.returncode == 0, left.stderr
     for _ in range(100):
         stats = platform.cli("stats", community_id, "--as", "mo", "--json")
-        assert stats.returncode == 0, stats.stderr
-        if json.loads(stats.stdout)["member_count"] == "2":
+        if stats.returncode == 0 and json.loads(stats.stdout)["member_count"] == "2":
             break
+        assert stats.returncode == 0 or "NOT_FOUND" in stats.stderr, stats.stderr
         time.sleep(0.2)
     assert json.loads(stats.stdout)["member_count"] == "2"
 
@@ -294,11 +311,19 @@ def test_poison_event_is_listed_and_replayable_with_the_cli(
         listed = platform.cli("dlq", "list", "--json")
         assert listed.returncode == 0, listed.stderr
         mine = [x for x in json.loads(listed.stdout) if community_id in x["subject"]]
-        if mine:
+        if len(mine) == 5:
             break
         time.sleep(0.2)
-    [letter] = mine
-    assert letter["consumer"] == "analytics-members"
+    # Every consumer of MemberJoined parks its own copy: analytics' count and the four
+    # role projections.
+    assert {x["consumer"] for x in mine} == {
+        "analytics-members",
+        "analytics-access",
+        "content-access",
+        "events-access",
+        "billing-access",
+    }
+    [letter] = [x for x in mine if x["consumer"] == "analytics-members"]
     assert letter["reason"] == "no CloudEvents headers"
     replayed = platform.cli("dlq", "replay", str(letter["sequence"]))
     assert replayed.returncode == 0, replayed.stderr

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, MetaData, String, Table
 
+from services.kit.access import access_tables
 from services.kit.events.inbox import inbox_table
 
 metadata = MetaData()
@@ -31,3 +32,5 @@ member_states = Table(
 )
 
 inbox = inbox_table(metadata)
+# The projection of members' roles this service authorizes calls with.
+access = access_tables(metadata)

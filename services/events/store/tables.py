@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, Text
 
+from services.kit.access import access_tables
+from services.kit.events.inbox import inbox_table
 from services.kit.idempotency import idempotency_table
 
 metadata = MetaData()
@@ -26,3 +28,7 @@ activities = Table(
 )
 
 idempotency_keys = idempotency_table(metadata)
+
+inbox = inbox_table(metadata)
+# The projection of members' roles this service authorizes calls with.
+access = access_tables(metadata)
