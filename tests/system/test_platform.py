@@ -5,6 +5,7 @@ CLI, and stop cleanly on SIGTERM with their data kept for the next run."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -227,7 +229,7 @@ def test_first_capability_of_each_service_works_with_a_token_and_not_without(
                 getattr(stub, create)(create_request, timeout=10)
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, service
             created = _once_roles_arrive(
-                lambda: getattr(stub, create)(create_request, metadata=owner, timeout=10)
+                functools.partial(getattr(stub, create), create_request, metadata=owner, timeout=10)
             )
             fetched = getattr(stub, get)(get_request(created), metadata=owner, timeout=10)
             # Each reply holds one record: what Get returns is what Create made.
@@ -330,6 +332,34 @@ def test_poison_event_is_listed_and_replayable_with_the_cli(
     assert f"replayed {letter['sequence']}" in replayed.stdout
     listed = platform.cli("dlq", "list", "--json")
     assert letter["sequence"] not in [x["sequence"] for x in json.loads(listed.stdout)]
+
+
+def test_backbone_metrics_are_on_the_prometheus_endpoints(platform: Platform) -> None:
+    recorded = json.loads((platform.data_dir / "endpoints.json").read_text())["services"]
+
+    def scrape(service: str) -> str:
+        with urllib.request.urlopen(recorded[service]["metrics"], timeout=5) as response:
+            return str(response.read().decode())
+
+    created = platform.cli(
+        "community", "create", "--name", "Metrics", "--topic", "ops", "--as", "m"
+    )
+    assert created.returncode == 0, created.stderr
+    for _ in range(100):
+        members, analytics = scrape("members"), scrape("analytics")
+        if "studyhall_consumer_processed" in analytics and "studyhall_outbox_published" in members:
+            break
+        time.sleep(0.2)
+    for name in (
+        "studyhall_outbox_backlog",
+        "studyhall_outbox_oldest_age",
+        "studyhall_outbox_published",
+    ):
+        assert name in members, name
+    for name in ("studyhall_consumer_processed", "studyhall_consumer_lag"):
+        assert name in analytics, name
+    assert 'consumer="analytics-members"' in analytics
+    assert "community_id" not in members + analytics
 
 
 def test_cli_reports_status_and_exits_non_zero_on_bad_input(platform: Platform) -> None:
