@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: asyncapi asyncapi-check bench-backbone up test test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
+.PHONY: asyncapi asyncapi-check bench-backbone bench-tracing up test test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
 
 venv:
 	@scripts/bootstrap.sh
@@ -61,6 +61,9 @@ docs-check: venv
 
 bench-backbone: venv
 	$(BIN)/python -m bench.backbone $(BENCH_ARGS)
+
+bench-tracing: venv
+	$(BIN)/python -m bench.tracing $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -15,6 +15,7 @@ import json
 import os
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,7 @@ class TokenVerifier:
         key_file: Path | None = None,
         jwks_url: str = "",
         leeway_seconds: int = 30,
+        cache_size: int = 10_000,
     ) -> None:
         if not key_file and not jwks_url:
             raise ValueError("a key file or a JWKS URL is required")
@@ -103,8 +105,25 @@ class TokenVerifier:
         self._key_file = key_file
         self._keys: KeySet | None = None
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300) if jwks_url else None
+        self.cache_size = cache_size
+        self._verified: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
 
     async def verify(self, token: str) -> Identity:
+        cached = self._verified.get(token)
+        if cached is not None:
+            identity, expires = cached
+            if time.time() < expires:
+                return identity
+            del self._verified[token]
+        identity = await self._verify(token)
+        # A client reuses its token for many calls; verifying the signature once per token
+        # instead of once per call is most of the cost of a light RPC.
+        self._verified[token] = (identity, float(identity.claims["exp"]))
+        if len(self._verified) > self.cache_size:
+            self._verified.popitem(last=False)
+        return identity
+
+    async def _verify(self, token: str) -> Identity:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
