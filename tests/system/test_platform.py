@@ -27,6 +27,8 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from opentelemetry import propagate
+from opentelemetry.sdk.trace import TracerProvider
 
 from services.kit.auth import LocalSigner
 from studyhall.analytics.v1 import analytics_service_pb2 as analytics_pb
@@ -39,6 +41,7 @@ from studyhall.events.v1 import activities_service_pb2 as events_pb
 from studyhall.events.v1 import activities_service_pb2_grpc as events_grpc
 from studyhall.members.v1 import members_service_pb2 as members_pb
 from studyhall.members.v1 import members_service_pb2_grpc as members_grpc
+from tests.support.otlp import Receiver, otlp_receiver
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.system
@@ -109,11 +112,22 @@ def _stop(platform: Platform) -> str:
 
 
 @pytest.fixture(scope="module")
+def collector() -> Iterator[Receiver]:
+    with otlp_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
 def platform(
-    tmp_path_factory: pytest.TempPathFactory, nats_url: str, redis_url: str
+    tmp_path_factory: pytest.TempPathFactory, nats_url: str, redis_url: str, collector: Receiver
 ) -> Iterator[Platform]:
     data_dir = tmp_path_factory.mktemp("platform") / "data"
     env = _environment(data_dir, nats_url, redis_url)
+    env.update(
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="200",
+        OTEL_METRIC_EXPORT_INTERVAL="1000",
+    )
     running = _start(env, data_dir)
     try:
         yield running
@@ -360,6 +374,43 @@ def test_backbone_metrics_are_on_the_prometheus_endpoints(platform: Platform) ->
         assert name in analytics, name
     assert 'consumer="analytics-members"' in analytics
     assert "community_id" not in members + analytics
+
+
+def test_one_trace_runs_from_the_call_through_members_and_nats_into_analytics(
+    platform: Platform, collector: Receiver
+) -> None:
+    provider = TracerProvider()
+    tracer = provider.get_tracer("system-test")
+    with tracer.start_as_current_span("operator creates a community") as root:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        with platform.channel("members") as channel:
+            members_grpc.MembersServiceStub(channel).CreateCommunity(
+                members_pb.CreateCommunityRequest(name=f"Traced {uuid.uuid4().hex[:6]}", topic="t"),
+                metadata=[*platform.auth("tess"), *carrier.items()],
+                timeout=10,
+            )
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    wanted = {
+        ("studyhall-members", "studyhall.members.v1.MembersService/CreateCommunity"),
+        ("studyhall-members", "publish MemberJoined"),
+        ("studyhall-analytics", "process MemberJoined"),
+        ("studyhall-content", "process MemberJoined"),
+    }
+    for _ in range(150):
+        with collector.lock:
+            seen = {(s.service, s.name): s for s in collector.spans if s.trace_id == trace_id}
+        if wanted <= set(seen):
+            break
+        time.sleep(0.1)
+    assert wanted <= set(seen), sorted(seen)
+    server = seen[("studyhall-members", "studyhall.members.v1.MembersService/CreateCommunity")]
+    publish = seen[("studyhall-members", "publish MemberJoined")]
+    processed = seen[("studyhall-analytics", "process MemberJoined")]
+    assert server.parent_span_id == format(root.get_span_context().span_id, "016x")
+    assert publish.parent_span_id == server.span_id
+    assert processed.parent_span_id == publish.span_id
+    assert "rpc.server.duration" in collector.metric_names
 
 
 def test_cli_reports_status_and_exits_non_zero_on_bad_input(platform: Platform) -> None:
