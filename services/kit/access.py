@@ -168,6 +168,21 @@ def access_subscription(service: str, tables: AccessTables) -> Subscription:
             ["community_id"],
         )
 
+    async def community_updated(
+        session: AsyncSession, event: members_events.CommunityUpdated, envelope: Envelope
+    ) -> None:
+        # Carries the visibility whatever changed, so this row is always complete.
+        await upsert_if_newer(
+            session,
+            tables.communities,
+            {
+                "community_id": event.community_id,
+                "visibility": int(event.visibility),
+                "version": event.version,
+            },
+            ["community_id"],
+        )
+
     async def member_joined(
         session: AsyncSession, event: members_events.MemberJoined, envelope: Envelope
     ) -> None:
@@ -205,6 +220,7 @@ def access_subscription(service: str, tables: AccessTables) -> Subscription:
         source_service="members",
         handlers={
             members_events.CommunityCreated: community_created,
+            members_events.CommunityUpdated: community_updated,
             members_events.MemberJoined: member_joined,
             members_events.MemberLeft: member_left,
         },

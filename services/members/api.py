@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kit.auth import current_identity
+from services.kit.auth import Identity, current_identity
 from services.kit.database import Database
-from services.kit.errors import AlreadyExists, DomainError, FailedPrecondition, NotFound
+from services.kit.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+)
 from services.kit.idempotency import IdempotencyKey, IdempotentWriter
 from services.kit.validation import Violations
-from services.members import domain
+from services.members import domain, page_tokens
 from services.members.store.events import MemberEvents
-from services.members.store.repository import CommunityRepository
+from services.members.store.repository import CommunityRepository, ConcurrentChange
 from services.members.store.tables import idempotency_keys
 from studyhall.members.v1 import members_service_pb2 as pb
 from studyhall.members.v1 import members_service_pb2_grpc as pb_grpc
@@ -150,12 +158,227 @@ class MembersApi(pb_grpc.MembersServiceServicer):
         self.on_commit()
         return response
 
+    async def UpdateCommunity(
+        self, request: pb.UpdateCommunityRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateCommunityResponse:
+        caller = current_identity()
+        paths = list(request.update_mask.paths)
+        new = request.community
+        problems = Violations()
+        problems.request_id(request.request_id)
+        problems.uuid("community.id", new.id)
+        if not paths:
+            problems.add("update_mask", "name at least one field to change")
+        for path in paths:
+            if path not in domain.UPDATABLE:
+                problems.add("update_mask", f"{path!r} cannot be changed; use {domain.UPDATABLE}")
+        _check_fields(problems, new, paths, prefix="community.")
+        problems.raise_if_any()
+        changes = _changes(new, paths)
+
+        async def update(session: AsyncSession) -> pb.UpdateCommunityResponse:
+            communities = CommunityRepository(session)
+            community = await _community_for(communities, new.id, caller)
+            await _require_role(communities, community, caller, domain.Role.ADMIN, "changing it")
+            changed = _apply_community(lambda: domain.update(community, changes, request.etag))
+            slug_changed = changed.slug != community.slug
+            if slug_changed and await communities.slug_taken(changed.slug):
+                raise AlreadyExists(f"slug {changed.slug!r} is taken; choose another slug")
+            await _save(communities, changed)
+            await MemberEvents(session).community_updated(changed, sorted(set(paths)))
+            return pb.UpdateCommunityResponse(community=_to_proto(changed))
+
+        key = IdempotencyKey(caller.user_id, "UpdateCommunity", request.request_id)
+        response = await self.idempotent.run(key, request, pb.UpdateCommunityResponse, update)
+        self.on_commit()
+        return response
+
+    async def ArchiveCommunity(
+        self, request: pb.ArchiveCommunityRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ArchiveCommunityResponse:
+        caller = current_identity()
+        problems = Violations()
+        problems.request_id(request.request_id)
+        problems.uuid("community_id", request.community_id)
+        problems.raise_if_any()
+
+        async def archive(session: AsyncSession) -> pb.ArchiveCommunityResponse:
+            communities = CommunityRepository(session)
+            community = await _community_for(communities, request.community_id, caller)
+            await _require_role(communities, community, caller, domain.Role.OWNER, "archiving it")
+            archived = _apply_community(lambda: domain.archive(community, request.etag))
+            await _save(communities, archived)
+            await MemberEvents(session).community_archived(archived)
+            return pb.ArchiveCommunityResponse(community=_to_proto(archived))
+
+        key = IdempotencyKey(caller.user_id, "ArchiveCommunity", request.request_id)
+        response = await self.idempotent.run(key, request, pb.ArchiveCommunityResponse, archive)
+        self.on_commit()
+        return response
+
+    async def ListCommunities(
+        self, request: pb.ListCommunitiesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListCommunitiesResponse:
+        caller = current_identity()
+        problems = Violations()
+        problems.text("topic", request.topic, required=False, max_length=80)
+        if request.tag:
+            problems.tags("tag", [request.tag], max_count=1)
+        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+            problems.add("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
+        query = (request.topic, request.tag)
+        after = None
+        if request.page_token:
+            after = page_tokens.decode(request.page_token, query)
+            if after is None:
+                problems.add("page_token", "is not a token this query returned; start without it")
+        problems.raise_if_any()
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        async with self.database.read() as session:
+            found = await CommunityRepository(session).list_visible(
+                caller.user_id,
+                everything=caller.operator,
+                topic=request.topic,
+                tag=request.tag,
+                after=after,
+                limit=size + 1,
+            )
+        page, more = found[:size], len(found) > size
+        last = page[-1] if page else None
+        return pb.ListCommunitiesResponse(
+            communities=[_to_proto(community) for community in page],
+            next_page_token=page_tokens.encode((last.created_at, last.id), query)
+            if more and last
+            else "",
+        )
+
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+async def _community_for(
+    communities: CommunityRepository, community_id: str, caller: Identity
+) -> domain.Community:
+    community = await communities.get(community_id)
+    if community is None:
+        raise NotFound(f"community {community_id} not found")
+    if not community.visible_to_outsiders() and not caller.operator:
+        membership = await communities.membership(community_id, caller.user_id)
+        if membership is None or not membership.active:
+            raise NotFound(f"community {community_id} not found")
+    return community
+
+
+async def _require_role(
+    communities: CommunityRepository,
+    community: domain.Community,
+    caller: Identity,
+    minimum: domain.Role,
+    what: str,
+) -> None:
+    if caller.operator:
+        return
+    membership = await communities.membership(community.id, caller.user_id)
+    held = membership.role if membership and membership.active else None
+    if held is None or held < minimum:
+        raise PermissionDenied(
+            f"{what} needs the {minimum.name.lower()} role or higher in community "
+            f"{community.id}; you are {held.name.lower() if held else 'not a member'}"
+        )
+
+
+async def _save(communities: CommunityRepository, community: domain.Community) -> None:
+    try:
+        await communities.save(community)
+    except ConcurrentChange as error:
+        raise FailedPrecondition(f"{error}; read it again and reapply your change") from None
+
+
+def _check_fields(
+    problems: Violations, community: pb.Community, paths: list[str], *, prefix: str
+) -> None:
+    """Validate the fields a request sets; `paths` limits it to those (None: all)."""
+    checks = {
+        "name": lambda: problems.text(prefix + "name", community.name, max_length=120),
+        "topic": lambda: problems.text(prefix + "topic", community.topic, max_length=80),
+        "mission": lambda: problems.text(
+            prefix + "mission", community.mission, required=False, max_length=2000
+        ),
+        "audience": lambda: problems.text(
+            prefix + "audience", community.audience, required=False, max_length=500
+        ),
+        "tags": lambda: problems.tags(prefix + "tags", list(community.tags)),
+        "slug": lambda: (
+            None
+            if domain.SLUG_PATTERN.fullmatch(community.slug)
+            else problems.add(
+                prefix + "slug", "must be 1-64 lowercase ASCII letters, digits or inner '-'"
+            )
+        ),
+        "visibility": lambda: problems.enum(
+            prefix + "visibility",
+            community.visibility,
+            domain.Visibility,
+            "Visibility",
+            required=True,
+        ),
+        "join_policy": lambda: problems.enum(
+            prefix + "join_policy",
+            community.join_policy,
+            domain.JoinPolicy,
+            "JoinPolicy",
+            required=True,
+        ),
+        "locale": lambda: (
+            None
+            if domain.LOCALE_PATTERN.fullmatch(community.locale) or not community.locale
+            else problems.add(
+                prefix + "locale", "must be a BCP 47 language tag such as en or zh-Hans"
+            )
+        ),
+        "time_zone": lambda: (
+            None
+            if not community.time_zone or domain.is_time_zone(community.time_zone)
+            else problems.add(
+                prefix + "time_zone", "must be an IANA time zone such as Asia/Shanghai"
+            )
+        ),
+    }
+    for path in dict.fromkeys(paths):
+        if path in checks:
+            checks[path]()
+
+
+def _changes(community: pb.Community, paths: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "name": community.name.strip(),
+        "slug": community.slug,
+        "topic": community.topic.strip(),
+        "mission": community.mission.strip(),
+        "audience": community.audience.strip(),
+        "tags": list(community.tags),
+        "visibility": domain.Visibility(community.visibility) if community.visibility else None,
+        "join_policy": domain.JoinPolicy(community.join_policy) if community.join_policy else None,
+        "locale": community.locale,
+        "time_zone": community.time_zone,
+    }
+    return {path: values[path] for path in paths}
+
+
+def _apply_community(change: Callable[[], domain.Community]) -> domain.Community:
+    try:
+        return change()
+    except domain.CommunityError as error:
+        raise FailedPrecondition(error.message) from None
+
 
 _MEMBERSHIP_ERRORS: dict[str, type[DomainError]] = {
     "already_member": AlreadyExists,
     "not_open": FailedPrecondition,
     "not_member": NotFound,
     "owner_cannot_leave": FailedPrecondition,
+    "archived": FailedPrecondition,
 }
 
 
@@ -194,4 +417,14 @@ def _to_proto(community: domain.Community) -> pb.Community:
         owner_user_id=community.owner_user_id,
         create_time=created,
         version=community.version,
+        etag=community.etag,
+        locale=community.locale,
+        time_zone=community.time_zone,
+        archive_time=_timestamp(community.archived_at) if community.archived_at else None,
     )
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import IntEnum
+from typing import Any
 
 
 class Visibility(IntEnum):
@@ -44,9 +47,70 @@ class Community:
     join_policy: JoinPolicy = JoinPolicy.OPEN
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     version: int = 1
+    locale: str = ""
+    time_zone: str = ""
+    archived_at: datetime | None = None
 
     def visible_to_outsiders(self) -> bool:
         return self.visibility is not Visibility.PRIVATE
+
+    @property
+    def etag(self) -> str:
+        return f"v{self.version}"
+
+
+# What UpdateCommunity may change, by field-mask path.
+UPDATABLE = (
+    "name",
+    "slug",
+    "topic",
+    "mission",
+    "audience",
+    "tags",
+    "visibility",
+    "join_policy",
+    "locale",
+    "time_zone",
+)
+
+
+class CommunityError(Exception):
+    """A change to a community the rules forbid; `code` says which rule."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def check_etag(community: Community, etag: str) -> None:
+    if etag and etag != community.etag:
+        raise CommunityError(
+            "stale",
+            f"community {community.id} changed since you read it (etag {etag}, now "
+            f"{community.etag}); read it again and reapply your change",
+        )
+
+
+def update(community: Community, changes: Mapping[str, Any], etag: str) -> Community:
+    """The community with `changes` applied (paths from UPDATABLE) and its version bumped."""
+    if community.archived_at is not None:
+        raise CommunityError("archived", f"community {community.id} is archived")
+    check_etag(community, etag)
+    unknown = sorted(set(changes) - set(UPDATABLE))
+    if unknown:
+        raise ValueError(f"not updatable: {unknown}")
+    values = dict(changes)
+    if "tags" in values:
+        values["tags"] = sorted(set(values["tags"]))
+    return replace(community, **values, version=community.version + 1)
+
+
+def archive(community: Community, etag: str) -> Community:
+    if community.archived_at is not None:
+        raise CommunityError("archived", f"community {community.id} is already archived")
+    check_etag(community, etag)
+    return replace(community, archived_at=datetime.now(UTC), version=community.version + 1)
 
 
 @dataclass(frozen=True)
@@ -73,6 +137,8 @@ class MembershipError(Exception):
 
 
 def join(community: Community, current: Membership | None, user_id: str) -> Membership:
+    if community.archived_at is not None:
+        raise MembershipError("archived", f"community {community.id} is archived")
     if current is not None and current.active:
         raise MembershipError("already_member", f"{user_id} is already a member of {community.id}")
     if community.join_policy is not JoinPolicy.OPEN:
@@ -130,6 +196,17 @@ def new_community(
     )
     owner = Membership(community_id, owner_user_id, Role.OWNER, community.created_at)
     return community, owner
+
+
+LOCALE_PATTERN = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
+
+
+def is_time_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 _SLUG_SEPARATORS = re.compile(r"[^\w]+")

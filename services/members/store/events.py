@@ -14,7 +14,6 @@ from studyhall.members.v1 import members_events_pb2 as events
 from studyhall.members.v1 import members_service_pb2 as pb
 
 OUTBOX = Outbox(outbox, "members")
-EVENT_TYPES = (events.CommunityCreated, events.MemberJoined, events.MemberLeft)
 
 
 class MemberEvents:
@@ -32,6 +31,34 @@ class MemberEvents:
                 join_policy=pb.JoinPolicy.ValueType(community.join_policy),
                 version=community.version,
                 create_time=_timestamp(community.created_at),
+            ),
+            community_id=community.id,
+            subject=f"communities/{community.id}",
+        )
+
+    async def community_updated(self, community: Community, changed: list[str]) -> None:
+        await OUTBOX.add(
+            self.session,
+            events.CommunityUpdated(
+                community_id=community.id,
+                version=community.version,
+                changed_fields=changed,
+                topic=community.topic,
+                visibility=pb.Visibility.ValueType(community.visibility),
+                join_policy=pb.JoinPolicy.ValueType(community.join_policy),
+            ),
+            community_id=community.id,
+            subject=f"communities/{community.id}",
+        )
+
+    async def community_archived(self, community: Community) -> None:
+        assert community.archived_at is not None
+        await OUTBOX.add(
+            self.session,
+            events.CommunityArchived(
+                community_id=community.id,
+                version=community.version,
+                archive_time=_timestamp(community.archived_at),
             ),
             community_id=community.id,
             subject=f"communities/{community.id}",

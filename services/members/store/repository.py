@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import and_, exists, or_, select, tuple_
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import utc
 from services.members.domain import Community, JoinPolicy, Membership, Role, Visibility
-from services.members.store.tables import communities, memberships
+from services.members.store.tables import communities, community_tags, memberships
 
 
 class CommunityRepository:
@@ -14,22 +16,74 @@ class CommunityRepository:
         self.session = session
 
     async def add(self, community: Community) -> None:
-        await self.session.execute(
-            communities.insert().values(
-                id=community.id,
-                name=community.name,
-                slug=community.slug,
-                topic=community.topic,
-                mission=community.mission,
-                audience=community.audience,
-                tags=community.tags,
-                visibility=int(community.visibility),
-                join_policy=int(community.join_policy),
-                owner_user_id=community.owner_user_id,
-                created_at=community.created_at,
-                version=community.version,
-            )
+        await self.session.execute(communities.insert().values(**_community_row(community)))
+        await self._write_tags(community)
+
+    async def save(self, community: Community) -> None:
+        """Store a changed community; its version must be the next one."""
+        result = await self.session.execute(
+            communities.update()
+            .where(communities.c.id == community.id, communities.c.version == community.version - 1)
+            .values(**_community_row(community))
         )
+        if not getattr(result, "rowcount", 0):
+            # Another writer got there first (only possible on PostgreSQL, where writers
+            # do not queue); the caller's etag check saw an older row.
+            raise ConcurrentChange(community.id)
+        await self.session.execute(
+            community_tags.delete().where(community_tags.c.community_id == community.id)
+        )
+        await self._write_tags(community)
+
+    async def list_visible(
+        self,
+        user_id: str,
+        *,
+        everything: bool,
+        topic: str,
+        tag: str,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Community]:
+        """Communities `user_id` may see, newest first, after the `after` position."""
+        mine = memberships.alias("mine")
+        query = (
+            select(communities)
+            .outerjoin(
+                mine,
+                and_(
+                    mine.c.community_id == communities.c.id,
+                    mine.c.user_id == user_id,
+                    mine.c.active.is_(True),
+                ),
+            )
+            .where(communities.c.archived_at.is_(None))
+        )
+        if not everything:
+            query = query.where(
+                or_(communities.c.visibility == int(Visibility.PUBLIC), mine.c.user_id.is_not(None))
+            )
+        if topic:
+            query = query.where(communities.c.topic == topic)
+        if tag:
+            query = query.where(
+                exists().where(
+                    community_tags.c.community_id == communities.c.id, community_tags.c.tag == tag
+                )
+            )
+        if after is not None:
+            query = query.where(tuple_(communities.c.created_at, communities.c.id) < tuple_(*after))
+        query = query.order_by(communities.c.created_at.desc(), communities.c.id.desc()).limit(
+            limit
+        )
+        return [_community(row) for row in (await self.session.execute(query)).all()]
+
+    async def _write_tags(self, community: Community) -> None:
+        if community.tags:
+            await self.session.execute(
+                community_tags.insert(),
+                [{"community_id": community.id, "tag": tag} for tag in community.tags],
+            )
 
     async def get(self, community_id: str) -> Community | None:
         row = (
@@ -81,6 +135,31 @@ class CommunityRepository:
         )
 
 
+class ConcurrentChange(Exception):
+    def __init__(self, community_id: str) -> None:
+        super().__init__(f"community {community_id} was changed by someone else meanwhile")
+
+
+def _community_row(community: Community) -> dict[str, object]:
+    return {
+        "id": community.id,
+        "name": community.name,
+        "slug": community.slug,
+        "topic": community.topic,
+        "mission": community.mission,
+        "audience": community.audience,
+        "tags": community.tags,
+        "visibility": int(community.visibility),
+        "join_policy": int(community.join_policy),
+        "owner_user_id": community.owner_user_id,
+        "created_at": community.created_at,
+        "version": community.version,
+        "locale": community.locale,
+        "time_zone": community.time_zone,
+        "archived_at": community.archived_at,
+    }
+
+
 def _community(row: Row[tuple[object, ...]]) -> Community:
     return Community(
         id=row.id,
@@ -95,6 +174,9 @@ def _community(row: Row[tuple[object, ...]]) -> Community:
         owner_user_id=row.owner_user_id,
         created_at=utc(row.created_at),
         version=row.version,
+        locale=row.locale,
+        time_zone=row.time_zone,
+        archived_at=utc(row.archived_at) if row.archived_at else None,
     )
 
 

@@ -34,6 +34,21 @@ communities = Table(
     Column("owner_user_id", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("version", Integer, nullable=False),
+    Column("locale", String(35), nullable=False, server_default=""),
+    Column("time_zone", String(64), nullable=False, server_default=""),
+    Column("archived_at", DateTime(timezone=True), nullable=True),
+    # Listing walks communities newest first.
+    Index("ix_communities_created", "created_at", "id"),
+    Index("ix_communities_topic", "topic", "created_at"),
+)
+
+# Tags again, one row each, so that listing by tag is an indexed lookup on every store.
+community_tags = Table(
+    "community_tags",
+    metadata,
+    Column("community_id", String(36), ForeignKey("communities.id"), primary_key=True),
+    Column("tag", String(40), primary_key=True),
+    Index("ix_community_tags_tag", "tag", "community_id"),
 )
 
 memberships = Table(

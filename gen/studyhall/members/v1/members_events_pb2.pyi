@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from studyhall.members.v1 import members_service_pb2 as _members_service_pb2
 import builtins as _builtins
 import sys
@@ -129,3 +131,68 @@ class MemberLeft(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MemberLeft: _TypeAlias = MemberLeft  # noqa: Y015
+
+@_typing.final
+class CommunityUpdated(_message.Message):
+    """Fields of a community changed. Lists which; carries the values other services act on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    TOPIC_FIELD_NUMBER: _builtins.int
+    VISIBILITY_FIELD_NUMBER: _builtins.int
+    JOIN_POLICY_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    version: _builtins.int
+    topic: _builtins.str
+    visibility: _members_service_pb2.Visibility.ValueType
+    join_policy: _members_service_pb2.JoinPolicy.ValueType
+    @_builtins.property
+    def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        changed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        topic: _builtins.str = ...,
+        visibility: _members_service_pb2.Visibility.ValueType = ...,
+        join_policy: _members_service_pb2.JoinPolicy.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "community_id", b"community_id", "join_policy", b"join_policy", "topic", b"topic", "version", b"version", "visibility", b"visibility"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommunityUpdated: _TypeAlias = CommunityUpdated  # noqa: Y015
+
+@_typing.final
+class CommunityArchived(_message.Message):
+    """A community was archived: no new members, no changes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ARCHIVE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def archive_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        archive_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["archive_time", b"archive_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archive_time", b"archive_time", "community_id", b"community_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommunityArchived: _TypeAlias = CommunityArchived  # noqa: Y015

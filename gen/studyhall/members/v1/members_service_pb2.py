@@ -22,42 +22,55 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*studyhall/members/v1/members_service.proto\x12\x14studyhall.members.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x01\n\nMembership\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12-\n\tjoin_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x05 \x01(\x03\"\xb9\x02\n\tCommunity\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04slug\x18\x03 \x01(\t\x12\r\n\x05topic\x18\x04 \x01(\t\x12\x0f\n\x07mission\x18\x05 \x01(\t\x12\x10\n\x08\x61udience\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x34\n\nvisibility\x18\x08 \x01(\x0e\x32 .studyhall.members.v1.Visibility\x12\x35\n\x0bjoin_policy\x18\t \x01(\x0e\x32 .studyhall.members.v1.JoinPolicy\x12\x15\n\rowner_user_id\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x0c \x01(\x03\"\xf5\x01\n\x16\x43reateCommunityRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04slug\x18\x03 \x01(\t\x12\r\n\x05topic\x18\x04 \x01(\t\x12\x0f\n\x07mission\x18\x05 \x01(\t\x12\x10\n\x08\x61udience\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x34\n\nvisibility\x18\x08 \x01(\x0e\x32 .studyhall.members.v1.Visibility\x12\x35\n\x0bjoin_policy\x18\t \x01(\x0e\x32 .studyhall.members.v1.JoinPolicy\"M\n\x17\x43reateCommunityResponse\x12\x32\n\tcommunity\x18\x01 \x01(\x0b\x32\x1f.studyhall.members.v1.Community\"+\n\x13GetCommunityRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\"J\n\x14GetCommunityResponse\x12\x32\n\tcommunity\x18\x01 \x01(\x0b\x32\x1f.studyhall.members.v1.Community\"@\n\x14JoinCommunityRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\"M\n\x15JoinCommunityResponse\x12\x34\n\nmembership\x18\x01 \x01(\x0b\x32 .studyhall.members.v1.Membership\"A\n\x15LeaveCommunityRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\")\n\x16LeaveCommunityResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03*a\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_MEMBER\x10\x01\x12\x12\n\x0eROLE_MODERATOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x12\x0e\n\nROLE_OWNER\x10\x04*p\n\nVisibility\x12\x1a\n\x16VISIBILITY_UNSPECIFIED\x10\x00\x12\x15\n\x11VISIBILITY_PUBLIC\x10\x01\x12\x17\n\x13VISIBILITY_UNLISTED\x10\x02\x12\x16\n\x12VISIBILITY_PRIVATE\x10\x03*v\n\nJoinPolicy\x12\x1b\n\x17JOIN_POLICY_UNSPECIFIED\x10\x00\x12\x14\n\x10JOIN_POLICY_OPEN\x10\x01\x12\x18\n\x14JOIN_POLICY_APPROVAL\x10\x02\x12\x1b\n\x17JOIN_POLICY_INVITE_ONLY\x10\x03\x32\xbe\x03\n\x0eMembersService\x12n\n\x0f\x43reateCommunity\x12,.studyhall.members.v1.CreateCommunityRequest\x1a-.studyhall.members.v1.CreateCommunityResponse\x12\x65\n\x0cGetCommunity\x12).studyhall.members.v1.GetCommunityRequest\x1a*.studyhall.members.v1.GetCommunityResponse\x12h\n\rJoinCommunity\x12*.studyhall.members.v1.JoinCommunityRequest\x1a+.studyhall.members.v1.JoinCommunityResponse\x12k\n\x0eLeaveCommunity\x12+.studyhall.members.v1.LeaveCommunityRequest\x1a,.studyhall.members.v1.LeaveCommunityResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*studyhall/members/v1/members_service.proto\x12\x14studyhall.members.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x01\n\nMembership\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12-\n\tjoin_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x05 \x01(\x03\"\x9c\x03\n\tCommunity\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04slug\x18\x03 \x01(\t\x12\r\n\x05topic\x18\x04 \x01(\t\x12\x0f\n\x07mission\x18\x05 \x01(\t\x12\x10\n\x08\x61udience\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x34\n\nvisibility\x18\x08 \x01(\x0e\x32 .studyhall.members.v1.Visibility\x12\x35\n\x0bjoin_policy\x18\t \x01(\x0e\x32 .studyhall.members.v1.JoinPolicy\x12\x15\n\rowner_user_id\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x0c \x01(\x03\x12\x0c\n\x04\x65tag\x18\r \x01(\t\x12\x0e\n\x06locale\x18\x0e \x01(\t\x12\x11\n\ttime_zone\x18\x0f \x01(\t\x12\x30\n\x0c\x61rchive_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf5\x01\n\x16\x43reateCommunityRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04slug\x18\x03 \x01(\t\x12\r\n\x05topic\x18\x04 \x01(\t\x12\x0f\n\x07mission\x18\x05 \x01(\t\x12\x10\n\x08\x61udience\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12\x34\n\nvisibility\x18\x08 \x01(\x0e\x32 .studyhall.members.v1.Visibility\x12\x35\n\x0bjoin_policy\x18\t \x01(\x0e\x32 .studyhall.members.v1.JoinPolicy\"M\n\x17\x43reateCommunityResponse\x12\x32\n\tcommunity\x18\x01 \x01(\x0b\x32\x1f.studyhall.members.v1.Community\"+\n\x13GetCommunityRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\"J\n\x14GetCommunityResponse\x12\x32\n\tcommunity\x18\x01 \x01(\x0b\x32\x1f.studyhall.members.v1.Community\"@\n\x14JoinCommunityRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\"M\n\x15JoinCommunityResponse\x12\x34\n\nmembership\x18\x01 \x01(\x0b\x32 .studyhall.members.v1.Membership\"A\n\x15LeaveCommunityRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\")\n\x16LeaveCommunityResponse\x12\x0f\n\x07version\x18\x01 \x01(\x03\"\x9f\x01\n\x16UpdateCommunityRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x32\n\tcommunity\x18\x02 \x01(\x0b\x32\x1f.studyhall.members.v1.Community\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0c\n\x04\x65tag\x18\x04 \x01(\t\"M\n\x17UpdateCommunityResponse\x12\x32\n\tcommunity\x18\x01 \x01(\x0b\x32\x1f.studyhall.members.v1.Community\"Q\n\x17\x41rchiveCommunityRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"N\n\x18\x41rchiveCommunityResponse\x12\x32\n\tcommunity\x18\x01 \x01(\x0b\x32\x1f.studyhall.members.v1.Community\"[\n\x16ListCommunitiesRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"h\n\x17ListCommunitiesResponse\x12\x34\n\x0b\x63ommunities\x18\x01 \x03(\x0b\x32\x1f.studyhall.members.v1.Community\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*a\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_MEMBER\x10\x01\x12\x12\n\x0eROLE_MODERATOR\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x12\x0e\n\nROLE_OWNER\x10\x04*p\n\nVisibility\x12\x1a\n\x16VISIBILITY_UNSPECIFIED\x10\x00\x12\x15\n\x11VISIBILITY_PUBLIC\x10\x01\x12\x17\n\x13VISIBILITY_UNLISTED\x10\x02\x12\x16\n\x12VISIBILITY_PRIVATE\x10\x03*v\n\nJoinPolicy\x12\x1b\n\x17JOIN_POLICY_UNSPECIFIED\x10\x00\x12\x14\n\x10JOIN_POLICY_OPEN\x10\x01\x12\x18\n\x14JOIN_POLICY_APPROVAL\x10\x02\x12\x1b\n\x17JOIN_POLICY_INVITE_ONLY\x10\x03\x32\x91\x06\n\x0eMembersService\x12n\n\x0f\x43reateCommunity\x12,.studyhall.members.v1.CreateCommunityRequest\x1a-.studyhall.members.v1.CreateCommunityResponse\x12\x65\n\x0cGetCommunity\x12).studyhall.members.v1.GetCommunityRequest\x1a*.studyhall.members.v1.GetCommunityResponse\x12h\n\rJoinCommunity\x12*.studyhall.members.v1.JoinCommunityRequest\x1a+.studyhall.members.v1.JoinCommunityResponse\x12k\n\x0eLeaveCommunity\x12+.studyhall.members.v1.LeaveCommunityRequest\x1a,.studyhall.members.v1.LeaveCommunityResponse\x12n\n\x0fUpdateCommunity\x12,.studyhall.members.v1.UpdateCommunityRequest\x1a-.studyhall.members.v1.UpdateCommunityResponse\x12q\n\x10\x41rchiveCommunity\x12-.studyhall.members.v1.ArchiveCommunityRequest\x1a..studyhall.members.v1.ArchiveCommunityResponse\x12n\n\x0fListCommunities\x12,.studyhall.members.v1.ListCommunitiesRequest\x1a-.studyhall.members.v1.ListCommunitiesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'studyhall.members.v1.members_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=1280
-  _globals['_ROLE']._serialized_end=1377
-  _globals['_VISIBILITY']._serialized_start=1379
-  _globals['_VISIBILITY']._serialized_end=1491
-  _globals['_JOINPOLICY']._serialized_start=1493
-  _globals['_JOINPOLICY']._serialized_end=1611
-  _globals['_MEMBERSHIP']._serialized_start=102
-  _globals['_MEMBERSHIP']._serialized_end=259
-  _globals['_COMMUNITY']._serialized_start=262
-  _globals['_COMMUNITY']._serialized_end=575
-  _globals['_CREATECOMMUNITYREQUEST']._serialized_start=578
-  _globals['_CREATECOMMUNITYREQUEST']._serialized_end=823
-  _globals['_CREATECOMMUNITYRESPONSE']._serialized_start=825
-  _globals['_CREATECOMMUNITYRESPONSE']._serialized_end=902
-  _globals['_GETCOMMUNITYREQUEST']._serialized_start=904
-  _globals['_GETCOMMUNITYREQUEST']._serialized_end=947
-  _globals['_GETCOMMUNITYRESPONSE']._serialized_start=949
-  _globals['_GETCOMMUNITYRESPONSE']._serialized_end=1023
-  _globals['_JOINCOMMUNITYREQUEST']._serialized_start=1025
-  _globals['_JOINCOMMUNITYREQUEST']._serialized_end=1089
-  _globals['_JOINCOMMUNITYRESPONSE']._serialized_start=1091
-  _globals['_JOINCOMMUNITYRESPONSE']._serialized_end=1168
-  _globals['_LEAVECOMMUNITYREQUEST']._serialized_start=1170
-  _globals['_LEAVECOMMUNITYREQUEST']._serialized_end=1235
-  _globals['_LEAVECOMMUNITYRESPONSE']._serialized_start=1237
-  _globals['_LEAVECOMMUNITYRESPONSE']._serialized_end=1278
-  _globals['_MEMBERSSERVICE']._serialized_start=1614
-  _globals['_MEMBERSSERVICE']._serialized_end=2060
+  _globals['_ROLE']._serialized_start=2016
+  _globals['_ROLE']._serialized_end=2113
+  _globals['_VISIBILITY']._serialized_start=2115
+  _globals['_VISIBILITY']._serialized_end=2227
+  _globals['_JOINPOLICY']._serialized_start=2229
+  _globals['_JOINPOLICY']._serialized_end=2347
+  _globals['_MEMBERSHIP']._serialized_start=136
+  _globals['_MEMBERSHIP']._serialized_end=293
+  _globals['_COMMUNITY']._serialized_start=296
+  _globals['_COMMUNITY']._serialized_end=708
+  _globals['_CREATECOMMUNITYREQUEST']._serialized_start=711
+  _globals['_CREATECOMMUNITYREQUEST']._serialized_end=956
+  _globals['_CREATECOMMUNITYRESPONSE']._serialized_start=958
+  _globals['_CREATECOMMUNITYRESPONSE']._serialized_end=1035
+  _globals['_GETCOMMUNITYREQUEST']._serialized_start=1037
+  _globals['_GETCOMMUNITYREQUEST']._serialized_end=1080
+  _globals['_GETCOMMUNITYRESPONSE']._serialized_start=1082
+  _globals['_GETCOMMUNITYRESPONSE']._serialized_end=1156
+  _globals['_JOINCOMMUNITYREQUEST']._serialized_start=1158
+  _globals['_JOINCOMMUNITYREQUEST']._serialized_end=1222
+  _globals['_JOINCOMMUNITYRESPONSE']._serialized_start=1224
+  _globals['_JOINCOMMUNITYRESPONSE']._serialized_end=1301
+  _globals['_LEAVECOMMUNITYREQUEST']._serialized_start=1303
+  _globals['_LEAVECOMMUNITYREQUEST']._serialized_end=1368
+  _globals['_LEAVECOMMUNITYRESPONSE']._serialized_start=1370
+  _globals['_LEAVECOMMUNITYRESPONSE']._serialized_end=1411
+  _globals['_UPDATECOMMUNITYREQUEST']._serialized_start=1414
+  _globals['_UPDATECOMMUNITYREQUEST']._serialized_end=1573
+  _globals['_UPDATECOMMUNITYRESPONSE']._serialized_start=1575
+  _globals['_UPDATECOMMUNITYRESPONSE']._serialized_end=1652
+  _globals['_ARCHIVECOMMUNITYREQUEST']._serialized_start=1654
+  _globals['_ARCHIVECOMMUNITYREQUEST']._serialized_end=1735
+  _globals['_ARCHIVECOMMUNITYRESPONSE']._serialized_start=1737
+  _globals['_ARCHIVECOMMUNITYRESPONSE']._serialized_end=1815
+  _globals['_LISTCOMMUNITIESREQUEST']._serialized_start=1817
+  _globals['_LISTCOMMUNITIESREQUEST']._serialized_end=1908
+  _globals['_LISTCOMMUNITIESRESPONSE']._serialized_start=1910
+  _globals['_LISTCOMMUNITIESRESPONSE']._serialized_end=2014
+  _globals['_MEMBERSSERVICE']._serialized_start=2350
+  _globals['_MEMBERSSERVICE']._serialized_end=3135
 # @@protoc_insertion_point(module_scope)

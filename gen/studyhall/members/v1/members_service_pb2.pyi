@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -135,6 +136,10 @@ class Community(_message.Message):
     OWNER_USER_ID_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    LOCALE_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    ARCHIVE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     slug: _builtins.str
@@ -146,10 +151,20 @@ class Community(_message.Message):
     owner_user_id: _builtins.str
     version: _builtins.int
     """Increases with every change; also the version carried by its events."""
+    etag: _builtins.str
+    """Opaque; send it back with an update so a concurrent edit is not overwritten."""
+    locale: _builtins.str
+    """BCP 47 language tag of the community, e.g. "en" or "zh-Hans"."""
+    time_zone: _builtins.str
+    """IANA time zone the community keeps its calendar in, e.g. "Asia/Shanghai"."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def archive_time(self) -> _timestamp_pb2.Timestamp:
+        """Set when the community was archived."""
+
     def __init__(
         self,
         *,
@@ -165,10 +180,14 @@ class Community(_message.Message):
         owner_user_id: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        etag: _builtins.str = ...,
+        locale: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        archive_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["archive_time", b"archive_time", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "create_time", b"create_time", "id", b"id", "join_policy", b"join_policy", "mission", b"mission", "name", b"name", "owner_user_id", b"owner_user_id", "slug", b"slug", "tags", b"tags", "topic", b"topic", "version", b"version", "visibility", b"visibility"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archive_time", b"archive_time", "audience", b"audience", "create_time", b"create_time", "etag", b"etag", "id", b"id", "join_policy", b"join_policy", "locale", b"locale", "mission", b"mission", "name", b"name", "owner_user_id", b"owner_user_id", "slug", b"slug", "tags", b"tags", "time_zone", b"time_zone", "topic", b"topic", "version", b"version", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -366,3 +385,164 @@ class LeaveCommunityResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LeaveCommunityResponse: _TypeAlias = LeaveCommunityResponse  # noqa: Y015
+
+@_typing.final
+class UpdateCommunityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    etag: _builtins.str
+    """The etag the caller last read; empty to overwrite whatever is there."""
+    @_builtins.property
+    def community(self) -> Global___Community:
+        """The community with the new values; its `id` names the community to change."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Fields to change: name, slug, topic, mission, audience, tags, visibility, join_policy,
+        locale, time_zone.
+        """
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community: Global___Community | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["community", b"community", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community", b"community", "etag", b"etag", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCommunityRequest: _TypeAlias = UpdateCommunityRequest  # noqa: Y015
+
+@_typing.final
+class UpdateCommunityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def community(self) -> Global___Community: ...
+    def __init__(
+        self,
+        *,
+        community: Global___Community | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["community", b"community"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community", b"community"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCommunityResponse: _TypeAlias = UpdateCommunityResponse  # noqa: Y015
+
+@_typing.final
+class ArchiveCommunityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    etag: _builtins.str
+    """The etag the caller last read; empty to archive whatever is there."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "etag", b"etag", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchiveCommunityRequest: _TypeAlias = ArchiveCommunityRequest  # noqa: Y015
+
+@_typing.final
+class ArchiveCommunityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def community(self) -> Global___Community: ...
+    def __init__(
+        self,
+        *,
+        community: Global___Community | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["community", b"community"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community", b"community"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchiveCommunityResponse: _TypeAlias = ArchiveCommunityResponse  # noqa: Y015
+
+@_typing.final
+class ListCommunitiesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: _builtins.int
+    TAG_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    topic: _builtins.str
+    """Only communities with this topic."""
+    tag: _builtins.str
+    """Only communities carrying this tag."""
+    page_size: _builtins.int
+    """At most this many (default 20, at most 100)."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token, with the same filters."""
+    def __init__(
+        self,
+        *,
+        topic: _builtins.str = ...,
+        tag: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "tag", b"tag", "topic", b"topic"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCommunitiesRequest: _TypeAlias = ListCommunitiesRequest  # noqa: Y015
+
+@_typing.final
+class ListCommunitiesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def communities(self) -> _containers.RepeatedCompositeFieldContainer[Global___Community]: ...
+    def __init__(
+        self,
+        *,
+        communities: _abc.Iterable[Global___Community] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["communities", b"communities", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCommunitiesResponse: _TypeAlias = ListCommunitiesResponse  # noqa: Y015

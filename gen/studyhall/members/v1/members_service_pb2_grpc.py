@@ -55,6 +55,21 @@ class MembersServiceStub:
                 request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.LeaveCommunityRequest.SerializeToString,
                 response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.LeaveCommunityResponse.FromString,
                 _registered_method=True)
+        self.UpdateCommunity = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/UpdateCommunity',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.UpdateCommunityRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.UpdateCommunityResponse.FromString,
+                _registered_method=True)
+        self.ArchiveCommunity = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/ArchiveCommunity',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ArchiveCommunityRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ArchiveCommunityResponse.FromString,
+                _registered_method=True)
+        self.ListCommunities = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/ListCommunities',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListCommunitiesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListCommunitiesResponse.FromString,
+                _registered_method=True)
 
 
 class MembersServiceServicer:
@@ -89,6 +104,30 @@ class MembersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateCommunity(self, request, context):
+        """Changes the fields named in the mask; refused when the etag is no longer current.
+        Owners and admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveCommunity(self, request, context):
+        """Closes a community: it stays readable to its members but takes no new members or
+        changes. Owner only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCommunities(self, request, context):
+        """Lists the communities the caller may see, newest first: public ones, and private or
+        unlisted ones the caller belongs to. Archived communities are not listed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MembersServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +150,21 @@ def add_MembersServiceServicer_to_server(servicer, server):
                     servicer.LeaveCommunity,
                     request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.LeaveCommunityRequest.FromString,
                     response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.LeaveCommunityResponse.SerializeToString,
+            ),
+            'UpdateCommunity': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCommunity,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.UpdateCommunityRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.UpdateCommunityResponse.SerializeToString,
+            ),
+            'ArchiveCommunity': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveCommunity,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ArchiveCommunityRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ArchiveCommunityResponse.SerializeToString,
+            ),
+            'ListCommunities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCommunities,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListCommunitiesRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListCommunitiesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +276,87 @@ class MembersService:
             '/studyhall.members.v1.MembersService/LeaveCommunity',
             studyhall_dot_members_dot_v1_dot_members__service__pb2.LeaveCommunityRequest.SerializeToString,
             studyhall_dot_members_dot_v1_dot_members__service__pb2.LeaveCommunityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCommunity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/UpdateCommunity',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.UpdateCommunityRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.UpdateCommunityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveCommunity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/ArchiveCommunity',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ArchiveCommunityRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ArchiveCommunityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCommunities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/ListCommunities',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ListCommunitiesRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ListCommunitiesResponse.FromString,
             options,
             channel_credentials,
             insecure,

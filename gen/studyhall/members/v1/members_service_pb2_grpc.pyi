@@ -41,6 +41,18 @@ class MembersServiceStub:
     """Makes the caller a member of an open community."""
     LeaveCommunity: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.LeaveCommunityRequest, _members_service_pb2.LeaveCommunityResponse]
     """Ends the caller's membership; the owner must hand ownership over first."""
+    UpdateCommunity: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.UpdateCommunityRequest, _members_service_pb2.UpdateCommunityResponse]
+    """Changes the fields named in the mask; refused when the etag is no longer current.
+    Owners and admins only.
+    """
+    ArchiveCommunity: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ArchiveCommunityRequest, _members_service_pb2.ArchiveCommunityResponse]
+    """Closes a community: it stays readable to its members but takes no new members or
+    changes. Owner only.
+    """
+    ListCommunities: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ListCommunitiesRequest, _members_service_pb2.ListCommunitiesResponse]
+    """Lists the communities the caller may see, newest first: public ones, and private or
+    unlisted ones the caller belongs to. Archived communities are not listed.
+    """
 
 @_typing.type_check_only
 class MembersServiceAsyncStub(MembersServiceStub):
@@ -55,6 +67,18 @@ class MembersServiceAsyncStub(MembersServiceStub):
     """Makes the caller a member of an open community."""
     LeaveCommunity: _aio.UnaryUnaryMultiCallable[_members_service_pb2.LeaveCommunityRequest, _members_service_pb2.LeaveCommunityResponse]  # type: ignore[assignment]
     """Ends the caller's membership; the owner must hand ownership over first."""
+    UpdateCommunity: _aio.UnaryUnaryMultiCallable[_members_service_pb2.UpdateCommunityRequest, _members_service_pb2.UpdateCommunityResponse]  # type: ignore[assignment]
+    """Changes the fields named in the mask; refused when the etag is no longer current.
+    Owners and admins only.
+    """
+    ArchiveCommunity: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ArchiveCommunityRequest, _members_service_pb2.ArchiveCommunityResponse]  # type: ignore[assignment]
+    """Closes a community: it stays readable to its members but takes no new members or
+    changes. Owner only.
+    """
+    ListCommunities: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ListCommunitiesRequest, _members_service_pb2.ListCommunitiesResponse]  # type: ignore[assignment]
+    """Lists the communities the caller may see, newest first: public ones, and private or
+    unlisted ones the caller belongs to. Archived communities are not listed.
+    """
 
 class MembersServiceServicer(metaclass=_abc_1.ABCMeta):
     """Communities and who belongs to them. The members service is the authority on roles."""
@@ -90,5 +114,35 @@ class MembersServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_members_service_pb2.LeaveCommunityResponse, _abc.Awaitable[_members_service_pb2.LeaveCommunityResponse]]:
         """Ends the caller's membership; the owner must hand ownership over first."""
+
+    @_abc_1.abstractmethod
+    def UpdateCommunity(
+        self,
+        request: _members_service_pb2.UpdateCommunityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.UpdateCommunityResponse, _abc.Awaitable[_members_service_pb2.UpdateCommunityResponse]]:
+        """Changes the fields named in the mask; refused when the etag is no longer current.
+        Owners and admins only.
+        """
+
+    @_abc_1.abstractmethod
+    def ArchiveCommunity(
+        self,
+        request: _members_service_pb2.ArchiveCommunityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.ArchiveCommunityResponse, _abc.Awaitable[_members_service_pb2.ArchiveCommunityResponse]]:
+        """Closes a community: it stays readable to its members but takes no new members or
+        changes. Owner only.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCommunities(
+        self,
+        request: _members_service_pb2.ListCommunitiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.ListCommunitiesResponse, _abc.Awaitable[_members_service_pb2.ListCommunitiesResponse]]:
+        """Lists the communities the caller may see, newest first: public ones, and private or
+        unlisted ones the caller belongs to. Archived communities are not listed.
+        """
 
 def add_MembersServiceServicer_to_server(servicer: MembersServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
