@@ -60,8 +60,8 @@ async def _update(
         ),
         metadata=members.auth(user),
     )
-    community: pb.Community = reply.community
-    return community
+    updated: pb.Community = reply.community
+    return updated
 
 
 async def test_owner_repositions_the_community_and_only_masked_fields_change(
