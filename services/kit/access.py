@@ -199,6 +199,22 @@ def access_subscription(service: str, tables: AccessTables) -> Subscription:
             ["community_id", "user_id"],
         )
 
+    async def role_changed(
+        session: AsyncSession, event: members_events.RoleChanged, envelope: Envelope
+    ) -> None:
+        await upsert_if_newer(
+            session,
+            tables.roles,
+            {
+                "community_id": event.community_id,
+                "user_id": event.user_id,
+                "role": int(event.role),
+                "active": True,
+                "version": event.version,
+            },
+            ["community_id", "user_id"],
+        )
+
     async def member_left(
         session: AsyncSession, event: members_events.MemberLeft, envelope: Envelope
     ) -> None:
@@ -222,6 +238,7 @@ def access_subscription(service: str, tables: AccessTables) -> Subscription:
             members_events.CommunityCreated: community_created,
             members_events.CommunityUpdated: community_updated,
             members_events.MemberJoined: member_joined,
+            members_events.RoleChanged: role_changed,
             members_events.MemberLeft: member_left,
         },
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -16,6 +16,8 @@ from services.kit.errors import (
     AlreadyExists,
     DomainError,
     FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
     NotFound,
     PermissionDenied,
 )
@@ -23,10 +25,16 @@ from services.kit.idempotency import IdempotencyKey, IdempotentWriter
 from services.kit.validation import Violations
 from services.members import domain, page_tokens
 from services.members.store.events import MemberEvents
-from services.members.store.repository import CommunityRepository, ConcurrentChange
+from services.members.store.repository import (
+    CommunityRepository,
+    ConcurrentChange,
+    JoinRequestRepository,
+)
 from services.members.store.tables import idempotency_keys
 from studyhall.members.v1 import members_service_pb2 as pb
 from studyhall.members.v1 import members_service_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MembersService"].full_name
 
@@ -53,6 +61,7 @@ class MembersApi(pb_grpc.MembersServiceServicer):
             problems.add("slug", "must be 1-64 lowercase ASCII letters, digits or inner '-'")
         problems.enum("visibility", request.visibility, domain.Visibility, "Visibility")
         problems.enum("join_policy", request.join_policy, domain.JoinPolicy, "JoinPolicy")
+        _check_questions(problems, "join_questions", list(request.join_questions))
         problems.raise_if_any()
 
         async def create(session: AsyncSession) -> pb.CreateCommunityResponse:
@@ -67,6 +76,7 @@ class MembersApi(pb_grpc.MembersServiceServicer):
                 tags=list(request.tags),
                 visibility=domain.Visibility(request.visibility) if request.visibility else None,
                 join_policy=domain.JoinPolicy(request.join_policy) if request.join_policy else None,
+                join_questions=list(request.join_questions),
             )
             if await communities.slug_taken(community.slug):
                 raise AlreadyExists(
@@ -112,6 +122,8 @@ class MembersApi(pb_grpc.MembersServiceServicer):
         problems = Violations()
         problems.request_id(request.request_id)
         problems.uuid("community_id", request.community_id)
+        for index, answer in enumerate(request.answers):
+            problems.text(f"answers[{index}]", answer, max_length=2000)
         problems.raise_if_any()
 
         async def join(session: AsyncSession) -> pb.JoinCommunityResponse:
@@ -126,10 +138,20 @@ class MembersApi(pb_grpc.MembersServiceServicer):
                 community.visible_to_outsiders() or (current is not None and current.active)
             ):
                 raise NotFound(f"community {request.community_id} not found")
-            membership = _apply(lambda: domain.join(community, current, caller.user_id))
-            await communities.save_membership(membership)
-            await MemberEvents(session).member_joined(membership)
-            return pb.JoinCommunityResponse(membership=_membership_to_proto(membership))
+            requests = JoinRequestRepository(session)
+            pending = await requests.get(community.id, caller.user_id)
+            outcome = _apply(
+                lambda: domain.apply_to_join(
+                    community, current, pending, caller.user_id, list(request.answers)
+                )
+            )
+            if isinstance(outcome, domain.JoinRequest):
+                await requests.save(outcome)
+                await MemberEvents(session).join_requested(outcome)
+                return pb.JoinCommunityResponse(join_request=_join_request_to_proto(outcome))
+            await communities.save_membership(outcome)
+            await MemberEvents(session).member_joined(outcome)
+            return pb.JoinCommunityResponse(membership=_membership_to_proto(outcome))
 
         key = IdempotencyKey(caller.user_id, "JoinCommunity", request.request_id)
         response = await self.idempotent.run(key, request, pb.JoinCommunityResponse, join)
@@ -252,6 +274,159 @@ class MembersApi(pb_grpc.MembersServiceServicer):
             else "",
         )
 
+    async def ListJoinRequests(
+        self, request: pb.ListJoinRequestsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListJoinRequestsResponse:
+        caller = current_identity()
+        problems = Violations()
+        problems.uuid("community_id", request.community_id)
+        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+            problems.add("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
+        query = ("join-requests", request.community_id)
+        after = page_tokens.decode(request.page_token, query) if request.page_token else None
+        if request.page_token and after is None:
+            problems.add("page_token", "is not a token this query returned; start without it")
+        problems.raise_if_any()
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        async with self.database.read() as session:
+            communities = CommunityRepository(session)
+            community = await _community_for(communities, request.community_id, caller)
+            await _require_role(
+                communities, community, caller, domain.Role.MODERATOR, "reviewing join requests"
+            )
+            found = await JoinRequestRepository(session).pending(
+                community.id, after=after, limit=size + 1
+            )
+        page, more = found[:size], len(found) > size
+        last = page[-1] if page else None
+        return pb.ListJoinRequestsResponse(
+            join_requests=[_join_request_to_proto(item) for item in page],
+            next_page_token=page_tokens.encode((last.created_at, last.user_id), query)
+            if more and last
+            else "",
+        )
+
+    async def ReviewJoinRequest(
+        self, request: pb.ReviewJoinRequestRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReviewJoinRequestResponse:
+        caller = current_identity()
+        problems = Violations()
+        problems.request_id(request.request_id)
+        problems.uuid("community_id", request.community_id)
+        problems.text("user_id", request.user_id, max_length=200)
+        problems.text("reason", request.reason, required=not request.approve, max_length=1000)
+        problems.raise_if_any()
+
+        async def decide(session: AsyncSession) -> pb.ReviewJoinRequestResponse:
+            communities = CommunityRepository(session)
+            community = await _community_for(communities, request.community_id, caller)
+            await _require_role(
+                communities, community, caller, domain.Role.MODERATOR, "reviewing join requests"
+            )
+            requests = JoinRequestRepository(session)
+            current = await communities.membership(community.id, request.user_id)
+            pending = await requests.get(community.id, request.user_id)
+            reviewed, membership = _apply(
+                lambda: domain.review(
+                    pending,
+                    community,
+                    current,
+                    reviewer=caller.user_id,
+                    approve=request.approve,
+                    reason=request.reason.strip(),
+                )
+            )
+            await requests.save(reviewed)
+            published = MemberEvents(session)
+            reply = pb.ReviewJoinRequestResponse(join_request=_join_request_to_proto(reviewed))
+            if membership is not None:
+                await communities.save_membership(membership)
+                await published.member_joined(membership)
+                reply.membership.CopyFrom(_membership_to_proto(membership))
+            else:
+                await published.join_request_rejected(reviewed)
+            return reply
+
+        key = IdempotencyKey(caller.user_id, "ReviewJoinRequest", request.request_id)
+        response = await self.idempotent.run(key, request, pb.ReviewJoinRequestResponse, decide)
+        self.on_commit()
+        return response
+
+    async def ChangeRole(
+        self, request: pb.ChangeRoleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ChangeRoleResponse:
+        caller = current_identity()
+        problems = Violations()
+        problems.request_id(request.request_id)
+        problems.uuid("community_id", request.community_id)
+        problems.text("user_id", request.user_id, max_length=200)
+        problems.enum(
+            "role",
+            request.role,
+            domain.ASSIGNABLE,
+            "assignable Role (member, moderator, admin)",
+            required=True,
+        )
+        problems.raise_if_any()
+
+        async def change(session: AsyncSession) -> pb.ChangeRoleResponse:
+            communities = CommunityRepository(session)
+            community = await _community_for(communities, request.community_id, caller)
+            await _require_role(communities, community, caller, domain.Role.ADMIN, "changing roles")
+            actor = await communities.membership(community.id, caller.user_id)
+            target = await communities.membership(community.id, request.user_id)
+            changed = _apply(
+                lambda: domain.change_role(
+                    None if caller.operator else actor, target, domain.Role(request.role)
+                )
+            )
+            assert target is not None
+            await communities.save_membership(changed)
+            await MemberEvents(session).role_changed(changed, target.role, caller.user_id)
+            return pb.ChangeRoleResponse(membership=_membership_to_proto(changed))
+
+        key = IdempotencyKey(caller.user_id, "ChangeRole", request.request_id)
+        response = await self.idempotent.run(key, request, pb.ChangeRoleResponse, change)
+        self.on_commit()
+        return response
+
+    async def TransferOwnership(
+        self, request: pb.TransferOwnershipRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TransferOwnershipResponse:
+        caller = current_identity()
+        problems = Violations()
+        problems.request_id(request.request_id)
+        problems.uuid("community_id", request.community_id)
+        problems.text("new_owner_user_id", request.new_owner_user_id, max_length=200)
+        problems.raise_if_any()
+
+        async def transfer(session: AsyncSession) -> pb.TransferOwnershipResponse:
+            communities = CommunityRepository(session)
+            community = await _community_for(communities, request.community_id, caller)
+            await _require_role(
+                communities, community, caller, domain.Role.OWNER, "transferring ownership"
+            )
+            owner = await communities.membership(community.id, community.owner_user_id)
+            successor = await communities.membership(community.id, request.new_owner_user_id)
+            assert owner is not None
+            changed, old_owner, new_owner = _apply(
+                lambda: domain.transfer(community, owner, successor)
+            )
+            assert successor is not None
+            await _save(communities, changed)
+            await communities.save_membership(old_owner)
+            await communities.save_membership(new_owner)
+            published = MemberEvents(session)
+            await published.role_changed(old_owner, domain.Role.OWNER, caller.user_id)
+            await published.role_changed(new_owner, successor.role, caller.user_id)
+            await published.community_updated(changed, ["owner_user_id"])
+            return pb.TransferOwnershipResponse(community=_to_proto(changed))
+
+        key = IdempotencyKey(caller.user_id, "TransferOwnership", request.request_id)
+        response = await self.idempotent.run(key, request, pb.TransferOwnershipResponse, transfer)
+        self.on_commit()
+        return response
+
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -345,6 +520,9 @@ def _check_fields(
             )
         ),
     }
+    checks["join_questions"] = lambda: _check_questions(
+        problems, prefix + "join_questions", list(community.join_questions)
+    )
     for path in dict.fromkeys(paths):
         if path in checks:
             checks[path]()
@@ -362,6 +540,7 @@ def _changes(community: pb.Community, paths: list[str]) -> dict[str, Any]:
         "join_policy": domain.JoinPolicy(community.join_policy) if community.join_policy else None,
         "locale": community.locale,
         "time_zone": community.time_zone,
+        "join_questions": [question.strip() for question in community.join_questions],
     }
     return {path: values[path] for path in paths}
 
@@ -373,20 +552,53 @@ def _apply_community(change: Callable[[], domain.Community]) -> domain.Community
         raise FailedPrecondition(error.message) from None
 
 
-_MEMBERSHIP_ERRORS: dict[str, type[DomainError]] = {
+class InvalidArgumentForAnswers(InvalidArgument):
+    def __init__(self, message: str) -> None:
+        super().__init__([FieldViolation("answers", message)])
+
+
+_MEMBERSHIP_ERRORS: dict[str, Callable[[str], DomainError]] = {
     "already_member": AlreadyExists,
     "not_open": FailedPrecondition,
     "not_member": NotFound,
     "owner_cannot_leave": FailedPrecondition,
     "archived": FailedPrecondition,
+    "already_requested": AlreadyExists,
+    "answers": InvalidArgumentForAnswers,
+    "no_request": NotFound,
+    "own_role": FailedPrecondition,
+    "owner_role": FailedPrecondition,
+    "same_role": FailedPrecondition,
+    "denied": PermissionDenied,
 }
 
 
-def _apply(change: Callable[[], domain.Membership]) -> domain.Membership:
+def _apply(change: Callable[[], T]) -> T:
+    """Run a domain rule, turning its refusal into the matching status."""
     try:
         return change()
     except domain.MembershipError as error:
         raise _MEMBERSHIP_ERRORS[error.code](error.message) from None
+
+
+def _join_request_to_proto(request: domain.JoinRequest) -> pb.JoinRequest:
+    return pb.JoinRequest(
+        community_id=request.community_id,
+        user_id=request.user_id,
+        answers=request.answers,
+        state=pb.JoinRequestState.ValueType(request.state),
+        create_time=_timestamp(request.created_at),
+        reviewer_user_id=request.reviewer_user_id,
+        review_time=_timestamp(request.reviewed_at) if request.reviewed_at else None,
+        reason=request.reason,
+    )
+
+
+def _check_questions(problems: Violations, field: str, questions: list[str]) -> None:
+    if len(questions) > domain.MAX_JOIN_QUESTIONS:
+        problems.add(field, f"at most {domain.MAX_JOIN_QUESTIONS} questions")
+    for index, question in enumerate(questions):
+        problems.text(f"{field}[{index}]", question, max_length=300)
 
 
 def _membership_to_proto(membership: domain.Membership) -> pb.Membership:
@@ -421,6 +633,7 @@ def _to_proto(community: domain.Community) -> pb.Community:
         locale=community.locale,
         time_zone=community.time_zone,
         archive_time=_timestamp(community.archived_at) if community.archived_at else None,
+        join_questions=community.join_questions,
     )
 
 

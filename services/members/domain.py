@@ -50,6 +50,7 @@ class Community:
     locale: str = ""
     time_zone: str = ""
     archived_at: datetime | None = None
+    join_questions: list[str] = field(default_factory=list)
 
     def visible_to_outsiders(self) -> bool:
         return self.visibility is not Visibility.PRIVATE
@@ -71,7 +72,9 @@ UPDATABLE = (
     "join_policy",
     "locale",
     "time_zone",
+    "join_questions",
 )
+MAX_JOIN_QUESTIONS = 10
 
 
 class CommunityError(Exception):
@@ -136,6 +139,126 @@ class MembershipError(Exception):
         self.message = message
 
 
+class RequestState(IntEnum):
+    PENDING = 1
+    APPROVED = 2
+    REJECTED = 3
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    community_id: str
+    user_id: str
+    answers: list[str]
+    state: RequestState
+    created_at: datetime
+    reviewer_user_id: str = ""
+    reviewed_at: datetime | None = None
+    reason: str = ""
+
+
+def apply_to_join(
+    community: Community,
+    current: Membership | None,
+    pending: JoinRequest | None,
+    user_id: str,
+    answers: list[str],
+) -> Membership | JoinRequest:
+    """A membership at once (open communities) or a request to review (approval)."""
+    if community.join_policy is JoinPolicy.APPROVAL:
+        if community.archived_at is not None:
+            raise MembershipError("archived", f"community {community.id} is archived")
+        if current is not None and current.active:
+            raise MembershipError(
+                "already_member", f"{user_id} is already a member of {community.id}"
+            )
+        if pending is not None and pending.state is RequestState.PENDING:
+            raise MembershipError(
+                "already_requested",
+                f"{user_id} already asked to join {community.id}; wait for review",
+            )
+        if len(answers) != len(community.join_questions):
+            raise MembershipError(
+                "answers",
+                f"answer each of the {len(community.join_questions)} join questions, in order",
+            )
+        return JoinRequest(
+            community.id, user_id, list(answers), RequestState.PENDING, datetime.now(UTC)
+        )
+    return join(community, current, user_id)
+
+
+def review(
+    request: JoinRequest | None,
+    community: Community,
+    current: Membership | None,
+    *,
+    reviewer: str,
+    approve: bool,
+    reason: str,
+) -> tuple[JoinRequest, Membership | None]:
+    if request is None or request.state is not RequestState.PENDING:
+        raise MembershipError("no_request", "there is no pending join request from this user")
+    if community.archived_at is not None:
+        raise MembershipError("archived", f"community {community.id} is archived")
+    now = datetime.now(UTC)
+    state = RequestState.APPROVED if approve else RequestState.REJECTED
+    reviewed = replace(
+        request, state=state, reviewer_user_id=reviewer, reviewed_at=now, reason=reason
+    )
+    if not approve:
+        return reviewed, None
+    membership = Membership(
+        community_id=community.id,
+        user_id=request.user_id,
+        role=Role.MEMBER,
+        joined_at=now,
+        version=(current.version + 1) if current else 1,
+    )
+    return reviewed, membership
+
+
+ASSIGNABLE = (Role.MEMBER, Role.MODERATOR, Role.ADMIN)
+
+
+def change_role(actor: Membership | None, target: Membership | None, role: Role) -> Membership:
+    """Admins set members and moderators; only the owner makes or unmakes admins."""
+    if target is None or not target.active:
+        raise MembershipError("not_member", "that user is not a member of this community")
+    if actor is not None and actor.user_id == target.user_id:
+        raise MembershipError("own_role", "you cannot change your own role; ask another admin")
+    if target.role is Role.OWNER:
+        raise MembershipError(
+            "owner_role", "the owner's role changes only by transferring ownership"
+        )
+    needed = Role.OWNER if Role.ADMIN in (role, target.role) else Role.ADMIN
+    if actor is not None and actor.role < needed:
+        raise MembershipError(
+            "denied",
+            f"setting this role needs the {needed.name.lower()} role; "
+            f"you are {actor.role.name.lower()}",
+        )
+    if target.role is role:
+        raise MembershipError("same_role", f"{target.user_id} is already {role.name.lower()}")
+    return replace(target, role=role, version=target.version + 1)
+
+
+def transfer(
+    community: Community, owner: Membership, successor: Membership | None
+) -> tuple[Community, Membership, Membership]:
+    if successor is None or not successor.active:
+        raise MembershipError("not_member", "ownership goes only to an active member")
+    if successor.user_id == owner.user_id:
+        raise MembershipError("same_role", "you already own this community")
+    if community.archived_at is not None:
+        raise MembershipError("archived", f"community {community.id} is archived")
+    return (
+        replace(community, owner_user_id=successor.user_id, version=community.version + 1),
+        replace(owner, role=Role.ADMIN, version=owner.version + 1),
+        replace(successor, role=Role.OWNER, version=successor.version + 1),
+    )
+
+
 def join(community: Community, current: Membership | None, user_id: str) -> Membership:
     if community.archived_at is not None:
         raise MembershipError("archived", f"community {community.id} is archived")
@@ -179,6 +302,7 @@ def new_community(
     tags: list[str] | None = None,
     visibility: Visibility | None = None,
     join_policy: JoinPolicy | None = None,
+    join_questions: list[str] | None = None,
 ) -> tuple[Community, Membership]:
     """A new community and its owner's membership: the creator owns what they create."""
     community_id = str(uuid.uuid4())
@@ -193,6 +317,7 @@ def new_community(
         tags=sorted(set(tags or [])),
         visibility=visibility or Visibility.PUBLIC,
         join_policy=join_policy or JoinPolicy.OPEN,
+        join_questions=[question.strip() for question in join_questions or []],
     )
     owner = Membership(community_id, owner_user_id, Role.OWNER, community.created_at)
     return community, owner

@@ -8,7 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.events.outbox import Outbox
-from services.members.domain import Community, Membership
+from services.members.domain import Community, JoinRequest, Membership, Role
 from services.members.store.tables import outbox
 from studyhall.members.v1 import members_events_pb2 as events
 from studyhall.members.v1 import members_service_pb2 as pb
@@ -73,6 +73,47 @@ class MemberEvents:
                 role=pb.Role.ValueType(membership.role),
                 version=membership.version,
                 join_time=_timestamp(membership.joined_at),
+            ),
+            community_id=membership.community_id,
+            subject=_membership_subject(membership),
+        )
+
+    async def join_requested(self, request: JoinRequest) -> None:
+        await OUTBOX.add(
+            self.session,
+            events.JoinRequested(
+                community_id=request.community_id,
+                user_id=request.user_id,
+                request_time=_timestamp(request.created_at),
+            ),
+            community_id=request.community_id,
+            subject=f"communities/{request.community_id}/join-requests/{request.user_id}",
+        )
+
+    async def join_request_rejected(self, request: JoinRequest) -> None:
+        assert request.reviewed_at is not None
+        await OUTBOX.add(
+            self.session,
+            events.JoinRequestRejected(
+                community_id=request.community_id,
+                user_id=request.user_id,
+                reviewer_user_id=request.reviewer_user_id,
+                review_time=_timestamp(request.reviewed_at),
+            ),
+            community_id=request.community_id,
+            subject=f"communities/{request.community_id}/join-requests/{request.user_id}",
+        )
+
+    async def role_changed(self, membership: Membership, previous: Role, by: str) -> None:
+        await OUTBOX.add(
+            self.session,
+            events.RoleChanged(
+                community_id=membership.community_id,
+                user_id=membership.user_id,
+                role=pb.Role.ValueType(membership.role),
+                previous_role=pb.Role.ValueType(previous),
+                changed_by_user_id=by,
+                version=membership.version,
             ),
             community_id=membership.community_id,
             subject=_membership_subject(membership),

@@ -7,8 +7,21 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import utc
-from services.members.domain import Community, JoinPolicy, Membership, Role, Visibility
-from services.members.store.tables import communities, community_tags, memberships
+from services.members.domain import (
+    Community,
+    JoinPolicy,
+    JoinRequest,
+    Membership,
+    RequestState,
+    Role,
+    Visibility,
+)
+from services.members.store.tables import (
+    communities,
+    community_tags,
+    join_requests,
+    memberships,
+)
 
 
 class CommunityRepository:
@@ -135,6 +148,74 @@ class CommunityRepository:
         )
 
 
+class JoinRequestRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, community_id: str, user_id: str) -> JoinRequest | None:
+        row = (
+            await self.session.execute(
+                select(join_requests).where(
+                    join_requests.c.community_id == community_id,
+                    join_requests.c.user_id == user_id,
+                )
+            )
+        ).first()
+        return _join_request(row) if row else None
+
+    async def save(self, request: JoinRequest) -> None:
+        values = {
+            "answers": request.answers,
+            "state": int(request.state),
+            "created_at": request.created_at,
+            "reviewer_user_id": request.reviewer_user_id,
+            "reviewed_at": request.reviewed_at,
+            "reason": request.reason,
+        }
+        result = await self.session.execute(
+            join_requests.update()
+            .where(
+                join_requests.c.community_id == request.community_id,
+                join_requests.c.user_id == request.user_id,
+            )
+            .values(**values)
+        )
+        if not getattr(result, "rowcount", 0):
+            await self.session.execute(
+                join_requests.insert().values(
+                    community_id=request.community_id, user_id=request.user_id, **values
+                )
+            )
+
+    async def pending(
+        self, community_id: str, *, after: tuple[datetime, str] | None, limit: int
+    ) -> list[JoinRequest]:
+        """Pending requests, oldest first: the review queue."""
+        query = select(join_requests).where(
+            join_requests.c.community_id == community_id,
+            join_requests.c.state == int(RequestState.PENDING),
+        )
+        if after is not None:
+            query = query.where(
+                tuple_(join_requests.c.created_at, join_requests.c.user_id) > tuple_(*after)
+            )
+        query = query.order_by(join_requests.c.created_at, join_requests.c.user_id).limit(limit)
+        return [_join_request(row) for row in (await self.session.execute(query)).all()]
+
+
+def _join_request(row: Row[tuple[object, ...]]) -> JoinRequest:
+    return JoinRequest(
+        community_id=row.community_id,
+        user_id=row.user_id,
+        answers=list(row.answers),
+        state=RequestState(row.state),
+        created_at=utc(row.created_at),
+        reviewer_user_id=row.reviewer_user_id,
+        reviewed_at=utc(row.reviewed_at) if row.reviewed_at else None,
+        reason=row.reason,
+    )
+
+
 class ConcurrentChange(Exception):
     def __init__(self, community_id: str) -> None:
         super().__init__(f"community {community_id} was changed by someone else meanwhile")
@@ -157,6 +238,7 @@ def _community_row(community: Community) -> dict[str, object]:
         "locale": community.locale,
         "time_zone": community.time_zone,
         "archived_at": community.archived_at,
+        "join_questions": community.join_questions,
     }
 
 
@@ -177,6 +259,7 @@ def _community(row: Row[tuple[object, ...]]) -> Community:
         locale=row.locale,
         time_zone=row.time_zone,
         archived_at=utc(row.archived_at) if row.archived_at else None,
+        join_questions=list(row.join_questions or []),
     )
 
 

@@ -37,6 +37,7 @@ communities = Table(
     Column("locale", String(35), nullable=False, server_default=""),
     Column("time_zone", String(64), nullable=False, server_default=""),
     Column("archived_at", DateTime(timezone=True), nullable=True),
+    Column("join_questions", JSON, nullable=True),
     # Listing walks communities newest first.
     Index("ix_communities_created", "created_at", "id"),
     Index("ix_communities_topic", "topic", "created_at"),
@@ -62,6 +63,21 @@ memberships = Table(
     Column("version", Integer, nullable=False, server_default="1"),
     Column("left_at", DateTime(timezone=True), nullable=True),
     Index("ix_memberships_user", "user_id"),
+)
+
+# The latest request of each applicant; a rejected applicant may ask again.
+join_requests = Table(
+    "join_requests",
+    metadata,
+    Column("community_id", String(36), ForeignKey("communities.id"), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("answers", JSON, nullable=False),
+    Column("state", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("reviewer_user_id", String(200), nullable=False, server_default=""),
+    Column("reviewed_at", DateTime(timezone=True), nullable=True),
+    Column("reason", String(1000), nullable=False, server_default=""),
+    Index("ix_join_requests_queue", "community_id", "state", "created_at"),
 )
 
 idempotency_keys = idempotency_table(metadata)

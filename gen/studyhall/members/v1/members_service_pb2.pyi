@@ -43,6 +43,25 @@ ROLE_ADMIN: Role.ValueType  # 3
 ROLE_OWNER: Role.ValueType  # 4
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
+class _JoinRequestState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _JoinRequestStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JoinRequestState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    JOIN_REQUEST_STATE_UNSPECIFIED: _JoinRequestState.ValueType  # 0
+    JOIN_REQUEST_STATE_PENDING: _JoinRequestState.ValueType  # 1
+    JOIN_REQUEST_STATE_APPROVED: _JoinRequestState.ValueType  # 2
+    JOIN_REQUEST_STATE_REJECTED: _JoinRequestState.ValueType  # 3
+
+class JoinRequestState(_JoinRequestState, metaclass=_JoinRequestStateEnumTypeWrapper): ...
+
+JOIN_REQUEST_STATE_UNSPECIFIED: JoinRequestState.ValueType  # 0
+JOIN_REQUEST_STATE_PENDING: JoinRequestState.ValueType  # 1
+JOIN_REQUEST_STATE_APPROVED: JoinRequestState.ValueType  # 2
+JOIN_REQUEST_STATE_REJECTED: JoinRequestState.ValueType  # 3
+Global___JoinRequestState: _TypeAlias = JoinRequestState  # noqa: Y015
+
 class _Visibility:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -86,6 +105,54 @@ JOIN_POLICY_OPEN: JoinPolicy.ValueType  # 1
 JOIN_POLICY_APPROVAL: JoinPolicy.ValueType  # 2
 JOIN_POLICY_INVITE_ONLY: JoinPolicy.ValueType  # 3
 Global___JoinPolicy: _TypeAlias = JoinPolicy  # noqa: Y015
+
+@_typing.final
+class JoinRequest(_message.Message):
+    """A request to join a community whose join policy is approval."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    REVIEWER_USER_ID_FIELD_NUMBER: _builtins.int
+    REVIEW_TIME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    user_id: _builtins.str
+    state: Global___JoinRequestState.ValueType
+    reviewer_user_id: _builtins.str
+    """Who reviewed it, when, and why (for a rejection)."""
+    reason: _builtins.str
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Answers to the community's join questions, in their order."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def review_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        answers: _abc.Iterable[_builtins.str] | None = ...,
+        state: Global___JoinRequestState.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        reviewer_user_id: _builtins.str = ...,
+        review_time: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "review_time", b"review_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "community_id", b"community_id", "create_time", b"create_time", "reason", b"reason", "review_time", b"review_time", "reviewer_user_id", b"reviewer_user_id", "state", b"state", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JoinRequest: _TypeAlias = JoinRequest  # noqa: Y015
 
 @_typing.final
 class Membership(_message.Message):
@@ -140,6 +207,7 @@ class Community(_message.Message):
     LOCALE_FIELD_NUMBER: _builtins.int
     TIME_ZONE_FIELD_NUMBER: _builtins.int
     ARCHIVE_TIME_FIELD_NUMBER: _builtins.int
+    JOIN_QUESTIONS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     slug: _builtins.str
@@ -165,6 +233,10 @@ class Community(_message.Message):
     def archive_time(self) -> _timestamp_pb2.Timestamp:
         """Set when the community was archived."""
 
+    @_builtins.property
+    def join_questions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Asked of applicants when the join policy is approval."""
+
     def __init__(
         self,
         *,
@@ -184,10 +256,11 @@ class Community(_message.Message):
         locale: _builtins.str = ...,
         time_zone: _builtins.str = ...,
         archive_time: _timestamp_pb2.Timestamp | None = ...,
+        join_questions: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["archive_time", b"archive_time", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["archive_time", b"archive_time", "audience", b"audience", "create_time", b"create_time", "etag", b"etag", "id", b"id", "join_policy", b"join_policy", "locale", b"locale", "mission", b"mission", "name", b"name", "owner_user_id", b"owner_user_id", "slug", b"slug", "tags", b"tags", "time_zone", b"time_zone", "topic", b"topic", "version", b"version", "visibility", b"visibility"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archive_time", b"archive_time", "audience", b"audience", "create_time", b"create_time", "etag", b"etag", "id", b"id", "join_policy", b"join_policy", "join_questions", b"join_questions", "locale", b"locale", "mission", b"mission", "name", b"name", "owner_user_id", b"owner_user_id", "slug", b"slug", "tags", b"tags", "time_zone", b"time_zone", "topic", b"topic", "version", b"version", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -206,6 +279,7 @@ class CreateCommunityRequest(_message.Message):
     TAGS_FIELD_NUMBER: _builtins.int
     VISIBILITY_FIELD_NUMBER: _builtins.int
     JOIN_POLICY_FIELD_NUMBER: _builtins.int
+    JOIN_QUESTIONS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen id of this request: a retry with the same id returns the first result."""
     name: _builtins.str
@@ -220,6 +294,10 @@ class CreateCommunityRequest(_message.Message):
     """Defaults to open."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def join_questions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Asked of applicants when the join policy is approval."""
+
     def __init__(
         self,
         *,
@@ -232,10 +310,11 @@ class CreateCommunityRequest(_message.Message):
         tags: _abc.Iterable[_builtins.str] | None = ...,
         visibility: Global___Visibility.ValueType = ...,
         join_policy: Global___JoinPolicy.ValueType = ...,
+        join_questions: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "join_policy", b"join_policy", "mission", b"mission", "name", b"name", "request_id", b"request_id", "slug", b"slug", "tags", b"tags", "topic", b"topic", "visibility", b"visibility"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "join_policy", b"join_policy", "join_questions", b"join_questions", "mission", b"mission", "name", b"name", "request_id", b"request_id", "slug", b"slug", "tags", b"tags", "topic", b"topic", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -306,18 +385,24 @@ class JoinCommunityRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen id of this request: a retry with the same id returns the first result."""
     community_id: _builtins.str
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For communities that review applicants: answers to the join questions, in order."""
+
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         community_id: _builtins.str = ...,
+        answers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "community_id", b"community_id", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -328,16 +413,24 @@ class JoinCommunityResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    JOIN_REQUEST_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def membership(self) -> Global___Membership: ...
+    def membership(self) -> Global___Membership:
+        """Set when the caller is now a member (open communities)."""
+
+    @_builtins.property
+    def join_request(self) -> Global___JoinRequest:
+        """Set when the caller's request awaits review (approval communities)."""
+
     def __init__(
         self,
         *,
         membership: Global___Membership | None = ...,
+        join_request: Global___JoinRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["join_request", b"join_request", "membership", b"membership"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["join_request", b"join_request", "membership", b"membership"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -546,3 +639,209 @@ class ListCommunitiesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListCommunitiesResponse: _TypeAlias = ListCommunitiesResponse  # noqa: Y015
+
+@_typing.final
+class ListJoinRequestsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    page_size: _builtins.int
+    """At most this many (default 20, at most 100)."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJoinRequestsRequest: _TypeAlias = ListJoinRequestsRequest  # noqa: Y015
+
+@_typing.final
+class ListJoinRequestsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOIN_REQUESTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def join_requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___JoinRequest]: ...
+    def __init__(
+        self,
+        *,
+        join_requests: _abc.Iterable[Global___JoinRequest] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["join_requests", b"join_requests", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJoinRequestsResponse: _TypeAlias = ListJoinRequestsResponse  # noqa: Y015
+
+@_typing.final
+class ReviewJoinRequestRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    APPROVE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    user_id: _builtins.str
+    """The applicant."""
+    approve: _builtins.bool
+    reason: _builtins.str
+    """Required when rejecting: the applicant sees it."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        approve: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approve", b"approve", "community_id", b"community_id", "reason", b"reason", "request_id", b"request_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewJoinRequestRequest: _TypeAlias = ReviewJoinRequestRequest  # noqa: Y015
+
+@_typing.final
+class ReviewJoinRequestResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOIN_REQUEST_FIELD_NUMBER: _builtins.int
+    MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def join_request(self) -> Global___JoinRequest: ...
+    @_builtins.property
+    def membership(self) -> Global___Membership:
+        """Set when approved."""
+
+    def __init__(
+        self,
+        *,
+        join_request: Global___JoinRequest | None = ...,
+        membership: Global___Membership | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["join_request", b"join_request", "membership", b"membership"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["join_request", b"join_request", "membership", b"membership"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewJoinRequestResponse: _TypeAlias = ReviewJoinRequestResponse  # noqa: Y015
+
+@_typing.final
+class ChangeRoleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    user_id: _builtins.str
+    role: Global___Role.ValueType
+    """Member, moderator or admin."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        role: Global___Role.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "role", b"role", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeRoleRequest: _TypeAlias = ChangeRoleRequest  # noqa: Y015
+
+@_typing.final
+class ChangeRoleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def membership(self) -> Global___Membership: ...
+    def __init__(
+        self,
+        *,
+        membership: Global___Membership | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeRoleResponse: _TypeAlias = ChangeRoleResponse  # noqa: Y015
+
+@_typing.final
+class TransferOwnershipRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    NEW_OWNER_USER_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    new_owner_user_id: _builtins.str
+    """An active member who becomes the owner."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        new_owner_user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "new_owner_user_id", b"new_owner_user_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferOwnershipRequest: _TypeAlias = TransferOwnershipRequest  # noqa: Y015
+
+@_typing.final
+class TransferOwnershipResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def community(self) -> Global___Community: ...
+    def __init__(
+        self,
+        *,
+        community: Global___Community | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["community", b"community"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community", b"community"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferOwnershipResponse: _TypeAlias = TransferOwnershipResponse  # noqa: Y015

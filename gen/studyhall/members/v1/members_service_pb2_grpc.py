@@ -70,6 +70,26 @@ class MembersServiceStub:
                 request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListCommunitiesRequest.SerializeToString,
                 response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListCommunitiesResponse.FromString,
                 _registered_method=True)
+        self.ListJoinRequests = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/ListJoinRequests',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListJoinRequestsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListJoinRequestsResponse.FromString,
+                _registered_method=True)
+        self.ReviewJoinRequest = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/ReviewJoinRequest',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ReviewJoinRequestRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ReviewJoinRequestResponse.FromString,
+                _registered_method=True)
+        self.ChangeRole = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/ChangeRole',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ChangeRoleRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ChangeRoleResponse.FromString,
+                _registered_method=True)
+        self.TransferOwnership = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/TransferOwnership',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.TransferOwnershipRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.TransferOwnershipResponse.FromString,
+                _registered_method=True)
 
 
 class MembersServiceServicer:
@@ -128,6 +148,36 @@ class MembersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJoinRequests(self, request, context):
+        """Pending join requests of a community, oldest first. Moderators and above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviewJoinRequest(self, request, context):
+        """Approves (the applicant becomes a member) or rejects (with a reason) a pending join
+        request. Moderators and above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeRole(self, request, context):
+        """Gives a member another role below owner. Admins change members and moderators; only
+        the owner makes or unmakes admins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransferOwnership(self, request, context):
+        """Hands the community to another member; the previous owner becomes an admin. Owner only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MembersServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +215,26 @@ def add_MembersServiceServicer_to_server(servicer, server):
                     servicer.ListCommunities,
                     request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListCommunitiesRequest.FromString,
                     response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListCommunitiesResponse.SerializeToString,
+            ),
+            'ListJoinRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJoinRequests,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListJoinRequestsRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListJoinRequestsResponse.SerializeToString,
+            ),
+            'ReviewJoinRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewJoinRequest,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ReviewJoinRequestRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ReviewJoinRequestResponse.SerializeToString,
+            ),
+            'ChangeRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeRole,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ChangeRoleRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ChangeRoleResponse.SerializeToString,
+            ),
+            'TransferOwnership': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferOwnership,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.TransferOwnershipRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.TransferOwnershipResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -357,6 +427,114 @@ class MembersService:
             '/studyhall.members.v1.MembersService/ListCommunities',
             studyhall_dot_members_dot_v1_dot_members__service__pb2.ListCommunitiesRequest.SerializeToString,
             studyhall_dot_members_dot_v1_dot_members__service__pb2.ListCommunitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJoinRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/ListJoinRequests',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ListJoinRequestsRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ListJoinRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewJoinRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/ReviewJoinRequest',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ReviewJoinRequestRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ReviewJoinRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/ChangeRole',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ChangeRoleRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ChangeRoleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransferOwnership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/TransferOwnership',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.TransferOwnershipRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.TransferOwnershipResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,18 @@ class MembersServiceStub:
     """Lists the communities the caller may see, newest first: public ones, and private or
     unlisted ones the caller belongs to. Archived communities are not listed.
     """
+    ListJoinRequests: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ListJoinRequestsRequest, _members_service_pb2.ListJoinRequestsResponse]
+    """Pending join requests of a community, oldest first. Moderators and above."""
+    ReviewJoinRequest: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ReviewJoinRequestRequest, _members_service_pb2.ReviewJoinRequestResponse]
+    """Approves (the applicant becomes a member) or rejects (with a reason) a pending join
+    request. Moderators and above.
+    """
+    ChangeRole: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ChangeRoleRequest, _members_service_pb2.ChangeRoleResponse]
+    """Gives a member another role below owner. Admins change members and moderators; only
+    the owner makes or unmakes admins.
+    """
+    TransferOwnership: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.TransferOwnershipRequest, _members_service_pb2.TransferOwnershipResponse]
+    """Hands the community to another member; the previous owner becomes an admin. Owner only."""
 
 @_typing.type_check_only
 class MembersServiceAsyncStub(MembersServiceStub):
@@ -79,6 +91,18 @@ class MembersServiceAsyncStub(MembersServiceStub):
     """Lists the communities the caller may see, newest first: public ones, and private or
     unlisted ones the caller belongs to. Archived communities are not listed.
     """
+    ListJoinRequests: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ListJoinRequestsRequest, _members_service_pb2.ListJoinRequestsResponse]  # type: ignore[assignment]
+    """Pending join requests of a community, oldest first. Moderators and above."""
+    ReviewJoinRequest: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ReviewJoinRequestRequest, _members_service_pb2.ReviewJoinRequestResponse]  # type: ignore[assignment]
+    """Approves (the applicant becomes a member) or rejects (with a reason) a pending join
+    request. Moderators and above.
+    """
+    ChangeRole: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ChangeRoleRequest, _members_service_pb2.ChangeRoleResponse]  # type: ignore[assignment]
+    """Gives a member another role below owner. Admins change members and moderators; only
+    the owner makes or unmakes admins.
+    """
+    TransferOwnership: _aio.UnaryUnaryMultiCallable[_members_service_pb2.TransferOwnershipRequest, _members_service_pb2.TransferOwnershipResponse]  # type: ignore[assignment]
+    """Hands the community to another member; the previous owner becomes an admin. Owner only."""
 
 class MembersServiceServicer(metaclass=_abc_1.ABCMeta):
     """Communities and who belongs to them. The members service is the authority on roles."""
@@ -144,5 +168,41 @@ class MembersServiceServicer(metaclass=_abc_1.ABCMeta):
         """Lists the communities the caller may see, newest first: public ones, and private or
         unlisted ones the caller belongs to. Archived communities are not listed.
         """
+
+    @_abc_1.abstractmethod
+    def ListJoinRequests(
+        self,
+        request: _members_service_pb2.ListJoinRequestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.ListJoinRequestsResponse, _abc.Awaitable[_members_service_pb2.ListJoinRequestsResponse]]:
+        """Pending join requests of a community, oldest first. Moderators and above."""
+
+    @_abc_1.abstractmethod
+    def ReviewJoinRequest(
+        self,
+        request: _members_service_pb2.ReviewJoinRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.ReviewJoinRequestResponse, _abc.Awaitable[_members_service_pb2.ReviewJoinRequestResponse]]:
+        """Approves (the applicant becomes a member) or rejects (with a reason) a pending join
+        request. Moderators and above.
+        """
+
+    @_abc_1.abstractmethod
+    def ChangeRole(
+        self,
+        request: _members_service_pb2.ChangeRoleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.ChangeRoleResponse, _abc.Awaitable[_members_service_pb2.ChangeRoleResponse]]:
+        """Gives a member another role below owner. Admins change members and moderators; only
+        the owner makes or unmakes admins.
+        """
+
+    @_abc_1.abstractmethod
+    def TransferOwnership(
+        self,
+        request: _members_service_pb2.TransferOwnershipRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.TransferOwnershipResponse, _abc.Awaitable[_members_service_pb2.TransferOwnershipResponse]]:
+        """Hands the community to another member; the previous owner becomes an admin. Owner only."""
 
 def add_MembersServiceServicer_to_server(servicer: MembersServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
