@@ -27,7 +27,9 @@ async def member_joined(
 
 
 async def member_left(
-    session: AsyncSession, event: members_events.MemberLeft, envelope: Envelope
+    session: AsyncSession,
+    event: members_events.MemberLeft | members_events.MemberRemoved | members_events.MemberBanned,
+    envelope: Envelope,
 ) -> None:
     stats = StatsRepository(session)
     if await stats.set_member_state(
@@ -43,5 +45,7 @@ MEMBERS = Subscription(
         members_events.CommunityCreated: community_created,
         members_events.MemberJoined: member_joined,
         members_events.MemberLeft: member_left,
+        members_events.MemberRemoved: member_left,
+        members_events.MemberBanned: member_left,
     },
 )

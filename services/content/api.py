@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.content import domain
 from services.content.store.repository import PostRepository
 from services.content.store.tables import idempotency_keys
-from services.kit.access import Access, Role
+from services.kit.access import Access
 from services.kit.auth import current_identity
 from services.kit.database import Database
 from services.kit.errors import NotFound
@@ -52,9 +52,7 @@ class ContentApi(pb_grpc.ContentServiceServicer):
             problems.add("url", "must be an absolute http:// or https:// URL")
         problems.tags("tags", list(request.tags))
         problems.raise_if_any()
-        await self.access.require_role(
-            request.community_id, caller, Role.MEMBER, "publishing a post"
-        )
+        await self.access.require_voice(request.community_id, caller, "publishing a post")
 
         async def create(session: AsyncSession) -> pb.CreatePostResponse:
             post = domain.new_post(

@@ -13,22 +13,36 @@ NOT_FOUND with a hint to retry.
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Integer, MetaData, String, Table, select
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Identity
 from services.kit.cache import ResilientRedis
-from services.kit.database import Database
+from services.kit.database import Database, utc
 from services.kit.errors import NotFound, PermissionDenied
 from services.kit.events.consumer import Subscription
 from services.kit.events.envelope import Envelope
 from studyhall.members.v1 import members_events_pb2 as members_events
 
-CACHE_SECONDS = 5
+# Short: a role change or mute takes effect here within this long of its event arriving.
+CACHE_SECONDS = 1
 
 
 class Role(enum.IntEnum):
@@ -65,6 +79,7 @@ def access_tables(metadata: MetaData) -> AccessTables:
             Column("role", Integer, nullable=False),
             Column("active", Boolean, nullable=False),
             Column("version", BigInteger, nullable=False),
+            Column("muted_until", DateTime(timezone=True), nullable=True),
         ),
     )
 
@@ -76,14 +91,23 @@ class Standing:
     known: bool
     visibility: int = 0
     role: Role | None = None
+    muted_until: float = 0.0  # epoch seconds; 0 when not muted
+
+    def muted(self) -> bool:
+        return self.muted_until > time.time()
 
     def encode(self) -> str:
-        return f"{int(self.known)}:{self.visibility}:{int(self.role or 0)}"
+        return f"{int(self.known)}:{self.visibility}:{int(self.role or 0)}:{self.muted_until}"
 
     @classmethod
     def decode(cls, raw: bytes) -> Standing:
-        known, visibility, role = (int(part) for part in raw.decode().split(":"))
-        return cls(bool(known), visibility, Role(role) if role else None)
+        known, visibility, role, muted_until = raw.decode().split(":")
+        return cls(
+            bool(int(known)),
+            int(visibility),
+            Role(int(role)) if int(role) else None,
+            float(muted_until),
+        )
 
 
 class Access:
@@ -132,6 +156,17 @@ class Access:
                 f"{community_id}; you are {held}"
             )
 
+    async def require_voice(self, community_id: str, caller: Identity, what: str) -> None:
+        """A member who is not muted: the right to post and comment."""
+        await self.require_role(community_id, caller, Role.MEMBER, what)
+        if caller.operator:
+            return
+        standing = await self.standing(community_id, caller.user_id)
+        if standing.muted():
+            until = datetime.fromtimestamp(standing.muted_until, UTC)
+            shown = "until lifted" if until.year >= 9999 else f"until {until:%Y-%m-%d %H:%M} UTC"
+            raise PermissionDenied(f"you are muted in community {community_id} {shown}")
+
     async def _load(self, session: AsyncSession, community_id: str, user_id: str) -> Standing:
         communities, roles = self.tables.communities, self.tables.roles
         visibility = await session.scalar(
@@ -141,14 +176,17 @@ class Access:
             return Standing(known=False)
         row = (
             await session.execute(
-                select(roles.c.role).where(
+                select(roles.c.role, roles.c.muted_until).where(
                     roles.c.community_id == community_id,
                     roles.c.user_id == user_id,
                     roles.c.active.is_(True),
                 )
             )
         ).first()
-        return Standing(True, int(visibility), Role(row.role) if row else None)
+        if row is None:
+            return Standing(True, int(visibility))
+        muted = utc(row.muted_until).timestamp() if row.muted_until else 0.0
+        return Standing(True, int(visibility), Role(row.role), muted)
 
 
 def access_subscription(service: str, tables: AccessTables) -> Subscription:
@@ -183,53 +221,49 @@ def access_subscription(service: str, tables: AccessTables) -> Subscription:
             ["community_id"],
         )
 
-    async def member_joined(
-        session: AsyncSession, event: members_events.MemberJoined, envelope: Envelope
+    async def standing(
+        session: AsyncSession, event: Any, *, active: bool, role: int, muted: Timestamp | None
     ) -> None:
+        # Every membership event carries the whole standing, so the newest row is complete.
         await upsert_if_newer(
             session,
             tables.roles,
             {
                 "community_id": event.community_id,
                 "user_id": event.user_id,
-                "role": int(event.role),
-                "active": True,
+                "role": role,
+                "active": active,
                 "version": event.version,
+                "muted_until": muted.ToDatetime(tzinfo=UTC) if muted is not None else None,
             },
             ["community_id", "user_id"],
         )
+
+    def _mute(event: Any) -> Timestamp | None:
+        return event.muted_until if event.HasField("muted_until") else None
+
+    async def member_joined(
+        session: AsyncSession, event: members_events.MemberJoined, envelope: Envelope
+    ) -> None:
+        await standing(session, event, active=True, role=int(event.role), muted=_mute(event))
+
+    async def member_muted(
+        session: AsyncSession, event: members_events.MemberMuted, envelope: Envelope
+    ) -> None:
+        await standing(session, event, active=True, role=int(event.role), muted=_mute(event))
+
+    async def member_unmuted(
+        session: AsyncSession, event: members_events.MemberUnmuted, envelope: Envelope
+    ) -> None:
+        await standing(session, event, active=True, role=int(event.role), muted=None)
+
+    async def member_gone(session: AsyncSession, event: Any, envelope: Envelope) -> None:
+        await standing(session, event, active=False, role=int(Role.MEMBER), muted=None)
 
     async def role_changed(
         session: AsyncSession, event: members_events.RoleChanged, envelope: Envelope
     ) -> None:
-        await upsert_if_newer(
-            session,
-            tables.roles,
-            {
-                "community_id": event.community_id,
-                "user_id": event.user_id,
-                "role": int(event.role),
-                "active": True,
-                "version": event.version,
-            },
-            ["community_id", "user_id"],
-        )
-
-    async def member_left(
-        session: AsyncSession, event: members_events.MemberLeft, envelope: Envelope
-    ) -> None:
-        await upsert_if_newer(
-            session,
-            tables.roles,
-            {
-                "community_id": event.community_id,
-                "user_id": event.user_id,
-                "role": int(Role.MEMBER),
-                "active": False,
-                "version": event.version,
-            },
-            ["community_id", "user_id"],
-        )
+        await standing(session, event, active=True, role=int(event.role), muted=_mute(event))
 
     return Subscription(
         name=f"{service}-access",
@@ -239,7 +273,11 @@ def access_subscription(service: str, tables: AccessTables) -> Subscription:
             members_events.CommunityUpdated: community_updated,
             members_events.MemberJoined: member_joined,
             members_events.RoleChanged: role_changed,
-            members_events.MemberLeft: member_left,
+            members_events.MemberMuted: member_muted,
+            members_events.MemberUnmuted: member_unmuted,
+            members_events.MemberLeft: member_gone,
+            members_events.MemberRemoved: member_gone,
+            members_events.MemberBanned: member_gone,
         },
     )
 

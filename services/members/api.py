@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
@@ -29,6 +29,7 @@ from services.members.store.repository import (
     CommunityRepository,
     ConcurrentChange,
     JoinRequestRepository,
+    log_moderation,
 )
 from services.members.store.tables import idempotency_keys
 from studyhall.members.v1 import members_service_pb2 as pb
@@ -427,6 +428,65 @@ class MembersApi(pb_grpc.MembersServiceServicer):
         self.on_commit()
         return response
 
+    async def ModerateMember(
+        self, request: pb.ModerateMemberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModerateMemberResponse:
+        caller = current_identity()
+        problems = Violations()
+        problems.request_id(request.request_id)
+        problems.uuid("community_id", request.community_id)
+        problems.text("user_id", request.user_id, max_length=200)
+        problems.enum("action", request.action, domain.Action, "ModerationAction", required=True)
+        needs_reason = request.action in (
+            pb.MODERATION_ACTION_REMOVE,
+            pb.MODERATION_ACTION_BAN,
+            pb.MODERATION_ACTION_MUTE,
+        )
+        problems.text("reason", request.reason, required=needs_reason, max_length=1000)
+        if request.HasField("until") and request.action not in (
+            pb.MODERATION_ACTION_BAN,
+            pb.MODERATION_ACTION_MUTE,
+        ):
+            problems.add("until", "only bans and mutes have an end")
+        if request.user_id == caller.user_id:
+            problems.add("user_id", "you cannot moderate yourself")
+        problems.raise_if_any()
+        until = request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None
+        action = domain.Action(request.action)
+
+        async def moderate(session: AsyncSession) -> pb.ModerateMemberResponse:
+            communities = CommunityRepository(session)
+            community = await _community_for(communities, request.community_id, caller)
+            await _require_role(
+                communities, community, caller, domain.Role.MODERATOR, "moderating members"
+            )
+            actor = (
+                None
+                if caller.operator
+                else await communities.membership(community.id, caller.user_id)
+            )
+            target = await communities.membership(community.id, request.user_id)
+            changed = _apply(
+                lambda: domain.moderate(community, actor, target, request.user_id, action, until)
+            )
+            await communities.save_membership(changed)
+            await MemberEvents(session).moderated(changed, action, caller.user_id)
+            await log_moderation(
+                session,
+                community_id=community.id,
+                actor=caller.user_id,
+                action=action.name.lower(),
+                target=request.user_id,
+                reason=request.reason.strip(),
+                until=until,
+            )
+            return pb.ModerateMemberResponse(membership=_membership_to_proto(changed))
+
+        key = IdempotencyKey(caller.user_id, "ModerateMember", request.request_id)
+        response = await self.idempotent.run(key, request, pb.ModerateMemberResponse, moderate)
+        self.on_commit()
+        return response
+
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -570,6 +630,8 @@ _MEMBERSHIP_ERRORS: dict[str, Callable[[str], DomainError]] = {
     "owner_role": FailedPrecondition,
     "same_role": FailedPrecondition,
     "denied": PermissionDenied,
+    "banned": PermissionDenied,
+    "until_past": lambda message: InvalidArgument([FieldViolation("until", message)]),
 }
 
 
@@ -602,14 +664,15 @@ def _check_questions(problems: Violations, field: str, questions: list[str]) -> 
 
 
 def _membership_to_proto(membership: domain.Membership) -> pb.Membership:
-    joined = Timestamp()
-    joined.FromDatetime(membership.joined_at)
     return pb.Membership(
         community_id=membership.community_id,
         user_id=membership.user_id,
         role=pb.Role.ValueType(membership.role),
-        join_time=joined,
+        join_time=_timestamp(membership.joined_at),
         version=membership.version,
+        active=membership.active,
+        muted_until=_timestamp(membership.muted_until) if membership.muted_until else None,
+        banned_until=_timestamp(membership.banned_until) if membership.banned_until else None,
     )
 
 

@@ -128,6 +128,73 @@ class Membership:
     active: bool = True
     version: int = 1
     left_at: datetime | None = None
+    muted_until: datetime | None = None
+    banned_until: datetime | None = None
+
+    def muted(self, now: datetime) -> bool:
+        return self.muted_until is not None and self.muted_until > now
+
+    def banned(self, now: datetime) -> bool:
+        return self.banned_until is not None and self.banned_until > now
+
+
+# "Until lifted": far enough that it never lapses, and still a real time for every store.
+FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+class Action(IntEnum):
+    REMOVE = 1
+    BAN = 2
+    UNBAN = 3
+    MUTE = 4
+    UNMUTE = 5
+
+
+def moderate(
+    community: Community,
+    actor: Membership | None,
+    target: Membership | None,
+    user_id: str,
+    action: Action,
+    until: datetime | None,
+) -> Membership:
+    """Apply a moderator's action. `actor` None is a platform operator."""
+    now = datetime.now(UTC)
+    if until is not None and until <= now:
+        raise MembershipError("until_past", "the end of a ban or mute must be in the future")
+    if target is not None and target.role is Role.OWNER:
+        raise MembershipError("denied", "nobody moderates the owner")
+    if actor is not None and target is not None and target.active and actor.role <= target.role:
+        raise MembershipError(
+            "denied",
+            f"a {actor.role.name.lower()} cannot moderate a {target.role.name.lower()}",
+        )
+    if action is Action.BAN:
+        base = target or Membership(
+            community.id, user_id, Role.MEMBER, now, active=False, version=0
+        )
+        return replace(
+            base,
+            active=False,
+            left_at=now if base.active else base.left_at,
+            banned_until=until or FOREVER,
+            version=base.version + 1,
+        )
+    if target is None:
+        raise MembershipError("not_member", f"{user_id} is not a member of {community.id}")
+    if action is Action.UNBAN:
+        if not target.banned(now):
+            raise MembershipError("same_role", f"{user_id} is not banned")
+        return replace(target, banned_until=None, version=target.version + 1)
+    if not target.active:
+        raise MembershipError("not_member", f"{user_id} is not a member of {community.id}")
+    if action is Action.REMOVE:
+        return replace(target, active=False, left_at=now, version=target.version + 1)
+    if action is Action.MUTE:
+        return replace(target, muted_until=until or FOREVER, version=target.version + 1)
+    if not target.muted(now):
+        raise MembershipError("same_role", f"{user_id} is not muted")
+    return replace(target, muted_until=None, version=target.version + 1)
 
 
 class MembershipError(Exception):
@@ -172,6 +239,7 @@ def apply_to_join(
             raise MembershipError(
                 "already_member", f"{user_id} is already a member of {community.id}"
             )
+        _refuse_banned(current)
         if pending is not None and pending.state is RequestState.PENDING:
             raise MembershipError(
                 "already_requested",
@@ -214,6 +282,7 @@ def review(
         role=Role.MEMBER,
         joined_at=now,
         version=(current.version + 1) if current else 1,
+        muted_until=current.muted_until if current else None,
     )
     return reviewed, membership
 
@@ -264,6 +333,7 @@ def join(community: Community, current: Membership | None, user_id: str) -> Memb
         raise MembershipError("archived", f"community {community.id} is archived")
     if current is not None and current.active:
         raise MembershipError("already_member", f"{user_id} is already a member of {community.id}")
+    _refuse_banned(current)
     if community.join_policy is not JoinPolicy.OPEN:
         raise MembershipError(
             "not_open",
@@ -277,7 +347,20 @@ def join(community: Community, current: Membership | None, user_id: str) -> Memb
         role=Role.MEMBER,
         joined_at=now,
         version=(current.version + 1) if current else 1,
+        # A mute outlives leaving and joining again; a lapsed ban is history.
+        muted_until=current.muted_until if current else None,
     )
+
+
+def _refuse_banned(current: Membership | None) -> None:
+    if current is not None and current.banned(datetime.now(UTC)):
+        assert current.banned_until is not None
+        until = (
+            ""
+            if current.banned_until == FOREVER
+            else f" until {current.banned_until:%Y-%m-%d %H:%M} UTC"
+        )
+        raise MembershipError("banned", f"you are banned from this community{until}")
 
 
 def leave(current: Membership | None, community_id: str, user_id: str) -> Membership:

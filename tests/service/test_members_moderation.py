@@ -3,8 +3,10 @@ right people, ownership handed over."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -236,3 +238,104 @@ async def test_owner_hands_the_community_over_and_becomes_an_admin(
         )
     )
     assert stuck.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def _moderate(
+    club: Club,
+    actor: str,
+    user: str,
+    action: pb.ModerationAction.ValueType,
+    *,
+    reason: str = "breaks rule 2",
+    until: datetime | None = None,
+) -> pb.Membership:
+    request = pb.ModerateMemberRequest(
+        community_id=club.id, user_id=user, action=action, reason=reason
+    )
+    if until is not None:
+        request.until.FromDatetime(until)
+    reply = await club.stub.ModerateMember(request, metadata=club.members.auth(actor))
+    membership: pb.Membership = reply.membership
+    return membership
+
+
+async def test_banned_user_is_out_and_cannot_come_back_until_unbanned(
+    members: RunningService,
+) -> None:
+    club = await _club(members)
+    await _make_moderator(club, "mod")
+    await club.join("troll")
+    banned = await _moderate(club, "mod", "troll", pb.MODERATION_ACTION_BAN)
+    assert not banned.active
+    assert banned.banned_until.ToDatetime().year == 9999
+    error = await club.refused(club.join("troll"))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "banned" in (error.details() or "")
+    # A ban also keeps out someone who never joined.
+    await _moderate(club, "mod", "spammer", pb.MODERATION_ACTION_BAN)
+    assert (await club.refused(club.join("spammer"))).code() == grpc.StatusCode.PERMISSION_DENIED
+
+    await _moderate(club, "mod", "troll", pb.MODERATION_ACTION_UNBAN, reason="")
+    rejoined = await club.join("troll")
+    assert rejoined.membership.active
+    assert rejoined.membership.version == banned.version + 2
+
+
+async def test_ban_with_an_end_lapses_by_itself(members: RunningService) -> None:
+    club = await _club(members)
+    await club.join("kid")
+    await _moderate(
+        club,
+        "olga",
+        "kid",
+        pb.MODERATION_ACTION_BAN,
+        until=datetime.now(UTC) + timedelta(seconds=1),
+    )
+    assert (await club.refused(club.join("kid"))).code() == grpc.StatusCode.PERMISSION_DENIED
+    await asyncio.sleep(1.2)
+    assert (await club.join("kid")).membership.active
+
+
+async def test_moderators_act_only_below_their_rank_and_bad_input_changes_nothing(
+    members: RunningService,
+) -> None:
+    club = await _club(members)
+    await _make_moderator(club, "mod")
+    await _make_moderator(club, "mod2")
+    await club.join("amy")
+    same_rank = await club.refused(_moderate(club, "mod", "mod2", pb.MODERATION_ACTION_REMOVE))
+    assert same_rank.code() == grpc.StatusCode.PERMISSION_DENIED
+    owner = await club.refused(_moderate(club, "mod", "olga", pb.MODERATION_ACTION_BAN))
+    assert owner.code() == grpc.StatusCode.PERMISSION_DENIED
+    member = await club.refused(_moderate(club, "amy", "mod", pb.MODERATION_ACTION_MUTE))
+    assert member.code() == grpc.StatusCode.PERMISSION_DENIED
+    no_reason = await club.refused(
+        _moderate(club, "mod", "amy", pb.MODERATION_ACTION_REMOVE, reason="")
+    )
+    assert "reason" in field_violations(no_reason)
+    past = await club.refused(
+        _moderate(
+            club, "mod", "amy", pb.MODERATION_ACTION_MUTE, until=datetime(2020, 1, 1, tzinfo=UTC)
+        )
+    )
+    assert "until" in field_violations(past)
+    removed = await _moderate(club, "mod", "amy", pb.MODERATION_ACTION_REMOVE)
+    assert not removed.active
+    assert (await club.join("amy")).membership.active  # removal is not a ban
+
+
+async def test_mute_keeps_membership_and_survives_leaving_and_rejoining(
+    members: RunningService,
+) -> None:
+    club = await _club(members)
+    await club.join("loud")
+    muted = await _moderate(club, "olga", "loud", pb.MODERATION_ACTION_MUTE)
+    assert muted.active
+    assert muted.muted_until.ToDatetime().year == 9999
+    await club.stub.LeaveCommunity(
+        pb.LeaveCommunityRequest(community_id=club.id), metadata=members.auth("loud")
+    )
+    back = await club.join("loud")
+    assert back.membership.muted_until.ToDatetime().year == 9999
+    unmuted = await _moderate(club, "olga", "loud", pb.MODERATION_ACTION_UNMUTE, reason="")
+    assert not unmuted.HasField("muted_until")

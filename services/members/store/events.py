@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.events.outbox import Outbox
-from services.members.domain import Community, JoinRequest, Membership, Role
+from services.members.domain import FOREVER, Action, Community, JoinRequest, Membership, Role
 from services.members.store.tables import outbox
 from studyhall.members.v1 import members_events_pb2 as events
 from studyhall.members.v1 import members_service_pb2 as pb
@@ -73,6 +75,7 @@ class MemberEvents:
                 role=pb.Role.ValueType(membership.role),
                 version=membership.version,
                 join_time=_timestamp(membership.joined_at),
+                muted_until=_maybe(membership.muted_until),
             ),
             community_id=membership.community_id,
             subject=_membership_subject(membership),
@@ -114,7 +117,37 @@ class MemberEvents:
                 previous_role=pb.Role.ValueType(previous),
                 changed_by_user_id=by,
                 version=membership.version,
+                muted_until=_maybe(membership.muted_until),
             ),
+            community_id=membership.community_id,
+            subject=_membership_subject(membership),
+        )
+
+    async def moderated(self, membership: Membership, action: Action, by: str) -> None:
+        """The event for a moderator's action on `membership` (its state after the action)."""
+        base: dict[str, Any] = {
+            "community_id": membership.community_id,
+            "user_id": membership.user_id,
+            "version": membership.version,
+        }
+        role = pb.Role.ValueType(membership.role)
+        event: Message
+        if action is Action.REMOVE:
+            event = events.MemberRemoved(**base, by_user_id=by)
+        elif action is Action.BAN:
+            until = None if membership.banned_until == FOREVER else membership.banned_until
+            event = events.MemberBanned(**base, by_user_id=by, ban_until=_maybe(until))
+        elif action is Action.UNBAN:
+            event = events.MemberUnbanned(**base, by_user_id=by)
+        elif action is Action.MUTE:
+            event = events.MemberMuted(
+                **base, role=role, by_user_id=by, muted_until=_maybe(membership.muted_until)
+            )
+        else:
+            event = events.MemberUnmuted(**base, role=role, by_user_id=by)
+        await OUTBOX.add(
+            self.session,
+            event,
             community_id=membership.community_id,
             subject=_membership_subject(membership),
         )
@@ -136,6 +169,10 @@ class MemberEvents:
 
 def _membership_subject(membership: Membership) -> str:
     return f"communities/{membership.community_id}/members/{membership.user_id}"
+
+
+def _maybe(value: datetime | None) -> Timestamp | None:
+    return _timestamp(value) if value is not None else None
 
 
 def _timestamp(value: datetime) -> Timestamp:

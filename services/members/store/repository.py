@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, exists, or_, select, tuple_
 from sqlalchemy.engine import Row
@@ -21,6 +21,7 @@ from services.members.store.tables import (
     community_tags,
     join_requests,
     memberships,
+    moderation_log,
 )
 
 
@@ -145,7 +146,32 @@ class CommunityRepository:
             active=row.active,
             version=row.version,
             left_at=utc(row.left_at) if row.left_at else None,
+            muted_until=utc(row.muted_until) if row.muted_until else None,
+            banned_until=utc(row.banned_until) if row.banned_until else None,
         )
+
+
+async def log_moderation(
+    session: AsyncSession,
+    *,
+    community_id: str,
+    actor: str,
+    action: str,
+    target: str,
+    reason: str = "",
+    until: datetime | None = None,
+) -> None:
+    await session.execute(
+        moderation_log.insert().values(
+            community_id=community_id,
+            actor_user_id=actor,
+            action=action,
+            target_user_id=target,
+            reason=reason,
+            until=until,
+            created_at=datetime.now(UTC),
+        )
+    )
 
 
 class JoinRequestRepository:
@@ -272,4 +298,6 @@ def _membership_row(membership: Membership) -> dict[str, object]:
         "active": membership.active,
         "version": membership.version,
         "left_at": membership.left_at,
+        "muted_until": membership.muted_until,
+        "banned_until": membership.banned_until,
     }

@@ -62,6 +62,8 @@ memberships = Table(
     Column("active", Boolean, nullable=False, server_default=true()),
     Column("version", Integer, nullable=False, server_default="1"),
     Column("left_at", DateTime(timezone=True), nullable=True),
+    Column("muted_until", DateTime(timezone=True), nullable=True),
+    Column("banned_until", DateTime(timezone=True), nullable=True),
     Index("ix_memberships_user", "user_id"),
 )
 
@@ -78,6 +80,21 @@ join_requests = Table(
     Column("reviewed_at", DateTime(timezone=True), nullable=True),
     Column("reason", String(1000), nullable=False, server_default=""),
     Index("ix_join_requests_queue", "community_id", "state", "created_at"),
+)
+
+# Every moderator and admin action, for the community's admins to read.
+moderation_log = Table(
+    "moderation_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("community_id", String(36), nullable=False),
+    Column("actor_user_id", String(200), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("target_user_id", String(200), nullable=False),
+    Column("reason", String(1000), nullable=False, server_default=""),
+    Column("until", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_moderation_log_community", "community_id", "id"),
 )
 
 idempotency_keys = idempotency_table(metadata)

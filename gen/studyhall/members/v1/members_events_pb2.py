@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from studyhall.members.v1 import members_service_pb2 as studyhall_dot_members_dot_v1_dot_members__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)studyhall/members/v1/members_events.proto\x12\x14studyhall.members.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a*studyhall/members/v1/members_service.proto\"\xfd\x01\n\x10\x43ommunityCreated\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x15\n\rowner_user_id\x18\x02 \x01(\t\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x34\n\nvisibility\x18\x04 \x01(\x0e\x32 .studyhall.members.v1.Visibility\x12\x35\n\x0bjoin_policy\x18\x05 \x01(\x0e\x32 .studyhall.members.v1.JoinPolicy\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9f\x01\n\x0cMemberJoined\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12-\n\tjoin_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\nMemberLeft\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12.\n\nleave_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcd\x01\n\x10\x43ommunityUpdated\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x16\n\x0e\x63hanged_fields\x18\x03 \x03(\t\x12\r\n\x05topic\x18\x04 \x01(\t\x12\x34\n\nvisibility\x18\x05 \x01(\x0e\x32 .studyhall.members.v1.Visibility\x12\x35\n\x0bjoin_policy\x18\x06 \x01(\x0e\x32 .studyhall.members.v1.JoinPolicy\"l\n\x11\x43ommunityArchived\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x30\n\x0c\x61rchive_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\rJoinRequested\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x0crequest_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\x13JoinRequestRejected\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x18\n\x10reviewer_user_id\x18\x03 \x01(\t\x12/\n\x0breview_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbe\x01\n\x0bRoleChanged\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x31\n\rprevious_role\x18\x04 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x1a\n\x12\x63hanged_by_user_id\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)studyhall/members/v1/members_events.proto\x12\x14studyhall.members.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a*studyhall/members/v1/members_service.proto\"\xfd\x01\n\x10\x43ommunityCreated\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x15\n\rowner_user_id\x18\x02 \x01(\t\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x34\n\nvisibility\x18\x04 \x01(\x0e\x32 .studyhall.members.v1.Visibility\x12\x35\n\x0bjoin_policy\x18\x05 \x01(\x0e\x32 .studyhall.members.v1.JoinPolicy\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd0\x01\n\x0cMemberJoined\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12-\n\tjoin_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bmuted_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\nMemberLeft\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12.\n\nleave_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcd\x01\n\x10\x43ommunityUpdated\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x16\n\x0e\x63hanged_fields\x18\x03 \x03(\t\x12\r\n\x05topic\x18\x04 \x01(\t\x12\x34\n\nvisibility\x18\x05 \x01(\x0e\x32 .studyhall.members.v1.Visibility\x12\x35\n\x0bjoin_policy\x18\x06 \x01(\x0e\x32 .studyhall.members.v1.JoinPolicy\"l\n\x11\x43ommunityArchived\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x30\n\x0c\x61rchive_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\rJoinRequested\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x0crequest_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\x13JoinRequestRejected\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x18\n\x10reviewer_user_id\x18\x03 \x01(\t\x12/\n\x0breview_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xef\x01\n\x0bRoleChanged\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x31\n\rprevious_role\x18\x04 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x1a\n\x12\x63hanged_by_user_id\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12/\n\x0bmuted_until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\rMemberRemoved\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nby_user_id\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\"\x89\x01\n\x0cMemberBanned\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nby_user_id\x18\x03 \x01(\t\x12-\n\tban_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x05 \x01(\x03\"\\\n\x0eMemberUnbanned\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nby_user_id\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\"\xb4\x01\n\x0bMemberMuted\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x12\n\nby_user_id\x18\x04 \x01(\t\x12/\n\x0bmuted_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x06 \x01(\x03\"\x85\x01\n\rMemberUnmuted\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x12\n\nby_user_id\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,17 +36,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMMUNITYCREATED']._serialized_start=145
   _globals['_COMMUNITYCREATED']._serialized_end=398
   _globals['_MEMBERJOINED']._serialized_start=401
-  _globals['_MEMBERJOINED']._serialized_end=560
-  _globals['_MEMBERLEFT']._serialized_start=562
-  _globals['_MEMBERLEFT']._serialized_end=678
-  _globals['_COMMUNITYUPDATED']._serialized_start=681
-  _globals['_COMMUNITYUPDATED']._serialized_end=886
-  _globals['_COMMUNITYARCHIVED']._serialized_start=888
-  _globals['_COMMUNITYARCHIVED']._serialized_end=996
-  _globals['_JOINREQUESTED']._serialized_start=998
-  _globals['_JOINREQUESTED']._serialized_end=1102
-  _globals['_JOINREQUESTREJECTED']._serialized_start=1105
-  _globals['_JOINREQUESTREJECTED']._serialized_end=1240
-  _globals['_ROLECHANGED']._serialized_start=1243
-  _globals['_ROLECHANGED']._serialized_end=1433
+  _globals['_MEMBERJOINED']._serialized_end=609
+  _globals['_MEMBERLEFT']._serialized_start=611
+  _globals['_MEMBERLEFT']._serialized_end=727
+  _globals['_COMMUNITYUPDATED']._serialized_start=730
+  _globals['_COMMUNITYUPDATED']._serialized_end=935
+  _globals['_COMMUNITYARCHIVED']._serialized_start=937
+  _globals['_COMMUNITYARCHIVED']._serialized_end=1045
+  _globals['_JOINREQUESTED']._serialized_start=1047
+  _globals['_JOINREQUESTED']._serialized_end=1151
+  _globals['_JOINREQUESTREJECTED']._serialized_start=1154
+  _globals['_JOINREQUESTREJECTED']._serialized_end=1289
+  _globals['_ROLECHANGED']._serialized_start=1292
+  _globals['_ROLECHANGED']._serialized_end=1531
+  _globals['_MEMBERREMOVED']._serialized_start=1533
+  _globals['_MEMBERREMOVED']._serialized_end=1624
+  _globals['_MEMBERBANNED']._serialized_start=1627
+  _globals['_MEMBERBANNED']._serialized_end=1764
+  _globals['_MEMBERUNBANNED']._serialized_start=1766
+  _globals['_MEMBERUNBANNED']._serialized_end=1858
+  _globals['_MEMBERMUTED']._serialized_start=1861
+  _globals['_MEMBERMUTED']._serialized_end=2041
+  _globals['_MEMBERUNMUTED']._serialized_start=2044
+  _globals['_MEMBERUNMUTED']._serialized_end=2177
 # @@protoc_insertion_point(module_scope)

@@ -78,12 +78,17 @@ class MemberJoined(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     JOIN_TIME_FIELD_NUMBER: _builtins.int
+    MUTED_UNTIL_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     user_id: _builtins.str
     role: _members_service_pb2.Role.ValueType
     version: _builtins.int
     @_builtins.property
     def join_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def muted_until(self) -> _timestamp_pb2.Timestamp:
+        """Set when a mute from before is still running (leaving does not lift it)."""
+
     def __init__(
         self,
         *,
@@ -92,10 +97,11 @@ class MemberJoined(_message.Message):
         role: _members_service_pb2.Role.ValueType = ...,
         version: _builtins.int = ...,
         join_time: _timestamp_pb2.Timestamp | None = ...,
+        muted_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["join_time", b"join_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["join_time", b"join_time", "muted_until", b"muted_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "join_time", b"join_time", "role", b"role", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "join_time", b"join_time", "muted_until", b"muted_until", "role", b"role", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -270,12 +276,19 @@ class RoleChanged(_message.Message):
     PREVIOUS_ROLE_FIELD_NUMBER: _builtins.int
     CHANGED_BY_USER_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    MUTED_UNTIL_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     user_id: _builtins.str
     role: _members_service_pb2.Role.ValueType
     previous_role: _members_service_pb2.Role.ValueType
     changed_by_user_id: _builtins.str
     version: _builtins.int
+    @_builtins.property
+    def muted_until(self) -> _timestamp_pb2.Timestamp:
+        """The member's mute, unchanged by this event; every membership event carries the whole
+        standing (role, mute), so the newest version alone is always complete.
+        """
+
     def __init__(
         self,
         *,
@@ -285,11 +298,176 @@ class RoleChanged(_message.Message):
         previous_role: _members_service_pb2.Role.ValueType = ...,
         changed_by_user_id: _builtins.str = ...,
         version: _builtins.int = ...,
+        muted_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["muted_until", b"muted_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_by_user_id", b"changed_by_user_id", "community_id", b"community_id", "previous_role", b"previous_role", "role", b"role", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_by_user_id", b"changed_by_user_id", "community_id", b"community_id", "muted_until", b"muted_until", "previous_role", b"previous_role", "role", b"role", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoleChanged: _TypeAlias = RoleChanged  # noqa: Y015
+
+@_typing.final
+class MemberRemoved(_message.Message):
+    """A moderator removed a member; they may join again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    BY_USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    user_id: _builtins.str
+    by_user_id: _builtins.str
+    version: _builtins.int
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        by_user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_user_id", b"by_user_id", "community_id", b"community_id", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemberRemoved: _TypeAlias = MemberRemoved  # noqa: Y015
+
+@_typing.final
+class MemberBanned(_message.Message):
+    """A user was banned: removed if a member, and kept out until `ban_until` (unset: for good)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    BY_USER_ID_FIELD_NUMBER: _builtins.int
+    BAN_UNTIL_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    user_id: _builtins.str
+    by_user_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def ban_until(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        by_user_id: _builtins.str = ...,
+        ban_until: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ban_until", b"ban_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ban_until", b"ban_until", "by_user_id", b"by_user_id", "community_id", b"community_id", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemberBanned: _TypeAlias = MemberBanned  # noqa: Y015
+
+@_typing.final
+class MemberUnbanned(_message.Message):
+    """A ban was lifted before its time; the user may join again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    BY_USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    user_id: _builtins.str
+    by_user_id: _builtins.str
+    version: _builtins.int
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        by_user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_user_id", b"by_user_id", "community_id", b"community_id", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemberUnbanned: _TypeAlias = MemberUnbanned  # noqa: Y015
+
+@_typing.final
+class MemberMuted(_message.Message):
+    """A member may read but not speak (post, comment) until `muted_until`; it lapses by itself."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    BY_USER_ID_FIELD_NUMBER: _builtins.int
+    MUTED_UNTIL_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    user_id: _builtins.str
+    role: _members_service_pb2.Role.ValueType
+    by_user_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def muted_until(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        role: _members_service_pb2.Role.ValueType = ...,
+        by_user_id: _builtins.str = ...,
+        muted_until: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["muted_until", b"muted_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_user_id", b"by_user_id", "community_id", b"community_id", "muted_until", b"muted_until", "role", b"role", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemberMuted: _TypeAlias = MemberMuted  # noqa: Y015
+
+@_typing.final
+class MemberUnmuted(_message.Message):
+    """A mute was lifted before its time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    BY_USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    user_id: _builtins.str
+    role: _members_service_pb2.Role.ValueType
+    by_user_id: _builtins.str
+    version: _builtins.int
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        role: _members_service_pb2.Role.ValueType = ...,
+        by_user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_user_id", b"by_user_id", "community_id", b"community_id", "role", b"role", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemberUnmuted: _TypeAlias = MemberUnmuted  # noqa: Y015

@@ -62,6 +62,29 @@ JOIN_REQUEST_STATE_APPROVED: JoinRequestState.ValueType  # 2
 JOIN_REQUEST_STATE_REJECTED: JoinRequestState.ValueType  # 3
 Global___JoinRequestState: _TypeAlias = JoinRequestState  # noqa: Y015
 
+class _ModerationAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ModerationActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ModerationAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MODERATION_ACTION_UNSPECIFIED: _ModerationAction.ValueType  # 0
+    MODERATION_ACTION_REMOVE: _ModerationAction.ValueType  # 1
+    MODERATION_ACTION_BAN: _ModerationAction.ValueType  # 2
+    MODERATION_ACTION_UNBAN: _ModerationAction.ValueType  # 3
+    MODERATION_ACTION_MUTE: _ModerationAction.ValueType  # 4
+    MODERATION_ACTION_UNMUTE: _ModerationAction.ValueType  # 5
+
+class ModerationAction(_ModerationAction, metaclass=_ModerationActionEnumTypeWrapper): ...
+
+MODERATION_ACTION_UNSPECIFIED: ModerationAction.ValueType  # 0
+MODERATION_ACTION_REMOVE: ModerationAction.ValueType  # 1
+MODERATION_ACTION_BAN: ModerationAction.ValueType  # 2
+MODERATION_ACTION_UNBAN: ModerationAction.ValueType  # 3
+MODERATION_ACTION_MUTE: ModerationAction.ValueType  # 4
+MODERATION_ACTION_UNMUTE: ModerationAction.ValueType  # 5
+Global___ModerationAction: _TypeAlias = ModerationAction  # noqa: Y015
+
 class _Visibility:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -163,13 +186,26 @@ class Membership(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     JOIN_TIME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    MUTED_UNTIL_FIELD_NUMBER: _builtins.int
+    BANNED_UNTIL_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     user_id: _builtins.str
     role: Global___Role.ValueType
     version: _builtins.int
     """Grows with every join, leave or role change of this user in this community."""
+    active: _builtins.bool
+    """False once the user left, was removed or banned."""
     @_builtins.property
     def join_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def muted_until(self) -> _timestamp_pb2.Timestamp:
+        """While set and in the future, the member may read but not speak."""
+
+    @_builtins.property
+    def banned_until(self) -> _timestamp_pb2.Timestamp:
+        """While set and in the future, the user cannot join."""
+
     def __init__(
         self,
         *,
@@ -178,10 +214,13 @@ class Membership(_message.Message):
         role: Global___Role.ValueType = ...,
         join_time: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        active: _builtins.bool = ...,
+        muted_until: _timestamp_pb2.Timestamp | None = ...,
+        banned_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["join_time", b"join_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["banned_until", b"banned_until", "join_time", b"join_time", "muted_until", b"muted_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "join_time", b"join_time", "role", b"role", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "banned_until", b"banned_until", "community_id", b"community_id", "join_time", b"join_time", "muted_until", b"muted_until", "role", b"role", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -845,3 +884,62 @@ class TransferOwnershipResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TransferOwnershipResponse: _TypeAlias = TransferOwnershipResponse  # noqa: Y015
+
+@_typing.final
+class ModerateMemberRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    user_id: _builtins.str
+    action: Global___ModerationAction.ValueType
+    reason: _builtins.str
+    """Required for remove, ban and mute; kept in the community's records, not in events."""
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """For ban and mute: when it lapses by itself; unset means until lifted."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        action: Global___ModerationAction.ValueType = ...,
+        reason: _builtins.str = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "community_id", b"community_id", "reason", b"reason", "request_id", b"request_id", "until", b"until", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModerateMemberRequest: _TypeAlias = ModerateMemberRequest  # noqa: Y015
+
+@_typing.final
+class ModerateMemberResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def membership(self) -> Global___Membership: ...
+    def __init__(
+        self,
+        *,
+        membership: Global___Membership | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModerateMemberResponse: _TypeAlias = ModerateMemberResponse  # noqa: Y015

@@ -90,6 +90,11 @@ class MembersServiceStub:
                 request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.TransferOwnershipRequest.SerializeToString,
                 response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.TransferOwnershipResponse.FromString,
                 _registered_method=True)
+        self.ModerateMember = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/ModerateMember',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ModerateMemberRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ModerateMemberResponse.FromString,
+                _registered_method=True)
 
 
 class MembersServiceServicer:
@@ -178,6 +183,14 @@ class MembersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ModerateMember(self, request, context):
+        """Removes, bans, unbans, mutes or unmutes a user. Moderators act on members, admins on
+        moderators too; nobody acts on the owner or on someone of their own rank.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MembersServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -235,6 +248,11 @@ def add_MembersServiceServicer_to_server(servicer, server):
                     servicer.TransferOwnership,
                     request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.TransferOwnershipRequest.FromString,
                     response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.TransferOwnershipResponse.SerializeToString,
+            ),
+            'ModerateMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModerateMember,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ModerateMemberRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ModerateMemberResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -535,6 +553,33 @@ class MembersService:
             '/studyhall.members.v1.MembersService/TransferOwnership',
             studyhall_dot_members_dot_v1_dot_members__service__pb2.TransferOwnershipRequest.SerializeToString,
             studyhall_dot_members_dot_v1_dot_members__service__pb2.TransferOwnershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModerateMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/ModerateMember',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ModerateMemberRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ModerateMemberResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -65,6 +65,10 @@ class MembersServiceStub:
     """
     TransferOwnership: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.TransferOwnershipRequest, _members_service_pb2.TransferOwnershipResponse]
     """Hands the community to another member; the previous owner becomes an admin. Owner only."""
+    ModerateMember: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ModerateMemberRequest, _members_service_pb2.ModerateMemberResponse]
+    """Removes, bans, unbans, mutes or unmutes a user. Moderators act on members, admins on
+    moderators too; nobody acts on the owner or on someone of their own rank.
+    """
 
 @_typing.type_check_only
 class MembersServiceAsyncStub(MembersServiceStub):
@@ -103,6 +107,10 @@ class MembersServiceAsyncStub(MembersServiceStub):
     """
     TransferOwnership: _aio.UnaryUnaryMultiCallable[_members_service_pb2.TransferOwnershipRequest, _members_service_pb2.TransferOwnershipResponse]  # type: ignore[assignment]
     """Hands the community to another member; the previous owner becomes an admin. Owner only."""
+    ModerateMember: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ModerateMemberRequest, _members_service_pb2.ModerateMemberResponse]  # type: ignore[assignment]
+    """Removes, bans, unbans, mutes or unmutes a user. Moderators act on members, admins on
+    moderators too; nobody acts on the owner or on someone of their own rank.
+    """
 
 class MembersServiceServicer(metaclass=_abc_1.ABCMeta):
     """Communities and who belongs to them. The members service is the authority on roles."""
@@ -204,5 +212,15 @@ class MembersServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_members_service_pb2.TransferOwnershipResponse, _abc.Awaitable[_members_service_pb2.TransferOwnershipResponse]]:
         """Hands the community to another member; the previous owner becomes an admin. Owner only."""
+
+    @_abc_1.abstractmethod
+    def ModerateMember(
+        self,
+        request: _members_service_pb2.ModerateMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.ModerateMemberResponse, _abc.Awaitable[_members_service_pb2.ModerateMemberResponse]]:
+        """Removes, bans, unbans, mutes or unmutes a user. Moderators act on members, admins on
+        moderators too; nobody acts on the owner or on someone of their own rank.
+        """
 
 def add_MembersServiceServicer_to_server(servicer: MembersServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
