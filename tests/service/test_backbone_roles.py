@@ -116,4 +116,4 @@ async def test_membership_and_mutes_decided_in_members_govern_posting_in_content
 
 
 async def _is(status: Awaitable[grpc.StatusCode], expected: grpc.StatusCode) -> bool:
-    return await status == expected
+    return bool(await status == expected)
