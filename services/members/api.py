@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Identity, current_identity
-from services.kit.database import Database
+from services.kit.database import Database, utc
 from services.kit.errors import (
     AlreadyExists,
     DomainError,
@@ -29,6 +29,7 @@ from services.members.store.repository import (
     CommunityRepository,
     ConcurrentChange,
     JoinRequestRepository,
+    audit_entries,
     log_moderation,
 )
 from services.members.store.tables import idempotency_keys
@@ -209,6 +210,14 @@ class MembersApi(pb_grpc.MembersServiceServicer):
                 raise AlreadyExists(f"slug {changed.slug!r} is taken; choose another slug")
             await _save(communities, changed)
             await MemberEvents(session).community_updated(changed, sorted(set(paths)))
+            await log_moderation(
+                session,
+                community_id=changed.id,
+                actor=caller.user_id,
+                action="update_community",
+                target="",
+                reason="changed " + ", ".join(sorted(set(paths))),
+            )
             return pb.UpdateCommunityResponse(community=_to_proto(changed))
 
         key = IdempotencyKey(caller.user_id, "UpdateCommunity", request.request_id)
@@ -232,6 +241,13 @@ class MembersApi(pb_grpc.MembersServiceServicer):
             archived = _apply_community(lambda: domain.archive(community, request.etag))
             await _save(communities, archived)
             await MemberEvents(session).community_archived(archived)
+            await log_moderation(
+                session,
+                community_id=archived.id,
+                actor=caller.user_id,
+                action="archive_community",
+                target="",
+            )
             return pb.ArchiveCommunityResponse(community=_to_proto(archived))
 
         key = IdempotencyKey(caller.user_id, "ArchiveCommunity", request.request_id)
@@ -338,6 +354,14 @@ class MembersApi(pb_grpc.MembersServiceServicer):
                 )
             )
             await requests.save(reviewed)
+            await log_moderation(
+                session,
+                community_id=community.id,
+                actor=caller.user_id,
+                action="approve_join_request" if request.approve else "reject_join_request",
+                target=request.user_id,
+                reason=reviewed.reason,
+            )
             published = MemberEvents(session)
             reply = pb.ReviewJoinRequestResponse(join_request=_join_request_to_proto(reviewed))
             if membership is not None:
@@ -384,6 +408,14 @@ class MembersApi(pb_grpc.MembersServiceServicer):
             assert target is not None
             await communities.save_membership(changed)
             await MemberEvents(session).role_changed(changed, target.role, caller.user_id)
+            await log_moderation(
+                session,
+                community_id=community.id,
+                actor=caller.user_id,
+                action="change_role",
+                target=changed.user_id,
+                reason=f"{target.role.name.lower()} -> {changed.role.name.lower()}",
+            )
             return pb.ChangeRoleResponse(membership=_membership_to_proto(changed))
 
         key = IdempotencyKey(caller.user_id, "ChangeRole", request.request_id)
@@ -421,6 +453,13 @@ class MembersApi(pb_grpc.MembersServiceServicer):
             await published.role_changed(old_owner, domain.Role.OWNER, caller.user_id)
             await published.role_changed(new_owner, successor.role, caller.user_id)
             await published.community_updated(changed, ["owner_user_id"])
+            await log_moderation(
+                session,
+                community_id=community.id,
+                actor=caller.user_id,
+                action="transfer_ownership",
+                target=new_owner.user_id,
+            )
             return pb.TransferOwnershipResponse(community=_to_proto(changed))
 
         key = IdempotencyKey(caller.user_id, "TransferOwnership", request.request_id)
@@ -486,6 +525,50 @@ class MembersApi(pb_grpc.MembersServiceServicer):
         response = await self.idempotent.run(key, request, pb.ModerateMemberResponse, moderate)
         self.on_commit()
         return response
+
+    async def ListAuditLog(
+        self, request: pb.ListAuditLogRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAuditLogResponse:
+        caller = current_identity()
+        problems = Violations()
+        problems.uuid("community_id", request.community_id)
+        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+            problems.add("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")
+        before: int | None = None
+        if request.page_token:
+            position = page_tokens.decode(request.page_token, ("audit", request.community_id))
+            if position is None or not position[1].isdigit():
+                problems.add("page_token", "is not a token this query returned; start without it")
+            else:
+                before = int(position[1])
+        problems.raise_if_any()
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        async with self.database.read() as session:
+            communities = CommunityRepository(session)
+            community = await _community_for(communities, request.community_id, caller)
+            await _require_role(
+                communities, community, caller, domain.Role.ADMIN, "reading the audit log"
+            )
+            rows = await audit_entries(session, community.id, before=before, limit=size + 1)
+        page, more = rows[:size], len(rows) > size
+        return pb.ListAuditLogResponse(
+            entries=[
+                pb.AuditEntry(
+                    action=row.action,
+                    actor_user_id=row.actor_user_id,
+                    target_user_id=row.target_user_id,
+                    note=row.reason,
+                    until=_timestamp(utc(row.until)) if row.until else None,
+                    create_time=_timestamp(utc(row.created_at)),
+                )
+                for row in page
+            ],
+            next_page_token=page_tokens.encode(
+                (utc(page[-1].created_at), str(page[-1].id)), ("audit", request.community_id)
+            )
+            if more
+            else "",
+        )
 
 
 DEFAULT_PAGE_SIZE = 20

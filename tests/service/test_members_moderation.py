@@ -339,3 +339,36 @@ async def test_mute_keeps_membership_and_survives_leaving_and_rejoining(
     assert back.membership.muted_until.ToDatetime().year == 9999
     unmuted = await _moderate(club, "olga", "loud", pb.MODERATION_ACTION_UNMUTE, reason="")
     assert not unmuted.HasField("muted_until")
+
+
+async def test_admins_read_every_moderator_action_in_the_audit_log(
+    members: RunningService,
+) -> None:
+    club = await _club(members)
+    await _make_moderator(club, "mod")
+    await club.join("ivy")
+    await _moderate(club, "mod", "ivy", pb.MODERATION_ACTION_MUTE, reason="off-topic links")
+    await _moderate(club, "mod", "ivy", pb.MODERATION_ACTION_UNMUTE, reason="")
+    entries: list[pb.AuditEntry] = []
+    token = ""
+    while True:
+        page = await club.stub.ListAuditLog(
+            pb.ListAuditLogRequest(community_id=club.id, page_size=2, page_token=token),
+            metadata=members.auth("olga"),
+        )
+        entries.extend(page.entries)
+        token = page.next_page_token
+        if not token:
+            break
+    assert [(e.action, e.actor_user_id, e.target_user_id) for e in entries] == [
+        ("unmute", "mod", "ivy"),
+        ("mute", "mod", "ivy"),
+        ("change_role", "olga", "mod"),
+    ]
+    assert entries[1].note == "off-topic links"
+    denied = await club.refused(
+        club.stub.ListAuditLog(
+            pb.ListAuditLogRequest(community_id=club.id), metadata=members.auth("mod")
+        )
+    )
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import and_, exists, or_, select, tuple_
 from sqlalchemy.engine import Row
@@ -172,6 +173,17 @@ async def log_moderation(
             created_at=datetime.now(UTC),
         )
     )
+
+
+async def audit_entries(
+    session: AsyncSession, community_id: str, *, before: int | None, limit: int
+) -> list[Row[Any]]:
+    """Moderation log rows of a community, newest first, below the `before` position."""
+    query = select(moderation_log).where(moderation_log.c.community_id == community_id)
+    if before is not None:
+        query = query.where(moderation_log.c.id < before)
+    query = query.order_by(moderation_log.c.id.desc()).limit(limit)
+    return list((await session.execute(query)).all())
 
 
 class JoinRequestRepository:

@@ -95,6 +95,11 @@ class MembersServiceStub:
                 request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ModerateMemberRequest.SerializeToString,
                 response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ModerateMemberResponse.FromString,
                 _registered_method=True)
+        self.ListAuditLog = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/ListAuditLog',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListAuditLogRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListAuditLogResponse.FromString,
+                _registered_method=True)
 
 
 class MembersServiceServicer:
@@ -191,6 +196,13 @@ class MembersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditLog(self, request, context):
+        """Every moderator and admin action in a community, newest first. Admins and above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MembersServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -253,6 +265,11 @@ def add_MembersServiceServicer_to_server(servicer, server):
                     servicer.ModerateMember,
                     request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ModerateMemberRequest.FromString,
                     response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ModerateMemberResponse.SerializeToString,
+            ),
+            'ListAuditLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditLog,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListAuditLogRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListAuditLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -580,6 +597,33 @@ class MembersService:
             '/studyhall.members.v1.MembersService/ModerateMember',
             studyhall_dot_members_dot_v1_dot_members__service__pb2.ModerateMemberRequest.SerializeToString,
             studyhall_dot_members_dot_v1_dot_members__service__pb2.ModerateMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/ListAuditLog',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ListAuditLogRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ListAuditLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

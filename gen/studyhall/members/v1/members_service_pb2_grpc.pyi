@@ -69,6 +69,8 @@ class MembersServiceStub:
     """Removes, bans, unbans, mutes or unmutes a user. Moderators act on members, admins on
     moderators too; nobody acts on the owner or on someone of their own rank.
     """
+    ListAuditLog: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ListAuditLogRequest, _members_service_pb2.ListAuditLogResponse]
+    """Every moderator and admin action in a community, newest first. Admins and above."""
 
 @_typing.type_check_only
 class MembersServiceAsyncStub(MembersServiceStub):
@@ -111,6 +113,8 @@ class MembersServiceAsyncStub(MembersServiceStub):
     """Removes, bans, unbans, mutes or unmutes a user. Moderators act on members, admins on
     moderators too; nobody acts on the owner or on someone of their own rank.
     """
+    ListAuditLog: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ListAuditLogRequest, _members_service_pb2.ListAuditLogResponse]  # type: ignore[assignment]
+    """Every moderator and admin action in a community, newest first. Admins and above."""
 
 class MembersServiceServicer(metaclass=_abc_1.ABCMeta):
     """Communities and who belongs to them. The members service is the authority on roles."""
@@ -222,5 +226,13 @@ class MembersServiceServicer(metaclass=_abc_1.ABCMeta):
         """Removes, bans, unbans, mutes or unmutes a user. Moderators act on members, admins on
         moderators too; nobody acts on the owner or on someone of their own rank.
         """
+
+    @_abc_1.abstractmethod
+    def ListAuditLog(
+        self,
+        request: _members_service_pb2.ListAuditLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.ListAuditLogResponse, _abc.Awaitable[_members_service_pb2.ListAuditLogResponse]]:
+        """Every moderator and admin action in a community, newest first. Admins and above."""
 
 def add_MembersServiceServicer_to_server(servicer: MembersServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
