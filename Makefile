@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: asyncapi asyncapi-check bench-backbone bench-tracing up test test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
+.PHONY: deploy-check asyncapi asyncapi-check bench-backbone bench-tracing up test test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
 
 venv:
 	@scripts/bootstrap.sh
@@ -22,7 +22,7 @@ test:
 test-fast: venv
 	$(BIN)/pytest -m "not fault" $(PYTEST_ARGS)
 
-check: lint typecheck imports buf-lint buf-breaking proto-check docs-check asyncapi-check
+check: lint typecheck imports buf-lint buf-breaking proto-check docs-check asyncapi-check deploy-check
 
 lint: venv
 	$(BIN)/ruff check .
@@ -49,6 +49,9 @@ buf-breaking: venv
 
 docs: venv
 	$(BIN)/python scripts/settings_doc.py
+
+deploy-check:
+	@scripts/check_deploy.sh
 
 asyncapi: venv
 	$(BIN)/python scripts/asyncapi.py
