@@ -6,6 +6,7 @@ started locally on free ports (see tests/harness/servers.py). They start once pe
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,3 +81,21 @@ def second_database_url(
         yield url
     finally:
         server.drop_database(name)
+
+
+def _dump_tasks(*_: object) -> None:
+    # `kill -USR1 <pytest pid>` shows where every asyncio task waits: the thread dump alone
+    # only shows an idle event loop when a test hangs on an await.
+    import asyncio
+    import sys
+
+    try:
+        tasks = asyncio.all_tasks(asyncio.get_event_loop())
+    except RuntimeError:
+        return
+    for task in tasks:
+        print(f"--- {task.get_name()}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+
+
+signal.signal(signal.SIGUSR1, _dump_tasks)

@@ -127,7 +127,14 @@ class GrpcServer:
         await self.health.enter_graceful_shutdown()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            # A worker stuck in a cleanup (a broker that never answers a close) must not
+            # keep the process from exiting: it gets the grace period, then is abandoned.
+            _done, stuck = await asyncio.wait(self._tasks, timeout=self.grace_seconds)
+            for task in stuck:
+                log.warning(
+                    "%s: %s did not stop in time; abandoning it", self.name, task.get_name()
+                )
         await self._server.stop(self.grace_seconds)
         await self.lifecycle.stop()
         log.info("%s stopped", self.name)

@@ -13,8 +13,10 @@ import pytest
 from services.analytics.app import SPEC
 from services.analytics.settings import AnalyticsSettings
 from services.analytics.store.tables import community_stats, member_states
+from services.kit.access import Role
 from studyhall.analytics.v1 import analytics_service_pb2 as pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as pb_grpc
+from tests.support.access import grant
 from tests.support.errors import field_violations
 from tests.support.services import RunningService, running_service
 
@@ -45,6 +47,13 @@ def community() -> str:
     return str(uuid.uuid4())
 
 
+async def community_moderated_by(running: RunningService, moderator: str) -> str:
+    """A new public community in which `moderator` may read the figures."""
+    community_id = community()
+    await grant(running, community_id, moderator, Role.MODERATOR)
+    return community_id
+
+
 async def record_figures(
     running: RunningService, community_id: str, member_count: int = 0, **figures: object
 ) -> None:
@@ -64,7 +73,7 @@ async def record_figures(
 async def test_stats_of_quiet_community_are_zero(
     analytics: RunningService, stub: pb_grpc.AnalyticsServiceStub
 ) -> None:
-    community_id = community()
+    community_id = await community_moderated_by(analytics, "ada")
     reply = await stub.GetCommunityStats(
         pb.GetCommunityStatsRequest(community_id=community_id), metadata=analytics.auth("ada")
     )
@@ -75,7 +84,7 @@ async def test_stats_of_quiet_community_are_zero(
 async def test_stats_show_the_figures_counted_so_far(
     analytics: RunningService, stub: pb_grpc.AnalyticsServiceStub
 ) -> None:
-    community_id = community()
+    community_id = await community_moderated_by(analytics, "ada")
     counted_at = datetime(2031, 3, 14, 18, 30, 0, 250000, tzinfo=UTC)
     await record_figures(
         analytics,
@@ -104,7 +113,7 @@ async def test_stats_show_the_figures_counted_so_far(
 async def test_figures_of_another_community_are_not_mixed_in(
     analytics: RunningService, stub: pb_grpc.AnalyticsServiceStub
 ) -> None:
-    busy, quiet = community(), community()
+    busy, quiet = community(), await community_moderated_by(analytics, "ada")
     await record_figures(analytics, busy, member_count=50, updated_at=datetime.now(UTC))
 
     reply = await stub.GetCommunityStats(
@@ -116,7 +125,7 @@ async def test_figures_of_another_community_are_not_mixed_in(
 async def test_community_id_in_another_spelling_is_refused_not_missed(
     analytics: RunningService, stub: pb_grpc.AnalyticsServiceStub
 ) -> None:
-    community_id = community()
+    community_id = await community_moderated_by(analytics, "ada")
     await record_figures(analytics, community_id, post_count=4)
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -47,8 +47,13 @@ class Backbone:
 
     async def eventually_counts(self, community_id: str, expected: int) -> None:
         for _ in range(300):
-            if await self.member_count(community_id) == expected:
-                return
+            try:
+                if await self.member_count(community_id) == expected:
+                    return
+            except grpc.aio.AioRpcError as error:
+                # Analytics learns of the community from the same stream, a moment later.
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
             await asyncio.sleep(0.05)
         raise AssertionError(
             f"member count stayed {await self.member_count(community_id)}, expected {expected}"

@@ -13,8 +13,10 @@ from sqlalchemy import func, select
 from services.billing.app import SPEC
 from services.billing.settings import BillingSettings
 from services.billing.store.tables import idempotency_keys, products
+from services.kit.access import Role
 from studyhall.billing.v1 import billing_service_pb2 as pb
 from studyhall.billing.v1 import billing_service_pb2_grpc as pb_grpc
+from tests.support.access import grant
 from tests.support.errors import field_violations
 from tests.support.services import RunningService, running_service
 
@@ -43,6 +45,13 @@ def stub(billing: RunningService) -> pb_grpc.BillingServiceStub:
 
 def community() -> str:
     return str(uuid.uuid4())
+
+
+async def community_run_by(running: RunningService, user_id: str, role: Role = Role.ADMIN) -> str:
+    """A new public community in which `user_id` is an admin (or `role`), so may sell."""
+    community_id = community()
+    await grant(running, community_id, user_id, role)
+    return community_id
 
 
 def plan(
@@ -76,7 +85,7 @@ async def rows(running: RunningService) -> tuple[int, int]:
 async def test_owner_offers_monthly_plan_with_trial_and_reads_it_back(
     billing: RunningService, stub: pb_grpc.BillingServiceStub
 ) -> None:
-    community_id = community()
+    community_id = await community_run_by(billing, "ada", Role.OWNER)
     created = await stub.CreateProduct(
         pb.CreateProductRequest(
             community_id=community_id,
@@ -111,7 +120,7 @@ async def test_owner_offers_monthly_plan_with_trial_and_reads_it_back(
 async def test_price_is_kept_in_minor_units(
     billing: RunningService, stub: pb_grpc.BillingServiceStub
 ) -> None:
-    community_id = community()
+    community_id = await community_run_by(billing, "ada")
     # 2**53 + 1 has no exact double: it survives only if no float is ever involved.
     exact = 2**53 + 1
     created = await stub.CreateProduct(
@@ -146,7 +155,9 @@ async def test_free_product_costs_zero(
     billing: RunningService, stub: pb_grpc.BillingServiceStub
 ) -> None:
     created = await stub.CreateProduct(
-        plan(community(), price=pb.Money(currency="GBP", amount_minor=0)),
+        plan(
+            await community_run_by(billing, "ada"), price=pb.Money(currency="GBP", amount_minor=0)
+        ),
         metadata=billing.auth("ada"),
     )
     assert created.product.price.amount_minor == 0
@@ -157,7 +168,7 @@ async def test_billing_period_defaults_to_one_off(
 ) -> None:
     created = await stub.CreateProduct(
         pb.CreateProductRequest(
-            community_id=community(),
+            community_id=await community_run_by(billing, "ada"),
             kind=pb.PRODUCT_KIND_PAID_COURSE,
             name="Statistics from scratch",
             price=pb.Money(currency="EUR", amount_minor=4900),
@@ -190,7 +201,11 @@ async def test_yearly_plan_may_offer_a_year_long_trial(
     billing: RunningService, stub: pb_grpc.BillingServiceStub
 ) -> None:
     created = await stub.CreateProduct(
-        plan(community(), billing_period=pb.BILLING_PERIOD_YEARLY, trial_days=365),
+        plan(
+            await community_run_by(billing, "ada"),
+            billing_period=pb.BILLING_PERIOD_YEARLY,
+            trial_days=365,
+        ),
         metadata=billing.auth("ada"),
     )
     assert created.product.trial_days == 365
@@ -261,7 +276,8 @@ async def test_unknown_kind_and_billing_period_are_invalid(
 async def test_product_of_another_community_is_not_found(
     billing: RunningService, stub: pb_grpc.BillingServiceStub
 ) -> None:
-    home, elsewhere = community(), community()
+    home = await community_run_by(billing, "ada")
+    elsewhere = await community_run_by(billing, "ada")
     created = await stub.CreateProduct(plan(home), metadata=billing.auth("ada"))
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -270,12 +286,13 @@ async def test_product_of_another_community_is_not_found(
             metadata=billing.auth("ada"),
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert f"product {created.product.id} not found" in (caught.value.details() or "")
 
 
 async def test_retry_with_same_request_id_creates_one_product(
     billing: RunningService, stub: pb_grpc.BillingServiceStub
 ) -> None:
-    request = plan(community(), request_id="catalogue-1")
+    request = plan(await community_run_by(billing, "ada"), request_id="catalogue-1")
     first = await stub.CreateProduct(request, metadata=billing.auth("ada"))
     second = await stub.CreateProduct(request, metadata=billing.auth("ada"))
 
@@ -286,7 +303,7 @@ async def test_retry_with_same_request_id_creates_one_product(
 async def test_same_request_id_with_different_payload_is_refused(
     billing: RunningService, stub: pb_grpc.BillingServiceStub
 ) -> None:
-    community_id = community()
+    community_id = await community_run_by(billing, "ada")
     await stub.CreateProduct(
         plan(community_id, request_id="catalogue-1"), metadata=billing.auth("ada")
     )

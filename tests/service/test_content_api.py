@@ -13,8 +13,10 @@ from sqlalchemy import func, select
 from services.content.app import SPEC
 from services.content.settings import ContentSettings
 from services.content.store.tables import idempotency_keys, posts
+from services.kit.access import Role
 from studyhall.content.v1 import content_service_pb2 as pb
 from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
+from tests.support.access import grant
 from tests.support.errors import field_violations
 from tests.support.services import RunningService, running_service
 
@@ -43,6 +45,14 @@ def stub(content: RunningService) -> pb_grpc.ContentServiceStub:
 
 def community() -> str:
     return str(uuid.uuid4())
+
+
+async def community_of(running: RunningService, *members: str) -> str:
+    """A new public community in which each of `members` may publish."""
+    community_id = community()
+    for user_id in members:
+        await grant(running, community_id, user_id, Role.MEMBER)
+    return community_id
 
 
 def article(
@@ -75,7 +85,7 @@ async def rows(running: RunningService) -> tuple[int, int]:
 async def test_member_publishes_article_and_reads_it_back(
     content: RunningService, stub: pb_grpc.ContentServiceStub
 ) -> None:
-    community_id = community()
+    community_id = await community_of(content, "ada")
     created = await stub.CreatePost(
         article(community_id, title="  Spaced repetition  ", tags=["memory", "anki", "memory"]),
         metadata=content.auth("ada"),
@@ -101,7 +111,7 @@ async def test_member_publishes_article_and_reads_it_back(
 async def test_member_shares_link_without_a_body(
     content: RunningService, stub: pb_grpc.ContentServiceStub
 ) -> None:
-    community_id = community()
+    community_id = await community_of(content, "ada")
     created = await stub.CreatePost(
         pb.CreatePostRequest(
             community_id=community_id,
@@ -122,7 +132,7 @@ async def test_member_shares_link_without_a_body(
 async def test_post_of_another_community_is_not_found(
     content: RunningService, stub: pb_grpc.ContentServiceStub
 ) -> None:
-    home, elsewhere = community(), community()
+    home, elsewhere = await community_of(content, "ada"), await community_of(content, "ada")
     created = await stub.CreatePost(article(home), metadata=content.auth("ada"))
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -131,12 +141,13 @@ async def test_post_of_another_community_is_not_found(
             metadata=content.auth("ada"),
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert f"post {created.post.id} not found" in (caught.value.details() or "")
 
 
 async def test_community_id_in_another_spelling_is_refused_not_missed(
     content: RunningService, stub: pb_grpc.ContentServiceStub
 ) -> None:
-    community_id = community()
+    community_id = await community_of(content, "ada")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.CreatePost(article(community_id.upper()), metadata=content.auth("ada"))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -147,7 +158,7 @@ async def test_community_id_in_another_spelling_is_refused_not_missed(
 async def test_retry_with_same_request_id_creates_one_post(
     content: RunningService, stub: pb_grpc.ContentServiceStub
 ) -> None:
-    request = article(community(), request_id="publish-1")
+    request = article(await community_of(content, "ada"), request_id="publish-1")
     first = await stub.CreatePost(request, metadata=content.auth("ada"))
     second = await stub.CreatePost(request, metadata=content.auth("ada"))
 
@@ -158,7 +169,7 @@ async def test_retry_with_same_request_id_creates_one_post(
 async def test_same_request_id_from_another_member_is_a_new_post(
     content: RunningService, stub: pb_grpc.ContentServiceStub
 ) -> None:
-    request = article(community(), request_id="publish-1")
+    request = article(await community_of(content, "ada", "grace"), request_id="publish-1")
     by_ada = await stub.CreatePost(request, metadata=content.auth("ada"))
     by_grace = await stub.CreatePost(request, metadata=content.auth("grace"))
 
@@ -169,7 +180,7 @@ async def test_same_request_id_from_another_member_is_a_new_post(
 async def test_same_request_id_with_different_payload_is_refused(
     content: RunningService, stub: pb_grpc.ContentServiceStub
 ) -> None:
-    community_id = community()
+    community_id = await community_of(content, "ada")
     await stub.CreatePost(
         article(community_id, request_id="publish-1"), metadata=content.auth("ada")
     )
@@ -273,7 +284,8 @@ async def test_longest_allowed_title_and_body_are_accepted(
     content: RunningService, stub: pb_grpc.ContentServiceStub
 ) -> None:
     created = await stub.CreatePost(
-        article(community(), title="t" * 200, body="b" * 50_000), metadata=content.auth("ada")
+        article(await community_of(content, "ada"), title="t" * 200, body="b" * 50_000),
+        metadata=content.auth("ada"),
     )
     assert len(created.post.body) == 50_000
 

@@ -15,8 +15,10 @@ from sqlalchemy import func, select
 from services.events.app import SPEC
 from services.events.settings import EventsSettings
 from services.events.store.tables import activities, idempotency_keys
+from services.kit.access import Role
 from studyhall.events.v1 import activities_service_pb2 as pb
 from studyhall.events.v1 import activities_service_pb2_grpc as pb_grpc
+from tests.support.access import grant
 from tests.support.errors import field_violations
 from tests.support.services import RunningService, running_service
 
@@ -48,6 +50,13 @@ def stub(events: RunningService) -> pb_grpc.ActivitiesServiceStub:
 
 def community() -> str:
     return str(uuid.uuid4())
+
+
+async def community_hosted_by(running: RunningService, host: str) -> str:
+    """A new public community in which `host` is a moderator, so may schedule activities."""
+    community_id = community()
+    await grant(running, community_id, host, Role.MODERATOR)
+    return community_id
 
 
 def stamp(value: datetime) -> Timestamp:
@@ -87,7 +96,7 @@ async def rows(running: RunningService) -> tuple[int, int]:
 async def test_host_schedules_meetup_and_members_read_it_back(
     events: RunningService, stub: pb_grpc.ActivitiesServiceStub
 ) -> None:
-    community_id = community()
+    community_id = await community_hosted_by(events, "ada")
     created = await stub.CreateActivity(
         pb.CreateActivityRequest(
             community_id=community_id,
@@ -125,7 +134,7 @@ async def test_host_schedules_meetup_and_members_read_it_back(
 async def test_start_time_in_another_zone_is_kept_as_the_same_instant(
     events: RunningService, stub: pb_grpc.ActivitiesServiceStub
 ) -> None:
-    community_id = community()
+    community_id = await community_hosted_by(events, "ada")
     in_taipei = datetime(2031, 3, 15, 2, 30, tzinfo=timezone(timedelta(hours=8)))
     created = await stub.CreateActivity(
         lecture(community_id, start=in_taipei), metadata=events.auth("ada")
@@ -140,7 +149,7 @@ async def test_start_time_in_another_zone_is_kept_as_the_same_instant(
 async def test_open_ended_lecture_has_no_end_time_and_unlimited_capacity(
     events: RunningService, stub: pb_grpc.ActivitiesServiceStub
 ) -> None:
-    community_id = community()
+    community_id = await community_hosted_by(events, "ada")
     created = await stub.CreateActivity(lecture(community_id), metadata=events.auth("ada"))
     fetched = await stub.GetActivity(
         pb.GetActivityRequest(community_id=community_id, activity_id=created.activity.id),
@@ -154,7 +163,8 @@ async def test_open_ended_lecture_has_no_end_time_and_unlimited_capacity(
 async def test_activity_of_another_community_is_not_found(
     events: RunningService, stub: pb_grpc.ActivitiesServiceStub
 ) -> None:
-    home, elsewhere = community(), community()
+    home = await community_hosted_by(events, "ada")
+    elsewhere = await community_hosted_by(events, "ada")
     created = await stub.CreateActivity(lecture(home), metadata=events.auth("ada"))
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -163,12 +173,13 @@ async def test_activity_of_another_community_is_not_found(
             metadata=events.auth("ada"),
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert f"activity {created.activity.id} not found" in (caught.value.details() or "")
 
 
 async def test_retry_with_same_request_id_schedules_one_activity(
     events: RunningService, stub: pb_grpc.ActivitiesServiceStub
 ) -> None:
-    request = lecture(community(), request_id="schedule-1")
+    request = lecture(await community_hosted_by(events, "ada"), request_id="schedule-1")
     first = await stub.CreateActivity(request, metadata=events.auth("ada"))
     second = await stub.CreateActivity(request, metadata=events.auth("ada"))
 
@@ -179,7 +190,7 @@ async def test_retry_with_same_request_id_schedules_one_activity(
 async def test_same_request_id_with_different_payload_is_refused(
     events: RunningService, stub: pb_grpc.ActivitiesServiceStub
 ) -> None:
-    community_id = community()
+    community_id = await community_hosted_by(events, "ada")
     await stub.CreateActivity(
         lecture(community_id, request_id="schedule-1"), metadata=events.auth("ada")
     )
