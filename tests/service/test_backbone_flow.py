@@ -177,19 +177,19 @@ async def test_membership_rules_are_enforced(backbone: Backbone) -> None:
                 request_type(community_id=community_id), metadata=backbone.members.auth(user)
             )
         assert caught.value.code() == code, (request_type, user)
-    approval = await stub.CreateCommunity(
+    invite_only = await stub.CreateCommunity(
         members_pb.CreateCommunityRequest(
             name=f"Exam {uuid.uuid4().hex[:8]}",
             topic="exams",
-            join_policy=members_pb.JOIN_POLICY_APPROVAL,
+            join_policy=members_pb.JOIN_POLICY_INVITE_ONLY,
         ),
         metadata=backbone.members.auth("owner"),
     )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.JoinCommunity(
-            members_pb.JoinCommunityRequest(community_id=approval.community.id),
+            members_pb.JoinCommunityRequest(community_id=invite_only.community.id),
             metadata=backbone.members.auth("amy"),
         )
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "approval" in (caught.value.details() or "")
+    assert "invite_only" in (caught.value.details() or "")
     await backbone.eventually_counts(community_id, 1)

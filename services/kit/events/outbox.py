@@ -3,7 +3,10 @@ change it describes, so either both happen or neither does. The relay publishes 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.message import Message
 from opentelemetry import propagate
@@ -49,6 +52,15 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
+@dataclass(frozen=True)
+class Staged:
+    """An event to stage: what it says, which community it belongs to, what it is about."""
+
+    event: Message
+    community_id: str
+    subject: str  # e.g. "communities/<id>/members/<user>"
+
+
 class Outbox:
     """Adds events to a service's outbox inside the caller's transaction."""
 
@@ -56,25 +68,37 @@ class Outbox:
         self.table = table
         self.service = service
         self.source = f"/studyhall/{service}"
+        # Built once: constructing a statement per event costs more than executing it.
+        self._insert = table.insert()
 
     async def add(
         self, session: AsyncSession, event: Message, *, community_id: str, subject: str
     ) -> str:
         """Stage `event` about `subject` (e.g. "communities/<id>/members/<user>")."""
+        [event_id] = await self.add_many(session, [Staged(event, community_id, subject)])
+        return event_id
+
+    async def add_many(self, session: AsyncSession, staged: Sequence[Staged]) -> list[str]:
+        """Stage several events with one statement; returns their ids in order."""
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
-        event_id = new_event_id()
-        await session.execute(
-            self.table.insert().values(
-                event_id=event_id,
-                nats_subject=event_subject(self.service, community_id, event.DESCRIPTOR.name),
-                event_type=event.DESCRIPTOR.full_name,
-                community_id=community_id,
-                ce_subject=subject,
-                payload=event.SerializeToString(),
-                traceparent=carrier.get("traceparent", ""),
-                tracestate=carrier.get("tracestate", ""),
-                created_at=datetime.now(UTC),
-            )
-        )
-        return event_id
+        now = datetime.now(UTC)
+        rows: list[dict[str, Any]] = [
+            {
+                "event_id": new_event_id(),
+                "nats_subject": event_subject(
+                    self.service, item.community_id, item.event.DESCRIPTOR.name
+                ),
+                "event_type": item.event.DESCRIPTOR.full_name,
+                "community_id": item.community_id,
+                "ce_subject": item.subject,
+                "payload": item.event.SerializeToString(),
+                "traceparent": carrier.get("traceparent", ""),
+                "tracestate": carrier.get("tracestate", ""),
+                "created_at": now,
+            }
+            for item in staged
+        ]
+        if rows:
+            await session.execute(self._insert, rows)
+        return [row["event_id"] for row in rows]

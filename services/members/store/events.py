@@ -9,7 +9,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kit.events.outbox import Outbox
+from services.kit.events.outbox import Outbox, Staged
 from services.members.domain import FOREVER, Action, Community, JoinRequest, Membership, Role
 from services.members.store.tables import outbox
 from studyhall.members.v1 import members_events_pb2 as events
@@ -67,18 +67,26 @@ class MemberEvents:
         )
 
     async def member_joined(self, membership: Membership) -> None:
-        await OUTBOX.add(
+        await self.members_joined([membership])
+
+    async def members_joined(self, memberships: list[Membership]) -> None:
+        await OUTBOX.add_many(
             self.session,
-            events.MemberJoined(
-                community_id=membership.community_id,
-                user_id=membership.user_id,
-                role=pb.Role.ValueType(membership.role),
-                version=membership.version,
-                join_time=_timestamp(membership.joined_at),
-                muted_until=_maybe(membership.muted_until),
-            ),
-            community_id=membership.community_id,
-            subject=_membership_subject(membership),
+            [
+                Staged(
+                    events.MemberJoined(
+                        community_id=membership.community_id,
+                        user_id=membership.user_id,
+                        role=pb.Role.ValueType(membership.role),
+                        version=membership.version,
+                        join_time=_timestamp(membership.joined_at),
+                        muted_until=_maybe(membership.muted_until),
+                    ),
+                    membership.community_id,
+                    _membership_subject(membership),
+                )
+                for membership in memberships
+            ],
         )
 
     async def join_requested(self, request: JoinRequest) -> None:
