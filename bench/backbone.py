@@ -667,12 +667,11 @@ class System:
         """What JoinCommunity does for each (community, user), one transaction for them all."""
         started = now()
         async with self.members.write() as session:
-            repository = CommunityRepository(session)
-            published = MemberEvents(session)
-            for community, user_id in joins:
-                membership = domain.join(community, None, user_id)
-                await repository.save_membership(membership)
-                await published.member_joined(membership)
+            # The unit of work takes a batch: one statement for the memberships, one for
+            # their events, as a bulk import or a batched consumer would write them.
+            memberships = [domain.join(community, None, user_id) for community, user_id in joins]
+            await CommunityRepository(session).save_memberships(memberships)
+            await MemberEvents(session).members_joined(memberships)
         committed = now()
         for community, user_id in joins:
             self.tracker.committed[(community.id, user_id)] = committed

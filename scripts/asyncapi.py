@@ -123,7 +123,7 @@ def document() -> dict[str, Any]:
             }
     for consumer_service, spec in specs.items():
         for subscription in spec.subscriptions:
-            for message_type in subscription.handlers:
+            for message_type in subscription.event_types:
                 key = f"{subscription.source_service}.{message_type.DESCRIPTOR.name}"
                 operations[f"{subscription.name}.{message_type.DESCRIPTOR.name}"] = {
                     "action": "receive",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.store.repository import StatsRepository
@@ -9,43 +11,34 @@ from services.kit.events.consumer import Subscription
 from services.kit.events.envelope import Envelope
 from studyhall.members.v1 import members_events_pb2 as members_events
 
-
-async def community_created(
-    session: AsyncSession, event: members_events.CommunityCreated, envelope: Envelope
-) -> None:
-    await StatsRepository(session).touch(event.community_id)
+_ARRIVALS = (members_events.MemberJoined,)
+_DEPARTURES = (members_events.MemberLeft, members_events.MemberRemoved, members_events.MemberBanned)
 
 
-async def member_joined(
-    session: AsyncSession, event: members_events.MemberJoined, envelope: Envelope
-) -> None:
+async def apply_membership_facts(session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> None:
+    """A batch of members' events in two statements: the membership states it carries
+    (newest version wins, whatever the order) and the communities it touched."""
+    states: list[dict[str, Any]] = []
+    touched: set[str] = set()
+    for event, _envelope in batch:
+        touched.add(event.community_id)
+        if isinstance(event, _ARRIVALS + _DEPARTURES):
+            states.append(
+                {
+                    "community_id": event.community_id,
+                    "user_id": event.user_id,
+                    "active": isinstance(event, _ARRIVALS),
+                    "version": event.version,
+                }
+            )
     stats = StatsRepository(session)
-    if await stats.set_member_state(
-        event.community_id, event.user_id, active=True, version=event.version
-    ):
-        await stats.touch(event.community_id)
-
-
-async def member_left(
-    session: AsyncSession,
-    event: members_events.MemberLeft | members_events.MemberRemoved | members_events.MemberBanned,
-    envelope: Envelope,
-) -> None:
-    stats = StatsRepository(session)
-    if await stats.set_member_state(
-        event.community_id, event.user_id, active=False, version=event.version
-    ):
-        await stats.touch(event.community_id)
+    await stats.set_member_states(states)
+    await stats.touch(touched)
 
 
 MEMBERS = Subscription(
     name="analytics-members",
     source_service="members",
-    handlers={
-        members_events.CommunityCreated: community_created,
-        members_events.MemberJoined: member_joined,
-        members_events.MemberLeft: member_left,
-        members_events.MemberRemoved: member_left,
-        members_events.MemberBanned: member_left,
-    },
+    event_types=(members_events.CommunityCreated, *_ARRIVALS, *_DEPARTURES),
+    apply=apply_membership_facts,
 )

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -30,7 +29,6 @@ from sqlalchemy import (
     Table,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Identity
@@ -39,6 +37,7 @@ from services.kit.database import Database, utc
 from services.kit.errors import NotFound, PermissionDenied
 from services.kit.events.consumer import Subscription
 from services.kit.events.envelope import Envelope
+from services.kit.projection import upsert_newer
 from studyhall.members.v1 import members_events_pb2 as members_events
 
 # Short: a role change or mute takes effect here within this long of its event arriving.
@@ -189,96 +188,55 @@ class Access:
         return Standing(True, int(visibility), Role(row.role), muted)
 
 
+_GONE = (members_events.MemberLeft, members_events.MemberRemoved, members_events.MemberBanned)
+_STANDING = (
+    members_events.MemberJoined,
+    members_events.RoleChanged,
+    members_events.MemberMuted,
+    members_events.MemberUnmuted,
+)
+_COMMUNITY = (members_events.CommunityCreated, members_events.CommunityUpdated)
+
+
 def access_subscription(service: str, tables: AccessTables) -> Subscription:
     """The durable consumer that keeps `tables` up to date from members' events."""
 
-    async def community_created(
-        session: AsyncSession, event: members_events.CommunityCreated, envelope: Envelope
-    ) -> None:
-        await upsert_if_newer(
-            session,
-            tables.communities,
-            {
-                "community_id": event.community_id,
-                "visibility": int(event.visibility),
-                "version": event.version,
-            },
-            ["community_id"],
-        )
-
-    async def community_updated(
-        session: AsyncSession, event: members_events.CommunityUpdated, envelope: Envelope
-    ) -> None:
-        # Carries the visibility whatever changed, so this row is always complete.
-        await upsert_if_newer(
-            session,
-            tables.communities,
-            {
-                "community_id": event.community_id,
-                "visibility": int(event.visibility),
-                "version": event.version,
-            },
-            ["community_id"],
-        )
-
-    async def standing(
-        session: AsyncSession, event: Any, *, active: bool, role: int, muted: Timestamp | None
-    ) -> None:
-        # Every membership event carries the whole standing, so the newest row is complete.
-        await upsert_if_newer(
-            session,
-            tables.roles,
-            {
-                "community_id": event.community_id,
-                "user_id": event.user_id,
-                "role": role,
-                "active": active,
-                "version": event.version,
-                "muted_until": muted.ToDatetime(tzinfo=UTC) if muted is not None else None,
-            },
-            ["community_id", "user_id"],
-        )
-
-    def _mute(event: Any) -> Timestamp | None:
-        return event.muted_until if event.HasField("muted_until") else None
-
-    async def member_joined(
-        session: AsyncSession, event: members_events.MemberJoined, envelope: Envelope
-    ) -> None:
-        await standing(session, event, active=True, role=int(event.role), muted=_mute(event))
-
-    async def member_muted(
-        session: AsyncSession, event: members_events.MemberMuted, envelope: Envelope
-    ) -> None:
-        await standing(session, event, active=True, role=int(event.role), muted=_mute(event))
-
-    async def member_unmuted(
-        session: AsyncSession, event: members_events.MemberUnmuted, envelope: Envelope
-    ) -> None:
-        await standing(session, event, active=True, role=int(event.role), muted=None)
-
-    async def member_gone(session: AsyncSession, event: Any, envelope: Envelope) -> None:
-        await standing(session, event, active=False, role=int(Role.MEMBER), muted=None)
-
-    async def role_changed(
-        session: AsyncSession, event: members_events.RoleChanged, envelope: Envelope
-    ) -> None:
-        await standing(session, event, active=True, role=int(event.role), muted=_mute(event))
+    async def apply(session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> None:
+        communities: list[dict[str, Any]] = []
+        roles: list[dict[str, Any]] = []
+        for event, _envelope in batch:
+            if isinstance(event, _COMMUNITY):
+                communities.append(
+                    {
+                        "community_id": event.community_id,
+                        "visibility": int(event.visibility),
+                        "version": event.version,
+                    }
+                )
+                continue
+            # Every membership event carries the whole standing, so the newest row is
+            # complete whichever events arrived before it.
+            present = isinstance(event, _STANDING)
+            carries_mute = "muted_until" in event.DESCRIPTOR.fields_by_name
+            muted = event.muted_until if carries_mute and event.HasField("muted_until") else None
+            roles.append(
+                {
+                    "community_id": event.community_id,
+                    "user_id": event.user_id,
+                    "role": int(event.role) if present else int(Role.MEMBER),
+                    "active": present,
+                    "version": event.version,
+                    "muted_until": muted.ToDatetime(tzinfo=UTC) if muted is not None else None,
+                }
+            )
+        await upsert_newer(session, tables.communities, communities, ["community_id"])
+        await upsert_newer(session, tables.roles, roles, ["community_id", "user_id"])
 
     return Subscription(
         name=f"{service}-access",
         source_service="members",
-        handlers={
-            members_events.CommunityCreated: community_created,
-            members_events.CommunityUpdated: community_updated,
-            members_events.MemberJoined: member_joined,
-            members_events.RoleChanged: role_changed,
-            members_events.MemberMuted: member_muted,
-            members_events.MemberUnmuted: member_unmuted,
-            members_events.MemberLeft: member_gone,
-            members_events.MemberRemoved: member_gone,
-            members_events.MemberBanned: member_gone,
-        },
+        event_types=(*_COMMUNITY, *_STANDING, *_GONE),
+        apply=apply,
     )
 
 
@@ -286,17 +244,7 @@ async def upsert_if_newer(
     session: AsyncSession, table: Table, values: dict[str, Any], keys: list[str]
 ) -> None:
     """Insert, or replace the row when these values are a newer version of it."""
-    insert: Any = (
-        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    )
-    statement = insert(table).values(**values)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=keys,
-            set_={name: statement.excluded[name] for name in values if name not in keys},
-            where=table.c.version < statement.excluded.version,
-        )
-    )
+    await upsert_newer(session, table, [values], keys)
 
 
 def _not_found(community_id: str) -> NotFound:

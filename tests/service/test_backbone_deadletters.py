@@ -174,16 +174,17 @@ async def test_failing_handler_is_parked_then_replayed_once_after_the_fix(
         await connection.run_sync(metadata.create_all)
     broken = True
 
-    async def record(session: AsyncSession, event: events.MemberJoined, envelope: Envelope) -> None:
-        if event.community_id == community_id and broken:
-            raise RuntimeError("the projection cannot take this yet")
-        await session.execute(effects.insert().values(community_id=event.community_id))
+    async def record(session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> None:
+        for event, _envelope in batch:
+            if event.community_id == community_id and broken:
+                raise RuntimeError("the projection cannot take this yet")
+            await session.execute(effects.insert().values(community_id=event.community_id))
 
     consumer = Consumer(
         database,
         inbox,
         Subscription(
-            f"test-flaky-{uuid.uuid4().hex[:8]}", "members", {events.MemberJoined: record}
+            f"test-flaky-{uuid.uuid4().hex[:8]}", "members", (events.MemberJoined,), record
         ),
         nats_url=nats_url,
         max_handler_attempts=2,

@@ -67,10 +67,15 @@ async def services(
 
 
 def _by_name(spans: tuple[ReadableSpan, ...], trace_id: int) -> dict[str, ReadableSpan]:
+    # Analytics consumes each event twice (its figures and its role projection); follow
+    # the figures.
     return {
         span.name: span
         for span in spans
-        if span.context is not None and span.context.trace_id == trace_id
+        if span.context is not None
+        and span.context.trace_id == trace_id
+        and (span.attributes or {}).get("messaging.consumer.group.name", "analytics-members")
+        == "analytics-members"
     }
 
 

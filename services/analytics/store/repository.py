@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.analytics.domain import CommunityStats
 from services.analytics.store.tables import community_stats, member_states
 from services.kit.database import utc
+from services.kit.projection import upsert_newer
 
 
 class StatsRepository:
@@ -38,36 +39,34 @@ class StatsRepository:
             updated_at=utc(row.updated_at) if row.updated_at is not None else None,
         )
 
-    async def touch(self, community_id: str) -> None:
-        """Note that an event changed this community's figures now."""
-        now = datetime.now(UTC)
-        insert = _insert_for(self.session)
-        await self.session.execute(
-            insert(community_stats)
-            .values(community_id=community_id, updated_at=now)
-            .on_conflict_do_update(index_elements=["community_id"], set_={"updated_at": now})
-        )
-
-    async def set_member_state(
-        self, community_id: str, user_id: str, *, active: bool, version: int
-    ) -> bool:
-        """Record a membership state unless a newer one is known; True when it changed."""
-        insert = _insert_for(self.session)
-        statement = insert(member_states).values(
-            community_id=community_id, user_id=user_id, active=active, version=version
-        )
-        result = await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["community_id", "user_id"],
-                set_={"active": statement.excluded.active, "version": statement.excluded.version},
-                where=member_states.c.version < statement.excluded.version,
+    async def touch(self, community_ids: set[str]) -> None:
+        """Note that events changed these communities' figures now."""
+        if community_ids:
+            now = datetime.now(UTC)
+            await self.session.execute(
+                _touch_statement(self.session),
+                [
+                    {"community_id": community_id, "updated_at": now}
+                    for community_id in community_ids
+                ],
             )
+
+    async def set_member_states(self, states: list[dict[str, Any]]) -> None:
+        """Record membership states (community_id, user_id, active, version) unless newer
+        ones are known."""
+        await upsert_newer(self.session, member_states, states, ["community_id", "user_id"])
+
+
+_TOUCH: dict[str, Any] = {}
+
+
+def _touch_statement(session: AsyncSession) -> Any:
+    # Built once per dialect: both speak INSERT ... ON CONFLICT through different classes.
+    dialect = session.get_bind().dialect.name
+    if dialect not in _TOUCH:
+        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(community_stats)
+        _TOUCH[dialect] = statement.on_conflict_do_update(
+            index_elements=["community_id"], set_={"updated_at": statement.excluded.updated_at}
         )
-        return bool(getattr(result, "rowcount", 0))
-
-
-def _insert_for(session: AsyncSession) -> Any:
-    # Both dialects speak INSERT ... ON CONFLICT; SQLAlchemy has one construct per dialect.
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert
-    return sqlite.insert
+    return _TOUCH[dialect]

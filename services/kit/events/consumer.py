@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,16 +46,22 @@ from services.kit.events.streams import StreamLimits, deadletter_stream, ensure_
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("studyhall.consumer")
 
-Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
+# Applies a batch of new events (never seen by this consumer) inside the caller's transaction.
+Apply = Callable[[AsyncSession, list[tuple[Any, Envelope]]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Subscription:
-    """What one durable consumer reads and how it handles each event type."""
+    """What one durable consumer reads and what it does with it.
+
+    `apply` receives a whole batch: a projection writes it with a statement or two instead
+    of a few per event, which is where a consumer's time goes.
+    """
 
     name: str  # durable name, e.g. "analytics-members"; shared by every replica
     source_service: str  # the producing service whose stream is read
-    handlers: dict[type[Message], Handler]
+    event_types: tuple[type[Message], ...]
+    apply: Apply
 
     @property
     def stream(self) -> str:
@@ -62,7 +69,8 @@ class Subscription:
 
     def filter_subjects(self) -> list[str]:
         return [
-            event_filter(self.source_service, message.DESCRIPTOR.name) for message in self.handlers
+            event_filter(self.source_service, message.DESCRIPTOR.name)
+            for message in self.event_types
         ]
 
 
@@ -71,7 +79,6 @@ class _Item:
     msg: Msg
     envelope: Envelope
     event: Message
-    handler: Handler
 
 
 @dataclass
@@ -120,9 +127,9 @@ class Consumer:
         self.ack_wait = ack_wait
         self.max_handler_attempts = max_handler_attempts
         self.max_backoff = max_backoff
-        self.types = EventTypes(subscription.handlers)
-        self._handlers = {m.DESCRIPTOR.full_name: h for m, h in subscription.handlers.items()}
+        self.types = EventTypes(subscription.event_types)
         self.stats = ConsumerStats()
+        self._backoff = 0.1
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         meter = metrics.get_meter("studyhall.consumer")
@@ -146,17 +153,12 @@ class Consumer:
             "studyhall.consumer.handler_failures",
             description="Valid events whose handler raised; retried, then parked.",
         )
-        meter.create_observable_gauge(
-            "studyhall.consumer.lag",
-            callbacks=[self._observe_lag],
-            description="Messages in the stream not yet delivered to this consumer.",
-        )
+        _register_lag(self)
 
     async def run(self) -> None:
         self._nc = await connect(self.nats_url, f"consumer-{self.subscription.name}")
         self._js = self._nc.jetstream()
         try:
-            delay = 0.1
             while True:
                 try:
                     await self._consume(self._js)
@@ -166,13 +168,14 @@ class Consumer:
                     self.stats.transient_failures += 1
                     self._transient.add(1, self._labels)
                     log.warning(
-                        "consumer %s interrupted, resuming in %.1fs: %s",
+                        "consumer %s interrupted, resuming in %.1fs: %r",
                         self.subscription.name,
-                        delay,
+                        self._backoff,
                         error,
                     )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.max_backoff)
+                    await asyncio.sleep(self._backoff)
+                    # Reset by the next batch handled: only repeated failures wait longer.
+                    self._backoff = min(self._backoff * 2, self.max_backoff)
         finally:
             await self._nc.close()
 
@@ -196,9 +199,11 @@ class Consumer:
             while True:
                 try:
                     batch = await pull.fetch(self.batch_size, timeout=self.fetch_timeout)
-                except NatsTimeout:
+                except (NatsTimeout, TimeoutError):
+                    # An idle stream: nats-py raises either, depending on where it waited.
                     continue
                 await self.handle_batch(js, batch)
+                self._backoff = 0.1
         finally:
             await pull.unsubscribe()
 
@@ -234,7 +239,7 @@ class Consumer:
         expected = msg.subject.rsplit(".", 1)[-1]
         if expected != event.DESCRIPTOR.name:
             raise PoisonMessage(f"ce-type {envelope.type} does not match subject {msg.subject}")
-        return _Item(msg, envelope, event, self._handlers[envelope.type])
+        return _Item(msg, envelope, event)
 
     async def _apply(self, items: list[_Item]) -> None:
         name = self.subscription.name
@@ -242,37 +247,52 @@ class Consumer:
             seen = await inbox.already_processed(
                 session, self.inbox, name, {item.envelope.id for item in items}
             )
-            applied: list[tuple[str, str]] = []
+            fresh: list[_Item] = []
             for item in items:
                 if item.envelope.id in seen:
                     self.stats.duplicates += 1
                     continue
                 seen.add(item.envelope.id)
-                parent = propagate.extract(
-                    {
-                        "traceparent": item.envelope.traceparent,
-                        "tracestate": item.envelope.tracestate,
-                    }
-                )
-                with tracer.start_as_current_span(
-                    f"process {item.event.DESCRIPTOR.name}",
-                    context=parent,
-                    kind=SpanKind.CONSUMER,
-                    attributes={
-                        "messaging.system": "nats",
-                        "messaging.operation.type": "process",
-                        "messaging.destination.name": item.msg.subject,
-                        "messaging.consumer.group.name": name,
-                        "messaging.message.id": item.envelope.id,
-                    },
-                ):
-                    await item.handler(session, item.event, item.envelope)
-                applied.append((item.envelope.id, item.envelope.type))
+                fresh.append(item)
+            # One span per event, each a child of its publish span (decision 0002), all
+            # covering the one call that applies the batch.
+            spans = [self._span(item) for item in fresh]
+            try:
+                if fresh:
+                    await self.subscription.apply(
+                        session, [(item.event, item.envelope) for item in fresh]
+                    )
+            except BaseException as error:
+                for span in spans:
+                    span.record_exception(error)
+                    span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__name__))
+                raise
+            finally:
+                for span in spans:
+                    span.end()
+            applied = [(item.envelope.id, item.envelope.type) for item in fresh]
             await inbox.record(session, self.inbox, name, applied)
         self.stats.processed += len(applied)
         for _event_id, event_type in applied:
             self.stats.counts[event_type] = self.stats.counts.get(event_type, 0) + 1
         self._processed.add(len(applied), self._labels)
+
+    def _span(self, item: _Item) -> trace.Span:
+        parent = propagate.extract(
+            {"traceparent": item.envelope.traceparent, "tracestate": item.envelope.tracestate}
+        )
+        return tracer.start_span(
+            f"process {item.event.DESCRIPTOR.name}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": item.msg.subject,
+                "messaging.consumer.group.name": self.subscription.name,
+                "messaging.message.id": item.envelope.id,
+            },
+        )
 
     async def _handle_alone(self, js: JetStreamContext, item: _Item) -> None:
         try:
@@ -319,8 +339,27 @@ class Consumer:
             extra={"nats_subject": msg.subject},
         )
 
-    def _observe_lag(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(self.stats.lag, self._labels)]
+
+# One gauge for every consumer of the process: a second gauge of the same name would be
+# dropped by the SDK, and with it the lag of every consumer but the first.
+_CONSUMERS: weakref.WeakSet[Consumer] = weakref.WeakSet()
+_LAG_GAUGE: list[object] = []
+
+
+def _register_lag(consumer: Consumer) -> None:
+    _CONSUMERS.add(consumer)
+    if not _LAG_GAUGE:
+        _LAG_GAUGE.append(
+            metrics.get_meter("studyhall.consumer").create_observable_gauge(
+                "studyhall.consumer.lag",
+                callbacks=[_observe_lag],
+                description="Messages in the stream not yet delivered to the consumer.",
+            )
+        )
+
+
+def _observe_lag(_options: CallbackOptions) -> Iterable[Observation]:
+    return [Observation(consumer.stats.lag, consumer._labels) for consumer in list(_CONSUMERS)]
 
 
 async def _ack_all(msgs: Iterable[Msg]) -> None:
