@@ -413,6 +413,65 @@ def test_one_trace_runs_from_the_call_through_members_and_nats_into_analytics(
     assert "rpc.server.duration" in collector.metric_names
 
 
+def test_moderators_run_a_community_from_the_cli(platform: Platform) -> None:
+    created = platform.cli(
+        "community",
+        "create",
+        "--name",
+        "Gaokao Prep",
+        "--topic",
+        "exams",
+        "--join-policy",
+        "approval",
+        "--question",
+        "Which province?",
+        "--as",
+        "lee",
+    )
+    assert created.returncode == 0, created.stderr
+    community_id = created.stdout.strip()
+    asked = platform.cli("member", "join", community_id, "--answer", "Sichuan", "--as", "wu")
+    assert asked.returncode == 0, asked.stderr
+    assert "asked to join" in asked.stdout
+    queue = platform.cli("member", "requests", community_id, "--as", "lee", "--json")
+    assert [r["user_id"] for r in json.loads(queue.stdout)] == ["wu"]
+    assert (
+        platform.cli(
+            "member", "review", community_id, "wu", "--approve", "--as", "lee"
+        ).stdout.strip()
+        == "approved"
+    )
+    promoted = platform.cli("member", "role", community_id, "wu", "moderator", "--as", "lee")
+    assert promoted.returncode == 0, promoted.stderr
+    assert "ROLE_MODERATOR" in promoted.stdout
+    asked = platform.cli("member", "join", community_id, "--answer", "Hubei", "--as", "zhao")
+    assert (
+        platform.cli("member", "review", community_id, "zhao", "--approve", "--as", "wu").returncode
+        == 0
+    )
+    muted = platform.cli(
+        "member",
+        "moderate",
+        community_id,
+        "zhao",
+        "mute",
+        "--reason",
+        "spam",
+        "--until",
+        "2099-01-01T00:00:00+00:00",
+        "--as",
+        "wu",
+    )
+    assert muted.returncode == 0, muted.stderr
+    audit = platform.cli("member", "audit", community_id, "--as", "lee")
+    assert audit.returncode == 0, audit.stderr
+    for action in ("mute", "approve_join_request", "change_role"):
+        assert action in audit.stdout
+    refused = platform.cli("member", "audit", community_id, "--as", "zhao")
+    assert refused.returncode == 1
+    assert "PERMISSION_DENIED" in refused.stderr
+
+
 def test_cli_reports_status_and_exits_non_zero_on_bad_input(platform: Platform) -> None:
     result = platform.cli("community", "create", "--name", "", "--topic", "", "--as", "kai")
     assert result.returncode == 1
