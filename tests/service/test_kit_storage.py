@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, Table, func, select, text
 
 from services.kit.database import Database
-from services.kit.migrations import migrate
+from services.kit.migrations import alembic_config, migrate
 
 pytestmark = pytest.mark.service
 
@@ -67,7 +68,9 @@ MIGRATE = """
 import asyncio, sys
 from pathlib import Path
 from services.kit.database import Database
-from services.kit.migrations import migrate
+from alembic.script import ScriptDirectory
+
+from services.kit.migrations import alembic_config, migrate
 
 async def main():
     database = Database(sys.argv[1])
@@ -117,6 +120,7 @@ async def test_migrating_an_up_to_date_database_changes_nothing(database_url: st
             versions = (
                 await session.execute(text("SELECT version_num FROM alembic_version"))
             ).all()
-        assert [row[0] for row in versions] == ["0001"]
+        head = ScriptDirectory.from_config(alembic_config(MEMBERS_MIGRATIONS)).get_current_head()
+        assert [row[0] for row in versions] == [head]
     finally:
         await database.close()
