@@ -50,6 +50,7 @@ class Relay:
         ack_timeout: float = 10.0,
         max_backoff: float = 5.0,
         retention: timedelta = timedelta(days=7),
+        lanes: int = 2,
     ) -> None:
         self.database = database
         self.table = table
@@ -62,6 +63,7 @@ class Relay:
         self.ack_timeout = ack_timeout
         self.max_backoff = max_backoff
         self.retention = retention
+        self.lanes = lanes
         self._wake = asyncio.Event()
         self._backlog = 0
         self._oldest_age = 0.0
@@ -105,17 +107,20 @@ class Relay:
                 log.warning("%s relay cannot set up its stream yet: %s", self.service, error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
+        # On PostgreSQL, SKIP LOCKED lets lanes claim disjoint batches, so one batch is
+        # published while another waits for its PubAcks; SQLite has no row locks, so one lane.
+        lanes = 1 if self.database.is_sqlite else self.lanes
         try:
-            await self._loop(js)
+            await asyncio.gather(*(self._loop(js, housekeeping=lane == 0) for lane in range(lanes)))
         finally:
             await self._nc.close()
 
-    async def _loop(self, js: Any) -> None:
+    async def _loop(self, js: Any, *, housekeeping: bool = True) -> None:
         delay = 0.1
         last_housekeeping = 0.0
         while True:
             try:
-                if time.monotonic() - last_housekeeping > 5:
+                if housekeeping and time.monotonic() - last_housekeeping > 5:
                     await self._housekeeping()
                     last_housekeeping = time.monotonic()
                 published = await self.relay_once(js)
