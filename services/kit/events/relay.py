@@ -202,9 +202,20 @@ class Relay:
                 tracestate=carrier.get("tracestate", ""),
             )
             spans.append(span)
-            futures.append(
-                await js.publish_async(row.nats_subject, row.payload, headers=envelope.headers())
-            )
+            try:
+                futures.append(
+                    await js.publish_async(
+                        row.nats_subject, row.payload, headers=envelope.headers()
+                    )
+                )
+            except BaseException:
+                # The rows already sent may still be acknowledged; their futures must not
+                # hold publish slots forever. Nothing is marked, so all are sent again.
+                for future in futures:
+                    future.cancel()
+                for started in spans:
+                    started.end()
+                raise
         try:
             results = await asyncio.wait_for(
                 asyncio.gather(*futures, return_exceptions=True), timeout=self.ack_timeout
