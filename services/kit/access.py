@@ -240,13 +240,6 @@ def access_subscription(service: str, tables: AccessTables) -> Subscription:
     )
 
 
-async def upsert_if_newer(
-    session: AsyncSession, table: Table, values: dict[str, Any], keys: list[str]
-) -> None:
-    """Insert, or replace the row when these values are a newer version of it."""
-    await upsert_newer(session, table, [values], keys)
-
-
 def _not_found(community_id: str) -> NotFound:
     return NotFound(
         f"community {community_id} not found (if it was created a moment ago, retry shortly)"

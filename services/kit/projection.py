@@ -1,5 +1,8 @@
-"""Writing projections that tolerate reordering: a row is replaced only by a newer version
-(docs/decisions/0005), many rows with one statement."""
+"""Many rows in one INSERT ... ON CONFLICT statement, built once per table and dialect.
+
+`upsert_newer` is how projections tolerate reordering: a row is replaced only by a newer
+version of it (docs/decisions/0005). `upsert` replaces unconditionally.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,14 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-_STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+_STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...], str | None], Any] = {}
+
+
+async def upsert(
+    session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
+) -> None:
+    """Insert `rows`, replacing any existing row with the same keys."""
+    await _upsert(session, table, rows, keys, version=None)
 
 
 async def upsert_newer(
@@ -22,18 +32,29 @@ async def upsert_newer(
     version: str = "version",
 ) -> None:
     """Insert `rows`, or replace existing ones whose `version` is older, in one statement."""
+    await _upsert(session, table, rows, keys, version=version)
+
+
+async def _upsert(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    *,
+    version: str | None,
+) -> None:
     if not rows:
         return
-    # One statement may not touch a row twice: of several versions of a key in one batch,
-    # only the newest can win anyway.
-    newest: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    # One statement may not touch a row twice: of several rows for a key, the last wins,
+    # or the newest version when versions decide.
+    chosen: dict[tuple[Any, ...], Mapping[str, Any]] = {}
     for row in rows:
         key = tuple(row[name] for name in keys)
-        if key not in newest or newest[key][version] < row[version]:
-            newest[key] = row
+        if version is None or key not in chosen or chosen[key][version] < row[version]:
+            chosen[key] = row
     dialect = session.get_bind().dialect.name
     columns = tuple(rows[0])
-    cache_key = (dialect, table.name, tuple(keys), columns)
+    cache_key = (dialect, table.name, tuple(keys), columns, version)
     statement = _STATEMENTS.get(cache_key)
     if statement is None:
         insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -41,7 +62,7 @@ async def upsert_newer(
         statement = base.on_conflict_do_update(
             index_elements=list(keys),
             set_={name: base.excluded[name] for name in columns if name not in keys},
-            where=table.c[version] < base.excluded[version],
+            where=(table.c[version] < base.excluded[version]) if version else None,
         )
         _STATEMENTS[cache_key] = statement
-    await session.execute(statement, list(newest.values()))
+    await session.execute(statement, list(chosen.values()))

@@ -204,7 +204,7 @@ class MembersApi(pb_grpc.MembersServiceServicer):
             communities = CommunityRepository(session)
             community = await _community_for(communities, new.id, caller)
             await _require_role(communities, community, caller, domain.Role.ADMIN, "changing it")
-            changed = _apply_community(lambda: domain.update(community, changes, request.etag))
+            changed = _apply(lambda: domain.update(community, changes, request.etag))
             slug_changed = changed.slug != community.slug
             if slug_changed and await communities.slug_taken(changed.slug):
                 raise AlreadyExists(f"slug {changed.slug!r} is taken; choose another slug")
@@ -238,7 +238,7 @@ class MembersApi(pb_grpc.MembersServiceServicer):
             communities = CommunityRepository(session)
             community = await _community_for(communities, request.community_id, caller)
             await _require_role(communities, community, caller, domain.Role.OWNER, "archiving it")
-            archived = _apply_community(lambda: domain.archive(community, request.etag))
+            archived = _apply(lambda: domain.archive(community, request.etag))
             await _save(communities, archived)
             await MemberEvents(session).community_archived(archived)
             await log_moderation(
@@ -688,26 +688,15 @@ def _changes(community: pb.Community, paths: list[str]) -> dict[str, Any]:
     return {path: values[path] for path in paths}
 
 
-def _apply_community(change: Callable[[], domain.Community]) -> domain.Community:
-    try:
-        return change()
-    except domain.CommunityError as error:
-        raise FailedPrecondition(error.message) from None
-
-
-class InvalidArgumentForAnswers(InvalidArgument):
-    def __init__(self, message: str) -> None:
-        super().__init__([FieldViolation("answers", message)])
-
-
-_MEMBERSHIP_ERRORS: dict[str, Callable[[str], DomainError]] = {
+_REFUSALS: dict[str, Callable[[str], DomainError]] = {
     "already_member": AlreadyExists,
     "not_open": FailedPrecondition,
     "not_member": NotFound,
     "owner_cannot_leave": FailedPrecondition,
     "archived": FailedPrecondition,
+    "stale": FailedPrecondition,
     "already_requested": AlreadyExists,
-    "answers": InvalidArgumentForAnswers,
+    "answers": lambda message: InvalidArgument([FieldViolation("answers", message)]),
     "no_request": NotFound,
     "own_role": FailedPrecondition,
     "owner_role": FailedPrecondition,
@@ -722,8 +711,8 @@ def _apply(change: Callable[[], T]) -> T:
     """Run a domain rule, turning its refusal into the matching status."""
     try:
         return change()
-    except domain.MembershipError as error:
-        raise _MEMBERSHIP_ERRORS[error.code](error.message) from None
+    except domain.Refused as error:
+        raise _REFUSALS[error.code](error.message) from None
 
 
 def _join_request_to_proto(request: domain.JoinRequest) -> pb.JoinRequest:

@@ -77,18 +77,9 @@ UPDATABLE = (
 MAX_JOIN_QUESTIONS = 10
 
 
-class CommunityError(Exception):
-    """A change to a community the rules forbid; `code` says which rule."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def check_etag(community: Community, etag: str) -> None:
     if etag and etag != community.etag:
-        raise CommunityError(
+        raise Refused(
             "stale",
             f"community {community.id} changed since you read it (etag {etag}, now "
             f"{community.etag}); read it again and reapply your change",
@@ -98,7 +89,7 @@ def check_etag(community: Community, etag: str) -> None:
 def update(community: Community, changes: Mapping[str, Any], etag: str) -> Community:
     """The community with `changes` applied (paths from UPDATABLE) and its version bumped."""
     if community.archived_at is not None:
-        raise CommunityError("archived", f"community {community.id} is archived")
+        raise Refused("archived", f"community {community.id} is archived")
     check_etag(community, etag)
     unknown = sorted(set(changes) - set(UPDATABLE))
     if unknown:
@@ -111,7 +102,7 @@ def update(community: Community, changes: Mapping[str, Any], etag: str) -> Commu
 
 def archive(community: Community, etag: str) -> Community:
     if community.archived_at is not None:
-        raise CommunityError("archived", f"community {community.id} is already archived")
+        raise Refused("archived", f"community {community.id} is already archived")
     check_etag(community, etag)
     return replace(community, archived_at=datetime.now(UTC), version=community.version + 1)
 
@@ -161,11 +152,11 @@ def moderate(
     """Apply a moderator's action. `actor` None is a platform operator."""
     now = datetime.now(UTC)
     if until is not None and until <= now:
-        raise MembershipError("until_past", "the end of a ban or mute must be in the future")
+        raise Refused("until_past", "the end of a ban or mute must be in the future")
     if target is not None and target.role is Role.OWNER:
-        raise MembershipError("denied", "nobody moderates the owner")
+        raise Refused("denied", "nobody moderates the owner")
     if actor is not None and target is not None and target.active and actor.role <= target.role:
-        raise MembershipError(
+        raise Refused(
             "denied",
             f"a {actor.role.name.lower()} cannot moderate a {target.role.name.lower()}",
         )
@@ -181,24 +172,24 @@ def moderate(
             version=base.version + 1,
         )
     if target is None:
-        raise MembershipError("not_member", f"{user_id} is not a member of {community.id}")
+        raise Refused("not_member", f"{user_id} is not a member of {community.id}")
     if action is Action.UNBAN:
         if not target.banned(now):
-            raise MembershipError("same_role", f"{user_id} is not banned")
+            raise Refused("same_role", f"{user_id} is not banned")
         return replace(target, banned_until=None, version=target.version + 1)
     if not target.active:
-        raise MembershipError("not_member", f"{user_id} is not a member of {community.id}")
+        raise Refused("not_member", f"{user_id} is not a member of {community.id}")
     if action is Action.REMOVE:
         return replace(target, active=False, left_at=now, version=target.version + 1)
     if action is Action.MUTE:
         return replace(target, muted_until=until or FOREVER, version=target.version + 1)
     if not target.muted(now):
-        raise MembershipError("same_role", f"{user_id} is not muted")
+        raise Refused("same_role", f"{user_id} is not muted")
     return replace(target, muted_until=None, version=target.version + 1)
 
 
-class MembershipError(Exception):
-    """A membership change the rules forbid; `code` says which rule."""
+class Refused(Exception):
+    """A change the community's rules forbid; `code` says which rule."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -234,19 +225,17 @@ def apply_to_join(
     """A membership at once (open communities) or a request to review (approval)."""
     if community.join_policy is JoinPolicy.APPROVAL:
         if community.archived_at is not None:
-            raise MembershipError("archived", f"community {community.id} is archived")
+            raise Refused("archived", f"community {community.id} is archived")
         if current is not None and current.active:
-            raise MembershipError(
-                "already_member", f"{user_id} is already a member of {community.id}"
-            )
+            raise Refused("already_member", f"{user_id} is already a member of {community.id}")
         _refuse_banned(current)
         if pending is not None and pending.state is RequestState.PENDING:
-            raise MembershipError(
+            raise Refused(
                 "already_requested",
                 f"{user_id} already asked to join {community.id}; wait for review",
             )
         if len(answers) != len(community.join_questions):
-            raise MembershipError(
+            raise Refused(
                 "answers",
                 f"answer each of the {len(community.join_questions)} join questions, in order",
             )
@@ -266,9 +255,9 @@ def review(
     reason: str,
 ) -> tuple[JoinRequest, Membership | None]:
     if request is None or request.state is not RequestState.PENDING:
-        raise MembershipError("no_request", "there is no pending join request from this user")
+        raise Refused("no_request", "there is no pending join request from this user")
     if community.archived_at is not None:
-        raise MembershipError("archived", f"community {community.id} is archived")
+        raise Refused("archived", f"community {community.id} is archived")
     now = datetime.now(UTC)
     state = RequestState.APPROVED if approve else RequestState.REJECTED
     reviewed = replace(
@@ -293,22 +282,20 @@ ASSIGNABLE = (Role.MEMBER, Role.MODERATOR, Role.ADMIN)
 def change_role(actor: Membership | None, target: Membership | None, role: Role) -> Membership:
     """Admins set members and moderators; only the owner makes or unmakes admins."""
     if target is None or not target.active:
-        raise MembershipError("not_member", "that user is not a member of this community")
+        raise Refused("not_member", "that user is not a member of this community")
     if actor is not None and actor.user_id == target.user_id:
-        raise MembershipError("own_role", "you cannot change your own role; ask another admin")
+        raise Refused("own_role", "you cannot change your own role; ask another admin")
     if target.role is Role.OWNER:
-        raise MembershipError(
-            "owner_role", "the owner's role changes only by transferring ownership"
-        )
+        raise Refused("owner_role", "the owner's role changes only by transferring ownership")
     needed = Role.OWNER if Role.ADMIN in (role, target.role) else Role.ADMIN
     if actor is not None and actor.role < needed:
-        raise MembershipError(
+        raise Refused(
             "denied",
             f"setting this role needs the {needed.name.lower()} role; "
             f"you are {actor.role.name.lower()}",
         )
     if target.role is role:
-        raise MembershipError("same_role", f"{target.user_id} is already {role.name.lower()}")
+        raise Refused("same_role", f"{target.user_id} is already {role.name.lower()}")
     return replace(target, role=role, version=target.version + 1)
 
 
@@ -316,11 +303,11 @@ def transfer(
     community: Community, owner: Membership, successor: Membership | None
 ) -> tuple[Community, Membership, Membership]:
     if successor is None or not successor.active:
-        raise MembershipError("not_member", "ownership goes only to an active member")
+        raise Refused("not_member", "ownership goes only to an active member")
     if successor.user_id == owner.user_id:
-        raise MembershipError("same_role", "you already own this community")
+        raise Refused("same_role", "you already own this community")
     if community.archived_at is not None:
-        raise MembershipError("archived", f"community {community.id} is archived")
+        raise Refused("archived", f"community {community.id} is archived")
     return (
         replace(community, owner_user_id=successor.user_id, version=community.version + 1),
         replace(owner, role=Role.ADMIN, version=owner.version + 1),
@@ -330,12 +317,12 @@ def transfer(
 
 def join(community: Community, current: Membership | None, user_id: str) -> Membership:
     if community.archived_at is not None:
-        raise MembershipError("archived", f"community {community.id} is archived")
+        raise Refused("archived", f"community {community.id} is archived")
     if current is not None and current.active:
-        raise MembershipError("already_member", f"{user_id} is already a member of {community.id}")
+        raise Refused("already_member", f"{user_id} is already a member of {community.id}")
     _refuse_banned(current)
     if community.join_policy is not JoinPolicy.OPEN:
-        raise MembershipError(
+        raise Refused(
             "not_open",
             f"community {community.id} does not take members directly "
             f"(join policy: {community.join_policy.name.lower()})",
@@ -360,14 +347,14 @@ def _refuse_banned(current: Membership | None) -> None:
             if current.banned_until == FOREVER
             else f" until {current.banned_until:%Y-%m-%d %H:%M} UTC"
         )
-        raise MembershipError("banned", f"you are banned from this community{until}")
+        raise Refused("banned", f"you are banned from this community{until}")
 
 
 def leave(current: Membership | None, community_id: str, user_id: str) -> Membership:
     if current is None or not current.active:
-        raise MembershipError("not_member", f"{user_id} is not a member of {community_id}")
+        raise Refused("not_member", f"{user_id} is not a member of {community_id}")
     if current.role is Role.OWNER:
-        raise MembershipError(
+        raise Refused(
             "owner_cannot_leave",
             "the owner cannot leave; transfer ownership to another member first",
         )

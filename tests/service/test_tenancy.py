@@ -31,7 +31,8 @@ from services.content.store import tables as content_tables
 from services.events.app import SPEC as EVENTS
 from services.events.settings import EventsSettings
 from services.events.store import tables as events_tables
-from services.kit.access import PRIVATE, AccessTables, Role, upsert_if_newer
+from services.kit.access import PRIVATE, AccessTables, Role
+from services.kit.projection import upsert_newer
 from services.kit.service import ServiceSpec
 from services.kit.settings import ServiceSettings
 from studyhall.analytics.v1 import analytics_service_pb2 as analytics_pb
@@ -290,16 +291,18 @@ async def leave(
 ) -> None:
     """Record that `user_id` left, as the consumer does on members' MemberLeft."""
     async with running.deps.database.write() as session:
-        await upsert_if_newer(
+        await upsert_newer(
             session,
             rpc.service.access.roles,
-            {
-                "community_id": community_id,
-                "user_id": user_id,
-                "role": int(Role.MEMBER),
-                "active": False,
-                "version": version,
-            },
+            [
+                {
+                    "community_id": community_id,
+                    "user_id": user_id,
+                    "role": int(Role.MEMBER),
+                    "active": False,
+                    "version": version,
+                }
+            ],
             ["community_id", "user_id"],
         )
     # As tests/support/access.grant does: the service may hold the standing for a few seconds.

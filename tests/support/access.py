@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.kit.access import PRIVATE, Role, upsert_if_newer
+from services.kit.access import PRIVATE, Role
+from services.kit.projection import upsert_newer
 from tests.support.services import RunningService
 
 PUBLIC = 1
@@ -22,26 +23,18 @@ async def grant(
 ) -> None:
     """Make `user_id` hold `role` in `community_id` (creating the community if unknown)."""
     tables = _tables(running)
+    community = {"community_id": community_id, "visibility": visibility, "version": 1}
+    standing = {
+        "community_id": community_id,
+        "user_id": user_id,
+        "role": int(role),
+        "active": True,
+        "version": version,
+    }
     async with running.deps.database.write() as session:
-        await upsert_if_newer(
-            session,
-            tables.communities,
-            {"community_id": community_id, "visibility": visibility, "version": 1},
-            ["community_id"],
-        )
-        await upsert_if_newer(
-            session,
-            tables.roles,
-            {
-                "community_id": community_id,
-                "user_id": user_id,
-                "role": int(role),
-                "active": True,
-                "version": version,
-            },
-            ["community_id", "user_id"],
-        )
-    # The service may have cached the caller's previous standing for a few seconds.
+        await upsert_newer(session, tables.communities, [community], ["community_id"])
+        await upsert_newer(session, tables.roles, [standing], ["community_id", "user_id"])
+    # The service may have cached the caller's previous standing for a moment.
     key = f"studyhall:{running.server.name}:standing:{community_id}:{user_id}"
     await running.deps.redis.call(lambda client: client.delete(key), None)
 
@@ -50,18 +43,13 @@ async def known_community(
     running: RunningService, community_id: str, *, private: bool = False
 ) -> None:
     """Make the community known with nobody in it."""
-    tables = _tables(running)
+    community = {
+        "community_id": community_id,
+        "visibility": PRIVATE if private else PUBLIC,
+        "version": 1,
+    }
     async with running.deps.database.write() as session:
-        await upsert_if_newer(
-            session,
-            tables.communities,
-            {
-                "community_id": community_id,
-                "visibility": PRIVATE if private else PUBLIC,
-                "version": 1,
-            },
-            ["community_id"],
-        )
+        await upsert_newer(session, _tables(running).communities, [community], ["community_id"])
 
 
 def _tables(running: RunningService) -> Any:

@@ -4,13 +4,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.domain import CommunityStats
 from services.analytics.store.tables import community_stats, member_states
 from services.kit.database import utc
-from services.kit.projection import upsert_newer
+from services.kit.projection import upsert, upsert_newer
 
 
 class StatsRepository:
@@ -41,32 +40,11 @@ class StatsRepository:
 
     async def touch(self, community_ids: set[str]) -> None:
         """Note that events changed these communities' figures now."""
-        if community_ids:
-            now = datetime.now(UTC)
-            await self.session.execute(
-                _touch_statement(self.session),
-                [
-                    {"community_id": community_id, "updated_at": now}
-                    for community_id in community_ids
-                ],
-            )
+        now = datetime.now(UTC)
+        rows = [{"community_id": community_id, "updated_at": now} for community_id in community_ids]
+        await upsert(self.session, community_stats, rows, ["community_id"])
 
     async def set_member_states(self, states: list[dict[str, Any]]) -> None:
         """Record membership states (community_id, user_id, active, version) unless newer
         ones are known."""
         await upsert_newer(self.session, member_states, states, ["community_id", "user_id"])
-
-
-_TOUCH: dict[str, Any] = {}
-
-
-def _touch_statement(session: AsyncSession) -> Any:
-    # Built once per dialect: both speak INSERT ... ON CONFLICT through different classes.
-    dialect = session.get_bind().dialect.name
-    if dialect not in _TOUCH:
-        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(community_stats)
-        _TOUCH[dialect] = statement.on_conflict_do_update(
-            index_elements=["community_id"], set_={"updated_at": statement.excluded.updated_at}
-        )
-    return _TOUCH[dialect]

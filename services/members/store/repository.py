@@ -4,11 +4,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, or_, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import utc
+from services.kit.projection import upsert
 from services.members.domain import (
     Community,
     JoinPolicy,
@@ -122,10 +122,8 @@ class CommunityRepository:
 
     async def save_memberships(self, changed: list[Membership]) -> None:
         """Store memberships, new or not, with one statement."""
-        if changed:
-            await self.session.execute(
-                _membership_upsert(self.session), [_membership_row(m) for m in changed]
-            )
+        rows = [_membership_row(membership) for membership in changed]
+        await upsert(self.session, memberships, rows, ["community_id", "user_id"])
 
     async def membership(self, community_id: str, user_id: str) -> Membership | None:
         row = (
@@ -297,27 +295,6 @@ def _community(row: Row[tuple[object, ...]]) -> Community:
         archived_at=utc(row.archived_at) if row.archived_at else None,
         join_questions=list(row.join_questions or []),
     )
-
-
-_UPSERTS: dict[str, Any] = {}
-
-
-def _membership_upsert(session: AsyncSession) -> Any:
-    # Built once per dialect: both speak INSERT ... ON CONFLICT, through different classes.
-    dialect = session.get_bind().dialect.name
-    if dialect not in _UPSERTS:
-        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(memberships)
-        keys = {"community_id", "user_id"}
-        _UPSERTS[dialect] = statement.on_conflict_do_update(
-            index_elements=sorted(keys),
-            set_={
-                column.name: statement.excluded[column.name]
-                for column in memberships.columns
-                if column.name not in keys
-            },
-        )
-    return _UPSERTS[dialect]
 
 
 def _membership_row(membership: Membership) -> dict[str, object]:
