@@ -132,36 +132,35 @@ class Access:
             )
         return standing
 
-    async def require_reader(self, community_id: str, caller: Identity) -> None:
-        """Anyone may read a public or unlisted community; only members a private one."""
-        if caller.operator:
-            return
+    async def require_reader(self, community_id: str, caller: Identity) -> Standing:
+        """Anyone may read a public or unlisted community; only members a private one.
+        Operators read any community that exists."""
         standing = await self.standing(community_id, caller.user_id)
-        if not standing.known or (standing.visibility == PRIVATE and standing.role is None):
+        if not standing.known:
             raise _not_found(community_id)
+        if standing.visibility == PRIVATE and standing.role is None and not caller.operator:
+            raise _not_found(community_id)
+        return standing
 
     async def require_role(
         self, community_id: str, caller: Identity, minimum: Role, what: str
-    ) -> None:
+    ) -> Standing:
+        # Operators skip the role, never the existence: a mistyped id must not create records.
+        standing = await self.require_reader(community_id, caller)
         if caller.operator:
-            return
-        standing = await self.standing(community_id, caller.user_id)
-        if not standing.known or (standing.visibility == PRIVATE and standing.role is None):
-            raise _not_found(community_id)
+            return standing
         if standing.role is None or standing.role < minimum:
             held = standing.role.name.lower() if standing.role else "not a member"
             raise PermissionDenied(
                 f"{what} needs the {minimum.name.lower()} role or higher in community "
                 f"{community_id}; you are {held}"
             )
+        return standing
 
     async def require_voice(self, community_id: str, caller: Identity, what: str) -> None:
         """A member who is not muted: the right to post and comment."""
-        await self.require_role(community_id, caller, Role.MEMBER, what)
-        if caller.operator:
-            return
-        standing = await self.standing(community_id, caller.user_id)
-        if standing.muted():
+        standing = await self.require_role(community_id, caller, Role.MEMBER, what)
+        if standing.muted() and not caller.operator:
             until = datetime.fromtimestamp(standing.muted_until, UTC)
             shown = "until lifted" if until.year >= 9999 else f"until {until:%Y-%m-%d %H:%M} UTC"
             raise PermissionDenied(f"you are muted in community {community_id} {shown}")

@@ -324,3 +324,12 @@ async def test_call_without_token_is_unauthenticated(
         await stub.GetPost(pb.GetPostRequest(community_id=community_id, post_id=str(uuid.uuid4())))
     assert fetched.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert await rows(content) == (0, 0)
+
+
+async def test_operator_cannot_post_into_a_community_that_does_not_exist(
+    content: RunningService, stub: pb_grpc.ContentServiceStub
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreatePost(article(community()), metadata=content.auth("ops", operator=True))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert await rows(content) == (0, 0)
