@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kit.auth import Identity, current_identity
+from services.kit.auth import current_identity
 from services.kit.database import Database, utc
 from services.kit.errors import (
     AlreadyExists,
-    DomainError,
     FailedPrecondition,
-    FieldViolation,
-    InvalidArgument,
     NotFound,
-    PermissionDenied,
 )
 from services.kit.idempotency import IdempotencyKey, IdempotentWriter
 from services.kit.validation import Violations
 from services.members import domain, page_tokens
+from services.members.standing import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    apply,
+    community_for,
+    require_role,
+    timestamp,
+)
 from services.members.store.events import MemberEvents
 from services.members.store.repository import (
     CommunityRepository,
@@ -142,7 +146,7 @@ class MembersApi(pb_grpc.MembersServiceServicer):
                 raise NotFound(f"community {request.community_id} not found")
             requests = JoinRequestRepository(session)
             pending = await requests.get(community.id, caller.user_id)
-            outcome = _apply(
+            outcome = apply(
                 lambda: domain.apply_to_join(
                     community, current, pending, caller.user_id, list(request.answers)
                 )
@@ -172,7 +176,7 @@ class MembersApi(pb_grpc.MembersServiceServicer):
         async def leave(session: AsyncSession) -> pb.LeaveCommunityResponse:
             communities = CommunityRepository(session)
             current = await communities.membership(request.community_id, caller.user_id)
-            membership = _apply(lambda: domain.leave(current, request.community_id, caller.user_id))
+            membership = apply(lambda: domain.leave(current, request.community_id, caller.user_id))
             await communities.save_membership(membership)
             await MemberEvents(session).member_left(membership)
             return pb.LeaveCommunityResponse(version=membership.version)
@@ -202,9 +206,9 @@ class MembersApi(pb_grpc.MembersServiceServicer):
 
         async def update(session: AsyncSession) -> pb.UpdateCommunityResponse:
             communities = CommunityRepository(session)
-            community = await _community_for(communities, new.id, caller)
-            await _require_role(communities, community, caller, domain.Role.ADMIN, "changing it")
-            changed = _apply(lambda: domain.update(community, changes, request.etag))
+            community = await community_for(communities, new.id, caller)
+            await require_role(communities, community, caller, domain.Role.ADMIN, "changing it")
+            changed = apply(lambda: domain.update(community, changes, request.etag))
             slug_changed = changed.slug != community.slug
             if slug_changed and await communities.slug_taken(changed.slug):
                 raise AlreadyExists(f"slug {changed.slug!r} is taken; choose another slug")
@@ -236,9 +240,9 @@ class MembersApi(pb_grpc.MembersServiceServicer):
 
         async def archive(session: AsyncSession) -> pb.ArchiveCommunityResponse:
             communities = CommunityRepository(session)
-            community = await _community_for(communities, request.community_id, caller)
-            await _require_role(communities, community, caller, domain.Role.OWNER, "archiving it")
-            archived = _apply(lambda: domain.archive(community, request.etag))
+            community = await community_for(communities, request.community_id, caller)
+            await require_role(communities, community, caller, domain.Role.OWNER, "archiving it")
+            archived = apply(lambda: domain.archive(community, request.etag))
             await _save(communities, archived)
             await MemberEvents(session).community_archived(archived)
             await log_moderation(
@@ -307,8 +311,8 @@ class MembersApi(pb_grpc.MembersServiceServicer):
         size = request.page_size or DEFAULT_PAGE_SIZE
         async with self.database.read() as session:
             communities = CommunityRepository(session)
-            community = await _community_for(communities, request.community_id, caller)
-            await _require_role(
+            community = await community_for(communities, request.community_id, caller)
+            await require_role(
                 communities, community, caller, domain.Role.MODERATOR, "reviewing join requests"
             )
             found = await JoinRequestRepository(session).pending(
@@ -336,14 +340,14 @@ class MembersApi(pb_grpc.MembersServiceServicer):
 
         async def decide(session: AsyncSession) -> pb.ReviewJoinRequestResponse:
             communities = CommunityRepository(session)
-            community = await _community_for(communities, request.community_id, caller)
-            await _require_role(
+            community = await community_for(communities, request.community_id, caller)
+            await require_role(
                 communities, community, caller, domain.Role.MODERATOR, "reviewing join requests"
             )
             requests = JoinRequestRepository(session)
             current = await communities.membership(community.id, request.user_id)
             pending = await requests.get(community.id, request.user_id)
-            reviewed, membership = _apply(
+            reviewed, membership = apply(
                 lambda: domain.review(
                     pending,
                     community,
@@ -396,11 +400,11 @@ class MembersApi(pb_grpc.MembersServiceServicer):
 
         async def change(session: AsyncSession) -> pb.ChangeRoleResponse:
             communities = CommunityRepository(session)
-            community = await _community_for(communities, request.community_id, caller)
-            await _require_role(communities, community, caller, domain.Role.ADMIN, "changing roles")
+            community = await community_for(communities, request.community_id, caller)
+            await require_role(communities, community, caller, domain.Role.ADMIN, "changing roles")
             actor = await communities.membership(community.id, caller.user_id)
             target = await communities.membership(community.id, request.user_id)
-            changed = _apply(
+            changed = apply(
                 lambda: domain.change_role(
                     None if caller.operator else actor, target, domain.Role(request.role)
                 )
@@ -435,14 +439,14 @@ class MembersApi(pb_grpc.MembersServiceServicer):
 
         async def transfer(session: AsyncSession) -> pb.TransferOwnershipResponse:
             communities = CommunityRepository(session)
-            community = await _community_for(communities, request.community_id, caller)
-            await _require_role(
+            community = await community_for(communities, request.community_id, caller)
+            await require_role(
                 communities, community, caller, domain.Role.OWNER, "transferring ownership"
             )
             owner = await communities.membership(community.id, community.owner_user_id)
             successor = await communities.membership(community.id, request.new_owner_user_id)
             assert owner is not None
-            changed, old_owner, new_owner = _apply(
+            changed, old_owner, new_owner = apply(
                 lambda: domain.transfer(community, owner, successor)
             )
             assert successor is not None
@@ -495,8 +499,8 @@ class MembersApi(pb_grpc.MembersServiceServicer):
 
         async def moderate(session: AsyncSession) -> pb.ModerateMemberResponse:
             communities = CommunityRepository(session)
-            community = await _community_for(communities, request.community_id, caller)
-            await _require_role(
+            community = await community_for(communities, request.community_id, caller)
+            await require_role(
                 communities, community, caller, domain.Role.MODERATOR, "moderating members"
             )
             actor = (
@@ -505,7 +509,7 @@ class MembersApi(pb_grpc.MembersServiceServicer):
                 else await communities.membership(community.id, caller.user_id)
             )
             target = await communities.membership(community.id, request.user_id)
-            changed = _apply(
+            changed = apply(
                 lambda: domain.moderate(community, actor, target, request.user_id, action, until)
             )
             await communities.save_membership(changed)
@@ -545,8 +549,8 @@ class MembersApi(pb_grpc.MembersServiceServicer):
         size = request.page_size or DEFAULT_PAGE_SIZE
         async with self.database.read() as session:
             communities = CommunityRepository(session)
-            community = await _community_for(communities, request.community_id, caller)
-            await _require_role(
+            community = await community_for(communities, request.community_id, caller)
+            await require_role(
                 communities, community, caller, domain.Role.ADMIN, "reading the audit log"
             )
             rows = await audit_entries(session, community.id, before=before, limit=size + 1)
@@ -558,8 +562,8 @@ class MembersApi(pb_grpc.MembersServiceServicer):
                     actor_user_id=row.actor_user_id,
                     target_user_id=row.target_user_id,
                     note=row.reason,
-                    until=_timestamp(utc(row.until)) if row.until else None,
-                    create_time=_timestamp(utc(row.created_at)),
+                    until=timestamp(utc(row.until)) if row.until else None,
+                    create_time=timestamp(utc(row.created_at)),
                 )
                 for row in page
             ],
@@ -568,41 +572,6 @@ class MembersApi(pb_grpc.MembersServiceServicer):
             )
             if more
             else "",
-        )
-
-
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
-
-
-async def _community_for(
-    communities: CommunityRepository, community_id: str, caller: Identity
-) -> domain.Community:
-    community = await communities.get(community_id)
-    if community is None:
-        raise NotFound(f"community {community_id} not found")
-    if not community.visible_to_outsiders() and not caller.operator:
-        membership = await communities.membership(community_id, caller.user_id)
-        if membership is None or not membership.active:
-            raise NotFound(f"community {community_id} not found")
-    return community
-
-
-async def _require_role(
-    communities: CommunityRepository,
-    community: domain.Community,
-    caller: Identity,
-    minimum: domain.Role,
-    what: str,
-) -> None:
-    if caller.operator:
-        return
-    membership = await communities.membership(community.id, caller.user_id)
-    held = membership.role if membership and membership.active else None
-    if held is None or held < minimum:
-        raise PermissionDenied(
-            f"{what} needs the {minimum.name.lower()} role or higher in community "
-            f"{community.id}; you are {held.name.lower() if held else 'not a member'}"
         )
 
 
@@ -688,42 +657,15 @@ def _changes(community: pb.Community, paths: list[str]) -> dict[str, Any]:
     return {path: values[path] for path in paths}
 
 
-_REFUSALS: dict[str, Callable[[str], DomainError]] = {
-    "already_member": AlreadyExists,
-    "not_open": FailedPrecondition,
-    "not_member": NotFound,
-    "owner_cannot_leave": FailedPrecondition,
-    "archived": FailedPrecondition,
-    "stale": FailedPrecondition,
-    "already_requested": AlreadyExists,
-    "answers": lambda message: InvalidArgument([FieldViolation("answers", message)]),
-    "no_request": NotFound,
-    "own_role": FailedPrecondition,
-    "owner_role": FailedPrecondition,
-    "same_role": FailedPrecondition,
-    "denied": PermissionDenied,
-    "banned": PermissionDenied,
-    "until_past": lambda message: InvalidArgument([FieldViolation("until", message)]),
-}
-
-
-def _apply(change: Callable[[], T]) -> T:
-    """Run a domain rule, turning its refusal into the matching status."""
-    try:
-        return change()
-    except domain.Refused as error:
-        raise _REFUSALS[error.code](error.message) from None
-
-
 def _join_request_to_proto(request: domain.JoinRequest) -> pb.JoinRequest:
     return pb.JoinRequest(
         community_id=request.community_id,
         user_id=request.user_id,
         answers=request.answers,
         state=pb.JoinRequestState.ValueType(request.state),
-        create_time=_timestamp(request.created_at),
+        create_time=timestamp(request.created_at),
         reviewer_user_id=request.reviewer_user_id,
-        review_time=_timestamp(request.reviewed_at) if request.reviewed_at else None,
+        review_time=timestamp(request.reviewed_at) if request.reviewed_at else None,
         reason=request.reason,
     )
 
@@ -740,11 +682,11 @@ def _membership_to_proto(membership: domain.Membership) -> pb.Membership:
         community_id=membership.community_id,
         user_id=membership.user_id,
         role=pb.Role.ValueType(membership.role),
-        join_time=_timestamp(membership.joined_at),
+        join_time=timestamp(membership.joined_at),
         version=membership.version,
         active=membership.active,
-        muted_until=_timestamp(membership.muted_until) if membership.muted_until else None,
-        banned_until=_timestamp(membership.banned_until) if membership.banned_until else None,
+        muted_until=timestamp(membership.muted_until) if membership.muted_until else None,
+        banned_until=timestamp(membership.banned_until) if membership.banned_until else None,
     )
 
 
@@ -767,12 +709,6 @@ def _to_proto(community: domain.Community) -> pb.Community:
         etag=community.etag,
         locale=community.locale,
         time_zone=community.time_zone,
-        archive_time=_timestamp(community.archived_at) if community.archived_at else None,
+        archive_time=timestamp(community.archived_at) if community.archived_at else None,
         join_questions=community.join_questions,
     )
-
-
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
