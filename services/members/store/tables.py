@@ -99,3 +99,20 @@ moderation_log = Table(
 
 idempotency_keys = idempotency_table(metadata)
 outbox = outbox_table(metadata)
+
+# --- Activity: what each member has done lately, for segments, leaderboards and care ---
+
+# One row per member who has done anything counted: kept up to date by the points ledger
+# (every award moves points_total and last_active_at in the same transaction), read by
+# segments and the member-care sweep, so neither has to scan the ledger.
+member_activity = Table(
+    "member_activity",
+    metadata,
+    Column("community_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("points_total", Integer, nullable=False, server_default="0"),
+    Column("level", Integer, nullable=False, server_default="1"),
+    Column("last_active_at", DateTime(timezone=True), nullable=True),
+    Index("ix_member_activity_points", "community_id", "points_total"),
+    Index("ix_member_activity_last_active", "community_id", "last_active_at"),
+)
