@@ -74,6 +74,8 @@ class GrpcServer:
         self._stopping = asyncio.Event()
         self._started = False
         self.port = 0
+        # Set when a worker ended unexpectedly: the process exits with an error.
+        self.crashed = False
 
     @property
     def address(self) -> str:
@@ -154,7 +156,9 @@ class GrpcServer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.lifecycle.start_backoff_max)
         for extra in self.lifecycle.extra_tasks:
-            self._tasks.append(asyncio.create_task(extra()))
+            task = asyncio.create_task(extra(), name=getattr(extra, "__qualname__", "worker"))
+            task.add_done_callback(self._worker_ended)
+            self._tasks.append(task)
         ready: bool | None = None
         while True:
             try:
@@ -169,6 +173,16 @@ class GrpcServer:
                 await self._set_readiness(SERVING if ready else NOT_SERVING)
                 log.info("%s is %s", self.name, "ready" if ready else "not ready")
             await asyncio.sleep(self.lifecycle.readiness_interval)
+
+    def _worker_ended(self, task: asyncio.Task[None]) -> None:
+        # Workers retry what can be retried themselves; one that ends has met a bug. Stopping
+        # lets the supervisor restart a clean process instead of serving without it.
+        if task.cancelled() or self._stopping.is_set():
+            return
+        error = task.exception()
+        log.error("%s: %s ended unexpectedly; stopping", self.name, task.get_name(), exc_info=error)
+        self.crashed = True
+        self.request_stop()
 
     async def _set_readiness(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
         for name in ("", *self.lifecycle.service_names):

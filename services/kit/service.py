@@ -6,15 +6,15 @@ server; a producer adds its outbox relay, a consumer its durable consumers. Only
 servicers, the outbox table and the subscriptions differ, handed in through `ServiceSpec`.
 
 A process runs in one of three modes: `serve` (the gRPC API, plus the relay and consumers
-unless STUDYHALL_RELAY / STUDYHALL_CONSUMERS say `external`), `relay` or `consume`.
+unless STUDYHALL_RELAY / STUDYHALL_CONSUMERS say `external`), `relay` or `consume`. Every
+mode serves gRPC health and Prometheus metrics on the service's ports, so relays and
+consumers are probed and scraped like the API (on one host, give each process its own ports).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -152,44 +152,43 @@ def build_server(spec: ServiceSpec, deps: Dependencies) -> GrpcServer:
     )
 
 
-async def run_workers(spec: ServiceSpec, deps: Dependencies, mode: str) -> None:
-    """A relay or consumer process: migrate, run the loops until SIGTERM, stop."""
+def build_worker_server(spec: ServiceSpec, deps: Dependencies, mode: str) -> GrpcServer:
+    """A relay or consumer process: the same server, lifecycle and probes as the API, serving
+    only health; ready while its database answers and its loops hold a NATS connection."""
+    settings = deps.settings
     chosen = workers(deps, mode)
     if not chosen:
         raise SystemExit(f"{spec.name}: nothing to run in mode {mode!r}")
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    delay = 0.2
-    while not stopping.is_set():
-        try:
-            await migrate(deps.database, spec.migrations, service=spec.name)
-            break
-        except Exception as error:
-            log.warning(
-                "%s %s cannot start yet, retrying in %.1fs: %s", spec.name, mode, delay, error
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=delay)
-            delay = min(delay * 2, 10.0)
-    tasks = [asyncio.create_task(worker()) for worker in chosen]
-    log.info("%s %s running", spec.name, mode)
-    stop_wait = asyncio.create_task(stopping.wait())
-    await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    for task in [stop_wait, *tasks]:
-        task.cancel()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    await deps.redis.close()
-    await deps.database.close()
-    failed = [
-        r
-        for r in results
-        if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
-    ]
-    if failed:
-        raise failed[0]
-    log.info("%s %s stopped", spec.name, mode)
+    loops: list[Relay | Consumer] = (
+        [deps.relay] if mode == "relay" and deps.relay is not None else list(deps.consumers)
+    )
+
+    async def start() -> None:
+        await migrate(deps.database, spec.migrations, service=spec.name)
+
+    async def ready() -> bool:
+        return all(loop.connected for loop in loops) and await deps.database.ping()
+
+    async def stop() -> None:
+        await deps.redis.close()
+        await deps.database.close()
+
+    lifecycle = Lifecycle(
+        register=lambda server: None,
+        service_names=[],
+        start=start,
+        ready=ready,
+        stop=stop,
+        extra_tasks=chosen,
+    )
+    return GrpcServer(
+        f"{spec.name} {mode}",
+        lifecycle,
+        deps.verifier,
+        host=settings.grpc_host,
+        port=settings.effective_grpc_port(),
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
 
 
 def run(spec: ServiceSpec, settings: ServiceSettings, argv: Sequence[str] | None = None) -> None:
@@ -206,16 +205,18 @@ def run(spec: ServiceSpec, settings: ServiceSettings, argv: Sequence[str] | None
         telemetry: Telemetry = setup_telemetry(
             spec.name,
             metrics_host=settings.grpc_host,
-            metrics_port=settings.effective_metrics_port() if mode == "serve" else None,
+            metrics_port=settings.effective_metrics_port(),
         )
     except MetricsPortInUse as error:
         _die(f"{spec.name}: {error}; set {env_name(cls, 'metrics_port')} to a free port")
     try:
         deps = build_dependencies(spec, settings)
-        if mode == "serve":
-            asyncio.run(build_server(spec, deps).run())
-        else:
-            asyncio.run(run_workers(spec, deps, mode))
+        server = (
+            build_server(spec, deps) if mode == "serve" else build_worker_server(spec, deps, mode)
+        )
+        asyncio.run(server.run())
+        if server.crashed:
+            raise SystemExit(1)
     except PortInUse as error:
         _die(f"{spec.name}: {error}; set {env_name(cls, 'grpc_port')} to a free port")
     finally:

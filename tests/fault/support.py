@@ -66,6 +66,9 @@ class ServiceProcess:
     # Exit codes of runs that ended without being killed by us: a crash, unless we stopped it.
     unexpected_exits: list[tuple[int, int]] = field(default_factory=list)
     _process: subprocess.Popen[bytes] | None = None
+    # Relays and consumers serve health and metrics too: on this one host, ports of their own,
+    # kept across restarts.
+    _ports: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -82,11 +85,20 @@ class ServiceProcess:
         with open(self._log_path(self.runs), "wb") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{self.service}", self.mode],
-                env=self.env,
+                env={**self.env, **self._own_ports()},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def _own_ports(self) -> dict[str, str]:
+        if self.mode != "serve" and not self._ports:
+            prefix = f"STUDYHALL_{self.service.upper()}_"
+            self._ports = {
+                prefix + "GRPC_PORT": str(free_port()),
+                prefix + "METRICS_PORT": str(free_port()),
+            }
+        return self._ports
 
     @property
     def alive(self) -> bool:

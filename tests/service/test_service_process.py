@@ -169,3 +169,90 @@ def test_taken_port_is_reported_with_the_setting_to_change(
         )
     assert result.returncode == 2
     assert "STUDYHALL_MEMBERS_GRPC_PORT" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("service", "mode", "metric"),
+    [
+        ("members", "relay", "studyhall_outbox_backlog"),
+        ("analytics", "consume", "studyhall_consumer_lag"),
+    ],
+)
+def test_relay_and_consumer_processes_are_probed_and_scraped_like_the_api(
+    data_dir: Path, redis_url: str, nats_url: str, service: str, mode: str, metric: str
+) -> None:
+    LocalSigner.ensure(data_dir)
+    prefix = f"STUDYHALL_{service.upper()}_"
+    env = _env(
+        data_dir,
+        redis_url,
+        nats_url,
+        **{prefix + "GRPC_PORT": str(free_port()), prefix + "METRICS_PORT": str(free_port())},
+    )
+    port = int(env[prefix + "GRPC_PORT"])
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"services.{service}", mode],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_serving(port, process)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            liveness = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="liveness"), timeout=5
+            )
+        assert liveness.status == health_pb2.HealthCheckResponse.SERVING
+        scrape = ""
+        for _ in range(50):
+            url = f"http://127.0.0.1:{env[prefix + 'METRICS_PORT']}/metrics"
+            scrape = urllib.request.urlopen(url, timeout=5).read().decode()
+            if metric in scrape:
+                break
+            time.sleep(0.2)
+        assert metric in scrape
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_a_relay_that_cannot_reach_nats_is_alive_but_not_ready(
+    data_dir: Path, redis_url: str
+) -> None:
+    LocalSigner.ensure(data_dir)
+    env = _env(data_dir, redis_url, f"nats://127.0.0.1:{free_port()}")
+    port = int(env["STUDYHALL_MEMBERS_GRPC_PORT"])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.members", "relay"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            statuses: dict[str, int] = {}
+            for _ in range(100):
+                try:
+                    statuses = {
+                        name: stub.Check(
+                            health_pb2.HealthCheckRequest(service=name), timeout=1
+                        ).status
+                        for name in ("", "liveness")
+                    }
+                    break
+                except grpc.RpcError:
+                    time.sleep(0.1)
+            # Give the readiness loop time to run its checks (database answers, NATS does not).
+            time.sleep(3)
+            ready = stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+        assert statuses["liveness"] == health_pb2.HealthCheckResponse.SERVING
+        assert ready == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()

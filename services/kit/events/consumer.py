@@ -155,6 +155,11 @@ class Consumer:
         )
         _register_lag(self)
 
+    @property
+    def connected(self) -> bool:
+        """Holding a NATS connection now (false before the first one and while reconnecting)."""
+        return self._nc is not None and self._nc.is_connected
+
     async def run(self) -> None:
         self._nc = await connect(self.nats_url, f"consumer-{self.subscription.name}")
         self._js = self._nc.jetstream()

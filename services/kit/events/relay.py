@@ -89,6 +89,11 @@ class Relay:
             description="Age of the oldest unpublished outbox row.",
         )
 
+    @property
+    def connected(self) -> bool:
+        """Holding a NATS connection now (false before the first one and while reconnecting)."""
+        return self._nc is not None and self._nc.is_connected
+
     def notify(self) -> None:
         """Wake the relay now: a transaction has just committed new rows."""
         self._wake.set()
