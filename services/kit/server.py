@@ -159,6 +159,7 @@ class GrpcServer:
             task = asyncio.create_task(extra(), name=getattr(extra, "__qualname__", "worker"))
             task.add_done_callback(self._worker_ended)
             self._tasks.append(task)
+        log.info("%s running", self.name)
         ready: bool | None = None
         while True:
             try:

@@ -4,6 +4,7 @@ when replicas start together."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -25,11 +26,53 @@ async def test_sqlite_runs_in_wal_mode_with_full_sync_and_a_busy_timeout(tmp_pat
         async with database.write() as session:
             mode = await session.scalar(text("PRAGMA journal_mode"))
             synchronous = await session.scalar(text("PRAGMA synchronous"))
-            timeout = await session.scalar(text("PRAGMA busy_timeout"))
+            writer_timeout = await session.scalar(text("PRAGMA busy_timeout"))
+        async with database.read() as session:
+            reader_timeout = await session.scalar(text("PRAGMA busy_timeout"))
         assert mode == "wal"
         assert synchronous == 2  # FULL
-        assert timeout == 10_000
+        # The writer never blocks the event loop on the lock: it awaits and retries instead.
+        assert writer_timeout == 0
+        assert reader_timeout == 10_000
     finally:
+        await database.close()
+
+
+async def test_a_writer_waits_for_another_process_lock_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "locked.db"
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        async with database.write() as session:
+            await session.execute(text("CREATE TABLE t (n INTEGER)"))
+        other.execute("BEGIN IMMEDIATE")
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        async def write() -> None:
+            async with database.write() as session:
+                await session.execute(text("INSERT INTO t VALUES (1)"))
+
+        ticking = asyncio.create_task(ticker())
+        writing = asyncio.create_task(write())
+        await asyncio.sleep(0.3)
+        assert not writing.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(writing, timeout=5)
+        ticking.cancel()
+        # The loop kept running while the write waited for the lock (about 30 ticks).
+        assert ticks >= 15
+        async with database.read() as session:
+            assert await session.scalar(text("SELECT count(*) FROM t")) == 1
+    finally:
+        other.close()
         await database.close()
 
 

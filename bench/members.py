@@ -1,0 +1,361 @@
+"""JoinCommunity under load, next to a raw grpc.aio echo server measured in the same run.
+
+    make bench-members                              # SQLite, the embedded default
+    make bench-members BENCH_ARGS="--store postgresql --seconds 20"
+
+The members database is seeded with 10,000 communities and 100,000 members in one of them
+(bulk inserts into a schema built by the service's own migrations), then the members
+service runs as its own process (`python -m services.members`, relay embedded, publishing
+to a real nats-server) while this process offers JoinCommunity calls from new users into
+the big community over a real gRPC channel, `--concurrency` at a time. The baseline is a
+bare grpc.aio server answering the same request with an empty response: the ratio of the
+two rates is the figure to watch (target: JoinCommunity at least 0.5 of the echo rate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench.support import Latency, machine_facts
+from services.kit.auth import LocalSigner
+from services.kit.database import Database
+from services.kit.migrations import migrate
+from services.members.store.tables import communities, memberships
+from studyhall.members.v1 import members_service_pb2 as pb
+from tests.harness.servers import provide_nats, provide_postgres, provide_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = ROOT / "services" / "members" / "store" / "migrations"
+JOIN = "/studyhall.members.v1.MembersService/JoinCommunity"
+
+
+@dataclass
+class Result:
+    rate: float
+    latency: Latency
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def seed(url: str, community_count: int, big_members: int) -> str:
+    """Communities and one big community's members, inserted in bulk; returns its id."""
+    database = Database(url)
+    await migrate(database, MIGRATIONS, service="members")
+    now = datetime.now(UTC)
+    big = str(uuid.uuid4())
+    rows: list[dict[str, Any]] = [
+        {
+            "id": big if index == 0 else str(uuid.uuid4()),
+            "name": f"Study group {index}",
+            "slug": f"group-{index}",
+            "topic": ("english", "python", "exams", "reading")[index % 4],
+            "mission": "",
+            "audience": "",
+            "tags": [],
+            "visibility": 1,
+            "join_policy": 1,
+            "owner_user_id": f"owner-{index}",
+            "created_at": now - timedelta(seconds=community_count - index),
+            "version": 1,
+            "locale": "en",
+            "time_zone": "UTC",
+            "join_questions": [],
+        }
+        for index in range(community_count)
+    ]
+    async with database.write() as session:
+        for start in range(0, len(rows), 5000):
+            await session.execute(communities.insert(), rows[start : start + 5000])
+        owners = [
+            {
+                "community_id": row["id"],
+                "user_id": row["owner_user_id"],
+                "role": 4,
+                "joined_at": now,
+                "active": True,
+                "version": 1,
+            }
+            for row in rows
+        ]
+        for start in range(0, len(owners), 5000):
+            await session.execute(memberships.insert(), owners[start : start + 5000])
+        for start in range(0, big_members, 5000):
+            batch = [
+                {
+                    "community_id": big,
+                    "user_id": f"seed-member-{number}",
+                    "role": 1,
+                    "joined_at": now,
+                    "active": True,
+                    "version": 1,
+                }
+                for number in range(start, min(start + 5000, big_members))
+            ]
+            await session.execute(memberships.insert(), batch)
+    await database.close()
+    return big
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited with {process.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"nothing listens on {port} after {timeout:.0f}s")
+
+
+async def wait_serving(port: int) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for _ in range(600):
+            with contextlib.suppress(grpc.RpcError):
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            await asyncio.sleep(0.1)
+    raise SystemExit("members never became SERVING")
+
+
+async def offer_joins(
+    port: int, community_id: str, tokens: list[str], seconds: float, concurrency: int
+) -> Result:
+    """New users joining `community_id`, `concurrency` calls in flight, for `seconds`."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(
+            JOIN,
+            request_serializer=pb.JoinCommunityRequest.SerializeToString,
+            response_deserializer=pb.JoinCommunityResponse.FromString,
+        )
+        request = pb.JoinCommunityRequest(community_id=community_id)
+        # Warm up the connection and the server's first-call paths with users of their own.
+        for token in tokens[:100]:
+            await call(request, metadata=(("authorization", f"Bearer {token}"),), timeout=10)
+        pending = iter(tokens[100:])
+        latencies: list[float] = []
+        errors = 0
+        deadline = time.perf_counter() + seconds
+
+        async def client() -> None:
+            nonlocal errors
+            for token in pending:
+                if time.perf_counter() >= deadline:
+                    return
+                started = time.perf_counter()
+                try:
+                    await call(
+                        request, metadata=(("authorization", f"Bearer {token}"),), timeout=10
+                    )
+                except grpc.RpcError:
+                    errors += 1
+                    continue
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    if len(latencies) + errors >= len(tokens) - 100:
+        raise SystemExit("ran out of pre-signed users: raise --users")
+    return Result(len(latencies) / elapsed, Latency.of(latencies), errors)
+
+
+# ---- the baseline: a bare grpc.aio server ---------------------------------------------------
+
+
+async def serve_echo(port: int) -> None:
+    async def join(request: pb.JoinCommunityRequest, context: Any) -> pb.JoinCommunityResponse:
+        return pb.JoinCommunityResponse()
+
+    server = grpc.aio.server()
+    handler = grpc.unary_unary_rpc_method_handler(
+        join,
+        request_deserializer=pb.JoinCommunityRequest.FromString,
+        response_serializer=pb.JoinCommunityResponse.SerializeToString,
+    )
+    # Served under the same method path, so the client side is byte for byte the same.
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                "studyhall.members.v1.MembersService", {"JoinCommunity": handler}
+            )
+        ]
+    )
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.stop(1)
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "wb") as output:
+        child = subprocess.Popen(args, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        yield child
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def run(options: argparse.Namespace, workdir: Path) -> None:
+    data_dir = workdir / "data"
+    signer = LocalSigner.ensure(data_dir)
+    facts = machine_facts(None)
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
+    with contextlib.ExitStack() as stack:
+        nats_server = stack.enter_context(provide_nats(workdir / "nats"))
+        redis_server = stack.enter_context(provide_redis(workdir / "redis"))
+        if options.store == "postgresql":
+            postgres = stack.enter_context(provide_postgres(workdir / "postgres"))
+            database_url = postgres.create_database(f"bench_members_{uuid.uuid4().hex[:8]}")
+        else:
+            database_url = f"sqlite+aiosqlite:///{data_dir}/members.db"
+        seeding = time.perf_counter()
+        big = asyncio.run(seed(database_url, options.communities, options.members))
+        print(
+            f"seeded {options.communities:,} communities and {options.members:,} members of one "
+            f"in {time.perf_counter() - seeding:.0f} s ({options.store})"
+        )
+        minting = time.perf_counter()
+        tokens = [
+            signer.mint(f"joiner-{uuid.uuid4().hex[:12]}", ttl_seconds=3600)
+            for _ in range(options.users)
+        ]
+        print(f"signed {len(tokens):,} user tokens in {time.perf_counter() - minting:.1f} s")
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("STUDYHALL_")},
+            "STUDYHALL_DATA_DIR": str(data_dir),
+            "STUDYHALL_NATS_URL": nats_server.url,
+            "STUDYHALL_REDIS_URL": redis_server.url,
+            "STUDYHALL_MEMBERS_DATABASE_URL": database_url,
+            "STUDYHALL_LOG_LEVEL": "WARNING",
+        }
+        echo_rates: list[Result] = []
+        join_rates: list[Result] = []
+        used = 0
+        for round_number in range(options.rounds):
+            port = free_port()
+            with process(
+                [sys.executable, "-m", "bench.members", "--serve-echo", str(port)],
+                env,
+                workdir / f"echo-{round_number}.log",
+            ) as echo:
+                wait_for_port(port, echo)
+                echo_rates.append(
+                    asyncio.run(
+                        offer_joins(port, big, tokens, options.seconds, options.concurrency)
+                    )
+                )
+            port = free_port()
+            env["STUDYHALL_MEMBERS_GRPC_PORT"] = str(port)
+            env["STUDYHALL_MEMBERS_METRICS_PORT"] = str(free_port())
+            with process(
+                [sys.executable, "-m", "services.members"],
+                env,
+                workdir / f"members-{round_number}.log",
+            ) as members:
+                wait_for_port(port, members)
+                asyncio.run(wait_serving(port))
+                spy = (
+                    subprocess.Popen(
+                        ["py-spy", "record", "--pid", str(members.pid), "--duration",
+                         str(int(options.seconds)), "--format", "raw", "-o", options.profile],
+                        stdout=subprocess.DEVNULL,
+                    )
+                    if options.profile
+                    else None
+                )
+                share = tokens[used:]
+                result = asyncio.run(
+                    offer_joins(port, big, share, options.seconds, options.concurrency)
+                )
+                used += result.latency.count + result.errors + 100
+                join_rates.append(result)
+                if spy is not None:
+                    spy.wait()
+    report(options, echo_rates, join_rates)
+
+
+def report(options: argparse.Namespace, echo: list[Result], join: list[Result]) -> None:
+    def median(values: list[float]) -> float:
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2]
+
+    shape = (
+        f"{options.concurrency} concurrent callers, {options.seconds:.0f} s x {options.rounds} "
+        f"rounds, store {options.store}"
+    )
+    print(
+        f"\nJoinCommunity into a community of {options.members:,} members among "
+        f"{options.communities:,} communities; {shape}"
+    )
+    for name, results in (("grpc.aio echo", echo), ("JoinCommunity", join)):
+        rates = ", ".join(f"{r.rate:.0f}" for r in results)
+        p99 = median([r.latency.p99 * 1000 for r in results])
+        p50 = median([r.latency.p50 * 1000 for r in results])
+        errors = sum(r.errors for r in results)
+        print(
+            f"{name:<15} {median([r.rate for r in results]):7.0f} calls/s (rounds: {rates})  "
+            f"p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  errors {errors}"
+        )
+    ratios = [j.rate / e.rate for j, e in zip(join, echo, strict=True)]
+    print(
+        f"ratio JoinCommunity/echo: median {median(ratios):.2f} "
+        f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.50)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--communities", type=int, default=10_000)
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--users", type=int, default=60_000, help="pre-signed joiners")
+    parser.add_argument("--profile", default="", help="py-spy the members process into FILE")
+    parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.serve_echo:
+        asyncio.run(serve_echo(options.serve_echo))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-members-") as scratch:
+        run(options, Path(scratch))
+
+
+if __name__ == "__main__":
+    main()
