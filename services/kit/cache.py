@@ -37,6 +37,7 @@ class ResilientRedis:
             "studyhall.redis.degraded_calls",
             description="Calls answered with their fallback because Redis was unavailable.",
         )
+        self._degraded.add(0)
 
     @property
     def available(self) -> bool:

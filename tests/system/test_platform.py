@@ -43,6 +43,7 @@ from studyhall.members.v1 import members_service_pb2 as members_pb
 from studyhall.members.v1 import members_service_pb2_grpc as members_grpc
 from tests.support.otlp import Receiver, otlp_receiver
 from tests.support.services import free_port
+from tests.unit.test_deploy_config import metric_names, promql_expressions
 
 pytestmark = pytest.mark.system
 
@@ -374,6 +375,32 @@ def test_backbone_metrics_are_on_the_prometheus_endpoints(platform: Platform) ->
         assert name in analytics, name
     assert 'consumer="analytics-members"' in analytics
     assert "community_id" not in members + analytics
+
+
+def test_every_metric_the_dashboards_and_alerts_read_is_on_the_live_endpoints(
+    platform: Platform,
+) -> None:
+    recorded = json.loads((platform.data_dir / "endpoints.json").read_text())["services"]
+    created = platform.cli(
+        "community", "create", "--name", "Watched", "--topic", "ops", "--as", "w"
+    )
+    assert created.returncode == 0, created.stderr
+    wanted: dict[str, list[str]] = {}
+    for where, expression in promql_expressions():
+        for name in metric_names(expression) - {"up"}:  # `up` is Prometheus' own
+            wanted.setdefault(name, []).append(where)
+    missing: set[str] = set(wanted)
+    for _ in range(100):
+        scraped = ""
+        for service in recorded:
+            with urllib.request.urlopen(recorded[service]["metrics"], timeout=5) as response:
+                scraped += response.read().decode()
+        series = {line.split("{")[0].split(" ")[0] for line in scraped.splitlines()}
+        missing = set(wanted) - series
+        if not missing:
+            break
+        time.sleep(0.2)
+    assert not missing, {name: wanted[name] for name in sorted(missing)}
 
 
 def test_one_trace_runs_from_the_call_through_members_and_nats_into_analytics(

@@ -161,6 +161,16 @@ class Consumer:
         return self._nc is not None and self._nc.is_connected
 
     async def run(self) -> None:
+        # Series exist from the start at 0, so the first dead letter or failure is an
+        # increase that alert rules see (a series born at 1 shows no increase).
+        for counter in (
+            self._processed,
+            self._redelivered,
+            self._dead,
+            self._transient,
+            self._handler_failed,
+        ):
+            counter.add(0, self._labels)
         self._nc = await connect(self.nats_url, f"consumer-{self.subscription.name}")
         self._js = self._nc.jetstream()
         try:

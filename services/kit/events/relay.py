@@ -99,6 +99,10 @@ class Relay:
         self._wake.set()
 
     async def run(self) -> None:
+        # Series exist from the start at 0, so the first failure is an increase that alert
+        # rules see (a series born at 1 shows no increase).
+        self._published.add(0)
+        self._failures.add(0)
         self._nc = await connect(self.nats_url, f"{self.service}-relay")
         js = self._nc.jetstream(timeout=self.ack_timeout)
         delay = 0.1
