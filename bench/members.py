@@ -3,6 +3,9 @@
     make bench-members                              # SQLite, the embedded default
     make bench-members BENCH_ARGS="--store postgresql --seconds 20"
 
+Then it runs `bench.leaderboard` (top-10 read p99 from Redis next to the same read in SQL)
+and `bench.segments` (segment count time over 100,000 members) on the same store.
+
 The members database is seeded with 10,000 communities and 100,000 members in one of them
 (bulk inserts into a schema built by the service's own migrations), then the members
 service runs as its own process (`python -m services.members`, relay embedded, publishing
@@ -33,7 +36,7 @@ from typing import Any
 
 import grpc
 
-from bench.support import Latency, machine_facts
+from bench.support import CpuMeter, Latency, machine_facts
 from services.kit.auth import LocalSigner
 from services.kit.database import Database
 from services.kit.migrations import migrate
@@ -51,6 +54,8 @@ class Result:
     rate: float
     latency: Latency
     errors: int
+    # CPU milliseconds the server process spent per answered call.
+    server_cpu_ms: float
 
 
 def free_port() -> int:
@@ -144,7 +149,12 @@ async def wait_serving(port: int) -> None:
 
 
 async def offer_joins(
-    port: int, community_id: str, tokens: list[str], seconds: float, concurrency: int
+    port: int,
+    server_pid: int,
+    community_id: str,
+    tokens: list[str],
+    seconds: float,
+    concurrency: int,
 ) -> Result:
     """New users joining `community_id`, `concurrency` calls in flight, for `seconds`."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -178,11 +188,14 @@ async def offer_joins(
                 latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
+        meter = CpuMeter({"server": server_pid})
         await asyncio.gather(*(client() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
+        server_cores = meter.stop().others["server"]
     if len(latencies) + errors >= len(tokens) - 100:
         raise SystemExit("ran out of pre-signed users: raise --users")
-    return Result(len(latencies) / elapsed, Latency.of(latencies), errors)
+    rate = len(latencies) / elapsed
+    return Result(rate, Latency.of(latencies), errors, server_cores / max(rate, 1e-9) * 1000)
 
 
 # ---- the baseline: a bare grpc.aio server ---------------------------------------------------
@@ -274,7 +287,9 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
                 wait_for_port(port, echo)
                 echo_rates.append(
                     asyncio.run(
-                        offer_joins(port, big, tokens, options.seconds, options.concurrency)
+                        offer_joins(
+                            port, echo.pid, big, tokens, options.seconds, options.concurrency
+                        )
                     )
                 )
             port = free_port()
@@ -289,8 +304,10 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
                 asyncio.run(wait_serving(port))
                 spy = (
                     subprocess.Popen(
-                        ["py-spy", "record", "--pid", str(members.pid), "--duration",
-                         str(int(options.seconds)), "--format", "raw", "-o", options.profile],
+                        [
+                            *("py-spy", "record", "--pid", str(members.pid), "--format", "raw"),
+                            *("--duration", str(int(options.seconds)), "-o", options.profile),
+                        ],
                         stdout=subprocess.DEVNULL,
                     )
                     if options.profile
@@ -298,7 +315,7 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
                 )
                 share = tokens[used:]
                 result = asyncio.run(
-                    offer_joins(port, big, share, options.seconds, options.concurrency)
+                    offer_joins(port, members.pid, big, share, options.seconds, options.concurrency)
                 )
                 used += result.latency.count + result.errors + 100
                 join_rates.append(result)
@@ -325,9 +342,11 @@ def report(options: argparse.Namespace, echo: list[Result], join: list[Result]) 
         p99 = median([r.latency.p99 * 1000 for r in results])
         p50 = median([r.latency.p50 * 1000 for r in results])
         errors = sum(r.errors for r in results)
+        cpu = median([r.server_cpu_ms for r in results])
         print(
             f"{name:<15} {median([r.rate for r in results]):7.0f} calls/s (rounds: {rates})  "
-            f"p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  errors {errors}"
+            f"p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  server CPU {cpu:5.2f} ms/call  "
+            f"errors {errors}"
         )
     ratios = [j.rate / e.rate for j, e in zip(join, echo, strict=True)]
     print(
@@ -355,6 +374,11 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-members-") as scratch:
         run(options, Path(scratch))
+    # The read side of the members service: leaderboard top-10 reads and segment counts over
+    # 100,000 members, each against its own baseline (see those modules).
+    for module in ("bench.leaderboard", "bench.segments"):
+        print(f"\n== {module} (--store {options.store})", flush=True)
+        subprocess.run([sys.executable, "-m", module, "--store", options.store], check=True)
 
 
 if __name__ == "__main__":

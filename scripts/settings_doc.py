@@ -9,6 +9,10 @@ from pathlib import Path
 from pydantic import AliasChoices
 
 from services.kit.settings import ServiceSettings, env_prefix
+from services.members.settings import MembersSettings
+
+# Settings only one service has, documented under that service's prefix.
+OWN_SETTINGS: list[type[ServiceSettings]] = [MembersSettings]
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
@@ -48,6 +52,13 @@ def table() -> str:
             default = " / ".join(str(port - 50051 + 9451) for port in SERVICES.values())
         shown = "" if default in (None, "") else f"`{default}`"
         rows.append(f"| `{variable}` | {shown} | {field.description or ''} |")
+    for settings_cls in OWN_SETTINGS:
+        for name, field in settings_cls.model_fields.items():
+            if name in ServiceSettings.model_fields:
+                continue
+            variable = env_prefix(settings_cls.service) + name.upper()
+            shown = "" if field.default in (None, "") else f"`{field.default}`"
+            rows.append(f"| `{variable}` | {shown} | {field.description or ''} |")
     for variable, default, meaning in RUNNER:
         shown = f"`{default}`" if default and not default.startswith("from") else default
         rows.append(f"| `{variable}` | {shown} | {meaning} |")

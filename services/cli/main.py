@@ -17,6 +17,7 @@ import typer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.table import Table
 
+from services.cli.care import care_app
 from services.cli.common import (
     AsJson,
     AsUser,
@@ -32,6 +33,8 @@ from services.cli.common import (
 )
 from services.cli.endpoints import SERVICES, CliError, Endpoints, data_dir
 from services.cli.members import community_app, member_app
+from services.cli.profiles import personas_app
+from services.cli.recognition import recognition_app
 from services.kit.events import deadletter
 from studyhall.analytics.v1 import analytics_service_pb2 as analytics_pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as analytics_grpc
@@ -55,6 +58,9 @@ app.add_typer(post_app, name="post")
 app.add_typer(activity_app, name="activity")
 app.add_typer(product_app, name="product")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(recognition_app)
+app.add_typer(personas_app)
+app.add_typer(care_app, name="care")
 
 
 @app.command()

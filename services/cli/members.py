@@ -85,16 +85,22 @@ def member_join(
     answer: Annotated[
         list[str] | None, typer.Option(help="Answer to a join question; repeat, in order.")
     ] = None,
+    invite: Annotated[str, typer.Option(help="An invite code.")] = "",
+    accept_rules: Annotated[
+        int, typer.Option(help="The version of the rules you read and accept.")
+    ] = 0,
     request_id: RequestId = "",
     as_user: AsUser = None,
 ) -> None:
-    """Join an open community, or ask to join one that reviews applicants."""
+    """Join an open community (any, with an invite), or ask to join one that reviews."""
     with stub("members", members_grpc.MembersServiceStub) as client:
         reply = call(
             client.JoinCommunity,
             members_pb.JoinCommunityRequest(
                 community_id=community_id,
                 answers=answer or [],
+                invite_code=invite,
+                accepted_rules_version=accept_rules,
                 request_id=request_id or str(uuid.uuid4()),
             ),
             metadata(as_user),
@@ -240,3 +246,315 @@ def member_leave(community_id: str, request_id: RequestId = "", as_user: AsUser 
             metadata(as_user),
         )
     typer.echo(f"left {community_id}")
+
+
+# --- Invites, rules, reports, data rights ---
+
+invite_app = typer.Typer(help="Invite links (moderators).", no_args_is_help=True)
+rules_app = typer.Typer(help="A community's rules, in versions.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports to moderators, and appeals.", no_args_is_help=True)
+member_app.add_typer(invite_app, name="invite")
+member_app.add_typer(report_app, name="report")
+community_app.add_typer(rules_app, name="rules")
+
+
+@invite_app.command("create")
+def invite_create(
+    community_id: str,
+    max_uses: Annotated[int, typer.Option(help="0 for unlimited, else 1 to 10000.")] = 0,
+    expires: Annotated[str, typer.Option(help="ISO 8601 with offset; 7 days when empty.")] = "",
+    request_id: RequestId = "",
+    as_user: AsUser = None,
+) -> None:
+    """Make an invite link; prints its code (shown only now)."""
+    request = members_pb.CreateInviteRequest(
+        community_id=community_id,
+        max_uses=max_uses,
+        request_id=request_id or str(uuid.uuid4()),
+    )
+    if expires:
+        request.expire_time.CopyFrom(timestamp(expires, "--expires"))
+    with stub("members", members_grpc.MembersServiceStub) as client:
+        reply = call(client.CreateInvite, request, metadata(as_user))
+    typer.echo(reply.code)
+
+
+@invite_app.command("list")
+def invite_list(community_id: str, as_user: AsUser = None, as_json: AsJson = False) -> None:
+    """A community's invites, usable ones first."""
+    with stub("members", members_grpc.MembersServiceStub) as client:
+        reply = call(
+            client.ListInvites,
+            members_pb.ListInvitesRequest(community_id=community_id, page_size=100),
+            metadata(as_user),
+        )
+    if as_json:
+        rows = [MessageToDict(i, preserving_proto_field_name=True) for i in reply.invites]
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"invites ({len(reply.invites)})")
+    for column in ("id", "code", "uses", "expires", "by", "usable"):
+        table.add_column(column)
+    for invite in reply.invites:
+        table.add_row(
+            invite.invite_id,
+            invite.code_prefix + "…",
+            f"{invite.uses}/{invite.max_uses or '∞'}",
+            invite.expire_time.ToJsonString()[:19],
+            invite.creator_user_id,
+            "yes" if invite.usable else "no",
+        )
+    out.print(table)
+
+
+@invite_app.command("revoke")
+def invite_revoke(
+    community_id: str, invite_id: str, request_id: RequestId = "", as_user: AsUser = None
+) -> None:
+    """Stop an invite from admitting anyone else."""
+    with stub("members", members_grpc.MembersServiceStub) as client:
+        call(
+            client.RevokeInvite,
+            members_pb.RevokeInviteRequest(
+                community_id=community_id,
+                invite_id=invite_id,
+                request_id=request_id or str(uuid.uuid4()),
+            ),
+            metadata(as_user),
+        )
+    typer.echo(f"revoked {invite_id}")
+
+
+@rules_app.command("set")
+def rules_set(
+    community_id: str,
+    rule: Annotated[list[str], typer.Option(help="A rule as 'title: body'; repeat, in order.")],
+    etag: Annotated[str, typer.Option(help="The community's etag you last read.")] = "",
+    request_id: RequestId = "",
+    as_user: AsUser = None,
+) -> None:
+    """Publish a new version of the rules (admins); prints the version."""
+    rules = [
+        members_pb.Rule(title=title.strip(), body=body.strip())
+        for title, _, body in (item.partition(":") for item in rule)
+    ]
+    with stub("members", members_grpc.MembersServiceStub) as client:
+        reply = call(
+            client.UpdateRules,
+            members_pb.UpdateRulesRequest(
+                community_id=community_id,
+                rules=rules,
+                etag=etag,
+                request_id=request_id or str(uuid.uuid4()),
+            ),
+            metadata(as_user),
+        )
+    typer.echo(reply.rules.version)
+
+
+@rules_app.command("show")
+def rules_show(
+    community_id: str,
+    version: Annotated[int, typer.Option(help="0 for the current version.")] = 0,
+    as_user: AsUser = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show a version of a community's rules."""
+    with stub("members", members_grpc.MembersServiceStub) as client:
+        reply = call(
+            client.GetRules,
+            members_pb.GetRulesRequest(community_id=community_id, version=version),
+            metadata(as_user),
+        )
+    if as_json:
+        show(reply.rules, True, "rules")
+        return
+    out.print(f"rules version {reply.rules.version}")
+    for number, item in enumerate(reply.rules.rules, start=1):
+        out.print(f"{number}. [bold]{item.title}[/bold] {item.body}")
+
+
+@member_app.command("accept-rules")
+def member_accept_rules(
+    community_id: str,
+    version: Annotated[int, typer.Argument(help="The version you read.")],
+    request_id: RequestId = "",
+    as_user: AsUser = None,
+) -> None:
+    """Accept the current version of a community's rules."""
+    with stub("members", members_grpc.MembersServiceStub) as client:
+        reply = call(
+            client.AcceptRules,
+            members_pb.AcceptRulesRequest(
+                community_id=community_id,
+                version=version,
+                request_id=request_id or str(uuid.uuid4()),
+            ),
+            metadata(as_user),
+        )
+    show(reply.membership, False, "membership")
+
+
+@report_app.command("file")
+def report_file(
+    community_id: str,
+    reason: Annotated[
+        str, typer.Option(help="spam, harassment, off-topic, misinformation, other.")
+    ],
+    user: Annotated[str, typer.Option(help="The member reported.")] = "",
+    content: Annotated[
+        str, typer.Option(help="Content reported as service:kind:id, e.g. content:post:<uuid>.")
+    ] = "",
+    author: Annotated[str, typer.Option(help="The content's author, when known.")] = "",
+    details: str = "",
+    evidence: Annotated[
+        list[str] | None, typer.Option(help="An https URL or content reference; repeat.")
+    ] = None,
+    request_id: RequestId = "",
+    as_user: AsUser = None,
+) -> None:
+    """Report a member or a piece of content; prints the report id."""
+    request = members_pb.FileReportRequest(
+        community_id=community_id,
+        target_user_id=user,
+        reason=enum_option(members_pb.ReportReason, "REPORT_REASON_", reason),  # type: ignore[arg-type]
+        details=details,
+        evidence=evidence or [],
+        request_id=request_id or str(uuid.uuid4()),
+    )
+    if content:
+        service, _, rest = content.partition(":")
+        kind, _, item = rest.partition(":")
+        request.target.CopyFrom(
+            members_pb.ContentRef(service=service, kind=kind, id=item, author_user_id=author)
+        )
+    with stub("members", members_grpc.MembersServiceStub) as client:
+        reply = call(client.FileReport, request, metadata(as_user))
+    typer.echo(reply.report.report_id)
+
+
+@report_app.command("list")
+def report_list(
+    community_id: str,
+    state: Annotated[str, typer.Option(help="open, resolved or appealed; all when empty.")] = "",
+    mine: Annotated[bool, typer.Option(help="Only the reports you filed.")] = False,
+    as_user: AsUser = None,
+    as_json: AsJson = False,
+) -> None:
+    """The report queue (moderators), or your own reports with --mine."""
+    request = members_pb.ListReportsRequest(community_id=community_id, mine=mine, page_size=100)
+    if state:
+        request.state = enum_option(members_pb.ReportState, "REPORT_STATE_", state)  # type: ignore[assignment]
+    with stub("members", members_grpc.MembersServiceStub) as client:
+        reply = call(client.ListReports, request, metadata(as_user))
+    if as_json:
+        rows = [MessageToDict(r, preserving_proto_field_name=True) for r in reply.reports]
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"reports ({len(reply.reports)})")
+    for column in ("id", "filed", "by", "about", "reason", "state"):
+        table.add_column(column)
+    for report in reply.reports:
+        about = report.target_user_id or f"{report.target.kind} {report.target.id}"
+        table.add_row(
+            report.report_id,
+            report.create_time.ToJsonString()[:19],
+            report.reporter_user_id,
+            about,
+            members_pb.ReportReason.Name(report.reason).removeprefix("REPORT_REASON_").lower(),
+            members_pb.ReportState.Name(report.state).removeprefix("REPORT_STATE_").lower(),
+        )
+    out.print(table)
+
+
+@report_app.command("resolve")
+def report_resolve(
+    community_id: str,
+    report_id: str,
+    resolution: Annotated[
+        str, typer.Argument(help="dismiss, warn, mute, ban; on appeal uphold or overturn.")
+    ],
+    note: Annotated[str, typer.Option(help="Why; the member acted on sees it.")],
+    until: Annotated[str, typer.Option(help="Mute or ban end, ISO 8601 with offset.")] = "",
+    request_id: RequestId = "",
+    as_user: AsUser = None,
+) -> None:
+    """Decide a report or its appeal."""
+    request = members_pb.ResolveReportRequest(
+        community_id=community_id,
+        report_id=report_id,
+        resolution=enum_option(members_pb.Resolution, "RESOLUTION_", resolution),  # type: ignore[arg-type]
+        note=note,
+        request_id=request_id or str(uuid.uuid4()),
+    )
+    if until:
+        request.until.CopyFrom(timestamp(until, "--until"))
+    with stub("members", members_grpc.MembersServiceStub) as client:
+        reply = call(client.ResolveReport, request, metadata(as_user))
+    show(reply.report, False, "report")
+
+
+@report_app.command("appeal")
+def report_appeal(
+    community_id: str,
+    report_id: str,
+    statement: Annotated[str, typer.Option(help="Why the decision is wrong.")],
+    request_id: RequestId = "",
+    as_user: AsUser = None,
+) -> None:
+    """Appeal a decision that acted on you (once)."""
+    with stub("members", members_grpc.MembersServiceStub) as client:
+        reply = call(
+            client.AppealReport,
+            members_pb.AppealReportRequest(
+                community_id=community_id,
+                report_id=report_id,
+                statement=statement,
+                request_id=request_id or str(uuid.uuid4()),
+            ),
+            metadata(as_user),
+        )
+    typer.echo(
+        members_pb.ReportState.Name(reply.report.state).removeprefix("REPORT_STATE_").lower()
+    )
+
+
+@member_app.command("export")
+def member_export(
+    community_id: str,
+    user: Annotated[str, typer.Option(help="Operators: whose data.")] = "",
+    as_user: AsUser = None,
+    operator: Operator = False,
+) -> None:
+    """Print everything a community holds about you, as JSON."""
+    with stub("members", members_grpc.MembersServiceStub) as client:
+        reply = call(
+            client.ExportMyData,
+            members_pb.ExportMyDataRequest(community_id=community_id, user_id=user),
+            metadata(as_user, operator),
+        )
+    typer.echo(reply.document.decode())
+
+
+@member_app.command("erase")
+def member_erase(
+    community_id: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: erasure cannot be undone.")] = False,
+    user: Annotated[str, typer.Option(help="Operators: whose data.")] = "",
+    request_id: RequestId = "",
+    as_user: AsUser = None,
+    operator: Operator = False,
+) -> None:
+    """Leave a community and erase what you wrote there (a ban or mute stays)."""
+    with stub("members", members_grpc.MembersServiceStub) as client:
+        call(
+            client.EraseMyData,
+            members_pb.EraseMyDataRequest(
+                community_id=community_id,
+                confirm=yes,
+                user_id=user,
+                request_id=request_id or str(uuid.uuid4()),
+            ),
+            metadata(as_user, operator),
+        )
+    typer.echo(f"erased your data in {community_id}")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content import domain
+from services.content.store.events import post_created
 from services.content.store.repository import PostRepository
 from services.content.store.tables import idempotency_keys
 from services.kit.access import Access
@@ -22,10 +25,14 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ContentService"].full_name
 
 
 class ContentApi(pb_grpc.ContentServiceServicer):
-    def __init__(self, database: Database, access: Access) -> None:
+    def __init__(
+        self, database: Database, access: Access, on_commit: Callable[[], None] = lambda: None
+    ) -> None:
         self.database = database
         self.access = access
         self.idempotent = IdempotentWriter(database, idempotency_keys)
+        # Called after a transaction that staged events commits: wakes the relay.
+        self.on_commit = on_commit
 
     async def CreatePost(
         self, request: pb.CreatePostRequest, context: grpc.aio.ServicerContext
@@ -65,10 +72,13 @@ class ContentApi(pb_grpc.ContentServiceServicer):
                 tags=list(request.tags),
             )
             await PostRepository(session).add(post)
+            await post_created(session, post)
             return pb.CreatePostResponse(post=_to_proto(post))
 
         key = IdempotencyKey(caller.user_id, "CreatePost", request.request_id)
-        return await self.idempotent.run(key, request, pb.CreatePostResponse, create)
+        response = await self.idempotent.run(key, request, pb.CreatePostResponse, create)
+        self.on_commit()
+        return response
 
     async def GetPost(
         self, request: pb.GetPostRequest, context: grpc.aio.ServicerContext

@@ -8,7 +8,7 @@ import grpc
 
 from services.content.api import SERVICE_NAME, ContentApi
 from services.content.settings import ContentSettings
-from services.content.store.tables import access, inbox
+from services.content.store.tables import access, inbox, outbox
 from services.kit.access import Access, access_subscription
 from services.kit.service import Dependencies, ServiceSpec, run
 from services.kit.settings import load_settings
@@ -17,7 +17,12 @@ from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
 
 def register(server: grpc.aio.Server, deps: Dependencies) -> None:
     pb_grpc.add_ContentServiceServicer_to_server(
-        ContentApi(deps.database, Access("content", deps.database, access, deps.redis)), server
+        ContentApi(
+            deps.database,
+            Access("content", deps.database, access, deps.redis),
+            on_commit=deps.notify_outbox,
+        ),
+        server,
     )
 
 
@@ -26,6 +31,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "store" / "migrations",
     service_names=[SERVICE_NAME],
     register=register,
+    outbox=outbox,
     inbox=inbox,
     subscriptions=[access_subscription("content", access)],
 )

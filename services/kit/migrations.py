@@ -29,7 +29,7 @@ def alembic_config(script_location: Path) -> Config:
 
 
 async def migrate(
-    database: Database, script_location: Path, *, service: str, revision: str = "heads"
+    database: Database, script_location: Path, *, service: str, revision: str = "head"
 ) -> None:
     config = alembic_config(script_location)
     lock_key = _lock_key(service)

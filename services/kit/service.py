@@ -68,6 +68,9 @@ class ServiceSpec:
     outbox: Table | None = None
     inbox: Table | None = None
     subscriptions: Sequence[Subscription] = ()
+    # Builds what the handlers and the subscriptions share, in every mode (a `consume`
+    # process registers no servicers but its subscriptions may need the same parts).
+    prepare: Callable[[Dependencies], None] = lambda deps: None
 
 
 def build_dependencies(spec: ServiceSpec, settings: ServiceSettings) -> Dependencies:
@@ -108,6 +111,7 @@ def build_dependencies(spec: ServiceSpec, settings: ServiceSettings) -> Dependen
             )
             for subscription in spec.subscriptions
         ]
+    spec.prepare(deps)
     return deps
 
 

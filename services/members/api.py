@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import current_identity
@@ -19,7 +18,16 @@ from services.kit.errors import (
 )
 from services.kit.idempotency import IdempotencyKey, IdempotentWriter
 from services.kit.validation import Violations
-from services.members import domain, page_tokens
+from services.members import domain, invites, page_tokens
+from services.members.api_data_rights import DataRightsApi
+from services.members.api_invites import InvitesAndRulesApi
+from services.members.api_reports import ReportsApi
+from services.members.convert import (
+    ApiBase,
+    community_to_proto,
+    membership_to_proto,
+    save_community,
+)
 from services.members.standing import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -31,7 +39,7 @@ from services.members.standing import (
 from services.members.store.events import MemberEvents
 from services.members.store.repository import (
     CommunityRepository,
-    ConcurrentChange,
+    InviteRepository,
     JoinRequestRepository,
     audit_entries,
     log_moderation,
@@ -45,7 +53,17 @@ T = TypeVar("T")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MembersService"].full_name
 
 
-class MembersApi(pb_grpc.MembersServiceServicer):
+_save = save_community
+_to_proto = community_to_proto
+
+
+class MembersApi(
+    InvitesAndRulesApi,
+    ReportsApi,
+    DataRightsApi,
+    ApiBase,
+    pb_grpc.MembersServiceServicer,
+):
     def __init__(self, database: Database, on_commit: Callable[[], None] = lambda: None) -> None:
         self.database = database
         self.idempotent = IdempotentWriter(database, idempotency_keys)
@@ -110,10 +128,14 @@ class MembersApi(pb_grpc.MembersServiceServicer):
         async with self.database.read() as session:
             communities = CommunityRepository(session)
             community = await communities.get(request.community_id)
+            membership = (
+                await communities.membership(community.id, caller.user_id) if community else None
+            )
+            # Only current members see a private community: not those who left or were banned.
             visible = community is not None and (
                 community.visible_to_outsiders()
                 or caller.operator
-                or await communities.membership(community.id, caller.user_id) is not None
+                or (membership is not None and membership.active)
             )
         if community is None or not visible:
             # A private community the caller does not belong to is indistinguishable from
@@ -130,6 +152,10 @@ class MembersApi(pb_grpc.MembersServiceServicer):
         problems.uuid("community_id", request.community_id)
         for index, answer in enumerate(request.answers):
             problems.text(f"answers[{index}]", answer, max_length=2000)
+        if request.invite_code and not invites.CODE_PATTERN.fullmatch(request.invite_code):
+            problems.add("invite_code", "is not an invite code (check the link you were given)")
+        if request.accepted_rules_version < 0:
+            problems.add("accepted_rules_version", "must not be negative")
         problems.raise_if_any()
 
         async def join(session: AsyncSession) -> pb.JoinCommunityResponse:
@@ -140,15 +166,27 @@ class MembersApi(pb_grpc.MembersServiceServicer):
                 if community
                 else None
             )
+            invite = await _invite_for(session, community, request.invite_code)
             if community is None or not (
-                community.visible_to_outsiders() or (current is not None and current.active)
+                community.visible_to_outsiders()
+                or (current is not None and current.active)
+                or invite is not None
             ):
                 raise NotFound(f"community {request.community_id} not found")
+            if invite is not None:
+                apply(lambda: invites.check_usable(invite))
             requests = JoinRequestRepository(session)
             pending = await requests.get(community.id, caller.user_id)
+            now = datetime.now(UTC)
             outcome = apply(
                 lambda: domain.apply_to_join(
-                    community, current, pending, caller.user_id, list(request.answers)
+                    community,
+                    current,
+                    pending,
+                    caller.user_id,
+                    list(request.answers),
+                    accepted_rules=int(request.accepted_rules_version),
+                    invited=invite is not None,
                 )
             )
             if isinstance(outcome, domain.JoinRequest):
@@ -157,7 +195,11 @@ class MembersApi(pb_grpc.MembersServiceServicer):
                 return pb.JoinCommunityResponse(join_request=_join_request_to_proto(outcome))
             await communities.save_membership(outcome)
             await MemberEvents(session).member_joined(outcome)
-            return pb.JoinCommunityResponse(membership=_membership_to_proto(outcome))
+            if invite is not None and not await InviteRepository(session).use(invite, now):
+                raise FailedPrecondition("this invite has just been used up; ask for a new one")
+            return pb.JoinCommunityResponse(
+                membership=membership_to_proto(outcome, community.rules_version)
+            )
 
         key = IdempotencyKey(caller.user_id, "JoinCommunity", request.request_id)
         response = await self.idempotent.run(key, request, pb.JoinCommunityResponse, join)
@@ -371,7 +413,7 @@ class MembersApi(pb_grpc.MembersServiceServicer):
             if membership is not None:
                 await communities.save_membership(membership)
                 await published.member_joined(membership)
-                reply.membership.CopyFrom(_membership_to_proto(membership))
+                reply.membership.CopyFrom(membership_to_proto(membership, community.rules_version))
             else:
                 await published.join_request_rejected(reviewed)
             return reply
@@ -420,7 +462,9 @@ class MembersApi(pb_grpc.MembersServiceServicer):
                 target=changed.user_id,
                 reason=f"{target.role.name.lower()} -> {changed.role.name.lower()}",
             )
-            return pb.ChangeRoleResponse(membership=_membership_to_proto(changed))
+            return pb.ChangeRoleResponse(
+                membership=membership_to_proto(changed, community.rules_version)
+            )
 
         key = IdempotencyKey(caller.user_id, "ChangeRole", request.request_id)
         response = await self.idempotent.run(key, request, pb.ChangeRoleResponse, change)
@@ -523,7 +567,9 @@ class MembersApi(pb_grpc.MembersServiceServicer):
                 reason=request.reason.strip(),
                 until=until,
             )
-            return pb.ModerateMemberResponse(membership=_membership_to_proto(changed))
+            return pb.ModerateMemberResponse(
+                membership=membership_to_proto(changed, community.rules_version)
+            )
 
         key = IdempotencyKey(caller.user_id, "ModerateMember", request.request_id)
         response = await self.idempotent.run(key, request, pb.ModerateMemberResponse, moderate)
@@ -573,13 +619,6 @@ class MembersApi(pb_grpc.MembersServiceServicer):
             if more
             else "",
         )
-
-
-async def _save(communities: CommunityRepository, community: domain.Community) -> None:
-    try:
-        await communities.save(community)
-    except ConcurrentChange as error:
-        raise FailedPrecondition(f"{error}; read it again and reapply your change") from None
 
 
 def _check_fields(
@@ -677,38 +716,18 @@ def _check_questions(problems: Violations, field: str, questions: list[str]) -> 
         problems.text(f"{field}[{index}]", question, max_length=300)
 
 
-def _membership_to_proto(membership: domain.Membership) -> pb.Membership:
-    return pb.Membership(
-        community_id=membership.community_id,
-        user_id=membership.user_id,
-        role=pb.Role.ValueType(membership.role),
-        join_time=timestamp(membership.joined_at),
-        version=membership.version,
-        active=membership.active,
-        muted_until=timestamp(membership.muted_until) if membership.muted_until else None,
-        banned_until=timestamp(membership.banned_until) if membership.banned_until else None,
+async def _invite_for(
+    session: AsyncSession, community: domain.Community | None, code: str
+) -> invites.Invite | None:
+    """The community's invite with `code`; NOT_FOUND for a code it never issued, worded the
+    same whether or not the community exists, so a code reveals no private community."""
+    if not code:
+        return None
+    found = (
+        await InviteRepository(session).by_code(community.id, invites.code_hash(code))
+        if community is not None
+        else None
     )
-
-
-def _to_proto(community: domain.Community) -> pb.Community:
-    created = Timestamp()
-    created.FromDatetime(community.created_at)
-    return pb.Community(
-        id=community.id,
-        name=community.name,
-        slug=community.slug,
-        topic=community.topic,
-        mission=community.mission,
-        audience=community.audience,
-        tags=community.tags,
-        visibility=pb.Visibility.ValueType(community.visibility),
-        join_policy=pb.JoinPolicy.ValueType(community.join_policy),
-        owner_user_id=community.owner_user_id,
-        create_time=created,
-        version=community.version,
-        etag=community.etag,
-        locale=community.locale,
-        time_zone=community.time_zone,
-        archive_time=timestamp(community.archived_at) if community.archived_at else None,
-        join_questions=community.join_questions,
-    )
+    if found is None:
+        raise NotFound("that invite code is not valid for this community; ask for a new link")
+    return found

@@ -51,6 +51,8 @@ class Community:
     time_zone: str = ""
     archived_at: datetime | None = None
     join_questions: list[str] = field(default_factory=list)
+    # The current version of the rules; 0 while the community has none.
+    rules_version: int = 0
 
     def visible_to_outsiders(self) -> bool:
         return self.visibility is not Visibility.PRIVATE
@@ -121,6 +123,10 @@ class Membership:
     left_at: datetime | None = None
     muted_until: datetime | None = None
     banned_until: datetime | None = None
+    accepted_rules_version: int = 0
+
+    def accepted_rules_of(self, community: Community) -> bool:
+        return self.accepted_rules_version >= community.rules_version
 
     def muted(self, now: datetime) -> bool:
         return self.muted_until is not None and self.muted_until > now
@@ -213,6 +219,7 @@ class JoinRequest:
     reviewer_user_id: str = ""
     reviewed_at: datetime | None = None
     reason: str = ""
+    accepted_rules_version: int = 0
 
 
 def apply_to_join(
@@ -221,9 +228,13 @@ def apply_to_join(
     pending: JoinRequest | None,
     user_id: str,
     answers: list[str],
+    *,
+    accepted_rules: int = 0,
+    invited: bool = False,
 ) -> Membership | JoinRequest:
-    """A membership at once (open communities) or a request to review (approval)."""
-    if community.join_policy is JoinPolicy.APPROVAL:
+    """A membership at once (open communities, or anyone holding a valid invite) or a
+    request to review (approval)."""
+    if community.join_policy is JoinPolicy.APPROVAL and not invited:
         if community.archived_at is not None:
             raise Refused("archived", f"community {community.id} is archived")
         if current is not None and current.active:
@@ -239,10 +250,16 @@ def apply_to_join(
                 "answers",
                 f"answer each of the {len(community.join_questions)} join questions, in order",
             )
+        require_rules_accepted(community, accepted_rules)
         return JoinRequest(
-            community.id, user_id, list(answers), RequestState.PENDING, datetime.now(UTC)
+            community.id,
+            user_id,
+            list(answers),
+            RequestState.PENDING,
+            datetime.now(UTC),
+            accepted_rules_version=accepted_rules,
         )
-    return join(community, current, user_id)
+    return join(community, current, user_id, accepted_rules=accepted_rules, invited=invited)
 
 
 def review(
@@ -272,6 +289,7 @@ def review(
         joined_at=now,
         version=(current.version + 1) if current else 1,
         muted_until=current.muted_until if current else None,
+        accepted_rules_version=request.accepted_rules_version,
     )
     return reviewed, membership
 
@@ -315,13 +333,21 @@ def transfer(
     )
 
 
-def join(community: Community, current: Membership | None, user_id: str) -> Membership:
+def join(
+    community: Community,
+    current: Membership | None,
+    user_id: str,
+    *,
+    accepted_rules: int = 0,
+    invited: bool = False,
+) -> Membership:
+    """A membership; `invited` when the user holds a valid invite, which opens any policy."""
     if community.archived_at is not None:
         raise Refused("archived", f"community {community.id} is archived")
     if current is not None and current.active:
         raise Refused("already_member", f"{user_id} is already a member of {community.id}")
     _refuse_banned(current)
-    if community.join_policy is not JoinPolicy.OPEN:
+    if community.join_policy is not JoinPolicy.OPEN and not invited:
         raise Refused(
             "not_open",
             f"community {community.id} does not take members directly "
@@ -336,6 +362,7 @@ def join(community: Community, current: Membership | None, user_id: str) -> Memb
         version=(current.version + 1) if current else 1,
         # A mute outlives leaving and joining again; a lapsed ban is history.
         muted_until=current.muted_until if current else None,
+        accepted_rules_version=require_rules_accepted(community, accepted_rules),
     )
 
 
@@ -415,3 +442,62 @@ def slugify(name: str, *, fallback: str) -> str:
         _SLUG_SEPARATORS.sub("-", ascii_name.lower()).replace("_", "-").strip("-")[:64].strip("-")
     )
     return slug if SLUG_PATTERN.fullmatch(slug) else fallback
+
+
+# --- Rules: what members agree to, versioned ---
+
+MAX_RULES = 30
+
+
+@dataclass(frozen=True)
+class Rule:
+    title: str
+    body: str
+
+
+@dataclass(frozen=True)
+class RulesVersion:
+    community_id: str
+    version: int
+    rules: list[Rule]
+    author_user_id: str
+    created_at: datetime
+
+
+def require_rules_accepted(community: Community, accepted: int) -> int:
+    """The version a joining user accepts; refused unless it is the current one."""
+    if community.rules_version and accepted != community.rules_version:
+        raise Refused(
+            "rules_not_accepted",
+            f"community {community.id} has rules: read version {community.rules_version} "
+            f"(GetRules) and join again with accepted_rules_version={community.rules_version}",
+        )
+    return accepted
+
+
+def new_rules(
+    community: Community, rules: list[Rule], author: str, etag: str
+) -> tuple[Community, RulesVersion]:
+    """The community with a new rules version, and that version."""
+    if community.archived_at is not None:
+        raise Refused("archived", f"community {community.id} is archived")
+    check_etag(community, etag)
+    now = datetime.now(UTC)
+    changed = replace(
+        community, rules_version=community.rules_version + 1, version=community.version + 1
+    )
+    return changed, RulesVersion(community.id, changed.rules_version, list(rules), author, now)
+
+
+def accept_rules(community: Community, membership: Membership | None, version: int) -> Membership:
+    if membership is None or not membership.active:
+        raise Refused("not_member", f"only members of {community.id} accept its rules")
+    if community.rules_version == 0:
+        raise Refused("no_rules", f"community {community.id} has no rules to accept")
+    if version != community.rules_version:
+        raise Refused(
+            "rules_outdated",
+            f"version {version} is not the current rules of {community.id}; read version "
+            f"{community.rules_version} and accept that one",
+        )
+    return replace(membership, accepted_rules_version=version)

@@ -75,6 +75,32 @@ REFUSALS: dict[str, Callable[[str], DomainError]] = {
     "denied": PermissionDenied,
     "banned": PermissionDenied,
     "until_past": lambda message: InvalidArgument([FieldViolation("until", message)]),
+    # Members I: invites, rules, reports.
+    "rules_not_accepted": FailedPrecondition,
+    "no_rules": FailedPrecondition,
+    "rules_outdated": FailedPrecondition,
+    "invite_expiry": lambda message: InvalidArgument([FieldViolation("expire_time", message)]),
+    "no_invite": NotFound,
+    "invite_revoked": FailedPrecondition,
+    "invite_unusable": FailedPrecondition,
+    "self_report": lambda message: InvalidArgument([FieldViolation("target_user_id", message)]),
+    "no_report": NotFound,
+    "report_closed": FailedPrecondition,
+    "resolution": lambda message: InvalidArgument([FieldViolation("resolution", message)]),
+    "no_subject": FailedPrecondition,
+    "not_appealable": FailedPrecondition,
+    # Members II B: points, levels.
+    "amount": lambda message: InvalidArgument([FieldViolation("amount", message)]),
+    "self_kudos": lambda message: InvalidArgument([FieldViolation("user_id", message)]),
+    "kudos_muted": PermissionDenied,
+    "no_privilege": PermissionDenied,
+    "levels": lambda message: InvalidArgument([FieldViolation("levels", message)]),
+    # Members II A: personas, segments, check-ins.
+    "attribute_exists": AlreadyExists,
+    "too_many_attributes": FailedPrecondition,
+    "attribute_retired": FailedPrecondition,
+    "checked_in": AlreadyExists,
+    "grace": lambda message: InvalidArgument([FieldViolation("grace_days", message)]),
 }
 
 

@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 
 from services.content.app import SPEC
 from services.content.settings import ContentSettings
-from services.content.store.tables import idempotency_keys, posts
+from services.content.store.tables import idempotency_keys, outbox, posts
 from services.kit.access import Role
+from studyhall.content.v1 import content_events_pb2 as events
 from studyhall.content.v1 import content_service_pb2 as pb
 from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
 from tests.support.access import grant
@@ -333,3 +334,29 @@ async def test_operator_cannot_post_into_a_community_that_does_not_exist(
         await stub.CreatePost(article(community()), metadata=content.auth("ops", operator=True))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert await rows(content) == (0, 0)
+
+
+async def test_a_published_post_stages_post_created_once_and_a_refused_one_nothing(
+    content: RunningService, stub: pb_grpc.ContentServiceStub
+) -> None:
+    community_id = await community_of(content, "ada")
+    request = article(community_id, request_id="post-1")
+    created = await stub.CreatePost(request, metadata=content.auth("ada"))
+    await stub.CreatePost(request, metadata=content.auth("ada"))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.CreatePost(article(community_id, title=""), metadata=content.auth("ada"))
+    async with content.deps.database.read() as session:
+        staged = (
+            await session.execute(select(outbox).where(outbox.c.community_id == community_id))
+        ).all()
+    [row] = staged
+    assert row.event_type == "studyhall.content.v1.PostCreated"
+    assert row.nats_subject == f"studyhall.content.{community_id}.PostCreated"
+    fact = events.PostCreated.FromString(row.payload)
+    assert (fact.community_id, fact.post_id, fact.author_user_id, fact.version) == (
+        community_id,
+        created.post.id,
+        "ada",
+        1,
+    )
+    assert fact.create_time == created.post.create_time

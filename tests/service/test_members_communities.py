@@ -4,36 +4,17 @@ that never show outsiders a private community."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from services.members.app import SPEC
-from services.members.settings import MembersSettings
 from studyhall.members.v1 import members_service_pb2 as pb
 from studyhall.members.v1 import members_service_pb2_grpc as pb_grpc
 from tests.support.errors import field_violations
-from tests.support.services import RunningService, running_service
+from tests.support.services import RunningService
 
 pytestmark = pytest.mark.service
-
-
-@pytest.fixture
-async def members(
-    database_url: str, redis_url: str, nats_url: str, data_dir: Path
-) -> AsyncIterator[RunningService]:
-    async with running_service(
-        SPEC,
-        MembersSettings,
-        database_url=database_url,
-        redis_url=redis_url,
-        nats_url=nats_url,
-        data_dir=data_dir,
-    ) as running:
-        yield running
 
 
 def _stub(members: RunningService) -> pb_grpc.MembersServiceStub:

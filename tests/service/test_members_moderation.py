@@ -5,37 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from services.members.app import SPEC
-from services.members.settings import MembersSettings
 from studyhall.members.v1 import members_service_pb2 as pb
 from studyhall.members.v1 import members_service_pb2_grpc as pb_grpc
 from tests.support.errors import field_violations
-from tests.support.services import RunningService, running_service
+from tests.support.services import RunningService
 
 pytestmark = pytest.mark.service
-
-
-@pytest.fixture
-async def members(
-    database_url: str, redis_url: str, nats_url: str, data_dir: Path
-) -> AsyncIterator[RunningService]:
-    async with running_service(
-        SPEC,
-        MembersSettings,
-        database_url=database_url,
-        redis_url=redis_url,
-        nats_url=nats_url,
-        data_dir=data_dir,
-    ) as running:
-        yield running
 
 
 class Club:

@@ -328,17 +328,18 @@ def test_poison_event_is_listed_and_replayable_with_the_cli(
         listed = platform.cli("dlq", "list", "--json")
         assert listed.returncode == 0, listed.stderr
         mine = [x for x in json.loads(listed.stdout) if community_id in x["subject"]]
-        if len(mine) == 5:
+        if len(mine) == 6:
             break
         time.sleep(0.2)
-    # Every consumer of MemberJoined parks its own copy: analytics' count and the four
-    # role projections.
+    # Every consumer of MemberJoined parks its own copy: analytics' count, the four role
+    # projections and members' own activity tracking for points.
     assert {x["consumer"] for x in mine} == {
         "analytics-members",
         "analytics-access",
         "content-access",
         "events-access",
         "billing-access",
+        "members-recognition-members",
     }
     [letter] = [x for x in mine if x["consumer"] == "analytics-members"]
     assert letter["reason"] == "no CloudEvents headers"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -370,11 +369,10 @@ def test_compose_runs_every_api_and_a_relay_or_consumer_per_producer_or_consumer
         urls = {key for key in environment if key.endswith("_DATABASE_URL")}
         assert urls == {f"STUDYHALL_{service.upper()}_DATABASE_URL"}, f"{name} sees {urls}"
         assert environment[f"STUDYHALL_{service.upper()}_GRPC_HOST"] == "0.0.0.0"
+        # Each container has its own network, so a worker answers on its service's default port.
         probe = " ".join(spec["healthcheck"]["test"])
-        if mode == "serve":
-            assert f"grpc 127.0.0.1:{default_port(service, 'grpc')}" in probe, name
-        else:
-            assert probe.endswith("healthcheck.py worker"), name
+        port = default_port(service, "grpc")
+        assert probe.endswith(f"/app/deploy/healthcheck.py grpc 127.0.0.1:{port}"), name
     assert processes["serve"] == set(SERVICES)
     assert processes["relay"] == producers()
     assert processes["consume"] == consumers()
@@ -416,19 +414,26 @@ def test_the_dev_overlay_creates_the_same_databases_as_compose() -> None:
     )
 
 
-def test_prometheus_scrapes_every_metrics_port_and_the_collector() -> None:
+def scrape_targets() -> dict[str, set[str]]:
     config = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
-    targets = {
-        target
+    return {
+        job["job_name"]: {target for group in job["static_configs"] for target in group["targets"]}
         for job in config["scrape_configs"]
-        for group in job["static_configs"]
-        for target in group["targets"]
     }
-    for service in SERVICES:
-        assert f"{service}:{default_port(service, 'metrics')}" in targets
+
+
+def test_prometheus_scrapes_every_studyhall_process_on_its_metrics_port() -> None:
+    targets = scrape_targets()
+    expected = set()
+    for name, spec in compose_services().items():
+        if process := process_of(spec):
+            expected.add(f"{name}:{default_port(process[0], 'metrics')}")
+    assert {f"{s}:{default_port(s, 'metrics')}" for s in SERVICES} <= expected
+    # One job, so the alerts on `up{job="studyhall"}` cover relays and consumers too.
+    assert targets["studyhall"] == expected
     collector = load_yaml(DEPLOY / "otel" / "collector.yaml")
     endpoint = collector["exporters"]["prometheus"]["endpoint"]
-    assert f"otel-collector:{endpoint.rsplit(':', 1)[1]}" in targets
+    assert f"otel-collector:{endpoint.rsplit(':', 1)[1]}" in targets["otel-collector"]
 
 
 def test_the_collector_pipelines_use_only_configured_components() -> None:
@@ -438,9 +443,11 @@ def test_the_collector_pipelines_use_only_configured_components() -> None:
             for component in pipeline.get(kind, []):
                 assert component in collector[kind], f"{name} uses undefined {component}"
     assert set(collector["service"]["extensions"]) <= set(collector["extensions"])
-    # Metrics of serve processes are scraped directly; the collector must not repeat them.
+    # Every Studyhall process is scraped directly; the collector must not repeat its metrics.
     metric_filter = collector["processors"]["filter/scraped-directly"]["metrics"]["metric"]
-    assert metric_filter == ['resource.attributes["studyhall.mode"] == "serve"']
+    assert metric_filter == ['resource.attributes["service.namespace"] == "studyhall"']
+    assert '"service.namespace": "studyhall"' in (ROOT / "services/kit/telemetry.py").read_text()
+    assert "filter/scraped-directly" in collector["service"]["pipelines"]["metrics"]["processors"]
 
 
 # ---- NATS ----------------------------------------------------------------------------------
@@ -531,21 +538,28 @@ def studyhall_deployments() -> dict[str, dict[str, Any]]:
     }
 
 
-def test_apis_answer_native_grpc_probes_on_their_own_port() -> None:
+def test_every_process_answers_native_grpc_probes_and_is_scraped_on_its_own_ports() -> None:
     deployments = studyhall_deployments()
     for service in SERVICES:
         (container,) = containers(deployments[service])
-        port = default_port(service, "grpc")
         assert container["args"] == [f"services.{service}", "serve"]
-        assert container["readinessProbe"]["grpc"] == {"port": port, "service": ""}
-        assert container["livenessProbe"]["grpc"] == {"port": port, "service": "liveness"}
-        assert {p["containerPort"] for p in container["ports"]} == {
-            port,
-            default_port(service, "metrics"),
-        }
-        pod = deployments[service]["spec"]["template"]["spec"]
-        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
-        assert any(v["name"] == "tmp" and "emptyDir" in v for v in pod["volumes"])
+    for name, doc in deployments.items():
+        (container,) = containers(doc)
+        service = container["args"][0].removeprefix("services.")
+        grpc, metrics = default_port(service, "grpc"), default_port(service, "metrics")
+        assert container["startupProbe"]["grpc"] == {"port": grpc, "service": "liveness"}, name
+        assert container["readinessProbe"]["grpc"] == {"port": grpc, "service": ""}, name
+        assert container["livenessProbe"]["grpc"] == {"port": grpc, "service": "liveness"}, name
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports == {"grpc": grpc, "metrics": metrics}, name
+        template = doc["spec"]["template"]
+        assert template["metadata"]["annotations"] == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(metrics),
+            "prometheus.io/path": "/metrics",
+        }, name
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"], name
+        assert any(v["name"] == "tmp" and "emptyDir" in v for v in template["spec"]["volumes"])
 
 
 def test_kubernetes_runs_a_relay_per_producer_and_consumers_per_consuming_service() -> None:
@@ -613,6 +627,20 @@ def test_network_policies_deny_by_default_and_allow_what_is_needed() -> None:
     assert grpc_ports == {default_port(service, "grpc") for service in SERVICES}
     egress = {p["port"] for rule in policies["studyhall-egress"]["egress"] for p in rule["ports"]}
     assert {5432, 6379, 4222} <= egress
+    # The scraper reaches the metrics port of every process, APIs and workers alike.
+    scraped = policies["studyhall-metrics-ingress"]
+    metrics_ports = {p["port"] for rule in scraped["ingress"] for p in rule["ports"]}
+    assert metrics_ports == {default_port(service, "metrics") for service in SERVICES}
+    selector = scraped["podSelector"]
+    assert selector["matchLabels"] == {"app.kubernetes.io/part-of": "studyhall"}
+    (components,) = selector["matchExpressions"]
+    assert components["key"] == "app.kubernetes.io/component"
+    assert components["operator"] == "In"
+    deployed = {
+        doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+        for doc in studyhall_deployments().values()
+    }
+    assert set(components["values"]) == deployed == {"server", "relay", "consumer"}
     # The infrastructure each overlay adds is reachable from Studyhall pods only.
     for overlay in ("dev", "prod"):
         names = [
@@ -733,16 +761,53 @@ def healthcheck() -> ModuleType:
     return module
 
 
-def test_worker_check_finds_the_nats_port_among_established_connections(tmp_path: Path) -> None:
+@pytest.fixture
+def health_server() -> Iterator[tuple[str, Any]]:
+    """A grpc.health.v1 server on a free port, as every Studyhall process runs one."""
+    from concurrent import futures
+
+    import grpc
+    from grpc_health.v1 import health, health_pb2_grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}", servicer
+    finally:
+        server.stop(None)
+
+
+def test_healthcheck_exits_0_only_while_the_process_is_serving(
+    health_server: tuple[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from grpc_health.v1 import health_pb2
+
     module = healthcheck()
-    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
-    # 127.0.0.1:41234 -> 10.0.0.5:4222 established (01); a listener on 50051 (0A).
-    (tmp_path / "tcp").write_text(
-        header
-        + "   0: 0100007F:A0F2 0500000A:107E 01 00000000:00000000 00:00000000 00000000 10001\n"
-        + "   1: 00000000:C383 00000000:0000 0A 00000000:00000000 00:00000000 00000000 10001\n"
-    )
-    assert module.established_remote_ports(tmp_path) == {4222}
-    assert module.nats_ports("nats://nats:4222, nats://other:4333,tls://x") == {4222, 4333}
-    assert module.nats_ports("nats-0.nats:4225") == {4225}
-    assert module.process_state(os.getpid()) in {"R", "S"}
+    address, servicer = health_server
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    servicer.set("liveness", health_pb2.HealthCheckResponse.SERVING)
+    assert module.main(["grpc", address]) == 0
+    # A relay whose NATS connection dropped: alive, not ready.
+    servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    assert module.main(["grpc", address]) == 1
+    assert module.main(["grpc", address, "--service", "liveness"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"healthy: {address} readiness: SERVING",
+        f"unhealthy: {address} readiness: NOT_SERVING",
+        f"healthy: {address} liveness: SERVING",
+    ]
+
+
+def test_healthcheck_of_a_process_that_does_not_answer_exits_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    assert healthcheck().main(["grpc", address, "--timeout", "1"]) == 1
+    assert capsys.readouterr().out.startswith(f"unhealthy: {address}: ")

@@ -4,6 +4,7 @@ from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String,
 
 from services.kit.access import access_tables
 from services.kit.events.inbox import inbox_table
+from services.kit.events.outbox import outbox_table
 from services.kit.idempotency import idempotency_table
 
 metadata = MetaData()
@@ -26,6 +27,8 @@ posts = Table(
 )
 
 idempotency_keys = idempotency_table(metadata)
+# Facts staged with the change that caused them; the relay publishes them.
+outbox = outbox_table(metadata)
 
 inbox = inbox_table(metadata)
 # The projection of members' roles this service authorizes calls with.

@@ -59,6 +59,9 @@ class Staged:
     event: Message
     community_id: str
     subject: str  # e.g. "communities/<id>/members/<user>"
+    # Empty: a fresh id. A caller that may stage the same fact twice (a retried sweep) derives
+    # it from the fact, so the stream's duplicate window and the inboxes drop the repeat.
+    event_id: str = ""
 
 
 class Outbox:
@@ -85,7 +88,7 @@ class Outbox:
         now = datetime.now(UTC)
         rows: list[dict[str, Any]] = [
             {
-                "event_id": new_event_id(),
+                "event_id": item.event_id or new_event_id(),
                 "nats_subject": event_subject(
                     self.service, item.community_id, item.event.DESCRIPTOR.name
                 ),

@@ -10,7 +10,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.events.outbox import Outbox, Staged
-from services.members.domain import FOREVER, Action, Community, JoinRequest, Membership, Role
+from services.members.domain import (
+    FOREVER,
+    Action,
+    Community,
+    JoinRequest,
+    Membership,
+    Role,
+    RulesVersion,
+)
+from services.members.reports import Report
 from services.members.store.tables import outbox
 from studyhall.members.v1 import members_events_pb2 as events
 from studyhall.members.v1 import members_service_pb2 as pb
@@ -173,6 +182,101 @@ class MemberEvents:
             community_id=membership.community_id,
             subject=_membership_subject(membership),
         )
+
+    async def rules_changed(self, community: Community, rules: RulesVersion) -> None:
+        await OUTBOX.add(
+            self.session,
+            events.RulesChanged(
+                community_id=community.id,
+                rules_version=rules.version,
+                version=community.version,
+                changed_by_user_id=rules.author_user_id,
+            ),
+            community_id=community.id,
+            subject=f"communities/{community.id}/rules",
+        )
+
+    async def rules_accepted(self, membership: Membership) -> None:
+        await OUTBOX.add(
+            self.session,
+            events.RulesAccepted(
+                community_id=membership.community_id,
+                user_id=membership.user_id,
+                rules_version=membership.accepted_rules_version,
+            ),
+            community_id=membership.community_id,
+            subject=_membership_subject(membership),
+        )
+
+    async def report_filed(self, report: Report) -> None:
+        await OUTBOX.add(
+            self.session,
+            events.ReportFiled(
+                report_id=report.id,
+                community_id=report.community_id,
+                reporter_user_id=report.reporter_user_id,
+                target_user_id=report.target_user_id,
+                target_service=report.target_service,
+                target_kind=report.target_kind,
+                target_id=report.target_id,
+                reason=pb.ReportReason.ValueType(report.reason),
+                version=report.version,
+                create_time=_timestamp(report.created_at),
+            ),
+            community_id=report.community_id,
+            subject=_report_subject(report),
+        )
+
+    async def report_resolved(self, report: Report) -> None:
+        decision = report.appeal_decision or report.decision
+        assert decision is not None
+        await OUTBOX.add(
+            self.session,
+            events.ReportResolved(
+                report_id=report.id,
+                community_id=report.community_id,
+                resolution=pb.Resolution.ValueType(decision.resolution),
+                resolver_user_id=decision.resolver_user_id,
+                target_user_id=report.target_user_id,
+                appeal=report.appeal_decision is not None,
+                version=report.version,
+                resolve_time=_timestamp(decision.decided_at),
+            ),
+            community_id=report.community_id,
+            subject=_report_subject(report),
+        )
+
+    async def report_appealed(self, report: Report) -> None:
+        assert report.appealed_at is not None
+        await OUTBOX.add(
+            self.session,
+            events.ReportAppealed(
+                report_id=report.id,
+                community_id=report.community_id,
+                user_id=report.target_user_id,
+                version=report.version,
+                appeal_time=_timestamp(report.appealed_at),
+            ),
+            community_id=report.community_id,
+            subject=_report_subject(report),
+        )
+
+    async def member_erased(self, membership: Membership, erased_at: datetime) -> None:
+        await OUTBOX.add(
+            self.session,
+            events.MemberErased(
+                community_id=membership.community_id,
+                user_id=membership.user_id,
+                version=membership.version,
+                erase_time=_timestamp(erased_at),
+            ),
+            community_id=membership.community_id,
+            subject=_membership_subject(membership),
+        )
+
+
+def _report_subject(report: Report) -> str:
+    return f"communities/{report.community_id}/reports/{report.id}"
 
 
 def _membership_subject(membership: Membership) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, tuple_
+from sqlalchemy import and_, case, exists, or_, select, tuple_
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,14 +16,21 @@ from services.members.domain import (
     Membership,
     RequestState,
     Role,
+    Rule,
+    RulesVersion,
     Visibility,
 )
+from services.members.invites import Invite
+from services.members.reports import Decision, Reason, Report, Resolution, State
 from services.members.store.tables import (
     communities,
+    community_rules,
     community_tags,
+    invites,
     join_requests,
     memberships,
     moderation_log,
+    reports,
 )
 
 
@@ -133,19 +140,7 @@ class CommunityRepository:
                 )
             )
         ).first()
-        if row is None:
-            return None
-        return Membership(
-            community_id=row.community_id,
-            user_id=row.user_id,
-            role=Role(row.role),
-            joined_at=utc(row.joined_at),
-            active=row.active,
-            version=row.version,
-            left_at=utc(row.left_at) if row.left_at else None,
-            muted_until=utc(row.muted_until) if row.muted_until else None,
-            banned_until=utc(row.banned_until) if row.banned_until else None,
-        )
+        return _membership(row) if row else None
 
 
 async def log_moderation(
@@ -205,6 +200,7 @@ class JoinRequestRepository:
             "reviewer_user_id": request.reviewer_user_id,
             "reviewed_at": request.reviewed_at,
             "reason": request.reason,
+            "accepted_rules_version": request.accepted_rules_version,
         }
         result = await self.session.execute(
             join_requests.update()
@@ -247,6 +243,7 @@ def _join_request(row: Row[tuple[object, ...]]) -> JoinRequest:
         reviewer_user_id=row.reviewer_user_id,
         reviewed_at=utc(row.reviewed_at) if row.reviewed_at else None,
         reason=row.reason,
+        accepted_rules_version=row.accepted_rules_version,
     )
 
 
@@ -273,6 +270,7 @@ def _community_row(community: Community) -> dict[str, object]:
         "time_zone": community.time_zone,
         "archived_at": community.archived_at,
         "join_questions": community.join_questions,
+        "rules_version": community.rules_version,
     }
 
 
@@ -294,6 +292,7 @@ def _community(row: Row[tuple[object, ...]]) -> Community:
         time_zone=row.time_zone,
         archived_at=utc(row.archived_at) if row.archived_at else None,
         join_questions=list(row.join_questions or []),
+        rules_version=row.rules_version,
     )
 
 
@@ -308,4 +307,377 @@ def _membership_row(membership: Membership) -> dict[str, object]:
         "left_at": membership.left_at,
         "muted_until": membership.muted_until,
         "banned_until": membership.banned_until,
+        "accepted_rules_version": membership.accepted_rules_version,
     }
+
+
+# --- Members I: member listing, rules, invites, reports ---
+
+
+async def list_members(
+    session: AsyncSession,
+    community: Community,
+    *,
+    rules_pending: bool,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Membership]:
+    """Active members, longest-standing first, after the `after` position."""
+    query = select(memberships).where(
+        memberships.c.community_id == community.id, memberships.c.active.is_(True)
+    )
+    if rules_pending:
+        query = query.where(memberships.c.accepted_rules_version < community.rules_version)
+    if after is not None:
+        query = query.where(tuple_(memberships.c.joined_at, memberships.c.user_id) > tuple_(*after))
+    query = query.order_by(memberships.c.joined_at, memberships.c.user_id).limit(limit)
+    return [_membership(row) for row in (await session.execute(query)).all()]
+
+
+def _membership(row: Row[Any]) -> Membership:
+    return Membership(
+        community_id=row.community_id,
+        user_id=row.user_id,
+        role=Role(row.role),
+        joined_at=utc(row.joined_at),
+        active=row.active,
+        version=row.version,
+        left_at=utc(row.left_at) if row.left_at else None,
+        muted_until=utc(row.muted_until) if row.muted_until else None,
+        banned_until=utc(row.banned_until) if row.banned_until else None,
+        accepted_rules_version=row.accepted_rules_version,
+    )
+
+
+async def add_rules(session: AsyncSession, rules: RulesVersion) -> None:
+    await session.execute(
+        community_rules.insert().values(
+            community_id=rules.community_id,
+            version=rules.version,
+            rules=[{"title": rule.title, "body": rule.body} for rule in rules.rules],
+            author_user_id=rules.author_user_id,
+            created_at=rules.created_at,
+        )
+    )
+
+
+async def get_rules(session: AsyncSession, community_id: str, version: int) -> RulesVersion | None:
+    row = (
+        await session.execute(
+            select(community_rules).where(
+                community_rules.c.community_id == community_id,
+                community_rules.c.version == version,
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return RulesVersion(
+        community_id=row.community_id,
+        version=row.version,
+        rules=[Rule(item["title"], item["body"]) for item in row.rules],
+        author_user_id=row.author_user_id,
+        created_at=utc(row.created_at),
+    )
+
+
+class InviteRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, invite: Invite, code_hash: str) -> None:
+        await self.session.execute(
+            invites.insert().values(code_hash=code_hash, **_invite_row(invite))
+        )
+
+    async def get(self, community_id: str, invite_id: str) -> Invite | None:
+        row = (
+            await self.session.execute(
+                select(invites).where(
+                    invites.c.community_id == community_id, invites.c.id == invite_id
+                )
+            )
+        ).first()
+        return _invite(row) if row else None
+
+    async def by_code(self, community_id: str, code_hash: str) -> Invite | None:
+        row = (
+            await self.session.execute(
+                select(invites).where(
+                    invites.c.community_id == community_id, invites.c.code_hash == code_hash
+                )
+            )
+        ).first()
+        return _invite(row) if row else None
+
+    async def revoke(self, invite: Invite) -> None:
+        await self.session.execute(
+            invites.update()
+            .where(invites.c.community_id == invite.community_id, invites.c.id == invite.id)
+            .values(revoked_at=invite.revoked_at)
+        )
+
+    async def use(self, invite: Invite, now: datetime) -> bool:
+        """Count one use if the invite still admits someone; False when it does not.
+
+        One conditional statement: on PostgreSQL a concurrent use waits for the row lock and
+        then re-checks the condition, so uses never exceed max_uses.
+        """
+        result = await self.session.execute(
+            invites.update()
+            .where(
+                invites.c.id == invite.id,
+                invites.c.community_id == invite.community_id,
+                invites.c.revoked_at.is_(None),
+                invites.c.expires_at > now,
+                or_(invites.c.max_uses == 0, invites.c.uses < invites.c.max_uses),
+            )
+            .values(uses=invites.c.uses + 1)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def listing(
+        self, community_id: str, *, as_of: datetime, offset: int, limit: int
+    ) -> list[Invite]:
+        """Invites usable at `as_of` first, then the rest; newest first within each."""
+        usable = and_(
+            invites.c.revoked_at.is_(None),
+            invites.c.expires_at > as_of,
+            or_(invites.c.max_uses == 0, invites.c.uses < invites.c.max_uses),
+        )
+        query = (
+            select(invites)
+            .where(invites.c.community_id == community_id)
+            .order_by(case((usable, 0), else_=1), invites.c.created_at.desc(), invites.c.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [_invite(row) for row in (await self.session.execute(query)).all()]
+
+    async def revoke_all_by(self, community_id: str, user_id: str, now: datetime) -> int:
+        result = await self.session.execute(
+            invites.update()
+            .where(
+                invites.c.community_id == community_id,
+                invites.c.creator_user_id == user_id,
+                invites.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def created_by(self, community_id: str, user_id: str) -> list[Invite]:
+        query = (
+            select(invites)
+            .where(invites.c.community_id == community_id, invites.c.creator_user_id == user_id)
+            .order_by(invites.c.created_at)
+        )
+        return [_invite(row) for row in (await self.session.execute(query)).all()]
+
+
+def _invite_row(invite: Invite) -> dict[str, object]:
+    return {
+        "id": invite.id,
+        "community_id": invite.community_id,
+        "code_prefix": invite.code_prefix,
+        "creator_user_id": invite.creator_user_id,
+        "created_at": invite.created_at,
+        "expires_at": invite.expires_at,
+        "max_uses": invite.max_uses,
+        "uses": invite.uses,
+        "revoked_at": invite.revoked_at,
+    }
+
+
+def _invite(row: Row[Any]) -> Invite:
+    return Invite(
+        id=row.id,
+        community_id=row.community_id,
+        code_prefix=row.code_prefix,
+        creator_user_id=row.creator_user_id,
+        created_at=utc(row.created_at),
+        expires_at=utc(row.expires_at),
+        max_uses=row.max_uses,
+        uses=row.uses,
+        revoked_at=utc(row.revoked_at) if row.revoked_at else None,
+    )
+
+
+class ReportRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, report: Report) -> None:
+        await self.session.execute(reports.insert().values(**_report_row(report)))
+
+    async def save(self, report: Report) -> None:
+        await self.session.execute(
+            reports.update()
+            .where(reports.c.community_id == report.community_id, reports.c.id == report.id)
+            .values(**_report_row(report))
+        )
+
+    async def get(self, community_id: str, report_id: str) -> Report | None:
+        row = (
+            await self.session.execute(
+                select(reports).where(
+                    reports.c.community_id == community_id, reports.c.id == report_id
+                )
+            )
+        ).first()
+        return _report(row) if row else None
+
+    async def open_exists(self, report: Report) -> bool:
+        found = await self.session.scalar(
+            select(reports.c.id).where(
+                reports.c.community_id == report.community_id,
+                reports.c.open_key == report.open_key,
+            )
+        )
+        return found is not None
+
+    async def listing(
+        self,
+        community_id: str,
+        *,
+        state: State | None,
+        reporter: str | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Report]:
+        """Reports oldest first (the queue order), after the `after` position."""
+        query = select(reports).where(reports.c.community_id == community_id)
+        if state is not None:
+            query = query.where(reports.c.state == int(state))
+        if reporter is not None:
+            query = query.where(reports.c.reporter_user_id == reporter)
+        if after is not None:
+            query = query.where(tuple_(reports.c.created_at, reports.c.id) > tuple_(*after))
+        query = query.order_by(reports.c.created_at, reports.c.id).limit(limit)
+        return [_report(row) for row in (await self.session.execute(query)).all()]
+
+    async def filed_by(self, community_id: str, user_id: str) -> list[Report]:
+        return await self._where(community_id, reports.c.reporter_user_id == user_id)
+
+    async def about(self, community_id: str, user_id: str) -> list[Report]:
+        return await self._where(community_id, reports.c.target_user_id == user_id)
+
+    async def _where(self, community_id: str, condition: Any) -> list[Report]:
+        query = (
+            select(reports)
+            .where(reports.c.community_id == community_id, condition)
+            .order_by(reports.c.created_at, reports.c.id)
+        )
+        return [_report(row) for row in (await self.session.execute(query)).all()]
+
+    async def redact_writing_of(self, community_id: str, user_id: str) -> None:
+        """Drop the free text `user_id` wrote: report details and evidence, appeal statements."""
+        await self.session.execute(
+            reports.update()
+            .where(reports.c.community_id == community_id, reports.c.reporter_user_id == user_id)
+            .values(details="", evidence=[])
+        )
+        await self.session.execute(
+            reports.update()
+            .where(reports.c.community_id == community_id, reports.c.target_user_id == user_id)
+            .values(appeal_statement="")
+        )
+
+
+def _report_row(report: Report) -> dict[str, object]:
+    first, second = report.decision, report.appeal_decision
+    return {
+        "id": report.id,
+        "community_id": report.community_id,
+        "reporter_user_id": report.reporter_user_id,
+        "target_user_id": report.target_user_id,
+        "target_service": report.target_service,
+        "target_kind": report.target_kind,
+        "target_id": report.target_id,
+        "reason": int(report.reason),
+        "details": report.details,
+        "evidence": report.evidence,
+        "state": int(report.state),
+        "version": report.version,
+        "created_at": report.created_at,
+        "open_key": report.open_key,
+        "resolution": int(first.resolution) if first else 0,
+        "resolver_user_id": first.resolver_user_id if first else "",
+        "resolver_role": report.resolver_role,
+        "note": first.note if first else "",
+        "until": first.until if first else None,
+        "resolved_at": first.decided_at if first else None,
+        "appeal_statement": report.appeal_statement,
+        "appealed_at": report.appealed_at,
+        "appeal_resolution": int(second.resolution) if second else 0,
+        "appeal_resolver_user_id": second.resolver_user_id if second else "",
+        "appeal_note": second.note if second else "",
+        "appeal_resolved_at": second.decided_at if second else None,
+    }
+
+
+def _report(row: Row[Any]) -> Report:
+    first = (
+        Decision(
+            Resolution(row.resolution),
+            row.resolver_user_id,
+            row.note,
+            utc(row.until) if row.until else None,
+            utc(row.resolved_at),
+        )
+        if row.resolution
+        else None
+    )
+    second = (
+        Decision(
+            Resolution(row.appeal_resolution),
+            row.appeal_resolver_user_id,
+            row.appeal_note,
+            None,
+            utc(row.appeal_resolved_at),
+        )
+        if row.appeal_resolution
+        else None
+    )
+    return Report(
+        id=row.id,
+        community_id=row.community_id,
+        reporter_user_id=row.reporter_user_id,
+        target_user_id=row.target_user_id,
+        target_service=row.target_service,
+        target_kind=row.target_kind,
+        target_id=row.target_id,
+        reason=Reason(row.reason),
+        details=row.details,
+        evidence=list(row.evidence),
+        state=State(row.state),
+        created_at=utc(row.created_at),
+        version=row.version,
+        decision=first,
+        resolver_role=row.resolver_role,
+        appeal_statement=row.appeal_statement,
+        appealed_at=utc(row.appealed_at) if row.appealed_at else None,
+        appeal_decision=second,
+    )
+
+
+async def delete_join_request(session: AsyncSession, community_id: str, user_id: str) -> None:
+    await session.execute(
+        join_requests.delete().where(
+            join_requests.c.community_id == community_id, join_requests.c.user_id == user_id
+        )
+    )
+
+
+async def audit_entries_about(
+    session: AsyncSession, community_id: str, user_id: str
+) -> list[Row[Any]]:
+    query = (
+        select(moderation_log)
+        .where(
+            moderation_log.c.community_id == community_id,
+            moderation_log.c.target_user_id == user_id,
+        )
+        .order_by(moderation_log.c.id)
+    )
+    return list((await session.execute(query)).all())

@@ -471,3 +471,230 @@ class MemberUnmuted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MemberUnmuted: _TypeAlias = MemberUnmuted  # noqa: Y015
+
+@_typing.final
+class RulesChanged(_message.Message):
+    """A community's rules changed: every member's acceptance is outdated. `version` is the
+    community's version after the change.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RULES_VERSION_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    rules_version: _builtins.int
+    version: _builtins.int
+    changed_by_user_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        rules_version: _builtins.int = ...,
+        version: _builtins.int = ...,
+        changed_by_user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_by_user_id", b"changed_by_user_id", "community_id", b"community_id", "rules_version", b"rules_version", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RulesChanged: _TypeAlias = RulesChanged  # noqa: Y015
+
+@_typing.final
+class RulesAccepted(_message.Message):
+    """A member accepted a version of the rules; a later version supersedes an earlier one."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    RULES_VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    user_id: _builtins.str
+    rules_version: _builtins.int
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        rules_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "rules_version", b"rules_version", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RulesAccepted: _TypeAlias = RulesAccepted  # noqa: Y015
+
+@_typing.final
+class ReportFiled(_message.Message):
+    """Someone reported a member or a piece of content. Details and evidence stay in the members
+    service. `version` is the report's version.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    REPORTER_USER_ID_FIELD_NUMBER: _builtins.int
+    TARGET_USER_ID_FIELD_NUMBER: _builtins.int
+    TARGET_SERVICE_FIELD_NUMBER: _builtins.int
+    TARGET_KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.str
+    community_id: _builtins.str
+    reporter_user_id: _builtins.str
+    target_user_id: _builtins.str
+    """Set when a member was reported, or the author of reported content when known."""
+    target_service: _builtins.str
+    """For content: "content" or "events", the kind and the id of the reported item."""
+    target_kind: _builtins.str
+    target_id: _builtins.str
+    reason: _members_service_pb2.ReportReason.ValueType
+    version: _builtins.int
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        report_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        reporter_user_id: _builtins.str = ...,
+        target_user_id: _builtins.str = ...,
+        target_service: _builtins.str = ...,
+        target_kind: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+        reason: _members_service_pb2.ReportReason.ValueType = ...,
+        version: _builtins.int = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "create_time", b"create_time", "reason", b"reason", "report_id", b"report_id", "reporter_user_id", b"reporter_user_id", "target_id", b"target_id", "target_kind", b"target_kind", "target_service", b"target_service", "target_user_id", b"target_user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportFiled: _TypeAlias = ReportFiled  # noqa: Y015
+
+@_typing.final
+class ReportResolved(_message.Message):
+    """A report (or its appeal) was decided. A mute or ban it caused is published as well
+    (MemberMuted, MemberBanned), like any moderator's action.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    RESOLVER_USER_ID_FIELD_NUMBER: _builtins.int
+    TARGET_USER_ID_FIELD_NUMBER: _builtins.int
+    APPEAL_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    RESOLVE_TIME_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.str
+    community_id: _builtins.str
+    resolution: _members_service_pb2.Resolution.ValueType
+    resolver_user_id: _builtins.str
+    target_user_id: _builtins.str
+    """The member the decision is about; empty when the report named nobody."""
+    appeal: _builtins.bool
+    """True when this decides an appeal."""
+    version: _builtins.int
+    @_builtins.property
+    def resolve_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        report_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        resolution: _members_service_pb2.Resolution.ValueType = ...,
+        resolver_user_id: _builtins.str = ...,
+        target_user_id: _builtins.str = ...,
+        appeal: _builtins.bool = ...,
+        version: _builtins.int = ...,
+        resolve_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resolve_time", b"resolve_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal", b"appeal", "community_id", b"community_id", "report_id", b"report_id", "resolution", b"resolution", "resolve_time", b"resolve_time", "resolver_user_id", b"resolver_user_id", "target_user_id", b"target_user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportResolved: _TypeAlias = ReportResolved  # noqa: Y015
+
+@_typing.final
+class ReportAppealed(_message.Message):
+    """The member a decision acted on appealed it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    APPEAL_TIME_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.str
+    community_id: _builtins.str
+    user_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def appeal_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        report_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        appeal_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["appeal_time", b"appeal_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_time", b"appeal_time", "community_id", b"community_id", "report_id", b"report_id", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportAppealed: _TypeAlias = ReportAppealed  # noqa: Y015
+
+@_typing.final
+class MemberErased(_message.Message):
+    """A user's data in a community was erased: drop what you keep about them there (their
+    content stays the community's to handle). Events published before stay, they carry ids
+    only. `version` is the membership's version after the erasure.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ERASE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    user_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def erase_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        erase_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["erase_time", b"erase_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "erase_time", b"erase_time", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemberErased: _TypeAlias = MemberErased  # noqa: Y015

@@ -129,6 +129,93 @@ JOIN_POLICY_APPROVAL: JoinPolicy.ValueType  # 2
 JOIN_POLICY_INVITE_ONLY: JoinPolicy.ValueType  # 3
 Global___JoinPolicy: _TypeAlias = JoinPolicy  # noqa: Y015
 
+class _ReportReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReportReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REPORT_REASON_UNSPECIFIED: _ReportReason.ValueType  # 0
+    REPORT_REASON_SPAM: _ReportReason.ValueType  # 1
+    REPORT_REASON_HARASSMENT: _ReportReason.ValueType  # 2
+    REPORT_REASON_OFF_TOPIC: _ReportReason.ValueType  # 3
+    REPORT_REASON_MISINFORMATION: _ReportReason.ValueType  # 4
+    REPORT_REASON_OTHER: _ReportReason.ValueType  # 5
+    """Needs details."""
+
+class ReportReason(_ReportReason, metaclass=_ReportReasonEnumTypeWrapper): ...
+
+REPORT_REASON_UNSPECIFIED: ReportReason.ValueType  # 0
+REPORT_REASON_SPAM: ReportReason.ValueType  # 1
+REPORT_REASON_HARASSMENT: ReportReason.ValueType  # 2
+REPORT_REASON_OFF_TOPIC: ReportReason.ValueType  # 3
+REPORT_REASON_MISINFORMATION: ReportReason.ValueType  # 4
+REPORT_REASON_OTHER: ReportReason.ValueType  # 5
+"""Needs details."""
+Global___ReportReason: _TypeAlias = ReportReason  # noqa: Y015
+
+class _ReportState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReportStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REPORT_STATE_UNSPECIFIED: _ReportState.ValueType  # 0
+    REPORT_STATE_OPEN: _ReportState.ValueType  # 1
+    """Awaits a moderator's decision."""
+    REPORT_STATE_RESOLVED: _ReportState.ValueType  # 2
+    """Decided."""
+    REPORT_STATE_APPEALED: _ReportState.ValueType  # 3
+    """The member acted on disputes the decision; awaits an admin's decision."""
+
+class ReportState(_ReportState, metaclass=_ReportStateEnumTypeWrapper): ...
+
+REPORT_STATE_UNSPECIFIED: ReportState.ValueType  # 0
+REPORT_STATE_OPEN: ReportState.ValueType  # 1
+"""Awaits a moderator's decision."""
+REPORT_STATE_RESOLVED: ReportState.ValueType  # 2
+"""Decided."""
+REPORT_STATE_APPEALED: ReportState.ValueType  # 3
+"""The member acted on disputes the decision; awaits an admin's decision."""
+Global___ReportState: _TypeAlias = ReportState  # noqa: Y015
+
+class _Resolution:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ResolutionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Resolution.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESOLUTION_UNSPECIFIED: _Resolution.ValueType  # 0
+    RESOLUTION_DISMISS: _Resolution.ValueType  # 1
+    """No action: the report did not hold."""
+    RESOLUTION_WARN: _Resolution.ValueType  # 2
+    """A warning on the member's record."""
+    RESOLUTION_MUTE: _Resolution.ValueType  # 3
+    """The member may read but not speak, until `until` or lifted."""
+    RESOLUTION_BAN: _Resolution.ValueType  # 4
+    """The member is out, until `until` or lifted."""
+    RESOLUTION_UPHOLD: _Resolution.ValueType  # 5
+    """On appeal: the first decision stands."""
+    RESOLUTION_OVERTURN: _Resolution.ValueType  # 6
+    """On appeal: the first decision is reversed; a mute or ban it set is lifted."""
+
+class Resolution(_Resolution, metaclass=_ResolutionEnumTypeWrapper): ...
+
+RESOLUTION_UNSPECIFIED: Resolution.ValueType  # 0
+RESOLUTION_DISMISS: Resolution.ValueType  # 1
+"""No action: the report did not hold."""
+RESOLUTION_WARN: Resolution.ValueType  # 2
+"""A warning on the member's record."""
+RESOLUTION_MUTE: Resolution.ValueType  # 3
+"""The member may read but not speak, until `until` or lifted."""
+RESOLUTION_BAN: Resolution.ValueType  # 4
+"""The member is out, until `until` or lifted."""
+RESOLUTION_UPHOLD: Resolution.ValueType  # 5
+"""On appeal: the first decision stands."""
+RESOLUTION_OVERTURN: Resolution.ValueType  # 6
+"""On appeal: the first decision is reversed; a mute or ban it set is lifted."""
+Global___Resolution: _TypeAlias = Resolution  # noqa: Y015
+
 @_typing.final
 class JoinRequest(_message.Message):
     """A request to join a community whose join policy is approval."""
@@ -189,6 +276,8 @@ class Membership(_message.Message):
     ACTIVE_FIELD_NUMBER: _builtins.int
     MUTED_UNTIL_FIELD_NUMBER: _builtins.int
     BANNED_UNTIL_FIELD_NUMBER: _builtins.int
+    ACCEPTED_RULES_VERSION_FIELD_NUMBER: _builtins.int
+    RULES_ACCEPTED_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     user_id: _builtins.str
     role: Global___Role.ValueType
@@ -196,6 +285,10 @@ class Membership(_message.Message):
     """Grows with every join, leave or role change of this user in this community."""
     active: _builtins.bool
     """False once the user left, was removed or banned."""
+    accepted_rules_version: _builtins.int
+    """The version of the community's rules the member last accepted (0: none)."""
+    rules_accepted: _builtins.bool
+    """Whether the member accepted the rules' current version (true when there are no rules)."""
     @_builtins.property
     def join_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -217,10 +310,12 @@ class Membership(_message.Message):
         active: _builtins.bool = ...,
         muted_until: _timestamp_pb2.Timestamp | None = ...,
         banned_until: _timestamp_pb2.Timestamp | None = ...,
+        accepted_rules_version: _builtins.int = ...,
+        rules_accepted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["banned_until", b"banned_until", "join_time", b"join_time", "muted_until", b"muted_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "banned_until", b"banned_until", "community_id", b"community_id", "join_time", b"join_time", "muted_until", b"muted_until", "role", b"role", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_rules_version", b"accepted_rules_version", "active", b"active", "banned_until", b"banned_until", "community_id", b"community_id", "join_time", b"join_time", "muted_until", b"muted_until", "role", b"role", "rules_accepted", b"rules_accepted", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -425,9 +520,19 @@ class JoinCommunityRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
     ANSWERS_FIELD_NUMBER: _builtins.int
+    INVITE_CODE_FIELD_NUMBER: _builtins.int
+    ACCEPTED_RULES_VERSION_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen id of this request: a retry with the same id returns the first result."""
     community_id: _builtins.str
+    invite_code: _builtins.str
+    """An invite code: admits the caller directly to invite-only and approval communities
+    (no review), and to private ones.
+    """
+    accepted_rules_version: _builtins.int
+    """The version of the community's rules the caller read and accepts; must be the current
+    one when the community has rules.
+    """
     @_builtins.property
     def answers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """For communities that review applicants: answers to the join questions, in order."""
@@ -438,10 +543,12 @@ class JoinCommunityRequest(_message.Message):
         request_id: _builtins.str = ...,
         community_id: _builtins.str = ...,
         answers: _abc.Iterable[_builtins.str] | None = ...,
+        invite_code: _builtins.str = ...,
+        accepted_rules_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "community_id", b"community_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_rules_version", b"accepted_rules_version", "answers", b"answers", "community_id", b"community_id", "invite_code", b"invite_code", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -955,8 +1062,10 @@ class AuditEntry(_message.Message):
     UNTIL_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     action: _builtins.str
-    """What was done: review_join_request, change_role, transfer_ownership, update_community,
-    archive_community, remove, ban, unban, mute, unmute.
+    """What was done: approve_join_request, reject_join_request, change_role,
+    transfer_ownership, update_community, archive_community, remove, ban, unban, mute,
+    unmute, create_invite, revoke_invite, update_rules, report_dismiss, report_warn,
+    report_mute, report_ban, appeal_uphold, appeal_overturn, erase_member_data.
     """
     actor_user_id: _builtins.str
     target_user_id: _builtins.str
@@ -1033,3 +1142,982 @@ class ListAuditLogResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAuditLogResponse: _TypeAlias = ListAuditLogResponse  # noqa: Y015
+
+@_typing.final
+class Invite(_message.Message):
+    """An invite link's record. The code itself is shown only when the invite is created."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVITE_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    CODE_PREFIX_FIELD_NUMBER: _builtins.int
+    CREATOR_USER_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    MAX_USES_FIELD_NUMBER: _builtins.int
+    USES_FIELD_NUMBER: _builtins.int
+    REVOKE_TIME_FIELD_NUMBER: _builtins.int
+    USABLE_FIELD_NUMBER: _builtins.int
+    invite_id: _builtins.str
+    community_id: _builtins.str
+    code_prefix: _builtins.str
+    """The code's first characters, so people can tell their links apart."""
+    creator_user_id: _builtins.str
+    max_uses: _builtins.int
+    """0: unlimited."""
+    uses: _builtins.int
+    """How many people joined with it."""
+    usable: _builtins.bool
+    """Whether the invite still admits someone now: not revoked, expired or used up."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def revoke_time(self) -> _timestamp_pb2.Timestamp:
+        """Set once revoked."""
+
+    def __init__(
+        self,
+        *,
+        invite_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        code_prefix: _builtins.str = ...,
+        creator_user_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        max_uses: _builtins.int = ...,
+        uses: _builtins.int = ...,
+        revoke_time: _timestamp_pb2.Timestamp | None = ...,
+        usable: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "revoke_time", b"revoke_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_prefix", b"code_prefix", "community_id", b"community_id", "create_time", b"create_time", "creator_user_id", b"creator_user_id", "expire_time", b"expire_time", "invite_id", b"invite_id", "max_uses", b"max_uses", "revoke_time", b"revoke_time", "usable", b"usable", "uses", b"uses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Invite: _TypeAlias = Invite  # noqa: Y015
+
+@_typing.final
+class CreateInviteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    MAX_USES_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    max_uses: _builtins.int
+    """How many people may join with it: 0 for unlimited, else 1 to 10000."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the invite stops working: in the future, at most 90 days ahead; 7 days when unset."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        max_uses: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "expire_time", b"expire_time", "max_uses", b"max_uses", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateInviteRequest: _TypeAlias = CreateInviteRequest  # noqa: Y015
+
+@_typing.final
+class CreateInviteResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVITE_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """The secret to share, url-safe; returned only by the call that created it (a retry
+    with the same request_id returns the invite without it: only a hash is kept).
+    """
+    @_builtins.property
+    def invite(self) -> Global___Invite: ...
+    def __init__(
+        self,
+        *,
+        invite: Global___Invite | None = ...,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["invite", b"invite"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "invite", b"invite"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateInviteResponse: _TypeAlias = CreateInviteResponse  # noqa: Y015
+
+@_typing.final
+class ListInvitesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    page_size: _builtins.int
+    """At most this many (default 20, at most 100)."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListInvitesRequest: _TypeAlias = ListInvitesRequest  # noqa: Y015
+
+@_typing.final
+class ListInvitesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVITES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def invites(self) -> _containers.RepeatedCompositeFieldContainer[Global___Invite]: ...
+    def __init__(
+        self,
+        *,
+        invites: _abc.Iterable[Global___Invite] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invites", b"invites", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListInvitesResponse: _TypeAlias = ListInvitesResponse  # noqa: Y015
+
+@_typing.final
+class RevokeInviteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    INVITE_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    invite_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        invite_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "invite_id", b"invite_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeInviteRequest: _TypeAlias = RevokeInviteRequest  # noqa: Y015
+
+@_typing.final
+class RevokeInviteResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVITE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def invite(self) -> Global___Invite: ...
+    def __init__(
+        self,
+        *,
+        invite: Global___Invite | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["invite", b"invite"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invite", b"invite"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeInviteResponse: _TypeAlias = RevokeInviteResponse  # noqa: Y015
+
+@_typing.final
+class Rule(_message.Message):
+    """One rule of a community."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    """Short, e.g. "Be kind"."""
+    body: _builtins.str
+    """What it means in practice."""
+    def __init__(
+        self,
+        *,
+        title: _builtins.str = ...,
+        body: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Rule: _TypeAlias = Rule  # noqa: Y015
+
+@_typing.final
+class Rules(_message.Message):
+    """One version of a community's rules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    RULES_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    version: _builtins.int
+    """1 for the first rules, growing with every change; 0 when the community has no rules."""
+    author_user_id: _builtins.str
+    @_builtins.property
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___Rule]:
+        """In order."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        rules: _abc.Iterable[Global___Rule] | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        author_user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_user_id", b"author_user_id", "community_id", b"community_id", "create_time", b"create_time", "rules", b"rules", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Rules: _TypeAlias = Rules  # noqa: Y015
+
+@_typing.final
+class UpdateRulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RULES_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    etag: _builtins.str
+    """The community's etag the caller last read; empty to overwrite whatever is there."""
+    @_builtins.property
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___Rule]:
+        """The whole new list, 1 to 30 rules, in order."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        rules: _abc.Iterable[Global___Rule] | None = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "etag", b"etag", "request_id", b"request_id", "rules", b"rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateRulesRequest: _TypeAlias = UpdateRulesRequest  # noqa: Y015
+
+@_typing.final
+class UpdateRulesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULES_FIELD_NUMBER: _builtins.int
+    COMMUNITY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rules(self) -> Global___Rules: ...
+    @_builtins.property
+    def community(self) -> Global___Community:
+        """The community after the change (its version and etag moved on)."""
+
+    def __init__(
+        self,
+        *,
+        rules: Global___Rules | None = ...,
+        community: Global___Community | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["community", b"community", "rules", b"rules"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community", b"community", "rules", b"rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateRulesResponse: _TypeAlias = UpdateRulesResponse  # noqa: Y015
+
+@_typing.final
+class GetRulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    version: _builtins.int
+    """0 for the current version."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRulesRequest: _TypeAlias = GetRulesRequest  # noqa: Y015
+
+@_typing.final
+class GetRulesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rules(self) -> Global___Rules: ...
+    def __init__(
+        self,
+        *,
+        rules: Global___Rules | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rules", b"rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRulesResponse: _TypeAlias = GetRulesResponse  # noqa: Y015
+
+@_typing.final
+class AcceptRulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    version: _builtins.int
+    """The version the member read; must be the current one."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptRulesRequest: _TypeAlias = AcceptRulesRequest  # noqa: Y015
+
+@_typing.final
+class AcceptRulesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def membership(self) -> Global___Membership: ...
+    def __init__(
+        self,
+        *,
+        membership: Global___Membership | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptRulesResponse: _TypeAlias = AcceptRulesResponse  # noqa: Y015
+
+@_typing.final
+class ListMembersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RULES_PENDING_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    rules_pending: _builtins.bool
+    """Only members who have not accepted the current version of the rules."""
+    page_size: _builtins.int
+    """At most this many (default 20, at most 100)."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token, with the same filters."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        rules_pending: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token", "rules_pending", b"rules_pending"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMembersRequest: _TypeAlias = ListMembersRequest  # noqa: Y015
+
+@_typing.final
+class ListMembersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___Membership]: ...
+    def __init__(
+        self,
+        *,
+        members: _abc.Iterable[Global___Membership] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMembersResponse: _TypeAlias = ListMembersResponse  # noqa: Y015
+
+@_typing.final
+class ContentRef(_message.Message):
+    """What a report points at outside the members service."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    service: _builtins.str
+    """"content" or "events"."""
+    kind: _builtins.str
+    """What kind of thing, e.g. "post", "comment", "activity"."""
+    id: _builtins.str
+    """Its id (a UUID)."""
+    author_user_id: _builtins.str
+    """Who wrote it, when known: the member a resolution acts on."""
+    def __init__(
+        self,
+        *,
+        service: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_user_id", b"author_user_id", "id", b"id", "kind", b"kind", "service", b"service"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContentRef: _TypeAlias = ContentRef  # noqa: Y015
+
+@_typing.final
+class ReportDecision(_message.Message):
+    """A decision on a report or on its appeal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    RESOLVER_USER_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    DECIDE_TIME_FIELD_NUMBER: _builtins.int
+    resolution: Global___Resolution.ValueType
+    resolver_user_id: _builtins.str
+    note: _builtins.str
+    """Why; the member acted on sees it."""
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """For mute and ban: when it lapses."""
+
+    @_builtins.property
+    def decide_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        resolution: Global___Resolution.ValueType = ...,
+        resolver_user_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        decide_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "note", b"note", "resolution", b"resolution", "resolver_user_id", b"resolver_user_id", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportDecision: _TypeAlias = ReportDecision  # noqa: Y015
+
+@_typing.final
+class Report(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    REPORTER_USER_ID_FIELD_NUMBER: _builtins.int
+    TARGET_USER_ID_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    APPEALED_FIELD_NUMBER: _builtins.int
+    APPEAL_STATEMENT_FIELD_NUMBER: _builtins.int
+    APPEAL_TIME_FIELD_NUMBER: _builtins.int
+    APPEAL_DECISION_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.str
+    community_id: _builtins.str
+    reporter_user_id: _builtins.str
+    """Empty when shown to the member reported."""
+    target_user_id: _builtins.str
+    """Set when a member is reported."""
+    reason: Global___ReportReason.ValueType
+    details: _builtins.str
+    state: Global___ReportState.ValueType
+    appealed: _builtins.bool
+    """Whether the decision was appealed."""
+    appeal_statement: _builtins.str
+    """The appellant's statement."""
+    version: _builtins.int
+    """Grows with every change of the report; also carried by its events."""
+    @_builtins.property
+    def target(self) -> Global___ContentRef:
+        """Set when a piece of content is reported."""
+
+    @_builtins.property
+    def evidence(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """HTTPS links or content references."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def decision(self) -> Global___ReportDecision:
+        """The first decision, once made."""
+
+    @_builtins.property
+    def appeal_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def appeal_decision(self) -> Global___ReportDecision:
+        """The decision on the appeal, once made."""
+
+    def __init__(
+        self,
+        *,
+        report_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        reporter_user_id: _builtins.str = ...,
+        target_user_id: _builtins.str = ...,
+        target: Global___ContentRef | None = ...,
+        reason: Global___ReportReason.ValueType = ...,
+        details: _builtins.str = ...,
+        evidence: _abc.Iterable[_builtins.str] | None = ...,
+        state: Global___ReportState.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        decision: Global___ReportDecision | None = ...,
+        appealed: _builtins.bool = ...,
+        appeal_statement: _builtins.str = ...,
+        appeal_time: _timestamp_pb2.Timestamp | None = ...,
+        appeal_decision: Global___ReportDecision | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["appeal_decision", b"appeal_decision", "appeal_time", b"appeal_time", "create_time", b"create_time", "decision", b"decision", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_decision", b"appeal_decision", "appeal_statement", b"appeal_statement", "appeal_time", b"appeal_time", "appealed", b"appealed", "community_id", b"community_id", "create_time", b"create_time", "decision", b"decision", "details", b"details", "evidence", b"evidence", "reason", b"reason", "report_id", b"report_id", "reporter_user_id", b"reporter_user_id", "state", b"state", "target", b"target", "target_user_id", b"target_user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Report: _TypeAlias = Report  # noqa: Y015
+
+@_typing.final
+class FileReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TARGET_USER_ID_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    target_user_id: _builtins.str
+    """The member reported; set this or `target`."""
+    reason: Global___ReportReason.ValueType
+    details: _builtins.str
+    """Required for reason other; at most 2000 characters."""
+    @_builtins.property
+    def target(self) -> Global___ContentRef:
+        """The content reported; set this or `target_user_id`."""
+
+    @_builtins.property
+    def evidence(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At most 10 entries of at most 500 characters: https URLs or content references
+        ("content:post:<uuid>").
+        """
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        target_user_id: _builtins.str = ...,
+        target: Global___ContentRef | None = ...,
+        reason: Global___ReportReason.ValueType = ...,
+        details: _builtins.str = ...,
+        evidence: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "details", b"details", "evidence", b"evidence", "reason", b"reason", "request_id", b"request_id", "target", b"target", "target_user_id", b"target_user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileReportRequest: _TypeAlias = FileReportRequest  # noqa: Y015
+
+@_typing.final
+class FileReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def report(self) -> Global___Report: ...
+    def __init__(
+        self,
+        *,
+        report: Global___Report | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileReportResponse: _TypeAlias = FileReportResponse  # noqa: Y015
+
+@_typing.final
+class ListReportsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    MINE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    state: Global___ReportState.ValueType
+    """Only reports in this state; unset for all."""
+    mine: _builtins.bool
+    """Only the reports the caller filed (any member)."""
+    page_size: _builtins.int
+    """At most this many (default 20, at most 100)."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token, with the same filters."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        state: Global___ReportState.ValueType = ...,
+        mine: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "mine", b"mine", "page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReportsRequest: _TypeAlias = ListReportsRequest  # noqa: Y015
+
+@_typing.final
+class ListReportsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def reports(self) -> _containers.RepeatedCompositeFieldContainer[Global___Report]: ...
+    def __init__(
+        self,
+        *,
+        reports: _abc.Iterable[Global___Report] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "reports", b"reports"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReportsResponse: _TypeAlias = ListReportsResponse  # noqa: Y015
+
+@_typing.final
+class ResolveReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    report_id: _builtins.str
+    resolution: Global___Resolution.ValueType
+    """Dismiss, warn, mute or ban for an open report; uphold or overturn for an appealed one."""
+    note: _builtins.str
+    """Required; at most 1000 characters."""
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """For mute and ban: when it lapses; unset means until lifted."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        report_id: _builtins.str = ...,
+        resolution: Global___Resolution.ValueType = ...,
+        note: _builtins.str = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "note", b"note", "report_id", b"report_id", "request_id", b"request_id", "resolution", b"resolution", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveReportRequest: _TypeAlias = ResolveReportRequest  # noqa: Y015
+
+@_typing.final
+class ResolveReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: _builtins.int
+    MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def report(self) -> Global___Report: ...
+    @_builtins.property
+    def membership(self) -> Global___Membership:
+        """The reported member after a mute, ban or an overturn that lifted one."""
+
+    def __init__(
+        self,
+        *,
+        report: Global___Report | None = ...,
+        membership: Global___Membership | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveReportResponse: _TypeAlias = ResolveReportResponse  # noqa: Y015
+
+@_typing.final
+class AppealReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    STATEMENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    report_id: _builtins.str
+    statement: _builtins.str
+    """Why the decision is wrong; at most 2000 characters."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        report_id: _builtins.str = ...,
+        statement: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "report_id", b"report_id", "request_id", b"request_id", "statement", b"statement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppealReportRequest: _TypeAlias = AppealReportRequest  # noqa: Y015
+
+@_typing.final
+class AppealReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def report(self) -> Global___Report: ...
+    def __init__(
+        self,
+        *,
+        report: Global___Report | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppealReportResponse: _TypeAlias = AppealReportResponse  # noqa: Y015
+
+@_typing.final
+class ExportMyDataRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    user_id: _builtins.str
+    """Operators only: whose data; empty for the caller."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportMyDataRequest: _TypeAlias = ExportMyDataRequest  # noqa: Y015
+
+@_typing.final
+class ExportMyDataResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    document: _builtins.bytes
+    """The export, one JSON object with a section per kind of record."""
+    content_type: _builtins.str
+    """"application/json"."""
+    def __init__(
+        self,
+        *,
+        document: _builtins.bytes = ...,
+        content_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "document", b"document"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportMyDataResponse: _TypeAlias = ExportMyDataResponse  # noqa: Y015
+
+@_typing.final
+class EraseMyDataRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    CONFIRM_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    confirm: _builtins.bool
+    """Must be true: erasure cannot be undone."""
+    user_id: _builtins.str
+    """Operators only: whose data; empty for the caller."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        confirm: _builtins.bool = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "confirm", b"confirm", "request_id", b"request_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseMyDataRequest: _TypeAlias = EraseMyDataRequest  # noqa: Y015
+
+@_typing.final
+class EraseMyDataResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERSHIP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def membership(self) -> Global___Membership:
+        """What is kept: the user id, the membership's version, a running ban or mute."""
+
+    def __init__(
+        self,
+        *,
+        membership: Global___Membership | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["membership", b"membership"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EraseMyDataResponse: _TypeAlias = EraseMyDataResponse  # noqa: Y015

@@ -100,6 +100,71 @@ class MembersServiceStub:
                 request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListAuditLogRequest.SerializeToString,
                 response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListAuditLogResponse.FromString,
                 _registered_method=True)
+        self.CreateInvite = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/CreateInvite',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.CreateInviteRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.CreateInviteResponse.FromString,
+                _registered_method=True)
+        self.ListInvites = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/ListInvites',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListInvitesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListInvitesResponse.FromString,
+                _registered_method=True)
+        self.RevokeInvite = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/RevokeInvite',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.RevokeInviteRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.RevokeInviteResponse.FromString,
+                _registered_method=True)
+        self.UpdateRules = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/UpdateRules',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.UpdateRulesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.UpdateRulesResponse.FromString,
+                _registered_method=True)
+        self.GetRules = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/GetRules',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.GetRulesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.GetRulesResponse.FromString,
+                _registered_method=True)
+        self.AcceptRules = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/AcceptRules',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.AcceptRulesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.AcceptRulesResponse.FromString,
+                _registered_method=True)
+        self.ListMembers = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/ListMembers',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListMembersRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListMembersResponse.FromString,
+                _registered_method=True)
+        self.FileReport = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/FileReport',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.FileReportRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.FileReportResponse.FromString,
+                _registered_method=True)
+        self.ListReports = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/ListReports',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListReportsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListReportsResponse.FromString,
+                _registered_method=True)
+        self.ResolveReport = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/ResolveReport',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ResolveReportRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ResolveReportResponse.FromString,
+                _registered_method=True)
+        self.AppealReport = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/AppealReport',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.AppealReportRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.AppealReportResponse.FromString,
+                _registered_method=True)
+        self.ExportMyData = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/ExportMyData',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ExportMyDataRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ExportMyDataResponse.FromString,
+                _registered_method=True)
+        self.EraseMyData = channel.unary_unary(
+                '/studyhall.members.v1.MembersService/EraseMyData',
+                request_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.EraseMyDataRequest.SerializeToString,
+                response_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.EraseMyDataResponse.FromString,
+                _registered_method=True)
 
 
 class MembersServiceServicer:
@@ -203,6 +268,121 @@ class MembersServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateInvite(self, request, context):
+        """Makes an invite link: its code admits whoever holds it, until it expires, runs out of
+        uses or is revoked. The code is returned once; only a hash of it is kept. Moderators and
+        above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInvites(self, request, context):
+        """A community's invites, usable ones first, newest first within each group. Moderators and
+        above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeInvite(self, request, context):
+        """Stops an invite from admitting anyone else. Moderators and above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateRules(self, request, context):
+        """Replaces the community's rules with a new version; older versions are kept. Every
+        member's acceptance becomes outdated. Admins and above, with the community's etag.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRules(self, request, context):
+        """One version of the rules (the current one by default). Anyone who may read the
+        community.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptRules(self, request, context):
+        """Records that the calling member accepted the current version of the rules.
+
+        Members whose acceptance is outdated keep reading and speaking: a new version must not
+        silence a community overnight, and the content service's voice check stays a matter of
+        mutes. Moderators find who has not accepted with ListMembers(rules_pending) and follow
+        up; joining (again) always needs the current version accepted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMembers(self, request, context):
+        """Active members of a community, longest-standing first; optionally only those who have
+        not accepted the current rules. Moderators and above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FileReport(self, request, context):
+        """Reports a member or a piece of content to the community's moderators. Any active member,
+        muted ones too (reporting abuse stays possible); one open report per reporter and target.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReports(self, request, context):
+        """Reports of a community, oldest first. Moderators and above see all; with `mine` a
+        member sees the reports they filed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveReport(self, request, context):
+        """Decides an open report: dismiss, warn, mute or ban the reported member (mute and ban
+        follow ModerateMember's rules of rank), with a note. Moderators and above. An appealed
+        report is decided (uphold or overturn) by an admin or owner ranking above the first
+        resolver, who is never the same person.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AppealReport(self, request, context):
+        """Disputes a resolution that acted on the caller (warn, mute, ban), once per report; the
+        report goes back to the queue flagged as an appeal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportMyData(self, request, context):
+        """Everything the members service holds about the caller in one community, as a JSON
+        document. The member themself; platform operators for a named user (support requests).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseMyData(self, request, context):
+        """Erases the caller's data in one community: they leave (an owner transfers ownership
+        first), their join answers, the free text of reports and appeals they wrote are
+        deleted, invites they created are revoked. A ban or mute stays in force: the user id
+        and its end are kept, since erasure is not a way round a ban. The audit log keeps the
+        erasure and every earlier action with the user id, under the community's legitimate
+        interest in accountable moderation. Publishes MemberErased so other services drop
+        their copies. The member themself; platform operators for a named user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MembersServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -270,6 +450,71 @@ def add_MembersServiceServicer_to_server(servicer, server):
                     servicer.ListAuditLog,
                     request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListAuditLogRequest.FromString,
                     response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListAuditLogResponse.SerializeToString,
+            ),
+            'CreateInvite': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateInvite,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.CreateInviteRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.CreateInviteResponse.SerializeToString,
+            ),
+            'ListInvites': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInvites,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListInvitesRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListInvitesResponse.SerializeToString,
+            ),
+            'RevokeInvite': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeInvite,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.RevokeInviteRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.RevokeInviteResponse.SerializeToString,
+            ),
+            'UpdateRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRules,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.UpdateRulesRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.UpdateRulesResponse.SerializeToString,
+            ),
+            'GetRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRules,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.GetRulesRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.GetRulesResponse.SerializeToString,
+            ),
+            'AcceptRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptRules,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.AcceptRulesRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.AcceptRulesResponse.SerializeToString,
+            ),
+            'ListMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMembers,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListMembersRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListMembersResponse.SerializeToString,
+            ),
+            'FileReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.FileReport,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.FileReportRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.FileReportResponse.SerializeToString,
+            ),
+            'ListReports': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReports,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListReportsRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ListReportsResponse.SerializeToString,
+            ),
+            'ResolveReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveReport,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ResolveReportRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ResolveReportResponse.SerializeToString,
+            ),
+            'AppealReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppealReport,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.AppealReportRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.AppealReportResponse.SerializeToString,
+            ),
+            'ExportMyData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportMyData,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ExportMyDataRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.ExportMyDataResponse.SerializeToString,
+            ),
+            'EraseMyData': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseMyData,
+                    request_deserializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.EraseMyDataRequest.FromString,
+                    response_serializer=studyhall_dot_members_dot_v1_dot_members__service__pb2.EraseMyDataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -624,6 +869,357 @@ class MembersService:
             '/studyhall.members.v1.MembersService/ListAuditLog',
             studyhall_dot_members_dot_v1_dot_members__service__pb2.ListAuditLogRequest.SerializeToString,
             studyhall_dot_members_dot_v1_dot_members__service__pb2.ListAuditLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateInvite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/CreateInvite',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.CreateInviteRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.CreateInviteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInvites(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/ListInvites',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ListInvitesRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ListInvitesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeInvite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/RevokeInvite',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.RevokeInviteRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.RevokeInviteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/UpdateRules',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.UpdateRulesRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.UpdateRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/GetRules',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.GetRulesRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.GetRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/AcceptRules',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.AcceptRulesRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.AcceptRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/ListMembers',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ListMembersRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ListMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FileReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/FileReport',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.FileReportRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.FileReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReports(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/ListReports',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ListReportsRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ListReportsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/ResolveReport',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ResolveReportRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ResolveReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppealReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/AppealReport',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.AppealReportRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.AppealReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportMyData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/ExportMyData',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ExportMyDataRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.ExportMyDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseMyData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.members.v1.MembersService/EraseMyData',
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.EraseMyDataRequest.SerializeToString,
+            studyhall_dot_members_dot_v1_dot_members__service__pb2.EraseMyDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

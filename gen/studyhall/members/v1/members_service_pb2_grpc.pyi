@@ -71,6 +71,68 @@ class MembersServiceStub:
     """
     ListAuditLog: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ListAuditLogRequest, _members_service_pb2.ListAuditLogResponse]
     """Every moderator and admin action in a community, newest first. Admins and above."""
+    CreateInvite: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.CreateInviteRequest, _members_service_pb2.CreateInviteResponse]
+    """Makes an invite link: its code admits whoever holds it, until it expires, runs out of
+    uses or is revoked. The code is returned once; only a hash of it is kept. Moderators and
+    above.
+    """
+    ListInvites: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ListInvitesRequest, _members_service_pb2.ListInvitesResponse]
+    """A community's invites, usable ones first, newest first within each group. Moderators and
+    above.
+    """
+    RevokeInvite: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.RevokeInviteRequest, _members_service_pb2.RevokeInviteResponse]
+    """Stops an invite from admitting anyone else. Moderators and above."""
+    UpdateRules: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.UpdateRulesRequest, _members_service_pb2.UpdateRulesResponse]
+    """Replaces the community's rules with a new version; older versions are kept. Every
+    member's acceptance becomes outdated. Admins and above, with the community's etag.
+    """
+    GetRules: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.GetRulesRequest, _members_service_pb2.GetRulesResponse]
+    """One version of the rules (the current one by default). Anyone who may read the
+    community.
+    """
+    AcceptRules: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.AcceptRulesRequest, _members_service_pb2.AcceptRulesResponse]
+    """Records that the calling member accepted the current version of the rules.
+
+    Members whose acceptance is outdated keep reading and speaking: a new version must not
+    silence a community overnight, and the content service's voice check stays a matter of
+    mutes. Moderators find who has not accepted with ListMembers(rules_pending) and follow
+    up; joining (again) always needs the current version accepted.
+    """
+    ListMembers: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ListMembersRequest, _members_service_pb2.ListMembersResponse]
+    """Active members of a community, longest-standing first; optionally only those who have
+    not accepted the current rules. Moderators and above.
+    """
+    FileReport: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.FileReportRequest, _members_service_pb2.FileReportResponse]
+    """Reports a member or a piece of content to the community's moderators. Any active member,
+    muted ones too (reporting abuse stays possible); one open report per reporter and target.
+    """
+    ListReports: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ListReportsRequest, _members_service_pb2.ListReportsResponse]
+    """Reports of a community, oldest first. Moderators and above see all; with `mine` a
+    member sees the reports they filed.
+    """
+    ResolveReport: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ResolveReportRequest, _members_service_pb2.ResolveReportResponse]
+    """Decides an open report: dismiss, warn, mute or ban the reported member (mute and ban
+    follow ModerateMember's rules of rank), with a note. Moderators and above. An appealed
+    report is decided (uphold or overturn) by an admin or owner ranking above the first
+    resolver, who is never the same person.
+    """
+    AppealReport: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.AppealReportRequest, _members_service_pb2.AppealReportResponse]
+    """Disputes a resolution that acted on the caller (warn, mute, ban), once per report; the
+    report goes back to the queue flagged as an appeal.
+    """
+    ExportMyData: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ExportMyDataRequest, _members_service_pb2.ExportMyDataResponse]
+    """Everything the members service holds about the caller in one community, as a JSON
+    document. The member themself; platform operators for a named user (support requests).
+    """
+    EraseMyData: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.EraseMyDataRequest, _members_service_pb2.EraseMyDataResponse]
+    """Erases the caller's data in one community: they leave (an owner transfers ownership
+    first), their join answers, the free text of reports and appeals they wrote are
+    deleted, invites they created are revoked. A ban or mute stays in force: the user id
+    and its end are kept, since erasure is not a way round a ban. The audit log keeps the
+    erasure and every earlier action with the user id, under the community's legitimate
+    interest in accountable moderation. Publishes MemberErased so other services drop
+    their copies. The member themself; platform operators for a named user.
+    """
 
 @_typing.type_check_only
 class MembersServiceAsyncStub(MembersServiceStub):
@@ -115,6 +177,68 @@ class MembersServiceAsyncStub(MembersServiceStub):
     """
     ListAuditLog: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ListAuditLogRequest, _members_service_pb2.ListAuditLogResponse]  # type: ignore[assignment]
     """Every moderator and admin action in a community, newest first. Admins and above."""
+    CreateInvite: _aio.UnaryUnaryMultiCallable[_members_service_pb2.CreateInviteRequest, _members_service_pb2.CreateInviteResponse]  # type: ignore[assignment]
+    """Makes an invite link: its code admits whoever holds it, until it expires, runs out of
+    uses or is revoked. The code is returned once; only a hash of it is kept. Moderators and
+    above.
+    """
+    ListInvites: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ListInvitesRequest, _members_service_pb2.ListInvitesResponse]  # type: ignore[assignment]
+    """A community's invites, usable ones first, newest first within each group. Moderators and
+    above.
+    """
+    RevokeInvite: _aio.UnaryUnaryMultiCallable[_members_service_pb2.RevokeInviteRequest, _members_service_pb2.RevokeInviteResponse]  # type: ignore[assignment]
+    """Stops an invite from admitting anyone else. Moderators and above."""
+    UpdateRules: _aio.UnaryUnaryMultiCallable[_members_service_pb2.UpdateRulesRequest, _members_service_pb2.UpdateRulesResponse]  # type: ignore[assignment]
+    """Replaces the community's rules with a new version; older versions are kept. Every
+    member's acceptance becomes outdated. Admins and above, with the community's etag.
+    """
+    GetRules: _aio.UnaryUnaryMultiCallable[_members_service_pb2.GetRulesRequest, _members_service_pb2.GetRulesResponse]  # type: ignore[assignment]
+    """One version of the rules (the current one by default). Anyone who may read the
+    community.
+    """
+    AcceptRules: _aio.UnaryUnaryMultiCallable[_members_service_pb2.AcceptRulesRequest, _members_service_pb2.AcceptRulesResponse]  # type: ignore[assignment]
+    """Records that the calling member accepted the current version of the rules.
+
+    Members whose acceptance is outdated keep reading and speaking: a new version must not
+    silence a community overnight, and the content service's voice check stays a matter of
+    mutes. Moderators find who has not accepted with ListMembers(rules_pending) and follow
+    up; joining (again) always needs the current version accepted.
+    """
+    ListMembers: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ListMembersRequest, _members_service_pb2.ListMembersResponse]  # type: ignore[assignment]
+    """Active members of a community, longest-standing first; optionally only those who have
+    not accepted the current rules. Moderators and above.
+    """
+    FileReport: _aio.UnaryUnaryMultiCallable[_members_service_pb2.FileReportRequest, _members_service_pb2.FileReportResponse]  # type: ignore[assignment]
+    """Reports a member or a piece of content to the community's moderators. Any active member,
+    muted ones too (reporting abuse stays possible); one open report per reporter and target.
+    """
+    ListReports: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ListReportsRequest, _members_service_pb2.ListReportsResponse]  # type: ignore[assignment]
+    """Reports of a community, oldest first. Moderators and above see all; with `mine` a
+    member sees the reports they filed.
+    """
+    ResolveReport: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ResolveReportRequest, _members_service_pb2.ResolveReportResponse]  # type: ignore[assignment]
+    """Decides an open report: dismiss, warn, mute or ban the reported member (mute and ban
+    follow ModerateMember's rules of rank), with a note. Moderators and above. An appealed
+    report is decided (uphold or overturn) by an admin or owner ranking above the first
+    resolver, who is never the same person.
+    """
+    AppealReport: _aio.UnaryUnaryMultiCallable[_members_service_pb2.AppealReportRequest, _members_service_pb2.AppealReportResponse]  # type: ignore[assignment]
+    """Disputes a resolution that acted on the caller (warn, mute, ban), once per report; the
+    report goes back to the queue flagged as an appeal.
+    """
+    ExportMyData: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ExportMyDataRequest, _members_service_pb2.ExportMyDataResponse]  # type: ignore[assignment]
+    """Everything the members service holds about the caller in one community, as a JSON
+    document. The member themself; platform operators for a named user (support requests).
+    """
+    EraseMyData: _aio.UnaryUnaryMultiCallable[_members_service_pb2.EraseMyDataRequest, _members_service_pb2.EraseMyDataResponse]  # type: ignore[assignment]
+    """Erases the caller's data in one community: they leave (an owner transfers ownership
+    first), their join answers, the free text of reports and appeals they wrote are
+    deleted, invites they created are revoked. A ban or mute stays in force: the user id
+    and its end are kept, since erasure is not a way round a ban. The audit log keeps the
+    erasure and every earlier action with the user id, under the community's legitimate
+    interest in accountable moderation. Publishes MemberErased so other services drop
+    their copies. The member themself; platform operators for a named user.
+    """
 
 class MembersServiceServicer(metaclass=_abc_1.ABCMeta):
     """Communities and who belongs to them. The members service is the authority on roles."""
@@ -234,5 +358,145 @@ class MembersServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_members_service_pb2.ListAuditLogResponse, _abc.Awaitable[_members_service_pb2.ListAuditLogResponse]]:
         """Every moderator and admin action in a community, newest first. Admins and above."""
+
+    @_abc_1.abstractmethod
+    def CreateInvite(
+        self,
+        request: _members_service_pb2.CreateInviteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.CreateInviteResponse, _abc.Awaitable[_members_service_pb2.CreateInviteResponse]]:
+        """Makes an invite link: its code admits whoever holds it, until it expires, runs out of
+        uses or is revoked. The code is returned once; only a hash of it is kept. Moderators and
+        above.
+        """
+
+    @_abc_1.abstractmethod
+    def ListInvites(
+        self,
+        request: _members_service_pb2.ListInvitesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.ListInvitesResponse, _abc.Awaitable[_members_service_pb2.ListInvitesResponse]]:
+        """A community's invites, usable ones first, newest first within each group. Moderators and
+        above.
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeInvite(
+        self,
+        request: _members_service_pb2.RevokeInviteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.RevokeInviteResponse, _abc.Awaitable[_members_service_pb2.RevokeInviteResponse]]:
+        """Stops an invite from admitting anyone else. Moderators and above."""
+
+    @_abc_1.abstractmethod
+    def UpdateRules(
+        self,
+        request: _members_service_pb2.UpdateRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.UpdateRulesResponse, _abc.Awaitable[_members_service_pb2.UpdateRulesResponse]]:
+        """Replaces the community's rules with a new version; older versions are kept. Every
+        member's acceptance becomes outdated. Admins and above, with the community's etag.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRules(
+        self,
+        request: _members_service_pb2.GetRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.GetRulesResponse, _abc.Awaitable[_members_service_pb2.GetRulesResponse]]:
+        """One version of the rules (the current one by default). Anyone who may read the
+        community.
+        """
+
+    @_abc_1.abstractmethod
+    def AcceptRules(
+        self,
+        request: _members_service_pb2.AcceptRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.AcceptRulesResponse, _abc.Awaitable[_members_service_pb2.AcceptRulesResponse]]:
+        """Records that the calling member accepted the current version of the rules.
+
+        Members whose acceptance is outdated keep reading and speaking: a new version must not
+        silence a community overnight, and the content service's voice check stays a matter of
+        mutes. Moderators find who has not accepted with ListMembers(rules_pending) and follow
+        up; joining (again) always needs the current version accepted.
+        """
+
+    @_abc_1.abstractmethod
+    def ListMembers(
+        self,
+        request: _members_service_pb2.ListMembersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.ListMembersResponse, _abc.Awaitable[_members_service_pb2.ListMembersResponse]]:
+        """Active members of a community, longest-standing first; optionally only those who have
+        not accepted the current rules. Moderators and above.
+        """
+
+    @_abc_1.abstractmethod
+    def FileReport(
+        self,
+        request: _members_service_pb2.FileReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.FileReportResponse, _abc.Awaitable[_members_service_pb2.FileReportResponse]]:
+        """Reports a member or a piece of content to the community's moderators. Any active member,
+        muted ones too (reporting abuse stays possible); one open report per reporter and target.
+        """
+
+    @_abc_1.abstractmethod
+    def ListReports(
+        self,
+        request: _members_service_pb2.ListReportsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.ListReportsResponse, _abc.Awaitable[_members_service_pb2.ListReportsResponse]]:
+        """Reports of a community, oldest first. Moderators and above see all; with `mine` a
+        member sees the reports they filed.
+        """
+
+    @_abc_1.abstractmethod
+    def ResolveReport(
+        self,
+        request: _members_service_pb2.ResolveReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.ResolveReportResponse, _abc.Awaitable[_members_service_pb2.ResolveReportResponse]]:
+        """Decides an open report: dismiss, warn, mute or ban the reported member (mute and ban
+        follow ModerateMember's rules of rank), with a note. Moderators and above. An appealed
+        report is decided (uphold or overturn) by an admin or owner ranking above the first
+        resolver, who is never the same person.
+        """
+
+    @_abc_1.abstractmethod
+    def AppealReport(
+        self,
+        request: _members_service_pb2.AppealReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.AppealReportResponse, _abc.Awaitable[_members_service_pb2.AppealReportResponse]]:
+        """Disputes a resolution that acted on the caller (warn, mute, ban), once per report; the
+        report goes back to the queue flagged as an appeal.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportMyData(
+        self,
+        request: _members_service_pb2.ExportMyDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.ExportMyDataResponse, _abc.Awaitable[_members_service_pb2.ExportMyDataResponse]]:
+        """Everything the members service holds about the caller in one community, as a JSON
+        document. The member themself; platform operators for a named user (support requests).
+        """
+
+    @_abc_1.abstractmethod
+    def EraseMyData(
+        self,
+        request: _members_service_pb2.EraseMyDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.EraseMyDataResponse, _abc.Awaitable[_members_service_pb2.EraseMyDataResponse]]:
+        """Erases the caller's data in one community: they leave (an owner transfers ownership
+        first), their join answers, the free text of reports and appeals they wrote are
+        deleted, invites they created are revoked. A ban or mute stays in force: the user id
+        and its end are kept, since erasure is not a way round a ban. The audit log keeps the
+        erasure and every earlier action with the user id, under the community's legitimate
+        interest in accountable moderation. Publishes MemberErased so other services drop
+        their copies. The member themself; platform operators for a named user.
+        """
 
 def add_MembersServiceServicer_to_server(servicer: MembersServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

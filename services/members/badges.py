@@ -1,0 +1,32 @@
+"""Badges: rules over a member's ledger and activity, each earned once. Pure rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a member has done in a community, as far as badges care."""
+
+    posts: int = 0
+    checkins: int = 0
+    kudos_received: int = 0
+    points_total: int = 0
+    streak_days: int = 0
+
+
+CATALOGUE: dict[str, Callable[[Progress], bool]] = {
+    "first_post": lambda p: p.posts >= 1,
+    "posts_10": lambda p: p.posts >= 10,
+    "checkins_7": lambda p: p.checkins >= 7,
+    "streak_30": lambda p: p.streak_days >= 30,
+    "points_100": lambda p: p.points_total >= 100,
+    "helper": lambda p: p.kudos_received >= 10,
+}
+
+
+def earned(progress: Progress) -> list[str]:
+    """Every badge `progress` qualifies for, in catalogue order."""
+    return [code for code, rule in CATALOGUE.items() if rule(progress)]

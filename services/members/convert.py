@@ -1,0 +1,67 @@
+"""Domain records as protobuf messages, shared by the members API modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from services.kit.database import Database
+from services.kit.errors import FailedPrecondition
+from services.kit.idempotency import IdempotentWriter
+from services.members import domain
+from services.members.standing import timestamp
+from services.members.store.repository import CommunityRepository, ConcurrentChange
+from studyhall.members.v1 import members_service_pb2 as pb
+
+
+class ApiBase:
+    """What every members servicer holds: its database, idempotent writes, relay wake-up."""
+
+    database: Database
+    idempotent: IdempotentWriter
+    # Called after a transaction that staged events commits: wakes the relay.
+    on_commit: Callable[[], None]
+
+
+async def save_community(communities: CommunityRepository, community: domain.Community) -> None:
+    try:
+        await communities.save(community)
+    except ConcurrentChange as error:
+        raise FailedPrecondition(f"{error}; read it again and reapply your change") from None
+
+
+def membership_to_proto(membership: domain.Membership, rules_version: int) -> pb.Membership:
+    """`rules_version` is the community's current one, against which acceptance is judged."""
+    return pb.Membership(
+        community_id=membership.community_id,
+        user_id=membership.user_id,
+        role=pb.Role.ValueType(membership.role),
+        join_time=timestamp(membership.joined_at),
+        version=membership.version,
+        active=membership.active,
+        muted_until=timestamp(membership.muted_until) if membership.muted_until else None,
+        banned_until=timestamp(membership.banned_until) if membership.banned_until else None,
+        accepted_rules_version=membership.accepted_rules_version,
+        rules_accepted=membership.accepted_rules_version >= rules_version,
+    )
+
+
+def community_to_proto(community: domain.Community) -> pb.Community:
+    return pb.Community(
+        id=community.id,
+        name=community.name,
+        slug=community.slug,
+        topic=community.topic,
+        mission=community.mission,
+        audience=community.audience,
+        tags=community.tags,
+        visibility=pb.Visibility.ValueType(community.visibility),
+        join_policy=pb.JoinPolicy.ValueType(community.join_policy),
+        owner_user_id=community.owner_user_id,
+        create_time=timestamp(community.created_at),
+        version=community.version,
+        etag=community.etag,
+        locale=community.locale,
+        time_zone=community.time_zone,
+        archive_time=timestamp(community.archived_at) if community.archived_at else None,
+        join_questions=community.join_questions,
+    )

@@ -1,0 +1,27 @@
+"""The check-in facts the members service publishes, staged in its outbox in the caller's
+transaction. The note stays home: it is the member's own words."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.members.checkins import Checkin, Streak
+from services.members.standing import timestamp
+from services.members.store.events import OUTBOX
+from studyhall.members.v1 import checkins_events_pb2 as events
+
+
+async def checked_in(session: AsyncSession, checkin: Checkin, streak: Streak) -> None:
+    await OUTBOX.add(
+        session,
+        events.CheckedIn(
+            community_id=checkin.community_id,
+            user_id=checkin.user_id,
+            checkin_id=checkin.id,
+            local_date=checkin.local_date.isoformat(),
+            streak_days=streak.current,
+            checkin_time=timestamp(checkin.created_at),
+        ),
+        community_id=checkin.community_id,
+        subject=f"communities/{checkin.community_id}/members/{checkin.user_id}/checkins",
+    )

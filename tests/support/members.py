@@ -1,0 +1,70 @@
+"""Acting in a members community through the real gRPC API, for the members service tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable
+from typing import Any
+
+import grpc
+import pytest
+
+from studyhall.members.v1 import members_service_pb2 as pb
+from studyhall.members.v1 import members_service_pb2_grpc as pb_grpc
+from tests.support.services import RunningService
+
+
+class Hall:
+    """One community, and calls into it as someone."""
+
+    def __init__(self, members: RunningService, community: pb.Community) -> None:
+        self.members = members
+        self.stub = pb_grpc.MembersServiceStub(members.channel)
+        self.community = community
+        self.id = community.id
+
+    @classmethod
+    async def create(cls, members: RunningService, owner: str = "olga", **fields: Any) -> Hall:
+        stub = pb_grpc.MembersServiceStub(members.channel)
+        reply = await stub.CreateCommunity(
+            pb.CreateCommunityRequest(name=f"Hall {uuid.uuid4().hex[:8]}", topic="exams", **fields),
+            metadata=members.auth(owner),
+        )
+        return cls(members, reply.community)
+
+    def auth(self, user: str) -> list[tuple[str, str]]:
+        return self.members.auth(user)
+
+    async def join(self, user: str, **fields: Any) -> pb.JoinCommunityResponse:
+        reply: pb.JoinCommunityResponse = await self.stub.JoinCommunity(
+            pb.JoinCommunityRequest(community_id=self.id, **fields), metadata=self.auth(user)
+        )
+        return reply
+
+    async def promote(self, user: str, role: pb.Role.ValueType, by: str = "olga") -> None:
+        await self.stub.ChangeRole(
+            pb.ChangeRoleRequest(community_id=self.id, user_id=user, role=role),
+            metadata=self.auth(by),
+        )
+
+    async def moderate(
+        self, actor: str, user: str, action: pb.ModerationAction.ValueType, reason: str = "rule 1"
+    ) -> None:
+        await self.stub.ModerateMember(
+            pb.ModerateMemberRequest(
+                community_id=self.id, user_id=user, action=action, reason=reason
+            ),
+            metadata=self.auth(actor),
+        )
+
+    async def audit(self) -> list[tuple[str, str, str]]:
+        reply = await self.stub.ListAuditLog(
+            pb.ListAuditLogRequest(community_id=self.id, page_size=100), metadata=self.auth("olga")
+        )
+        return [(e.action, e.actor_user_id, e.target_user_id) for e in reply.entries]
+
+
+async def refused(call: Awaitable[object]) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value
