@@ -176,7 +176,9 @@ class MembersApi(
             if invite is not None:
                 apply(lambda: invites.check_usable(invite))
             requests = JoinRequestRepository(session)
-            pending = await requests.get(community.id, caller.user_id)
+            # Only communities that review applicants keep requests: elsewhere, no read.
+            reviewed = community.join_policy is domain.JoinPolicy.APPROVAL
+            pending = await requests.get(community.id, caller.user_id) if reviewed else None
             now = datetime.now(UTC)
             outcome = apply(
                 lambda: domain.apply_to_join(
