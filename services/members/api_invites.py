@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kit.auth import current_identity
+from services.kit.auth import Identity, current_identity
 from services.kit.errors import NotFound
 from services.kit.idempotency import IdempotencyKey
 from services.kit.validation import Violations
@@ -27,6 +27,7 @@ from services.members.standing import (
     timestamp,
 )
 from services.members.store.events import MemberEvents
+from services.members.store.ledger_repository import LedgerRepository
 from services.members.store.repository import (
     CommunityRepository,
     InviteRepository,
@@ -56,9 +57,10 @@ class InvitesAndRulesApi(ApiBase):
         async def create(session: AsyncSession) -> pb.CreateInviteResponse:
             communities = CommunityRepository(session)
             community = await community_for(communities, request.community_id, caller)
-            await require_role(
-                communities, community, caller, domain.Role.MODERATOR, "creating invites"
-            )
+            if not await _level_unlocks_invites(session, communities, community.id, caller):
+                await require_role(
+                    communities, community, caller, domain.Role.MODERATOR, "creating invites"
+                )
             invite, code = apply(
                 lambda: invites.new_invite(community, caller.user_id, expires, request.max_uses)
             )
@@ -319,3 +321,15 @@ def rules_to_proto(rules: domain.RulesVersion) -> pb.Rules:
         create_time=timestamp(rules.created_at),
         author_user_id=rules.author_user_id,
     )
+
+
+async def _level_unlocks_invites(
+    session: AsyncSession, communities: CommunityRepository, community_id: str, caller: Identity
+) -> bool:
+    """Plain members invite once a level the community set grants them `create_invites`."""
+    if caller.operator:
+        return False
+    membership = await communities.membership(community_id, caller.user_id)
+    if membership is None or not membership.active:
+        return False
+    return await LedgerRepository(session).unlocked(community_id, caller.user_id, "create_invites")

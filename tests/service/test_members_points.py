@@ -409,6 +409,36 @@ async def test_levels_move_up_and_down_and_unlock_privileges(members: RunningSer
     assert await hall.staged("LevelChanged") == 3
 
 
+async def test_a_level_can_let_plain_members_create_invites(members: RunningService) -> None:
+    hall = await open_hall(members)
+    await hall.join("mia", "ana")
+    await hall.promote("mia")
+    invite = pb.CreateInviteRequest(community_id=hall.id, max_uses=3)
+    # By default inviting is for moderators.
+    denied = await refused(hall.members.CreateInvite(invite, metadata=members.auth("ana")))
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    await hall.recognition.SetLevels(
+        rpb.SetLevelsRequest(
+            community_id=hall.id,
+            levels=[
+                rpb.Level(min_points=0),
+                rpb.Level(min_points=5, privileges=["create_invites"]),
+            ],
+        ),
+        metadata=members.auth("olga"),
+    )
+    still = await refused(hall.members.CreateInvite(invite, metadata=members.auth("ana")))
+    assert still.code() == grpc.StatusCode.PERMISSION_DENIED
+    listed = await hall.members.ListInvites(
+        pb.ListInvitesRequest(community_id=hall.id), metadata=members.auth("mia")
+    )
+    assert list(listed.invites) == []
+
+    await hall.award("mia", "ana", 5, "ran the reading circle")
+    created = await hall.members.CreateInvite(invite, metadata=members.auth("ana"))
+    assert created.invite.creator_user_id == "ana"
+
+
 async def test_badges_are_earned_once_when_the_ledger_reaches_them(
     members: RunningService,
 ) -> None:

@@ -226,6 +226,15 @@ class LedgerRepository:
         activity = await self.activity(community_id, user_id)
         return ladder.holds(activity.level if activity else 1, privilege)
 
+    async def unlocked(self, community_id: str, user_id: str, privilege: str) -> bool:
+        """Whether a level the member reached grants `privilege` explicitly (false when no
+        level names it): for what plain members may do only once the community says so."""
+        ladder = await self.ladder(community_id)
+        if not ladder.gates(privilege):
+            return False
+        activity = await self.activity(community_id, user_id)
+        return ladder.holds(activity.level if activity else 1, privilege)
+
     async def entries(
         self, community_id: str, user_id: str, *, before: int | None, limit: int
     ) -> list[Entry]:

@@ -271,7 +271,7 @@ class MembersServiceServicer:
     def CreateInvite(self, request, context):
         """Makes an invite link: its code admits whoever holds it, until it expires, runs out of
         uses or is revoked. The code is returned once; only a hash of it is kept. Moderators and
-        above.
+        above, and members whose level the community set to unlock `create_invites`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -74,7 +74,7 @@ class MembersServiceStub:
     CreateInvite: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.CreateInviteRequest, _members_service_pb2.CreateInviteResponse]
     """Makes an invite link: its code admits whoever holds it, until it expires, runs out of
     uses or is revoked. The code is returned once; only a hash of it is kept. Moderators and
-    above.
+    above, and members whose level the community set to unlock `create_invites`.
     """
     ListInvites: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ListInvitesRequest, _members_service_pb2.ListInvitesResponse]
     """A community's invites, usable ones first, newest first within each group. Moderators and
@@ -180,7 +180,7 @@ class MembersServiceAsyncStub(MembersServiceStub):
     CreateInvite: _aio.UnaryUnaryMultiCallable[_members_service_pb2.CreateInviteRequest, _members_service_pb2.CreateInviteResponse]  # type: ignore[assignment]
     """Makes an invite link: its code admits whoever holds it, until it expires, runs out of
     uses or is revoked. The code is returned once; only a hash of it is kept. Moderators and
-    above.
+    above, and members whose level the community set to unlock `create_invites`.
     """
     ListInvites: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ListInvitesRequest, _members_service_pb2.ListInvitesResponse]  # type: ignore[assignment]
     """A community's invites, usable ones first, newest first within each group. Moderators and
@@ -367,7 +367,7 @@ class MembersServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_members_service_pb2.CreateInviteResponse, _abc.Awaitable[_members_service_pb2.CreateInviteResponse]]:
         """Makes an invite link: its code admits whoever holds it, until it expires, runs out of
         uses or is revoked. The code is returned once; only a hash of it is kept. Moderators and
-        above.
+        above, and members whose level the community set to unlock `create_invites`.
         """
 
     @_abc_1.abstractmethod
