@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 
 from google.protobuf.message import Message
 
+from services.kit.cancellation import stop_if_cancelled
 from services.kit.database import Database
 from services.kit.events.outbox import Staged
 from services.kit.service import Worker
@@ -222,6 +223,7 @@ def sweep_loop(
             try:
                 await sweep_once(database, datetime.now(UTC), on_commit=on_commit)
             except Exception:
+                stop_if_cancelled()
                 # The database may be down; the next interval tries again.
                 log.exception("care sweep failed; next try in %s s", interval_seconds)
 

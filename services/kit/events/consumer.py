@@ -37,6 +37,7 @@ from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit.cancellation import stop_if_cancelled
 from services.kit.database import Database
 from services.kit.events import deadletter, inbox
 from services.kit.events.connection import connect
@@ -180,6 +181,7 @@ class Consumer:
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:
+                    stop_if_cancelled()
                     self.stats.transient_failures += 1
                     self._transient.add(1, self._labels)
                     log.warning(

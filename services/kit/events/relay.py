@@ -27,6 +27,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Row, Table, delete, func, select, update
 
+from services.kit.cancellation import stop_if_cancelled
 from services.kit.database import Database, utc
 from services.kit.events.connection import connect
 from services.kit.events.envelope import Envelope
@@ -137,6 +138,7 @@ class Relay:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                stop_if_cancelled()
                 self._failures.add(1)
                 log.warning("%s relay failed, retrying in %.1fs: %s", self.service, delay, error)
                 await asyncio.sleep(delay)
