@@ -5,11 +5,30 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nats
 import pytest
 
 from services.members.app import SPEC as MEMBERS
 from services.members.settings import MembersSettings
 from tests.support.services import RunningService, running_service
+
+
+@pytest.fixture(autouse=True)
+async def fresh_jetstream(nats_url: str) -> None:
+    """Every service test starts with no streams on the run's nats-server.
+
+    The durable consumers' names are fixed, as in production: without this, a test's
+    consumer would first work through every event the tests before it published, and a test
+    waiting for its own events' effects would wait for all of theirs.
+    """
+    connection = await nats.connect(nats_url)
+    try:
+        jetstream = connection.jetstream()
+        for stream in await jetstream.streams_info():
+            if stream.config.name:
+                await jetstream.delete_stream(stream.config.name)
+    finally:
+        await connection.close()
 
 
 @pytest.fixture

@@ -237,3 +237,81 @@ async def test_failing_handler_is_parked_then_replayed_once_after_the_fix(
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await database.close()
+
+
+async def test_a_database_that_is_not_there_is_waited_for_not_blamed_on_the_event(
+    js: JetStreamContext, nats_url: str, postgres_server: Any
+) -> None:
+    """A consumer that cannot reach its own database keeps its events for later (nothing is
+    parked: the events are sound) and, cancelled meanwhile, stops."""
+    community_id = str(uuid.uuid4())
+    metadata = MetaData()
+    inbox = inbox_table(metadata)
+    effects = Table(
+        "effects",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("community_id", String(36)),
+    )
+    name = "t_" + uuid.uuid4().hex[:16]
+    database = Database(postgres_server.database_url(name))
+
+    async def record(session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> None:
+        for event, _envelope in batch:
+            await session.execute(effects.insert().values(community_id=event.community_id))
+
+    consumer = Consumer(
+        database,
+        inbox,
+        Subscription(
+            f"test-absent-{uuid.uuid4().hex[:8]}", "members", (events.MemberJoined,), record
+        ),
+        nats_url=nats_url,
+        max_handler_attempts=2,
+        max_backoff=0.2,
+    )
+    running = asyncio.create_task(consumer.run())
+    try:
+        subject, body, headers = _joined(community_id, "zoe")
+        await js.publish(subject, body, headers=headers)
+        for _ in range(200):
+            if consumer.stats.transient_failures >= 3:
+                break
+            await asyncio.sleep(0.05)
+        assert consumer.stats.transient_failures >= 3
+        assert consumer.stats.handler_failures == 0
+        assert consumer.stats.dead_letters == 0
+
+        postgres_server.create_database(name)
+        async with database.writer.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        for _ in range(200):
+            if consumer.stats.processed == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert consumer.stats.processed == 1
+        assert consumer.stats.dead_letters == 0
+
+        # Gone again, and the consumer cancelled while it waits: it stops all the same.
+        await database.close()
+        postgres_server.drop_database(name)
+        subject, body, headers = _joined(community_id, "yan")
+        await js.publish(subject, body, headers=headers)
+        for _ in range(200):
+            if consumer.stats.transient_failures >= 6:
+                break
+            await asyncio.sleep(0.05)
+        running.cancel()
+        await asyncio.wait_for(asyncio.gather(running, return_exceptions=True), timeout=5)
+        assert running.done()
+        assert consumer.stats.dead_letters == 0
+        assert not [
+            letter
+            for letter in await deadletter.list_dead_letters(js)
+            if f".{community_id}." in letter.subject
+        ]
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await database.close()
+        postgres_server.drop_database(name)

@@ -79,11 +79,9 @@ class Club:
     async def set_activity(self, wanted: dict[str, tuple[int, datetime | None] | None]) -> None:
         """Make member_activity say what `wanted` says (None: no row, as for a member the
         ledger never saw). The ledger marks every join as activity, asynchronously: wait for
-        it to catch up first, so it does not overwrite what the test sets. Events a previous
-        test's consumer had fetched come back only after the ack wait (10 s), so this waits
-        longer than that."""
+        it to catch up first, so it does not overwrite what the test sets."""
         database = self.members.deps.database
-        for _ in range(1600):
+        for _ in range(400):
             async with database.read() as session:
                 marked = await session.scalar(
                     select(func.count()).where(member_activity.c.community_id == self.id)

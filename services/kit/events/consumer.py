@@ -94,7 +94,20 @@ class ConsumerStats:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-TRANSIENT = (OperationalError, InterfaceError, OSError, TimeoutError, NatsError)
+class DatabaseUnavailable(Exception):
+    """No connection to the consumer's own database: never the event's fault, so the batch
+    waits for the database instead of being parked (a database not created yet, a dropped
+    one, a refused login)."""
+
+
+TRANSIENT = (
+    OperationalError,
+    InterfaceError,
+    OSError,
+    TimeoutError,
+    NatsError,
+    DatabaseUnavailable,
+)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -241,6 +254,7 @@ class Consumer:
         try:
             await self._apply(items)
         except Exception as error:
+            stop_if_cancelled()
             if is_transient(error):
                 await self._retry_later(items, error)
                 return
@@ -261,6 +275,11 @@ class Consumer:
     async def _apply(self, items: list[_Item]) -> None:
         name = self.subscription.name
         async with self.database.write() as session:
+            try:
+                await session.connection()
+            except Exception as error:
+                stop_if_cancelled()
+                raise DatabaseUnavailable(str(error)) from error
             seen = await inbox.already_processed(
                 session, self.inbox, name, {item.envelope.id for item in items}
             )
@@ -315,6 +334,7 @@ class Consumer:
         try:
             await self._apply([item])
         except Exception as error:
+            stop_if_cancelled()
             if is_transient(error):
                 await self._retry_later([item], error)
                 return
