@@ -365,7 +365,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--users", type=int, default=60_000, help="pre-signed joiners")
+    parser.add_argument("--users", type=int, default=200_000, help="pre-signed joiners")
     parser.add_argument("--profile", default="", help="py-spy the members process into FILE")
     parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()

@@ -79,20 +79,25 @@ def _when(event: Any, envelope: Envelope) -> datetime:
 
 async def apply_facts(session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> None:
     ledger = LedgerRepository(session)
+    facts = [
+        (event, envelope, rule, _recipient(event))
+        for event, envelope in batch
+        if (rule := RULES.get(envelope.type)) is not None
+    ]
+    # Points belong to members: a fact about someone who left (or never joined) earns
+    # nothing, and is not an error either.
+    members = await ledger.active_members({(event.community_id, user) for event, *_, user in facts})
     entries: list[BoardEntry] = []
     zones: dict[str, zoneinfo.ZoneInfo] = {}
-    for event, envelope in batch:
-        rule = RULES.get(envelope.type)
-        if rule is None:
-            continue
-        user_id = _recipient(event)
-        # Points belong to members: a fact about someone who left (or never joined) earns
-        # nothing, and is not an error either.
-        if not await ledger.active_member(event.community_id, user_id):
+    # Facts that earn nothing only move last activity forward: one statement for the batch.
+    activity: dict[tuple[str, str], datetime] = {}
+    for event, envelope, rule, user_id in facts:
+        key = (event.community_id, user_id)
+        if key not in members:
             continue
         at = _when(event, envelope)
         if rule.amount == 0:
-            await ledger.mark_active(event.community_id, user_id, at)
+            activity[key] = max(at, activity.get(key, at))
             continue
         landed = await land(
             session,
@@ -112,6 +117,7 @@ async def apply_facts(session: AsyncSession, batch: list[tuple[Any, Envelope]]) 
                 BoardEntry(event.community_id, entry.id, user_id, rule.amount, entry.local_date)
             )
             zones[event.community_id] = await ledger.zone(event.community_id)
+    await ledger.mark_all_active(activity)
     if entries:
         FEED.after_commit(session, entries, zones)
 

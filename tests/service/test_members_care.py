@@ -17,7 +17,7 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from services.kit.auth import Identity
 from services.kit.database import Database
@@ -200,6 +200,16 @@ async def refused(call: object) -> grpc.aio.AioRpcError:
 
 
 async def set_last_active(members: RunningService, club: Club, user: str, at: datetime) -> None:
+    """Set `user`'s last activity, after the points consumer has marked their join (which
+    would otherwise move it forward to the join, whenever it lands)."""
+    mine = (member_activity.c.community_id == club.id) & (member_activity.c.user_id == user)
+    for _ in range(400):
+        async with members.deps.database.read() as session:
+            if await session.scalar(select(func.count()).where(mine)):
+                break
+        await asyncio.sleep(0.025)
+    else:
+        raise AssertionError(f"the join of {user} was never marked as activity")
     async with members.deps.database.write() as session:
         await upsert(
             session,

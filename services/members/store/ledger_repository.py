@@ -50,14 +50,6 @@ class LedgerRepository:
         )
         return zoneinfo.ZoneInfo(name) if name else zoneinfo.ZoneInfo("UTC")
 
-    async def active_member(self, community_id: str, user_id: str) -> bool:
-        active = await self.session.scalar(
-            select(memberships.c.active).where(
-                memberships.c.community_id == community_id, memberships.c.user_id == user_id
-            )
-        )
-        return bool(active)
-
     async def append(self, award: Award, local_date: date) -> Entry | None:
         """The new entry, or None when the same fact already landed."""
         statement = (
@@ -101,9 +93,35 @@ class LedgerRepository:
         row = (await self.session.execute(statement)).one()
         return Activity(int(row.points_total), int(row.level))
 
-    async def mark_active(self, community_id: str, user_id: str, at: datetime) -> None:
+    async def active_members(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (community, user) pairs are members now, in one read."""
+        if not keys:
+            return set()
+        # Two INs, not a row-value IN: SQLite scans the whole table for the latter.
+        rows = await self.session.execute(
+            select(memberships.c.community_id, memberships.c.user_id).where(
+                memberships.c.community_id.in_(sorted({community for community, _ in keys})),
+                memberships.c.user_id.in_(sorted({user for _, user in keys})),
+                memberships.c.active.is_(True),
+            )
+        )
+        return {(row.community_id, row.user_id) for row in rows} & keys
+
+    async def mark_all_active(self, latest: dict[tuple[str, str], datetime]) -> None:
+        """Move each member's last activity forward to its time (never back), one statement."""
+        if not latest:
+            return
         base = self._insert(member_activity).values(
-            community_id=community_id, user_id=user_id, points_total=0, level=1, last_active_at=at
+            [
+                {
+                    "community_id": community_id,
+                    "user_id": user_id,
+                    "points_total": 0,
+                    "level": 1,
+                    "last_active_at": at,
+                }
+                for (community_id, user_id), at in sorted(latest.items())
+            ]
         )
         await self.session.execute(
             base.on_conflict_do_update(
