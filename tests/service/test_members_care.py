@@ -17,7 +17,7 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from services.kit.auth import Identity
 from services.kit.database import Database
@@ -36,6 +36,7 @@ from studyhall.members.v1 import members_service_pb2_grpc as mpb_grpc
 from studyhall.members.v1 import profiles_service_pb2 as ppb
 from studyhall.members.v1 import profiles_service_pb2_grpc as ppb_grpc
 from tests.support.errors import field_violations
+from tests.support.members import joins_marked_as_activity
 from tests.support.services import RunningService, running_service
 
 pytestmark = pytest.mark.service
@@ -200,16 +201,7 @@ async def refused(call: object) -> grpc.aio.AioRpcError:
 
 
 async def set_last_active(members: RunningService, club: Club, user: str, at: datetime) -> None:
-    """Set `user`'s last activity, after the points consumer has marked their join (which
-    would otherwise move it forward to the join, whenever it lands)."""
-    mine = (member_activity.c.community_id == club.id) & (member_activity.c.user_id == user)
-    for _ in range(400):
-        async with members.deps.database.read() as session:
-            if await session.scalar(select(func.count()).where(mine)):
-                break
-        await asyncio.sleep(0.025)
-    else:
-        raise AssertionError(f"the join of {user} was never marked as activity")
+    await joins_marked_as_activity(members, club.id)
     async with members.deps.database.write() as session:
         await upsert(
             session,

@@ -3,7 +3,6 @@ activity and streaks, and count and list who is in them, one community at a time
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete
 
-from services.members.store.tables import member_activity, memberships
+from services.members.store.tables import member_activity
 from studyhall.members.v1 import checkins_service_pb2 as cpb
 from studyhall.members.v1 import checkins_service_pb2_grpc as cpb_grpc
 from studyhall.members.v1 import members_service_pb2 as mpb
@@ -21,6 +20,7 @@ from studyhall.members.v1 import members_service_pb2_grpc as mpb_grpc
 from studyhall.members.v1 import profiles_service_pb2 as pb
 from studyhall.members.v1 import profiles_service_pb2_grpc as pb_grpc
 from tests.support.errors import field_violations
+from tests.support.members import joins_marked_as_activity
 from tests.support.services import RunningService
 
 pytestmark = pytest.mark.service
@@ -80,22 +80,8 @@ class Club:
         """Make member_activity say what `wanted` says (None: no row, as for a member the
         ledger never saw). The ledger marks every join as activity, asynchronously: wait for
         it to catch up first, so it does not overwrite what the test sets."""
+        await joins_marked_as_activity(self.members, self.id)
         database = self.members.deps.database
-        for _ in range(400):
-            async with database.read() as session:
-                marked = await session.scalar(
-                    select(func.count()).where(member_activity.c.community_id == self.id)
-                )
-                joined = await session.scalar(
-                    select(func.count()).where(
-                        memberships.c.community_id == self.id, memberships.c.active.is_(True)
-                    )
-                )
-            if marked == joined:
-                break
-            await asyncio.sleep(0.025)
-        else:
-            raise AssertionError("the points ledger never marked the joins as activity")
         async with database.write() as session:
             for user, activity in wanted.items():
                 mine = and_(

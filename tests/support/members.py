@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable
 from typing import Any
 
 import grpc
 import pytest
+from sqlalchemy import and_, exists, func, select
 
+from services.members.store.tables import member_activity, memberships
 from studyhall.members.v1 import members_service_pb2 as pb
 from studyhall.members.v1 import members_service_pb2_grpc as pb_grpc
 from tests.support.services import RunningService
+
+
+async def joins_marked_as_activity(members: RunningService, community_id: str) -> None:
+    """Wait until the points consumer has marked every active member's join as activity.
+
+    It does so asynchronously, moving last activity forward to the join whenever it lands:
+    a test that sets activity itself waits for it first, or may see its value overwritten.
+    """
+    unmarked = (
+        select(func.count())
+        .select_from(memberships)
+        .where(
+            memberships.c.community_id == community_id,
+            memberships.c.active.is_(True),
+            ~exists().where(
+                and_(
+                    member_activity.c.community_id == memberships.c.community_id,
+                    member_activity.c.user_id == memberships.c.user_id,
+                )
+            ),
+        )
+    )
+    for _ in range(400):
+        async with members.deps.database.read() as session:
+            if not await session.scalar(unmarked):
+                return
+        await asyncio.sleep(0.025)
+    raise AssertionError("the points ledger never marked the joins as activity")
 
 
 class Hall:
