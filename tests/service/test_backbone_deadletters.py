@@ -4,8 +4,9 @@ failing is parked after its attempts; a replay after the fix applies the event o
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -157,46 +158,70 @@ async def test_poison_messages_are_parked_with_a_reason_and_the_flow_goes_on(
     assert all(letter.subject == subject for letter in letters)
 
 
+class Effects:
+    """A projection of the tests' own: a row per applied event, next to the consumer's inbox."""
+
+    def __init__(self) -> None:
+        self.metadata = MetaData()
+        self.inbox = inbox_table(self.metadata)
+        self.table = Table(
+            "effects",
+            self.metadata,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("community_id", String(36)),
+        )
+
+    async def create(self, database: Database) -> None:
+        async with database.writer.begin() as connection:
+            await connection.run_sync(self.metadata.create_all)
+
+    async def record(self, session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> None:
+        for event, _envelope in batch:
+            await session.execute(self.table.insert().values(community_id=event.community_id))
+
+    def consumer(self, database: Database, nats_url: str, apply: Any, **options: Any) -> Consumer:
+        subscription = Subscription(
+            f"test-{uuid.uuid4().hex[:8]}", "members", (events.MemberJoined,), apply
+        )
+        return Consumer(database, self.inbox, subscription, nats_url=nats_url, **options)
+
+
+async def _until(condition: Callable[[], bool | Awaitable[bool]]) -> None:
+    """Wait up to 10 s for `condition()` to hold; the caller asserts it after."""
+    for _ in range(200):
+        held = condition()
+        if await held if inspect.isawaitable(held) else held:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def _equals(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected
+
+
 async def test_failing_handler_is_parked_then_replayed_once_after_the_fix(
     js: JetStreamContext, nats_url: str, tmp_path: Path
 ) -> None:
     community_id = str(uuid.uuid4())
-    metadata = MetaData()
-    inbox = inbox_table(metadata)
-    effects = Table(
-        "effects",
-        metadata,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("community_id", String(36)),
-    )
+    effects = Effects()
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'flaky.db'}")
-    async with database.writer.begin() as connection:
-        await connection.run_sync(metadata.create_all)
+    await effects.create(database)
     broken = True
 
     async def record(session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> None:
-        for event, _envelope in batch:
-            if event.community_id == community_id and broken:
-                raise RuntimeError("the projection cannot take this yet")
-            await session.execute(effects.insert().values(community_id=event.community_id))
+        if broken and any(event.community_id == community_id for event, _ in batch):
+            raise RuntimeError("the projection cannot take this yet")
+        await effects.record(session, batch)
 
-    consumer = Consumer(
-        database,
-        inbox,
-        Subscription(
-            f"test-flaky-{uuid.uuid4().hex[:8]}", "members", (events.MemberJoined,), record
-        ),
-        nats_url=nats_url,
-        max_handler_attempts=2,
-    )
+    consumer = effects.consumer(database, nats_url, record, max_handler_attempts=2)
     running = asyncio.create_task(consumer.run())
 
     async def applied() -> int:
         async with database.read() as session:
             count = await session.scalar(
                 select(func.count())
-                .select_from(effects)
-                .where(effects.c.community_id == community_id)
+                .select_from(effects.table)
+                .where(effects.table.c.community_id == community_id)
             )
         return int(count or 0)
 
@@ -212,10 +237,7 @@ async def test_failing_handler_is_parked_then_replayed_once_after_the_fix(
         broken = False
         replayed = await deadletter.replay(js, letter.sequence)
         assert replayed.event_id == headers["ce-id"]
-        for _ in range(200):
-            if await applied() == 1:
-                break
-            await asyncio.sleep(0.05)
+        await _until(lambda: _equals(applied(), 1))
         assert await applied() == 1
         assert not [
             item
@@ -225,10 +247,7 @@ async def test_failing_handler_is_parked_then_replayed_once_after_the_fix(
 
         # The same event again (a second replay, a stray copy): the inbox keeps it at once.
         await js.publish(subject, body, headers={**headers, "Nats-Msg-Id": str(uuid.uuid4())})
-        for _ in range(100):
-            if consumer.stats.duplicates >= 1:
-                break
-            await asyncio.sleep(0.05)
+        await _until(lambda: consumer.stats.duplicates >= 1)
         assert consumer.stats.duplicates >= 1
         assert await applied() == 1
         with pytest.raises(LookupError):
@@ -245,50 +264,24 @@ async def test_a_database_that_is_not_there_is_waited_for_not_blamed_on_the_even
     """A consumer that cannot reach its own database keeps its events for later (nothing is
     parked: the events are sound) and, cancelled meanwhile, stops."""
     community_id = str(uuid.uuid4())
-    metadata = MetaData()
-    inbox = inbox_table(metadata)
-    effects = Table(
-        "effects",
-        metadata,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("community_id", String(36)),
-    )
+    effects = Effects()
     name = "t_" + uuid.uuid4().hex[:16]
     database = Database(postgres_server.database_url(name))
-
-    async def record(session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> None:
-        for event, _envelope in batch:
-            await session.execute(effects.insert().values(community_id=event.community_id))
-
-    consumer = Consumer(
-        database,
-        inbox,
-        Subscription(
-            f"test-absent-{uuid.uuid4().hex[:8]}", "members", (events.MemberJoined,), record
-        ),
-        nats_url=nats_url,
-        max_handler_attempts=2,
-        max_backoff=0.2,
+    consumer = effects.consumer(
+        database, nats_url, effects.record, max_handler_attempts=2, max_backoff=0.2
     )
     running = asyncio.create_task(consumer.run())
     try:
         subject, body, headers = _joined(community_id, "zoe")
         await js.publish(subject, body, headers=headers)
-        for _ in range(200):
-            if consumer.stats.transient_failures >= 3:
-                break
-            await asyncio.sleep(0.05)
+        await _until(lambda: consumer.stats.transient_failures >= 3)
         assert consumer.stats.transient_failures >= 3
         assert consumer.stats.handler_failures == 0
         assert consumer.stats.dead_letters == 0
 
         postgres_server.create_database(name)
-        async with database.writer.begin() as connection:
-            await connection.run_sync(metadata.create_all)
-        for _ in range(200):
-            if consumer.stats.processed == 1:
-                break
-            await asyncio.sleep(0.05)
+        await effects.create(database)
+        await _until(lambda: consumer.stats.processed == 1)
         assert consumer.stats.processed == 1
         assert consumer.stats.dead_letters == 0
 
@@ -297,10 +290,7 @@ async def test_a_database_that_is_not_there_is_waited_for_not_blamed_on_the_even
         postgres_server.drop_database(name)
         subject, body, headers = _joined(community_id, "yan")
         await js.publish(subject, body, headers=headers)
-        for _ in range(200):
-            if consumer.stats.transient_failures >= 6:
-                break
-            await asyncio.sleep(0.05)
+        await _until(lambda: consumer.stats.transient_failures >= 6)
         running.cancel()
         await asyncio.wait_for(asyncio.gather(running, return_exceptions=True), timeout=5)
         assert running.done()
