@@ -116,7 +116,8 @@ async def apply_facts(session: AsyncSession, batch: list[tuple[Any, Envelope]]) 
             entries.append(
                 BoardEntry(event.community_id, entry.id, user_id, rule.amount, entry.local_date)
             )
-            zones[event.community_id] = await ledger.zone(event.community_id)
+            if event.community_id not in zones:
+                zones[event.community_id] = await ledger.zone(event.community_id)
     await ledger.mark_all_active(activity)
     if entries:
         FEED.after_commit(session, entries, zones)

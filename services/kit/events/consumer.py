@@ -278,7 +278,6 @@ class Consumer:
             try:
                 await session.connection()
             except Exception as error:
-                stop_if_cancelled()
                 raise DatabaseUnavailable(str(error)) from error
             seen = await inbox.already_processed(
                 session, self.inbox, name, {item.envelope.id for item in items}

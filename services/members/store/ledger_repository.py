@@ -100,8 +100,8 @@ class LedgerRepository:
         # Two INs, not a row-value IN: SQLite scans the whole table for the latter.
         rows = await self.session.execute(
             select(memberships.c.community_id, memberships.c.user_id).where(
-                memberships.c.community_id.in_(sorted({community for community, _ in keys})),
-                memberships.c.user_id.in_(sorted({user for _, user in keys})),
+                memberships.c.community_id.in_({community for community, _ in keys}),
+                memberships.c.user_id.in_({user for _, user in keys}),
                 memberships.c.active.is_(True),
             )
         )
@@ -120,6 +120,7 @@ class LedgerRepository:
                     "level": 1,
                     "last_active_at": at,
                 }
+                # In key order: batches upserting at once lock rows in the same order.
                 for (community_id, user_id), at in sorted(latest.items())
             ]
         )
