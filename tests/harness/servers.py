@@ -199,6 +199,13 @@ class PostgresHandle(ServerHandle):
         _run_coroutine(lambda: _postgres_execute(self.url, f"CREATE DATABASE {quoted}"))
         return self.database_url(name)
 
+    def rename_database(self, name: str, new_name: str) -> str:
+        """Rename database `name` (nobody may be connected to it) and return its new URL: a
+        database prepared under another name appears whole, at once, under the new one."""
+        sql = f"ALTER DATABASE {_quoted_identifier(name)} RENAME TO {_quoted_identifier(new_name)}"
+        _run_coroutine(lambda: _postgres_execute(self.url, sql))
+        return self.database_url(new_name)
+
     def drop_database(self, name: str) -> None:
         """Drop database `name` if it exists, disconnecting whoever still uses it."""
         quoted = _quoted_identifier(name)
