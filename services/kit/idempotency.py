@@ -8,7 +8,7 @@ request id without seeing each other's results.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -60,24 +60,15 @@ class IdempotentWriter:
         if not key.request_id:
             async with self.database.write() as session:
                 return await action(session)
-        fingerprint = _fingerprint(request)
+        digest = fingerprint(request)
         for attempt in range(2):
             try:
                 async with self.database.write() as session:
-                    replayed = await self._replay(session, key, fingerprint, response_type)
-                    if replayed is not None:
-                        return replayed
+                    found = await self.recorded(session, key.method, [key])
+                    if key in found:
+                        return replay(key, digest, found[key], response_type)
                     response = await action(session)
-                    await session.execute(
-                        self.table.insert().values(
-                            caller=key.caller,
-                            method=key.method,
-                            request_id=key.request_id,
-                            request_hash=fingerprint,
-                            response=response.SerializeToString(),
-                            created_at=datetime.now(UTC),
-                        )
-                    )
+                    await self.record(session, [(key, digest, response)])
                     return response
             except IntegrityError:
                 # A concurrent call with the same key won the race; replay its result.
@@ -85,32 +76,46 @@ class IdempotentWriter:
                     raise
         raise AssertionError("unreachable")
 
-    async def _replay(
-        self,
-        session: AsyncSession,
-        key: IdempotencyKey,
-        fingerprint: str,
-        response_type: type[ResponseT],
-    ) -> ResponseT | None:
-        row = (
-            await session.execute(
-                select(self.table.c.request_hash, self.table.c.response).where(
-                    self.table.c.caller == key.caller,
-                    self.table.c.method == key.method,
-                    self.table.c.request_id == key.request_id,
-                )
-            )
-        ).first()
-        if row is None:
-            return None
-        if row.request_hash != fingerprint:
-            raise FailedPrecondition(
-                f"request_id {key.request_id!r} was already used for a different request; "
-                "use a new request_id for a new request"
-            )
-        response = response_type()
-        response.ParseFromString(row.response)
-        return response
+    async def recorded(
+        self, session: AsyncSession, method: str, keys: Sequence[IdempotencyKey]
+    ) -> dict[IdempotencyKey, Recorded]:
+        """The stored results of those of `keys` (all of `method`) that have run before."""
+        wanted = {key for key in keys if key.request_id}
+        if not wanted:
+            return {}
+        table = self.table
+        rows = await session.execute(
+            select(table.c.caller, table.c.request_id, table.c.request_hash, table.c.response)
+            .where(table.c.method == method)
+            .where(table.c.caller.in_({key.caller for key in wanted}))
+            .where(table.c.request_id.in_({key.request_id for key in wanted}))
+        )
+        found: dict[IdempotencyKey, Recorded] = {}
+        for row in rows:
+            key = IdempotencyKey(row.caller, method, row.request_id)
+            # The two IN lists may cross-match other callers' keys: keep the asked ones.
+            if key in wanted:
+                found[key] = Recorded(row.request_hash, row.response)
+        return found
+
+    async def record(
+        self, session: AsyncSession, results: Sequence[tuple[IdempotencyKey, str, Message]]
+    ) -> None:
+        """Store (key, request fingerprint, response) in the caller's transaction."""
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "caller": key.caller,
+                "method": key.method,
+                "request_id": key.request_id,
+                "request_hash": digest,
+                "response": response.SerializeToString(),
+                "created_at": now,
+            }
+            for key, digest, response in results
+        ]
+        if rows:
+            await session.execute(self.table.insert(), rows)
 
     async def purge(self, older_than: timedelta) -> int:
         """Forget keys older than the retry window; returns how many were removed."""
@@ -122,7 +127,31 @@ class IdempotentWriter:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _fingerprint(request: Message) -> str:
+@dataclass(frozen=True)
+class Recorded:
+    """What a keyed request stored: its fingerprint and its serialized response."""
+
+    request_hash: str
+    response: bytes
+
+
+def replay(
+    key: IdempotencyKey, digest: str, recorded: Recorded, response_type: type[ResponseT]
+) -> ResponseT:
+    """The first response to `key`, or FAILED_PRECONDITION when the key came with another
+    request the first time."""
+    if recorded.request_hash != digest:
+        raise FailedPrecondition(
+            f"request_id {key.request_id!r} was already used for a different request; "
+            "use a new request_id for a new request"
+        )
+    response = response_type()
+    response.ParseFromString(recorded.response)
+    return response
+
+
+def fingerprint(request: Message) -> str:
+    """A request's identity apart from its request id."""
     copy = type(request)()
     copy.CopyFrom(request)
     if "request_id" in copy.DESCRIPTOR.fields_by_name:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, TypeVar
 
 import grpc
@@ -13,10 +13,9 @@ from services.kit.auth import current_identity
 from services.kit.database import Database, utc
 from services.kit.errors import (
     AlreadyExists,
-    FailedPrecondition,
     NotFound,
 )
-from services.kit.idempotency import IdempotencyKey, IdempotentWriter
+from services.kit.idempotency import IdempotencyKey, IdempotentWriter, fingerprint
 from services.kit.validation import Violations
 from services.members import domain, invites, page_tokens
 from services.members.api_data_rights import DataRightsApi
@@ -25,9 +24,12 @@ from services.members.api_reports import ReportsApi
 from services.members.convert import (
     ApiBase,
     community_to_proto,
+    join_request_to_proto,
     membership_to_proto,
     save_community,
 )
+from services.members.joins import METHOD as METHOD_JOIN
+from services.members.joins import JoinCommand, Joins
 from services.members.standing import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -39,7 +41,6 @@ from services.members.standing import (
 from services.members.store.events import MemberEvents
 from services.members.store.repository import (
     CommunityRepository,
-    InviteRepository,
     JoinRequestRepository,
     audit_entries,
     log_moderation,
@@ -67,6 +68,7 @@ class MembersApi(
     def __init__(self, database: Database, on_commit: Callable[[], None] = lambda: None) -> None:
         self.database = database
         self.idempotent = IdempotentWriter(database, idempotency_keys)
+        self.joins = Joins(database, self.idempotent, on_commit)
         # Called after a transaction that staged events commits: wakes the relay.
         self.on_commit = on_commit
 
@@ -158,55 +160,17 @@ class MembersApi(
             problems.add("accepted_rules_version", "must not be negative")
         problems.raise_if_any()
 
-        async def join(session: AsyncSession) -> pb.JoinCommunityResponse:
-            communities = CommunityRepository(session)
-            community = await communities.get(request.community_id)
-            current = (
-                await communities.membership(request.community_id, caller.user_id)
-                if community
-                else None
+        return await self.joins.join(
+            JoinCommand(
+                user_id=caller.user_id,
+                community_id=request.community_id,
+                answers=list(request.answers),
+                invite_code=request.invite_code,
+                accepted_rules_version=int(request.accepted_rules_version),
+                key=IdempotencyKey(caller.user_id, METHOD_JOIN, request.request_id),
+                digest=fingerprint(request) if request.request_id else "",
             )
-            invite = await _invite_for(session, community, request.invite_code)
-            if community is None or not (
-                community.visible_to_outsiders()
-                or (current is not None and current.active)
-                or invite is not None
-            ):
-                raise NotFound(f"community {request.community_id} not found")
-            if invite is not None:
-                apply(lambda: invites.check_usable(invite))
-            requests = JoinRequestRepository(session)
-            # Only communities that review applicants keep requests: elsewhere, no read.
-            reviewed = community.join_policy is domain.JoinPolicy.APPROVAL
-            pending = await requests.get(community.id, caller.user_id) if reviewed else None
-            now = datetime.now(UTC)
-            outcome = apply(
-                lambda: domain.apply_to_join(
-                    community,
-                    current,
-                    pending,
-                    caller.user_id,
-                    list(request.answers),
-                    accepted_rules=int(request.accepted_rules_version),
-                    invited=invite is not None,
-                )
-            )
-            if isinstance(outcome, domain.JoinRequest):
-                await requests.save(outcome)
-                await MemberEvents(session).join_requested(outcome)
-                return pb.JoinCommunityResponse(join_request=_join_request_to_proto(outcome))
-            await communities.save_membership(outcome)
-            await MemberEvents(session).member_joined(outcome)
-            if invite is not None and not await InviteRepository(session).use(invite, now):
-                raise FailedPrecondition("this invite has just been used up; ask for a new one")
-            return pb.JoinCommunityResponse(
-                membership=membership_to_proto(outcome, community.rules_version)
-            )
-
-        key = IdempotencyKey(caller.user_id, "JoinCommunity", request.request_id)
-        response = await self.idempotent.run(key, request, pb.JoinCommunityResponse, join)
-        self.on_commit()
-        return response
+        )
 
     async def LeaveCommunity(
         self, request: pb.LeaveCommunityRequest, context: grpc.aio.ServicerContext
@@ -365,7 +329,7 @@ class MembersApi(
         page, more = found[:size], len(found) > size
         last = page[-1] if page else None
         return pb.ListJoinRequestsResponse(
-            join_requests=[_join_request_to_proto(item) for item in page],
+            join_requests=[join_request_to_proto(item) for item in page],
             next_page_token=page_tokens.encode((last.created_at, last.user_id), query)
             if more and last
             else "",
@@ -411,7 +375,7 @@ class MembersApi(
                 reason=reviewed.reason,
             )
             published = MemberEvents(session)
-            reply = pb.ReviewJoinRequestResponse(join_request=_join_request_to_proto(reviewed))
+            reply = pb.ReviewJoinRequestResponse(join_request=join_request_to_proto(reviewed))
             if membership is not None:
                 await communities.save_membership(membership)
                 await published.member_joined(membership)
@@ -698,38 +662,8 @@ def _changes(community: pb.Community, paths: list[str]) -> dict[str, Any]:
     return {path: values[path] for path in paths}
 
 
-def _join_request_to_proto(request: domain.JoinRequest) -> pb.JoinRequest:
-    return pb.JoinRequest(
-        community_id=request.community_id,
-        user_id=request.user_id,
-        answers=request.answers,
-        state=pb.JoinRequestState.ValueType(request.state),
-        create_time=timestamp(request.created_at),
-        reviewer_user_id=request.reviewer_user_id,
-        review_time=timestamp(request.reviewed_at) if request.reviewed_at else None,
-        reason=request.reason,
-    )
-
-
 def _check_questions(problems: Violations, field: str, questions: list[str]) -> None:
     if len(questions) > domain.MAX_JOIN_QUESTIONS:
         problems.add(field, f"at most {domain.MAX_JOIN_QUESTIONS} questions")
     for index, question in enumerate(questions):
         problems.text(f"{field}[{index}]", question, max_length=300)
-
-
-async def _invite_for(
-    session: AsyncSession, community: domain.Community | None, code: str
-) -> invites.Invite | None:
-    """The community's invite with `code`; NOT_FOUND for a code it never issued, worded the
-    same whether or not the community exists, so a code reveals no private community."""
-    if not code:
-        return None
-    found = (
-        await InviteRepository(session).by_code(community.id, invites.code_hash(code))
-        if community is not None
-        else None
-    )
-    if found is None:
-        raise NotFound("that invite code is not valid for this community; ask for a new link")
-    return found

@@ -65,3 +65,16 @@ def community_to_proto(community: domain.Community) -> pb.Community:
         archive_time=timestamp(community.archived_at) if community.archived_at else None,
         join_questions=community.join_questions,
     )
+
+
+def join_request_to_proto(request: domain.JoinRequest) -> pb.JoinRequest:
+    return pb.JoinRequest(
+        community_id=request.community_id,
+        user_id=request.user_id,
+        answers=request.answers,
+        state=pb.JoinRequestState.ValueType(request.state),
+        create_time=timestamp(request.created_at),
+        reviewer_user_id=request.reviewer_user_id,
+        review_time=timestamp(request.reviewed_at) if request.reviewed_at else None,
+        reason=request.reason,
+    )

@@ -10,6 +10,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 from opentelemetry import propagate
+from opentelemetry.context import Context
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -62,6 +63,9 @@ class Staged:
     # Empty: a fresh id. A caller that may stage the same fact twice (a retried sweep) derives
     # it from the fact, so the stream's duplicate window and the inboxes drop the repeat.
     event_id: str = ""
+    # The trace the event continues; None: the caller's current context. A writer that
+    # commits several callers' changes together passes each caller's own.
+    trace: Context | None = None
 
 
 class Outbox:
@@ -83,25 +87,33 @@ class Outbox:
 
     async def add_many(self, session: AsyncSession, staged: Sequence[Staged]) -> list[str]:
         """Stage several events with one statement; returns their ids in order."""
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
+        current: dict[str, str] = {}
+        propagate.inject(current)
         now = datetime.now(UTC)
-        rows: list[dict[str, Any]] = [
-            {
-                "event_id": item.event_id or new_event_id(),
-                "nats_subject": event_subject(
-                    self.service, item.community_id, item.event.DESCRIPTOR.name
-                ),
-                "event_type": item.event.DESCRIPTOR.full_name,
-                "community_id": item.community_id,
-                "ce_subject": item.subject,
-                "payload": item.event.SerializeToString(),
-                "traceparent": carrier.get("traceparent", ""),
-                "tracestate": carrier.get("tracestate", ""),
-                "created_at": now,
-            }
-            for item in staged
-        ]
+        rows: list[dict[str, Any]] = []
+        for item in staged:
+            carrier = current if item.trace is None else _carrier(item.trace)
+            rows.append(
+                {
+                    "event_id": item.event_id or new_event_id(),
+                    "nats_subject": event_subject(
+                        self.service, item.community_id, item.event.DESCRIPTOR.name
+                    ),
+                    "event_type": item.event.DESCRIPTOR.full_name,
+                    "community_id": item.community_id,
+                    "ce_subject": item.subject,
+                    "payload": item.event.SerializeToString(),
+                    "traceparent": carrier.get("traceparent", ""),
+                    "tracestate": carrier.get("tracestate", ""),
+                    "created_at": now,
+                }
+            )
         if rows:
             await session.execute(self._insert, rows)
         return [row["event_id"] for row in rows]
+
+
+def _carrier(trace: Context) -> dict[str, str]:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace)
+    return carrier

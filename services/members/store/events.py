@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry.context import Context
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.events.outbox import Outbox, Staged
@@ -78,7 +80,11 @@ class MemberEvents:
     async def member_joined(self, membership: Membership) -> None:
         await self.members_joined([membership])
 
-    async def members_joined(self, memberships: list[Membership]) -> None:
+    async def members_joined(
+        self, memberships: list[Membership], traces: Sequence[Context | None] = ()
+    ) -> None:
+        """`traces`: each membership's own trace, when several callers' joins commit
+        together; by default the current one."""
         await OUTBOX.add_many(
             self.session,
             [
@@ -93,21 +99,29 @@ class MemberEvents:
                     ),
                     membership.community_id,
                     _membership_subject(membership),
+                    trace=trace,
                 )
-                for membership in memberships
+                for membership, trace in zip(
+                    memberships, traces or [None] * len(memberships), strict=True
+                )
             ],
         )
 
-    async def join_requested(self, request: JoinRequest) -> None:
-        await OUTBOX.add(
+    async def join_requested(self, request: JoinRequest, trace: Context | None = None) -> None:
+        await OUTBOX.add_many(
             self.session,
-            events.JoinRequested(
-                community_id=request.community_id,
-                user_id=request.user_id,
-                request_time=_timestamp(request.created_at),
-            ),
-            community_id=request.community_id,
-            subject=f"communities/{request.community_id}/join-requests/{request.user_id}",
+            [
+                Staged(
+                    events.JoinRequested(
+                        community_id=request.community_id,
+                        user_id=request.user_id,
+                        request_time=_timestamp(request.created_at),
+                    ),
+                    request.community_id,
+                    f"communities/{request.community_id}/join-requests/{request.user_id}",
+                    trace=trace,
+                )
+            ],
         )
 
     async def join_request_rejected(self, request: JoinRequest) -> None:

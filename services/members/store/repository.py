@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,6 +115,10 @@ class CommunityRepository:
         ).first()
         return _community(row) if row else None
 
+    async def get_many(self, ids: Collection[str]) -> dict[str, Community]:
+        rows = await self.session.execute(select(communities).where(communities.c.id.in_(ids)))
+        return {row.id: _community(row) for row in rows}
+
     async def slug_taken(self, slug: str) -> bool:
         found = await self.session.scalar(
             select(communities.c.id).where(communities.c.slug == slug)
@@ -141,6 +146,20 @@ class CommunityRepository:
             )
         ).first()
         return _membership(row) if row else None
+
+    async def memberships_of(
+        self, pairs: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], Membership]:
+        """The memberships of (community, user) pairs, read with one statement."""
+        rows = await self.session.execute(
+            select(memberships).where(
+                memberships.c.community_id.in_({community for community, _ in pairs}),
+                memberships.c.user_id.in_({user for _, user in pairs}),
+            )
+        )
+        found = {(row.community_id, row.user_id): _membership(row) for row in rows}
+        # The two IN lists cross-match pairs nobody asked for; those are dropped.
+        return {pair: found[pair] for pair in pairs if pair in found}
 
 
 async def log_moderation(
@@ -191,6 +210,21 @@ class JoinRequestRepository:
             )
         ).first()
         return _join_request(row) if row else None
+
+    async def get_many(
+        self, pairs: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], JoinRequest]:
+        """The latest requests of (community, user) pairs, read with one statement."""
+        if not pairs:
+            return {}
+        rows = await self.session.execute(
+            select(join_requests).where(
+                join_requests.c.community_id.in_({community for community, _ in pairs}),
+                join_requests.c.user_id.in_({user for _, user in pairs}),
+            )
+        )
+        found = {(row.community_id, row.user_id): _join_request(row) for row in rows}
+        return {pair: found[pair] for pair in pairs if pair in found}
 
     async def save(self, request: JoinRequest) -> None:
         values = {
