@@ -8,11 +8,14 @@ and `bench.segments` (segment count time over 100,000 members) on the same store
 
 The members database is seeded with 10,000 communities and 100,000 members in one of them
 (bulk inserts into a schema built by the service's own migrations), then the members
-service runs as its own process (`python -m services.members`, relay embedded, publishing
-to a real nats-server) while this process offers JoinCommunity calls from new users into
-the big community over a real gRPC channel, `--concurrency` at a time. The baseline is a
-bare grpc.aio server answering the same request with an empty response: the ratio of the
-two rates is the figure to watch (target: JoinCommunity at least 0.5 of the echo rate).
+service runs as Kubernetes runs it: `--replicas` API processes, the outbox relay
+(publishing to a real nats-server) and the consumers each in a process of their own, all on
+this machine's cores while this process offers JoinCommunity calls from new users into the
+big community, `--concurrency` at a time, spread over the replicas. The baseline is as many
+bare grpc.aio servers answering the same request with an empty response, offered the same
+load by the same client: the ratio of the two rates is the figure to watch (target:
+JoinCommunity at least 0.5 of the echo rate). After the load the outbox must drain: every
+acknowledged join's event is published.
 """
 
 from __future__ import annotations
@@ -30,18 +33,19 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
+from sqlalchemy import func, select
 
 from bench.support import CpuMeter, Latency, machine_facts
 from services.kit.auth import LocalSigner
 from services.kit.database import Database
 from services.kit.migrations import migrate
-from services.members.store.tables import communities, memberships
+from services.members.store.tables import communities, memberships, outbox
 from studyhall.members.v1 import members_service_pb2 as pb
 from tests.harness.servers import provide_nats, provide_postgres, provide_redis
 
@@ -55,8 +59,12 @@ class Result:
     rate: float
     latency: Latency
     errors: int
-    # CPU milliseconds the server process spent per answered call.
+    # CPU milliseconds the server processes spent per answered call, in all and by process.
     server_cpu_ms: float
+    cpu_by_process: dict[str, float] = field(default_factory=dict)
+    # Joins only: outbox rows unpublished when the load stopped, and how long they took.
+    backlog: int = 0
+    drain_seconds: float = 0.0
 
 
 def free_port() -> int:
@@ -150,8 +158,8 @@ async def wait_serving(port: int) -> None:
 
 
 async def offer_joins(
-    port: int,
-    server_pid: int,
+    ports: list[int],
+    server_pids: dict[str, int],
     community_id: str,
     tokens: list[str],
     seconds: float,
@@ -159,26 +167,33 @@ async def offer_joins(
     *,
     reuse_tokens: bool = False,
 ) -> Result:
-    """New users joining `community_id`, `concurrency` calls in flight, for `seconds`.
+    """New users joining `community_id`, `concurrency` calls in flight, for `seconds`, spread
+    evenly over the replicas listening on `ports` (as a Kubernetes Service spreads them).
 
     The echo verifies nothing, so it may go round the same tokens (`reuse_tokens`): only the
     joins need a user of their own per call."""
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        call = channel.unary_unary(
-            JOIN,
-            request_serializer=pb.JoinCommunityRequest.SerializeToString,
-            response_deserializer=pb.JoinCommunityResponse.FromString,
-        )
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for port in ports]
+    try:
+        calls = [
+            channel.unary_unary(
+                JOIN,
+                request_serializer=pb.JoinCommunityRequest.SerializeToString,
+                response_deserializer=pb.JoinCommunityResponse.FromString,
+            )
+            for channel in channels
+        ]
         request = pb.JoinCommunityRequest(community_id=community_id)
-        # Warm up the connection and the server's first-call paths with users of their own.
-        for token in tokens[:100]:
-            await call(request, metadata=(("authorization", f"Bearer {token}"),), timeout=10)
+        # Warm up the connections and the servers' first-call paths with users of their own.
+        for number, token in enumerate(tokens[:100]):
+            await calls[number % len(calls)](
+                request, metadata=(("authorization", f"Bearer {token}"),), timeout=10
+            )
         pending = itertools.cycle(tokens[100:]) if reuse_tokens else iter(tokens[100:])
         latencies: list[float] = []
         errors = 0
         deadline = time.perf_counter() + seconds
 
-        async def client() -> None:
+        async def client(call: Any) -> None:
             nonlocal errors
             for token in pending:
                 if time.perf_counter() >= deadline:
@@ -194,14 +209,33 @@ async def offer_joins(
                 latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
-        meter = CpuMeter({"server": server_pid})
-        await asyncio.gather(*(client() for _ in range(concurrency)))
+        meter = CpuMeter(dict(server_pids))
+        await asyncio.gather(*(client(calls[n % len(calls)]) for n in range(concurrency)))
         elapsed = time.perf_counter() - started
-        server_cores = meter.stop().others["server"]
+        use = meter.stop()
+    finally:
+        for channel in channels:
+            await channel.close()
     if not reuse_tokens and len(latencies) + errors >= len(tokens) - 100:
         raise SystemExit("ran out of pre-signed users: raise --users")
     rate = len(latencies) / elapsed
-    return Result(rate, Latency.of(latencies), errors, server_cores / max(rate, 1e-9) * 1000)
+    per_call = {name: cores / max(rate, 1e-9) * 1000 for name, cores in use.others.items()}
+    return Result(rate, Latency.of(latencies), errors, sum(per_call.values()), per_call)
+
+
+async def outbox_backlog(url: str) -> int:
+    """Events committed but not yet published by the relay."""
+    database = Database(url)
+    try:
+        async with database.read() as session:
+            return int(
+                await session.scalar(
+                    select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+                )
+                or 0
+            )
+    finally:
+        await database.close()
 
 
 # ---- the baseline: a bare grpc.aio server ---------------------------------------------------
@@ -284,18 +318,24 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
         join_rates: list[Result] = []
         used = 0
         for round_number in range(options.rounds):
-            port = free_port()
-            with process(
-                [sys.executable, "-m", "bench.members", "--serve-echo", str(port)],
-                env,
-                workdir / f"echo-{round_number}.log",
-            ) as echo:
-                wait_for_port(port, echo)
+            with contextlib.ExitStack() as servers:
+                ports = [free_port() for _ in range(options.replicas)]
+                pids = {}
+                for replica, port in enumerate(ports):
+                    echo = servers.enter_context(
+                        process(
+                            [sys.executable, "-m", "bench.members", "--serve-echo", str(port)],
+                            env,
+                            workdir / f"echo-{round_number}-{replica}.log",
+                        )
+                    )
+                    wait_for_port(port, echo)
+                    pids[f"echo {replica}"] = echo.pid
                 echo_rates.append(
                     asyncio.run(
                         offer_joins(
-                            port,
-                            echo.pid,
+                            ports,
+                            pids,
                             big,
                             tokens,
                             options.seconds,
@@ -304,20 +344,12 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
                         )
                     )
                 )
-            port = free_port()
-            env["STUDYHALL_MEMBERS_GRPC_PORT"] = str(port)
-            env["STUDYHALL_MEMBERS_METRICS_PORT"] = str(free_port())
-            with process(
-                [sys.executable, "-m", "services.members"],
-                env,
-                workdir / f"members-{round_number}.log",
-            ) as members:
-                wait_for_port(port, members)
-                asyncio.run(wait_serving(port))
+            with contextlib.ExitStack() as servers:
+                pids, ports = start_members(servers, env, workdir, round_number, options.replicas)
                 spy = (
                     subprocess.Popen(
                         [
-                            *("py-spy", "record", "--pid", str(members.pid), "--format", "raw"),
+                            *("py-spy", "record", "--pid", str(pids["api 0"]), "--format", "raw"),
                             *("--duration", str(int(options.seconds)), "-o", options.profile),
                         ],
                         stdout=subprocess.DEVNULL,
@@ -327,13 +359,64 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
                 )
                 share = tokens[used:]
                 result = asyncio.run(
-                    offer_joins(port, members.pid, big, share, options.seconds, options.concurrency)
+                    offer_joins(ports, pids, big, share, options.seconds, options.concurrency)
                 )
                 used += result.latency.count + result.errors + 100
+                result.backlog, result.drain_seconds = drain(database_url)
                 join_rates.append(result)
                 if spy is not None:
                     spy.wait()
     report(options, echo_rates, join_rates)
+
+
+def start_members(
+    stack: contextlib.ExitStack,
+    env: dict[str, str],
+    workdir: Path,
+    round_number: int,
+    replicas: int,
+) -> tuple[dict[str, int], list[int]]:
+    """The members service as Kubernetes runs it (deploy/k8s/base): API replicas with the
+    relay and the consumers in processes of their own; all of them on this machine's cores.
+    Returns every process's pid and the API replicas' ports."""
+    pids: dict[str, int] = {}
+    api_ports: list[int] = []
+    roles = [("relay", "relay"), ("consume", "consumer")] + [
+        ("serve", f"api {n}") for n in range(replicas)
+    ]
+    for mode, name in roles:
+        port = free_port()
+        child = stack.enter_context(
+            process(
+                [sys.executable, "-m", "services.members", mode],
+                {
+                    **env,
+                    "STUDYHALL_RELAY": "external",
+                    "STUDYHALL_CONSUMERS": "external",
+                    "STUDYHALL_MEMBERS_GRPC_PORT": str(port),
+                    "STUDYHALL_MEMBERS_METRICS_PORT": str(free_port()),
+                },
+                workdir / f"members-{round_number}-{name.replace(' ', '-')}.log",
+            )
+        )
+        wait_for_port(port, child)
+        asyncio.run(wait_serving(port))
+        pids[name] = child.pid
+        if mode == "serve":
+            api_ports.append(port)
+    return pids, api_ports
+
+
+def drain(database_url: str, timeout: float = 300) -> tuple[int, float]:
+    """(events waiting in the outbox when the load stopped, seconds until none were)."""
+    started = time.perf_counter()
+    backlog = left = asyncio.run(outbox_backlog(database_url))
+    while left and time.perf_counter() - started < timeout:
+        time.sleep(0.2)
+        left = asyncio.run(outbox_backlog(database_url))
+    if left:
+        raise SystemExit(f"{left} events still unpublished {timeout:.0f} s after the load")
+    return backlog, time.perf_counter() - started
 
 
 def report(options: argparse.Namespace, echo: list[Result], join: list[Result]) -> None:
@@ -343,7 +426,8 @@ def report(options: argparse.Namespace, echo: list[Result], join: list[Result]) 
 
     shape = (
         f"{options.concurrency} concurrent callers, {options.seconds:.0f} s x {options.rounds} "
-        f"rounds, store {options.store}"
+        f"rounds, store {options.store}, {options.replicas} API replica(s) and as many echo "
+        "servers, the relay and the consumers in processes of their own"
     )
     print(
         f"\nJoinCommunity into a community of {options.members:,} members among "
@@ -360,6 +444,15 @@ def report(options: argparse.Namespace, echo: list[Result], join: list[Result]) 
             f"p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  server CPU {cpu:5.2f} ms/call  "
             f"errors {errors}"
         )
+    last = join[-1]
+    print(
+        "server CPU per join by process (last round): "
+        + ", ".join(f"{name} {ms:.2f} ms" for name, ms in last.cpu_by_process.items())
+    )
+    print(
+        "outbox when the load stopped: "
+        + ", ".join(f"{r.backlog} events, published {r.drain_seconds:.1f} s later" for r in join)
+    )
     ratios = [j.rate / e.rate for j, e in zip(join, echo, strict=True)]
     print(
         f"ratio JoinCommunity/echo: median {median(ratios):.2f} "
@@ -377,6 +470,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--replicas", type=int, default=2, help="API processes (and echo servers) side by side"
+    )
     parser.add_argument("--users", type=int, default=60_000, help="pre-signed joiners")
     parser.add_argument("--profile", default="", help="py-spy the members process into FILE")
     parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
