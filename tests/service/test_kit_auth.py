@@ -157,6 +157,50 @@ async def test_token_for_someone_else_is_unauthenticated(
     await _refused(notes, token)
 
 
+def _signed(notes: RunningNotes, claims: dict[str, object]) -> str:
+    return jwt.encode(
+        claims, notes.signer._private_key, algorithm="ES256", headers={"kid": notes.signer.kid}
+    )
+
+
+async def test_token_whose_claims_were_changed_after_signing_is_unauthenticated(
+    notes: RunningNotes,
+) -> None:
+    header, _, signature = _signed(notes, _claims()).split(".")
+    forged = f"{header}.{_part(_claims(sub='root', studyhall_operator=True))}.{signature}"
+    error = await _refused(notes, forged)
+    assert "signature" in (error.details() or "")
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"iat": int(time.time()) + 3600},
+        {"nbf": int(time.time()) + 3600},
+        {"exp": "tomorrow"},
+        {"aud": ["another-api"]},
+    ],
+    ids=["issued-in-the-future", "not-before-later", "expiry-not-a-number", "audience-list"],
+)
+async def test_token_not_valid_now_or_here_is_unauthenticated(
+    notes: RunningNotes, claims: dict[str, object]
+) -> None:
+    await _refused(notes, _signed(notes, _claims(**claims)))
+
+
+@pytest.mark.parametrize("token", ["abc", "a.b", "a.b.c.d", "!!.??.~~"])
+async def test_malformed_token_is_unauthenticated(notes: RunningNotes, token: str) -> None:
+    await _refused(notes, token)
+
+
+async def test_audience_list_naming_this_api_is_accepted(notes: RunningNotes) -> None:
+    token = _signed(notes, _claims(sub="alice", aud=["another-api", "studyhall"]))
+    reply = await notes.whoami(
+        pb.GetCommunityRequest(), metadata=[("authorization", f"Bearer {token}")]
+    )
+    assert reply.owner_user_id == "alice"
+
+
 async def test_token_without_expiry_is_unauthenticated(notes: RunningNotes) -> None:
     claims = _claims()
     del claims["exp"]
