@@ -8,7 +8,11 @@ migrate once and the others wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import hashlib
+import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +39,31 @@ async def migrate(
     lock_key = _lock_key(service)
     # Alembic keeps its context in module globals, so one process migrates one database at
     # a time; across processes the database's own lock does the serializing.
-    async with _in_process, database.writer.connect() as connection:
+    async with _in_process, _sqlite_file_lock(database), database.writer.connect() as connection:
         if not database.is_sqlite:
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
         await connection.run_sync(_upgrade, config, revision)
         await connection.commit()
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_file_lock(database: Database) -> AsyncIterator[None]:
+    """An exclusive lock on `<database>.migrate.lock` for the whole upgrade.
+
+    SQLite's write lock is not enough: alembic does not run SQLite DDL in one transaction,
+    so a replica could take the lock between two migrations of another and both would
+    apply the later ones. Every SQLite replica shares one host, so a file lock serializes
+    them."""
+    path = database.url.database if database.is_sqlite else None
+    if not path or path == ":memory:":
+        yield
+        return
+    descriptor = os.open(f"{path}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def _upgrade(connection: Connection, config: Config, revision: str) -> None:
