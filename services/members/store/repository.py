@@ -4,7 +4,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, or_, select, tuple_
+from sqlalchemy import Table, and_, case, exists, or_, select, tuple_
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -151,15 +151,25 @@ class CommunityRepository:
         self, pairs: Collection[tuple[str, str]]
     ) -> dict[tuple[str, str], Membership]:
         """The memberships of (community, user) pairs, read with one statement."""
-        rows = await self.session.execute(
-            select(memberships).where(
-                memberships.c.community_id.in_({community for community, _ in pairs}),
-                memberships.c.user_id.in_({user for _, user in pairs}),
-            )
+        rows = await _rows_of_pairs(self.session, memberships, pairs)
+        return {pair: _membership(row) for pair, row in rows.items()}
+
+
+async def _rows_of_pairs(
+    session: AsyncSession, table: Table, pairs: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], Row[Any]]:
+    """Rows of `table` keyed by (community_id, user_id), for the pairs asked, one statement."""
+    if not pairs:
+        return {}
+    rows = await session.execute(
+        select(table).where(
+            table.c.community_id.in_({community for community, _ in pairs}),
+            table.c.user_id.in_({user for _, user in pairs}),
         )
-        found = {(row.community_id, row.user_id): _membership(row) for row in rows}
-        # The two IN lists cross-match pairs nobody asked for; those are dropped.
-        return {pair: found[pair] for pair in pairs if pair in found}
+    )
+    found = {(row.community_id, row.user_id): row for row in rows}
+    # The two IN lists cross-match pairs nobody asked for; those are dropped.
+    return {pair: found[pair] for pair in pairs if pair in found}
 
 
 async def log_moderation(
@@ -215,16 +225,8 @@ class JoinRequestRepository:
         self, pairs: Collection[tuple[str, str]]
     ) -> dict[tuple[str, str], JoinRequest]:
         """The latest requests of (community, user) pairs, read with one statement."""
-        if not pairs:
-            return {}
-        rows = await self.session.execute(
-            select(join_requests).where(
-                join_requests.c.community_id.in_({community for community, _ in pairs}),
-                join_requests.c.user_id.in_({user for _, user in pairs}),
-            )
-        )
-        found = {(row.community_id, row.user_id): _join_request(row) for row in rows}
-        return {pair: found[pair] for pair in pairs if pair in found}
+        rows = await _rows_of_pairs(self.session, join_requests, pairs)
+        return {pair: _join_request(row) for pair, row in rows.items()}
 
     async def save(self, request: JoinRequest) -> None:
         values = {
