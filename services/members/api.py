@@ -15,7 +15,7 @@ from services.kit.errors import (
     AlreadyExists,
     NotFound,
 )
-from services.kit.idempotency import IdempotencyKey, IdempotentWriter, fingerprint
+from services.kit.idempotency import IdempotencyKey, IdempotentWriter
 from services.kit.validation import Violations
 from services.members import domain, invites, page_tokens
 from services.members.api_data_rights import DataRightsApi
@@ -28,7 +28,6 @@ from services.members.convert import (
     membership_to_proto,
     save_community,
 )
-from services.members.joins import METHOD as METHOD_JOIN
 from services.members.joins import JoinCommand, Joins
 from services.members.standing import (
     DEFAULT_PAGE_SIZE,
@@ -160,17 +159,7 @@ class MembersApi(
             problems.add("accepted_rules_version", "must not be negative")
         problems.raise_if_any()
 
-        return await self.joins.join(
-            JoinCommand(
-                user_id=caller.user_id,
-                community_id=request.community_id,
-                answers=list(request.answers),
-                invite_code=request.invite_code,
-                accepted_rules_version=int(request.accepted_rules_version),
-                key=IdempotencyKey(caller.user_id, METHOD_JOIN, request.request_id),
-                digest=fingerprint(request) if request.request_id else "",
-            )
-        )
+        return await self.joins.join(JoinCommand.of(caller.user_id, request))
 
     async def LeaveCommunity(
         self, request: pb.LeaveCommunityRequest, context: grpc.aio.ServicerContext

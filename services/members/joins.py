@@ -28,7 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import Database
 from services.kit.errors import DomainError, FailedPrecondition, NotFound
-from services.kit.idempotency import IdempotencyKey, IdempotentWriter, Recorded, replay
+from services.kit.idempotency import (
+    IdempotencyKey,
+    IdempotentWriter,
+    Recorded,
+    fingerprint,
+    replay,
+)
 from services.members import domain, invites
 from services.members.convert import join_request_to_proto, membership_to_proto
 from services.members.standing import apply
@@ -65,6 +71,18 @@ class JoinCommand:
     digest: str = ""
     # The caller's trace, continued by the event the join publishes.
     trace: Context = field(default_factory=otel_context.get_current)
+
+    @classmethod
+    def of(cls, user_id: str, request: pb.JoinCommunityRequest) -> JoinCommand:
+        return cls(
+            user_id=user_id,
+            community_id=request.community_id,
+            answers=list(request.answers),
+            invite_code=request.invite_code,
+            accepted_rules_version=int(request.accepted_rules_version),
+            key=IdempotencyKey(user_id, METHOD, request.request_id),
+            digest=fingerprint(request) if request.request_id else "",
+        )
 
     @property
     def pair(self) -> Pair:

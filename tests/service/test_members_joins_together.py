@@ -18,8 +18,8 @@ from sqlalchemy.exc import DBAPIError
 
 from services.kit.database import Database
 from services.kit.errors import AlreadyExists, FailedPrecondition, NotFound
-from services.kit.idempotency import IdempotencyKey, IdempotentWriter, fingerprint
-from services.members.joins import METHOD, JoinCommand, Joins
+from services.kit.idempotency import IdempotentWriter
+from services.members.joins import JoinCommand, Joins
 from services.members.store.tables import idempotency_keys, memberships, outbox
 from studyhall.members.v1 import members_service_pb2 as pb
 from tests.support.members import Hall
@@ -30,15 +30,7 @@ pytestmark = pytest.mark.service
 
 def _command(community_id: str, user: str, request_id: str = "", **fields: Any) -> JoinCommand:
     request = pb.JoinCommunityRequest(community_id=community_id, request_id=request_id, **fields)
-    return JoinCommand(
-        user_id=user,
-        community_id=community_id,
-        answers=list(request.answers),
-        invite_code=request.invite_code,
-        accepted_rules_version=int(request.accepted_rules_version),
-        key=IdempotencyKey(user, METHOD, request_id),
-        digest=fingerprint(request) if request_id else "",
-    )
+    return JoinCommand.of(user, request)
 
 
 @asynccontextmanager
