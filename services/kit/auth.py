@@ -101,6 +101,7 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
         self.algorithms = algorithms
+        self._checkers = {name: jwt.get_algorithm_by_name(name) for name in algorithms}
         self.leeway = leeway_seconds
         self._key_file = key_file
         self._keys: KeySet | None = None
@@ -137,7 +138,7 @@ class TokenVerifier:
                 f"token algorithm {algorithm!r} is not accepted; use one of {self.algorithms}"
             )
         key = await self._key_for(header.get("kid"))
-        checker = jwt.get_algorithm_by_name(algorithm)
+        checker = self._checkers[algorithm]
         try:
             prepared = checker.prepare_key(key)
             signature = _b64decode(signature_part)
