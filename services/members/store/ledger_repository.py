@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -108,10 +109,13 @@ class LedgerRepository:
         return {(row.community_id, row.user_id) for row in rows} & keys
 
     async def mark_all_active(self, latest: dict[tuple[str, str], datetime]) -> None:
-        """Move each member's last activity forward to its time (never back), one statement."""
+        """Move each member's last activity forward to its time (never back), one executemany
+        of one statement built once per dialect (a multi-row VALUES is compiled anew for every
+        batch size)."""
         if not latest:
             return
-        base = self._insert(member_activity).values(
+        await self.session.execute(
+            _mark_active(self.dialect),
             [
                 {
                     "community_id": community_id,
@@ -122,13 +126,7 @@ class LedgerRepository:
                 }
                 # In key order: batches upserting at once lock rows in the same order.
                 for (community_id, user_id), at in sorted(latest.items())
-            ]
-        )
-        await self.session.execute(
-            base.on_conflict_do_update(
-                index_elements=["community_id", "user_id"],
-                set_={"last_active_at": _later(base.excluded.last_active_at)},
-            )
+            ],
         )
 
     async def set_level(self, community_id: str, user_id: str, level: int) -> None:
@@ -337,6 +335,15 @@ class LedgerRepository:
     def _binary(self, column: Any) -> Any:
         # Ties are broken as Redis breaks them: by the bytes of the user id.
         return column.collate("C") if self.dialect == "postgresql" else column
+
+
+@functools.cache
+def _mark_active(dialect: str) -> Any:
+    base = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(member_activity)
+    return base.on_conflict_do_update(
+        index_elements=["community_id", "user_id"],
+        set_={"last_active_at": _later(base.excluded.last_active_at)},
+    )
 
 
 def _later(candidate: Any) -> Any:
