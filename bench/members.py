@@ -349,7 +349,8 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
                 spy = (
                     subprocess.Popen(
                         [
-                            *("py-spy", "record", "--gil", "--rate", "400", "--pid", str(pids["api 0"]), "--format", "raw"),
+                            *("py-spy", "record", "--gil", "--rate", "400"),
+                            *("--pid", str(pids["api 0"]), "--format", "raw"),
                             *("--duration", str(int(options.seconds)), "-o", options.profile),
                         ],
                         stdout=subprocess.DEVNULL,
@@ -388,7 +389,7 @@ def start_members(
         port = free_port()
         child = stack.enter_context(
             process(
-                [sys.executable, *(("-c", "import sys; sys.path.insert(0, '/tmp/exp'); import waitprobe, runpy; runpy.run_module('services.members', run_name='__main__')") if os.environ.get("BENCH_PROBE") else ("-m", "services.members")), mode],
+                [sys.executable, "-m", "services.members", mode],
                 {
                     **env,
                     "STUDYHALL_RELAY": "external",
