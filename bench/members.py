@@ -14,8 +14,10 @@ this machine's cores while this process offers JoinCommunity calls from new user
 big community, `--concurrency` at a time, spread over the replicas. The baseline is as many
 bare grpc.aio servers answering the same request with an empty response, offered the same
 load by the same client: the ratio of the two rates is the figure to watch (target:
-JoinCommunity at least 0.5 of the echo rate). After the load the outbox must drain: every
-acknowledged join's event is published.
+JoinCommunity at least 0.5 of the echo rate). A second baseline, "echo + token", is the
+same echo verifying each caller's token first, as the service does (ES256, no cache): it
+shows what the token alone costs on these cores. After the load the outbox must drain:
+every acknowledged join's event is published.
 """
 
 from __future__ import annotations
@@ -42,12 +44,19 @@ import grpc
 from sqlalchemy import func, select
 
 from bench.support import CpuMeter, Latency, machine_facts
-from services.kit.auth import LocalSigner
+from services.kit.auth import LocalSigner, TokenVerifier
 from services.kit.database import Database
 from services.kit.migrations import migrate
+from services.kit.settings import load_settings
+from services.members.settings import MembersSettings
 from services.members.store.tables import communities, memberships, outbox
 from studyhall.members.v1 import members_service_pb2 as pb
-from tests.harness.servers import provide_nats, provide_postgres, provide_redis
+from tests.harness.servers import (
+    find_nats_server,
+    provide_nats,
+    provide_postgres,
+    provide_redis,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "services" / "members" / "store" / "migrations"
@@ -241,8 +250,26 @@ async def outbox_backlog(url: str) -> int:
 # ---- the baseline: a bare grpc.aio server ---------------------------------------------------
 
 
-async def serve_echo(port: int) -> None:
+async def serve_echo(port: int, *, verify_tokens: bool) -> None:
+    """The raw baseline; with `verify_tokens`, it first verifies the caller's token as the
+    service does, with no cache, so that every call pays for one ES256 check."""
+    settings = load_settings(MembersSettings)
+    verifier = (
+        TokenVerifier(
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+            algorithms=settings.algorithms,
+            key_file=settings.effective_key_file(),
+            cache_size=0,
+        )
+        if verify_tokens
+        else None
+    )
+
     async def join(request: pb.JoinCommunityRequest, context: Any) -> pb.JoinCommunityResponse:
+        if verifier is not None:
+            metadata = dict(context.invocation_metadata() or ())
+            await verifier.verify(str(metadata["authorization"]).removeprefix("Bearer "))
         return pb.JoinCommunityResponse()
 
     server = grpc.aio.server()
@@ -284,7 +311,7 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
 def run(options: argparse.Namespace, workdir: Path) -> None:
     data_dir = workdir / "data"
     signer = LocalSigner.ensure(data_dir)
-    facts = machine_facts(None)
+    facts = machine_facts(find_nats_server()[0])
     print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
     with contextlib.ExitStack() as stack:
         nats_server = stack.enter_context(provide_nats(workdir / "nats"))
@@ -315,35 +342,28 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
             "STUDYHALL_LOG_LEVEL": "WARNING",
         }
         echo_rates: list[Result] = []
+        signed_rates: list[Result] = []
         join_rates: list[Result] = []
         used = 0
         for round_number in range(options.rounds):
-            with contextlib.ExitStack() as servers:
-                ports = [free_port() for _ in range(options.replicas)]
-                pids = {}
-                for replica, port in enumerate(ports):
-                    echo = servers.enter_context(
-                        process(
-                            [sys.executable, "-m", "bench.members", "--serve-echo", str(port)],
-                            env,
-                            workdir / f"echo-{round_number}-{replica}.log",
+            for verify, rates in ((False, echo_rates), (True, signed_rates)):
+                with contextlib.ExitStack() as servers:
+                    pids, ports = start_echo(
+                        servers, env, workdir, round_number, options.replicas, verify=verify
+                    )
+                    rates.append(
+                        asyncio.run(
+                            offer_joins(
+                                ports,
+                                pids,
+                                big,
+                                tokens,
+                                options.seconds,
+                                options.concurrency,
+                                reuse_tokens=True,
+                            )
                         )
                     )
-                    wait_for_port(port, echo)
-                    pids[f"echo {replica}"] = echo.pid
-                echo_rates.append(
-                    asyncio.run(
-                        offer_joins(
-                            ports,
-                            pids,
-                            big,
-                            tokens,
-                            options.seconds,
-                            options.concurrency,
-                            reuse_tokens=True,
-                        )
-                    )
-                )
             with contextlib.ExitStack() as servers:
                 pids, ports = start_members(servers, env, workdir, round_number, options.replicas)
                 spy = (
@@ -367,7 +387,36 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
                 join_rates.append(result)
                 if spy is not None:
                     spy.wait()
-    report(options, echo_rates, join_rates)
+    report(options, echo_rates, signed_rates, join_rates)
+
+
+def start_echo(
+    stack: contextlib.ExitStack,
+    env: dict[str, str],
+    workdir: Path,
+    round_number: int,
+    replicas: int,
+    *,
+    verify: bool,
+) -> tuple[dict[str, int], list[int]]:
+    """`replicas` echo servers; with `verify`, each checks every caller's token first."""
+    pids: dict[str, int] = {}
+    ports = [free_port() for _ in range(replicas)]
+    kind = "signed" if verify else "echo"
+    for replica, port in enumerate(ports):
+        echo = stack.enter_context(
+            process(
+                [
+                    *(sys.executable, "-m", "bench.members", "--serve-echo", str(port)),
+                    *(("--verify-tokens",) if verify else ()),
+                ],
+                env,
+                workdir / f"{kind}-{round_number}-{replica}.log",
+            )
+        )
+        wait_for_port(port, echo)
+        pids[f"{kind} {replica}"] = echo.pid
+    return pids, ports
 
 
 def start_members(
@@ -420,7 +469,9 @@ def drain(database_url: str, timeout: float = 300) -> tuple[int, float]:
     return backlog, time.perf_counter() - started
 
 
-def report(options: argparse.Namespace, echo: list[Result], join: list[Result]) -> None:
+def report(
+    options: argparse.Namespace, echo: list[Result], signed: list[Result], join: list[Result]
+) -> None:
     def median(values: list[float]) -> float:
         ordered = sorted(values)
         return ordered[len(ordered) // 2]
@@ -434,7 +485,11 @@ def report(options: argparse.Namespace, echo: list[Result], join: list[Result]) 
         f"\nJoinCommunity into a community of {options.members:,} members among "
         f"{options.communities:,} communities; {shape}"
     )
-    for name, results in (("grpc.aio echo", echo), ("JoinCommunity", join)):
+    for name, results in (
+        ("grpc.aio echo", echo),
+        ("echo + token", signed),
+        ("JoinCommunity", join),
+    ):
         rates = ", ".join(f"{r.rate:.0f}" for r in results)
         p99 = median([r.latency.p99 * 1000 for r in results])
         p50 = median([r.latency.p50 * 1000 for r in results])
@@ -454,11 +509,15 @@ def report(options: argparse.Namespace, echo: list[Result], join: list[Result]) 
         "outbox when the load stopped: "
         + ", ".join(f"{r.backlog} events, published {r.drain_seconds:.1f} s later" for r in join)
     )
-    ratios = [j.rate / e.rate for j, e in zip(join, echo, strict=True)]
-    print(
-        f"ratio JoinCommunity/echo: median {median(ratios):.2f} "
-        f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.50)"
-    )
+    for name, baseline, target in (
+        ("echo", echo, " target >= 0.50"),
+        ("echo + token", signed, ""),
+    ):
+        ratios = [j.rate / b.rate for j, b in zip(join, baseline, strict=True)]
+        print(
+            f"ratio JoinCommunity/{name}: median {median(ratios):.2f} "
+            f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)};{target or ' for reference'})"
+        )
 
 
 def main() -> None:
@@ -477,9 +536,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=60_000, help="pre-signed joiners")
     parser.add_argument("--profile", default="", help="py-spy the members process into FILE")
     parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--verify-tokens", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.serve_echo:
-        asyncio.run(serve_echo(options.serve_echo))
+        asyncio.run(serve_echo(options.serve_echo, verify_tokens=options.verify_tokens))
         return
     with tempfile.TemporaryDirectory(prefix="bench-members-") as scratch:
         run(options, Path(scratch))
