@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, case, exists, or_, select, tuple_
+from sqlalchemy import Select, Table, and_, bindparam, case, exists, or_, select, tuple_
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -116,7 +117,7 @@ class CommunityRepository:
         return _community(row) if row else None
 
     async def get_many(self, ids: Collection[str]) -> dict[str, Community]:
-        rows = await self.session.execute(select(communities).where(communities.c.id.in_(ids)))
+        rows = await self.session.execute(_COMMUNITIES_BY_ID, {"ids": list(ids)})
         return {row.id: _community(row) for row in rows}
 
     async def slug_taken(self, slug: str) -> bool:
@@ -155,6 +156,21 @@ class CommunityRepository:
         return {pair: _membership(row) for pair, row in rows.items()}
 
 
+# The hot reads of a group of joins, built once: expanding IN parameters take any number of
+# values without building, or caching, a statement per size.
+_COMMUNITIES_BY_ID = select(communities).where(
+    communities.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+@functools.cache
+def _pairs_query(table: Table) -> Select[Any]:
+    return select(table).where(
+        table.c.community_id.in_(bindparam("communities", expanding=True)),
+        table.c.user_id.in_(bindparam("users", expanding=True)),
+    )
+
+
 async def _rows_of_pairs(
     session: AsyncSession, table: Table, pairs: Collection[tuple[str, str]]
 ) -> dict[tuple[str, str], Row[Any]]:
@@ -162,10 +178,11 @@ async def _rows_of_pairs(
     if not pairs:
         return {}
     rows = await session.execute(
-        select(table).where(
-            table.c.community_id.in_({community for community, _ in pairs}),
-            table.c.user_id.in_({user for _, user in pairs}),
-        )
+        _pairs_query(table),
+        {
+            "communities": list({community for community, _ in pairs}),
+            "users": list({user for _, user in pairs}),
+        },
     )
     found = {(row.community_id, row.user_id): row for row in rows}
     # The two IN lists cross-match pairs nobody asked for; those are dropped.
