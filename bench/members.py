@@ -250,21 +250,20 @@ async def outbox_backlog(url: str) -> int:
 # ---- the baseline: a bare grpc.aio server ---------------------------------------------------
 
 
+def _uncached_verifier(settings: MembersSettings) -> TokenVerifier:
+    return TokenVerifier(
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        algorithms=settings.algorithms,
+        key_file=settings.effective_key_file(),
+        cache_size=0,
+    )
+
+
 async def serve_echo(port: int, *, verify_tokens: bool) -> None:
     """The raw baseline; with `verify_tokens`, it first verifies the caller's token as the
     service does, with no cache, so that every call pays for one ES256 check."""
-    settings = load_settings(MembersSettings)
-    verifier = (
-        TokenVerifier(
-            issuer=settings.auth_issuer,
-            audience=settings.auth_audience,
-            algorithms=settings.algorithms,
-            key_file=settings.effective_key_file(),
-            cache_size=0,
-        )
-        if verify_tokens
-        else None
-    )
+    verifier = _uncached_verifier(load_settings(MembersSettings)) if verify_tokens else None
 
     async def join(request: pb.JoinCommunityRequest, context: Any) -> pb.JoinCommunityResponse:
         if verifier is not None:

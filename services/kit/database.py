@@ -36,10 +36,11 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-# How often a writer looks again for the write lock another process holds: from the first
-# to the longest wait. Other processes hold it for a few milliseconds (one transaction), so a
-# long wait only adds latency; a look that fails costs a few microseconds.
-SQLITE_LOCK_POLL_SECONDS = (0.0005, 0.004)
+# How soon a writer looks again for the write lock another process holds, doubling up to the
+# longest wait. Other processes hold it for a few milliseconds (one transaction), so a long
+# wait only adds latency; a look that fails costs a few microseconds.
+SQLITE_LOCK_FIRST_WAIT = 0.0005
+SQLITE_LOCK_LONGEST_WAIT = 0.004
 
 
 def normalize_url(url: str) -> URL:
@@ -186,7 +187,7 @@ class InlineSqlite(aiosqlite.Connection):
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
         deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-        delay = SQLITE_LOCK_POLL_SECONDS[0]
+        delay = SQLITE_LOCK_FIRST_WAIT
         while True:
             try:
                 return fn(*args, **kwargs)
@@ -196,7 +197,7 @@ class InlineSqlite(aiosqlite.Connection):
                 if "locked" not in str(error) or not taking_lock or time.monotonic() > deadline:
                     raise
             await asyncio.sleep(delay)
-            delay = min(delay * 2, SQLITE_LOCK_POLL_SECONDS[1])
+            delay = min(delay * 2, SQLITE_LOCK_LONGEST_WAIT)
 
     def stop(self) -> None:
         self._running = False

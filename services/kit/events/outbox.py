@@ -79,10 +79,18 @@ class Outbox:
         self._insert = table.insert()
 
     async def add(
-        self, session: AsyncSession, event: Message, *, community_id: str, subject: str
+        self,
+        session: AsyncSession,
+        event: Message,
+        *,
+        community_id: str,
+        subject: str,
+        trace: Context | None = None,
     ) -> str:
         """Stage `event` about `subject` (e.g. "communities/<id>/members/<user>")."""
-        [event_id] = await self.add_many(session, [Staged(event, community_id, subject)])
+        [event_id] = await self.add_many(
+            session, [Staged(event, community_id, subject, trace=trace)]
+        )
         return event_id
 
     async def add_many(self, session: AsyncSession, staged: Sequence[Staged]) -> list[str]:

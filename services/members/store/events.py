@@ -108,20 +108,16 @@ class MemberEvents:
         )
 
     async def join_requested(self, request: JoinRequest, trace: Context | None = None) -> None:
-        await OUTBOX.add_many(
+        await OUTBOX.add(
             self.session,
-            [
-                Staged(
-                    events.JoinRequested(
-                        community_id=request.community_id,
-                        user_id=request.user_id,
-                        request_time=_timestamp(request.created_at),
-                    ),
-                    request.community_id,
-                    f"communities/{request.community_id}/join-requests/{request.user_id}",
-                    trace=trace,
-                )
-            ],
+            events.JoinRequested(
+                community_id=request.community_id,
+                user_id=request.user_id,
+                request_time=_timestamp(request.created_at),
+            ),
+            community_id=request.community_id,
+            subject=f"communities/{request.community_id}/join-requests/{request.user_id}",
+            trace=trace,
         )
 
     async def join_request_rejected(self, request: JoinRequest) -> None:
