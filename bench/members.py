@@ -18,6 +18,10 @@ JoinCommunity at least 0.5 of the echo rate). A second baseline, "echo + token",
 same echo verifying each caller's token first, as the service does (ES256, no cache): it
 shows what the token alone costs on these cores. After the load the outbox must drain:
 every acknowledged join's event is published.
+
+Each run also prints what a call costs the whole machine, every process and the client
+counted. While the cores are busy, rates stand in inverse proportion to those costs: 0.5 of
+the echo rate leaves a join twice what an echo call costs the machine.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ from tests.harness.servers import (
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "services" / "members" / "store" / "migrations"
 JOIN = "/studyhall.members.v1.MembersService/JoinCommunity"
+BROKER = "nats-server"
 
 
 @dataclass
@@ -68,9 +73,15 @@ class Result:
     rate: float
     latency: Latency
     errors: int
-    # CPU milliseconds the server processes spent per answered call, in all and by process.
+    # CPU milliseconds the server processes spent per answered call, in all and by process
+    # (nats-server listed but not counted in `server_cpu_ms`).
     server_cpu_ms: float
     cpu_by_process: dict[str, float] = field(default_factory=dict)
+    # CPU milliseconds per answered call of the whole machine and of the calling client, and
+    # how many cores the machine kept busy.
+    machine_cpu_ms: float = 0.0
+    client_cpu_ms: float = 0.0
+    busy_cores: float = 0.0
     # Joins only: outbox rows unpublished when the load stopped, and how long they took.
     backlog: int = 0
     drain_seconds: float = 0.0
@@ -228,8 +239,21 @@ async def offer_joins(
     if not reuse_tokens and len(latencies) + errors >= len(tokens) - 100:
         raise SystemExit("ran out of pre-signed users: raise --users")
     rate = len(latencies) / elapsed
-    per_call = {name: cores / max(rate, 1e-9) * 1000 for name, cores in use.others.items()}
-    return Result(rate, Latency.of(latencies), errors, sum(per_call.values()), per_call)
+
+    def per_call(cores: float) -> float:
+        return cores / max(rate, 1e-9) * 1000
+
+    by_process = {name: per_call(cores) for name, cores in use.others.items()}
+    return Result(
+        rate,
+        Latency.of(latencies),
+        errors,
+        sum(ms for name, ms in by_process.items() if name != BROKER),
+        by_process,
+        machine_cpu_ms=per_call(use.machine),
+        client_cpu_ms=per_call(use.python),
+        busy_cores=use.machine,
+    )
 
 
 async def outbox_backlog(url: str) -> int:
@@ -365,6 +389,8 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
                     )
             with contextlib.ExitStack() as servers:
                 pids, ports = start_members(servers, env, workdir, round_number, options.replicas)
+                if nats_server.pid is not None:
+                    pids[BROKER] = nats_server.pid
                 spy = (
                     subprocess.Popen(
                         [
@@ -503,6 +529,21 @@ def report(
     print(
         "server CPU per join by process (last round): "
         + ", ".join(f"{name} {ms:.2f} ms" for name, ms in last.cpu_by_process.items())
+    )
+    cores = os.cpu_count() or 1
+    echo_machine = median([r.machine_cpu_ms for r in echo])
+    print(
+        "whole machine per call, every process and the client counted: "
+        + ", ".join(
+            f"{name} {median([r.machine_cpu_ms for r in results]):.2f} ms "
+            f"(client {median([r.client_cpu_ms for r in results]):.2f} ms, "
+            f"{median([r.busy_cores for r in results]):.2f} of {cores} cores busy)"
+            for name, results in (("echo", echo), ("echo + token", signed), ("join", join))
+        )
+    )
+    print(
+        f"with the cores busy, 0.5 of the echo rate leaves a join {2 * echo_machine:.2f} ms "
+        "of the whole machine"
     )
     print(
         "outbox when the load stopped: "
