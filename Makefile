@@ -29,7 +29,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy services tests
+	$(BIN)/mypy services tests bench
 
 imports: venv
 	$(BIN)/lint-imports

@@ -75,9 +75,9 @@ from services.kit.events.consumer import Consumer
 from services.kit.events.relay import Relay
 from services.kit.events.streams import StreamLimits, ensure_stream, service_stream
 from services.kit.migrations import migrate
-from services.members import domain
-from services.members.store.events import MemberEvents
-from services.members.store.repository import CommunityRepository
+from services.members.communities import domain
+from services.members.communities.events import CommunityEvents
+from services.members.communities.store import CommunityRepository
 from services.members.store.tables import outbox as members_outbox
 from studyhall.members.v1 import members_events_pb2 as member_events
 from studyhall.members.v1 import members_service_pb2 as members_pb
@@ -645,7 +645,7 @@ class System:
         self.tracker.expect([(c.id, c.owner_user_id) for c in self.communities])
         async with self.members.write() as session:
             repository = CommunityRepository(session)
-            published = MemberEvents(session)
+            published = CommunityEvents(session)
             for community in self.communities:
                 owner = domain.Membership(
                     community.id, community.owner_user_id, domain.Role.OWNER, community.created_at
@@ -671,7 +671,7 @@ class System:
             # their events, as a bulk import or a batched consumer would write them.
             memberships = [domain.join(community, None, user_id) for community, user_id in joins]
             await CommunityRepository(session).save_memberships(memberships)
-            await MemberEvents(session).members_joined(memberships)
+            await CommunityEvents(session).members_joined(memberships)
         committed = now()
         for community, user_id in joins:
             self.tracker.committed[(community.id, user_id)] = committed

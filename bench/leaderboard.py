@@ -29,7 +29,7 @@ from bench.support import Latency
 from services.kit.cache import ResilientRedis
 from services.kit.database import Database
 from services.kit.migrations import migrate
-from services.members.leaderboards import Leaderboards, Window
+from services.members.recognition.leaderboards import Leaderboards, Window
 from services.members.store.tables import communities, member_activity, points_ledger
 from tests.harness.servers import provide_postgres, provide_redis
 

@@ -34,12 +34,9 @@ from sqlalchemy import Table, text
 from bench.support import machine_facts
 from services.kit.database import Database
 from services.kit.migrations import migrate
-from services.members import segment_rules
-from services.members.store.profiles_repository import (
-    AttributeRepository,
-    count_members,
-    list_matching_members,
-)
+from services.members.personas.store import AttributeRepository
+from services.members.segments import rules as segment_rules
+from services.members.segments.store import count_members, list_matching_members
 from services.members.store.tables import (
     checkin_streaks,
     communities,

@@ -7,14 +7,17 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from services.kit.events.consumer import Subscription
 from services.kit.events.deadletter import CONSUMER, REASON, SUBJECT
 from services.kit.events.streams import DEADLETTER_PREFIX, DEADLETTER_STREAM, stream_name
-from services.kit.service import ServiceSpec
+from services.kit.service import ServiceSpec, build_dependencies
+from services.kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "asyncapi.json"
@@ -90,6 +93,16 @@ def schema(message: Descriptor) -> dict[str, Any]:
     return {"type": "object", "x-protobuf-message": message.full_name, "properties": properties}
 
 
+def consumed(spec: ServiceSpec) -> Sequence[Subscription]:
+    """The subscriptions a service declares, built against dependencies that stay inert:
+    nothing connects to a database, Redis or NATS until a process runs."""
+    if spec.subscriptions is None:
+        return []
+    return [
+        consumer.subscription for consumer in build_dependencies(spec, ServiceSettings()).consumers
+    ]
+
+
 def document() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -122,7 +135,7 @@ def document() -> dict[str, Any]:
                 "summary": f"The {service} service publishes it through its outbox.",
             }
     for consumer_service, spec in specs.items():
-        for subscription in spec.subscriptions:
+        for subscription in consumed(spec):
             for message_type in subscription.event_types:
                 key = f"{subscription.source_service}.{message_type.DESCRIPTOR.name}"
                 operations[f"{subscription.name}.{message_type.DESCRIPTOR.name}"] = {

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.analytics import domain
 from services.analytics.store.repository import StatsRepository
 from services.kit.access import Access, Role
 from services.kit.auth import current_identity
 from services.kit.database import Database
+from services.kit.timestamps import timestamp_or_none
 from services.kit.validation import Violations
 from studyhall.analytics.v1 import analytics_service_pb2 as pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as pb_grpc
@@ -41,15 +41,11 @@ class AnalyticsApi(pb_grpc.AnalyticsServiceServicer):
 
 
 def _to_proto(stats: domain.CommunityStats) -> pb.CommunityStats:
-    updated: Timestamp | None = None
-    if stats.updated_at is not None:
-        updated = Timestamp()
-        updated.FromDatetime(stats.updated_at)
     return pb.CommunityStats(
         community_id=stats.community_id,
         member_count=stats.member_count,
         post_count=stats.post_count,
         activity_count=stats.activity_count,
         product_count=stats.product_count,
-        update_time=updated,
+        update_time=timestamp_or_none(stats.updated_at),
     )

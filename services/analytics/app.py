@@ -28,7 +28,7 @@ SPEC = ServiceSpec(
     service_names=[SERVICE_NAME],
     register=register,
     inbox=inbox,
-    subscriptions=[MEMBERS, access_subscription("analytics", access)],
+    subscriptions=lambda deps: [MEMBERS, access_subscription("analytics", access)],
 )
 
 

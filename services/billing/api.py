@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing import domain
@@ -13,7 +12,8 @@ from services.kit.access import Access, Role
 from services.kit.auth import current_identity
 from services.kit.database import Database
 from services.kit.errors import NotFound
-from services.kit.idempotency import IdempotencyKey, IdempotentWriter
+from services.kit.idempotency import IdempotentWriter
+from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
 from studyhall.billing.v1 import billing_service_pb2 as pb
 from studyhall.billing.v1 import billing_service_pb2_grpc as pb_grpc
@@ -25,7 +25,7 @@ class BillingApi(pb_grpc.BillingServiceServicer):
     def __init__(self, database: Database, access: Access) -> None:
         self.database = database
         self.access = access
-        self.idempotent = IdempotentWriter(database, idempotency_keys)
+        self.writer = IdempotentWriter(database, idempotency_keys)
 
     async def CreateProduct(
         self, request: pb.CreateProductRequest, context: grpc.aio.ServicerContext
@@ -68,8 +68,7 @@ class BillingApi(pb_grpc.BillingServiceServicer):
             await ProductRepository(session).add(product)
             return pb.CreateProductResponse(product=_to_proto(product))
 
-        key = IdempotencyKey(caller.user_id, "CreateProduct", request.request_id)
-        return await self.idempotent.run(key, request, pb.CreateProductResponse, create)
+        return await self.writer.write(caller.user_id, request, pb.CreateProductResponse, create)
 
     async def GetProduct(
         self, request: pb.GetProductRequest, context: grpc.aio.ServicerContext
@@ -104,8 +103,6 @@ def _check_price(problems: Violations, request: pb.CreateProductRequest) -> None
 
 
 def _to_proto(product: domain.Product) -> pb.Product:
-    created = Timestamp()
-    created.FromDatetime(product.created_at)
     return pb.Product(
         id=product.id,
         community_id=product.community_id,
@@ -115,6 +112,6 @@ def _to_proto(product: domain.Product) -> pb.Product:
         price=pb.Money(currency=product.price.currency, amount_minor=product.price.amount_minor),
         billing_period=pb.BillingPeriod.ValueType(product.billing_period),
         trial_days=product.trial_days,
-        create_time=created,
+        create_time=timestamp(product.created_at),
         version=product.version,
     )

@@ -27,7 +27,7 @@ SPEC = ServiceSpec(
     service_names=[SERVICE_NAME],
     register=register,
     inbox=inbox,
-    subscriptions=[access_subscription("billing", access)],
+    subscriptions=lambda deps: [access_subscription("billing", access)],
 )
 
 

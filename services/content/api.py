@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content import domain
@@ -16,7 +15,8 @@ from services.kit.access import Access
 from services.kit.auth import current_identity
 from services.kit.database import Database
 from services.kit.errors import NotFound
-from services.kit.idempotency import IdempotencyKey, IdempotentWriter
+from services.kit.idempotency import IdempotentWriter
+from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
 from studyhall.content.v1 import content_service_pb2 as pb
 from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
@@ -30,9 +30,7 @@ class ContentApi(pb_grpc.ContentServiceServicer):
     ) -> None:
         self.database = database
         self.access = access
-        self.idempotent = IdempotentWriter(database, idempotency_keys)
-        # Called after a transaction that staged events commits: wakes the relay.
-        self.on_commit = on_commit
+        self.writer = IdempotentWriter(database, idempotency_keys, on_commit)
 
     async def CreatePost(
         self, request: pb.CreatePostRequest, context: grpc.aio.ServicerContext
@@ -75,10 +73,7 @@ class ContentApi(pb_grpc.ContentServiceServicer):
             await post_created(session, post)
             return pb.CreatePostResponse(post=_to_proto(post))
 
-        key = IdempotencyKey(caller.user_id, "CreatePost", request.request_id)
-        response = await self.idempotent.run(key, request, pb.CreatePostResponse, create)
-        self.on_commit()
-        return response
+        return await self.writer.write(caller.user_id, request, pb.CreatePostResponse, create)
 
     async def GetPost(
         self, request: pb.GetPostRequest, context: grpc.aio.ServicerContext
@@ -98,8 +93,6 @@ class ContentApi(pb_grpc.ContentServiceServicer):
 
 
 def _to_proto(post: domain.Post) -> pb.Post:
-    created = Timestamp()
-    created.FromDatetime(post.created_at)
     return pb.Post(
         id=post.id,
         community_id=post.community_id,
@@ -109,6 +102,6 @@ def _to_proto(post: domain.Post) -> pb.Post:
         body=post.body,
         url=post.url,
         tags=post.tags,
-        create_time=created,
+        create_time=timestamp(post.created_at),
         version=post.version,
     )

@@ -33,7 +33,7 @@ SPEC = ServiceSpec(
     register=register,
     outbox=outbox,
     inbox=inbox,
-    subscriptions=[access_subscription("content", access)],
+    subscriptions=lambda deps: [access_subscription("content", access)],
 )
 
 

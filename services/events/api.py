@@ -16,7 +16,8 @@ from services.kit.access import Access, Role
 from services.kit.auth import current_identity
 from services.kit.database import Database
 from services.kit.errors import NotFound
-from services.kit.idempotency import IdempotencyKey, IdempotentWriter
+from services.kit.idempotency import IdempotentWriter
+from services.kit.timestamps import timestamp, timestamp_or_none
 from services.kit.validation import Violations
 from studyhall.events.v1 import activities_service_pb2 as pb
 from studyhall.events.v1 import activities_service_pb2_grpc as pb_grpc
@@ -28,7 +29,7 @@ class ActivitiesApi(pb_grpc.ActivitiesServiceServicer):
     def __init__(self, database: Database, access: Access) -> None:
         self.database = database
         self.access = access
-        self.idempotent = IdempotentWriter(database, idempotency_keys)
+        self.writer = IdempotentWriter(database, idempotency_keys)
 
     async def CreateActivity(
         self, request: pb.CreateActivityRequest, context: grpc.aio.ServicerContext
@@ -75,8 +76,7 @@ class ActivitiesApi(pb_grpc.ActivitiesServiceServicer):
             await ActivityRepository(session).add(activity)
             return pb.CreateActivityResponse(activity=_to_proto(activity))
 
-        key = IdempotencyKey(caller.user_id, "CreateActivity", request.request_id)
-        return await self.idempotent.run(key, request, pb.CreateActivityResponse, create)
+        return await self.writer.write(caller.user_id, request, pb.CreateActivityResponse, create)
 
     async def GetActivity(
         self, request: pb.GetActivityRequest, context: grpc.aio.ServicerContext
@@ -118,12 +118,6 @@ def _time(
         return None
 
 
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def _to_proto(activity: domain.Activity) -> pb.Activity:
     return pb.Activity(
         id=activity.id,
@@ -132,10 +126,10 @@ def _to_proto(activity: domain.Activity) -> pb.Activity:
         kind=pb.ActivityKind.ValueType(activity.kind),
         title=activity.title,
         description=activity.description,
-        start_time=_timestamp(activity.start_time),
-        end_time=_timestamp(activity.end_time) if activity.end_time else None,
+        start_time=timestamp(activity.start_time),
+        end_time=timestamp_or_none(activity.end_time),
         capacity=activity.capacity,
         location=activity.location,
-        create_time=_timestamp(activity.created_at),
+        create_time=timestamp(activity.created_at),
         version=activity.version,
     )

@@ -1,18 +1,29 @@
-"""Errors a handler raises, and how each reaches the client as a gRPC status.
+"""Refusals: what a rule or a handler raises when the caller can do something about it.
 
-Handlers raise these; the RPC wrapper turns them into a status with a message a person can
-act on. Any other exception becomes INTERNAL with a reference to the trace, never UNKNOWN and
-never a stack trace.
+Each refusal carries its kind (invalid field, missing, conflict, denied, precondition, ...).
+Rules raise these without knowing gRPC, so a module of pure rules may import this one; the
+RPC wrapper (`services.kit.status`) turns the kind into a status at the edge. A capability
+that adds a refusal picks its kind where it raises it: there is no central map to edit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
+from typing import ClassVar
 
-import grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
+
+class Kind(Enum):
+    INVALID = "invalid field"
+    MISSING = "missing"
+    CONFLICT = "conflict"
+    DENIED = "denied"
+    PRECONDITION = "precondition"
+    UNAUTHENTICATED = "unauthenticated"
+    UNAVAILABLE = "unavailable"
+    DEADLINE = "deadline"
+    INTERNAL = "internal"
 
 
 @dataclass(frozen=True)
@@ -24,66 +35,58 @@ class FieldViolation:
 class DomainError(Exception):
     """An error the caller can do something about."""
 
-    code: grpc.StatusCode = grpc.StatusCode.FAILED_PRECONDITION
+    kind: ClassVar[Kind] = Kind.PRECONDITION
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
-    def details(self) -> list[any_pb2.Any]:
-        return []
-
 
 class InvalidArgument(DomainError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    kind = Kind.INVALID
 
     def __init__(self, violations: Iterable[FieldViolation]) -> None:
         self.violations = list(violations)
         summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
         super().__init__(f"invalid request: {summary}")
 
-    def details(self) -> list[any_pb2.Any]:
-        bad_request = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in self.violations
-            ]
-        )
-        packed = any_pb2.Any()
-        packed.Pack(bad_request)
-        return [packed]
+    @classmethod
+    def field(cls, field: str, description: str) -> InvalidArgument:
+        """One field is wrong: the common case of a rule's refusal."""
+        return cls([FieldViolation(field, description)])
 
 
 class NotFound(DomainError):
-    code = grpc.StatusCode.NOT_FOUND
+    kind = Kind.MISSING
 
 
 class AlreadyExists(DomainError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    kind = Kind.CONFLICT
 
 
 class PermissionDenied(DomainError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    kind = Kind.DENIED
 
 
 class FailedPrecondition(DomainError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    kind = Kind.PRECONDITION
 
 
 class Unauthenticated(DomainError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    kind = Kind.UNAUTHENTICATED
 
 
 class Unavailable(DomainError):
     """A dependency the call needs is down; the client may retry."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    kind = Kind.UNAVAILABLE
 
 
-def rich_status(error: DomainError) -> status_pb2.Status:
-    """The google.rpc.Status carried in `grpc-status-details-bin`."""
-    return status_pb2.Status(
-        code=error.code.value[0], message=error.message, details=error.details()
-    )
+class DeadlineExceeded(DomainError):
+    kind = Kind.DEADLINE
+
+
+class Internal(DomainError):
+    """Raised only by the RPC wrapper, for a failure that is not the caller's."""
+
+    kind = Kind.INTERNAL

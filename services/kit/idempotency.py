@@ -45,9 +45,30 @@ class IdempotencyKey:
 
 
 class IdempotentWriter:
-    def __init__(self, database: Database, table: Table) -> None:
+    """Runs every mutating RPC the same way: its change in one write transaction, applied
+    once per (caller, method, request id), with the relay woken after the commit."""
+
+    def __init__(
+        self, database: Database, table: Table, on_commit: Callable[[], None] = lambda: None
+    ) -> None:
         self.database = database
         self.table = table
+        # Called after a transaction that may have staged events commits: wakes the relay.
+        self.on_commit = on_commit
+
+    async def write(
+        self,
+        caller: str,
+        request: Message,
+        response_type: type[ResponseT],
+        action: Callable[[AsyncSession], Awaitable[ResponseT]],
+    ) -> ResponseT:
+        """The one way a handler changes state: `action` runs in a write transaction, once
+        for `request`'s request id (the method is named by the request's message type)."""
+        key = IdempotencyKey(caller, method_of(request), getattr(request, "request_id", ""))
+        response = await self.run(key, request, response_type, action)
+        self.on_commit()
+        return response
 
     async def run(
         self,
@@ -148,6 +169,11 @@ def replay(
     response = response_type()
     response.ParseFromString(recorded.response)
     return response
+
+
+def method_of(request: Message) -> str:
+    """`CreateCommunity` for a `CreateCommunityRequest`: the key's method."""
+    return request.DESCRIPTOR.name.removesuffix("Request")
 
 
 def fingerprint(request: Message) -> str:

@@ -20,7 +20,8 @@ from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.kit.auth import TokenVerifier, bind_identity, reset_identity
-from services.kit.errors import DomainError, Unauthenticated, rich_status
+from services.kit.errors import DeadlineExceeded, DomainError, Internal, Unauthenticated
+from services.kit.status import code_of, rich_status
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 except DomainError as error:
                     failure = error
                 except TimeoutError:
-                    failure = _DeadlineExceeded("the deadline passed before the call finished")
+                    failure = DeadlineExceeded("the deadline passed before the call finished")
                 except asyncio.CancelledError:
                     code = grpc.StatusCode.CANCELLED
                     raise
@@ -105,12 +106,12 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     log.exception(
                         "unhandled error in %s", method, extra={"error_reference": reference}
                     )
-                    failure = _Internal(f"internal error; quote {reference} when reporting it")
+                    failure = Internal(f"internal error; quote {reference} when reporting it")
                 finally:
                     if identity_token is not None:
                         reset_identity(identity_token)
                     if failure is not None:
-                        code = failure.code
+                        code = code_of(failure)
                     span.set_attribute("rpc.grpc.status_code", code.value[0])
                     if code not in _CLIENT_CODES and code is not grpc.StatusCode.OK:
                         span.set_status(Status(StatusCode.ERROR, code.name))
@@ -123,14 +124,6 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 await context.abort(status.code, status.details, status.trailing_metadata)
 
         return handle
-
-
-class _DeadlineExceeded(DomainError):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
-
-
-class _Internal(DomainError):
-    code = grpc.StatusCode.INTERNAL
 
 
 # Errors that are the caller's to fix do not mark the server span as failed.

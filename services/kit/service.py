@@ -67,7 +67,9 @@ class ServiceSpec:
     register: Callable[[grpc.aio.Server, Dependencies], None]
     outbox: Table | None = None
     inbox: Table | None = None
-    subscriptions: Sequence[Subscription] = ()
+    # The durable consumers of the service, built per process from its dependencies, so a
+    # consumer is handed what it shares with the handlers (a cache, the leaderboards).
+    subscriptions: Callable[[Dependencies], Sequence[Subscription]] | None = None
     # Builds what the handlers and the subscriptions share, in every mode (a `consume`
     # process registers no servicers but its subscriptions may need the same parts).
     prepare: Callable[[Dependencies], None] = lambda deps: None
@@ -99,7 +101,7 @@ def build_dependencies(spec: ServiceSpec, settings: ServiceSettings) -> Dependen
             nats_url=settings.nats_url,
             limits=settings.stream_limits(),
         )
-    if spec.subscriptions:
+    if spec.subscriptions is not None:
         assert spec.inbox is not None, f"{spec.name} consumes events but has no inbox table"
         deps.consumers = [
             Consumer(
@@ -109,7 +111,7 @@ def build_dependencies(spec: ServiceSpec, settings: ServiceSettings) -> Dependen
                 nats_url=settings.nats_url,
                 limits=settings.stream_limits(),
             )
-            for subscription in spec.subscriptions
+            for subscription in spec.subscriptions(deps)
         ]
     spec.prepare(deps)
     return deps

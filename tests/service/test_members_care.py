@@ -22,10 +22,10 @@ from sqlalchemy import select
 from services.kit.auth import Identity
 from services.kit.database import Database
 from services.kit.projection import upsert
-from services.members import care
 from services.members.app import SPEC
-from services.members.care_sweep import sweep_once
-from services.members.checkins_api import record_checkin
+from services.members.care import domain as care
+from services.members.care.sweep import sweep_once
+from services.members.checkins.api import record_checkin
 from services.members.settings import MembersSettings
 from services.members.store.tables import care_settings, care_signals, member_activity, outbox
 from studyhall.members.v1 import care_events_pb2 as events

@@ -12,8 +12,8 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from sqlalchemy import select
 
 from services.kit.auth import Identity
-from services.members.checkins import local_day
-from services.members.checkins_api import record_checkin
+from services.members.checkins.api import record_checkin
+from services.members.checkins.domain import local_day
 from services.members.store.tables import checkins, outbox
 from studyhall.members.v1 import checkins_events_pb2 as events
 from studyhall.members.v1 import checkins_service_pb2 as pb

@@ -13,6 +13,8 @@ from sqlalchemy import select
 
 from services.members.store.tables import outbox
 from studyhall.members.v1 import members_service_pb2 as pb
+from studyhall.members.v1 import recognition_service_pb2 as rpb
+from studyhall.members.v1 import recognition_service_pb2_grpc as rpb_grpc
 from tests.support.errors import field_violations
 from tests.support.members import Hall, refused
 from tests.support.services import RunningService
@@ -205,3 +207,56 @@ async def test_erasure_is_no_way_round_a_ban_and_operators_erase_on_request(
         )
     )
     assert missing.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_points_badges_and_kudos_are_exported_and_erased(members: RunningService) -> None:
+    hall = await Hall.create(members)
+    for user in ("ann", "bob"):
+        await hall.join(user)
+    recognition = rpb_grpc.RecognitionServiceStub(members.channel)
+
+    async def award(giver: str, user: str, amount: int, reason: str = "") -> None:
+        await recognition.AwardPoints(
+            rpb.AwardPointsRequest(
+                community_id=hall.id, user_id=user, amount=amount, reason=reason
+            ),
+            metadata=hall.auth(giver),
+        )
+
+    async def board() -> list[str]:
+        reply = await recognition.GetLeaderboard(
+            rpb.GetLeaderboardRequest(community_id=hall.id, window=rpb.LEADERBOARD_WINDOW_ALL_TIME),
+            metadata=hall.auth("olga"),
+        )
+        return [entry.user_id for entry in reply.entries]
+
+    await award("olga", "ann", 120, "ran the mock exam")
+    await award("ann", "bob", 1)
+    await award("bob", "ann", 1)
+    assert (await board())[0] == "ann"
+
+    document = await _export(hall, "ann")
+    assert sorted(entry["reason"] for entry in document["points_ledger"]) == ["kudos", "manual"]
+    assert "points_100" in {badge["code"] for badge in document["badges"]}
+    assert document["standing"]["points_total"] == 121
+    assert [kudos["to_user_id"] for kudos in document["kudos_given"]] == ["bob"]
+
+    await _erase(hall, "ann")
+    document = await _export(hall, "ann")
+    assert document["points_ledger"] == []
+    assert document["badges"] == []
+    assert document["standing"] is None
+    assert document["kudos_given"] == []
+    assert "ann" not in await board()
+
+    # The kudos ann gave stay bob's, without her name.
+    ledger = await recognition.ListLedger(
+        rpb.ListLedgerRequest(community_id=hall.id), metadata=hall.auth("bob")
+    )
+    [kudos] = ledger.entries
+    assert (kudos.amount, kudos.awarded_by_user_id) == (1, "")
+    assert "ann" not in kudos.source_event_id
+    standing = await recognition.GetStanding(
+        rpb.GetStandingRequest(community_id=hall.id), metadata=hall.auth("bob")
+    )
+    assert standing.standing.points_total == 1

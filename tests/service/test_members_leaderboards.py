@@ -14,9 +14,9 @@ import pytest
 
 from services.kit.cache import ResilientRedis
 from services.members.app import SPEC as MEMBERS
-from services.members.awards import land
-from services.members.leaderboards import BoardEntry, Leaderboards, Window, today_in
-from services.members.points import Award
+from services.members.recognition.awards import land
+from services.members.recognition.leaderboards import BoardEntry, Leaderboards, Window, today_in
+from services.members.recognition.points import Award
 from services.members.settings import MembersSettings
 from studyhall.members.v1 import recognition_service_pb2 as rpb
 from tests.service.test_members_points import Hall, checked_in, open_hall, post_created, refused

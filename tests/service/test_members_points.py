@@ -22,8 +22,9 @@ from services.content.app import SPEC as CONTENT
 from services.content.settings import ContentSettings
 from services.kit.access import Role
 from services.kit.events.envelope import Envelope, new_event_id
-from services.members import recognition_consumers
 from services.members.app import SPEC as MEMBERS
+from services.members.recognition.consumers import PointsFromFacts
+from services.members.recognition.leaderboards import Leaderboards
 from services.members.settings import MembersSettings
 from services.members.store.tables import member_activity, member_badges, outbox, points_ledger
 from studyhall.content.v1 import content_events_pb2 as content_events
@@ -116,14 +117,12 @@ class Hall:
     async def deliver(self, event: Message, *, event_id: str = "") -> str:
         """Hands a fact to the recognition consumer as the backbone would, in one transaction."""
         envelope = fact(self.id, event, event_id=event_id)
-        subscription = (
-            recognition_consumers.CONTENT
-            if isinstance(event, content_events.PostCreated)
-            else recognition_consumers.MEMBERS
-        )
-        async with self.running.deps.database.write() as session:
+        deps = self.running.deps
+        points = PointsFromFacts(Leaderboards(deps.redis, deps.database))
+        subscription = next(s for s in points.subscriptions() if type(event) in s.event_types)
+        async with deps.database.write() as session:
             await subscription.apply(session, [(event, envelope)])
-        await recognition_consumers.FEED.drain()
+        await points.drain()
         return envelope.id
 
     async def ledger_rows(self, user: str | None = None) -> int:

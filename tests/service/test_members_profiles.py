@@ -11,7 +11,7 @@ import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from services.members.store.profiles_repository import ProfileRepository
+from services.members.personas.store import ProfileRepository
 from studyhall.members.v1 import members_service_pb2 as mpb
 from studyhall.members.v1 import members_service_pb2_grpc as mpb_grpc
 from studyhall.members.v1 import profiles_service_pb2 as pb

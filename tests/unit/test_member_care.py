@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.members import care
-from services.members.care import Holiday, Settings
-from services.members.domain import Refused
+from services.kit.errors import FailedPrecondition
+from services.members.care import domain as care
+from services.members.care.domain import Holiday, Settings
 
 
 def test_defaults_are_two_weeks_eight_pm_and_birthdays_on() -> None:
@@ -51,9 +51,9 @@ def test_settings_change_only_from_the_version_read() -> None:
     now = datetime(2026, 3, 1, tzinfo=UTC)
     first = care.new_settings(Settings("c"), Settings("other", inactive_after_days=7), 0, now)
     assert (first.community_id, first.inactive_after_days, first.version) == ("c", 7, 1)
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(FailedPrecondition) as refused:
         care.new_settings(first, Settings("c", inactive_after_days=3), 0, now)
-    assert refused.value.code == "stale"
+    assert "changed since you read them" in refused.value.message
 
 
 def test_signal_ids_are_derived_from_community_member_kind_and_day() -> None:

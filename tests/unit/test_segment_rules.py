@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.members.domain import Role
-from services.members.profiles import Attribute, AttributeType, Level
-from services.members.segment_rules import (
+from services.members.communities.domain import Role
+from services.members.personas.profiles import Attribute, AttributeType, Level
+from services.members.segments.rules import (
     All,
     AnyOf,
     Compare,

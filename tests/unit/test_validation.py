@@ -4,7 +4,7 @@ import pytest
 
 from services.kit.errors import InvalidArgument
 from services.kit.validation import Violations
-from services.members.domain import slugify
+from services.members.communities.domain import slugify
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,127 @@
+"""Points from the facts of the backbone: content's posts, members' check-ins and joins,
+through the rule table in `points.py`. The CloudEvent id is the ledger's source id, so a
+redelivered fact never awards twice (the inbox catches it first, the ledger's unique key
+second)."""
+
+from __future__ import annotations
+
+import asyncio
+import zoneinfo
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event as orm_event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.events.consumer import Subscription
+from services.kit.events.envelope import Envelope
+from services.members.recognition.awards import land
+from services.members.recognition.leaderboards import BoardEntry, Leaderboards
+from services.members.recognition.points import RULES, Award
+from services.members.recognition.store import LedgerRepository
+from studyhall.content.v1 import content_events_pb2 as content_events
+from studyhall.members.v1 import checkins_events_pb2 as checkins_events
+from studyhall.members.v1 import members_events_pb2 as members_events
+
+
+def _recipient(event: Any) -> str:
+    if isinstance(event, content_events.PostCreated):
+        return str(event.author_user_id)
+    return str(event.user_id)
+
+
+def _when(event: Any, envelope: Envelope) -> datetime:
+    for name in ("create_time", "checkin_time", "join_time"):
+        if name in event.DESCRIPTOR.fields_by_name and event.HasField(name):
+            return getattr(event, name).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+    return envelope.time.astimezone(UTC)
+
+
+class PointsFromFacts:
+    """The durable consumers that turn facts into points, and hand what landed to the
+    leaderboards once the consumer's transaction commits."""
+
+    def __init__(self, boards: Leaderboards) -> None:
+        self.boards = boards
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def subscriptions(self) -> list[Subscription]:
+        return [
+            Subscription(
+                name="members-recognition-content",
+                source_service="content",
+                event_types=(content_events.PostCreated,),
+                apply=self.apply,
+            ),
+            Subscription(
+                name="members-recognition-members",
+                source_service="members",
+                event_types=(members_events.MemberJoined, checkins_events.CheckedIn),
+                apply=self.apply,
+            ),
+        ]
+
+    async def apply(self, session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> None:
+        ledger = LedgerRepository(session)
+        facts = [
+            (event, envelope, rule, _recipient(event))
+            for event, envelope in batch
+            if (rule := RULES.get(envelope.type)) is not None
+        ]
+        # Points belong to members: a fact about someone who left (or never joined) earns
+        # nothing, and is not an error either.
+        members = await ledger.active_members(
+            {(event.community_id, user) for event, *_, user in facts}
+        )
+        entries: list[BoardEntry] = []
+        zones: dict[str, zoneinfo.ZoneInfo] = {}
+        # Facts that earn nothing only move last activity forward: one statement for the batch.
+        activity: dict[tuple[str, str], datetime] = {}
+        for event, envelope, rule, user_id in facts:
+            key = (event.community_id, user_id)
+            if key not in members:
+                continue
+            at = _when(event, envelope)
+            if rule.amount == 0:
+                activity[key] = max(at, activity.get(key, at))
+                continue
+            landed = await land(
+                session,
+                Award(
+                    community_id=event.community_id,
+                    user_id=user_id,
+                    amount=rule.amount,
+                    reason=rule.reason,
+                    source_event_id=envelope.id,
+                    created_at=at,
+                    streak_days=getattr(event, "streak_days", 0),
+                ),
+            )
+            if landed is not None:
+                entry = landed.entry
+                entries.append(
+                    BoardEntry(event.community_id, entry.id, user_id, rule.amount, entry.local_date)
+                )
+                if event.community_id not in zones:
+                    zones[event.community_id] = await ledger.zone(event.community_id)
+        await ledger.mark_all_active(activity)
+        if entries:
+            self._after_commit(session, entries, zones)
+
+    def _after_commit(
+        self,
+        session: AsyncSession,
+        entries: list[BoardEntry],
+        zones: dict[str, zoneinfo.ZoneInfo],
+    ) -> None:
+        def committed(_session: Any) -> None:
+            task = asyncio.get_running_loop().create_task(self.boards.record(entries, zones))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        orm_event.listen(session.sync_session, "after_commit", committed, once=True)
+
+    async def drain(self) -> None:
+        """Wait for board writes in flight (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

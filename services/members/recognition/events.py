@@ -1,0 +1,74 @@
+"""The facts of recognition, staged in the members outbox in the caller's transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.members.recognition.store import Entry
+from services.members.store.outbox import OUTBOX
+from studyhall.members.v1 import recognition_events_pb2 as events
+
+
+def _subject(community_id: str, user_id: str) -> str:
+    return f"communities/{community_id}/members/{user_id}/recognition"
+
+
+class RecognitionEvents:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def points_awarded(self, entry: Entry, points_total: int) -> None:
+        award = entry.award
+        await OUTBOX.add(
+            self.session,
+            events.PointsAwarded(
+                entry_id=entry.id,
+                community_id=award.community_id,
+                user_id=award.user_id,
+                amount=award.amount,
+                reason=award.reason,
+                source_event_id=award.source_event_id,
+                points_total=points_total,
+            ),
+            community_id=award.community_id,
+            subject=_subject(award.community_id, award.user_id),
+        )
+
+    async def level_changed(
+        self,
+        *,
+        community_id: str,
+        user_id: str,
+        old_level: int,
+        new_level: int,
+        privileges: list[str],
+        points_total: int,
+        entry_id: int,
+    ) -> None:
+        await OUTBOX.add(
+            self.session,
+            events.LevelChanged(
+                community_id=community_id,
+                user_id=user_id,
+                old_level=old_level,
+                new_level=new_level,
+                privileges=privileges,
+                points_total=points_total,
+                entry_id=entry_id,
+            ),
+            community_id=community_id,
+            subject=_subject(community_id, user_id),
+        )
+
+    async def badge_awarded(self, entry: Entry, code: str) -> None:
+        await OUTBOX.add(
+            self.session,
+            events.BadgeAwarded(
+                community_id=entry.award.community_id,
+                user_id=entry.award.user_id,
+                code=code,
+                entry_id=entry.id,
+            ),
+            community_id=entry.award.community_id,
+            subject=_subject(entry.award.community_id, entry.award.user_id),
+        )
