@@ -212,6 +212,34 @@ def test_a_rejected_request_makes_no_member_and_the_applicant_may_ask_again() ->
     assert again.state is RequestState.PENDING
 
 
+def test_approval_is_no_way_round_a_ban_decided_while_the_request_waited() -> None:
+    place = community(JoinPolicy.APPROVAL)
+    pending = apply_to_join(place, None, None, "u1", [])
+    assert isinstance(pending, JoinRequest)
+    banned = Membership(
+        place.id,
+        "u1",
+        Role.MEMBER,
+        datetime.now(UTC),
+        active=False,
+        version=1,
+        banned_until=FOREVER,
+    )
+    with pytest.raises(PermissionDenied, match="banned"):
+        review(pending, place, banned, reviewer="mod", approve=True, reason="")
+    reviewed, joined = review(pending, place, banned, reviewer="mod", approve=False, reason="no")
+    assert (reviewed.state, joined) == (RequestState.REJECTED, None)
+
+
+def test_approving_an_old_request_does_not_reset_a_member() -> None:
+    place = community(JoinPolicy.APPROVAL)
+    pending = apply_to_join(place, None, None, "u1", [])
+    assert isinstance(pending, JoinRequest)
+    moderator = Membership(place.id, "u1", Role.MODERATOR, datetime.now(UTC), version=3)
+    with pytest.raises(AlreadyExists, match="already a member"):
+        review(pending, place, moderator, reviewer="mod", approve=True, reason="")
+
+
 def test_only_a_pending_request_can_be_reviewed() -> None:
     place = community(JoinPolicy.APPROVAL)
     pending = apply_to_join(place, None, None, "u1", [])

@@ -295,6 +295,14 @@ def test_only_the_member_acted_on_may_appeal(who: str) -> None:
         reports.appeal(decided(Resolution.BAN), who, "unfair")
 
 
+def test_the_member_reported_decides_neither_the_report_nor_its_appeal() -> None:
+    reported_admin = member("u2", Role.ADMIN)
+    with pytest.raises(PermissionDenied, match="decided by someone else"):
+        reports.resolve(file_about(), "u2", reported_admin, Resolution.DISMISS, "", None)
+    with pytest.raises(PermissionDenied, match="decided by someone else"):
+        reports.resolve(appealed(), "u2", reported_admin, Resolution.OVERTURN, "", None)
+
+
 def test_an_undecided_or_missing_report_cannot_be_appealed() -> None:
     with pytest.raises(NotFound):
         reports.appeal(file_about(), "u2", "unfair")

@@ -226,6 +226,11 @@ def review(
     )
     if not approve:
         return reviewed, None
+    if current is not None and current.banned(now):
+        # A ban decided while the request waited stands: approval is no way round it.
+        raise PermissionDenied(f"{request.user_id} is banned from this community; unban them first")
+    if current is not None and current.active:
+        raise AlreadyExists(f"{request.user_id} is already a member; reject the request instead")
     membership = Membership(
         community_id=community.id,
         user_id=request.user_id,

@@ -158,6 +158,8 @@ def resolve(
         raise NotFound("no such report in this community")
     now = datetime.now(UTC)
     decision = Decision(resolution, resolver_user_id, note.strip(), until, now)
+    if report.target_user_id and resolver_user_id == report.target_user_id:
+        raise PermissionDenied("a report about you, and its appeal, are decided by someone else")
     if report.state is State.RESOLVED:
         raise FailedPrecondition(f"report {report.id} is already decided")
     if report.state is State.OPEN:
