@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Fails when gen/ differs from what `make proto` would write now.
+# Fails when gen/ differs from what `make proto` would write now, or the vendored
+# protovalidate schema from what the installed package holds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The vendored buf/validate/validate.proto is what the pinned protovalidate package holds.
+.venv/bin/python scripts/vendor_validate_proto.py --check
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 .venv/bin/python scripts/gen_proto.py "$tmp/gen" >/dev/null

@@ -39,11 +39,9 @@ def generate(out: Path) -> None:
     ]
     if protoc.main(args) != 0:
         sys.exit("protoc failed")
-    for directory in [
-        out / "studyhall",
-        *(p for p in (out / "studyhall").rglob("*") if p.is_dir()),
-    ]:
-        (directory / "__init__.py").touch()
+    for package in ("studyhall", "buf"):
+        for directory in [out / package, *(p for p in (out / package).rglob("*") if p.is_dir())]:
+            (directory / "__init__.py").touch()
     (out / "studyhall" / "py.typed").touch()
 
 

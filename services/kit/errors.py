@@ -47,7 +47,9 @@ class InvalidArgument(DomainError):
 
     def __init__(self, violations: Iterable[FieldViolation]) -> None:
         self.violations = list(violations)
-        summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        summary = "; ".join(
+            f"{v.field}: {v.description}" if v.field else v.description for v in self.violations
+        )
         super().__init__(f"invalid request: {summary}")
 
     @classmethod

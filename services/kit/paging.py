@@ -25,6 +25,12 @@ MAX_PAGE_SIZE = 100
 
 Position = tuple[datetime, str]
 
+# What a token may hold: anything else is not a token this service wrote.
+MAX_TOKEN_LENGTH = 1024
+MAX_ID_LENGTH = 200
+# A numeric position (a ledger id, an offset) stays well inside a signed 64-bit integer.
+MAX_NUMBER_DIGITS = 15
+
 
 class PagedRequest(Protocol):
     @property
@@ -61,7 +67,7 @@ def read_page(
     after = None
     if request.page_token:
         after = decode(request.page_token, query)
-        if after is None or (numeric and not after[1].isdigit()):
+        if after is None or (numeric and not (after[1].isascii() and after[1].isdigit())):
             problems.add("page_token", "is not a token this query returned; start without it")
             after = None
     return PageRequest(request.page_size or default_size, after, tuple(query))
@@ -94,15 +100,31 @@ def encode(position: Position, query: Sequence[str]) -> str:
 
 
 def decode(token: str, query: Sequence[str]) -> Position | None:
-    """The position in `token`, or None when it is malformed or from another query."""
+    """The position in `token`, or None unless it is exactly what `encode` wrote for `query`:
+    a bounded token, a JSON object of three strings, an aware ISO time and a short id."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        return None
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
-        if payload["q"] != _digest(query):
-            return None
-        return datetime.fromisoformat(payload["t"]), str(payload["i"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
+    if not isinstance(payload, dict) or set(payload) != {"t", "i", "q"}:
+        return None
+    created, item_id, digest = payload["t"], payload["i"], payload["q"]
+    if not all(isinstance(value, str) for value in (created, item_id, digest)):
+        return None
+    if digest != _digest(query) or not 0 < len(item_id) <= MAX_ID_LENGTH:
+        return None
+    if not item_id.isprintable() or (item_id.isdigit() and len(item_id) > MAX_NUMBER_DIGITS):
+        return None
+    try:
+        position = datetime.fromisoformat(created)
+    except ValueError:
+        return None
+    if position.utcoffset() is None:
+        return None
+    return position, item_id
 
 
 def _digest(query: Sequence[str]) -> str:

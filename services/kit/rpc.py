@@ -14,11 +14,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from grpc_status import rpc_status
 from opentelemetry import metrics, trace
 from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from services.kit import edge
 from services.kit.auth import TokenVerifier, bind_identity, reset_identity
 from services.kit.errors import DeadlineExceeded, DomainError, Internal, Unauthenticated
 from services.kit.status import code_of, rich_status
@@ -53,13 +55,16 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_unary is None:
             # Streaming RPCs are not used by the services; refuse rather than skip auth.
             raise RuntimeError(f"{details.method}: only unary RPCs are supported")
+        # The request arrives as bytes and is parsed inside the wrapper, so a malformed one
+        # is answered INVALID_ARGUMENT like any other bad request (not UNKNOWN).
+        request_type = handler.request_deserializer.__self__
         return grpc.unary_unary_rpc_method_handler(
-            self._wrap(details.method, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
+            self._wrap(details.method, handler.unary_unary, request_type),
+            request_deserializer=None,
             response_serializer=handler.response_serializer,
         )
 
-    def _wrap(self, method: str, behavior: Behavior) -> Behavior:
+    def _wrap(self, method: str, behavior: Behavior, request_type: type[Message]) -> Behavior:
         service, _, name = method[1:].partition("/")
         labels_ok = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
         # The duration's labels, one dict per status code, built once rather than per call.
@@ -67,7 +72,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             code: {**labels_ok, "rpc.grpc.status_code": code.value[0]} for code in grpc.StatusCode
         }
 
-        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             metadata = context.invocation_metadata() or ()
             carrier = {item.key: item.value for item in metadata}
@@ -89,6 +94,8 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     remaining = context.time_remaining()
                     if remaining is not None and remaining <= 0:
                         raise TimeoutError
+                    request = edge.parse(request_type, raw)
+                    edge.check(request)
                     async with asyncio.timeout(remaining):
                         return await behavior(request, context)
                 except DomainError as error:

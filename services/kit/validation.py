@@ -67,3 +67,26 @@ def is_uuid(value: str) -> bool:
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _TAG = re.compile(r"[\w-]{1,40}")
+
+
+def json_nesting(text: str) -> int:
+    """How deep the arrays and objects in JSON `text` nest, without parsing it: checked
+    before `json.loads`, whose recursion a few thousand levels would exhaust."""
+    deepest = depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest

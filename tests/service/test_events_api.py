@@ -207,14 +207,20 @@ async def test_same_request_id_with_different_payload_is_refused(
 async def test_missing_fields_are_named_and_nothing_is_written(
     events: RunningService, stub: pb_grpc.ActivitiesServiceStub
 ) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
+    # The edge names what breaks the contract first; the handler then names the rest at once.
+    with pytest.raises(grpc.aio.AioRpcError) as malformed:
         await stub.CreateActivity(
             pb.CreateActivityRequest(community_id=""), metadata=events.auth("ada")
+        )
+    assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(malformed.value) == {"community_id": "value is required"}
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateActivity(
+            pb.CreateActivityRequest(community_id=community()), metadata=events.auth("ada")
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     violations = field_violations(caught.value)
     assert violations == {
-        "community_id": "is required",
         "kind": "is required",
         "title": "is required",
         "start_time": "is required",

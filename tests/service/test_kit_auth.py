@@ -35,6 +35,12 @@ async def notes(tmp_path: Path, data_dir: Path) -> AsyncIterator[RunningNotes]:
         yield running
 
 
+# Whoami ignores its request, but the edge validates it: community_id must be a UUID.
+_WHOAMI = pb.GetCommunityRequest(community_id="0b6f3f4e-8c1e-4a53-9a43-8c7e43c1b2aa")
+
+_ES256 = jwt.algorithms.ECAlgorithm(jwt.algorithms.ECAlgorithm.SHA256)
+
+
 def _claims(**overrides: object) -> dict[str, object]:
     now = int(time.time())
     claims: dict[str, object] = {
@@ -64,13 +70,13 @@ async def _refused(notes: RunningNotes, token: str) -> grpc.aio.AioRpcError:
 
 
 async def test_caller_identity_reaches_the_handler(notes: RunningNotes) -> None:
-    reply = await notes.whoami(pb.GetCommunityRequest(), metadata=notes.auth("alice"))
+    reply = await notes.whoami(_WHOAMI, metadata=notes.auth("alice"))
     assert reply.owner_user_id == "alice"
     assert reply.slug == ""
 
 
 async def test_operator_claim_is_recognised(notes: RunningNotes) -> None:
-    reply = await notes.whoami(pb.GetCommunityRequest(), metadata=notes.auth("ops", operator=True))
+    reply = await notes.whoami(_WHOAMI, metadata=notes.auth("ops", operator=True))
     assert reply.slug == "operator"
 
 
@@ -188,6 +194,48 @@ async def test_token_not_valid_now_or_here_is_unauthenticated(
     await _refused(notes, _signed(notes, _claims(**claims)))
 
 
+def _signed_raw(notes: RunningNotes, header: dict[str, object], claims: dict[str, object]) -> str:
+    """Signed with the trusted key, whatever the header (PyJWT's encoder refuses some)."""
+    signing_input = f"{_part({'alg': 'ES256', 'kid': notes.signer.kid, **header})}.{_part(claims)}"
+    signature = _ES256.sign(signing_input.encode(), notes.signer._private_key)
+    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+@pytest.mark.parametrize(
+    ("header", "claims", "expected"),
+    [
+        ({"kid": ["a", "b"]}, {}, "header was refused"),
+        ({"kid": {"k": "v"}}, {}, "header was refused"),
+        ({"crit": ["b64"], "b64": True}, {}, "crit"),
+        ({"crit": ["exp-ext"], "exp-ext": 1}, {}, "critical extension"),
+        ({}, {"exp": 10**400}, "'exp'"),
+        ({}, {"exp": float("nan")}, "exp"),
+        ({}, {"iat": float("inf")}, "iat"),
+        ({}, {"sub": "al\x00ice"}, "control character"),
+        ({}, {"sub": "a" * 201}, "201 characters"),
+    ],
+    ids=[
+        "kid-array",
+        "kid-object",
+        "crit-b64",
+        "crit-unknown",
+        "exp-huge-int",
+        "exp-nan",
+        "iat-infinity",
+        "sub-nul",
+        "sub-too-long",
+    ],
+)
+async def test_hostile_header_or_claims_are_unauthenticated_not_internal(
+    notes: RunningNotes, header: dict[str, object], claims: dict[str, object], expected: str
+) -> None:
+    error = await _refused(notes, _signed_raw(notes, header, _claims(**claims)))
+    details = error.details() or ""
+    assert expected in details
+    assert "Error" not in details
+    assert "Traceback" not in details
+
+
 @pytest.mark.parametrize("token", ["abc", "a.b", "a.b.c.d", "!!.??.~~"])
 async def test_malformed_token_is_unauthenticated(notes: RunningNotes, token: str) -> None:
     await _refused(notes, token)
@@ -195,9 +243,7 @@ async def test_malformed_token_is_unauthenticated(notes: RunningNotes, token: st
 
 async def test_audience_list_naming_this_api_is_accepted(notes: RunningNotes) -> None:
     token = _signed(notes, _claims(sub="alice", aud=["another-api", "studyhall"]))
-    reply = await notes.whoami(
-        pb.GetCommunityRequest(), metadata=[("authorization", f"Bearer {token}")]
-    )
+    reply = await notes.whoami(_WHOAMI, metadata=[("authorization", f"Bearer {token}")])
     assert reply.owner_user_id == "alice"
 
 
@@ -280,14 +326,10 @@ async def test_jwks_endpoint_picks_the_key_by_kid(
         f"sqlite+aiosqlite:///{tmp_path / 'notes.db'}", data_dir, verifier=verifier
     ) as notes:
         for token in (rsa_token, ec_token):
-            reply = await notes.whoami(
-                pb.GetCommunityRequest(), metadata=[("authorization", f"Bearer {token}")]
-            )
+            reply = await notes.whoami(_WHOAMI, metadata=[("authorization", f"Bearer {token}")])
             assert reply.owner_user_id == "carol"
         for token in (swapped, unknown):
             with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await notes.whoami(
-                    pb.GetCommunityRequest(), metadata=[("authorization", f"Bearer {token}")]
-                )
+                await notes.whoami(_WHOAMI, metadata=[("authorization", f"Bearer {token}")])
             assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert jwks.requests >= 1

@@ -49,7 +49,7 @@ async def test_invalid_argument_names_every_field_in_bad_request_details(
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await notes.add_note(
-            pb.CreateCommunityRequest(name="", request_id="has spaces"),
+            pb.CreateCommunityRequest(name="", mission="x" * 11),
             metadata=notes.auth("alice"),
         )
     error = caught.value
@@ -60,7 +60,7 @@ async def test_invalid_argument_names_every_field_in_bad_request_details(
     bad_request = error_details_pb2.BadRequest()
     assert status.details[0].Unpack(bad_request)
     fields = {violation.field for violation in bad_request.field_violations}
-    assert fields == {"name", "request_id"}
+    assert fields == {"name", "mission"}
     assert await notes.service.count() == 0
 
 

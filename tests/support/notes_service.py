@@ -57,6 +57,7 @@ class NotesService:
         problems = Violations()
         problems.request_id(request.request_id)
         problems.text("name", request.name, max_length=200)
+        problems.text("mission", request.mission, required=False, max_length=10)
         problems.raise_if_any()
         behaviour, _, argument = request.topic.partition(":")
         if behaviour in FAILURES:

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from services.kit.errors import FailedPrecondition
+from services.kit.validation import json_nesting
 from services.members.communities.domain import Role
 from services.members.personas.profiles import Attribute, Level
 
@@ -190,6 +191,10 @@ class Problem:
     message: str
 
 
+# Beyond the rule depth a reader accepts, but far below what would exhaust json.loads.
+MAX_JSON_NESTING = 64
+
+
 class InvalidRule(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(f"{p.path}: {p.message}" for p in problems))
@@ -198,6 +203,10 @@ class InvalidRule(Exception):
 
 def parse(text: str, fields: Mapping[str, Field], *, root: str = "rule") -> Node:
     """The rule in `text` as nodes; raises InvalidRule listing every problem."""
+    if json_nesting(text) > MAX_JSON_NESTING:
+        raise InvalidRule(
+            [Problem(root, f"nests deeper than {MAX_JSON_NESTING} levels; a rule is shallower")]
+        )
     try:
         document = json.loads(text)
     except ValueError as error:

@@ -22,22 +22,25 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.studyhall/analytics/v1/analytics_service.proto\x12\x16studyhall.analytics.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n\x0e\x43ommunityStats\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x14\n\x0cmember_count\x18\x02 \x01(\x03\x12\x12\n\npost_count\x18\x03 \x01(\x03\x12\x16\n\x0e\x61\x63tivity_count\x18\x04 \x01(\x03\x12\x15\n\rproduct_count\x18\x05 \x01(\x03\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\x18GetCommunityStatsRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\"R\n\x19GetCommunityStatsResponse\x12\x35\n\x05stats\x18\x01 \x01(\x0b\x32&.studyhall.analytics.v1.CommunityStats2\x8c\x01\n\x10\x41nalyticsService\x12x\n\x11GetCommunityStats\x12\x30.studyhall.analytics.v1.GetCommunityStatsRequest\x1a\x31.studyhall.analytics.v1.GetCommunityStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.studyhall/analytics/v1/analytics_service.proto\x12\x16studyhall.analytics.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n\x0e\x43ommunityStats\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x14\n\x0cmember_count\x18\x02 \x01(\x03\x12\x12\n\npost_count\x18\x03 \x01(\x03\x12\x16\n\x0e\x61\x63tivity_count\x18\x04 \x01(\x03\x12\x15\n\rproduct_count\x18\x05 \x01(\x03\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcc\x01\n\x18GetCommunityStatsRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\"R\n\x19GetCommunityStatsResponse\x12\x35\n\x05stats\x18\x01 \x01(\x0b\x32&.studyhall.analytics.v1.CommunityStats2\x8c\x01\n\x10\x41nalyticsService\x12x\n\x11GetCommunityStats\x12\x30.studyhall.analytics.v1.GetCommunityStatsRequest\x1a\x31.studyhall.analytics.v1.GetCommunityStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'studyhall.analytics.v1.analytics_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COMMUNITYSTATS']._serialized_start=108
-  _globals['_COMMUNITYSTATS']._serialized_end=284
-  _globals['_GETCOMMUNITYSTATSREQUEST']._serialized_start=286
-  _globals['_GETCOMMUNITYSTATSREQUEST']._serialized_end=334
-  _globals['_GETCOMMUNITYSTATSRESPONSE']._serialized_start=336
-  _globals['_GETCOMMUNITYSTATSRESPONSE']._serialized_end=418
-  _globals['_ANALYTICSSERVICE']._serialized_start=421
-  _globals['_ANALYTICSSERVICE']._serialized_end=561
+  _globals['_GETCOMMUNITYSTATSREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_GETCOMMUNITYSTATSREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_COMMUNITYSTATS']._serialized_start=137
+  _globals['_COMMUNITYSTATS']._serialized_end=313
+  _globals['_GETCOMMUNITYSTATSREQUEST']._serialized_start=316
+  _globals['_GETCOMMUNITYSTATSREQUEST']._serialized_end=520
+  _globals['_GETCOMMUNITYSTATSRESPONSE']._serialized_start=522
+  _globals['_GETCOMMUNITYSTATSRESPONSE']._serialized_end=604
+  _globals['_ANALYTICSSERVICE']._serialized_start=607
+  _globals['_ANALYTICSSERVICE']._serialized_end=747
 # @@protoc_insertion_point(module_scope)

@@ -22,32 +22,41 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*studyhall/billing/v1/billing_service.proto\x12\x14studyhall.billing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"/\n\x05Money\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x03\"\xbe\x02\n\x07Product\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12/\n\x04kind\x18\x03 \x01(\x0e\x32!.studyhall.billing.v1.ProductKind\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12*\n\x05price\x18\x06 \x01(\x0b\x32\x1b.studyhall.billing.v1.Money\x12;\n\x0e\x62illing_period\x18\x07 \x01(\x0e\x32#.studyhall.billing.v1.BillingPeriod\x12\x12\n\ntrial_days\x18\x08 \x01(\x05\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\n \x01(\x03\"\x91\x02\n\x14\x43reateProductRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12/\n\x04kind\x18\x03 \x01(\x0e\x32!.studyhall.billing.v1.ProductKind\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12*\n\x05price\x18\x06 \x01(\x0b\x32\x1b.studyhall.billing.v1.Money\x12;\n\x0e\x62illing_period\x18\x07 \x01(\x0e\x32#.studyhall.billing.v1.BillingPeriod\x12\x12\n\ntrial_days\x18\x08 \x01(\x05\"G\n\x15\x43reateProductResponse\x12.\n\x07product\x18\x01 \x01(\x0b\x32\x1d.studyhall.billing.v1.Product\"=\n\x11GetProductRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\"D\n\x12GetProductResponse\x12.\n\x07product\x18\x01 \x01(\x0b\x32\x1d.studyhall.billing.v1.Product*\xa8\x01\n\x0bProductKind\x12\x1c\n\x18PRODUCT_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cPRODUCT_KIND_MEMBERSHIP_PLAN\x10\x01\x12\x1c\n\x18PRODUCT_KIND_PAID_COURSE\x10\x02\x12\x1d\n\x19PRODUCT_KIND_EVENT_TICKET\x10\x03\x12\x1c\n\x18PRODUCT_KIND_SPONSORSHIP\x10\x04*\x82\x01\n\rBillingPeriod\x12\x1e\n\x1a\x42ILLING_PERIOD_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x42ILLING_PERIOD_ONE_OFF\x10\x01\x12\x1a\n\x16\x42ILLING_PERIOD_MONTHLY\x10\x02\x12\x19\n\x15\x42ILLING_PERIOD_YEARLY\x10\x03\x32\xdb\x01\n\x0e\x42illingService\x12h\n\rCreateProduct\x12*.studyhall.billing.v1.CreateProductRequest\x1a+.studyhall.billing.v1.CreateProductResponse\x12_\n\nGetProduct\x12\'.studyhall.billing.v1.GetProductRequest\x1a(.studyhall.billing.v1.GetProductResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*studyhall/billing/v1/billing_service.proto\x12\x14studyhall.billing.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"/\n\x05Money\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x03\"\xbe\x02\n\x07Product\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12/\n\x04kind\x18\x03 \x01(\x0e\x32!.studyhall.billing.v1.ProductKind\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12*\n\x05price\x18\x06 \x01(\x0b\x32\x1b.studyhall.billing.v1.Money\x12;\n\x0e\x62illing_period\x18\x07 \x01(\x0e\x32#.studyhall.billing.v1.BillingPeriod\x12\x12\n\ntrial_days\x18\x08 \x01(\x05\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\n \x01(\x03\"\x9e\x04\n\x14\x43reateProductRequest\x12\x82\x01\n\nrequest_id\x18\x01 \x01(\tBn\xbaHk\xba\x01\x65\n\nrequest_id\x12.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\x1a\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\xd8\x01\x01\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x02 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12/\n\x04kind\x18\x03 \x01(\x0e\x32!.studyhall.billing.v1.ProductKind\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12*\n\x05price\x18\x06 \x01(\x0b\x32\x1b.studyhall.billing.v1.Money\x12;\n\x0e\x62illing_period\x18\x07 \x01(\x0e\x32#.studyhall.billing.v1.BillingPeriod\x12\x12\n\ntrial_days\x18\x08 \x01(\x05\"G\n\x15\x43reateProductResponse\x12.\n\x07product\x18\x01 \x01(\x0b\x32\x1d.studyhall.billing.v1.Product\"\xf5\x02\n\x11GetProductRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12\xad\x01\n\nproduct_id\x18\x02 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xd8\x01\x01\"D\n\x12GetProductResponse\x12.\n\x07product\x18\x01 \x01(\x0b\x32\x1d.studyhall.billing.v1.Product*\xa8\x01\n\x0bProductKind\x12\x1c\n\x18PRODUCT_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cPRODUCT_KIND_MEMBERSHIP_PLAN\x10\x01\x12\x1c\n\x18PRODUCT_KIND_PAID_COURSE\x10\x02\x12\x1d\n\x19PRODUCT_KIND_EVENT_TICKET\x10\x03\x12\x1c\n\x18PRODUCT_KIND_SPONSORSHIP\x10\x04*\x82\x01\n\rBillingPeriod\x12\x1e\n\x1a\x42ILLING_PERIOD_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x42ILLING_PERIOD_ONE_OFF\x10\x01\x12\x1a\n\x16\x42ILLING_PERIOD_MONTHLY\x10\x02\x12\x19\n\x15\x42ILLING_PERIOD_YEARLY\x10\x03\x32\xdb\x01\n\x0e\x42illingService\x12h\n\rCreateProduct\x12*.studyhall.billing.v1.CreateProductRequest\x1a+.studyhall.billing.v1.CreateProductResponse\x12_\n\nGetProduct\x12\'.studyhall.billing.v1.GetProductRequest\x1a(.studyhall.billing.v1.GetProductResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'studyhall.billing.v1.billing_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PRODUCTKIND']._serialized_start=954
-  _globals['_PRODUCTKIND']._serialized_end=1122
-  _globals['_BILLINGPERIOD']._serialized_start=1125
-  _globals['_BILLINGPERIOD']._serialized_end=1255
-  _globals['_MONEY']._serialized_start=101
-  _globals['_MONEY']._serialized_end=148
-  _globals['_PRODUCT']._serialized_start=151
-  _globals['_PRODUCT']._serialized_end=469
-  _globals['_CREATEPRODUCTREQUEST']._serialized_start=472
-  _globals['_CREATEPRODUCTREQUEST']._serialized_end=745
-  _globals['_CREATEPRODUCTRESPONSE']._serialized_start=747
-  _globals['_CREATEPRODUCTRESPONSE']._serialized_end=818
-  _globals['_GETPRODUCTREQUEST']._serialized_start=820
-  _globals['_GETPRODUCTREQUEST']._serialized_end=881
-  _globals['_GETPRODUCTRESPONSE']._serialized_start=883
-  _globals['_GETPRODUCTRESPONSE']._serialized_end=951
-  _globals['_BILLINGSERVICE']._serialized_start=1258
-  _globals['_BILLINGSERVICE']._serialized_end=1477
+  _globals['_CREATEPRODUCTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATEPRODUCTREQUEST'].fields_by_name['request_id']._serialized_options = b'\272Hk\272\001e\n\nrequest_id\022.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\032\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\330\001\001'
+  _globals['_CREATEPRODUCTREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_CREATEPRODUCTREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_GETPRODUCTREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_GETPRODUCTREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_GETPRODUCTREQUEST'].fields_by_name['product_id']._loaded_options = None
+  _globals['_GETPRODUCTREQUEST'].fields_by_name['product_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\330\001\001'
+  _globals['_PRODUCTKIND']._serialized_start=1565
+  _globals['_PRODUCTKIND']._serialized_end=1733
+  _globals['_BILLINGPERIOD']._serialized_start=1736
+  _globals['_BILLINGPERIOD']._serialized_end=1866
+  _globals['_MONEY']._serialized_start=130
+  _globals['_MONEY']._serialized_end=177
+  _globals['_PRODUCT']._serialized_start=180
+  _globals['_PRODUCT']._serialized_end=498
+  _globals['_CREATEPRODUCTREQUEST']._serialized_start=501
+  _globals['_CREATEPRODUCTREQUEST']._serialized_end=1043
+  _globals['_CREATEPRODUCTRESPONSE']._serialized_start=1045
+  _globals['_CREATEPRODUCTRESPONSE']._serialized_end=1116
+  _globals['_GETPRODUCTREQUEST']._serialized_start=1119
+  _globals['_GETPRODUCTREQUEST']._serialized_end=1492
+  _globals['_GETPRODUCTRESPONSE']._serialized_start=1494
+  _globals['_GETPRODUCTRESPONSE']._serialized_end=1562
+  _globals['_BILLINGSERVICE']._serialized_start=1869
+  _globals['_BILLINGSERVICE']._serialized_end=2088
 # @@protoc_insertion_point(module_scope)

@@ -22,28 +22,37 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*studyhall/content/v1/content_service.proto\x12\x14studyhall.content.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x01\n\x04Post\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x16\n\x0e\x61uthor_user_id\x18\x03 \x01(\t\x12,\n\x04kind\x18\x04 \x01(\x0e\x32\x1e.studyhall.content.v1.PostKind\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0c\n\x04\x62ody\x18\x06 \x01(\t\x12\x0b\n\x03url\x18\x07 \x01(\t\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\n \x01(\x03\"\xa3\x01\n\x11\x43reatePostRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12,\n\x04kind\x18\x03 \x01(\x0e\x32\x1e.studyhall.content.v1.PostKind\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12\x0b\n\x03url\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\">\n\x12\x43reatePostResponse\x12(\n\x04post\x18\x01 \x01(\x0b\x32\x1a.studyhall.content.v1.Post\"7\n\x0eGetPostRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07post_id\x18\x02 \x01(\t\";\n\x0fGetPostResponse\x12(\n\x04post\x18\x01 \x01(\x0b\x32\x1a.studyhall.content.v1.Post*\xaa\x01\n\x08PostKind\x12\x19\n\x15POST_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11POST_KIND_ARTICLE\x10\x01\x12\x13\n\x0fPOST_KIND_VIDEO\x10\x02\x12\x13\n\x0fPOST_KIND_AUDIO\x10\x03\x12\x12\n\x0ePOST_KIND_LINK\x10\x04\x12\x16\n\x12POST_KIND_RESOURCE\x10\x05\x12\x16\n\x12POST_KIND_QUESTION\x10\x06\x32\xc9\x01\n\x0e\x43ontentService\x12_\n\nCreatePost\x12\'.studyhall.content.v1.CreatePostRequest\x1a(.studyhall.content.v1.CreatePostResponse\x12V\n\x07GetPost\x12$.studyhall.content.v1.GetPostRequest\x1a%.studyhall.content.v1.GetPostResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*studyhall/content/v1/content_service.proto\x12\x14studyhall.content.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x01\n\x04Post\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x16\n\x0e\x61uthor_user_id\x18\x03 \x01(\t\x12,\n\x04kind\x18\x04 \x01(\x0e\x32\x1e.studyhall.content.v1.PostKind\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0c\n\x04\x62ody\x18\x06 \x01(\t\x12\x0b\n\x03url\x18\x07 \x01(\t\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\n \x01(\x03\"\xb0\x03\n\x11\x43reatePostRequest\x12\x82\x01\n\nrequest_id\x18\x01 \x01(\tBn\xbaHk\xba\x01\x65\n\nrequest_id\x12.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\x1a\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\xd8\x01\x01\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x02 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12,\n\x04kind\x18\x03 \x01(\x0e\x32\x1e.studyhall.content.v1.PostKind\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12\x0b\n\x03url\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\">\n\x12\x43reatePostResponse\x12(\n\x04post\x18\x01 \x01(\x0b\x32\x1a.studyhall.content.v1.Post\"\xef\x02\n\x0eGetPostRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12\xaa\x01\n\x07post_id\x18\x02 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xd8\x01\x01\";\n\x0fGetPostResponse\x12(\n\x04post\x18\x01 \x01(\x0b\x32\x1a.studyhall.content.v1.Post*\xaa\x01\n\x08PostKind\x12\x19\n\x15POST_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11POST_KIND_ARTICLE\x10\x01\x12\x13\n\x0fPOST_KIND_VIDEO\x10\x02\x12\x13\n\x0fPOST_KIND_AUDIO\x10\x03\x12\x12\n\x0ePOST_KIND_LINK\x10\x04\x12\x16\n\x12POST_KIND_RESOURCE\x10\x05\x12\x16\n\x12POST_KIND_QUESTION\x10\x06\x32\xc9\x01\n\x0e\x43ontentService\x12_\n\nCreatePost\x12\'.studyhall.content.v1.CreatePostRequest\x1a(.studyhall.content.v1.CreatePostResponse\x12V\n\x07GetPost\x12$.studyhall.content.v1.GetPostRequest\x1a%.studyhall.content.v1.GetPostResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'studyhall.content.v1.content_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_POSTKIND']._serialized_start=685
-  _globals['_POSTKIND']._serialized_end=855
-  _globals['_POST']._serialized_start=102
-  _globals['_POST']._serialized_end=334
-  _globals['_CREATEPOSTREQUEST']._serialized_start=337
-  _globals['_CREATEPOSTREQUEST']._serialized_end=500
-  _globals['_CREATEPOSTRESPONSE']._serialized_start=502
-  _globals['_CREATEPOSTRESPONSE']._serialized_end=564
-  _globals['_GETPOSTREQUEST']._serialized_start=566
-  _globals['_GETPOSTREQUEST']._serialized_end=621
-  _globals['_GETPOSTRESPONSE']._serialized_start=623
-  _globals['_GETPOSTRESPONSE']._serialized_end=682
-  _globals['_CONTENTSERVICE']._serialized_start=858
-  _globals['_CONTENTSERVICE']._serialized_end=1059
+  _globals['_CREATEPOSTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATEPOSTREQUEST'].fields_by_name['request_id']._serialized_options = b'\272Hk\272\001e\n\nrequest_id\022.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\032\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\330\001\001'
+  _globals['_CREATEPOSTREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_CREATEPOSTREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_GETPOSTREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_GETPOSTREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_GETPOSTREQUEST'].fields_by_name['post_id']._loaded_options = None
+  _globals['_GETPOSTREQUEST'].fields_by_name['post_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\330\001\001'
+  _globals['_POSTKIND']._serialized_start=1296
+  _globals['_POSTKIND']._serialized_end=1466
+  _globals['_POST']._serialized_start=131
+  _globals['_POST']._serialized_end=363
+  _globals['_CREATEPOSTREQUEST']._serialized_start=366
+  _globals['_CREATEPOSTREQUEST']._serialized_end=798
+  _globals['_CREATEPOSTRESPONSE']._serialized_start=800
+  _globals['_CREATEPOSTRESPONSE']._serialized_end=862
+  _globals['_GETPOSTREQUEST']._serialized_start=865
+  _globals['_GETPOSTREQUEST']._serialized_end=1232
+  _globals['_GETPOSTRESPONSE']._serialized_start=1234
+  _globals['_GETPOSTRESPONSE']._serialized_end=1293
+  _globals['_CONTENTSERVICE']._serialized_start=1469
+  _globals['_CONTENTSERVICE']._serialized_end=1670
 # @@protoc_insertion_point(module_scope)

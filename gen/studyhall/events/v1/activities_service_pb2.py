@@ -22,28 +22,37 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,studyhall/events/v1/activities_service.proto\x12\x13studyhall.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x02\n\x08\x41\x63tivity\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x14\n\x0chost_user_id\x18\x03 \x01(\t\x12/\n\x04kind\x18\x04 \x01(\x0e\x32!.studyhall.events.v1.ActivityKind\x12\r\n\x05title\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63\x61pacity\x18\t \x01(\x05\x12\x10\n\x08location\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x0c \x01(\x03\"\x98\x02\n\x15\x43reateActivityRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12/\n\x04kind\x18\x03 \x01(\x0e\x32!.studyhall.events.v1.ActivityKind\x12\r\n\x05title\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63\x61pacity\x18\x08 \x01(\x05\x12\x10\n\x08location\x18\t \x01(\t\"I\n\x16\x43reateActivityResponse\x12/\n\x08\x61\x63tivity\x18\x01 \x01(\x0b\x32\x1d.studyhall.events.v1.Activity\"?\n\x12GetActivityRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63tivity_id\x18\x02 \x01(\t\"F\n\x13GetActivityResponse\x12/\n\x08\x61\x63tivity\x18\x01 \x01(\x0b\x32\x1d.studyhall.events.v1.Activity*\xac\x01\n\x0c\x41\x63tivityKind\x12\x1d\n\x19\x41\x43TIVITY_KIND_UNSPECIFIED\x10\x00\x12 \n\x1c\x41\x43TIVITY_KIND_ONLINE_LECTURE\x10\x01\x12 \n\x1c\x41\x43TIVITY_KIND_OFFLINE_MEETUP\x10\x02\x12\x1c\n\x18\x41\x43TIVITY_KIND_EXPERT_AMA\x10\x03\x12\x1b\n\x17\x41\x43TIVITY_KIND_CHALLENGE\x10\x04\x32\xe0\x01\n\x11\x41\x63tivitiesService\x12i\n\x0e\x43reateActivity\x12*.studyhall.events.v1.CreateActivityRequest\x1a+.studyhall.events.v1.CreateActivityResponse\x12`\n\x0bGetActivity\x12\'.studyhall.events.v1.GetActivityRequest\x1a(.studyhall.events.v1.GetActivityResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,studyhall/events/v1/activities_service.proto\x12\x13studyhall.events.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x02\n\x08\x41\x63tivity\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x14\n\x0chost_user_id\x18\x03 \x01(\t\x12/\n\x04kind\x18\x04 \x01(\x0e\x32!.studyhall.events.v1.ActivityKind\x12\r\n\x05title\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63\x61pacity\x18\t \x01(\x05\x12\x10\n\x08location\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x0c \x01(\x03\"\xa5\x04\n\x15\x43reateActivityRequest\x12\x82\x01\n\nrequest_id\x18\x01 \x01(\tBn\xbaHk\xba\x01\x65\n\nrequest_id\x12.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\x1a\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\xd8\x01\x01\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x02 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12/\n\x04kind\x18\x03 \x01(\x0e\x32!.studyhall.events.v1.ActivityKind\x12\r\n\x05title\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63\x61pacity\x18\x08 \x01(\x05\x12\x10\n\x08location\x18\t \x01(\t\"I\n\x16\x43reateActivityResponse\x12/\n\x08\x61\x63tivity\x18\x01 \x01(\x0b\x32\x1d.studyhall.events.v1.Activity\"\xf7\x02\n\x12GetActivityRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12\xae\x01\n\x0b\x61\x63tivity_id\x18\x02 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xd8\x01\x01\"F\n\x13GetActivityResponse\x12/\n\x08\x61\x63tivity\x18\x01 \x01(\x0b\x32\x1d.studyhall.events.v1.Activity*\xac\x01\n\x0c\x41\x63tivityKind\x12\x1d\n\x19\x41\x43TIVITY_KIND_UNSPECIFIED\x10\x00\x12 \n\x1c\x41\x43TIVITY_KIND_ONLINE_LECTURE\x10\x01\x12 \n\x1c\x41\x43TIVITY_KIND_OFFLINE_MEETUP\x10\x02\x12\x1c\n\x18\x41\x43TIVITY_KIND_EXPERT_AMA\x10\x03\x12\x1b\n\x17\x41\x43TIVITY_KIND_CHALLENGE\x10\x04\x32\xe0\x01\n\x11\x41\x63tivitiesService\x12i\n\x0e\x43reateActivity\x12*.studyhall.events.v1.CreateActivityRequest\x1a+.studyhall.events.v1.CreateActivityResponse\x12`\n\x0bGetActivity\x12\'.studyhall.events.v1.GetActivityRequest\x1a(.studyhall.events.v1.GetActivityResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'studyhall.events.v1.activities_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACTIVITYKIND']._serialized_start=948
-  _globals['_ACTIVITYKIND']._serialized_end=1120
-  _globals['_ACTIVITY']._serialized_start=103
-  _globals['_ACTIVITY']._serialized_end=450
-  _globals['_CREATEACTIVITYREQUEST']._serialized_start=453
-  _globals['_CREATEACTIVITYREQUEST']._serialized_end=733
-  _globals['_CREATEACTIVITYRESPONSE']._serialized_start=735
-  _globals['_CREATEACTIVITYRESPONSE']._serialized_end=808
-  _globals['_GETACTIVITYREQUEST']._serialized_start=810
-  _globals['_GETACTIVITYREQUEST']._serialized_end=873
-  _globals['_GETACTIVITYRESPONSE']._serialized_start=875
-  _globals['_GETACTIVITYRESPONSE']._serialized_end=945
-  _globals['_ACTIVITIESSERVICE']._serialized_start=1123
-  _globals['_ACTIVITIESSERVICE']._serialized_end=1347
+  _globals['_CREATEACTIVITYREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CREATEACTIVITYREQUEST'].fields_by_name['request_id']._serialized_options = b'\272Hk\272\001e\n\nrequest_id\022.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\032\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\330\001\001'
+  _globals['_CREATEACTIVITYREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_CREATEACTIVITYREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_GETACTIVITYREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_GETACTIVITYREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_GETACTIVITYREQUEST'].fields_by_name['activity_id']._loaded_options = None
+  _globals['_GETACTIVITYREQUEST'].fields_by_name['activity_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\330\001\001'
+  _globals['_ACTIVITYKIND']._serialized_start=1559
+  _globals['_ACTIVITYKIND']._serialized_end=1731
+  _globals['_ACTIVITY']._serialized_start=132
+  _globals['_ACTIVITY']._serialized_end=479
+  _globals['_CREATEACTIVITYREQUEST']._serialized_start=482
+  _globals['_CREATEACTIVITYREQUEST']._serialized_end=1031
+  _globals['_CREATEACTIVITYRESPONSE']._serialized_start=1033
+  _globals['_CREATEACTIVITYRESPONSE']._serialized_end=1106
+  _globals['_GETACTIVITYREQUEST']._serialized_start=1109
+  _globals['_GETACTIVITYREQUEST']._serialized_end=1484
+  _globals['_GETACTIVITYRESPONSE']._serialized_start=1486
+  _globals['_GETACTIVITYRESPONSE']._serialized_end=1556
+  _globals['_ACTIVITIESSERVICE']._serialized_start=1734
+  _globals['_ACTIVITIESSERVICE']._serialized_end=1958
 # @@protoc_insertion_point(module_scope)

@@ -22,37 +22,50 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from studyhall.members.v1 import care_events_pb2 as studyhall_dot_members_dot_v1_dot_care__events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'studyhall/members/v1/care_service.proto\x12\x14studyhall.members.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&studyhall/members/v1/care_events.proto\"%\n\x07Holiday\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xe5\x01\n\x0c\x43\x61reSettings\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x1b\n\x13inactive_after_days\x18\x02 \x01(\x05\x12\x1c\n\x14streak_reminder_hour\x18\x03 \x01(\x05\x12\x11\n\tbirthdays\x18\x04 \x01(\x08\x12/\n\x08holidays\x18\x05 \x03(\x0b\x32\x1d.studyhall.members.v1.Holiday\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9c\x02\n\nCareSignal\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x32\n\x04kind\x18\x03 \x01(\x0e\x32$.studyhall.members.v1.CareSignalKind\x12\x12\n\nlocal_date\x18\x04 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x05 \x01(\x05\x12\x38\n\x08occasion\x18\x06 \x01(\x0e\x32&.studyhall.members.v1.GreetingOccasion\x12\x14\n\x0choliday_name\x18\x07 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\".\n\x16GetCareSettingsRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\"O\n\x17GetCareSettingsResponse\x12\x34\n\x08settings\x18\x01 \x01(\x0b\x32\".studyhall.members.v1.CareSettings\"|\n\x16SetCareSettingsRequest\x12\x34\n\x08settings\x18\x01 \x01(\x0b\x32\".studyhall.members.v1.CareSettings\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"O\n\x17SetCareSettingsResponse\x12\x34\n\x08settings\x18\x01 \x01(\x0b\x32\".studyhall.members.v1.CareSettings\"\x89\x01\n\x16ListCareSignalsRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x32\n\x04kind\x18\x02 \x01(\x0e\x32$.studyhall.members.v1.CareSignalKind\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"e\n\x17ListCareSignalsResponse\x12\x31\n\x07signals\x18\x01 \x03(\x0b\x32 .studyhall.members.v1.CareSignal\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x9c\x01\n\x0e\x43\x61reSignalKind\x12 \n\x1c\x43\x41RE_SIGNAL_KIND_UNSPECIFIED\x10\x00\x12$\n CARE_SIGNAL_KIND_MEMBER_INACTIVE\x10\x01\x12#\n\x1f\x43\x41RE_SIGNAL_KIND_STREAK_AT_RISK\x10\x02\x12\x1d\n\x19\x43\x41RE_SIGNAL_KIND_GREETING\x10\x03\x32\xdd\x02\n\x0b\x43\x61reService\x12n\n\x0fGetCareSettings\x12,.studyhall.members.v1.GetCareSettingsRequest\x1a-.studyhall.members.v1.GetCareSettingsResponse\x12n\n\x0fSetCareSettings\x12,.studyhall.members.v1.SetCareSettingsRequest\x1a-.studyhall.members.v1.SetCareSettingsResponse\x12n\n\x0fListCareSignals\x12,.studyhall.members.v1.ListCareSignalsRequest\x1a-.studyhall.members.v1.ListCareSignalsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'studyhall/members/v1/care_service.proto\x12\x14studyhall.members.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a&studyhall/members/v1/care_events.proto\"%\n\x07Holiday\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xe5\x01\n\x0c\x43\x61reSettings\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x1b\n\x13inactive_after_days\x18\x02 \x01(\x05\x12\x1c\n\x14streak_reminder_hour\x18\x03 \x01(\x05\x12\x11\n\tbirthdays\x18\x04 \x01(\x08\x12/\n\x08holidays\x18\x05 \x03(\x0b\x32\x1d.studyhall.members.v1.Holiday\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9c\x02\n\nCareSignal\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x32\n\x04kind\x18\x03 \x01(\x0e\x32$.studyhall.members.v1.CareSignalKind\x12\x12\n\nlocal_date\x18\x04 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x05 \x01(\x05\x12\x38\n\x08occasion\x18\x06 \x01(\x0e\x32&.studyhall.members.v1.GreetingOccasion\x12\x14\n\x0choliday_name\x18\x07 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x08 \x01(\t\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xca\x01\n\x16GetCareSettingsRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\"O\n\x17GetCareSettingsResponse\x12\x34\n\x08settings\x18\x01 \x01(\x0b\x32\".studyhall.members.v1.CareSettings\"\xfc\x01\n\x16SetCareSettingsRequest\x12\x34\n\x08settings\x18\x01 \x01(\x0b\x32\".studyhall.members.v1.CareSettings\x12\'\n\x10\x65xpected_version\x18\x02 \x01(\x03\x42\r\xbaH\n\"\x08\x18\xff\xff\xff\xff\x07(\x00\x12\x82\x01\n\nrequest_id\x18\x03 \x01(\tBn\xbaHk\xba\x01\x65\n\nrequest_id\x12.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\x1a\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\xd8\x01\x01\"O\n\x17SetCareSettingsResponse\x12\x34\n\x08settings\x18\x01 \x01(\x0b\x32\".studyhall.members.v1.CareSettings\"\xba\x02\n\x16ListCareSignalsRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12\x32\n\x04kind\x18\x02 \x01(\x0e\x32$.studyhall.members.v1.CareSignalKind\x12\x1c\n\tpage_size\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12\x1c\n\npage_token\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"e\n\x17ListCareSignalsResponse\x12\x31\n\x07signals\x18\x01 \x03(\x0b\x32 .studyhall.members.v1.CareSignal\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x9c\x01\n\x0e\x43\x61reSignalKind\x12 \n\x1c\x43\x41RE_SIGNAL_KIND_UNSPECIFIED\x10\x00\x12$\n CARE_SIGNAL_KIND_MEMBER_INACTIVE\x10\x01\x12#\n\x1f\x43\x41RE_SIGNAL_KIND_STREAK_AT_RISK\x10\x02\x12\x1d\n\x19\x43\x41RE_SIGNAL_KIND_GREETING\x10\x03\x32\xdd\x02\n\x0b\x43\x61reService\x12n\n\x0fGetCareSettings\x12,.studyhall.members.v1.GetCareSettingsRequest\x1a-.studyhall.members.v1.GetCareSettingsResponse\x12n\n\x0fSetCareSettings\x12,.studyhall.members.v1.SetCareSettingsRequest\x1a-.studyhall.members.v1.SetCareSettingsResponse\x12n\n\x0fListCareSignals\x12,.studyhall.members.v1.ListCareSignalsRequest\x1a-.studyhall.members.v1.ListCareSignalsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'studyhall.members.v1.care_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CARESIGNALKIND']._serialized_start=1276
-  _globals['_CARESIGNALKIND']._serialized_end=1432
-  _globals['_HOLIDAY']._serialized_start=138
-  _globals['_HOLIDAY']._serialized_end=175
-  _globals['_CARESETTINGS']._serialized_start=178
-  _globals['_CARESETTINGS']._serialized_end=407
-  _globals['_CARESIGNAL']._serialized_start=410
-  _globals['_CARESIGNAL']._serialized_end=694
-  _globals['_GETCARESETTINGSREQUEST']._serialized_start=696
-  _globals['_GETCARESETTINGSREQUEST']._serialized_end=742
-  _globals['_GETCARESETTINGSRESPONSE']._serialized_start=744
-  _globals['_GETCARESETTINGSRESPONSE']._serialized_end=823
-  _globals['_SETCARESETTINGSREQUEST']._serialized_start=825
-  _globals['_SETCARESETTINGSREQUEST']._serialized_end=949
-  _globals['_SETCARESETTINGSRESPONSE']._serialized_start=951
-  _globals['_SETCARESETTINGSRESPONSE']._serialized_end=1030
-  _globals['_LISTCARESIGNALSREQUEST']._serialized_start=1033
-  _globals['_LISTCARESIGNALSREQUEST']._serialized_end=1170
-  _globals['_LISTCARESIGNALSRESPONSE']._serialized_start=1172
-  _globals['_LISTCARESIGNALSRESPONSE']._serialized_end=1273
-  _globals['_CARESERVICE']._serialized_start=1435
-  _globals['_CARESERVICE']._serialized_end=1784
+  _globals['_GETCARESETTINGSREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_GETCARESETTINGSREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_SETCARESETTINGSREQUEST'].fields_by_name['expected_version']._loaded_options = None
+  _globals['_SETCARESETTINGSREQUEST'].fields_by_name['expected_version']._serialized_options = b'\272H\n\"\010\030\377\377\377\377\007(\000'
+  _globals['_SETCARESETTINGSREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_SETCARESETTINGSREQUEST'].fields_by_name['request_id']._serialized_options = b'\272Hk\272\001e\n\nrequest_id\022.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\032\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\330\001\001'
+  _globals['_LISTCARESIGNALSREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_LISTCARESIGNALSREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_LISTCARESIGNALSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTCARESIGNALSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\006\032\004\030d(\000'
+  _globals['_LISTCARESIGNALSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTCARESIGNALSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\010'
+  _globals['_CARESIGNALKIND']._serialized_start=1768
+  _globals['_CARESIGNALKIND']._serialized_end=1924
+  _globals['_HOLIDAY']._serialized_start=167
+  _globals['_HOLIDAY']._serialized_end=204
+  _globals['_CARESETTINGS']._serialized_start=207
+  _globals['_CARESETTINGS']._serialized_end=436
+  _globals['_CARESIGNAL']._serialized_start=439
+  _globals['_CARESIGNAL']._serialized_end=723
+  _globals['_GETCARESETTINGSREQUEST']._serialized_start=726
+  _globals['_GETCARESETTINGSREQUEST']._serialized_end=928
+  _globals['_GETCARESETTINGSRESPONSE']._serialized_start=930
+  _globals['_GETCARESETTINGSRESPONSE']._serialized_end=1009
+  _globals['_SETCARESETTINGSREQUEST']._serialized_start=1012
+  _globals['_SETCARESETTINGSREQUEST']._serialized_end=1264
+  _globals['_SETCARESETTINGSRESPONSE']._serialized_start=1266
+  _globals['_SETCARESETTINGSRESPONSE']._serialized_end=1345
+  _globals['_LISTCARESIGNALSREQUEST']._serialized_start=1348
+  _globals['_LISTCARESIGNALSREQUEST']._serialized_end=1662
+  _globals['_LISTCARESIGNALSRESPONSE']._serialized_start=1664
+  _globals['_LISTCARESIGNALSRESPONSE']._serialized_end=1765
+  _globals['_CARESERVICE']._serialized_start=1927
+  _globals['_CARESERVICE']._serialized_end=2276
 # @@protoc_insertion_point(module_scope)

@@ -22,42 +22,65 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+studyhall/members/v1/checkins_service.proto\x12\x14studyhall.members.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x01\n\x07\x43heckin\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x12\n\nlocal_date\x18\x04 \x01(\t\x12\x0c\n\x04note\x18\x05 \x01(\t\x12\x30\n\x0c\x63heckin_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttime_zone\x18\x07 \x01(\t\"\xb2\x01\n\x06Streak\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63urrent_days\x18\x03 \x01(\x05\x12\x14\n\x0clongest_days\x18\x04 \x01(\x05\x12\x19\n\x11last_checkin_date\x18\x05 \x01(\t\x12\x18\n\x10\x63hecked_in_today\x18\x06 \x01(\x08\x12\r\n\x05today\x18\x07 \x01(\t\x12\x11\n\ttime_zone\x18\x08 \x01(\t\"H\n\x0e\x43heckInRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"o\n\x0f\x43heckInResponse\x12.\n\x07\x63heckin\x18\x01 \x01(\x0b\x32\x1d.studyhall.members.v1.Checkin\x12,\n\x06streak\x18\x02 \x01(\x0b\x32\x1c.studyhall.members.v1.Streak\"9\n\x10GetStreakRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"A\n\x11GetStreakResponse\x12,\n\x06streak\x18\x01 \x01(\x0b\x32\x1c.studyhall.members.v1.Streak\"c\n\x13ListCheckinsRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"`\n\x14ListCheckinsResponse\x12/\n\x08\x63heckins\x18\x01 \x03(\x0b\x32\x1d.studyhall.members.v1.Checkin\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"}\n\x0f\x43heckinSettings\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x12\n\ngrace_days\x18\x02 \x01(\x05\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Y\n\x19SetCheckinSettingsRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x12\n\ngrace_days\x18\x02 \x01(\x05\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"U\n\x1aSetCheckinSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.studyhall.members.v1.CheckinSettings\"1\n\x19GetCheckinSettingsRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\"U\n\x1aGetCheckinSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.studyhall.members.v1.CheckinSettings2\xa0\x04\n\x0f\x43heckinsService\x12V\n\x07\x43heckIn\x12$.studyhall.members.v1.CheckInRequest\x1a%.studyhall.members.v1.CheckInResponse\x12\\\n\tGetStreak\x12&.studyhall.members.v1.GetStreakRequest\x1a\'.studyhall.members.v1.GetStreakResponse\x12\x65\n\x0cListCheckins\x12).studyhall.members.v1.ListCheckinsRequest\x1a*.studyhall.members.v1.ListCheckinsResponse\x12w\n\x12SetCheckinSettings\x12/.studyhall.members.v1.SetCheckinSettingsRequest\x1a\x30.studyhall.members.v1.SetCheckinSettingsResponse\x12w\n\x12GetCheckinSettings\x12/.studyhall.members.v1.GetCheckinSettingsRequest\x1a\x30.studyhall.members.v1.GetCheckinSettingsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+studyhall/members/v1/checkins_service.proto\x12\x14studyhall.members.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x01\n\x07\x43heckin\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x12\n\nlocal_date\x18\x04 \x01(\t\x12\x0c\n\x04note\x18\x05 \x01(\t\x12\x30\n\x0c\x63heckin_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttime_zone\x18\x07 \x01(\t\"\xb2\x01\n\x06Streak\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63urrent_days\x18\x03 \x01(\x05\x12\x14\n\x0clongest_days\x18\x04 \x01(\x05\x12\x19\n\x11last_checkin_date\x18\x05 \x01(\t\x12\x18\n\x10\x63hecked_in_today\x18\x06 \x01(\x08\x12\r\n\x05today\x18\x07 \x01(\t\x12\x11\n\ttime_zone\x18\x08 \x01(\t\"\xd5\x02\n\x0e\x43heckInRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12\x0c\n\x04note\x18\x02 \x01(\t\x12\x82\x01\n\nrequest_id\x18\x03 \x01(\tBn\xbaHk\xba\x01\x65\n\nrequest_id\x12.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\x1a\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\xd8\x01\x01\"o\n\x0f\x43heckInResponse\x12.\n\x07\x63heckin\x18\x01 \x01(\x0b\x32\x1d.studyhall.members.v1.Checkin\x12,\n\x06streak\x18\x02 \x01(\x0b\x32\x1c.studyhall.members.v1.Streak\"\xdf\x01\n\x10GetStreakRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12\x19\n\x07user_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\"A\n\x11GetStreakResponse\x12,\n\x06streak\x18\x01 \x01(\x0b\x32\x1c.studyhall.members.v1.Streak\"\x9e\x02\n\x13ListCheckinsRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12\x19\n\x07user_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\x12\x1c\n\tpage_size\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12\x1c\n\npage_token\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\"`\n\x14ListCheckinsResponse\x12/\n\x08\x63heckins\x18\x01 \x03(\x0b\x32\x1d.studyhall.members.v1.Checkin\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"}\n\x0f\x43heckinSettings\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x12\n\ngrace_days\x18\x02 \x01(\x05\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe6\x02\n\x19SetCheckinSettingsRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12\x12\n\ngrace_days\x18\x02 \x01(\x05\x12\x82\x01\n\nrequest_id\x18\x03 \x01(\tBn\xbaHk\xba\x01\x65\n\nrequest_id\x12.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\x1a\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\xd8\x01\x01\"U\n\x1aSetCheckinSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.studyhall.members.v1.CheckinSettings\"\xcd\x01\n\x19GetCheckinSettingsRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\"U\n\x1aGetCheckinSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.studyhall.members.v1.CheckinSettings2\xa0\x04\n\x0f\x43heckinsService\x12V\n\x07\x43heckIn\x12$.studyhall.members.v1.CheckInRequest\x1a%.studyhall.members.v1.CheckInResponse\x12\\\n\tGetStreak\x12&.studyhall.members.v1.GetStreakRequest\x1a\'.studyhall.members.v1.GetStreakResponse\x12\x65\n\x0cListCheckins\x12).studyhall.members.v1.ListCheckinsRequest\x1a*.studyhall.members.v1.ListCheckinsResponse\x12w\n\x12SetCheckinSettings\x12/.studyhall.members.v1.SetCheckinSettingsRequest\x1a\x30.studyhall.members.v1.SetCheckinSettingsResponse\x12w\n\x12GetCheckinSettings\x12/.studyhall.members.v1.GetCheckinSettingsRequest\x1a\x30.studyhall.members.v1.GetCheckinSettingsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'studyhall.members.v1.checkins_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHECKIN']._serialized_start=103
-  _globals['_CHECKIN']._serialized_end=266
-  _globals['_STREAK']._serialized_start=269
-  _globals['_STREAK']._serialized_end=447
-  _globals['_CHECKINREQUEST']._serialized_start=449
-  _globals['_CHECKINREQUEST']._serialized_end=521
-  _globals['_CHECKINRESPONSE']._serialized_start=523
-  _globals['_CHECKINRESPONSE']._serialized_end=634
-  _globals['_GETSTREAKREQUEST']._serialized_start=636
-  _globals['_GETSTREAKREQUEST']._serialized_end=693
-  _globals['_GETSTREAKRESPONSE']._serialized_start=695
-  _globals['_GETSTREAKRESPONSE']._serialized_end=760
-  _globals['_LISTCHECKINSREQUEST']._serialized_start=762
-  _globals['_LISTCHECKINSREQUEST']._serialized_end=861
-  _globals['_LISTCHECKINSRESPONSE']._serialized_start=863
-  _globals['_LISTCHECKINSRESPONSE']._serialized_end=959
-  _globals['_CHECKINSETTINGS']._serialized_start=961
-  _globals['_CHECKINSETTINGS']._serialized_end=1086
-  _globals['_SETCHECKINSETTINGSREQUEST']._serialized_start=1088
-  _globals['_SETCHECKINSETTINGSREQUEST']._serialized_end=1177
-  _globals['_SETCHECKINSETTINGSRESPONSE']._serialized_start=1179
-  _globals['_SETCHECKINSETTINGSRESPONSE']._serialized_end=1264
-  _globals['_GETCHECKINSETTINGSREQUEST']._serialized_start=1266
-  _globals['_GETCHECKINSETTINGSREQUEST']._serialized_end=1315
-  _globals['_GETCHECKINSETTINGSRESPONSE']._serialized_start=1317
-  _globals['_GETCHECKINSETTINGSRESPONSE']._serialized_end=1402
-  _globals['_CHECKINSSERVICE']._serialized_start=1405
-  _globals['_CHECKINSSERVICE']._serialized_end=1949
+  _globals['_CHECKINREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_CHECKINREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_CHECKINREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_CHECKINREQUEST'].fields_by_name['request_id']._serialized_options = b'\272Hk\272\001e\n\nrequest_id\022.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\032\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\330\001\001'
+  _globals['_GETSTREAKREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_GETSTREAKREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_GETSTREAKREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_GETSTREAKREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\005r\003\030\310\001'
+  _globals['_LISTCHECKINSREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_LISTCHECKINSREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_LISTCHECKINSREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_LISTCHECKINSREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\005r\003\030\310\001'
+  _globals['_LISTCHECKINSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTCHECKINSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\006\032\004\030d(\000'
+  _globals['_LISTCHECKINSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTCHECKINSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\005r\003\030\200\010'
+  _globals['_SETCHECKINSETTINGSREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_SETCHECKINSETTINGSREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_SETCHECKINSETTINGSREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_SETCHECKINSETTINGSREQUEST'].fields_by_name['request_id']._serialized_options = b'\272Hk\272\001e\n\nrequest_id\022.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\032\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\330\001\001'
+  _globals['_GETCHECKINSETTINGSREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_GETCHECKINSETTINGSREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_CHECKIN']._serialized_start=132
+  _globals['_CHECKIN']._serialized_end=295
+  _globals['_STREAK']._serialized_start=298
+  _globals['_STREAK']._serialized_end=476
+  _globals['_CHECKINREQUEST']._serialized_start=479
+  _globals['_CHECKINREQUEST']._serialized_end=820
+  _globals['_CHECKINRESPONSE']._serialized_start=822
+  _globals['_CHECKINRESPONSE']._serialized_end=933
+  _globals['_GETSTREAKREQUEST']._serialized_start=936
+  _globals['_GETSTREAKREQUEST']._serialized_end=1159
+  _globals['_GETSTREAKRESPONSE']._serialized_start=1161
+  _globals['_GETSTREAKRESPONSE']._serialized_end=1226
+  _globals['_LISTCHECKINSREQUEST']._serialized_start=1229
+  _globals['_LISTCHECKINSREQUEST']._serialized_end=1515
+  _globals['_LISTCHECKINSRESPONSE']._serialized_start=1517
+  _globals['_LISTCHECKINSRESPONSE']._serialized_end=1613
+  _globals['_CHECKINSETTINGS']._serialized_start=1615
+  _globals['_CHECKINSETTINGS']._serialized_end=1740
+  _globals['_SETCHECKINSETTINGSREQUEST']._serialized_start=1743
+  _globals['_SETCHECKINSETTINGSREQUEST']._serialized_end=2101
+  _globals['_SETCHECKINSETTINGSRESPONSE']._serialized_start=2103
+  _globals['_SETCHECKINSETTINGSRESPONSE']._serialized_end=2188
+  _globals['_GETCHECKINSETTINGSREQUEST']._serialized_start=2191
+  _globals['_GETCHECKINSETTINGSREQUEST']._serialized_end=2396
+  _globals['_GETCHECKINSETTINGSRESPONSE']._serialized_start=2398
+  _globals['_GETCHECKINSETTINGSRESPONSE']._serialized_end=2483
+  _globals['_CHECKINSSERVICE']._serialized_start=2486
+  _globals['_CHECKINSSERVICE']._serialized_end=3030
 # @@protoc_insertion_point(module_scope)
