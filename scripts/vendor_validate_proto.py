@@ -117,9 +117,7 @@ class Printer:
             self._message(message, "", self.file.package)
         return "\n".join(self.lines) + "\n"
 
-    def _group_extensions(
-        self, extensions: Any
-    ) -> list[list[FieldDescriptorProto]]:
+    def _group_extensions(self, extensions: Any) -> list[list[FieldDescriptorProto]]:
         groups: dict[str, list[FieldDescriptorProto]] = {}
         for extension in extensions:
             groups.setdefault(extension.extendee, []).append(extension)
