@@ -23,15 +23,26 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from studyhall.content.v1 import content_service_pb2 as studyhall_dot_content_dot_v1_dot_content__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)studyhall/content/v1/content_events.proto\x12\x14studyhall.content.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x01\n\x0bPostCreated\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07post_id\x18\x02 \x01(\t\x12\x16\n\x0e\x61uthor_user_id\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x05 \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)studyhall/content/v1/content_events.proto\x12\x14studyhall.content.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a*studyhall/content/v1/content_service.proto\"\xce\x01\n\x0bPostCreated\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07post_id\x18\x02 \x01(\t\x12\x16\n\x0e\x61uthor_user_id\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12,\n\x04kind\x18\x06 \x01(\x0e\x32\x1e.studyhall.content.v1.PostKind\x12\x10\n\x08topic_id\x18\x07 \x01(\t\"\xb6\x01\n\x0c\x43ommentAdded\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x12\n\ncomment_id\x18\x02 \x01(\t\x12\x0f\n\x07post_id\x18\x03 \x01(\t\x12\x16\n\x0e\x61uthor_user_id\x18\x04 \x01(\t\x12\x11\n\tis_answer\x18\x05 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x07 \x01(\x03\"\xcc\x01\n\x0e\x41nswerAccepted\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x13\n\x0bquestion_id\x18\x02 \x01(\t\x12\x11\n\tanswer_id\x18\x03 \x01(\t\x12\x1d\n\x15\x61nswer_author_user_id\x18\x04 \x01(\t\x12\x1b\n\x13\x61\x63\x63\x65pted_by_user_id\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12/\n\x0b\x61\x63\x63\x65pt_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd2\x01\n\x10\x41nswerUnaccepted\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x13\n\x0bquestion_id\x18\x02 \x01(\t\x12\x11\n\tanswer_id\x18\x03 \x01(\t\x12\x1d\n\x15\x61nswer_author_user_id\x18\x04 \x01(\t\x12\x1d\n\x15unaccepted_by_user_id\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12\x31\n\runaccept_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\rPathCompleted\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07path_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x31\n\rcomplete_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8a\x01\n\rContentViewed\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07post_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x12\n\nlocal_date\x18\x04 \x01(\t\x12-\n\tview_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'studyhall.content.v1.content_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_POSTCREATED']._serialized_start=101
-  _globals['_POSTCREATED']._serialized_end=243
+  _globals['_POSTCREATED']._serialized_start=145
+  _globals['_POSTCREATED']._serialized_end=351
+  _globals['_COMMENTADDED']._serialized_start=354
+  _globals['_COMMENTADDED']._serialized_end=536
+  _globals['_ANSWERACCEPTED']._serialized_start=539
+  _globals['_ANSWERACCEPTED']._serialized_end=743
+  _globals['_ANSWERUNACCEPTED']._serialized_start=746
+  _globals['_ANSWERUNACCEPTED']._serialized_end=956
+  _globals['_PATHCOMPLETED']._serialized_start=958
+  _globals['_PATHCOMPLETED']._serialized_end=1080
+  _globals['_CONTENTVIEWED']._serialized_start=1083
+  _globals['_CONTENTVIEWED']._serialized_end=1221
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from studyhall.content.v1 import content_service_pb2 as _content_service_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -22,7 +23,9 @@ class PostCreated(_message.Message):
     """Facts published by the content service on `studyhall.content.<community_id>.<EventName>`,
     as CloudEvents with `ce-type` = the full message name. Events carry ids, never content.
 
-    A post was published. `version` is the post's version.
+    A post became visible to the community: published directly, or a draft or a scheduled
+    post went live (published once per post, when it first becomes visible). `version` is
+    the post's version.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -32,6 +35,8 @@ class PostCreated(_message.Message):
     AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TOPIC_ID_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     """The community."""
     post_id: _builtins.str
@@ -39,10 +44,14 @@ class PostCreated(_message.Message):
     author_user_id: _builtins.str
     """Who wrote it."""
     version: _builtins.int
-    """The post's version (1 when created)."""
+    """The post's version when it became visible (1 for a post published when created)."""
+    kind: _content_service_pb2.PostKind.ValueType
+    """What kind of post it is: article, video, audio, link, resource or question."""
+    topic_id: _builtins.str
+    """The topic of the community it was filed under; empty when none."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
-        """When it was published."""
+        """When it became visible."""
 
     def __init__(
         self,
@@ -52,11 +61,245 @@ class PostCreated(_message.Message):
         author_user_id: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        kind: _content_service_pb2.PostKind.ValueType = ...,
+        topic_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_user_id", b"author_user_id", "community_id", b"community_id", "create_time", b"create_time", "post_id", b"post_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_user_id", b"author_user_id", "community_id", b"community_id", "create_time", b"create_time", "kind", b"kind", "post_id", b"post_id", "topic_id", b"topic_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PostCreated: _TypeAlias = PostCreated  # noqa: Y015
+
+@_typing.final
+class CommentAdded(_message.Message):
+    """A comment was added to a post. `version` is the comment's version."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    IS_ANSWER_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    """The community."""
+    comment_id: _builtins.str
+    """The comment."""
+    post_id: _builtins.str
+    """The post it comments on."""
+    author_user_id: _builtins.str
+    """Who wrote it."""
+    is_answer: _builtins.bool
+    """True for an answer: a top-level comment on a question post (replies are not answers)."""
+    version: _builtins.int
+    """The comment's version (1 when added)."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was added."""
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        comment_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        is_answer: _builtins.bool = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_user_id", b"author_user_id", "comment_id", b"comment_id", "community_id", b"community_id", "create_time", b"create_time", "is_answer", b"is_answer", "post_id", b"post_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommentAdded: _TypeAlias = CommentAdded  # noqa: Y015
+
+@_typing.final
+class AnswerAccepted(_message.Message):
+    """The asker (or a moderator) accepted an answer to a question; the points go to the
+    answer's author. A question has at most one accepted answer: accepting another one
+    publishes AnswerUnaccepted for the previous answer first. `version` is the question's
+    version after the change: every accept and unaccept raises it, so the newest event tells
+    which answer is accepted.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    QUESTION_ID_FIELD_NUMBER: _builtins.int
+    ANSWER_ID_FIELD_NUMBER: _builtins.int
+    ANSWER_AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    ACCEPTED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ACCEPT_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    """The community."""
+    question_id: _builtins.str
+    """The question post."""
+    answer_id: _builtins.str
+    """The accepted answer (a comment on the question)."""
+    answer_author_user_id: _builtins.str
+    """Who wrote the answer: the one who earns the points."""
+    accepted_by_user_id: _builtins.str
+    """Who accepted it."""
+    version: _builtins.int
+    """The question's version after the change."""
+    @_builtins.property
+    def accept_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was accepted."""
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        question_id: _builtins.str = ...,
+        answer_id: _builtins.str = ...,
+        answer_author_user_id: _builtins.str = ...,
+        accepted_by_user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        accept_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "accepted_by_user_id", b"accepted_by_user_id", "answer_author_user_id", b"answer_author_user_id", "answer_id", b"answer_id", "community_id", b"community_id", "question_id", b"question_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerAccepted: _TypeAlias = AnswerAccepted  # noqa: Y015
+
+@_typing.final
+class AnswerUnaccepted(_message.Message):
+    """An accepted answer is accepted no more (withdrawn, another answer accepted, or the
+    answer or the question removed): consumers take back what AnswerAccepted gave. Same shape
+    as AnswerAccepted; `version` is the question's version after the change.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    QUESTION_ID_FIELD_NUMBER: _builtins.int
+    ANSWER_ID_FIELD_NUMBER: _builtins.int
+    ANSWER_AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    UNACCEPTED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    UNACCEPT_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    """The community."""
+    question_id: _builtins.str
+    """The question post."""
+    answer_id: _builtins.str
+    """The answer that is no longer accepted."""
+    answer_author_user_id: _builtins.str
+    """Who wrote the answer: the one whose points are taken back."""
+    unaccepted_by_user_id: _builtins.str
+    """Who withdrew the acceptance (or accepted another answer, or removed the post)."""
+    version: _builtins.int
+    """The question's version after the change."""
+    @_builtins.property
+    def unaccept_time(self) -> _timestamp_pb2.Timestamp:
+        """When the acceptance ended."""
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        question_id: _builtins.str = ...,
+        answer_id: _builtins.str = ...,
+        answer_author_user_id: _builtins.str = ...,
+        unaccepted_by_user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        unaccept_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["unaccept_time", b"unaccept_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_author_user_id", b"answer_author_user_id", "answer_id", b"answer_id", "community_id", b"community_id", "question_id", b"question_id", "unaccept_time", b"unaccept_time", "unaccepted_by_user_id", b"unaccepted_by_user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerUnaccepted: _TypeAlias = AnswerUnaccepted  # noqa: Y015
+
+@_typing.final
+class PathCompleted(_message.Message):
+    """A member completed every step of a learning path; published once per member and path."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    COMPLETE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    """The community."""
+    path_id: _builtins.str
+    """The learning path."""
+    user_id: _builtins.str
+    """The member who completed it."""
+    @_builtins.property
+    def complete_time(self) -> _timestamp_pb2.Timestamp:
+        """When the last step was completed."""
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        complete_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "complete_time", b"complete_time", "path_id", b"path_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathCompleted: _TypeAlias = PathCompleted  # noqa: Y015
+
+@_typing.final
+class ContentViewed(_message.Message):
+    """A member viewed a post. Published at most once per post, member and local day of the
+    community, however often the member opens it that day.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    LOCAL_DATE_FIELD_NUMBER: _builtins.int
+    VIEW_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    """The community."""
+    post_id: _builtins.str
+    """The post viewed."""
+    user_id: _builtins.str
+    """The member who viewed it."""
+    local_date: _builtins.str
+    """The community's local calendar day of the first view that day, YYYY-MM-DD (in the
+    community's time zone).
+    """
+    @_builtins.property
+    def view_time(self) -> _timestamp_pb2.Timestamp:
+        """When the member first viewed it that day."""
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        local_date: _builtins.str = ...,
+        view_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["view_time", b"view_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "local_date", b"local_date", "post_id", b"post_id", "user_id", b"user_id", "view_time", b"view_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContentViewed: _TypeAlias = ContentViewed  # noqa: Y015

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from studyhall.members.v1 import members_service_pb2 as studyhall_dot_members_dot_v1_dot_members__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)studyhall/members/v1/members_events.proto\x12\x14studyhall.members.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a*studyhall/members/v1/members_service.proto\"\xfd\x01\n\x10\x43ommunityCreated\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x15\n\rowner_user_id\x18\x02 \x01(\t\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x34\n\nvisibility\x18\x04 \x01(\x0e\x32 .studyhall.members.v1.Visibility\x12\x35\n\x0bjoin_policy\x18\x05 \x01(\x0e\x32 .studyhall.members.v1.JoinPolicy\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd0\x01\n\x0cMemberJoined\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12-\n\tjoin_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bmuted_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\nMemberLeft\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12.\n\nleave_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcd\x01\n\x10\x43ommunityUpdated\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x16\n\x0e\x63hanged_fields\x18\x03 \x03(\t\x12\r\n\x05topic\x18\x04 \x01(\t\x12\x34\n\nvisibility\x18\x05 \x01(\x0e\x32 .studyhall.members.v1.Visibility\x12\x35\n\x0bjoin_policy\x18\x06 \x01(\x0e\x32 .studyhall.members.v1.JoinPolicy\"l\n\x11\x43ommunityArchived\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x30\n\x0c\x61rchive_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\rJoinRequested\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x0crequest_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\x13JoinRequestRejected\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x18\n\x10reviewer_user_id\x18\x03 \x01(\t\x12/\n\x0breview_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xef\x01\n\x0bRoleChanged\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x31\n\rprevious_role\x18\x04 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x1a\n\x12\x63hanged_by_user_id\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12/\n\x0bmuted_until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\rMemberRemoved\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nby_user_id\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\"\x89\x01\n\x0cMemberBanned\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nby_user_id\x18\x03 \x01(\t\x12-\n\tban_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x05 \x01(\x03\"\\\n\x0eMemberUnbanned\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nby_user_id\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\"\xb4\x01\n\x0bMemberMuted\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x12\n\nby_user_id\x18\x04 \x01(\t\x12/\n\x0bmuted_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x06 \x01(\x03\"\x85\x01\n\rMemberUnmuted\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x12\n\nby_user_id\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x03\"h\n\x0cRulesChanged\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x15\n\rrules_version\x18\x02 \x01(\x03\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x1a\n\x12\x63hanged_by_user_id\x18\x04 \x01(\t\"M\n\rRulesAccepted\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x15\n\rrules_version\x18\x03 \x01(\x03\"\x9e\x02\n\x0bReportFiled\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x18\n\x10reporter_user_id\x18\x03 \x01(\t\x12\x16\n\x0etarget_user_id\x18\x04 \x01(\t\x12\x16\n\x0etarget_service\x18\x05 \x01(\t\x12\x13\n\x0btarget_kind\x18\x06 \x01(\t\x12\x11\n\ttarget_id\x18\x07 \x01(\t\x12\x32\n\x06reason\x18\x08 \x01(\x0e\x32\".studyhall.members.v1.ReportReason\x12\x0f\n\x07version\x18\t \x01(\x03\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf4\x01\n\x0eReportResolved\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x34\n\nresolution\x18\x03 \x01(\x0e\x32 .studyhall.members.v1.Resolution\x12\x18\n\x10resolver_user_id\x18\x04 \x01(\t\x12\x16\n\x0etarget_user_id\x18\x05 \x01(\t\x12\x0e\n\x06\x61ppeal\x18\x06 \x01(\x08\x12\x0f\n\x07version\x18\x07 \x01(\x03\x12\x30\n\x0cresolve_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8c\x01\n\x0eReportAppealed\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12/\n\x0b\x61ppeal_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"v\n\x0cMemberErased\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12.\n\nerase_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)studyhall/members/v1/members_events.proto\x12\x14studyhall.members.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a*studyhall/members/v1/members_service.proto\"\x90\x02\n\x10\x43ommunityCreated\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x15\n\rowner_user_id\x18\x02 \x01(\t\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x34\n\nvisibility\x18\x04 \x01(\x0e\x32 .studyhall.members.v1.Visibility\x12\x35\n\x0bjoin_policy\x18\x05 \x01(\x0e\x32 .studyhall.members.v1.JoinPolicy\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\ttime_zone\x18\x08 \x01(\t\"\xd0\x01\n\x0cMemberJoined\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12-\n\tjoin_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bmuted_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\nMemberLeft\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12.\n\nleave_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe0\x01\n\x10\x43ommunityUpdated\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x16\n\x0e\x63hanged_fields\x18\x03 \x03(\t\x12\r\n\x05topic\x18\x04 \x01(\t\x12\x34\n\nvisibility\x18\x05 \x01(\x0e\x32 .studyhall.members.v1.Visibility\x12\x35\n\x0bjoin_policy\x18\x06 \x01(\x0e\x32 .studyhall.members.v1.JoinPolicy\x12\x11\n\ttime_zone\x18\x07 \x01(\t\"l\n\x11\x43ommunityArchived\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x30\n\x0c\x61rchive_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\rJoinRequested\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x30\n\x0crequest_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\x13JoinRequestRejected\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x18\n\x10reviewer_user_id\x18\x03 \x01(\t\x12/\n\x0breview_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xef\x01\n\x0bRoleChanged\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x31\n\rprevious_role\x18\x04 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x1a\n\x12\x63hanged_by_user_id\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12/\n\x0bmuted_until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\rMemberRemoved\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nby_user_id\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\"\x89\x01\n\x0cMemberBanned\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nby_user_id\x18\x03 \x01(\t\x12-\n\tban_until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x05 \x01(\x03\"\\\n\x0eMemberUnbanned\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nby_user_id\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\"\xb4\x01\n\x0bMemberMuted\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x12\n\nby_user_id\x18\x04 \x01(\t\x12/\n\x0bmuted_until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x06 \x01(\x03\"\x85\x01\n\rMemberUnmuted\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12(\n\x04role\x18\x03 \x01(\x0e\x32\x1a.studyhall.members.v1.Role\x12\x12\n\nby_user_id\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x03\"h\n\x0cRulesChanged\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x15\n\rrules_version\x18\x02 \x01(\x03\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x1a\n\x12\x63hanged_by_user_id\x18\x04 \x01(\t\"M\n\rRulesAccepted\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x15\n\rrules_version\x18\x03 \x01(\x03\"\x9e\x02\n\x0bReportFiled\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x18\n\x10reporter_user_id\x18\x03 \x01(\t\x12\x16\n\x0etarget_user_id\x18\x04 \x01(\t\x12\x16\n\x0etarget_service\x18\x05 \x01(\t\x12\x13\n\x0btarget_kind\x18\x06 \x01(\t\x12\x11\n\ttarget_id\x18\x07 \x01(\t\x12\x32\n\x06reason\x18\x08 \x01(\x0e\x32\".studyhall.members.v1.ReportReason\x12\x0f\n\x07version\x18\t \x01(\x03\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf4\x01\n\x0eReportResolved\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x34\n\nresolution\x18\x03 \x01(\x0e\x32 .studyhall.members.v1.Resolution\x12\x18\n\x10resolver_user_id\x18\x04 \x01(\t\x12\x16\n\x0etarget_user_id\x18\x05 \x01(\t\x12\x0e\n\x06\x61ppeal\x18\x06 \x01(\x08\x12\x0f\n\x07version\x18\x07 \x01(\x03\x12\x30\n\x0cresolve_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8c\x01\n\x0eReportAppealed\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12/\n\x0b\x61ppeal_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"v\n\x0cMemberErased\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12.\n\nerase_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,41 +34,41 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'studyhall.members.v1.member
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_COMMUNITYCREATED']._serialized_start=145
-  _globals['_COMMUNITYCREATED']._serialized_end=398
-  _globals['_MEMBERJOINED']._serialized_start=401
-  _globals['_MEMBERJOINED']._serialized_end=609
-  _globals['_MEMBERLEFT']._serialized_start=611
-  _globals['_MEMBERLEFT']._serialized_end=727
-  _globals['_COMMUNITYUPDATED']._serialized_start=730
-  _globals['_COMMUNITYUPDATED']._serialized_end=935
-  _globals['_COMMUNITYARCHIVED']._serialized_start=937
-  _globals['_COMMUNITYARCHIVED']._serialized_end=1045
-  _globals['_JOINREQUESTED']._serialized_start=1047
-  _globals['_JOINREQUESTED']._serialized_end=1151
-  _globals['_JOINREQUESTREJECTED']._serialized_start=1154
-  _globals['_JOINREQUESTREJECTED']._serialized_end=1289
-  _globals['_ROLECHANGED']._serialized_start=1292
-  _globals['_ROLECHANGED']._serialized_end=1531
-  _globals['_MEMBERREMOVED']._serialized_start=1533
-  _globals['_MEMBERREMOVED']._serialized_end=1624
-  _globals['_MEMBERBANNED']._serialized_start=1627
-  _globals['_MEMBERBANNED']._serialized_end=1764
-  _globals['_MEMBERUNBANNED']._serialized_start=1766
-  _globals['_MEMBERUNBANNED']._serialized_end=1858
-  _globals['_MEMBERMUTED']._serialized_start=1861
-  _globals['_MEMBERMUTED']._serialized_end=2041
-  _globals['_MEMBERUNMUTED']._serialized_start=2044
-  _globals['_MEMBERUNMUTED']._serialized_end=2177
-  _globals['_RULESCHANGED']._serialized_start=2179
-  _globals['_RULESCHANGED']._serialized_end=2283
-  _globals['_RULESACCEPTED']._serialized_start=2285
-  _globals['_RULESACCEPTED']._serialized_end=2362
-  _globals['_REPORTFILED']._serialized_start=2365
-  _globals['_REPORTFILED']._serialized_end=2651
-  _globals['_REPORTRESOLVED']._serialized_start=2654
-  _globals['_REPORTRESOLVED']._serialized_end=2898
-  _globals['_REPORTAPPEALED']._serialized_start=2901
-  _globals['_REPORTAPPEALED']._serialized_end=3041
-  _globals['_MEMBERERASED']._serialized_start=3043
-  _globals['_MEMBERERASED']._serialized_end=3161
+  _globals['_COMMUNITYCREATED']._serialized_end=417
+  _globals['_MEMBERJOINED']._serialized_start=420
+  _globals['_MEMBERJOINED']._serialized_end=628
+  _globals['_MEMBERLEFT']._serialized_start=630
+  _globals['_MEMBERLEFT']._serialized_end=746
+  _globals['_COMMUNITYUPDATED']._serialized_start=749
+  _globals['_COMMUNITYUPDATED']._serialized_end=973
+  _globals['_COMMUNITYARCHIVED']._serialized_start=975
+  _globals['_COMMUNITYARCHIVED']._serialized_end=1083
+  _globals['_JOINREQUESTED']._serialized_start=1085
+  _globals['_JOINREQUESTED']._serialized_end=1189
+  _globals['_JOINREQUESTREJECTED']._serialized_start=1192
+  _globals['_JOINREQUESTREJECTED']._serialized_end=1327
+  _globals['_ROLECHANGED']._serialized_start=1330
+  _globals['_ROLECHANGED']._serialized_end=1569
+  _globals['_MEMBERREMOVED']._serialized_start=1571
+  _globals['_MEMBERREMOVED']._serialized_end=1662
+  _globals['_MEMBERBANNED']._serialized_start=1665
+  _globals['_MEMBERBANNED']._serialized_end=1802
+  _globals['_MEMBERUNBANNED']._serialized_start=1804
+  _globals['_MEMBERUNBANNED']._serialized_end=1896
+  _globals['_MEMBERMUTED']._serialized_start=1899
+  _globals['_MEMBERMUTED']._serialized_end=2079
+  _globals['_MEMBERUNMUTED']._serialized_start=2082
+  _globals['_MEMBERUNMUTED']._serialized_end=2215
+  _globals['_RULESCHANGED']._serialized_start=2217
+  _globals['_RULESCHANGED']._serialized_end=2321
+  _globals['_RULESACCEPTED']._serialized_start=2323
+  _globals['_RULESACCEPTED']._serialized_end=2400
+  _globals['_REPORTFILED']._serialized_start=2403
+  _globals['_REPORTFILED']._serialized_end=2689
+  _globals['_REPORTRESOLVED']._serialized_start=2692
+  _globals['_REPORTRESOLVED']._serialized_end=2936
+  _globals['_REPORTAPPEALED']._serialized_start=2939
+  _globals['_REPORTAPPEALED']._serialized_end=3079
+  _globals['_MEMBERERASED']._serialized_start=3081
+  _globals['_MEMBERERASED']._serialized_end=3199
 # @@protoc_insertion_point(module_scope)

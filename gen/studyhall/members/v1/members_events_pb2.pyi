@@ -37,12 +37,15 @@ class CommunityCreated(_message.Message):
     JOIN_POLICY_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     owner_user_id: _builtins.str
     topic: _builtins.str
     visibility: _members_service_pb2.Visibility.ValueType
     join_policy: _members_service_pb2.JoinPolicy.ValueType
     version: _builtins.int
+    time_zone: _builtins.str
+    """IANA time zone the community keeps its calendar in, e.g. "Asia/Shanghai"."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -55,10 +58,11 @@ class CommunityCreated(_message.Message):
         join_policy: _members_service_pb2.JoinPolicy.ValueType = ...,
         version: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "create_time", b"create_time", "join_policy", b"join_policy", "owner_user_id", b"owner_user_id", "topic", b"topic", "version", b"version", "visibility", b"visibility"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "create_time", b"create_time", "join_policy", b"join_policy", "owner_user_id", b"owner_user_id", "time_zone", b"time_zone", "topic", b"topic", "version", b"version", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -150,11 +154,16 @@ class CommunityUpdated(_message.Message):
     TOPIC_FIELD_NUMBER: _builtins.int
     VISIBILITY_FIELD_NUMBER: _builtins.int
     JOIN_POLICY_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     version: _builtins.int
     topic: _builtins.str
     visibility: _members_service_pb2.Visibility.ValueType
     join_policy: _members_service_pb2.JoinPolicy.ValueType
+    time_zone: _builtins.str
+    """IANA time zone the community keeps its calendar in, e.g. "Asia/Shanghai"; its local
+    days (check-ins, leaderboards, views) follow it.
+    """
     @_builtins.property
     def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -166,10 +175,11 @@ class CommunityUpdated(_message.Message):
         topic: _builtins.str = ...,
         visibility: _members_service_pb2.Visibility.ValueType = ...,
         join_policy: _members_service_pb2.JoinPolicy.ValueType = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "community_id", b"community_id", "join_policy", b"join_policy", "topic", b"topic", "version", b"version", "visibility", b"visibility"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "community_id", b"community_id", "join_policy", b"join_policy", "time_zone", b"time_zone", "topic", b"topic", "version", b"version", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -6,7 +6,9 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from studyhall.members.v1 import recognition_service_pb2 as _recognition_service_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -153,3 +155,46 @@ class BadgeAwarded(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BadgeAwarded: _TypeAlias = BadgeAwarded  # noqa: Y015
+
+@_typing.final
+class LevelsChanged(_message.Message):
+    """A community's levels were set: published on every SetLevels, with all the levels now in
+    force (members it moves get LevelChanged as well). `version` is the version of the
+    community's levels: it grows with every SetLevels, so consumers keep the newest.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    LEVELS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CHANGE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    """The community."""
+    version: _builtins.int
+    """The version of the community's levels after the change."""
+    @_builtins.property
+    def levels(self) -> _containers.RepeatedCompositeFieldContainer[_recognition_service_pb2.Level]:
+        """Every level in order, from level 1: its number, the points it needs and the privileges
+        it unlocks.
+        """
+
+    @_builtins.property
+    def change_time(self) -> _timestamp_pb2.Timestamp:
+        """When they changed."""
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        levels: _abc.Iterable[_recognition_service_pb2.Level] | None = ...,
+        version: _builtins.int = ...,
+        change_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time", "community_id", b"community_id", "levels", b"levels", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LevelsChanged: _TypeAlias = LevelsChanged  # noqa: Y015
