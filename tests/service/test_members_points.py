@@ -30,9 +30,12 @@ from services.members.store.tables import member_activity, member_badges, outbox
 from studyhall.content.v1 import content_events_pb2 as content_events
 from studyhall.content.v1 import content_service_pb2 as content_pb
 from studyhall.content.v1 import content_service_pb2_grpc as content_grpc
+from studyhall.events.v1 import activities_events_pb2 as activities_events
 from studyhall.members.v1 import checkins_events_pb2 as checkins_events
+from studyhall.members.v1 import members_events_pb2 as members_events
 from studyhall.members.v1 import members_service_pb2 as pb
 from studyhall.members.v1 import members_service_pb2_grpc as pb_grpc
+from studyhall.members.v1 import recognition_events_pb2 as recognition_events
 from studyhall.members.v1 import recognition_service_pb2 as rpb
 from studyhall.members.v1 import recognition_service_pb2_grpc as rpb_grpc
 from tests.support.access import grant
@@ -548,3 +551,107 @@ async def test_a_post_published_in_content_awards_its_author_through_the_backbon
             break
         await asyncio.sleep(0.05)
     assert await hall.board(rpb.LEADERBOARD_WINDOW_LAST_7_DAYS) == [("ana", 2)]
+
+
+async def test_answers_paths_attendance_and_challenges_earn_by_the_rule_table(
+    members: RunningService,
+) -> None:
+    hall = await open_hall(members)
+    await hall.join("ana", "ben")
+    now = stamp(datetime.now(UTC))
+    question, answer = str(uuid.uuid4()), str(uuid.uuid4())
+    await hall.deliver(
+        content_events.AnswerAccepted(
+            community_id=hall.id,
+            question_id=question,
+            answer_id=answer,
+            answer_author_user_id="ana",
+            accepted_by_user_id="ben",
+            version=2,
+            accept_time=now,
+        )
+    )
+    assert (await hall.standing("ana")).points_total == 5
+    # Taking the acceptance back takes the points back, whatever order the two arrive in.
+    await hall.deliver(
+        content_events.AnswerUnaccepted(
+            community_id=hall.id,
+            question_id=question,
+            answer_id=answer,
+            answer_author_user_id="ana",
+            unaccepted_by_user_id="ben",
+            version=3,
+            unaccept_time=now,
+        )
+    )
+    assert (await hall.standing("ana")).points_total == 0
+    assert (await hall.standing("ben")).points_total == 0
+
+    path = {"community_id": hall.id, "path_id": str(uuid.uuid4()), "user_id": "ben"}
+    await hall.deliver(content_events.PathCompleted(**path, complete_time=now))
+    attended = {"community_id": hall.id, "activity_id": str(uuid.uuid4()), "user_id": "ben"}
+    await hall.deliver(
+        activities_events.AttendanceRecorded(
+            **attended, registration_id=str(uuid.uuid4()), version=1, record_time=now
+        )
+    )
+    standing = await hall.standing("ben")
+    assert standing.points_total == 10 + 3
+    assert "path_finisher" in {badge.code for badge in standing.badges}
+
+    challenge = {"community_id": hall.id, "challenge_id": str(uuid.uuid4()), "user_id": "ana"}
+    await hall.deliver(
+        activities_events.ChallengeCompleted(**challenge, reward_points=50_000, complete_time=now)
+    )
+    await hall.deliver(
+        activities_events.ChallengeCompleted(**challenge, reward_points=-7, complete_time=now)
+    )
+    ledger = await hall.recognition.ListLedger(
+        rpb.ListLedgerRequest(community_id=hall.id), metadata=members.auth("ana")
+    )
+    amounts = {entry.reason: entry.amount for entry in ledger.entries}
+    # A reward is clamped to 0..1000; a negative one earns nothing and adds no entry.
+    assert amounts["challenge_completed"] == 1000
+    assert sorted(entry.reason for entry in ledger.entries) == [
+        "answer_accepted",
+        "answer_unaccepted",
+        "challenge_completed",
+    ]
+
+
+async def test_every_set_levels_publishes_the_whole_ladder_with_a_growing_version(
+    members: RunningService,
+) -> None:
+    hall = await open_hall(members)
+    await hall.set_time_zone("Asia/Shanghai")
+    for gate in ("post_links", "create_activities"):
+        await hall.recognition.SetLevels(
+            rpb.SetLevelsRequest(
+                community_id=hall.id,
+                levels=[rpb.Level(min_points=0), rpb.Level(min_points=10, privileges=[gate])],
+            ),
+            metadata=members.auth("olga"),
+        )
+    async with members.deps.database.read() as session:
+        rows = (
+            await session.execute(
+                select(outbox.c.event_type, outbox.c.payload)
+                .where(outbox.c.community_id == hall.id)
+                .order_by(outbox.c.seq)
+            )
+        ).all()
+    created = members_events.CommunityCreated.FromString(
+        next(row.payload for row in rows if row.event_type.endswith(".CommunityCreated"))
+    )
+    assert created.time_zone == hall.community.time_zone
+    updated = members_events.CommunityUpdated.FromString(
+        next(row.payload for row in rows if row.event_type.endswith(".CommunityUpdated"))
+    )
+    assert updated.time_zone == "Asia/Shanghai"
+    ladders = [
+        recognition_events.LevelsChanged.FromString(row.payload)
+        for row in rows
+        if row.event_type.endswith(".LevelsChanged")
+    ]
+    assert [ladder.version for ladder in ladders] == [1, 2]
+    assert [list(level.privileges) for level in ladders[-1].levels] == [[], ["create_activities"]]

@@ -198,7 +198,8 @@ class RecognitionApi:
                 communities, community, caller, domain.Role.ADMIN, "changing the levels"
             )
             ledger = LedgerRepository(session)
-            await ledger.save_ladder(community.id, ladder)
+            version = await ledger.save_ladder(community.id, ladder)
+            await RecognitionEvents(session).levels_changed(community.id, ladder, version)
             # Members whose level the new thresholds move hear of it like any other change.
             for user_id, activity in (await ledger.activities(community.id)).items():
                 level = ladder.level_for(activity.points_total)

@@ -15,6 +15,7 @@ class Progress:
     kudos_received: int = 0
     points_total: int = 0
     streak_days: int = 0
+    paths: int = 0
 
 
 CATALOGUE: dict[str, Callable[[Progress], bool]] = {
@@ -24,6 +25,7 @@ CATALOGUE: dict[str, Callable[[Progress], bool]] = {
     "streak_30": lambda p: p.streak_days >= 30,
     "points_100": lambda p: p.points_total >= 100,
     "helper": lambda p: p.kudos_received >= 10,
+    "path_finisher": lambda p: p.paths >= 1,
 }
 
 

@@ -1,4 +1,5 @@
-"""Points from the facts of the backbone: content's posts, members' check-ins and joins,
+"""Points from the facts of the backbone: content's posts, accepted answers and completed
+paths, activities' attendance and challenges, members' check-ins and joins,
 through the rule table in `points.py`. The CloudEvent id is the ledger's source id, so a
 redelivered fact never awards twice (the inbox catches it first, the ledger's unique key
 second)."""
@@ -17,21 +18,27 @@ from services.kit.events.consumer import Subscription
 from services.kit.events.envelope import Envelope
 from services.members.recognition.awards import land
 from services.members.recognition.leaderboards import BoardEntry, Leaderboards
-from services.members.recognition.points import RULES, Award
+from services.members.recognition.points import RULES, Award, reward
 from services.members.recognition.store import LedgerRepository
 from studyhall.content.v1 import content_events_pb2 as content_events
+from studyhall.events.v1 import activities_events_pb2 as activities_events
 from studyhall.members.v1 import checkins_events_pb2 as checkins_events
 from studyhall.members.v1 import members_events_pb2 as members_events
 
-
-def _recipient(event: Any) -> str:
-    if isinstance(event, content_events.PostCreated):
-        return str(event.author_user_id)
-    return str(event.user_id)
+# The fact's own time, where it has one: the ledger's day is the day it happened.
+_TIMES = (
+    "create_time",
+    "checkin_time",
+    "join_time",
+    "accept_time",
+    "unaccept_time",
+    "complete_time",
+    "record_time",
+)
 
 
 def _when(event: Any, envelope: Envelope) -> datetime:
-    for name in ("create_time", "checkin_time", "join_time"):
+    for name in _TIMES:
         if name in event.DESCRIPTOR.fields_by_name and event.HasField(name):
             return getattr(event, name).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
     return envelope.time.astimezone(UTC)
@@ -50,7 +57,21 @@ class PointsFromFacts:
             Subscription(
                 name="members-recognition-content",
                 source_service="content",
-                event_types=(content_events.PostCreated,),
+                event_types=(
+                    content_events.PostCreated,
+                    content_events.AnswerAccepted,
+                    content_events.AnswerUnaccepted,
+                    content_events.PathCompleted,
+                ),
+                apply=self.apply,
+            ),
+            Subscription(
+                name="members-recognition-activities",
+                source_service="events",
+                event_types=(
+                    activities_events.AttendanceRecorded,
+                    activities_events.ChallengeCompleted,
+                ),
                 apply=self.apply,
             ),
             Subscription(
@@ -64,7 +85,7 @@ class PointsFromFacts:
     async def apply(self, session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> None:
         ledger = LedgerRepository(session)
         facts = [
-            (event, envelope, rule, _recipient(event))
+            (event, envelope, rule, str(getattr(event, rule.recipient)))
             for event, envelope in batch
             if (rule := RULES.get(envelope.type)) is not None
         ]
@@ -82,7 +103,8 @@ class PointsFromFacts:
             if key not in members:
                 continue
             at = _when(event, envelope)
-            if rule.amount == 0:
+            amount = reward(rule, getattr(event, rule.amount_field) if rule.amount_field else 0)
+            if amount == 0:
                 activity[key] = max(at, activity.get(key, at))
                 continue
             landed = await land(
@@ -90,7 +112,7 @@ class PointsFromFacts:
                 Award(
                     community_id=event.community_id,
                     user_id=user_id,
-                    amount=rule.amount,
+                    amount=amount,
                     reason=rule.reason,
                     source_event_id=envelope.id,
                     created_at=at,
@@ -100,7 +122,7 @@ class PointsFromFacts:
             if landed is not None:
                 entry = landed.entry
                 entries.append(
-                    BoardEntry(event.community_id, entry.id, user_id, rule.amount, entry.local_date)
+                    BoardEntry(event.community_id, entry.id, user_id, amount, entry.local_date)
                 )
                 if event.community_id not in zones:
                     zones[event.community_id] = await ledger.zone(event.community_id)

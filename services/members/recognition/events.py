@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kit.timestamps import timestamp
+from services.members.recognition.levels import Ladder
 from services.members.recognition.store import Entry
 from services.members.store.outbox import OUTBOX
 from studyhall.members.v1 import recognition_events_pb2 as events
+from studyhall.members.v1 import recognition_service_pb2 as service
 
 
 def _subject(community_id: str, user_id: str) -> str:
@@ -71,4 +76,26 @@ class RecognitionEvents:
             ),
             community_id=entry.award.community_id,
             subject=_subject(entry.award.community_id, entry.award.user_id),
+        )
+
+    async def levels_changed(self, community_id: str, ladder: Ladder, version: int) -> None:
+        """Every level in force after a SetLevels, so a service can tell what a level
+        unlocks without following each member's LevelChanged."""
+        await OUTBOX.add(
+            self.session,
+            events.LevelsChanged(
+                community_id=community_id,
+                levels=[
+                    service.Level(
+                        level=level.number,
+                        min_points=level.min_points,
+                        privileges=list(level.privileges),
+                    )
+                    for level in ladder.levels
+                ],
+                version=version,
+                change_time=timestamp(datetime.now(UTC)),
+            ),
+            community_id=community_id,
+            subject=f"communities/{community_id}/levels",
         )

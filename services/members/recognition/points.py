@@ -13,22 +13,43 @@ from services.kit.errors import InvalidArgument, PermissionDenied
 class Rule:
     reason: str
     amount: int
+    # Who earns: the fact's field naming the member.
+    recipient: str = "user_id"
+    # When set, the amount is this field of the fact, clamped to 0..MAX_REWARD.
+    amount_field: str = ""
 
 
 # By `ce-type`. A zero amount still counts as activity (last_active_at) but adds no entry.
 RULES: dict[str, Rule] = {
-    "studyhall.content.v1.PostCreated": Rule("post_created", 2),
+    "studyhall.content.v1.PostCreated": Rule("post_created", 2, recipient="author_user_id"),
+    "studyhall.content.v1.AnswerAccepted": Rule(
+        "answer_accepted", 5, recipient="answer_author_user_id"
+    ),
+    # Taking an acceptance back takes its points back: a correction entry.
+    "studyhall.content.v1.AnswerUnaccepted": Rule(
+        "answer_unaccepted", -5, recipient="answer_author_user_id"
+    ),
+    "studyhall.content.v1.PathCompleted": Rule("path_completed", 10),
+    "studyhall.events.v1.AttendanceRecorded": Rule("attended", 3),
+    "studyhall.events.v1.ChallengeCompleted": Rule(
+        "challenge_completed", 0, amount_field="reward_points"
+    ),
     "studyhall.members.v1.CheckedIn": Rule("checked_in", 1),
     "studyhall.members.v1.MemberJoined": Rule("member_joined", 0),
 }
 
-# Facts that will earn points once their services publish them.
-NOT_YET_PUBLISHED: dict[str, Rule] = {
-    "accepted answer (content)": Rule("answer_accepted", 5),
-    "attendance (events)": Rule("attended", 3),
-}
-
 MAX_MANUAL = 1000
+# What one fact may carry as its own reward (a challenge's): the bound of a manual award.
+MAX_REWARD = 1000
+
+
+def reward(rule: Rule, carried: int) -> int:
+    """The points a fact earns under `rule`; a carried amount is clamped to 0..MAX_REWARD."""
+    if not rule.amount_field:
+        return rule.amount
+    return max(0, min(MAX_REWARD, carried))
+
+
 KUDOS = 1
 MANUAL = "manual"
 KUDOS_REASON = "kudos"

@@ -164,7 +164,9 @@ class LedgerRepository:
             .where(
                 points_ledger.c.community_id == community_id,
                 points_ledger.c.user_id == user_id,
-                points_ledger.c.reason.in_(("post_created", "checked_in", "kudos")),
+                points_ledger.c.reason.in_(
+                    ("post_created", "checked_in", "kudos", "path_completed")
+                ),
             )
             .group_by(points_ledger.c.reason)
         )
@@ -176,6 +178,7 @@ class LedgerRepository:
             kudos_received=counts.get("kudos", 0),
             points_total=activity.points_total if activity else 0,
             streak_days=streak_days,
+            paths=counts.get("path_completed", 0),
         )
 
     async def add_badge(
@@ -218,7 +221,14 @@ class LedgerRepository:
             tuple(Level(row.level, int(row.min_points), tuple(row.privileges)) for row in rows)
         )
 
-    async def save_ladder(self, community_id: str, ladder: Ladder) -> None:
+    async def save_ladder(self, community_id: str, ladder: Ladder) -> int:
+        """Replace the community's levels; returns their new version."""
+        current = await self.session.scalar(
+            select(func.max(recognition_levels.c.version)).where(
+                recognition_levels.c.community_id == community_id
+            )
+        )
+        version = int(current or 0) + 1
         await self.session.execute(
             recognition_levels.delete().where(recognition_levels.c.community_id == community_id)
         )
@@ -230,10 +240,12 @@ class LedgerRepository:
                     "level": level.number,
                     "min_points": level.min_points,
                     "privileges": list(level.privileges),
+                    "version": version,
                 }
                 for level in ladder.levels
             ],
         )
+        return version
 
     async def holds(self, community_id: str, user_id: str, privilege: str) -> bool:
         """Whether the member's level unlocks `privilege` (true when no level gates it)."""

@@ -244,6 +244,8 @@ recognition_levels = Table(
     Column("level", Integer, primary_key=True),
     Column("min_points", BigInteger, nullable=False),
     Column("privileges", JSON, nullable=False),
+    # Grows with every SetLevels: the version LevelsChanged carries (0: the default ladder).
+    Column("version", BigInteger, nullable=False, server_default="0"),
 )
 
 # Each badge once per member and community, by the primary key.
