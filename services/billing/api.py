@@ -54,6 +54,7 @@ class BillingApi(pb_grpc.BillingServiceServicer):
         await self.access.require_role(
             request.community_id, caller, Role.ADMIN, "selling a product"
         )
+        await self.access.require_writable(request.community_id, caller, "selling a product")
 
         async def create(session: AsyncSession) -> pb.CreateProductResponse:
             product = domain.new_product(

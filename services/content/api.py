@@ -58,6 +58,15 @@ class ContentApi(pb_grpc.ContentServiceServicer):
         problems.tags("tags", list(request.tags))
         problems.raise_if_any()
         await self.access.require_voice(request.community_id, caller, "publishing a post")
+        await self.access.require_writable(request.community_id, caller, "publishing a post")
+        if domain.carries_links(request.url, request.body):
+            await self.access.require_privilege(
+                request.community_id,
+                caller,
+                "post_links",
+                "posting links",
+                open_until_gated=True,
+            )
 
         async def create(session: AsyncSession) -> pb.CreatePostResponse:
             post = domain.new_post(

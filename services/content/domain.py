@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,3 +76,11 @@ def is_web_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+_LINK = re.compile(r"https?://", re.IGNORECASE)
+
+
+def carries_links(url: str, body: str) -> bool:
+    """A post with a URL, or with a web address in its body: what `post_links` gates."""
+    return bool(url) or _LINK.search(body) is not None

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.events import domain
 from services.events.store.repository import ActivityRepository
 from services.events.store.tables import idempotency_keys
-from services.kit.access import Access, Role
+from services.kit.access import Access
 from services.kit.auth import current_identity
 from services.kit.database import Database
 from services.kit.errors import NotFound
@@ -56,9 +56,15 @@ class ActivitiesApi(pb_grpc.ActivitiesServiceServicer):
             max_length=domain.LOCATION_MAX,
         )
         problems.raise_if_any()
-        await self.access.require_role(
-            request.community_id, caller, Role.MODERATOR, "scheduling an activity"
+        # Moderators schedule; so do members at a level that unlocks create_activities.
+        await self.access.require_privilege(
+            request.community_id,
+            caller,
+            "create_activities",
+            "scheduling an activity",
+            open_until_gated=False,
         )
+        await self.access.require_writable(request.community_id, caller, "scheduling an activity")
         assert start_time is not None
 
         async def create(session: AsyncSession) -> pb.CreateActivityResponse:

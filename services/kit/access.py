@@ -1,9 +1,12 @@
 """Who may do what in a community, for services other than members.
 
 The members service is the authority on roles; every other service keeps this projection
-of its events (CommunityCreated, MemberJoined, MemberLeft) in its own database, reads it
-through a short Redis cache, and checks the caller's role on every RPC. The projection is
-order-tolerant: a row changes only for a newer version (docs/decisions/0005).
+of its events in its own database, reads it through a short Redis cache, and checks the
+caller on every RPC: the community (visibility, archived: read-only everywhere), the
+caller's role and mute, and the privileges the caller's level unlocks (LevelsChanged gives
+a community's levels, LevelChanged a member's level). The projection is order-tolerant: a
+row changes only for a newer version (docs/decisions/0005); archiving is for good, so it
+sticks whatever arrives after it.
 
 The projection trails the members service by the time an event takes to arrive (normally
 milliseconds), so a community created a moment ago may still be unknown here: that answers
@@ -19,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -27,6 +31,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    false,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,11 +39,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kit.auth import Identity
 from services.kit.cache import ResilientRedis
 from services.kit.database import Database, utc
-from services.kit.errors import NotFound, PermissionDenied
+from services.kit.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.kit.events.consumer import Subscription
 from services.kit.events.envelope import Envelope
-from services.kit.projection import upsert_newer
+from services.kit.projection import upsert_newer, upsert_only
 from studyhall.members.v1 import members_events_pb2 as members_events
+from studyhall.members.v1 import recognition_events_pb2 as recognition_events
 
 # Short: a role change or mute takes effect here within this long of its event arriving.
 CACHE_SECONDS = 1
@@ -59,6 +65,7 @@ PRIVATE = 3  # studyhall.members.v1.Visibility.VISIBILITY_PRIVATE
 class AccessTables:
     communities: Table
     roles: Table
+    levels: Table
 
 
 def access_tables(metadata: MetaData) -> AccessTables:
@@ -69,6 +76,7 @@ def access_tables(metadata: MetaData) -> AccessTables:
             Column("community_id", String(36), primary_key=True),
             Column("visibility", Integer, nullable=False),
             Column("version", BigInteger, nullable=False),
+            Column("archived", Boolean, nullable=False, server_default=false()),
         ),
         roles=Table(
             "access_roles",
@@ -79,6 +87,18 @@ def access_tables(metadata: MetaData) -> AccessTables:
             Column("active", Boolean, nullable=False),
             Column("version", BigInteger, nullable=False),
             Column("muted_until", DateTime(timezone=True), nullable=True),
+            # The member's level, ordered by (levels version, ledger entry) packed in one
+            # integer (`level_order`): see LevelChanged.levels_version.
+            Column("level", Integer, nullable=False, server_default="1"),
+            Column("level_order", BigInteger, nullable=False, server_default="0"),
+        ),
+        levels=Table(
+            "access_levels",
+            metadata,
+            Column("community_id", String(36), primary_key=True),
+            # The privileges each level unlocks, level 1 first (a list of lists of names).
+            Column("privileges", JSON, nullable=False),
+            Column("version", BigInteger, nullable=False),
         ),
     )
 
@@ -91,21 +111,43 @@ class Standing:
     visibility: int = 0
     role: Role | None = None
     muted_until: float = 0.0  # epoch seconds; 0 when not muted
+    archived: bool = False
+    # Privileges some level of the community names, and those the caller's level holds.
+    gated: frozenset[str] = frozenset()
+    held: frozenset[str] = frozenset()
 
     def muted(self) -> bool:
         return self.muted_until > time.time()
 
+    def holds(self, privilege: str) -> bool:
+        """For a privilege open to every member until a level names it: whether the
+        caller's level holds it."""
+        return privilege not in self.gated or privilege in self.held
+
     def encode(self) -> str:
-        return f"{int(self.known)}:{self.visibility}:{int(self.role or 0)}:{self.muted_until}"
+        return ":".join(
+            (
+                str(int(self.known)),
+                str(self.visibility),
+                str(int(self.role or 0)),
+                str(self.muted_until),
+                str(int(self.archived)),
+                ",".join(sorted(self.gated)),
+                ",".join(sorted(self.held)),
+            )
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> Standing:
-        known, visibility, role, muted_until = raw.decode().split(":")
+        known, visibility, role, muted_until, archived, gated, held = raw.decode().split(":")
         return cls(
             bool(int(known)),
             int(visibility),
             Role(int(role)) if int(role) else None,
             float(muted_until),
+            bool(int(archived)),
+            frozenset(filter(None, gated.split(","))),
+            frozenset(filter(None, held.split(","))),
         )
 
 
@@ -165,26 +207,92 @@ class Access:
             shown = "until lifted" if until.year >= 9999 else f"until {until:%Y-%m-%d %H:%M} UTC"
             raise PermissionDenied(f"you are muted in community {community_id} {shown}")
 
+    async def require_writable(self, community_id: str, caller: Identity, what: str) -> Standing:
+        """An archived community is read-only: nothing in it changes, for anyone."""
+        standing = await self.require_reader(community_id, caller)
+        if standing.archived:
+            raise FailedPrecondition(
+                f"community {community_id} is archived: it is read-only, so {what} is refused"
+            )
+        return standing
+
+    async def require_privilege(
+        self,
+        community_id: str,
+        caller: Identity,
+        privilege: str,
+        what: str,
+        *,
+        open_until_gated: bool,
+    ) -> Standing:
+        """A member whose level unlocks `privilege`; moderators and above, and operators,
+        always hold it. `open_until_gated`: every member holds it until some level names it
+        (post_links); otherwise only from the level that names it (create_activities)."""
+        if not open_until_gated:
+            standing = await self.require_reader(community_id, caller)
+            role = standing.role
+            if caller.operator or (role is not None and role >= Role.MODERATOR):
+                return standing
+            if role is None or privilege not in standing.held:
+                held = role.name.lower() if role else "not a member"
+                raise PermissionDenied(
+                    f"{what} needs the moderator role or higher in community {community_id} "
+                    f"(or a level that unlocks {privilege}); you are {held}"
+                )
+            return standing
+        standing = await self.require_role(community_id, caller, Role.MEMBER, what)
+        if caller.operator or (standing.role is not None and standing.role >= Role.MODERATOR):
+            return standing
+        if not standing.holds(privilege):
+            raise PermissionDenied(
+                f"{what} needs the {privilege} privilege, which a higher level in community "
+                f"{community_id} unlocks"
+            )
+        return standing
+        held = standing.holds(privilege) if open_until_gated else privilege in standing.held
+        if not held:
+            if open_until_gated:
+                raise PermissionDenied(
+                    f"{what} needs the {privilege} privilege, which a higher level in "
+                    f"community {community_id} unlocks"
+                )
+            raise PermissionDenied(
+                f"{what} needs the moderator role or higher in community {community_id}, or "
+                f"a level that unlocks {privilege}; you are a member below that level"
+            )
+        return standing
+
     async def _load(self, session: AsyncSession, community_id: str, user_id: str) -> Standing:
-        communities, roles = self.tables.communities, self.tables.roles
-        visibility = await session.scalar(
-            select(communities.c.visibility).where(communities.c.community_id == community_id)
-        )
-        if visibility is None:
+        communities, roles, levels = self.tables.communities, self.tables.roles, self.tables.levels
+        community = (
+            await session.execute(
+                select(communities.c.visibility, communities.c.archived).where(
+                    communities.c.community_id == community_id
+                )
+            )
+        ).first()
+        if community is None:
             return Standing(known=False)
+        ladder = await session.scalar(
+            select(levels.c.privileges).where(levels.c.community_id == community_id)
+        )
+        unlocked: list[list[str]] = list(ladder or [])
+        gated = frozenset(name for names in unlocked for name in names)
         row = (
             await session.execute(
-                select(roles.c.role, roles.c.muted_until).where(
+                select(roles.c.role, roles.c.muted_until, roles.c.level).where(
                     roles.c.community_id == community_id,
                     roles.c.user_id == user_id,
                     roles.c.active.is_(True),
                 )
             )
         ).first()
+        visibility, archived = int(community.visibility), bool(community.archived)
         if row is None:
-            return Standing(True, int(visibility))
+            return Standing(True, visibility, archived=archived, gated=gated)
         muted = utc(row.muted_until).timestamp() if row.muted_until else 0.0
-        return Standing(True, int(visibility), Role(row.role), muted)
+        held = frozenset(name for names in unlocked[: int(row.level)] for name in names)
+        return Standing(True, visibility, Role(row.role), muted, archived, gated, held)
 
 
 _GONE = (members_events.MemberLeft, members_events.MemberRemoved, members_events.MemberBanned)
@@ -195,6 +303,9 @@ _STANDING = (
     members_events.MemberUnmuted,
 )
 _COMMUNITY = (members_events.CommunityCreated, members_events.CommunityUpdated)
+_LEVELS = (recognition_events.LevelsChanged, recognition_events.LevelChanged)
+# A member's level order: the levels version in the high bits, the ledger entry below.
+_ENTRY_BITS = 40
 
 
 def access_subscription(service: str, tables: AccessTables) -> Subscription:
@@ -203,7 +314,43 @@ def access_subscription(service: str, tables: AccessTables) -> Subscription:
     async def apply(session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> None:
         communities: list[dict[str, Any]] = []
         roles: list[dict[str, Any]] = []
+        archived: list[dict[str, Any]] = []
+        ladders: list[dict[str, Any]] = []
+        member_levels: list[dict[str, Any]] = []
         for event, _envelope in batch:
+            if isinstance(event, members_events.CommunityArchived):
+                # Unknown yet (the archive overtook its creation): hidden until it arrives.
+                archived.append(
+                    {
+                        "community_id": event.community_id,
+                        "visibility": PRIVATE,
+                        "version": 0,
+                        "archived": True,
+                    }
+                )
+                continue
+            if isinstance(event, recognition_events.LevelsChanged):
+                ladders.append(
+                    {
+                        "community_id": event.community_id,
+                        "privileges": [list(level.privileges) for level in event.levels],
+                        "version": event.version,
+                    }
+                )
+                continue
+            if isinstance(event, recognition_events.LevelChanged):
+                member_levels.append(
+                    {
+                        "community_id": event.community_id,
+                        "user_id": event.user_id,
+                        "role": int(Role.MEMBER),
+                        "active": False,
+                        "version": 0,
+                        "level": event.new_level,
+                        "level_order": event.levels_version << _ENTRY_BITS | event.entry_id,
+                    }
+                )
+                continue
             if isinstance(event, _COMMUNITY):
                 communities.append(
                     {
@@ -229,12 +376,28 @@ def access_subscription(service: str, tables: AccessTables) -> Subscription:
                 }
             )
         await upsert_newer(session, tables.communities, communities, ["community_id"])
+        await upsert_only(session, tables.communities, archived, ["community_id"], ["archived"])
         await upsert_newer(session, tables.roles, roles, ["community_id", "user_id"])
+        await upsert_only(
+            session,
+            tables.roles,
+            member_levels,
+            ["community_id", "user_id"],
+            ["level", "level_order"],
+            newer="level_order",
+        )
+        await upsert_newer(session, tables.levels, ladders, ["community_id"])
 
     return Subscription(
         name=f"{service}-access",
         source_service="members",
-        event_types=(*_COMMUNITY, *_STANDING, *_GONE),
+        event_types=(
+            *_COMMUNITY,
+            members_events.CommunityArchived,
+            *_STANDING,
+            *_GONE,
+            *_LEVELS,
+        ),
         apply=apply,
     )
 

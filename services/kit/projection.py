@@ -1,7 +1,9 @@
 """Many rows in one INSERT ... ON CONFLICT statement, built once per table and dialect.
 
 `upsert_newer` is how projections tolerate reordering: a row is replaced only by a newer
-version of it (docs/decisions/0005). `upsert` replaces unconditionally.
+version of it (docs/decisions/0005). `upsert` replaces unconditionally. `upsert_only`
+inserts whole rows but, for a row that exists, changes only some of its columns: facts
+that describe one part of a row with a version of their own.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-_STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...], str | None], Any] = {}
+_STATEMENTS: dict[
+    tuple[str, str, tuple[str, ...], tuple[str, ...], str | None, tuple[str, ...] | None], Any
+] = {}
 
 
 async def upsert(
@@ -35,6 +39,20 @@ async def upsert_newer(
     await _upsert(session, table, rows, keys, version=version)
 
 
+async def upsert_only(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    columns: Sequence[str],
+    *,
+    newer: str | None = None,
+) -> None:
+    """Insert `rows`; where a row exists, set only `columns` (when `newer` names a column:
+    only if the row's value of it is older)."""
+    await _upsert(session, table, rows, keys, version=newer, only=tuple(columns))
+
+
 async def _upsert(
     session: AsyncSession,
     table: Table,
@@ -42,6 +60,7 @@ async def _upsert(
     keys: Sequence[str],
     *,
     version: str | None,
+    only: tuple[str, ...] | None = None,
 ) -> None:
     if not rows:
         return
@@ -54,14 +73,14 @@ async def _upsert(
             chosen[key] = row
     dialect = session.get_bind().dialect.name
     columns = tuple(rows[0])
-    cache_key = (dialect, table.name, tuple(keys), columns, version)
+    cache_key = (dialect, table.name, tuple(keys), columns, version, only)
     statement = _STATEMENTS.get(cache_key)
     if statement is None:
         insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         base = insert(table)
         statement = base.on_conflict_do_update(
             index_elements=list(keys),
-            set_={name: base.excluded[name] for name in columns if name not in keys},
+            set_={name: base.excluded[name] for name in (only or columns) if name not in keys},
             where=(table.c[version] < base.excluded[version]) if version else None,
         )
         _STATEMENTS[cache_key] = statement

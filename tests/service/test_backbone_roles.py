@@ -1,5 +1,6 @@
 """Roles decided in members reach the other services through the backbone: a new member
-may post in content, a muted one may not, a promoted one may schedule in events."""
+may post in content, a muted one may not, a promoted one may schedule in events; the levels
+a community sets gate links, and an archived community takes no new posts."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from studyhall.content.v1 import content_service_pb2 as content_pb
 from studyhall.content.v1 import content_service_pb2_grpc as content_grpc
 from studyhall.members.v1 import members_service_pb2 as members_pb
 from studyhall.members.v1 import members_service_pb2_grpc as members_grpc
+from studyhall.members.v1 import recognition_service_pb2 as recognition_pb
+from studyhall.members.v1 import recognition_service_pb2_grpc as recognition_grpc
 from tests.support.services import RunningService, running_service
 
 pytestmark = pytest.mark.service
@@ -117,3 +120,77 @@ async def test_membership_and_mutes_decided_in_members_govern_posting_in_content
 
 async def _is(status: Awaitable[grpc.StatusCode], expected: grpc.StatusCode) -> bool:
     return bool(await status == expected)
+
+
+async def test_levels_and_archiving_decided_in_members_govern_content_through_the_bus(
+    services: tuple[RunningService, RunningService],
+) -> None:
+    members, content = services
+    club = members_grpc.MembersServiceStub(members.channel)
+    recognition = recognition_grpc.RecognitionServiceStub(members.channel)
+    posts = content_grpc.ContentServiceStub(content.channel)
+    community = (
+        await club.CreateCommunity(
+            members_pb.CreateCommunityRequest(name=f"Levels {uuid.uuid4().hex[:6]}", topic="t"),
+            metadata=members.auth("owner"),
+        )
+    ).community
+    await club.JoinCommunity(
+        members_pb.JoinCommunityRequest(community_id=community.id), metadata=members.auth("ada")
+    )
+
+    published: list[str] = []
+
+    async def link_status(user: str) -> grpc.StatusCode:
+        try:
+            reply = await posts.CreatePost(
+                content_pb.CreatePostRequest(
+                    community_id=community.id,
+                    kind=content_pb.POST_KIND_ARTICLE,
+                    title="Reading list",
+                    body="Start at https://example.org/chapter-1",
+                ),
+                metadata=content.auth(user),
+            )
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        published.append(reply.post.id)
+        return grpc.StatusCode.OK
+
+    # Links are open to every member until a level names post_links.
+    await _eventually(lambda: _is(link_status("ada"), grpc.StatusCode.OK), "member links")
+    await recognition.SetLevels(
+        recognition_pb.SetLevelsRequest(
+            community_id=community.id,
+            levels=[
+                recognition_pb.Level(min_points=0),
+                # Far above what a few posts earn (each earns its author 2 points).
+                recognition_pb.Level(min_points=500, privileges=["post_links"]),
+            ],
+        ),
+        metadata=members.auth("owner"),
+    )
+    await _eventually(
+        lambda: _is(link_status("ada"), grpc.StatusCode.PERMISSION_DENIED), "links gated"
+    )
+    await recognition.AwardPoints(
+        recognition_pb.AwardPointsRequest(
+            community_id=community.id, user_id="ada", amount=500, reason="good notes"
+        ),
+        metadata=members.auth("owner"),
+    )
+    await _eventually(lambda: _is(link_status("ada"), grpc.StatusCode.OK), "level 2 links")
+
+    await club.ArchiveCommunity(
+        members_pb.ArchiveCommunityRequest(community_id=community.id, etag=community.etag),
+        metadata=members.auth("owner"),
+    )
+    await _eventually(
+        lambda: _is(link_status("owner"), grpc.StatusCode.FAILED_PRECONDITION), "archived"
+    )
+    # Archived is read-only, not gone.
+    read = await posts.GetPost(
+        content_pb.GetPostRequest(community_id=community.id, post_id=published[-1]),
+        metadata=content.auth("ada"),
+    )
+    assert read.post.id == published[-1]

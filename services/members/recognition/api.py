@@ -213,6 +213,7 @@ class RecognitionApi:
                         privileges=ladder.privileges_at(level),
                         points_total=activity.points_total,
                         entry_id=0,
+                        levels_version=version,
                     )
             await log_moderation(
                 session,

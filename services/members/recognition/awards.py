@@ -45,6 +45,7 @@ async def land(session: AsyncSession, award: Award) -> Landed | None:
             privileges=ladder.privileges_at(level),
             points_total=activity.points_total,
             entry_id=entry.id,
+            levels_version=ladder.version,
         )
     progress = await ledger.progress(award.community_id, award.user_id, award.streak_days)
     earned: list[str] = []

@@ -49,6 +49,7 @@ class RecognitionEvents:
         privileges: list[str],
         points_total: int,
         entry_id: int,
+        levels_version: int,
     ) -> None:
         await OUTBOX.add(
             self.session,
@@ -60,6 +61,7 @@ class RecognitionEvents:
                 privileges=privileges,
                 points_total=points_total,
                 entry_id=entry_id,
+                levels_version=levels_version,
             ),
             community_id=community_id,
             subject=_subject(community_id, user_id),

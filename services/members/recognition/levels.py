@@ -23,6 +23,8 @@ class Level:
 @dataclass(frozen=True)
 class Ladder:
     levels: tuple[Level, ...]
+    # Grows with every SetLevels; 0 for the default ladder.
+    version: int = 0
 
     def level_for(self, points: int) -> int:
         reached = 1

@@ -218,7 +218,8 @@ class LedgerRepository:
         if not rows:
             return default_ladder()
         return Ladder(
-            tuple(Level(row.level, int(row.min_points), tuple(row.privileges)) for row in rows)
+            tuple(Level(row.level, int(row.min_points), tuple(row.privileges)) for row in rows),
+            version=max(int(row.version) for row in rows),
         )
 
     async def save_ladder(self, community_id: str, ladder: Ladder) -> int:

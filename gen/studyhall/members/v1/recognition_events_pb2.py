@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from studyhall.members.v1 import recognition_service_pb2 as studyhall_dot_members_dot_v1_dot_recognition__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-studyhall/members/v1/recognition_events.proto\x12\x14studyhall.members.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.studyhall/members/v1/recognition_service.proto\"\x97\x01\n\rPointsAwarded\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\x03\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x17\n\x0fsource_event_id\x18\x06 \x01(\t\x12\x14\n\x0cpoints_total\x18\x07 \x01(\x03\"\x97\x01\n\x0cLevelChanged\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\told_level\x18\x03 \x01(\x05\x12\x11\n\tnew_level\x18\x04 \x01(\x05\x12\x12\n\nprivileges\x18\x05 \x03(\t\x12\x14\n\x0cpoints_total\x18\x06 \x01(\x03\x12\x10\n\x08\x65ntry_id\x18\x07 \x01(\x03\"U\n\x0c\x42\x61\x64geAwarded\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x10\n\x08\x65ntry_id\x18\x04 \x01(\x03\"\x94\x01\n\rLevelsChanged\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12+\n\x06levels\x18\x02 \x03(\x0b\x32\x1b.studyhall.members.v1.Level\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12/\n\x0b\x63hange_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-studyhall/members/v1/recognition_events.proto\x12\x14studyhall.members.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.studyhall/members/v1/recognition_service.proto\"\x97\x01\n\rPointsAwarded\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\x03\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x17\n\x0fsource_event_id\x18\x06 \x01(\t\x12\x14\n\x0cpoints_total\x18\x07 \x01(\x03\"\xaf\x01\n\x0cLevelChanged\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\told_level\x18\x03 \x01(\x05\x12\x11\n\tnew_level\x18\x04 \x01(\x05\x12\x12\n\nprivileges\x18\x05 \x03(\t\x12\x14\n\x0cpoints_total\x18\x06 \x01(\x03\x12\x10\n\x08\x65ntry_id\x18\x07 \x01(\x03\x12\x16\n\x0elevels_version\x18\x08 \x01(\x03\"U\n\x0c\x42\x61\x64geAwarded\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x10\n\x08\x65ntry_id\x18\x04 \x01(\x03\"\x94\x01\n\rLevelsChanged\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12+\n\x06levels\x18\x02 \x03(\x0b\x32\x1b.studyhall.members.v1.Level\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12/\n\x0b\x63hange_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,9 +36,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POINTSAWARDED']._serialized_start=153
   _globals['_POINTSAWARDED']._serialized_end=304
   _globals['_LEVELCHANGED']._serialized_start=307
-  _globals['_LEVELCHANGED']._serialized_end=458
-  _globals['_BADGEAWARDED']._serialized_start=460
-  _globals['_BADGEAWARDED']._serialized_end=545
-  _globals['_LEVELSCHANGED']._serialized_start=548
-  _globals['_LEVELSCHANGED']._serialized_end=696
+  _globals['_LEVELCHANGED']._serialized_end=482
+  _globals['_BADGEAWARDED']._serialized_start=484
+  _globals['_BADGEAWARDED']._serialized_end=569
+  _globals['_LEVELSCHANGED']._serialized_start=572
+  _globals['_LEVELSCHANGED']._serialized_end=720
 # @@protoc_insertion_point(module_scope)

@@ -87,6 +87,7 @@ class LevelChanged(_message.Message):
     PRIVILEGES_FIELD_NUMBER: _builtins.int
     POINTS_TOTAL_FIELD_NUMBER: _builtins.int
     ENTRY_ID_FIELD_NUMBER: _builtins.int
+    LEVELS_VERSION_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     """The community."""
     user_id: _builtins.str
@@ -99,6 +100,11 @@ class LevelChanged(_message.Message):
     """The member's points total now."""
     entry_id: _builtins.int
     """The ledger entry that moved it; 0 when SetLevels did."""
+    levels_version: _builtins.int
+    """The version of the community's levels (LevelsChanged) it was judged by. With
+    `entry_id` it orders a member's level changes: a consumer keeps the one with the
+    greater (levels_version, entry_id).
+    """
     @_builtins.property
     def privileges(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Privileges held at the new level."""
@@ -113,10 +119,11 @@ class LevelChanged(_message.Message):
         privileges: _abc.Iterable[_builtins.str] | None = ...,
         points_total: _builtins.int = ...,
         entry_id: _builtins.int = ...,
+        levels_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "entry_id", b"entry_id", "new_level", b"new_level", "old_level", b"old_level", "points_total", b"points_total", "privileges", b"privileges", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "entry_id", b"entry_id", "levels_version", b"levels_version", "new_level", b"new_level", "old_level", b"old_level", "points_total", b"points_total", "privileges", b"privileges", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
