@@ -17,7 +17,7 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ class Identity:
     user_id: str
     operator: bool = False
     claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The bearer token it was verified from: forwarded when a service asks another on the
+    # caller's behalf (a segment's members), so the other applies the caller's rights.
+    token: str = field(default="", compare=False, repr=False)
 
 
 _current: contextvars.ContextVar[Identity | None] = contextvars.ContextVar(
@@ -122,7 +125,7 @@ class TokenVerifier:
             if time.time() < expires:
                 return identity
             del self._verified[token]
-        identity = await self._verify(token)
+        identity = replace(await self._verify(token), token=token)
         # A client reuses its token for many calls; verifying the signature once per token
         # instead of once per call is most of the cost of a light RPC.
         self._verified[token] = (identity, float(identity.claims["exp"]))
