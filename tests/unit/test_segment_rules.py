@@ -154,3 +154,17 @@ def test_rules_hold_at_most_a_hundred_nodes() -> None:
     parse(json.dumps({"any": [{"points_at_least": i} for i in range(99)]}), FIELDS)
     found = problems_of({"any": [{"points_at_least": i} for i in range(100)]})
     assert found == {"rule": "has 101 nodes; a rule has at most 100"}
+
+
+@pytest.mark.parametrize("text", ["1" + "0" * 400, "1e309", "NaN", "-Infinity"])
+def test_numbers_a_float_cannot_hold_exactly_are_refused(text: str) -> None:
+    rule = '{"attribute": "hours", "op": "gt", "value": ' + text + "}"
+    with pytest.raises(InvalidRule) as caught:
+        parse(rule, FIELDS)
+    assert "must be a number from" in caught.value.problems[0].message
+
+
+def test_json_nested_thousands_deep_is_refused_before_it_is_parsed() -> None:
+    with pytest.raises(InvalidRule) as caught:
+        parse("[" * 10_000 + "]" * 10_000, FIELDS)
+    assert "nests deeper than 64 levels" in caught.value.problems[0].message

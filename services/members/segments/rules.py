@@ -191,6 +191,9 @@ class Problem:
     message: str
 
 
+# The numbers a rule compares with: well inside a float's exact integers.
+MAX_NUMBER = 1e15
+
 # Beyond the rule depth a reader accepts, but far below what would exhaust json.loads.
 MAX_JSON_NESTING = 64
 
@@ -370,6 +373,10 @@ class _Reader:
         if kind == "number":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 self.fail(path, f"{field.key!r} is a number attribute: compare it with a number")
+                return None
+            # JSON has integers of any length (and Python's parser takes NaN and Infinity).
+            if not -MAX_NUMBER <= value <= MAX_NUMBER:
+                self.fail(path, f"must be a number from -{MAX_NUMBER:.0e} to {MAX_NUMBER:.0e}")
                 return None
             return float(value)
         if kind == "boolean":

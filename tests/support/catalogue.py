@@ -1,0 +1,282 @@
+"""The request catalogue: for every RPC of every service process, a request that is valid in a
+small prepared world, who may send it, the least role it needs and whether it writes.
+
+Each `tests/support/rpcs_<service>.py` describes one process (`PROCESS`): what it serves, its
+tables, its `CATALOGUE` (one `Rpc` per method of every gRPC service it serves) and its
+`prepare`, which builds the world through the public API (members) or through `grant` and
+the service's own create RPCs (the others).
+
+Entries of a catalogue are valid in catalogue order, each sent once: an entry that ends or
+hands over something (archive, transfer, leave, delete, retire, revoke, erase) acts on a record
+of the world kept for it alone, so the entries after it stay valid. Tests that use the
+catalogue: tests/service/test_request_catalogue.py (every method has an entry, and every
+entry succeeds) and tests/service/test_fuzz_rpcs.py (mutated and malformed requests).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import Message
+from sqlalchemy import MetaData, text
+
+from services.kit.access import Role
+from services.kit.service import ServiceSpec
+from services.kit.settings import ServiceSettings
+from tests.support.services import RunningService, running_service
+
+Metadata = list[tuple[str, str]]
+# Operators act under this user id.
+OPERATOR = "root"
+
+
+@dataclass(frozen=True)
+class World:
+    """The ids the catalogue's requests need. Every service fills what its requests use."""
+
+    community_id: str
+    owner: str
+    # Members: people of the community, each with the part the catalogue gives them.
+    member: str = ""  # an active plain member (target of role changes, awards, reports)
+    leaver: str = ""  # a member who leaves (LeaveCommunity)
+    appellant: str = ""  # the member a decided report acted on (AppealReport)
+    erasable: str = ""  # a member whose data an operator erases (EraseMyData)
+    applicant: str = ""  # whose join request is pending (ReviewJoinRequest)
+    heir: str = ""  # a member of the handover community (TransferOwnership)
+    # Members: communities of the owner kept for calls that end or hand one over.
+    handover_community_id: str = ""
+    archive_community_id: str = ""
+    # Members: records.
+    invite_code: str = ""  # a usable invite of the community
+    invite_id: str = ""  # an invite kept for revoking
+    open_report_id: str = ""
+    decided_report_id: str = ""
+    attribute_key: str = ""
+    retiring_attribute_key: str = ""
+    segment_id: str = ""
+    doomed_segment_id: str = ""
+    # Content, events, billing.
+    post_id: str = ""
+    activity_id: str = ""
+    product_id: str = ""
+
+
+class Caller(enum.Enum):
+    """Who sends an entry's request."""
+
+    OWNER = "the world's owner"
+    OPERATOR = "a platform operator"  # where the owner cannot (another member's data)
+    NEWCOMER = "someone new to the community"  # a new user id for every call (joining)
+    LEAVER = "a member who leaves"  # the owner cannot leave
+    APPELLANT = "the member a decision acted on"  # only they may appeal it
+
+
+def new_id() -> str:
+    """A client request id, new for every request."""
+    return f"cat-{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class Rpc:
+    """One method of one gRPC service, with a request valid in the world."""
+
+    service: ServiceDescriptor
+    method: str
+    # A valid request in the world; a new one (new request id) on every call.
+    request: Callable[[World], Message]
+    # The least role in the community the caller needs; None: anyone signed in (who may read).
+    least_role: Role | None
+    # Whether a successful call changes state.
+    writes: bool
+    caller: Caller = Caller.OWNER
+
+    @property
+    def name(self) -> str:
+        return f"{self.service.name}.{self.method}"
+
+    @property
+    def descriptor(self) -> MethodDescriptor:
+        return self.service.methods_by_name[self.method]
+
+    @property
+    def path(self) -> str:
+        """The method's HTTP/2 path, as a raw call names it."""
+        return f"/{self.service.full_name}/{self.method}"
+
+    @property
+    def request_type(self) -> type[Message]:
+        return message_class(self.descriptor.input_type)
+
+    @property
+    def response_type(self) -> type[Message]:
+        return message_class(self.descriptor.output_type)
+
+    def metadata(self, running: RunningService, world: World) -> Metadata:
+        """Call metadata of the entry's caller."""
+        if self.caller is Caller.OPERATOR:
+            return running.auth(OPERATOR, operator=True)
+        users = {
+            Caller.OWNER: world.owner,
+            Caller.NEWCOMER: f"newcomer-{uuid.uuid4().hex[:12]}",
+            Caller.LEAVER: world.leaver,
+            Caller.APPELLANT: world.appellant,
+        }
+        return running.auth(users[self.caller])
+
+    async def call(
+        self,
+        channel: grpc.aio.Channel,
+        request: Message,
+        metadata: Metadata,
+        *,
+        timeout: float = 30.0,
+    ) -> Message:
+        """Send `request` and return the response (raises grpc.aio.AioRpcError)."""
+        send = channel.unary_unary(
+            self.path,
+            request_serializer=_serialize,
+            response_deserializer=self.response_type.FromString,
+        )
+        return cast(Message, await send(request, metadata=metadata, timeout=timeout))
+
+    async def call_raw(
+        self,
+        channel: grpc.aio.Channel,
+        payload: bytes,
+        metadata: Metadata,
+        *,
+        timeout: float = 30.0,
+    ) -> bytes:
+        """Send `payload` as the request's bytes, whatever they are; the response's bytes."""
+        send = channel.unary_unary(self.path, request_serializer=None, response_deserializer=None)
+        return cast(bytes, await send(payload, metadata=metadata, timeout=timeout))
+
+
+def _serialize(request: Message) -> bytes:
+    return request.SerializeToString()
+
+
+def message_class(descriptor: Descriptor) -> type[Message]:
+    return message_factory.GetMessageClass(descriptor)
+
+
+@dataclass(frozen=True)
+class Process:
+    """One service process: what it serves, its store, its catalogue and its world."""
+
+    name: str
+    spec: ServiceSpec
+    settings: type[ServiceSettings]
+    # The service's tables: a snapshot of them tells whether a call changed anything.
+    metadata: MetaData
+    catalogue: Sequence[Rpc]
+    prepare: Callable[[RunningService], Awaitable[World]]
+    # Settings of the process for these tests, on top of the defaults.
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def services(self) -> list[ServiceDescriptor]:
+        """Every gRPC service the process registers (as it names them to health checks)."""
+        pool = descriptor_pool.Default()
+        return [pool.FindServiceByName(name) for name in self.spec.service_names]
+
+
+# No relay, no consumers, no background sweep: nothing but the calls a test makes changes the
+# database, so a before/after snapshot around a call shows exactly what that call did, and
+# no process touches NATS (whose streams the service tests' autouse fixture deletes).
+QUIET: Mapping[str, Any] = {"relay": "external", "consumers": "external"}
+
+
+STORES = ["sqlite", "postgresql"]
+
+
+@contextmanager
+def new_database(store: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    """A new, empty database on `store` ("sqlite" or "postgresql"), dropped afterwards; as
+    tests/conftest.py's `database_url` makes one, for fixtures that outlive a test."""
+    if store == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / 'service.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = "t_" + uuid.uuid4().hex[:16]
+    url = server.create_database(name)
+    try:
+        yield str(url)
+    finally:
+        server.drop_database(name)
+
+
+@asynccontextmanager
+async def serve(
+    process: Process,
+    *,
+    database_url: str,
+    redis_url: str,
+    nats_url: str,
+    data_dir: Path,
+) -> AsyncIterator[RunningService]:
+    """The process in-process on `database_url`, quiet (see QUIET)."""
+    async with running_service(
+        process.spec,
+        process.settings,
+        database_url=database_url,
+        redis_url=redis_url,
+        nats_url=nats_url,
+        data_dir=data_dir,
+        **{**QUIET, **process.overrides},
+    ) as running:
+        yield running
+
+
+Snapshot = dict[str, tuple[int, str]]
+
+
+async def snapshot(running: RunningService, metadata: MetaData) -> Snapshot:
+    """Every table of the service: its row count and a digest of its rows (in a stable
+    order). One round trip: a few milliseconds, for the small worlds of these tests."""
+    database = running.deps.database
+    names = [table.name for table in metadata.sorted_tables]
+    if database.is_sqlite:
+        # A read-only connection of our own sees every committed write (WAL), without the
+        # hops to aiosqlite's thread that cost a millisecond a table.
+        path = database.url.database or ""
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            found: Snapshot = {}
+            for name in names:
+                rows = sorted(repr(row) for row in connection.execute(f'SELECT * FROM "{name}"'))
+                digest = hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+                found[name] = (len(rows), digest)
+            return found
+        finally:
+            connection.close()
+    query = " UNION ALL ".join(
+        f"SELECT '{name}', count(*), "
+        f"coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '') "
+        f'FROM "{name}" AS t'
+        for name in names
+    )
+    async with database.read() as session:
+        counted = (await session.execute(text(query))).all()
+    return {str(name): (int(count), str(digest)) for name, count, digest in counted}
+
+
+def changed_tables(before: Snapshot, after: Snapshot) -> list[str]:
+    """The tables whose rows differ, with their row counts before and after."""
+    return [
+        f"{name} ({before.get(name, (0, ''))[0]} -> {after.get(name, (0, ''))[0]} rows)"
+        for name in sorted(set(before) | set(after))
+        if before.get(name) != after.get(name)
+    ]

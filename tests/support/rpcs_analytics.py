@@ -1,0 +1,50 @@
+"""The request catalogue of the analytics process: AnalyticsService (see
+tests/support/catalogue.py)."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.analytics.app import SPEC
+from services.analytics.settings import AnalyticsSettings
+from services.analytics.store.tables import community_stats, metadata
+from services.kit.access import Role
+from studyhall.analytics.v1 import analytics_service_pb2 as pb
+from tests.support.access import grant
+from tests.support.catalogue import Process, Rpc, World
+from tests.support.services import RunningService
+
+ANALYTICS = pb.DESCRIPTOR.services_by_name["AnalyticsService"]
+OWNER = "olga"
+
+CATALOGUE: list[Rpc] = [
+    Rpc(
+        ANALYTICS,
+        "GetCommunityStats",
+        lambda w: pb.GetCommunityStatsRequest(community_id=w.community_id),
+        Role.MODERATOR,
+        False,
+    ),
+]
+
+
+async def prepare(running: RunningService) -> World:
+    """A community the owner owns, with figures as its consumers would have counted them
+    (analytics has no call that writes: its figures come from events)."""
+    community_id = str(uuid.uuid4())
+    await grant(running, community_id, OWNER, Role.OWNER)
+    async with running.deps.database.write() as session:
+        await session.execute(
+            community_stats.insert().values(community_id=community_id, post_count=4)
+        )
+    return World(community_id=community_id, owner=OWNER)
+
+
+PROCESS = Process(
+    name="analytics",
+    spec=SPEC,
+    settings=AnalyticsSettings,
+    metadata=metadata,
+    catalogue=CATALOGUE,
+    prepare=prepare,
+)
