@@ -266,17 +266,14 @@ class Access:
         communities, roles, levels = self.tables.communities, self.tables.roles, self.tables.levels
         community = (
             await session.execute(
-                select(communities.c.visibility, communities.c.archived).where(
-                    communities.c.community_id == community_id
-                )
+                select(communities.c.visibility, communities.c.archived, levels.c.privileges)
+                .outerjoin(levels, levels.c.community_id == communities.c.community_id)
+                .where(communities.c.community_id == community_id)
             )
         ).first()
         if community is None:
             return Standing(known=False)
-        ladder = await session.scalar(
-            select(levels.c.privileges).where(levels.c.community_id == community_id)
-        )
-        unlocked: list[list[str]] = list(ladder or [])
+        unlocked: list[list[str]] = list(community.privileges or [])
         gated = frozenset(name for names in unlocked for name in names)
         row = (
             await session.execute(

@@ -43,12 +43,18 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             unit="ms",
             description="Duration of RPCs handled, by method and status code.",
         )
+        # grpc.aio asks the interceptor for every call; the wrapped handler of a method (its
+        # labels, its request type) is the same each time, so it is built once.
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        wrapped = self._wrapped.get(details.method)
+        if wrapped is not None:
+            return wrapped
         handler = await continuation(details)
         if handler is None or details.method.startswith(EXEMPT_PREFIXES):
             return handler
@@ -58,11 +64,13 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         # The request arrives as bytes and is parsed inside the wrapper, so a malformed one
         # is answered INVALID_ARGUMENT like any other bad request (not UNKNOWN).
         request_type = handler.request_deserializer.__self__
-        return grpc.unary_unary_rpc_method_handler(
+        wrapped = grpc.unary_unary_rpc_method_handler(
             self._wrap(details.method, handler.unary_unary, request_type),
             request_deserializer=None,
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[details.method] = wrapped
+        return wrapped
 
     def _wrap(self, method: str, behavior: Behavior, request_type: type[Message]) -> Behavior:
         service, _, name = method[1:].partition("/")

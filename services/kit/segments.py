@@ -30,12 +30,11 @@ from studyhall.members.v1 import profiles_service_pb2_grpc as profiles_grpc
 # A snapshot larger than this is refused rather than held: aim at a narrower segment.
 MAX_SNAPSHOT = 100_000
 
-# What members answers that the caller can act on passes through as it is.
-_PASSED_ON = {
-    grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.UNAUTHENTICATED,
+# What members answers that the caller can act on passes through as its own kind.
+_PASSED_ON: dict[grpc.StatusCode, type[DomainError]] = {
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
 }
 
 
@@ -78,14 +77,9 @@ async def segment_members(
 
 def _refusal(error: grpc.aio.AioRpcError, segment_id: str) -> DomainError:
     details = error.details() or ""
-    code = error.code()
-    if code in _PASSED_ON:
-        kinds: dict[grpc.StatusCode, type[DomainError]] = {
-            grpc.StatusCode.NOT_FOUND: NotFound,
-            grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
-            grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
-        }
-        if code == grpc.StatusCode.INVALID_ARGUMENT:
-            return InvalidArgument.field("segment_id", details)
-        return kinds[code](f"segment {segment_id}: {details}")
+    if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument.field("segment_id", details)
+    kind = _PASSED_ON.get(error.code())
+    if kind is not None:
+        return kind(f"segment {segment_id}: {details}")
     return Unavailable(f"the members service could not list segment {segment_id} now; retry")
