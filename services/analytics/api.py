@@ -10,7 +10,6 @@ from services.kit.access import Access, Role
 from services.kit.auth import current_identity
 from services.kit.database import Database
 from services.kit.timestamps import timestamp_or_none
-from services.kit.validation import Violations
 from studyhall.analytics.v1 import analytics_service_pb2 as pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as pb_grpc
 
@@ -26,9 +25,6 @@ class AnalyticsApi(pb_grpc.AnalyticsServiceServicer):
         self, request: pb.GetCommunityStatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCommunityStatsResponse:
         caller = current_identity()
-        problems = Violations()
-        problems.uuid("community_id", request.community_id)
-        problems.raise_if_any()
         await self.access.require_role(
             request.community_id, caller, Role.MODERATOR, "reading a community's figures"
         )

@@ -32,8 +32,6 @@ class BillingApi(pb_grpc.BillingServiceServicer):
     ) -> pb.CreateProductResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         problems.enum("kind", request.kind, domain.ProductKind, "ProductKind", required=True)
         problems.text("name", request.name, max_length=domain.NAME_MAX)
         problems.text(
@@ -76,7 +74,6 @@ class BillingApi(pb_grpc.BillingServiceServicer):
     ) -> pb.GetProductResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         problems.uuid("product_id", request.product_id)
         problems.raise_if_any()
         await self.access.require_reader(request.community_id, caller)

@@ -37,8 +37,6 @@ class ContentApi(pb_grpc.ContentServiceServicer):
     ) -> pb.CreatePostResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         problems.enum("kind", request.kind, domain.PostKind, "PostKind", required=True)
         problems.text("title", request.title, max_length=domain.TITLE_MAX)
         problems.text(
@@ -89,7 +87,6 @@ class ContentApi(pb_grpc.ContentServiceServicer):
     ) -> pb.GetPostResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         problems.uuid("post_id", request.post_id)
         problems.raise_if_any()
         await self.access.require_reader(request.community_id, caller)

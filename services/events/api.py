@@ -36,8 +36,6 @@ class ActivitiesApi(pb_grpc.ActivitiesServiceServicer):
     ) -> pb.CreateActivityResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         problems.enum("kind", request.kind, domain.ActivityKind, "ActivityKind", required=True)
         problems.text("title", request.title, max_length=domain.TITLE_MAX)
         problems.text(
@@ -89,7 +87,6 @@ class ActivitiesApi(pb_grpc.ActivitiesServiceServicer):
     ) -> pb.GetActivityResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         problems.uuid("activity_id", request.activity_id)
         problems.raise_if_any()
         await self.access.require_reader(request.community_id, caller)

@@ -36,7 +36,7 @@ _TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ID_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Fields whose values are identifiers or opaque tokens: no whitespace control at all.
 _ID_SUFFIXES = ("_id", "_ids", "_token", "_code")
-_ID_NAMES = {"id", "slug", "code", "key", "kind_key"}
+_ID_NAMES = {"id", "slug", "code", "key"}
 
 _VALIDATOR = protovalidate.Validator()
 

@@ -33,11 +33,6 @@ class Violations:
             # One spelling only (as the server returns ids), so lookups never miss on case.
             self.add(field, f"must be a UUID in lowercase hyphenated form, got {value!r:.60}")
 
-    def request_id(self, value: str) -> None:
-        # Optional, but when given it must be something a client can sensibly reuse.
-        if value and not _REQUEST_ID.fullmatch(value):
-            self.add("request_id", "must be 1-128 characters of letters, digits, '-', '_', '.'")
-
     def enum(
         self, field: str, value: int, allowed: Iterable[int], name: str, *, required: bool = False
     ) -> None:
@@ -65,7 +60,6 @@ def is_uuid(value: str) -> bool:
         return False
 
 
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _TAG = re.compile(r"[\w-]{1,40}")
 
 

@@ -55,7 +55,6 @@ class NotesService:
         self.calls_started += 1
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
         problems.text("name", request.name, max_length=200)
         problems.text("mission", request.mission, required=False, max_length=10)
         problems.raise_if_any()

@@ -14,12 +14,11 @@ def test_every_problem_is_reported_at_once() -> None:
     problems.text("name", "")
     problems.text("topic", "x" * 81, max_length=80)
     problems.uuid("community_id", "not-a-uuid")
-    problems.request_id("white space")
     problems.tags("tags", ["ok", "NOT OK"])
     with pytest.raises(InvalidArgument) as caught:
         problems.raise_if_any()
     fields = [violation.field for violation in caught.value.violations]
-    assert fields == ["name", "topic", "community_id", "request_id", "tags[1]"]
+    assert fields == ["name", "topic", "community_id", "tags[1]"]
 
 
 def test_no_problems_means_no_error() -> None:

@@ -48,9 +48,6 @@ class CareApi:
         self, request: pb.GetCareSettingsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCareSettingsResponse:
         caller = current_identity()
-        problems = Violations()
-        problems.uuid("community_id", request.community_id)
-        problems.raise_if_any()
         async with self.database.read() as session:
             community = await _moderated(
                 session, request.community_id, caller, "reading care settings"
@@ -65,7 +62,6 @@ class CareApi:
         proposed = request.settings
         holidays = [Holiday(h.date, h.name) for h in proposed.holidays]
         problems = Violations()
-        problems.request_id(request.request_id)
         problems.uuid("settings.community_id", proposed.community_id)
         if request.expected_version < 0:
             problems.add("expected_version", "must be the version you read (0 for the defaults)")
@@ -105,7 +101,6 @@ class CareApi:
     ) -> pb.ListCareSignalsResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         problems.enum("kind", request.kind, KINDS, "CareSignalKind")
         query = ["care_signals", request.community_id, str(int(request.kind))]
         paging = read_page(problems, request, query)

@@ -39,8 +39,6 @@ class CheckinsApi:
     ) -> pb.CheckInResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         problems.text("note", request.note, required=False, max_length=checkins.MAX_NOTE)
         problems.raise_if_any()
 
@@ -67,7 +65,6 @@ class CheckinsApi:
     ) -> pb.GetStreakResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         problems.text("user_id", request.user_id, required=False)
         problems.raise_if_any()
         target = request.user_id or caller.user_id
@@ -91,7 +88,6 @@ class CheckinsApi:
         caller = current_identity()
         target = request.user_id or caller.user_id
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         problems.text("user_id", request.user_id, required=False)
         query = ["checkins", request.community_id, target]
         paging = read_page(problems, request, query)
@@ -112,8 +108,6 @@ class CheckinsApi:
     ) -> pb.SetCheckinSettingsResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         if not 0 <= request.grace_days <= checkins.MAX_GRACE_DAYS:
             problems.add("grace_days", f"must be 0 to {checkins.MAX_GRACE_DAYS}")
         problems.raise_if_any()
@@ -138,9 +132,6 @@ class CheckinsApi:
         self, request: pb.GetCheckinSettingsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCheckinSettingsResponse:
         caller = current_identity()
-        problems = Violations()
-        problems.uuid("community_id", request.community_id)
-        problems.raise_if_any()
         async with self.database.read() as session:
             community = await community_for(
                 CommunityRepository(session), request.community_id, caller

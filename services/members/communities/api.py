@@ -50,7 +50,6 @@ class CommunitiesApi:
     ) -> pb.CreateCommunityResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
         problems.text("name", request.name, max_length=120)
         problems.text("topic", request.topic, max_length=80)
         problems.text("mission", request.mission, required=False, max_length=2000)
@@ -94,9 +93,6 @@ class CommunitiesApi:
         self, request: pb.GetCommunityRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCommunityResponse:
         caller = current_identity()
-        problems = Violations()
-        problems.uuid("community_id", request.community_id)
-        problems.raise_if_any()
         async with self.database.read() as session:
             communities = CommunityRepository(session)
             community = await communities.get(request.community_id)
@@ -120,8 +116,6 @@ class CommunitiesApi:
     ) -> pb.JoinCommunityResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         for index, answer in enumerate(request.answers):
             problems.text(f"answers[{index}]", answer, max_length=2000)
         if request.invite_code and not invites.CODE_PATTERN.fullmatch(request.invite_code):
@@ -136,10 +130,6 @@ class CommunitiesApi:
         self, request: pb.LeaveCommunityRequest, context: grpc.aio.ServicerContext
     ) -> pb.LeaveCommunityResponse:
         caller = current_identity()
-        problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
-        problems.raise_if_any()
 
         async def leave(session: AsyncSession) -> pb.LeaveCommunityResponse:
             communities = CommunityRepository(session)
@@ -158,7 +148,6 @@ class CommunitiesApi:
         paths = list(request.update_mask.paths)
         new = request.community
         problems = Violations()
-        problems.request_id(request.request_id)
         problems.uuid("community.id", new.id)
         if not paths:
             problems.add("update_mask", "name at least one field to change")
@@ -195,10 +184,6 @@ class CommunitiesApi:
         self, request: pb.ArchiveCommunityRequest, context: grpc.aio.ServicerContext
     ) -> pb.ArchiveCommunityResponse:
         caller = current_identity()
-        problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
-        problems.raise_if_any()
 
         async def archive(session: AsyncSession) -> pb.ArchiveCommunityResponse:
             communities = CommunityRepository(session)
@@ -250,7 +235,6 @@ class CommunitiesApi:
     ) -> pb.ListJoinRequestsResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         paging = read_page(problems, request, ("join-requests", request.community_id))
         problems.raise_if_any()
         async with self.database.read() as session:
@@ -272,8 +256,6 @@ class CommunitiesApi:
     ) -> pb.ReviewJoinRequestResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         problems.text("user_id", request.user_id, max_length=200)
         problems.text("reason", request.reason, required=not request.approve, max_length=1000)
         problems.raise_if_any()
@@ -323,8 +305,6 @@ class CommunitiesApi:
     ) -> pb.ChangeRoleResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         problems.text("user_id", request.user_id, max_length=200)
         problems.enum(
             "role",
@@ -366,8 +346,6 @@ class CommunitiesApi:
     ) -> pb.TransferOwnershipResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         problems.text("new_owner_user_id", request.new_owner_user_id, max_length=200)
         problems.raise_if_any()
 
@@ -407,7 +385,6 @@ class CommunitiesApi:
     ) -> pb.ListAuditLogResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         paging = read_page(problems, request, ("audit", request.community_id), numeric=True)
         problems.raise_if_any()
         async with self.database.read() as session:
@@ -440,7 +417,6 @@ class CommunitiesApi:
     ) -> pb.ListMembersResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         query = ("members", request.community_id, str(request.rules_pending))
         paging = read_page(problems, request, query)
         problems.raise_if_any()

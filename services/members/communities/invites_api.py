@@ -37,8 +37,6 @@ class InvitesApi:
     ) -> pb.CreateInviteResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         if not 0 <= request.max_uses <= invites.MAX_USES:
             problems.add("max_uses", f"must be 0 (unlimited) or 1 to {invites.MAX_USES}")
         problems.raise_if_any()
@@ -81,7 +79,6 @@ class InvitesApi:
     ) -> pb.ListInvitesResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         paging = read_page(problems, request, ("invites", request.community_id), numeric=True)
         problems.raise_if_any()
         # The listing's own clock travels in the token, so an invite expiring between two
@@ -106,8 +103,6 @@ class InvitesApi:
     ) -> pb.RevokeInviteResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         problems.uuid("invite_id", request.invite_id)
         problems.raise_if_any()
 

@@ -34,8 +34,6 @@ class RulesApi:
     ) -> pb.UpdateRulesResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         if not 1 <= len(request.rules) <= domain.MAX_RULES:
             problems.add("rules", f"give 1 to {domain.MAX_RULES} rules")
         for index, rule in enumerate(request.rules):
@@ -73,7 +71,6 @@ class RulesApi:
     ) -> pb.GetRulesResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         if request.version < 0:
             problems.add("version", "must be 0 (current) or a version number")
         problems.raise_if_any()
@@ -97,8 +94,6 @@ class RulesApi:
     ) -> pb.AcceptRulesResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         if request.version <= 0:
             problems.add("version", "name the version of the rules you read")
         problems.raise_if_any()

@@ -85,7 +85,6 @@ class ModerationApi:
     ) -> pb.ListReportsResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         problems.enum("state", request.state, reports.State, "ReportState")
         query = (
             "reports",
@@ -122,8 +121,6 @@ class ModerationApi:
     ) -> pb.ResolveReportResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         problems.uuid("report_id", request.report_id)
         problems.enum(
             "resolution", request.resolution, reports.Resolution, "Resolution", required=True
@@ -179,8 +176,6 @@ class ModerationApi:
     ) -> pb.AppealReportResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         problems.uuid("report_id", request.report_id)
         problems.text("statement", request.statement, max_length=reports.MAX_TEXT)
         problems.raise_if_any()
@@ -203,8 +198,6 @@ class ModerationApi:
     ) -> pb.ModerateMemberResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         problems.text("user_id", request.user_id, max_length=200)
         problems.enum("action", request.action, Action, "ModerationAction", required=True)
         needs_reason = request.action in (
@@ -257,8 +250,6 @@ class ModerationApi:
 
 def _check_report(request: pb.FileReportRequest, caller: Identity) -> None:
     problems = Violations()
-    problems.request_id(request.request_id)
-    problems.uuid("community_id", request.community_id)
     about_content = request.HasField("target")
     if about_content == bool(request.target_user_id):
         problems.add(

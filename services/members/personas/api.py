@@ -57,8 +57,6 @@ class ProfilesApi:
         caller = current_identity()
         new = request.attribute
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         for field, message in profiles.check_definition(
             new.key, new.label, int(new.type), list(new.options)
         ):
@@ -98,8 +96,6 @@ class ProfilesApi:
         new = request.attribute
         paths = list(request.update_mask.paths)
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         if not profiles.KEY_PATTERN.fullmatch(new.key):
             problems.add("attribute.key", "name the attribute to change by its key")
         _check_mask(problems, paths, ATTRIBUTE_UPDATABLE)
@@ -134,9 +130,6 @@ class ProfilesApi:
         self, request: pb.ListAttributesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAttributesResponse:
         caller = current_identity()
-        problems = Violations()
-        problems.uuid("community_id", request.community_id)
-        problems.raise_if_any()
         async with self.database.read() as session:
             communities = CommunityRepository(session)
             community = await community_for(communities, request.community_id, caller)
@@ -155,8 +148,6 @@ class ProfilesApi:
     ) -> pb.RetireAttributeResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         if not profiles.KEY_PATTERN.fullmatch(request.key):
             problems.add("key", "name the attribute to retire by its key")
         problems.raise_if_any()
@@ -179,7 +170,6 @@ class ProfilesApi:
     ) -> pb.GetProfileResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         problems.text("user_id", request.user_id, required=False)
         problems.raise_if_any()
         target = request.user_id or caller.user_id
@@ -209,7 +199,6 @@ class ProfilesApi:
         new = request.profile
         paths = list(request.update_mask.paths)
         problems = Violations()
-        problems.request_id(request.request_id)
         problems.uuid("profile.community_id", new.community_id)
         if new.user_id and new.user_id != caller.user_id:
             problems.add("profile.user_id", "a profile is changed only by its member; leave empty")

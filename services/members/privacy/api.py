@@ -44,7 +44,6 @@ class PrivacyApi:
     ) -> pb.ExportMyDataResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         problems.text("user_id", request.user_id, required=False)
         problems.raise_if_any()
         subject = _subject(caller, request.user_id)
@@ -58,8 +57,6 @@ class PrivacyApi:
     ) -> pb.EraseMyDataResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         problems.text("user_id", request.user_id, required=False)
         if not request.confirm:
             problems.add("confirm", "must be true: erasure cannot be undone")

@@ -42,8 +42,6 @@ class RecognitionApi:
     ) -> pb.AwardPointsResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         problems.text("user_id", request.user_id, max_length=200)
         if request.amount == 0 or abs(request.amount) > points.MAX_MANUAL:
             problems.add(
@@ -133,7 +131,6 @@ class RecognitionApi:
     ) -> pb.ListLedgerResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         problems.text("user_id", request.user_id, required=False, max_length=200)
         target = request.user_id or caller.user_id
         query = ("ledger", request.community_id, target)
@@ -183,10 +180,6 @@ class RecognitionApi:
         self, request: pb.SetLevelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetLevelsResponse:
         caller = current_identity()
-        problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
-        problems.raise_if_any()
         ladder = levels.ladder_of(
             [(level.min_points, list(level.privileges)) for level in request.levels]
         )
@@ -231,9 +224,6 @@ class RecognitionApi:
         self, request: pb.GetLevelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetLevelsResponse:
         caller = current_identity()
-        problems = Violations()
-        problems.uuid("community_id", request.community_id)
-        problems.raise_if_any()
         async with self.database.read() as session:
             community = await community_for(
                 CommunityRepository(session), request.community_id, caller
@@ -248,7 +238,6 @@ class RecognitionApi:
     ) -> pb.GetLeaderboardResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         problems.enum("window", request.window, Window, "LeaderboardWindow", required=True)
         query = ("leaderboard", request.community_id, str(request.window))
         paging = read_page(problems, request, query, numeric=True)

@@ -46,8 +46,6 @@ class SegmentsApi:
     ) -> pb.CreateSegmentResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         _check_segment_fields(problems, request.name, request.description, request.rule, "")
         problems.raise_if_any()
 
@@ -85,7 +83,6 @@ class SegmentsApi:
         new = request.segment
         paths = list(request.update_mask.paths)
         problems = Violations()
-        problems.request_id(request.request_id)
         problems.uuid("segment.community_id", new.community_id)
         problems.uuid("segment.id", new.id)
         if not paths:
@@ -129,8 +126,6 @@ class SegmentsApi:
     ) -> pb.DeleteSegmentResponse:
         caller = current_identity()
         problems = Violations()
-        problems.request_id(request.request_id)
-        problems.uuid("community_id", request.community_id)
         problems.uuid("segment_id", request.segment_id)
         problems.raise_if_any()
 
@@ -160,7 +155,6 @@ class SegmentsApi:
     ) -> pb.ListSegmentsResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         paging = read_page(problems, request, ["segments", request.community_id])
         problems.raise_if_any()
         async with self.database.read() as session:
@@ -178,7 +172,6 @@ class SegmentsApi:
     ) -> pb.PreviewSegmentResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         _check_rule_text(problems, "rule", request.rule)
         size = check_page_size(problems, request.page_size)
         problems.raise_if_any()
@@ -209,7 +202,6 @@ class SegmentsApi:
     ) -> pb.ListSegmentMembersResponse:
         caller = current_identity()
         problems = Violations()
-        problems.uuid("community_id", request.community_id)
         problems.uuid("segment_id", request.segment_id)
         check_page_size(problems, request.page_size)
         problems.raise_if_any()
