@@ -11,12 +11,11 @@ from services.kit.auth import current_identity
 from services.kit.database import Database
 from services.kit.timestamps import timestamp_or_none
 from studyhall.analytics.v1 import analytics_service_pb2 as pb
-from studyhall.analytics.v1 import analytics_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
 
 
-class AnalyticsApi(pb_grpc.AnalyticsServiceServicer):
+class AnalyticsApi:
     def __init__(self, database: Database, access: Access) -> None:
         self.database = database
         self.access = access

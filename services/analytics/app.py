@@ -6,20 +6,35 @@ from pathlib import Path
 
 import grpc
 
+from services.analytics import data
 from services.analytics.api import SERVICE_NAME, AnalyticsApi
 from services.analytics.consumers import MEMBERS
 from services.analytics.settings import AnalyticsSettings
-from services.analytics.store.tables import access, inbox
-from services.kit.access import Access, access_subscription
+from services.analytics.store.tables import access, idempotency_keys, inbox
+from services.kit.access import Access, StandingData, access_subscription
+from services.kit.data_rights import DataHolder, erasure_subscription
+from services.kit.data_rights_api import DataRightsApi
+from services.kit.idempotency import IdempotentWriter
 from services.kit.service import Dependencies, ServiceSpec, run
+from services.kit.servicers import compose
 from services.kit.settings import load_settings
+from studyhall.analytics.v1 import analytics_service_pb2 as pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as pb_grpc
+
+# Everything analytics holds about a member: ExportMyData, EraseMyData and MemberErased.
+HOLDERS: tuple[DataHolder, ...] = (StandingData(access), data)
 
 
 def register(server: grpc.aio.Server, deps: Dependencies) -> None:
-    pb_grpc.add_AnalyticsServiceServicer_to_server(
-        AnalyticsApi(deps.database, Access("analytics", deps.database, access, deps.redis)), server
+    servicer = compose(
+        pb_grpc.AnalyticsServiceServicer,
+        pb.DESCRIPTOR.services_by_name["AnalyticsService"],
+        AnalyticsApi(deps.database, Access("analytics", deps.database, access, deps.redis)),
+        DataRightsApi(
+            deps.database, IdempotentWriter(deps.database, idempotency_keys), HOLDERS, pb
+        ),
     )
+    pb_grpc.add_AnalyticsServiceServicer_to_server(servicer, server)
 
 
 SPEC = ServiceSpec(
@@ -28,7 +43,11 @@ SPEC = ServiceSpec(
     service_names=[SERVICE_NAME],
     register=register,
     inbox=inbox,
-    subscriptions=lambda deps: [MEMBERS, access_subscription("analytics", access)],
+    subscriptions=lambda deps: [
+        MEMBERS,
+        access_subscription("analytics", access),
+        erasure_subscription("analytics", HOLDERS),
+    ],
 )
 
 

@@ -16,12 +16,11 @@ from services.kit.idempotency import IdempotentWriter
 from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
 from studyhall.billing.v1 import billing_service_pb2 as pb
-from studyhall.billing.v1 import billing_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BillingService"].full_name
 
 
-class BillingApi(pb_grpc.BillingServiceServicer):
+class BillingApi:
     def __init__(self, database: Database, access: Access) -> None:
         self.database = database
         self.access = access

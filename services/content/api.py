@@ -19,12 +19,11 @@ from services.kit.idempotency import IdempotentWriter
 from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
 from studyhall.content.v1 import content_service_pb2 as pb
-from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ContentService"].full_name
 
 
-class ContentApi(pb_grpc.ContentServiceServicer):
+class ContentApi:
     def __init__(
         self, database: Database, access: Access, on_commit: Callable[[], None] = lambda: None
     ) -> None:

@@ -20,12 +20,11 @@ from services.kit.idempotency import IdempotentWriter
 from services.kit.timestamps import timestamp, timestamp_or_none
 from services.kit.validation import Violations
 from studyhall.events.v1 import activities_service_pb2 as pb
-from studyhall.events.v1 import activities_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ActivitiesService"].full_name
 
 
-class ActivitiesApi(pb_grpc.ActivitiesServiceServicer):
+class ActivitiesApi:
     def __init__(self, database: Database, access: Access) -> None:
         self.database = database
         self.access = access

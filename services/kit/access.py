@@ -403,3 +403,40 @@ def _not_found(community_id: str) -> NotFound:
     return NotFound(
         f"community {community_id} not found (if it was created a moment ago, retry shortly)"
     )
+
+
+class StandingData:
+    """The data holder (services/kit/data_rights.py) of this projection: its copy of a
+    user's standing in a community. Erasure leaves it as members leaves the membership
+    (the user id, the version, a running mute), so a late event cannot readmit anyone;
+    the MemberLeft that members publishes with the erasure has already made it inactive."""
+
+    def __init__(self, tables: AccessTables) -> None:
+        self.roles = tables.roles
+        self.EXPORTS = {"standing": self.export}
+        self.ERASERS = ()
+
+    async def export(
+        self, session: AsyncSession, community_id: str, user_id: str
+    ) -> dict[str, Any] | None:
+        roles = self.roles
+        row = (
+            await session.execute(
+                select(
+                    roles.c.role,
+                    roles.c.active,
+                    roles.c.level,
+                    roles.c.muted_until,
+                    roles.c.version,
+                ).where(roles.c.community_id == community_id, roles.c.user_id == user_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        return {
+            "role": Role(row.role).name.lower(),
+            "active": bool(row.active),
+            "level": int(row.level),
+            "muted_until": utc(row.muted_until) if row.muted_until else None,
+            "version": int(row.version),
+        }

@@ -5,6 +5,11 @@ names the sections it adds to the export (`EXPORTS`: section -> exporter returni
 JSON-serializable value) and what erasure runs in it (`ERASERS`). Both are called inside
 the caller's transaction with (session, community_id, user_id). The list is explicit: a
 holder is exported and erased because the service names it, not because it was imported.
+
+Members owns the membership and answers its own ExportMyData and EraseMyData; every other
+service answers them for its own records (`services/kit/data_rights_api.py`) and runs the
+same erasers when members publishes MemberErased (`erasure_subscription`), so erasing in
+members reaches every copy, and erasing in one service alone is possible too.
 """
 
 from __future__ import annotations
@@ -15,6 +20,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.events.consumer import Subscription
+from services.kit.events.envelope import Envelope
+from studyhall.members.v1 import members_events_pb2 as members_events
 
 Exporter = Callable[[AsyncSession, str, str], Awaitable[Any]]
 Eraser = Callable[[AsyncSession, str, str], Awaitable[None]]
@@ -62,6 +71,22 @@ async def erase_all(
     for holder in holders:
         for erase in holder.ERASERS:
             await erase(session, community_id, user_id)
+
+
+def erasure_subscription(service: str, holders: Sequence[DataHolder]) -> Subscription:
+    """The durable consumer that runs `holders`' erasers on members' MemberErased, in the
+    consumer's transaction (so a redelivered event erases again, which changes nothing)."""
+
+    async def apply(session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> None:
+        for event, _envelope in batch:
+            await erase_all(session, holders, event.community_id, event.user_id)
+
+    return Subscription(
+        name=f"{service}-erasure",
+        source_service="members",
+        event_types=(members_events.MemberErased,),
+        apply=apply,
+    )
 
 
 def _json_value(value: object) -> object:

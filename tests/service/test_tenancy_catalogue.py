@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, ExitStack
@@ -76,9 +77,13 @@ def names_a_record(rpc: Rpc) -> bool:
 
 
 def entries(
-    *, keep: Any = lambda rpc: True, roles: Sequence[Role] = (), visibilities: Sequence[int] = ()
+    *,
+    keep: Any = lambda rpc: not rpc.own_data,
+    roles: Sequence[Role] = (),
+    visibilities: Sequence[int] = (),
 ) -> list[Any]:
-    """Every entry of the four processes (those `keep` keeps), crossed with `roles` (each a
+    """Every entry of the four processes that `keep` keeps (by default those that are not
+    data-rights calls, which have checks of their own below), crossed with `roles` (each a
     role below the entry's least role) and `visibilities` when given."""
     params: list[Any] = []
     for process in PROCESSES:
@@ -302,7 +307,7 @@ def assert_told_which_role(
 ENTRY = ("process", "rpc")
 
 
-@pytest.mark.parametrize(ENTRY, entries())
+@pytest.mark.parametrize(ENTRY, entries(keep=lambda rpc: True))
 async def test_caller_without_a_token_is_unauthenticated(
     running: RunningService, process: Process, rpc: Rpc
 ) -> None:
@@ -413,7 +418,7 @@ async def test_operator_may_act_in_a_private_community_without_belonging(
     await allowed(running, process, rpc, here, operator(running))
 
 
-@pytest.mark.parametrize(ENTRY, entries(keep=names_a_record))
+@pytest.mark.parametrize(ENTRY, entries(keep=lambda rpc: names_a_record(rpc) and not rpc.own_data))
 async def test_a_record_of_one_community_is_not_found_through_another(
     running: RunningService, process: Process, rpc: Rpc
 ) -> None:
@@ -440,7 +445,7 @@ async def test_a_record_of_one_community_is_not_found_through_another(
 
 
 @pytest.mark.parametrize(
-    ENTRY, entries(keep=lambda rpc: not rpc.writes and not names_a_record(rpc))
+    ENTRY, entries(keep=lambda rpc: not rpc.writes and not names_a_record(rpc) and not rpc.own_data)
 )
 async def test_a_read_of_a_whole_community_answers_with_that_community_alone(
     running: RunningService, process: Process, rpc: Rpc
@@ -458,3 +463,81 @@ async def test_a_read_of_a_whole_community_answers_with_that_community_alone(
     assert busy.community_id not in quiet_answer
     assert quiet_answer != busy_answer.replace(busy.community_id, quiet.community_id)
     assert empty(quiet_answer_message, quiet.community_id), quiet_answer
+
+
+# Data-rights calls: anyone's own records, no one else's.
+
+OWN_DATA = entries(keep=lambda rpc: rpc.own_data)
+EXPORTS = entries(keep=lambda rpc: rpc.own_data and not rpc.writes)
+
+
+def with_user(rpc: Rpc, user_id: str) -> Rpc:
+    """The entry, its request naming `user_id` as whose data it acts on."""
+    build = rpc.request
+
+    def request(world: World) -> Message:
+        message = build(world)
+        message.user_id = user_id  # type: ignore[attr-defined]
+        return message
+
+    return dataclasses.replace(rpc, request=request)
+
+
+@pytest.mark.parametrize(ENTRY, OWN_DATA)
+async def test_anyone_may_act_on_their_own_data_in_any_community_and_it_is_theirs_alone(
+    running: RunningService, process: Process, rpc: Rpc
+) -> None:
+    """An outsider (staff of another community) may export and erase what this service
+    holds about them, even in a private community: the answer holds nothing of anyone
+    else's, and an erasure changes nothing of anyone else's."""
+    here = await world(running, process, PRIVATE)
+    await other_community(running, "mallory", Role.OWNER)
+    before = await snapshot(running, process.metadata)
+
+    response = await rpc.call(running.channel, rpc.request(here), auth(running, "mallory"))
+
+    answer = str(response)
+    assert here.owner not in answer
+    for record_id in [getattr(here, name) for name in RECORD_FIELDS]:
+        assert not record_id or record_id not in answer
+    changed = changed_tables(before, await snapshot(running, process.metadata))
+    assert [table.split()[0] for table in changed] == (["idempotency_keys"] if rpc.writes else [])
+
+
+@pytest.mark.parametrize(ENTRY, OWN_DATA)
+async def test_only_an_operator_acts_on_another_users_data(
+    running: RunningService, process: Process, rpc: Rpc
+) -> None:
+    here = await world(running, process, PRIVATE)
+    await grant(running, here.community_id, "mia", Role.OWNER, visibility=PRIVATE)
+
+    error = await refused(running, process, with_user(rpc, here.owner), here, auth(running, "mia"))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED, error.details()
+    assert "only platform operators" in (error.details() or "")
+
+    await allowed(running, process, with_user(rpc, here.owner), here, operator(running))
+
+
+@pytest.mark.parametrize(ENTRY, EXPORTS)
+async def test_an_export_holds_the_members_records_of_that_community_alone(
+    running: RunningService, process: Process, rpc: Rpc
+) -> None:
+    """The world's owner exports their records (its post, activity, ...) from their
+    community, and from another community they own, where those records do not appear."""
+    here = await world(running, process, PRIVATE)
+    elsewhere = await world(running, process, PRIVATE)
+    owner = auth(running, here.owner)
+    record_ids = [getattr(here, name) for name in process.exported]
+
+    document = json.loads((await rpc.call(running.channel, rpc.request(here), owner)).document)  # type: ignore[attr-defined]
+    assert document["community_id"] == here.community_id
+    assert document["user_id"] == here.owner
+    assert document["standing"]["role"] == "owner"
+    for record_id in record_ids:
+        assert record_id in json.dumps(document)
+
+    other = json.loads(
+        (await rpc.call(running.channel, rpc.request(elsewhere), owner)).document  # type: ignore[attr-defined]
+    )
+    for record_id in record_ids:
+        assert record_id not in json.dumps(other)

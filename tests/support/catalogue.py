@@ -101,6 +101,10 @@ class Rpc:
     # Whether a successful call changes state.
     writes: bool
     caller: Caller = Caller.OWNER
+    # A data-rights call of a service other than members (ExportMyData, EraseMyData): it acts
+    # on the caller's own records in any community, member or not, so the role checks of
+    # tests/service/test_tenancy_catalogue.py do not apply; that file checks it its own way.
+    own_data: bool = False
 
     @property
     def name(self) -> str:
@@ -164,6 +168,31 @@ class Rpc:
         return cast(bytes, await send(payload, metadata=metadata, timeout=timeout))
 
 
+def data_rights_entries(service: ServiceDescriptor) -> list[Rpc]:
+    """ExportMyData and EraseMyData of a service other than members, sent by the world's
+    owner for their own records (EraseMyData last in a catalogue: it changes the world)."""
+    export_type = message_class(service.methods_by_name["ExportMyData"].input_type)
+    erase_type = message_class(service.methods_by_name["EraseMyData"].input_type)
+    return [
+        Rpc(
+            service,
+            "ExportMyData",
+            lambda w: export_type(community_id=w.community_id),
+            None,
+            False,
+            own_data=True,
+        ),
+        Rpc(
+            service,
+            "EraseMyData",
+            lambda w: erase_type(request_id=new_id(), community_id=w.community_id, confirm=True),
+            None,
+            True,
+            own_data=True,
+        ),
+    ]
+
+
 def _serialize(request: Message) -> bytes:
     return request.SerializeToString()
 
@@ -185,6 +214,8 @@ class Process:
     prepare: Callable[[RunningService], Awaitable[World]]
     # Settings of the process for these tests, on top of the defaults.
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    # The world's fields naming records of the owner's that ExportMyData returns.
+    exported: Sequence[str] = ()
 
     @property
     def services(self) -> list[ServiceDescriptor]:

@@ -11,7 +11,7 @@ from services.analytics.store.tables import community_stats, metadata
 from services.kit.access import Role
 from studyhall.analytics.v1 import analytics_service_pb2 as pb
 from tests.support.access import grant
-from tests.support.catalogue import Process, Rpc, World
+from tests.support.catalogue import Process, Rpc, World, data_rights_entries
 from tests.support.services import RunningService
 
 ANALYTICS = pb.DESCRIPTOR.services_by_name["AnalyticsService"]
@@ -25,6 +25,7 @@ CATALOGUE: list[Rpc] = [
         Role.MODERATOR,
         False,
     ),
+    *data_rights_entries(ANALYTICS),
 ]
 
 

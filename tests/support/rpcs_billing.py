@@ -11,7 +11,7 @@ from services.billing.store.tables import metadata
 from services.kit.access import Role
 from studyhall.billing.v1 import billing_service_pb2 as pb
 from tests.support.access import grant
-from tests.support.catalogue import Process, Rpc, World, new_id
+from tests.support.catalogue import Process, Rpc, World, data_rights_entries, new_id
 from tests.support.services import RunningService
 
 BILLING = pb.DESCRIPTOR.services_by_name["BillingService"]
@@ -40,6 +40,7 @@ CATALOGUE: list[Rpc] = [
         None,
         False,
     ),
+    *data_rights_entries(BILLING),
 ]
 
 

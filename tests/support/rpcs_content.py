@@ -11,7 +11,7 @@ from services.content.store.tables import metadata
 from services.kit.access import Role
 from studyhall.content.v1 import content_service_pb2 as pb
 from tests.support.access import grant
-from tests.support.catalogue import Process, Rpc, World, new_id
+from tests.support.catalogue import Process, Rpc, World, data_rights_entries, new_id
 from tests.support.services import RunningService
 
 CONTENT = pb.DESCRIPTOR.services_by_name["ContentService"]
@@ -39,6 +39,7 @@ CATALOGUE: list[Rpc] = [
         None,
         False,
     ),
+    *data_rights_entries(CONTENT),
 ]
 
 
@@ -59,4 +60,5 @@ PROCESS = Process(
     metadata=metadata,
     catalogue=CATALOGUE,
     prepare=prepare,
+    exported=("post_id",),
 )

@@ -14,7 +14,7 @@ from services.events.store.tables import metadata
 from services.kit.access import Role
 from studyhall.events.v1 import activities_service_pb2 as pb
 from tests.support.access import grant
-from tests.support.catalogue import Process, Rpc, World, new_id
+from tests.support.catalogue import Process, Rpc, World, data_rights_entries, new_id
 from tests.support.services import RunningService
 
 ACTIVITIES = pb.DESCRIPTOR.services_by_name["ActivitiesService"]
@@ -50,6 +50,7 @@ CATALOGUE: list[Rpc] = [
         None,
         False,
     ),
+    *data_rights_entries(ACTIVITIES),
 ]
 
 
@@ -70,4 +71,5 @@ PROCESS = Process(
     metadata=metadata,
     catalogue=CATALOGUE,
     prepare=prepare,
+    exported=("activity_id",),
 )

@@ -4,10 +4,11 @@ from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, MetaData, S
 
 from services.kit.access import access_tables
 from services.kit.events.inbox import inbox_table
+from services.kit.idempotency import idempotency_table
 
 metadata = MetaData()
 
-# One row per community, kept by the event consumers; no mutating RPC, so no idempotency keys.
+# One row per community, kept by the event consumers.
 # Member counts are not stored here: they are counted from member_states, whose rows are
 # replaced by newer versions only, so events applied in any order give the same count.
 community_stats = Table(
@@ -32,5 +33,7 @@ member_states = Table(
 )
 
 inbox = inbox_table(metadata)
+# EraseMyData is the one mutating RPC.
+idempotency_keys = idempotency_table(metadata)
 # The projection of members' roles this service authorizes calls with.
 access = access_tables(metadata)

@@ -24,6 +24,8 @@ posts = Table(
     Column("version", Integer, nullable=False),
     # A community's feed reads its posts newest first.
     Index("ix_posts_community_created", "community_id", "created_at"),
+    # A member's posts, for their export and erasure.
+    Index("ix_posts_community_author", "community_id", "author_user_id"),
 )
 
 idempotency_keys = idempotency_table(metadata)

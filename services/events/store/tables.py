@@ -25,6 +25,8 @@ activities = Table(
     Column("version", Integer, nullable=False),
     # A community's calendar reads its activities by start time.
     Index("ix_activities_community_start", "community_id", "start_time"),
+    # The activities a member hosts, for their export and erasure.
+    Index("ix_activities_community_host", "community_id", "host_user_id"),
 )
 
 idempotency_keys = idempotency_table(metadata)

@@ -10,8 +10,9 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Identity, current_identity
+from services.kit.data_rights_api import data_subject
 from services.kit.database import Database
-from services.kit.errors import FailedPrecondition, NotFound, PermissionDenied
+from services.kit.errors import FailedPrecondition, NotFound
 from services.kit.idempotency import IdempotentWriter
 from services.kit.validation import Violations
 from services.members.communities import domain
@@ -46,7 +47,7 @@ class PrivacyApi:
         problems = Violations()
         problems.text("user_id", request.user_id, required=False)
         problems.raise_if_any()
-        subject = _subject(caller, request.user_id)
+        subject = data_subject(caller, request.user_id)
         async with self.database.read() as session:
             await _community_holding(session, request.community_id, subject, caller)
             document = await data_rights.export_document(session, request.community_id, subject)
@@ -61,7 +62,7 @@ class PrivacyApi:
         if not request.confirm:
             problems.add("confirm", "must be true: erasure cannot be undone")
         problems.raise_if_any()
-        subject = _subject(caller, request.user_id)
+        subject = data_subject(caller, request.user_id)
 
         async def erase(session: AsyncSession) -> pb.EraseMyDataResponse:
             community = await _community_holding(session, request.community_id, subject, caller)
@@ -100,12 +101,6 @@ class PrivacyApi:
         response = await self.writer.write(caller.user_id, request, pb.EraseMyDataResponse, erase)
         await self.after_erase(request.community_id)
         return response
-
-
-def _subject(caller: Identity, user_id: str) -> str:
-    if user_id and user_id != caller.user_id and not caller.operator:
-        raise PermissionDenied("only platform operators act on another user's data")
-    return user_id or caller.user_id
 
 
 def _what_erasure_keeps(current: domain.Membership, now: datetime) -> domain.Membership:

@@ -26,7 +26,7 @@ from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.studyhall/analytics/v1/analytics_service.proto\x12\x16studyhall.analytics.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n\x0e\x43ommunityStats\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x14\n\x0cmember_count\x18\x02 \x01(\x03\x12\x12\n\npost_count\x18\x03 \x01(\x03\x12\x16\n\x0e\x61\x63tivity_count\x18\x04 \x01(\x03\x12\x15\n\rproduct_count\x18\x05 \x01(\x03\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcc\x01\n\x18GetCommunityStatsRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\"R\n\x19GetCommunityStatsResponse\x12\x35\n\x05stats\x18\x01 \x01(\x0b\x32&.studyhall.analytics.v1.CommunityStats2\x8c\x01\n\x10\x41nalyticsService\x12x\n\x11GetCommunityStats\x12\x30.studyhall.analytics.v1.GetCommunityStatsRequest\x1a\x31.studyhall.analytics.v1.GetCommunityStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.studyhall/analytics/v1/analytics_service.proto\x12\x16studyhall.analytics.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n\x0e\x43ommunityStats\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x14\n\x0cmember_count\x18\x02 \x01(\x03\x12\x12\n\npost_count\x18\x03 \x01(\x03\x12\x16\n\x0e\x61\x63tivity_count\x18\x04 \x01(\x03\x12\x15\n\rproduct_count\x18\x05 \x01(\x03\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcc\x01\n\x18GetCommunityStatsRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\"R\n\x19GetCommunityStatsResponse\x12\x35\n\x05stats\x18\x01 \x01(\x0b\x32&.studyhall.analytics.v1.CommunityStats\"\xe2\x01\n\x13\x45xportMyDataRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12\x19\n\x07user_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\">\n\x14\x45xportMyDataResponse\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"\xf7\x02\n\x12\x45raseMyDataRequest\x12\x82\x01\n\nrequest_id\x18\x01 \x01(\tBn\xbaHk\xba\x01\x65\n\nrequest_id\x12.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\x1a\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\xd8\x01\x01\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x02 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12\x0f\n\x07\x63onfirm\x18\x03 \x01(\x08\x12\x19\n\x07user_id\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\"E\n\x13\x45raseMyDataResponse\x12.\n\nerase_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xdf\x02\n\x10\x41nalyticsService\x12x\n\x11GetCommunityStats\x12\x30.studyhall.analytics.v1.GetCommunityStatsRequest\x1a\x31.studyhall.analytics.v1.GetCommunityStatsResponse\x12i\n\x0c\x45xportMyData\x12+.studyhall.analytics.v1.ExportMyDataRequest\x1a,.studyhall.analytics.v1.ExportMyDataResponse\x12\x66\n\x0b\x45raseMyData\x12*.studyhall.analytics.v1.EraseMyDataRequest\x1a+.studyhall.analytics.v1.EraseMyDataResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,12 +35,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETCOMMUNITYSTATSREQUEST'].fields_by_name['community_id']._loaded_options = None
   _globals['_GETCOMMUNITYSTATSREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_EXPORTMYDATAREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_EXPORTMYDATAREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_EXPORTMYDATAREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_EXPORTMYDATAREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\005r\003\030\310\001'
+  _globals['_ERASEMYDATAREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_ERASEMYDATAREQUEST'].fields_by_name['request_id']._serialized_options = b'\272Hk\272\001e\n\nrequest_id\022.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\032\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\330\001\001'
+  _globals['_ERASEMYDATAREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_ERASEMYDATAREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
+  _globals['_ERASEMYDATAREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_ERASEMYDATAREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\005r\003\030\310\001'
   _globals['_COMMUNITYSTATS']._serialized_start=137
   _globals['_COMMUNITYSTATS']._serialized_end=313
   _globals['_GETCOMMUNITYSTATSREQUEST']._serialized_start=316
   _globals['_GETCOMMUNITYSTATSREQUEST']._serialized_end=520
   _globals['_GETCOMMUNITYSTATSRESPONSE']._serialized_start=522
   _globals['_GETCOMMUNITYSTATSRESPONSE']._serialized_end=604
-  _globals['_ANALYTICSSERVICE']._serialized_start=607
-  _globals['_ANALYTICSSERVICE']._serialized_end=747
+  _globals['_EXPORTMYDATAREQUEST']._serialized_start=607
+  _globals['_EXPORTMYDATAREQUEST']._serialized_end=833
+  _globals['_EXPORTMYDATARESPONSE']._serialized_start=835
+  _globals['_EXPORTMYDATARESPONSE']._serialized_end=897
+  _globals['_ERASEMYDATAREQUEST']._serialized_start=900
+  _globals['_ERASEMYDATAREQUEST']._serialized_end=1275
+  _globals['_ERASEMYDATARESPONSE']._serialized_start=1277
+  _globals['_ERASEMYDATARESPONSE']._serialized_end=1346
+  _globals['_ANALYTICSSERVICE']._serialized_start=1349
+  _globals['_ANALYTICSSERVICE']._serialized_end=1700
 # @@protoc_insertion_point(module_scope)

@@ -40,6 +40,16 @@ class AnalyticsServiceStub:
                 request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetCommunityStatsRequest.SerializeToString,
                 response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetCommunityStatsResponse.FromString,
                 _registered_method=True)
+        self.ExportMyData = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/ExportMyData',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ExportMyDataRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ExportMyDataResponse.FromString,
+                _registered_method=True)
+        self.EraseMyData = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/EraseMyData',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.EraseMyDataRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.EraseMyDataResponse.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServiceServicer:
@@ -53,6 +63,29 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportMyData(self, request, context):
+        """What this service holds about the caller in one community, as a JSON document with a
+        section per kind of record: its copy of the caller's standing and whether they count
+        in the community's figures. Each service answers for its own records (members,
+        content, events, billing, analytics): a full export asks each. Anyone signed in, for
+        their own data, member or not (a former member too); platform operators for a named
+        user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseMyData(self, request, context):
+        """Erases what this service holds about the caller in one community, as it does on
+        members' MemberErased. Whether they count stays, under the user id alone, as members
+        keeps it: the figures stay right and a late event cannot count them again. Anyone
+        signed in, for their own data, in an archived community too; platform operators for a
+        named user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalyticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +93,16 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.GetCommunityStats,
                     request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetCommunityStatsRequest.FromString,
                     response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetCommunityStatsResponse.SerializeToString,
+            ),
+            'ExportMyData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportMyData,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ExportMyDataRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ExportMyDataResponse.SerializeToString,
+            ),
+            'EraseMyData': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseMyData,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.EraseMyDataRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.EraseMyDataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +133,60 @@ class AnalyticsService:
             '/studyhall.analytics.v1.AnalyticsService/GetCommunityStats',
             studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetCommunityStatsRequest.SerializeToString,
             studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetCommunityStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportMyData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/ExportMyData',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ExportMyDataRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ExportMyDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseMyData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/EraseMyData',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.EraseMyDataRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.EraseMyDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,21 @@ class AnalyticsServiceStub:
     def __new__(cls, channel: _aio.Channel) -> AnalyticsServiceAsyncStub: ...
     GetCommunityStats: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetCommunityStatsRequest, _analytics_service_pb2.GetCommunityStatsResponse]
     """Returns the current figures of one community."""
+    ExportMyData: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.ExportMyDataRequest, _analytics_service_pb2.ExportMyDataResponse]
+    """What this service holds about the caller in one community, as a JSON document with a
+    section per kind of record: its copy of the caller's standing and whether they count
+    in the community's figures. Each service answers for its own records (members,
+    content, events, billing, analytics): a full export asks each. Anyone signed in, for
+    their own data, member or not (a former member too); platform operators for a named
+    user.
+    """
+    EraseMyData: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.EraseMyDataRequest, _analytics_service_pb2.EraseMyDataResponse]
+    """Erases what this service holds about the caller in one community, as it does on
+    members' MemberErased. Whether they count stays, under the user id alone, as members
+    keeps it: the figures stay right and a late event cannot count them again. Anyone
+    signed in, for their own data, in an archived community too; platform operators for a
+    named user.
+    """
 
 @_typing.type_check_only
 class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
@@ -43,6 +58,21 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetCommunityStats: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetCommunityStatsRequest, _analytics_service_pb2.GetCommunityStatsResponse]  # type: ignore[assignment]
     """Returns the current figures of one community."""
+    ExportMyData: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.ExportMyDataRequest, _analytics_service_pb2.ExportMyDataResponse]  # type: ignore[assignment]
+    """What this service holds about the caller in one community, as a JSON document with a
+    section per kind of record: its copy of the caller's standing and whether they count
+    in the community's figures. Each service answers for its own records (members,
+    content, events, billing, analytics): a full export asks each. Anyone signed in, for
+    their own data, member or not (a former member too); platform operators for a named
+    user.
+    """
+    EraseMyData: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.EraseMyDataRequest, _analytics_service_pb2.EraseMyDataResponse]  # type: ignore[assignment]
+    """Erases what this service holds about the caller in one community, as it does on
+    members' MemberErased. Whether they count stays, under the user id alone, as members
+    keeps it: the figures stay right and a late event cannot count them again. Anyone
+    signed in, for their own data, in an archived community too; platform operators for a
+    named user.
+    """
 
 class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Figures about communities, rebuilt from the event history."""
@@ -54,5 +84,32 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_analytics_service_pb2.GetCommunityStatsResponse, _abc.Awaitable[_analytics_service_pb2.GetCommunityStatsResponse]]:
         """Returns the current figures of one community."""
+
+    @_abc_1.abstractmethod
+    def ExportMyData(
+        self,
+        request: _analytics_service_pb2.ExportMyDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.ExportMyDataResponse, _abc.Awaitable[_analytics_service_pb2.ExportMyDataResponse]]:
+        """What this service holds about the caller in one community, as a JSON document with a
+        section per kind of record: its copy of the caller's standing and whether they count
+        in the community's figures. Each service answers for its own records (members,
+        content, events, billing, analytics): a full export asks each. Anyone signed in, for
+        their own data, member or not (a former member too); platform operators for a named
+        user.
+        """
+
+    @_abc_1.abstractmethod
+    def EraseMyData(
+        self,
+        request: _analytics_service_pb2.EraseMyDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.EraseMyDataResponse, _abc.Awaitable[_analytics_service_pb2.EraseMyDataResponse]]:
+        """Erases what this service holds about the caller in one community, as it does on
+        members' MemberErased. Whether they count stays, under the user id alone, as members
+        keeps it: the figures stay right and a late event cannot count them again. Anyone
+        signed in, for their own data, in an archived community too; platform operators for a
+        named user.
+        """
 
 def add_AnalyticsServiceServicer_to_server(servicer: AnalyticsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -45,6 +45,16 @@ class BillingServiceStub:
                 request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetProductRequest.SerializeToString,
                 response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetProductResponse.FromString,
                 _registered_method=True)
+        self.ExportMyData = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/ExportMyData',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ExportMyDataRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ExportMyDataResponse.FromString,
+                _registered_method=True)
+        self.EraseMyData = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/EraseMyData',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.EraseMyDataRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.EraseMyDataResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -65,6 +75,26 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportMyData(self, request, context):
+        """What this service holds about the caller in one community, as a JSON document with a
+        section per kind of record (today: its copy of the caller's standing). Each service
+        answers for its own records (members, content, events, billing, analytics): a full
+        export asks each. Anyone signed in, for their own data, member or not (a former
+        member too); platform operators for a named user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseMyData(self, request, context):
+        """Erases what this service holds about the caller in one community, as it does on
+        members' MemberErased. Anyone signed in, for their own data, in an archived
+        community too; platform operators for a named user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +107,16 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.GetProduct,
                     request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetProductRequest.FromString,
                     response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetProductResponse.SerializeToString,
+            ),
+            'ExportMyData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportMyData,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ExportMyDataRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ExportMyDataResponse.SerializeToString,
+            ),
+            'EraseMyData': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseMyData,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.EraseMyDataRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.EraseMyDataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +174,60 @@ class BillingService:
             '/studyhall.billing.v1.BillingService/GetProduct',
             studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetProductRequest.SerializeToString,
             studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetProductResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportMyData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/ExportMyData',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ExportMyDataRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ExportMyDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseMyData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/EraseMyData',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.EraseMyDataRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.EraseMyDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,18 @@ class BillingServiceStub:
     """Adds a product to a community's catalogue."""
     GetProduct: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.GetProductRequest, _billing_service_pb2.GetProductResponse]
     """Returns one product of a community."""
+    ExportMyData: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ExportMyDataRequest, _billing_service_pb2.ExportMyDataResponse]
+    """What this service holds about the caller in one community, as a JSON document with a
+    section per kind of record (today: its copy of the caller's standing). Each service
+    answers for its own records (members, content, events, billing, analytics): a full
+    export asks each. Anyone signed in, for their own data, member or not (a former
+    member too); platform operators for a named user.
+    """
+    EraseMyData: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.EraseMyDataRequest, _billing_service_pb2.EraseMyDataResponse]
+    """Erases what this service holds about the caller in one community, as it does on
+    members' MemberErased. Anyone signed in, for their own data, in an archived
+    community too; platform operators for a named user.
+    """
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
@@ -47,6 +59,18 @@ class BillingServiceAsyncStub(BillingServiceStub):
     """Adds a product to a community's catalogue."""
     GetProduct: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.GetProductRequest, _billing_service_pb2.GetProductResponse]  # type: ignore[assignment]
     """Returns one product of a community."""
+    ExportMyData: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ExportMyDataRequest, _billing_service_pb2.ExportMyDataResponse]  # type: ignore[assignment]
+    """What this service holds about the caller in one community, as a JSON document with a
+    section per kind of record (today: its copy of the caller's standing). Each service
+    answers for its own records (members, content, events, billing, analytics): a full
+    export asks each. Anyone signed in, for their own data, member or not (a former
+    member too); platform operators for a named user.
+    """
+    EraseMyData: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.EraseMyDataRequest, _billing_service_pb2.EraseMyDataResponse]  # type: ignore[assignment]
+    """Erases what this service holds about the caller in one community, as it does on
+    members' MemberErased. Anyone signed in, for their own data, in an archived
+    community too; platform operators for a named user.
+    """
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Products, prices, subscriptions and the ledger of a community."""
@@ -66,5 +90,29 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_billing_service_pb2.GetProductResponse, _abc.Awaitable[_billing_service_pb2.GetProductResponse]]:
         """Returns one product of a community."""
+
+    @_abc_1.abstractmethod
+    def ExportMyData(
+        self,
+        request: _billing_service_pb2.ExportMyDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ExportMyDataResponse, _abc.Awaitable[_billing_service_pb2.ExportMyDataResponse]]:
+        """What this service holds about the caller in one community, as a JSON document with a
+        section per kind of record (today: its copy of the caller's standing). Each service
+        answers for its own records (members, content, events, billing, analytics): a full
+        export asks each. Anyone signed in, for their own data, member or not (a former
+        member too); platform operators for a named user.
+        """
+
+    @_abc_1.abstractmethod
+    def EraseMyData(
+        self,
+        request: _billing_service_pb2.EraseMyDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.EraseMyDataResponse, _abc.Awaitable[_billing_service_pb2.EraseMyDataResponse]]:
+        """Erases what this service holds about the caller in one community, as it does on
+        members' MemberErased. Anyone signed in, for their own data, in an archived
+        community too; platform operators for a named user.
+        """
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -45,6 +45,16 @@ class ContentServiceStub:
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPostRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPostResponse.FromString,
                 _registered_method=True)
+        self.ExportMyData = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ExportMyData',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ExportMyDataRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ExportMyDataResponse.FromString,
+                _registered_method=True)
+        self.EraseMyData = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/EraseMyData',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataResponse.FromString,
+                _registered_method=True)
 
 
 class ContentServiceServicer:
@@ -65,6 +75,28 @@ class ContentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportMyData(self, request, context):
+        """What this service holds about the caller in one community, as a JSON document with a
+        section per kind of record: its copy of the caller's standing and the posts they
+        wrote. Each service answers for its own records (members, content, events, billing,
+        analytics): a full export asks each. Anyone signed in, for their own data, member or
+        not (a former member too); platform operators for a named user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseMyData(self, request, context):
+        """Erases what this service holds about the caller in one community, as it does on
+        members' MemberErased. The posts they wrote stay the community's, under no author:
+        a question keeps its answers and a thread its replies (delete a post first to remove
+        it). Anyone signed in, for their own data, in an archived community too; platform
+        operators for a named user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +109,16 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.GetPost,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPostRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPostResponse.SerializeToString,
+            ),
+            'ExportMyData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportMyData,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ExportMyDataRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ExportMyDataResponse.SerializeToString,
+            ),
+            'EraseMyData': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseMyData,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +176,60 @@ class ContentService:
             '/studyhall.content.v1.ContentService/GetPost',
             studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPostRequest.SerializeToString,
             studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportMyData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ExportMyData',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ExportMyDataRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ExportMyDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseMyData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/EraseMyData',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

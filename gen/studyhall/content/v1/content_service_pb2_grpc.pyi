@@ -37,6 +37,20 @@ class ContentServiceStub:
     """Publishes a post in a community."""
     GetPost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.GetPostRequest, _content_service_pb2.GetPostResponse]
     """Returns one post of a community."""
+    ExportMyData: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ExportMyDataRequest, _content_service_pb2.ExportMyDataResponse]
+    """What this service holds about the caller in one community, as a JSON document with a
+    section per kind of record: its copy of the caller's standing and the posts they
+    wrote. Each service answers for its own records (members, content, events, billing,
+    analytics): a full export asks each. Anyone signed in, for their own data, member or
+    not (a former member too); platform operators for a named user.
+    """
+    EraseMyData: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.EraseMyDataRequest, _content_service_pb2.EraseMyDataResponse]
+    """Erases what this service holds about the caller in one community, as it does on
+    members' MemberErased. The posts they wrote stay the community's, under no author:
+    a question keeps its answers and a thread its replies (delete a post first to remove
+    it). Anyone signed in, for their own data, in an archived community too; platform
+    operators for a named user.
+    """
 
 @_typing.type_check_only
 class ContentServiceAsyncStub(ContentServiceStub):
@@ -47,6 +61,20 @@ class ContentServiceAsyncStub(ContentServiceStub):
     """Publishes a post in a community."""
     GetPost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.GetPostRequest, _content_service_pb2.GetPostResponse]  # type: ignore[assignment]
     """Returns one post of a community."""
+    ExportMyData: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ExportMyDataRequest, _content_service_pb2.ExportMyDataResponse]  # type: ignore[assignment]
+    """What this service holds about the caller in one community, as a JSON document with a
+    section per kind of record: its copy of the caller's standing and the posts they
+    wrote. Each service answers for its own records (members, content, events, billing,
+    analytics): a full export asks each. Anyone signed in, for their own data, member or
+    not (a former member too); platform operators for a named user.
+    """
+    EraseMyData: _aio.UnaryUnaryMultiCallable[_content_service_pb2.EraseMyDataRequest, _content_service_pb2.EraseMyDataResponse]  # type: ignore[assignment]
+    """Erases what this service holds about the caller in one community, as it does on
+    members' MemberErased. The posts they wrote stay the community's, under no author:
+    a question keeps its answers and a thread its replies (delete a post first to remove
+    it). Anyone signed in, for their own data, in an archived community too; platform
+    operators for a named user.
+    """
 
 class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts, comments, learning paths and their moderation."""
@@ -66,5 +94,31 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.GetPostResponse, _abc.Awaitable[_content_service_pb2.GetPostResponse]]:
         """Returns one post of a community."""
+
+    @_abc_1.abstractmethod
+    def ExportMyData(
+        self,
+        request: _content_service_pb2.ExportMyDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ExportMyDataResponse, _abc.Awaitable[_content_service_pb2.ExportMyDataResponse]]:
+        """What this service holds about the caller in one community, as a JSON document with a
+        section per kind of record: its copy of the caller's standing and the posts they
+        wrote. Each service answers for its own records (members, content, events, billing,
+        analytics): a full export asks each. Anyone signed in, for their own data, member or
+        not (a former member too); platform operators for a named user.
+        """
+
+    @_abc_1.abstractmethod
+    def EraseMyData(
+        self,
+        request: _content_service_pb2.EraseMyDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.EraseMyDataResponse, _abc.Awaitable[_content_service_pb2.EraseMyDataResponse]]:
+        """Erases what this service holds about the caller in one community, as it does on
+        members' MemberErased. The posts they wrote stay the community's, under no author:
+        a question keeps its answers and a thread its replies (delete a post first to remove
+        it). Anyone signed in, for their own data, in an archived community too; platform
+        operators for a named user.
+        """
 
 def add_ContentServiceServicer_to_server(servicer: ContentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -37,6 +37,19 @@ class ActivitiesServiceStub:
     """Schedules an activity in a community."""
     GetActivity: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.GetActivityRequest, _activities_service_pb2.GetActivityResponse]
     """Returns one activity of a community."""
+    ExportMyData: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.ExportMyDataRequest, _activities_service_pb2.ExportMyDataResponse]
+    """What this service holds about the caller in one community, as a JSON document with a
+    section per kind of record: its copy of the caller's standing and the activities they
+    host. Each service answers for its own records (members, content, events, billing,
+    analytics): a full export asks each. Anyone signed in, for their own data, member or
+    not (a former member too); platform operators for a named user.
+    """
+    EraseMyData: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.EraseMyDataRequest, _activities_service_pb2.EraseMyDataResponse]
+    """Erases what this service holds about the caller in one community, as it does on
+    members' MemberErased. Activities they host stay the community's, with no host.
+    Anyone signed in, for their own data, in an archived community too; platform
+    operators for a named user.
+    """
 
 @_typing.type_check_only
 class ActivitiesServiceAsyncStub(ActivitiesServiceStub):
@@ -47,6 +60,19 @@ class ActivitiesServiceAsyncStub(ActivitiesServiceStub):
     """Schedules an activity in a community."""
     GetActivity: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.GetActivityRequest, _activities_service_pb2.GetActivityResponse]  # type: ignore[assignment]
     """Returns one activity of a community."""
+    ExportMyData: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.ExportMyDataRequest, _activities_service_pb2.ExportMyDataResponse]  # type: ignore[assignment]
+    """What this service holds about the caller in one community, as a JSON document with a
+    section per kind of record: its copy of the caller's standing and the activities they
+    host. Each service answers for its own records (members, content, events, billing,
+    analytics): a full export asks each. Anyone signed in, for their own data, member or
+    not (a former member too); platform operators for a named user.
+    """
+    EraseMyData: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.EraseMyDataRequest, _activities_service_pb2.EraseMyDataResponse]  # type: ignore[assignment]
+    """Erases what this service holds about the caller in one community, as it does on
+    members' MemberErased. Activities they host stay the community's, with no host.
+    Anyone signed in, for their own data, in an archived community too; platform
+    operators for a named user.
+    """
 
 class ActivitiesServiceServicer(metaclass=_abc_1.ABCMeta):
     """Activities of a community: lectures, meetups, AMAs and challenges."""
@@ -66,5 +92,30 @@ class ActivitiesServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_activities_service_pb2.GetActivityResponse, _abc.Awaitable[_activities_service_pb2.GetActivityResponse]]:
         """Returns one activity of a community."""
+
+    @_abc_1.abstractmethod
+    def ExportMyData(
+        self,
+        request: _activities_service_pb2.ExportMyDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.ExportMyDataResponse, _abc.Awaitable[_activities_service_pb2.ExportMyDataResponse]]:
+        """What this service holds about the caller in one community, as a JSON document with a
+        section per kind of record: its copy of the caller's standing and the activities they
+        host. Each service answers for its own records (members, content, events, billing,
+        analytics): a full export asks each. Anyone signed in, for their own data, member or
+        not (a former member too); platform operators for a named user.
+        """
+
+    @_abc_1.abstractmethod
+    def EraseMyData(
+        self,
+        request: _activities_service_pb2.EraseMyDataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.EraseMyDataResponse, _abc.Awaitable[_activities_service_pb2.EraseMyDataResponse]]:
+        """Erases what this service holds about the caller in one community, as it does on
+        members' MemberErased. Activities they host stay the community's, with no host.
+        Anyone signed in, for their own data, in an archived community too; platform
+        operators for a named user.
+        """
 
 def add_ActivitiesServiceServicer_to_server(servicer: ActivitiesServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,68 @@
+"""Data rights by contract in content, events, billing and analytics: every table that names
+a member is exported and erased by the service's data holder (`services/<service>/data.py`),
+which the service lists with the kit's copy of the member's standing (app.py HOLDERS)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Table
+
+from services.kit.access import StandingData
+
+pytestmark = pytest.mark.unit
+
+SERVICES = Path(__file__).resolve().parents[2] / "services"
+NAMES = ["content", "events", "billing", "analytics"]
+# Columns that name a member; a table with one holds member data.
+MEMBER_COLUMNS = {"user_id"}
+
+
+def member_tables(service: str) -> set[str]:
+    tables = importlib.import_module(f"services.{service}.store.tables")
+    return {
+        table.name
+        for table in vars(tables).values()
+        if isinstance(table, Table)
+        and not table.name.startswith("access_")  # the standing: StandingData
+        and any(c.name in MEMBER_COLUMNS or c.name.endswith("_user_id") for c in table.columns)
+    }
+
+
+def tables_exported(service: str) -> set[str]:
+    path = SERVICES / service / "data.py"
+    if not path.exists():
+        return set()
+    tables = importlib.import_module(f"services.{service}.store.tables")
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == f"services.{service}.store.tables":
+            names.update(getattr(tables, alias.name).name for alias in node.names)
+    return names
+
+
+def test_member_tables_are_found() -> None:
+    # The check below means something only if it sees the tables it guards.
+    assert member_tables("content") >= {"posts"}
+    assert member_tables("events") >= {"activities"}
+    assert member_tables("analytics") >= {"member_states"}
+
+
+@pytest.mark.parametrize("service", NAMES)
+def test_every_table_naming_a_member_is_in_the_services_data_holder(service: str) -> None:
+    missing = member_tables(service) - tables_exported(service)
+    assert not missing, (
+        f"services/{service} keeps member data in {sorted(missing)}, which "
+        f"services/{service}/data.py does not export and erase"
+    )
+
+
+@pytest.mark.parametrize("service", NAMES)
+def test_the_service_lists_its_holders_and_the_standing(service: str) -> None:
+    app = importlib.import_module(f"services.{service}.app")
+    assert any(isinstance(holder, StandingData) for holder in app.HOLDERS)
+    if (SERVICES / service / "data.py").exists():
+        assert importlib.import_module(f"services.{service}.data") in app.HOLDERS
