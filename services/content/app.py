@@ -1,4 +1,4 @@
-"""Wiring of the content service process."""
+"""Wiring of the content service process: the capabilities composed into ContentService."""
 
 from __future__ import annotations
 
@@ -6,10 +6,15 @@ from pathlib import Path
 
 import grpc
 
-from services.content import data
-from services.content.api import SERVICE_NAME, ContentApi
+from services.content.discussion import data as discussion_data
+from services.content.discussion.answers_api import AnswersApi
+from services.content.discussion.comments_api import CommentsApi
+from services.content.discussion.reactions_api import ReactionsApi
+from services.content.posts import data as posts_data
+from services.content.posts.api import PostsApi
 from services.content.settings import ContentSettings
 from services.content.store.tables import access, idempotency_keys, inbox, outbox
+from services.content.topics.api import TopicsApi
 from services.kit.access import Access, StandingData, access_subscription
 from services.kit.data_rights import DataHolder, erasure_subscription
 from services.kit.data_rights_api import DataRightsApi
@@ -20,22 +25,28 @@ from services.kit.settings import load_settings
 from studyhall.content.v1 import content_service_pb2 as pb
 from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
 
+SERVICE = pb.DESCRIPTOR.services_by_name["ContentService"]
+SERVICE_NAME = SERVICE.full_name
+
 # Everything content holds about a member: ExportMyData, EraseMyData and MemberErased.
-HOLDERS: tuple[DataHolder, ...] = (StandingData(access), data)
+HOLDERS: tuple[DataHolder, ...] = (StandingData(access), posts_data, discussion_data)
+# What EraseMyData's `erase_text` adds: the text the member wrote, not only their name.
+ERASE_TEXT = (posts_data.erase_post_text, discussion_data.erase_comment_text)
 
 
 def register(server: grpc.aio.Server, deps: Dependencies) -> None:
+    database = deps.database
+    checks = Access("content", database, access, deps.redis)
+    writer = IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
     servicer = compose(
         pb_grpc.ContentServiceServicer,
-        pb.DESCRIPTOR.services_by_name["ContentService"],
-        ContentApi(
-            deps.database,
-            Access("content", deps.database, access, deps.redis),
-            on_commit=deps.notify_outbox,
-        ),
-        DataRightsApi(
-            deps.database, IdempotentWriter(deps.database, idempotency_keys), HOLDERS, pb
-        ),
+        SERVICE,
+        TopicsApi(database, checks, writer),
+        PostsApi(database, checks, writer),
+        CommentsApi(database, checks, writer),
+        ReactionsApi(database, checks, writer),
+        AnswersApi(database, checks, writer),
+        DataRightsApi(database, writer, HOLDERS, pb, on_request={"erase_text": ERASE_TEXT}),
     )
     pb_grpc.add_ContentServiceServicer_to_server(servicer, server)
 

@@ -11,7 +11,7 @@ neither call tells anyone whether a community exists.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit import data_rights
 from services.kit.auth import Identity, current_identity
-from services.kit.data_rights import DataHolder
+from services.kit.data_rights import DataHolder, Eraser
 from services.kit.database import Database
 from services.kit.errors import PermissionDenied
 from services.kit.idempotency import IdempotentWriter
@@ -45,12 +45,16 @@ class DataRightsApi:
         writer: IdempotentWriter,
         holders: Sequence[DataHolder],
         messages: DataRightsMessages,
+        on_request: Mapping[str, Sequence[Eraser]] | None = None,
     ) -> None:
         data_rights.check_holders(holders)
         self.database = database
         self.writer = writer
         self.holders = tuple(holders)
         self.messages = messages
+        # Erasers a request asks for by a flag of its own (content's `erase_text`); they run
+        # before the holders' erasers, which may remove what they find records by.
+        self.on_request = dict(on_request or {})
 
     async def ExportMyData(self, request: Any, context: grpc.aio.ServicerContext) -> Message:
         problems = Violations()
@@ -76,6 +80,10 @@ class DataRightsApi:
         subject = data_subject(caller, request.user_id)
 
         async def erase(session: AsyncSession) -> Message:
+            for flag, erasers in self.on_request.items():
+                if getattr(request, flag):
+                    for eraser in erasers:
+                        await eraser(session, request.community_id, subject)
             await data_rights.erase_all(session, self.holders, request.community_id, subject)
             response: Message = self.messages.EraseMyDataResponse(
                 erase_time=timestamp(datetime.now(UTC))

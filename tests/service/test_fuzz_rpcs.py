@@ -1114,7 +1114,7 @@ async def target(
                 nats_url=nats_url,
                 data_dir=directory,
             ) as running:
-                world = await process.prepare(running)
+                world = await process.prepare(running, None)
                 yield Target(process, store, running, world, asyncio.get_running_loop(), errors)
     finally:
         logging.getLogger().removeHandler(errors)

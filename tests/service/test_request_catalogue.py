@@ -80,7 +80,7 @@ async def served(
             nats_url=nats_url,
             data_dir=directory,
         ) as running:
-            yield Served(process, running, await process.prepare(running))
+            yield Served(process, running, await process.prepare(running, None))
 
 
 @pytest.mark.parametrize("process", PROCESSES, ids=lambda p: p.name, scope="module")

@@ -35,6 +35,7 @@ from services.kit.projection import upsert_newer
 from tests.support import rpcs_analytics, rpcs_billing, rpcs_content, rpcs_events
 from tests.support.access import PUBLIC, grant
 from tests.support.catalogue import (
+    record_fields,
     OPERATOR,
     STORES,
     Caller,
@@ -60,10 +61,7 @@ PROCESSES = [
     rpcs_analytics.PROCESS,
 ]
 
-# The world's fields that name records (every one but the community and its owner).
-RECORD_FIELDS = [
-    field.name for field in dataclasses.fields(World) if field.name not in ("community_id", "owner")
-]
+RECORD_FIELDS = record_fields()
 
 
 def names_a_record(rpc: Rpc) -> bool:
@@ -174,10 +172,13 @@ def access_tables(running: RunningService) -> Any:
     return importlib.import_module(f"services.{running.server.name}.store.tables").access
 
 
-async def world(running: RunningService, process: Process, visibility: int) -> World:
-    """A new world of the process (a community of its own, with its records) of `visibility`,
-    as members' CommunityCreated and a later CommunityUpdated leave it."""
-    made = await process.prepare(running)
+async def world(
+    running: RunningService, process: Process, visibility: int, rpc: Rpc | None = None
+) -> World:
+    """A new world of the process (a community of its own, with the records `rpc` names, or
+    all of them) of `visibility`, as members' CommunityCreated and a later CommunityUpdated
+    leave it."""
+    made = await process.prepare(running, None if rpc is None else rpc.needs)
     community = {"community_id": made.community_id, "visibility": visibility, "version": 2}
     async with running.deps.database.write() as session:
         await upsert_newer(
@@ -311,7 +312,7 @@ ENTRY = ("process", "rpc")
 async def test_caller_without_a_token_is_unauthenticated(
     running: RunningService, process: Process, rpc: Rpc
 ) -> None:
-    here = await world(running, process, PRIVATE)
+    here = await world(running, process, PRIVATE, rpc)
 
     error = await refused(running, process, rpc, here, [])
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED, error.details()
@@ -322,7 +323,7 @@ async def test_caller_without_a_token_is_unauthenticated(
 async def test_staff_of_another_community_finds_no_private_community_here(
     running: RunningService, process: Process, rpc: Rpc, role_elsewhere: Role
 ) -> None:
-    here = await world(running, process, PRIVATE)
+    here = await world(running, process, PRIVATE, rpc)
     await other_community(running, "mallory", role_elsewhere)
 
     error = await refused(running, process, rpc, here, auth(running, "mallory"))
@@ -341,7 +342,7 @@ async def test_staff_of_another_community_finds_no_private_community_here(
 async def test_owner_of_another_community_has_no_role_in_an_open_one(
     running: RunningService, process: Process, rpc: Rpc, visibility: int
 ) -> None:
-    here = await world(running, process, visibility)
+    here = await world(running, process, visibility, rpc)
     await other_community(running, "mallory", Role.OWNER)
 
     if rpc.least_role is None:
@@ -358,29 +359,35 @@ async def test_owner_of_another_community_has_no_role_in_an_open_one(
 async def test_member_below_the_role_a_call_needs_is_told_which_role(
     running: RunningService, process: Process, rpc: Rpc, held: Role, visibility: int
 ) -> None:
-    here = await world(running, process, visibility)
+    here = await world(running, process, visibility, rpc)
     await grant(running, here.community_id, "mia", held, visibility=visibility)
 
     error = await refused(running, process, rpc, here, auth(running, "mia"))
     assert_told_which_role(error, rpc, here.community_id, held.name.lower())
 
 
-@pytest.mark.parametrize(ENTRY, entries())
+def not_authored(rpc: Rpc) -> bool:
+    return not rpc.own_data and not rpc.authored
+
+
+@pytest.mark.parametrize(ENTRY, entries(keep=not_authored))
 async def test_member_holding_exactly_the_role_a_call_needs_may_make_it_in_a_private_community(
     running: RunningService, process: Process, rpc: Rpc
 ) -> None:
-    here = await world(running, process, PRIVATE)
+    here = await world(running, process, PRIVATE, rpc)
     role = rpc.least_role or Role.MEMBER
     await grant(running, here.community_id, "mia", role, visibility=PRIVATE)
 
     await allowed(running, process, rpc, here, auth(running, "mia"))
 
 
-@pytest.mark.parametrize((*ENTRY, "visibility"), entries(visibilities=EVERY_VISIBILITY))
+@pytest.mark.parametrize(
+    (*ENTRY, "visibility"), entries(visibilities=EVERY_VISIBILITY, keep=not_authored)
+)
 async def test_member_who_left_is_an_outsider_again(
     running: RunningService, process: Process, rpc: Rpc, visibility: int
 ) -> None:
-    here = await world(running, process, visibility)
+    here = await world(running, process, visibility, rpc)
     await grant(running, here.community_id, "lin", Role.OWNER, visibility=visibility, version=1)
     await allowed(running, process, rpc, here, auth(running, "lin"))
 
@@ -400,7 +407,7 @@ async def test_member_who_left_is_an_outsider_again(
 async def test_join_arriving_after_the_leave_does_not_readmit(
     running: RunningService, process: Process, rpc: Rpc
 ) -> None:
-    here = await world(running, process, PRIVATE)
+    here = await world(running, process, PRIVATE, rpc)
     await leave(running, here.community_id, "lin", version=2)
     # The older MemberJoined, delivered late.
     await grant(running, here.community_id, "lin", Role.OWNER, visibility=PRIVATE, version=1)
@@ -413,7 +420,7 @@ async def test_join_arriving_after_the_leave_does_not_readmit(
 async def test_operator_may_act_in_a_private_community_without_belonging(
     running: RunningService, process: Process, rpc: Rpc
 ) -> None:
-    here = await world(running, process, PRIVATE)
+    here = await world(running, process, PRIVATE, rpc)
 
     await allowed(running, process, rpc, here, operator(running))
 
@@ -424,8 +431,8 @@ async def test_a_record_of_one_community_is_not_found_through_another(
 ) -> None:
     """Even for a member of both, and for an operator: a record id from community A asked
     through community B is not found, as an id that names nothing there."""
-    home = await world(running, process, PRIVATE)
-    elsewhere = await world(running, process, PRIVATE)
+    home = await world(running, process, PRIVATE, rpc)
+    elsewhere = await world(running, process, PRIVATE, rpc)
     for community_id in (home.community_id, elsewhere.community_id):
         await grant(running, community_id, "ada", Role.OWNER, visibility=PRIVATE)
     asked_elsewhere = dataclasses.replace(home, community_id=elsewhere.community_id)
@@ -440,8 +447,8 @@ async def test_a_record_of_one_community_is_not_found_through_another(
             for record_id in record_ids
         ), details
 
-    # The record is there, in its own community.
-    await allowed(running, process, rpc, home, auth(running, "ada"))
+    # The record is there, in its own community (for its author, where only they may act).
+    await allowed(running, process, rpc, home, auth(running, home.owner if rpc.authored else "ada"))
 
 
 @pytest.mark.parametrize(
@@ -452,7 +459,7 @@ async def test_a_read_of_a_whole_community_answers_with_that_community_alone(
 ) -> None:
     """A read naming only the community (its figures, say), by someone holding the role in
     two: the community with nothing in it does not answer with the other's data."""
-    busy = await world(running, process, PRIVATE)
+    busy = await world(running, process, PRIVATE, rpc)
     role = rpc.least_role or Role.MEMBER
     quiet = dataclasses.replace(busy, community_id=await other_community(running, "ada", role))
     await grant(running, busy.community_id, "ada", role, visibility=PRIVATE)
@@ -463,6 +470,23 @@ async def test_a_read_of_a_whole_community_answers_with_that_community_alone(
     assert busy.community_id not in quiet_answer
     assert quiet_answer != busy_answer.replace(busy.community_id, quiet.community_id)
     assert empty(quiet_answer_message, quiet.community_id), quiet_answer
+
+
+@pytest.mark.parametrize(ENTRY, entries(keep=lambda rpc: rpc.authored))
+async def test_only_the_author_may_make_an_authored_call(
+    running: RunningService, process: Process, rpc: Rpc
+) -> None:
+    """Even an admin of the community may not edit or publish what someone else wrote."""
+    here = await world(running, process, PRIVATE, rpc)
+    await grant(running, here.community_id, "mia", Role.ADMIN, visibility=PRIVATE)
+
+    error = await refused(running, process, rpc, here, auth(running, "mia"))
+    if "draft_post_id" in rpc.needs:
+        # A draft is its author's alone: to anyone else it does not exist.
+        assert error.code() == grpc.StatusCode.NOT_FOUND, error.details()
+        return
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED, error.details()
+    assert "only its author" in (error.details() or "")
 
 
 # Data-rights calls: anyone's own records, no one else's.

@@ -21,7 +21,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -68,9 +68,25 @@ class World:
     segment_id: str = ""
     doomed_segment_id: str = ""
     # Content, events, billing.
-    post_id: str = ""
+    post_id: str = ""  # a published post of the owner's, with a revision, a comment, a like
+    # Content: records of the owner's kept for calls that change or end one.
+    topic_id: str = ""
+    draft_post_id: str = ""  # PublishPost
+    doomed_post_id: str = ""  # DeletePost
+    deleted_post_id: str = ""  # RestorePost
+    pinned_post_id: str = ""  # UnpinPost
+    comment_id: str = ""  # UpdateComment
+    doomed_comment_id: str = ""  # DeleteComment
+    question_id: str = ""  # a question with an answer (AcceptAnswer)
+    answer_id: str = ""
+    accepted_question_id: str = ""  # a question with an accepted answer (UnacceptAnswer)
     activity_id: str = ""
     product_id: str = ""
+
+
+def record_fields() -> list[str]:
+    """The world's fields that name records (every one but the community and its owner)."""
+    return [field.name for field in fields(World) if field.name not in ("community_id", "owner")]
 
 
 class Caller(enum.Enum):
@@ -101,6 +117,9 @@ class Rpc:
     # Whether a successful call changes state.
     writes: bool
     caller: Caller = Caller.OWNER
+    # Only the author of the record the request names may make it (and operators): the
+    # world's owner wrote it. Role checks that send it as someone else do not apply.
+    authored: bool = False
     # A data-rights call of a service other than members (ExportMyData, EraseMyData): it acts
     # on the caller's own records in any community, member or not, so the role checks of
     # tests/service/test_tenancy_catalogue.py do not apply; that file checks it its own way.
@@ -109,6 +128,17 @@ class Rpc:
     @property
     def name(self) -> str:
         return f"{self.service.name}.{self.method}"
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """The world's record fields (see `record_fields`) its request names."""
+        marked = World(
+            community_id="community",
+            owner="owner",
+            **{name: f"<record {name}>" for name in record_fields()},
+        )
+        request = str(self.request(marked))
+        return frozenset(name for name in record_fields() if f"<record {name}>" in request)
 
     @property
     def descriptor(self) -> MethodDescriptor:
@@ -211,7 +241,9 @@ class Process:
     # The service's tables: a snapshot of them tells whether a call changed anything.
     metadata: MetaData
     catalogue: Sequence[Rpc]
-    prepare: Callable[[RunningService], Awaitable[World]]
+    # Builds a world: the records `needs` names (record fields), or every record for None.
+    # A process may build more than asked; reads that name no record find something there.
+    prepare: Callable[[RunningService, frozenset[str] | None], Awaitable[World]]
     # Settings of the process for these tests, on top of the defaults.
     overrides: Mapping[str, Any] = field(default_factory=dict)
     # The world's fields naming records of the owner's that ExportMyData returns.

@@ -29,7 +29,7 @@ CATALOGUE: list[Rpc] = [
 ]
 
 
-async def prepare(running: RunningService) -> World:
+async def prepare(running: RunningService, needs: frozenset[str] | None = None) -> World:
     """A community the owner owns, with figures as its consumers would have counted them
     (analytics has no call that writes: its figures come from events)."""
     community_id = str(uuid.uuid4())

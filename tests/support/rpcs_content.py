@@ -4,6 +4,10 @@ tests/support/catalogue.py)."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
+
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
 
 from services.content.app import SPEC
 from services.content.settings import ContentSettings
@@ -11,7 +15,14 @@ from services.content.store.tables import metadata
 from services.kit.access import Role
 from studyhall.content.v1 import content_service_pb2 as pb
 from tests.support.access import grant
-from tests.support.catalogue import Process, Rpc, World, data_rights_entries, new_id
+from tests.support.catalogue import (
+    Process,
+    Rpc,
+    World,
+    data_rights_entries,
+    new_id,
+    record_fields,
+)
 from tests.support.services import RunningService
 
 CONTENT = pb.DESCRIPTOR.services_by_name["ContentService"]
@@ -27,10 +38,68 @@ def _post(world: World) -> pb.CreatePostRequest:
         body="What worked: reviewing at 1, 3 and 7 days.",
         url="https://example.org/spaced-repetition",
         tags=["memory", "method"],
+        summary="Notes from the first week",
     )
 
 
+def _article(world: World, **fields: Any) -> pb.CreatePostRequest:
+    return pb.CreatePostRequest(
+        request_id=new_id(),
+        community_id=world.community_id,
+        kind=pb.POST_KIND_ARTICLE,
+        title="Reading log",
+        body="Chapter 4 of the grammar book.",
+        **fields,
+    )
+
+
+def _question(world: World) -> pb.CreatePostRequest:
+    return pb.CreatePostRequest(
+        request_id=new_id(),
+        community_id=world.community_id,
+        kind=pb.POST_KIND_QUESTION,
+        title="When is the present perfect used?",
+        body="I have lived here for ten years, or I live here for ten years?",
+    )
+
+
+def _comment(world: World, post_id: str, body: str = "Reviewing on day 3 helped me too.") -> Any:
+    return pb.AddCommentRequest(
+        request_id=new_id(), community_id=world.community_id, post_id=post_id, body=body
+    )
+
+
+def _w(world: World) -> dict[str, str]:
+    return {"request_id": new_id(), "community_id": world.community_id}
+
+
 CATALOGUE: list[Rpc] = [
+    Rpc(
+        CONTENT,
+        "CreateTopic",
+        lambda w: pb.CreateTopicRequest(**_w(w), name=f"Grammar {uuid.uuid4().hex[:8]}"),
+        Role.ADMIN,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "UpdateTopic",
+        lambda w: pb.UpdateTopicRequest(
+            **_w(w),
+            topic_id=w.topic_id,
+            topic=pb.Topic(description="Tenses, articles and prepositions"),
+            update_mask=FieldMask(paths=["description"]),
+        ),
+        Role.ADMIN,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "ListTopics",
+        lambda w: pb.ListTopicsRequest(community_id=w.community_id),
+        None,
+        False,
+    ),
     Rpc(CONTENT, "CreatePost", _post, Role.MEMBER, True),
     Rpc(
         CONTENT,
@@ -39,18 +108,204 @@ CATALOGUE: list[Rpc] = [
         None,
         False,
     ),
+    Rpc(
+        CONTENT,
+        "UpdatePost",
+        lambda w: pb.UpdatePostRequest(
+            **_w(w),
+            post_id=w.post_id,
+            post=pb.Post(title=f"Spaced repetition, {uuid.uuid4().hex[:6]}"),
+            update_mask=FieldMask(paths=["title"]),
+        ),
+        Role.MEMBER,
+        True,
+        authored=True,
+    ),
+    Rpc(
+        CONTENT,
+        "ListPostRevisions",
+        lambda w: pb.ListPostRevisionsRequest(community_id=w.community_id, post_id=w.post_id),
+        Role.MODERATOR,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "PublishPost",
+        lambda w: pb.PublishPostRequest(**_w(w), post_id=w.draft_post_id),
+        Role.MEMBER,
+        True,
+        authored=True,
+    ),
+    Rpc(
+        CONTENT,
+        "DeletePost",
+        lambda w: pb.DeletePostRequest(**_w(w), post_id=w.doomed_post_id),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "RestorePost",
+        lambda w: pb.RestorePostRequest(**_w(w), post_id=w.deleted_post_id),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "PinPost",
+        lambda w: pb.PinPostRequest(**_w(w), post_id=w.post_id),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "UnpinPost",
+        lambda w: pb.UnpinPostRequest(**_w(w), post_id=w.pinned_post_id),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "ListPosts",
+        lambda w: pb.ListPostsRequest(community_id=w.community_id),
+        None,
+        False,
+    ),
+    Rpc(CONTENT, "AddComment", lambda w: _comment(w, w.post_id), Role.MEMBER, True),
+    Rpc(
+        CONTENT,
+        "UpdateComment",
+        lambda w: pb.UpdateCommentRequest(
+            **_w(w), comment_id=w.comment_id, body=f"Edited: day 3 {uuid.uuid4().hex[:6]}"
+        ),
+        Role.MEMBER,
+        True,
+        authored=True,
+    ),
+    Rpc(
+        CONTENT,
+        "DeleteComment",
+        lambda w: pb.DeleteCommentRequest(**_w(w), comment_id=w.doomed_comment_id),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "ListComments",
+        lambda w: pb.ListCommentsRequest(community_id=w.community_id, post_id=w.post_id),
+        None,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "React",
+        lambda w: pb.ReactRequest(**_w(w), post_id=w.post_id, kind=pb.REACTION_KIND_HELPFUL),
+        Role.MEMBER,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "Unreact",
+        lambda w: pb.UnreactRequest(**_w(w), post_id=w.post_id, kind=pb.REACTION_KIND_LIKE),
+        Role.MEMBER,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "AcceptAnswer",
+        lambda w: pb.AcceptAnswerRequest(**_w(w), question_id=w.question_id, answer_id=w.answer_id),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "UnacceptAnswer",
+        lambda w: pb.UnacceptAnswerRequest(**_w(w), question_id=w.accepted_question_id),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "ListUnansweredQuestions",
+        lambda w: pb.ListUnansweredQuestionsRequest(community_id=w.community_id),
+        Role.MODERATOR,
+        False,
+    ),
     *data_rights_entries(CONTENT),
 ]
 
 
-async def prepare(running: RunningService) -> World:
-    """A community the owner owns (as members' events leave it), holding one post."""
+async def prepare(running: RunningService, needs: frozenset[str] | None = None) -> World:
+    """A community the owner owns (as members' events leave it), holding a published post of
+    the owner's, and the records of the owner's that `needs` names (all of them for None):
+    a topic, a draft, posts to delete, restore and unpin, comments, questions and answers.
+    A world that names no record also holds a topic and an unanswered question, which the
+    listings that name no record show."""
     community_id = str(uuid.uuid4())
     await grant(running, community_id, OWNER, Role.OWNER)
-    world = World(community_id=community_id, owner=OWNER)
-    made = await CATALOGUE[0].call(running.channel, _post(world), running.auth(OWNER))
-    assert isinstance(made, pb.CreatePostResponse)
-    return World(community_id=community_id, owner=OWNER, post_id=made.post.id)
+    base = World(community_id=community_id, owner=OWNER)
+    owner = running.auth(OWNER)
+    wanted = set(record_fields()) if needs is None else set(needs)
+    made: dict[str, str] = {}
+
+    async def call(method: str, request: Message) -> Any:
+        rpc = Rpc(CONTENT, method, lambda _: request, None, True)
+        return await rpc.call(running.channel, request, owner)
+
+    async def post(request: pb.CreatePostRequest) -> str:
+        return str((await call("CreatePost", request)).post.id)
+
+    async def comment(post_id: str, body: str) -> str:
+        return str((await call("AddComment", _comment(base, post_id, body))).comment.id)
+
+    if not wanted or "topic_id" in wanted:
+        made["topic_id"] = (
+            await call("CreateTopic", pb.CreateTopicRequest(**_w(base), name="Memory"))
+        ).topic.id
+    made["post_id"] = await post(_post(base))
+    if wanted & {"post_id", "comment_id"}:
+        # A revision, a comment and a like: what reads and changes of the post find.
+        await call(
+            "UpdatePost",
+            pb.UpdatePostRequest(
+                **_w(base),
+                post_id=made["post_id"],
+                post=pb.Post(summary="Notes from the first week of reviews"),
+                update_mask=FieldMask(paths=["summary"]),
+            ),
+        )
+        made["comment_id"] = await comment(made["post_id"], "Reviewing on day 3 helped me too.")
+        await call(
+            "React",
+            pb.ReactRequest(**_w(base), post_id=made["post_id"], kind=pb.REACTION_KIND_LIKE),
+        )
+    if "doomed_comment_id" in wanted:
+        made["doomed_comment_id"] = await comment(made["post_id"], "Typo above.")
+    if "draft_post_id" in wanted:
+        made["draft_post_id"] = await post(_article(base, draft=True))
+    if "doomed_post_id" in wanted:
+        made["doomed_post_id"] = await post(_article(base))
+    if "deleted_post_id" in wanted:
+        made["deleted_post_id"] = await post(_article(base))
+        await call("DeletePost", pb.DeletePostRequest(**_w(base), post_id=made["deleted_post_id"]))
+    if "pinned_post_id" in wanted:
+        made["pinned_post_id"] = await post(_article(base))
+        await call("PinPost", pb.PinPostRequest(**_w(base), post_id=made["pinned_post_id"]))
+    if wanted & {"question_id", "answer_id"}:
+        made["question_id"] = await post(_question(base))
+        made["answer_id"] = await comment(made["question_id"], "The first.")
+    if "accepted_question_id" in wanted:
+        made["accepted_question_id"] = await post(_question(base))
+        answer = await comment(made["accepted_question_id"], "Both.")
+        await call(
+            "AcceptAnswer",
+            pb.AcceptAnswerRequest(
+                **_w(base), question_id=made["accepted_question_id"], answer_id=answer
+            ),
+        )
+    if not wanted or needs is None:
+        await post(_question(base))  # one nobody answered yet
+    return World(community_id=community_id, owner=OWNER, **made)
 
 
 PROCESS = Process(
@@ -60,5 +315,5 @@ PROCESS = Process(
     metadata=metadata,
     catalogue=CATALOGUE,
     prepare=prepare,
-    exported=("post_id",),
+    exported=("post_id", "comment_id"),
 )

@@ -54,7 +54,7 @@ CATALOGUE: list[Rpc] = [
 ]
 
 
-async def prepare(running: RunningService) -> World:
+async def prepare(running: RunningService, needs: frozenset[str] | None = None) -> World:
     """A community the owner owns (as members' events leave it), holding one activity."""
     community_id = str(uuid.uuid4())
     await grant(running, community_id, OWNER, Role.OWNER)

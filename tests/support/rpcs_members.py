@@ -615,7 +615,7 @@ CATALOGUE: list[Rpc] = [
 ]
 
 
-async def prepare(running: RunningService) -> World:
+async def prepare(running: RunningService, needs: frozenset[str] | None = None) -> World:
     """A public community (joined by approval or with an invite) with rules, members in each
     part the catalogue gives them, reports, attributes and segments; and two more communities
     of the owner, one to hand over and one to archive."""

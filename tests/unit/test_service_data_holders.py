@@ -1,6 +1,7 @@
 """Data rights by contract in content, events, billing and analytics: every table that names
-a member is exported and erased by the service's data holder (`services/<service>/data.py`),
-which the service lists with the kit's copy of the member's standing (app.py HOLDERS)."""
+a member is exported and erased by one of the service's data holders (`data.py` of the
+service or of one of its capability packages), which the service lists with the kit's copy
+of the member's standing (app.py HOLDERS)."""
 
 from __future__ import annotations
 
@@ -32,21 +33,28 @@ def member_tables(service: str) -> set[str]:
     }
 
 
+def holder_modules(service: str) -> list[str]:
+    root = SERVICES / service
+    return sorted(
+        ".".join(("services", *path.relative_to(SERVICES).with_suffix("").parts))
+        for path in root.rglob("data.py")
+    )
+
+
 def tables_exported(service: str) -> set[str]:
-    path = SERVICES / service / "data.py"
-    if not path.exists():
-        return set()
     tables = importlib.import_module(f"services.{service}.store.tables")
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module == f"services.{service}.store.tables":
-            names.update(getattr(tables, alias.name).name for alias in node.names)
+    for module in holder_modules(service):
+        path = SERVICES.parent / (module.replace(".", "/") + ".py")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == tables.__name__:
+                names.update(getattr(tables, alias.name).name for alias in node.names)
     return names
 
 
 def test_member_tables_are_found() -> None:
     # The check below means something only if it sees the tables it guards.
-    assert member_tables("content") >= {"posts"}
+    assert member_tables("content") >= {"posts", "comments", "reactions", "post_revisions"}
     assert member_tables("events") >= {"activities"}
     assert member_tables("analytics") >= {"member_states"}
 
@@ -56,7 +64,7 @@ def test_every_table_naming_a_member_is_in_the_services_data_holder(service: str
     missing = member_tables(service) - tables_exported(service)
     assert not missing, (
         f"services/{service} keeps member data in {sorted(missing)}, which "
-        f"services/{service}/data.py does not export and erase"
+        "no data.py of the service exports and erases"
     )
 
 
@@ -64,5 +72,5 @@ def test_every_table_naming_a_member_is_in_the_services_data_holder(service: str
 def test_the_service_lists_its_holders_and_the_standing(service: str) -> None:
     app = importlib.import_module(f"services.{service}.app")
     assert any(isinstance(holder, StandingData) for holder in app.HOLDERS)
-    if (SERVICES / service / "data.py").exists():
-        assert importlib.import_module(f"services.{service}.data") in app.HOLDERS
+    for module in holder_modules(service):
+        assert importlib.import_module(module) in app.HOLDERS, f"{module} is not in HOLDERS"

@@ -1,6 +1,19 @@
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+)
 
 from services.kit.access import access_tables
 from services.kit.events.inbox import inbox_table
@@ -8,6 +21,21 @@ from services.kit.events.outbox import outbox_table
 from services.kit.idempotency import idempotency_table
 
 metadata = MetaData()
+
+topics = Table(
+    "topics",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("name", String(80), nullable=False),
+    # The name folded for comparison: two topics of a community never differ by case alone.
+    Column("name_key", String(80), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    UniqueConstraint("community_id", "name_key", name="uq_topics_community_name"),
+)
 
 posts = Table(
     "posts",
@@ -22,10 +50,83 @@ posts = Table(
     Column("tags", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("version", Integer, nullable=False),
+    Column("summary", Text, nullable=False, server_default=""),
+    Column("topic_id", String(36), nullable=True),
+    # A list of {"url", "media_type", "seconds", "nanos"}.
+    Column("media", JSON, nullable=True),
+    # 1 draft, 2 published, 3 deleted (PostState).
+    Column("state", Integer, nullable=False, server_default="2"),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Column("deleted_by", String(200), nullable=True),
+    Column("pinned_at", DateTime(timezone=True), nullable=True),
+    # Questions: the accepted answer, the answers that are not deleted, the first answer.
+    Column("accepted_answer_id", String(36), nullable=True),
+    Column("answer_count", Integer, nullable=False, server_default="0"),
+    Column("first_answer_at", DateTime(timezone=True), nullable=True),
     # A community's feed reads its posts newest first.
     Index("ix_posts_community_created", "community_id", "created_at"),
+    Index("ix_posts_feed", "community_id", "state", "published_at"),
+    Index("ix_posts_topic_feed", "community_id", "topic_id", "state", "published_at"),
+    Index("ix_posts_pinned", "community_id", "pinned_at"),
+    # The unanswered-questions queue.
+    Index("ix_posts_unanswered", "community_id", "kind", "answer_count", "published_at"),
     # A member's posts, for their export and erasure.
     Index("ix_posts_community_author", "community_id", "author_user_id"),
+)
+
+# Each edit of a post: what the changed fields held before it.
+post_revisions = Table(
+    "post_revisions",
+    metadata,
+    Column("post_id", String(36), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("editor_user_id", String(200), nullable=False),
+    Column("edited_at", DateTime(timezone=True), nullable=False),
+    Column("changed_fields", JSON, nullable=False),
+    Column("previous", JSON, nullable=False),
+    Index("ix_post_revisions_editor", "community_id", "editor_user_id"),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("post_id", String(36), nullable=False),
+    # The top-level comment a reply answers; null for a top-level comment.
+    Column("parent_id", String(36), nullable=True),
+    Column("author_user_id", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("is_answer", Boolean, nullable=False, server_default=false()),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Column("deleted_by", String(200), nullable=True),
+    Column("version", Integer, nullable=False),
+    # A thread reads oldest first; the top feed counts a window of recent comments.
+    Index("ix_comments_thread", "post_id", "parent_id", "created_at"),
+    Index("ix_comments_recent", "community_id", "created_at"),
+    Index("ix_comments_author", "community_id", "author_user_id"),
+)
+
+# One row per member, target and kind: the primary key is what makes a reaction count once.
+reactions = Table(
+    "reactions",
+    metadata,
+    # The post or comment reacted to.
+    Column("target_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("kind", Integer, primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    # The post, also for a reaction to one of its comments; the comment, or "" for the post.
+    Column("post_id", String(36), nullable=False),
+    Column("comment_id", String(36), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_reactions_recent", "community_id", "created_at"),
+    Index("ix_reactions_member", "community_id", "user_id"),
 )
 
 idempotency_keys = idempotency_table(metadata)

@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from studyhall.content.v1 import content_service_pb2 as _content_service_pb2
 import builtins as _builtins
 import sys
@@ -223,6 +225,414 @@ class AnswerUnaccepted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AnswerUnaccepted: _TypeAlias = AnswerUnaccepted  # noqa: Y015
+
+@_typing.final
+class PostUpdated(_message.Message):
+    """A visible post was edited. `changed_fields` are the field-mask paths the edit changed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    EDITOR_USER_ID_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    post_id: _builtins.str
+    editor_user_id: _builtins.str
+    """Who edited it (its author)."""
+    version: _builtins.int
+    """The post's version after the edit."""
+    @_builtins.property
+    def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        editor_user_id: _builtins.str = ...,
+        changed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        version: _builtins.int = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "community_id", b"community_id", "editor_user_id", b"editor_user_id", "post_id", b"post_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostUpdated: _TypeAlias = PostUpdated  # noqa: Y015
+
+@_typing.final
+class PostDeleted(_message.Message):
+    """A post was deleted (hidden from everyone but its author and moderators)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    DELETED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    DELETE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    post_id: _builtins.str
+    author_user_id: _builtins.str
+    """Who wrote it."""
+    deleted_by_user_id: _builtins.str
+    """Who deleted it: its author or a moderator."""
+    version: _builtins.int
+    @_builtins.property
+    def delete_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        deleted_by_user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        delete_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delete_time", b"delete_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_user_id", b"author_user_id", "community_id", b"community_id", "delete_time", b"delete_time", "deleted_by_user_id", b"deleted_by_user_id", "post_id", b"post_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostDeleted: _TypeAlias = PostDeleted  # noqa: Y015
+
+@_typing.final
+class PostRestored(_message.Message):
+    """A moderator restored a deleted post."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    RESTORED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    RESTORE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    post_id: _builtins.str
+    restored_by_user_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def restore_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        restored_by_user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        restore_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["restore_time", b"restore_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "post_id", b"post_id", "restore_time", b"restore_time", "restored_by_user_id", b"restored_by_user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostRestored: _TypeAlias = PostRestored  # noqa: Y015
+
+@_typing.final
+class PostPinned(_message.Message):
+    """A moderator pinned a post to the top of the feeds."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    PINNED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    PIN_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    post_id: _builtins.str
+    pinned_by_user_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def pin_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        pinned_by_user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        pin_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pin_time", b"pin_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "pin_time", b"pin_time", "pinned_by_user_id", b"pinned_by_user_id", "post_id", b"post_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostPinned: _TypeAlias = PostPinned  # noqa: Y015
+
+@_typing.final
+class PostUnpinned(_message.Message):
+    """A moderator unpinned a post."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    UNPINNED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    UNPIN_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    post_id: _builtins.str
+    unpinned_by_user_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def unpin_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        unpinned_by_user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        unpin_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["unpin_time", b"unpin_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "post_id", b"post_id", "unpin_time", b"unpin_time", "unpinned_by_user_id", b"unpinned_by_user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostUnpinned: _TypeAlias = PostUnpinned  # noqa: Y015
+
+@_typing.final
+class TopicCreated(_message.Message):
+    """An admin created a topic."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TOPIC_ID_FIELD_NUMBER: _builtins.int
+    CREATED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    topic_id: _builtins.str
+    created_by_user_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        topic_id: _builtins.str = ...,
+        created_by_user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "create_time", b"create_time", "created_by_user_id", b"created_by_user_id", "topic_id", b"topic_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TopicCreated: _TypeAlias = TopicCreated  # noqa: Y015
+
+@_typing.final
+class TopicUpdated(_message.Message):
+    """An admin changed a topic; `changed_fields` are the field-mask paths changed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TOPIC_ID_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    topic_id: _builtins.str
+    updated_by_user_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        topic_id: _builtins.str = ...,
+        updated_by_user_id: _builtins.str = ...,
+        changed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        version: _builtins.int = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "community_id", b"community_id", "topic_id", b"topic_id", "update_time", b"update_time", "updated_by_user_id", b"updated_by_user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TopicUpdated: _TypeAlias = TopicUpdated  # noqa: Y015
+
+@_typing.final
+class CommentEdited(_message.Message):
+    """A comment's author edited it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    comment_id: _builtins.str
+    post_id: _builtins.str
+    author_user_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        comment_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_user_id", b"author_user_id", "comment_id", b"comment_id", "community_id", b"community_id", "post_id", b"post_id", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommentEdited: _TypeAlias = CommentEdited  # noqa: Y015
+
+@_typing.final
+class CommentDeleted(_message.Message):
+    """A comment was deleted (it keeps its place in the thread without its body)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    DELETED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    DELETE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    comment_id: _builtins.str
+    post_id: _builtins.str
+    author_user_id: _builtins.str
+    """Who wrote it."""
+    deleted_by_user_id: _builtins.str
+    """Who deleted it: its author or a moderator."""
+    version: _builtins.int
+    @_builtins.property
+    def delete_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        comment_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        deleted_by_user_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        delete_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delete_time", b"delete_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_user_id", b"author_user_id", "comment_id", b"comment_id", "community_id", b"community_id", "delete_time", b"delete_time", "deleted_by_user_id", b"deleted_by_user_id", "post_id", b"post_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommentDeleted: _TypeAlias = CommentDeleted  # noqa: Y015
+
+@_typing.final
+class ReactionAdded(_message.Message):
+    """A member reacted to a post or a comment (once per member, target and kind)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    REACT_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    post_id: _builtins.str
+    """The post reacted to, or the post of the comment reacted to."""
+    comment_id: _builtins.str
+    """The comment reacted to; empty for a reaction to the post."""
+    user_id: _builtins.str
+    kind: _content_service_pb2.ReactionKind.ValueType
+    @_builtins.property
+    def react_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        comment_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        kind: _content_service_pb2.ReactionKind.ValueType = ...,
+        react_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["react_time", b"react_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment_id", b"comment_id", "community_id", b"community_id", "kind", b"kind", "post_id", b"post_id", "react_time", b"react_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReactionAdded: _TypeAlias = ReactionAdded  # noqa: Y015
+
+@_typing.final
+class ReactionRemoved(_message.Message):
+    """A member took a reaction back."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    REMOVE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    post_id: _builtins.str
+    comment_id: _builtins.str
+    user_id: _builtins.str
+    kind: _content_service_pb2.ReactionKind.ValueType
+    @_builtins.property
+    def remove_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        comment_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        kind: _content_service_pb2.ReactionKind.ValueType = ...,
+        remove_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["remove_time", b"remove_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment_id", b"comment_id", "community_id", b"community_id", "kind", b"kind", "post_id", b"post_id", "remove_time", b"remove_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReactionRemoved: _TypeAlias = ReactionRemoved  # noqa: Y015
 
 @_typing.final
 class PathCompleted(_message.Message):

@@ -5,6 +5,8 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -45,6 +47,172 @@ POST_KIND_RESOURCE: PostKind.ValueType  # 5
 POST_KIND_QUESTION: PostKind.ValueType  # 6
 Global___PostKind: _TypeAlias = PostKind  # noqa: Y015
 
+class _PostState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PostStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PostState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    POST_STATE_UNSPECIFIED: _PostState.ValueType  # 0
+    POST_STATE_DRAFT: _PostState.ValueType  # 1
+    """Visible to its author alone."""
+    POST_STATE_PUBLISHED: _PostState.ValueType  # 2
+    """Visible to the community."""
+    POST_STATE_DELETED: _PostState.ValueType  # 3
+    """Deleted: visible to its author and moderators; moderators may restore it."""
+
+class PostState(_PostState, metaclass=_PostStateEnumTypeWrapper): ...
+
+POST_STATE_UNSPECIFIED: PostState.ValueType  # 0
+POST_STATE_DRAFT: PostState.ValueType  # 1
+"""Visible to its author alone."""
+POST_STATE_PUBLISHED: PostState.ValueType  # 2
+"""Visible to the community."""
+POST_STATE_DELETED: PostState.ValueType  # 3
+"""Deleted: visible to its author and moderators; moderators may restore it."""
+Global___PostState: _TypeAlias = PostState  # noqa: Y015
+
+class _ReactionKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReactionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReactionKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REACTION_KIND_UNSPECIFIED: _ReactionKind.ValueType  # 0
+    REACTION_KIND_LIKE: _ReactionKind.ValueType  # 1
+    REACTION_KIND_HELPFUL: _ReactionKind.ValueType  # 2
+    REACTION_KIND_INSIGHTFUL: _ReactionKind.ValueType  # 3
+    REACTION_KIND_THANKS: _ReactionKind.ValueType  # 4
+    REACTION_KIND_CELEBRATE: _ReactionKind.ValueType  # 5
+
+class ReactionKind(_ReactionKind, metaclass=_ReactionKindEnumTypeWrapper): ...
+
+REACTION_KIND_UNSPECIFIED: ReactionKind.ValueType  # 0
+REACTION_KIND_LIKE: ReactionKind.ValueType  # 1
+REACTION_KIND_HELPFUL: ReactionKind.ValueType  # 2
+REACTION_KIND_INSIGHTFUL: ReactionKind.ValueType  # 3
+REACTION_KIND_THANKS: ReactionKind.ValueType  # 4
+REACTION_KIND_CELEBRATE: ReactionKind.ValueType  # 5
+Global___ReactionKind: _TypeAlias = ReactionKind  # noqa: Y015
+
+class _FeedOrder:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FeedOrderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FeedOrder.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FEED_ORDER_UNSPECIFIED: _FeedOrder.ValueType  # 0
+    """Newest first."""
+    FEED_ORDER_NEWEST: _FeedOrder.ValueType  # 1
+    FEED_ORDER_TOP: _FeedOrder.ValueType  # 2
+    """Reactions + 2 x comments of the last 7 days, highest first; ties by newest."""
+
+class FeedOrder(_FeedOrder, metaclass=_FeedOrderEnumTypeWrapper): ...
+
+FEED_ORDER_UNSPECIFIED: FeedOrder.ValueType  # 0
+"""Newest first."""
+FEED_ORDER_NEWEST: FeedOrder.ValueType  # 1
+FEED_ORDER_TOP: FeedOrder.ValueType  # 2
+"""Reactions + 2 x comments of the last 7 days, highest first; ties by newest."""
+Global___FeedOrder: _TypeAlias = FeedOrder  # noqa: Y015
+
+@_typing.final
+class Topic(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    name: _builtins.str
+    """1-80 characters, unique in the community (case-insensitive)."""
+    description: _builtins.str
+    """At most 500 characters."""
+    version: _builtins.int
+    etag: _builtins.str
+    """Opaque; send it back with an update so a concurrent edit is not overwritten."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "create_time", b"create_time", "description", b"description", "etag", b"etag", "id", b"id", "name", b"name", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Topic: _TypeAlias = Topic  # noqa: Y015
+
+@_typing.final
+class Media(_message.Message):
+    """Media of a post: where it lives, what it is, how long it plays."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """An absolute http(s) URL, at most 2000 characters."""
+    media_type: _builtins.str
+    """Its media type, e.g. "video/mp4" or "audio/mpeg"."""
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """How long it plays (audio, video); unset for other media. Never negative."""
+
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        media_type: _builtins.str = ...,
+        duration: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "media_type", b"media_type", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Media: _TypeAlias = Media  # noqa: Y015
+
+@_typing.final
+class ReactionCount(_message.Message):
+    """How many members reacted with one kind."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    kind: Global___ReactionKind.ValueType
+    count: _builtins.int
+    def __init__(
+        self,
+        *,
+        kind: Global___ReactionKind.ValueType = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReactionCount: _TypeAlias = ReactionCount  # noqa: Y015
+
 @_typing.final
 class Post(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -59,19 +227,72 @@ class Post(_message.Message):
     TAGS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    TOPIC_ID_FIELD_NUMBER: _builtins.int
+    MEDIA_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    PUBLISH_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    DELETE_TIME_FIELD_NUMBER: _builtins.int
+    PINNED_FIELD_NUMBER: _builtins.int
+    PIN_TIME_FIELD_NUMBER: _builtins.int
+    REACTIONS_FIELD_NUMBER: _builtins.int
+    COMMENT_COUNT_FIELD_NUMBER: _builtins.int
+    ACCEPTED_ANSWER_ID_FIELD_NUMBER: _builtins.int
+    FIRST_ANSWER_TIME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     author_user_id: _builtins.str
+    """Who wrote it; empty once its author erased their data."""
     kind: Global___PostKind.ValueType
     title: _builtins.str
     body: _builtins.str
+    """Empty for a reader without access to it (never a snippet of it)."""
     url: _builtins.str
     """For link, video, audio and resource posts."""
     version: _builtins.int
+    summary: _builtins.str
+    """A short description shown in feeds, at most 500 characters."""
+    topic_id: _builtins.str
+    """The topic it is filed under; empty when none."""
+    state: Global___PostState.ValueType
+    pinned: _builtins.bool
+    """Pinned to the top of the feeds since `pin_time`."""
+    comment_count: _builtins.int
+    """Comments and replies that are not deleted."""
+    accepted_answer_id: _builtins.str
+    """Questions: the accepted answer (a comment id); empty when none."""
+    etag: _builtins.str
+    """Opaque; send it back with an update so a concurrent edit is not overwritten."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was created (as a draft or published)."""
+
+    @_builtins.property
+    def media(self) -> _containers.RepeatedCompositeFieldContainer[Global___Media]: ...
+    @_builtins.property
+    def publish_time(self) -> _timestamp_pb2.Timestamp:
+        """When it became visible; unset for a draft."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was last edited; unset if never."""
+
+    @_builtins.property
+    def delete_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was deleted; unset unless deleted."""
+
+    @_builtins.property
+    def pin_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def reactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReactionCount]: ...
+    @_builtins.property
+    def first_answer_time(self) -> _timestamp_pb2.Timestamp:
+        """Questions: when the first answer came."""
+
     def __init__(
         self,
         *,
@@ -85,14 +306,301 @@ class Post(_message.Message):
         tags: _abc.Iterable[_builtins.str] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        summary: _builtins.str = ...,
+        topic_id: _builtins.str = ...,
+        media: _abc.Iterable[Global___Media] | None = ...,
+        state: Global___PostState.ValueType = ...,
+        publish_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        delete_time: _timestamp_pb2.Timestamp | None = ...,
+        pinned: _builtins.bool = ...,
+        pin_time: _timestamp_pb2.Timestamp | None = ...,
+        reactions: _abc.Iterable[Global___ReactionCount] | None = ...,
+        comment_count: _builtins.int = ...,
+        accepted_answer_id: _builtins.str = ...,
+        first_answer_time: _timestamp_pb2.Timestamp | None = ...,
+        etag: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "first_answer_time", b"first_answer_time", "pin_time", b"pin_time", "publish_time", b"publish_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_user_id", b"author_user_id", "body", b"body", "community_id", b"community_id", "create_time", b"create_time", "id", b"id", "kind", b"kind", "tags", b"tags", "title", b"title", "url", b"url", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_answer_id", b"accepted_answer_id", "author_user_id", b"author_user_id", "body", b"body", "comment_count", b"comment_count", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "first_answer_time", b"first_answer_time", "id", b"id", "kind", b"kind", "media", b"media", "pin_time", b"pin_time", "pinned", b"pinned", "publish_time", b"publish_time", "reactions", b"reactions", "state", b"state", "summary", b"summary", "tags", b"tags", "title", b"title", "topic_id", b"topic_id", "update_time", b"update_time", "url", b"url", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Post: _TypeAlias = Post  # noqa: Y015
+
+@_typing.final
+class PostRevision(_message.Message):
+    """One edit of a post: who, when, and what the changed fields held before it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
+    EDITOR_USER_ID_FIELD_NUMBER: _builtins.int
+    EDIT_TIME_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    PREVIOUS_FIELD_NUMBER: _builtins.int
+    post_id: _builtins.str
+    number: _builtins.int
+    """1 for the first edit."""
+    editor_user_id: _builtins.str
+    """Who edited; empty once they erased their data."""
+    @_builtins.property
+    def edit_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The fields the edit changed (field-mask paths)."""
+
+    @_builtins.property
+    def previous(self) -> Global___Post:
+        """Those fields as they were before the edit (the others are unset)."""
+
+    def __init__(
+        self,
+        *,
+        post_id: _builtins.str = ...,
+        number: _builtins.int = ...,
+        editor_user_id: _builtins.str = ...,
+        edit_time: _timestamp_pb2.Timestamp | None = ...,
+        changed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        previous: Global___Post | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["edit_time", b"edit_time", "previous", b"previous"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "edit_time", b"edit_time", "editor_user_id", b"editor_user_id", "number", b"number", "post_id", b"post_id", "previous", b"previous"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostRevision: _TypeAlias = PostRevision  # noqa: Y015
+
+@_typing.final
+class Comment(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    PARENT_COMMENT_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    DELETE_TIME_FIELD_NUMBER: _builtins.int
+    IS_ANSWER_FIELD_NUMBER: _builtins.int
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    REPLY_COUNT_FIELD_NUMBER: _builtins.int
+    REACTIONS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    post_id: _builtins.str
+    parent_comment_id: _builtins.str
+    """The top-level comment this replies to; empty for a top-level comment."""
+    author_user_id: _builtins.str
+    """Who wrote it; empty once they erased their data."""
+    body: _builtins.str
+    """Empty once deleted."""
+    is_answer: _builtins.bool
+    """A top-level comment on a question."""
+    accepted: _builtins.bool
+    """The question's accepted answer."""
+    reply_count: _builtins.int
+    """Top-level comments: replies that are not deleted."""
+    version: _builtins.int
+    etag: _builtins.str
+    """Opaque; send it back with an update so a concurrent edit is not overwritten."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def delete_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def reactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReactionCount]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        parent_comment_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        body: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        delete_time: _timestamp_pb2.Timestamp | None = ...,
+        is_answer: _builtins.bool = ...,
+        accepted: _builtins.bool = ...,
+        reply_count: _builtins.int = ...,
+        reactions: _abc.Iterable[Global___ReactionCount] | None = ...,
+        version: _builtins.int = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "author_user_id", b"author_user_id", "body", b"body", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "id", b"id", "is_answer", b"is_answer", "parent_comment_id", b"parent_comment_id", "post_id", b"post_id", "reactions", b"reactions", "reply_count", b"reply_count", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Comment: _TypeAlias = Comment  # noqa: Y015
+
+@_typing.final
+class CreateTopicRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    name: _builtins.str
+    description: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "description", b"description", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateTopicRequest: _TypeAlias = CreateTopicRequest  # noqa: Y015
+
+@_typing.final
+class CreateTopicResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def topic(self) -> Global___Topic: ...
+    def __init__(
+        self,
+        *,
+        topic: Global___Topic | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["topic", b"topic"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["topic", b"topic"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateTopicResponse: _TypeAlias = CreateTopicResponse  # noqa: Y015
+
+@_typing.final
+class UpdateTopicRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TOPIC_ID_FIELD_NUMBER: _builtins.int
+    TOPIC_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    topic_id: _builtins.str
+    etag: _builtins.str
+    """The etag the caller last read; empty to overwrite whatever is there."""
+    @_builtins.property
+    def topic(self) -> Global___Topic:
+        """The new values of the fields the mask names: name, description."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        topic_id: _builtins.str = ...,
+        topic: Global___Topic | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["topic", b"topic", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "etag", b"etag", "request_id", b"request_id", "topic", b"topic", "topic_id", b"topic_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateTopicRequest: _TypeAlias = UpdateTopicRequest  # noqa: Y015
+
+@_typing.final
+class UpdateTopicResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def topic(self) -> Global___Topic: ...
+    def __init__(
+        self,
+        *,
+        topic: Global___Topic | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["topic", b"topic"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["topic", b"topic"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateTopicResponse: _TypeAlias = UpdateTopicResponse  # noqa: Y015
+
+@_typing.final
+class ListTopicsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTopicsRequest: _TypeAlias = ListTopicsRequest  # noqa: Y015
+
+@_typing.final
+class ListTopicsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOPICS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___Topic]: ...
+    def __init__(
+        self,
+        *,
+        topics: _abc.Iterable[Global___Topic] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "topics", b"topics"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTopicsResponse: _TypeAlias = ListTopicsResponse  # noqa: Y015
 
 @_typing.final
 class CreatePostRequest(_message.Message):
@@ -105,15 +613,31 @@ class CreatePostRequest(_message.Message):
     BODY_FIELD_NUMBER: _builtins.int
     URL_FIELD_NUMBER: _builtins.int
     TAGS_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    TOPIC_ID_FIELD_NUMBER: _builtins.int
+    MEDIA_FIELD_NUMBER: _builtins.int
+    DRAFT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Client-chosen id of this request: a retry with the same id returns the first result."""
     community_id: _builtins.str
     kind: Global___PostKind.ValueType
     title: _builtins.str
+    """1-200 characters."""
     body: _builtins.str
+    """Required for articles and questions; at most 50,000 characters."""
     url: _builtins.str
+    """Required for link, video, audio and resource posts: an absolute http(s) URL."""
+    summary: _builtins.str
+    """At most 500 characters."""
+    topic_id: _builtins.str
+    """A topic of the community; empty for none."""
+    draft: _builtins.bool
+    """Save as a draft, visible to the author alone until PublishPost."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def media(self) -> _containers.RepeatedCompositeFieldContainer[Global___Media]:
+        """At most 10."""
+
     def __init__(
         self,
         *,
@@ -124,10 +648,14 @@ class CreatePostRequest(_message.Message):
         body: _builtins.str = ...,
         url: _builtins.str = ...,
         tags: _abc.Iterable[_builtins.str] | None = ...,
+        summary: _builtins.str = ...,
+        topic_id: _builtins.str = ...,
+        media: _abc.Iterable[Global___Media] | None = ...,
+        draft: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "community_id", b"community_id", "kind", b"kind", "request_id", b"request_id", "tags", b"tags", "title", b"title", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "community_id", b"community_id", "draft", b"draft", "kind", b"kind", "media", b"media", "request_id", b"request_id", "summary", b"summary", "tags", b"tags", "title", b"title", "topic_id", b"topic_id", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -196,6 +724,877 @@ class GetPostResponse(_message.Message):
 Global___GetPostResponse: _TypeAlias = GetPostResponse  # noqa: Y015
 
 @_typing.final
+class UpdatePostRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    POST_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    post_id: _builtins.str
+    etag: _builtins.str
+    """The etag the caller last read; empty to overwrite whatever is there."""
+    @_builtins.property
+    def post(self) -> Global___Post:
+        """The new values of the fields the mask names: title, summary, body, url, tags,
+        topic_id, media.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        post: Global___Post | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["post", b"post", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "etag", b"etag", "post", b"post", "post_id", b"post_id", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePostRequest: _TypeAlias = UpdatePostRequest  # noqa: Y015
+
+@_typing.final
+class UpdatePostResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePostResponse: _TypeAlias = UpdatePostResponse  # noqa: Y015
+
+@_typing.final
+class ListPostRevisionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    post_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token", "post_id", b"post_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPostRevisionsRequest: _TypeAlias = ListPostRevisionsRequest  # noqa: Y015
+
+@_typing.final
+class ListPostRevisionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def revisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PostRevision]: ...
+    def __init__(
+        self,
+        *,
+        revisions: _abc.Iterable[Global___PostRevision] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "revisions", b"revisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPostRevisionsResponse: _TypeAlias = ListPostRevisionsResponse  # noqa: Y015
+
+@_typing.final
+class PublishPostRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    post_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "post_id", b"post_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishPostRequest: _TypeAlias = PublishPostRequest  # noqa: Y015
+
+@_typing.final
+class PublishPostResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishPostResponse: _TypeAlias = PublishPostResponse  # noqa: Y015
+
+@_typing.final
+class DeletePostRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    post_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "post_id", b"post_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeletePostRequest: _TypeAlias = DeletePostRequest  # noqa: Y015
+
+@_typing.final
+class DeletePostResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeletePostResponse: _TypeAlias = DeletePostResponse  # noqa: Y015
+
+@_typing.final
+class RestorePostRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    post_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "post_id", b"post_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestorePostRequest: _TypeAlias = RestorePostRequest  # noqa: Y015
+
+@_typing.final
+class RestorePostResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestorePostResponse: _TypeAlias = RestorePostResponse  # noqa: Y015
+
+@_typing.final
+class PinPostRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    post_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "post_id", b"post_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PinPostRequest: _TypeAlias = PinPostRequest  # noqa: Y015
+
+@_typing.final
+class PinPostResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PinPostResponse: _TypeAlias = PinPostResponse  # noqa: Y015
+
+@_typing.final
+class UnpinPostRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    post_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "post_id", b"post_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnpinPostRequest: _TypeAlias = UnpinPostRequest  # noqa: Y015
+
+@_typing.final
+class UnpinPostResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnpinPostResponse: _TypeAlias = UnpinPostResponse  # noqa: Y015
+
+@_typing.final
+class ListPostsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TOPIC_ID_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    DRAFTS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    topic_id: _builtins.str
+    """One topic's feed; empty for the whole community's."""
+    order: Global___FeedOrder.ValueType
+    drafts: _builtins.bool
+    """The caller's own drafts (newest first) instead of the feed."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token, with the same filters."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        topic_id: _builtins.str = ...,
+        order: Global___FeedOrder.ValueType = ...,
+        drafts: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "drafts", b"drafts", "order", b"order", "page_size", b"page_size", "page_token", b"page_token", "topic_id", b"topic_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPostsRequest: _TypeAlias = ListPostsRequest  # noqa: Y015
+
+@_typing.final
+class ListPostsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PINNED_FIELD_NUMBER: _builtins.int
+    POSTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def pinned(self) -> _containers.RepeatedCompositeFieldContainer[Global___Post]:
+        """The first page of the newest feed: the pinned posts, most recently pinned first (they
+        are not repeated in `posts`).
+        """
+
+    @_builtins.property
+    def posts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Post]: ...
+    def __init__(
+        self,
+        *,
+        pinned: _abc.Iterable[Global___Post] | None = ...,
+        posts: _abc.Iterable[Global___Post] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "pinned", b"pinned", "posts", b"posts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPostsResponse: _TypeAlias = ListPostsResponse  # noqa: Y015
+
+@_typing.final
+class AddCommentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    PARENT_COMMENT_ID_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    post_id: _builtins.str
+    parent_comment_id: _builtins.str
+    """A top-level comment of the post to reply to; empty for a top-level comment."""
+    body: _builtins.str
+    """1-10,000 characters."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        parent_comment_id: _builtins.str = ...,
+        body: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "community_id", b"community_id", "parent_comment_id", b"parent_comment_id", "post_id", b"post_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCommentRequest: _TypeAlias = AddCommentRequest  # noqa: Y015
+
+@_typing.final
+class AddCommentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def comment(self) -> Global___Comment: ...
+    def __init__(
+        self,
+        *,
+        comment: Global___Comment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddCommentResponse: _TypeAlias = AddCommentResponse  # noqa: Y015
+
+@_typing.final
+class UpdateCommentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_ID_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    comment_id: _builtins.str
+    body: _builtins.str
+    """1-10,000 characters."""
+    etag: _builtins.str
+    """The etag the caller last read; empty to overwrite whatever is there."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        comment_id: _builtins.str = ...,
+        body: _builtins.str = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "comment_id", b"comment_id", "community_id", b"community_id", "etag", b"etag", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCommentRequest: _TypeAlias = UpdateCommentRequest  # noqa: Y015
+
+@_typing.final
+class UpdateCommentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def comment(self) -> Global___Comment: ...
+    def __init__(
+        self,
+        *,
+        comment: Global___Comment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCommentResponse: _TypeAlias = UpdateCommentResponse  # noqa: Y015
+
+@_typing.final
+class DeleteCommentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    comment_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        comment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment_id", b"comment_id", "community_id", b"community_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCommentRequest: _TypeAlias = DeleteCommentRequest  # noqa: Y015
+
+@_typing.final
+class DeleteCommentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def comment(self) -> Global___Comment: ...
+    def __init__(
+        self,
+        *,
+        comment: Global___Comment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteCommentResponse: _TypeAlias = DeleteCommentResponse  # noqa: Y015
+
+@_typing.final
+class ListCommentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    PARENT_COMMENT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    post_id: _builtins.str
+    parent_comment_id: _builtins.str
+    """Replies to this top-level comment; empty for the post's top-level comments."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token, with the same filters."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        parent_comment_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token", "parent_comment_id", b"parent_comment_id", "post_id", b"post_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCommentsRequest: _TypeAlias = ListCommentsRequest  # noqa: Y015
+
+@_typing.final
+class ListCommentsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def comments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Comment]: ...
+    def __init__(
+        self,
+        *,
+        comments: _abc.Iterable[Global___Comment] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comments", b"comments", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCommentsResponse: _TypeAlias = ListCommentsResponse  # noqa: Y015
+
+@_typing.final
+class ReactRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    post_id: _builtins.str
+    comment_id: _builtins.str
+    kind: Global___ReactionKind.ValueType
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        comment_id: _builtins.str = ...,
+        kind: Global___ReactionKind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["comment_id", b"comment_id", "post_id", b"post_id", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment_id", b"comment_id", "community_id", b"community_id", "kind", b"kind", "post_id", b"post_id", "request_id", b"request_id", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["post_id", "comment_id"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___ReactRequest: _TypeAlias = ReactRequest  # noqa: Y015
+
+@_typing.final
+class ReactResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REACTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReactionCount]:
+        """The target's reactions after the change."""
+
+    def __init__(
+        self,
+        *,
+        reactions: _abc.Iterable[Global___ReactionCount] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reactions", b"reactions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReactResponse: _TypeAlias = ReactResponse  # noqa: Y015
+
+@_typing.final
+class UnreactRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    post_id: _builtins.str
+    comment_id: _builtins.str
+    kind: Global___ReactionKind.ValueType
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        comment_id: _builtins.str = ...,
+        kind: Global___ReactionKind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["comment_id", b"comment_id", "post_id", b"post_id", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment_id", b"comment_id", "community_id", b"community_id", "kind", b"kind", "post_id", b"post_id", "request_id", b"request_id", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["post_id", "comment_id"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___UnreactRequest: _TypeAlias = UnreactRequest  # noqa: Y015
+
+@_typing.final
+class UnreactResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REACTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReactionCount]:
+        """The target's reactions after the change."""
+
+    def __init__(
+        self,
+        *,
+        reactions: _abc.Iterable[Global___ReactionCount] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reactions", b"reactions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnreactResponse: _TypeAlias = UnreactResponse  # noqa: Y015
+
+@_typing.final
+class AcceptAnswerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    QUESTION_ID_FIELD_NUMBER: _builtins.int
+    ANSWER_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    question_id: _builtins.str
+    """The question post."""
+    answer_id: _builtins.str
+    """A top-level comment of the question."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        question_id: _builtins.str = ...,
+        answer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_id", b"answer_id", "community_id", b"community_id", "question_id", b"question_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptAnswerRequest: _TypeAlias = AcceptAnswerRequest  # noqa: Y015
+
+@_typing.final
+class AcceptAnswerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUESTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def question(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        question: Global___Post | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["question", b"question"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["question", b"question"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptAnswerResponse: _TypeAlias = AcceptAnswerResponse  # noqa: Y015
+
+@_typing.final
+class UnacceptAnswerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    QUESTION_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    question_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        question_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "question_id", b"question_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnacceptAnswerRequest: _TypeAlias = UnacceptAnswerRequest  # noqa: Y015
+
+@_typing.final
+class UnacceptAnswerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUESTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def question(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        question: Global___Post | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["question", b"question"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["question", b"question"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnacceptAnswerResponse: _TypeAlias = UnacceptAnswerResponse  # noqa: Y015
+
+@_typing.final
+class ListUnansweredQuestionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TOPIC_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    topic_id: _builtins.str
+    """One topic's questions; empty for the whole community's."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token, with the same filters."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        topic_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token", "topic_id", b"topic_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUnansweredQuestionsRequest: _TypeAlias = ListUnansweredQuestionsRequest  # noqa: Y015
+
+@_typing.final
+class ListUnansweredQuestionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUESTIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def questions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Post]: ...
+    def __init__(
+        self,
+        *,
+        questions: _abc.Iterable[Global___Post] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "questions", b"questions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUnansweredQuestionsResponse: _TypeAlias = ListUnansweredQuestionsResponse  # noqa: Y015
+
+@_typing.final
 class ExportMyDataRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -250,6 +1649,7 @@ class EraseMyDataRequest(_message.Message):
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
     CONFIRM_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
+    ERASE_TEXT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen id of this request: a retry with the same id returns the first result."""
     community_id: _builtins.str
@@ -257,6 +1657,10 @@ class EraseMyDataRequest(_message.Message):
     """Must be true: erasure cannot be undone."""
     user_id: _builtins.str
     """Operators only: whose data; empty for the caller."""
+    erase_text: _builtins.bool
+    """Also blank the text of the posts and comments they wrote (titles, summaries, bodies,
+    links, media and their revisions): their place in threads stays.
+    """
     def __init__(
         self,
         *,
@@ -264,10 +1668,11 @@ class EraseMyDataRequest(_message.Message):
         community_id: _builtins.str = ...,
         confirm: _builtins.bool = ...,
         user_id: _builtins.str = ...,
+        erase_text: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "confirm", b"confirm", "request_id", b"request_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "confirm", b"confirm", "erase_text", b"erase_text", "request_id", b"request_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class ContentServiceStub:
-    """Posts, comments, learning paths and their moderation.
+    """Posts, topics, comments, reactions and questions answered by peers.
     """
 
     def __init__(self, channel):
@@ -35,6 +35,21 @@ class ContentServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreateTopic = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/CreateTopic',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateTopicRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateTopicResponse.FromString,
+                _registered_method=True)
+        self.UpdateTopic = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/UpdateTopic',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateTopicRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateTopicResponse.FromString,
+                _registered_method=True)
+        self.ListTopics = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListTopics',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListTopicsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListTopicsResponse.FromString,
+                _registered_method=True)
         self.CreatePost = channel.unary_unary(
                 '/studyhall.content.v1.ContentService/CreatePost',
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreatePostRequest.SerializeToString,
@@ -44,6 +59,91 @@ class ContentServiceStub:
                 '/studyhall.content.v1.ContentService/GetPost',
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPostRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPostResponse.FromString,
+                _registered_method=True)
+        self.UpdatePost = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/UpdatePost',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePostRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePostResponse.FromString,
+                _registered_method=True)
+        self.ListPostRevisions = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListPostRevisions',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPostRevisionsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPostRevisionsResponse.FromString,
+                _registered_method=True)
+        self.PublishPost = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/PublishPost',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.PublishPostRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.PublishPostResponse.FromString,
+                _registered_method=True)
+        self.DeletePost = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/DeletePost',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.DeletePostRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.DeletePostResponse.FromString,
+                _registered_method=True)
+        self.RestorePost = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/RestorePost',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RestorePostRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RestorePostResponse.FromString,
+                _registered_method=True)
+        self.PinPost = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/PinPost',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.PinPostRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.PinPostResponse.FromString,
+                _registered_method=True)
+        self.UnpinPost = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/UnpinPost',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostResponse.FromString,
+                _registered_method=True)
+        self.ListPosts = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListPosts',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPostsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPostsResponse.FromString,
+                _registered_method=True)
+        self.AddComment = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/AddComment',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddCommentRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddCommentResponse.FromString,
+                _registered_method=True)
+        self.UpdateComment = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/UpdateComment',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateCommentRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateCommentResponse.FromString,
+                _registered_method=True)
+        self.DeleteComment = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/DeleteComment',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.DeleteCommentRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.DeleteCommentResponse.FromString,
+                _registered_method=True)
+        self.ListComments = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListComments',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCommentsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCommentsResponse.FromString,
+                _registered_method=True)
+        self.React = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/React',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ReactRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ReactResponse.FromString,
+                _registered_method=True)
+        self.Unreact = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/Unreact',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnreactRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnreactResponse.FromString,
+                _registered_method=True)
+        self.AcceptAnswer = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/AcceptAnswer',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AcceptAnswerRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AcceptAnswerResponse.FromString,
+                _registered_method=True)
+        self.UnacceptAnswer = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/UnacceptAnswer',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnacceptAnswerRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnacceptAnswerResponse.FromString,
+                _registered_method=True)
+        self.ListUnansweredQuestions = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListUnansweredQuestions',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListUnansweredQuestionsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListUnansweredQuestionsResponse.FromString,
                 _registered_method=True)
         self.ExportMyData = channel.unary_unary(
                 '/studyhall.content.v1.ContentService/ExportMyData',
@@ -58,18 +158,173 @@ class ContentServiceStub:
 
 
 class ContentServiceServicer:
-    """Posts, comments, learning paths and their moderation.
+    """Posts, topics, comments, reactions and questions answered by peers.
     """
 
+    def CreateTopic(self, request, context):
+        """Creates a topic (a channel) of a community. Admins and above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTopic(self, request, context):
+        """Changes the fields of a topic named in the mask; refused when the etag is no longer
+        current. Admins and above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTopics(self, request, context):
+        """Lists a community's topics, oldest first. Readers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreatePost(self, request, context):
-        """Publishes a post in a community.
+        """Publishes a post, or saves it as a draft (visible to its author alone until
+        PublishPost). Members, not muted; a post carrying links also needs `post_links` once a
+        level names it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetPost(self, request, context):
-        """Returns one post of a community.
+        """Returns one post of a community. Readers see published posts; a draft only its author;
+        a deleted post its author and moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePost(self, request, context):
+        """Changes the fields of a post named in the mask, recording a revision (who, when, which
+        fields and what they held); refused when the etag is no longer current. The author.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPostRevisions(self, request, context):
+        """The revisions of a post, newest first. The author and moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishPost(self, request, context):
+        """Makes a draft visible (PostCreated). The author.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePost(self, request, context):
+        """Hides a post from everyone but its author and moderators; its comments stay with it.
+        The author, or moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestorePost(self, request, context):
+        """Brings a deleted post back. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PinPost(self, request, context):
+        """Pins a published post to the top of the feeds (an announcement). Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnpinPost(self, request, context):
+        """Unpins a post. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPosts(self, request, context):
+        """A community's feed, or one topic's: newest first, or top (reactions + 2 x comments of
+        the last 7 days, ties by newest). The first page of the newest feed also carries the
+        pinned posts. With `drafts`, the caller's own drafts instead. Readers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddComment(self, request, context):
+        """Comments on a post, or replies to a top-level comment (one level of threading). A
+        top-level comment on a question is an answer. Members, not muted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateComment(self, request, context):
+        """Changes a comment's body; refused when the etag is no longer current. The author.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteComment(self, request, context):
+        """Deletes a comment: it keeps its place in the thread without its body. The author, or
+        moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListComments(self, request, context):
+        """A post's top-level comments, or one comment's replies, oldest first. Readers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def React(self, request, context):
+        """Adds the caller's reaction of one kind to a post or a comment (once per member and
+        kind: reacting again changes nothing). Members, not muted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unreact(self, request, context):
+        """Takes the caller's reaction of one kind back (taking back none changes nothing).
+        Members, not muted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptAnswer(self, request, context):
+        """Accepts an answer to a question (AnswerAccepted; the answer's author earns points in
+        members). Accepting another answer unaccepts the previous one first. The asker, or
+        moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnacceptAnswer(self, request, context):
+        """Withdraws the accepted answer of a question (AnswerUnaccepted). The asker, or moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUnansweredQuestions(self, request, context):
+        """Published questions nobody has answered yet, oldest first: what moderators help along.
+        Moderators.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -77,10 +332,11 @@ class ContentServiceServicer:
 
     def ExportMyData(self, request, context):
         """What this service holds about the caller in one community, as a JSON document with a
-        section per kind of record: its copy of the caller's standing and the posts they
-        wrote. Each service answers for its own records (members, content, events, billing,
-        analytics): a full export asks each. Anyone signed in, for their own data, member or
-        not (a former member too); platform operators for a named user.
+        section per kind of record: its copy of the caller's standing, the posts, revisions
+        and comments they wrote and their reactions. Each service answers for its own records
+        (members, content, events, billing, analytics): a full export asks each. Anyone signed
+        in, for their own data, member or not (a former member too); platform operators for a
+        named user.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -88,10 +344,10 @@ class ContentServiceServicer:
 
     def EraseMyData(self, request, context):
         """Erases what this service holds about the caller in one community, as it does on
-        members' MemberErased. The posts they wrote stay the community's, under no author:
-        a question keeps its answers and a thread its replies (delete a post first to remove
-        it). Anyone signed in, for their own data, in an archived community too; platform
-        operators for a named user.
+        members' MemberErased: their reactions go, and the posts and comments they wrote keep
+        their place in threads under no author (with `erase_text`, without their text too). A
+        question keeps its answers and a thread its replies. Anyone signed in, for their own
+        data, in an archived community too; platform operators for a named user.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,6 +356,21 @@ class ContentServiceServicer:
 
 def add_ContentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'CreateTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTopic,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateTopicRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateTopicResponse.SerializeToString,
+            ),
+            'UpdateTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTopic,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateTopicRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateTopicResponse.SerializeToString,
+            ),
+            'ListTopics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTopics,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListTopicsRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListTopicsResponse.SerializeToString,
+            ),
             'CreatePost': grpc.unary_unary_rpc_method_handler(
                     servicer.CreatePost,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreatePostRequest.FromString,
@@ -109,6 +380,91 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.GetPost,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPostRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPostResponse.SerializeToString,
+            ),
+            'UpdatePost': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePost,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePostRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePostResponse.SerializeToString,
+            ),
+            'ListPostRevisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPostRevisions,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPostRevisionsRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPostRevisionsResponse.SerializeToString,
+            ),
+            'PublishPost': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishPost,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.PublishPostRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.PublishPostResponse.SerializeToString,
+            ),
+            'DeletePost': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePost,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.DeletePostRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.DeletePostResponse.SerializeToString,
+            ),
+            'RestorePost': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestorePost,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RestorePostRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RestorePostResponse.SerializeToString,
+            ),
+            'PinPost': grpc.unary_unary_rpc_method_handler(
+                    servicer.PinPost,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.PinPostRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.PinPostResponse.SerializeToString,
+            ),
+            'UnpinPost': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnpinPost,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostResponse.SerializeToString,
+            ),
+            'ListPosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPosts,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPostsRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPostsResponse.SerializeToString,
+            ),
+            'AddComment': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddComment,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddCommentRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddCommentResponse.SerializeToString,
+            ),
+            'UpdateComment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateComment,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateCommentRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateCommentResponse.SerializeToString,
+            ),
+            'DeleteComment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteComment,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.DeleteCommentRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.DeleteCommentResponse.SerializeToString,
+            ),
+            'ListComments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListComments,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCommentsRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCommentsResponse.SerializeToString,
+            ),
+            'React': grpc.unary_unary_rpc_method_handler(
+                    servicer.React,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ReactRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ReactResponse.SerializeToString,
+            ),
+            'Unreact': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unreact,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnreactRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnreactResponse.SerializeToString,
+            ),
+            'AcceptAnswer': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptAnswer,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AcceptAnswerRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AcceptAnswerResponse.SerializeToString,
+            ),
+            'UnacceptAnswer': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnacceptAnswer,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnacceptAnswerRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnacceptAnswerResponse.SerializeToString,
+            ),
+            'ListUnansweredQuestions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUnansweredQuestions,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListUnansweredQuestionsRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListUnansweredQuestionsResponse.SerializeToString,
             ),
             'ExportMyData': grpc.unary_unary_rpc_method_handler(
                     servicer.ExportMyData,
@@ -129,8 +485,89 @@ def add_ContentServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ContentService:
-    """Posts, comments, learning paths and their moderation.
+    """Posts, topics, comments, reactions and questions answered by peers.
     """
+
+    @staticmethod
+    def CreateTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/CreateTopic',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateTopicRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/UpdateTopic',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateTopicRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTopics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListTopics',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListTopicsRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListTopicsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def CreatePost(request,
@@ -176,6 +613,465 @@ class ContentService:
             '/studyhall.content.v1.ContentService/GetPost',
             studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPostRequest.SerializeToString,
             studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/UpdatePost',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePostRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPostRevisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListPostRevisions',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPostRevisionsRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPostRevisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishPost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/PublishPost',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.PublishPostRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.PublishPostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/DeletePost',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.DeletePostRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.DeletePostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestorePost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/RestorePost',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.RestorePostRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.RestorePostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PinPost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/PinPost',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.PinPostRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.PinPostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnpinPost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/UnpinPost',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListPosts',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPostsRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddComment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/AddComment',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.AddCommentRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.AddCommentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateComment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/UpdateComment',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateCommentRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateCommentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteComment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/DeleteComment',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.DeleteCommentRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.DeleteCommentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListComments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListComments',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCommentsRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCommentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def React(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/React',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ReactRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ReactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unreact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/Unreact',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UnreactRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UnreactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptAnswer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/AcceptAnswer',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.AcceptAnswerRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.AcceptAnswerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnacceptAnswer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/UnacceptAnswer',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UnacceptAnswerRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UnacceptAnswerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUnansweredQuestions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListUnansweredQuestions',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListUnansweredQuestionsRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListUnansweredQuestionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,57 +27,219 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ContentServiceStub:
-    """Posts, comments, learning paths and their moderation."""
+    """Posts, topics, comments, reactions and questions answered by peers."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ContentServiceAsyncStub: ...
+    CreateTopic: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.CreateTopicRequest, _content_service_pb2.CreateTopicResponse]
+    """Creates a topic (a channel) of a community. Admins and above."""
+    UpdateTopic: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UpdateTopicRequest, _content_service_pb2.UpdateTopicResponse]
+    """Changes the fields of a topic named in the mask; refused when the etag is no longer
+    current. Admins and above.
+    """
+    ListTopics: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListTopicsRequest, _content_service_pb2.ListTopicsResponse]
+    """Lists a community's topics, oldest first. Readers."""
     CreatePost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.CreatePostRequest, _content_service_pb2.CreatePostResponse]
-    """Publishes a post in a community."""
+    """Publishes a post, or saves it as a draft (visible to its author alone until
+    PublishPost). Members, not muted; a post carrying links also needs `post_links` once a
+    level names it.
+    """
     GetPost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.GetPostRequest, _content_service_pb2.GetPostResponse]
-    """Returns one post of a community."""
+    """Returns one post of a community. Readers see published posts; a draft only its author;
+    a deleted post its author and moderators.
+    """
+    UpdatePost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UpdatePostRequest, _content_service_pb2.UpdatePostResponse]
+    """Changes the fields of a post named in the mask, recording a revision (who, when, which
+    fields and what they held); refused when the etag is no longer current. The author.
+    """
+    ListPostRevisions: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListPostRevisionsRequest, _content_service_pb2.ListPostRevisionsResponse]
+    """The revisions of a post, newest first. The author and moderators."""
+    PublishPost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.PublishPostRequest, _content_service_pb2.PublishPostResponse]
+    """Makes a draft visible (PostCreated). The author."""
+    DeletePost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.DeletePostRequest, _content_service_pb2.DeletePostResponse]
+    """Hides a post from everyone but its author and moderators; its comments stay with it.
+    The author, or moderators.
+    """
+    RestorePost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.RestorePostRequest, _content_service_pb2.RestorePostResponse]
+    """Brings a deleted post back. Moderators."""
+    PinPost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.PinPostRequest, _content_service_pb2.PinPostResponse]
+    """Pins a published post to the top of the feeds (an announcement). Moderators."""
+    UnpinPost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UnpinPostRequest, _content_service_pb2.UnpinPostResponse]
+    """Unpins a post. Moderators."""
+    ListPosts: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListPostsRequest, _content_service_pb2.ListPostsResponse]
+    """A community's feed, or one topic's: newest first, or top (reactions + 2 x comments of
+    the last 7 days, ties by newest). The first page of the newest feed also carries the
+    pinned posts. With `drafts`, the caller's own drafts instead. Readers.
+    """
+    AddComment: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.AddCommentRequest, _content_service_pb2.AddCommentResponse]
+    """Comments on a post, or replies to a top-level comment (one level of threading). A
+    top-level comment on a question is an answer. Members, not muted.
+    """
+    UpdateComment: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UpdateCommentRequest, _content_service_pb2.UpdateCommentResponse]
+    """Changes a comment's body; refused when the etag is no longer current. The author."""
+    DeleteComment: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.DeleteCommentRequest, _content_service_pb2.DeleteCommentResponse]
+    """Deletes a comment: it keeps its place in the thread without its body. The author, or
+    moderators.
+    """
+    ListComments: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListCommentsRequest, _content_service_pb2.ListCommentsResponse]
+    """A post's top-level comments, or one comment's replies, oldest first. Readers."""
+    React: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ReactRequest, _content_service_pb2.ReactResponse]
+    """Adds the caller's reaction of one kind to a post or a comment (once per member and
+    kind: reacting again changes nothing). Members, not muted.
+    """
+    Unreact: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UnreactRequest, _content_service_pb2.UnreactResponse]
+    """Takes the caller's reaction of one kind back (taking back none changes nothing).
+    Members, not muted.
+    """
+    AcceptAnswer: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.AcceptAnswerRequest, _content_service_pb2.AcceptAnswerResponse]
+    """Accepts an answer to a question (AnswerAccepted; the answer's author earns points in
+    members). Accepting another answer unaccepts the previous one first. The asker, or
+    moderators.
+    """
+    UnacceptAnswer: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UnacceptAnswerRequest, _content_service_pb2.UnacceptAnswerResponse]
+    """Withdraws the accepted answer of a question (AnswerUnaccepted). The asker, or moderators."""
+    ListUnansweredQuestions: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListUnansweredQuestionsRequest, _content_service_pb2.ListUnansweredQuestionsResponse]
+    """Published questions nobody has answered yet, oldest first: what moderators help along.
+    Moderators.
+    """
     ExportMyData: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ExportMyDataRequest, _content_service_pb2.ExportMyDataResponse]
     """What this service holds about the caller in one community, as a JSON document with a
-    section per kind of record: its copy of the caller's standing and the posts they
-    wrote. Each service answers for its own records (members, content, events, billing,
-    analytics): a full export asks each. Anyone signed in, for their own data, member or
-    not (a former member too); platform operators for a named user.
+    section per kind of record: its copy of the caller's standing, the posts, revisions
+    and comments they wrote and their reactions. Each service answers for its own records
+    (members, content, events, billing, analytics): a full export asks each. Anyone signed
+    in, for their own data, member or not (a former member too); platform operators for a
+    named user.
     """
     EraseMyData: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.EraseMyDataRequest, _content_service_pb2.EraseMyDataResponse]
     """Erases what this service holds about the caller in one community, as it does on
-    members' MemberErased. The posts they wrote stay the community's, under no author:
-    a question keeps its answers and a thread its replies (delete a post first to remove
-    it). Anyone signed in, for their own data, in an archived community too; platform
-    operators for a named user.
+    members' MemberErased: their reactions go, and the posts and comments they wrote keep
+    their place in threads under no author (with `erase_text`, without their text too). A
+    question keeps its answers and a thread its replies. Anyone signed in, for their own
+    data, in an archived community too; platform operators for a named user.
     """
 
 @_typing.type_check_only
 class ContentServiceAsyncStub(ContentServiceStub):
-    """Posts, comments, learning paths and their moderation."""
+    """Posts, topics, comments, reactions and questions answered by peers."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateTopic: _aio.UnaryUnaryMultiCallable[_content_service_pb2.CreateTopicRequest, _content_service_pb2.CreateTopicResponse]  # type: ignore[assignment]
+    """Creates a topic (a channel) of a community. Admins and above."""
+    UpdateTopic: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UpdateTopicRequest, _content_service_pb2.UpdateTopicResponse]  # type: ignore[assignment]
+    """Changes the fields of a topic named in the mask; refused when the etag is no longer
+    current. Admins and above.
+    """
+    ListTopics: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListTopicsRequest, _content_service_pb2.ListTopicsResponse]  # type: ignore[assignment]
+    """Lists a community's topics, oldest first. Readers."""
     CreatePost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.CreatePostRequest, _content_service_pb2.CreatePostResponse]  # type: ignore[assignment]
-    """Publishes a post in a community."""
+    """Publishes a post, or saves it as a draft (visible to its author alone until
+    PublishPost). Members, not muted; a post carrying links also needs `post_links` once a
+    level names it.
+    """
     GetPost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.GetPostRequest, _content_service_pb2.GetPostResponse]  # type: ignore[assignment]
-    """Returns one post of a community."""
+    """Returns one post of a community. Readers see published posts; a draft only its author;
+    a deleted post its author and moderators.
+    """
+    UpdatePost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UpdatePostRequest, _content_service_pb2.UpdatePostResponse]  # type: ignore[assignment]
+    """Changes the fields of a post named in the mask, recording a revision (who, when, which
+    fields and what they held); refused when the etag is no longer current. The author.
+    """
+    ListPostRevisions: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListPostRevisionsRequest, _content_service_pb2.ListPostRevisionsResponse]  # type: ignore[assignment]
+    """The revisions of a post, newest first. The author and moderators."""
+    PublishPost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.PublishPostRequest, _content_service_pb2.PublishPostResponse]  # type: ignore[assignment]
+    """Makes a draft visible (PostCreated). The author."""
+    DeletePost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.DeletePostRequest, _content_service_pb2.DeletePostResponse]  # type: ignore[assignment]
+    """Hides a post from everyone but its author and moderators; its comments stay with it.
+    The author, or moderators.
+    """
+    RestorePost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.RestorePostRequest, _content_service_pb2.RestorePostResponse]  # type: ignore[assignment]
+    """Brings a deleted post back. Moderators."""
+    PinPost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.PinPostRequest, _content_service_pb2.PinPostResponse]  # type: ignore[assignment]
+    """Pins a published post to the top of the feeds (an announcement). Moderators."""
+    UnpinPost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UnpinPostRequest, _content_service_pb2.UnpinPostResponse]  # type: ignore[assignment]
+    """Unpins a post. Moderators."""
+    ListPosts: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListPostsRequest, _content_service_pb2.ListPostsResponse]  # type: ignore[assignment]
+    """A community's feed, or one topic's: newest first, or top (reactions + 2 x comments of
+    the last 7 days, ties by newest). The first page of the newest feed also carries the
+    pinned posts. With `drafts`, the caller's own drafts instead. Readers.
+    """
+    AddComment: _aio.UnaryUnaryMultiCallable[_content_service_pb2.AddCommentRequest, _content_service_pb2.AddCommentResponse]  # type: ignore[assignment]
+    """Comments on a post, or replies to a top-level comment (one level of threading). A
+    top-level comment on a question is an answer. Members, not muted.
+    """
+    UpdateComment: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UpdateCommentRequest, _content_service_pb2.UpdateCommentResponse]  # type: ignore[assignment]
+    """Changes a comment's body; refused when the etag is no longer current. The author."""
+    DeleteComment: _aio.UnaryUnaryMultiCallable[_content_service_pb2.DeleteCommentRequest, _content_service_pb2.DeleteCommentResponse]  # type: ignore[assignment]
+    """Deletes a comment: it keeps its place in the thread without its body. The author, or
+    moderators.
+    """
+    ListComments: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListCommentsRequest, _content_service_pb2.ListCommentsResponse]  # type: ignore[assignment]
+    """A post's top-level comments, or one comment's replies, oldest first. Readers."""
+    React: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ReactRequest, _content_service_pb2.ReactResponse]  # type: ignore[assignment]
+    """Adds the caller's reaction of one kind to a post or a comment (once per member and
+    kind: reacting again changes nothing). Members, not muted.
+    """
+    Unreact: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UnreactRequest, _content_service_pb2.UnreactResponse]  # type: ignore[assignment]
+    """Takes the caller's reaction of one kind back (taking back none changes nothing).
+    Members, not muted.
+    """
+    AcceptAnswer: _aio.UnaryUnaryMultiCallable[_content_service_pb2.AcceptAnswerRequest, _content_service_pb2.AcceptAnswerResponse]  # type: ignore[assignment]
+    """Accepts an answer to a question (AnswerAccepted; the answer's author earns points in
+    members). Accepting another answer unaccepts the previous one first. The asker, or
+    moderators.
+    """
+    UnacceptAnswer: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UnacceptAnswerRequest, _content_service_pb2.UnacceptAnswerResponse]  # type: ignore[assignment]
+    """Withdraws the accepted answer of a question (AnswerUnaccepted). The asker, or moderators."""
+    ListUnansweredQuestions: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListUnansweredQuestionsRequest, _content_service_pb2.ListUnansweredQuestionsResponse]  # type: ignore[assignment]
+    """Published questions nobody has answered yet, oldest first: what moderators help along.
+    Moderators.
+    """
     ExportMyData: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ExportMyDataRequest, _content_service_pb2.ExportMyDataResponse]  # type: ignore[assignment]
     """What this service holds about the caller in one community, as a JSON document with a
-    section per kind of record: its copy of the caller's standing and the posts they
-    wrote. Each service answers for its own records (members, content, events, billing,
-    analytics): a full export asks each. Anyone signed in, for their own data, member or
-    not (a former member too); platform operators for a named user.
+    section per kind of record: its copy of the caller's standing, the posts, revisions
+    and comments they wrote and their reactions. Each service answers for its own records
+    (members, content, events, billing, analytics): a full export asks each. Anyone signed
+    in, for their own data, member or not (a former member too); platform operators for a
+    named user.
     """
     EraseMyData: _aio.UnaryUnaryMultiCallable[_content_service_pb2.EraseMyDataRequest, _content_service_pb2.EraseMyDataResponse]  # type: ignore[assignment]
     """Erases what this service holds about the caller in one community, as it does on
-    members' MemberErased. The posts they wrote stay the community's, under no author:
-    a question keeps its answers and a thread its replies (delete a post first to remove
-    it). Anyone signed in, for their own data, in an archived community too; platform
-    operators for a named user.
+    members' MemberErased: their reactions go, and the posts and comments they wrote keep
+    their place in threads under no author (with `erase_text`, without their text too). A
+    question keeps its answers and a thread its replies. Anyone signed in, for their own
+    data, in an archived community too; platform operators for a named user.
     """
 
 class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Posts, comments, learning paths and their moderation."""
+    """Posts, topics, comments, reactions and questions answered by peers."""
+
+    @_abc_1.abstractmethod
+    def CreateTopic(
+        self,
+        request: _content_service_pb2.CreateTopicRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.CreateTopicResponse, _abc.Awaitable[_content_service_pb2.CreateTopicResponse]]:
+        """Creates a topic (a channel) of a community. Admins and above."""
+
+    @_abc_1.abstractmethod
+    def UpdateTopic(
+        self,
+        request: _content_service_pb2.UpdateTopicRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.UpdateTopicResponse, _abc.Awaitable[_content_service_pb2.UpdateTopicResponse]]:
+        """Changes the fields of a topic named in the mask; refused when the etag is no longer
+        current. Admins and above.
+        """
+
+    @_abc_1.abstractmethod
+    def ListTopics(
+        self,
+        request: _content_service_pb2.ListTopicsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListTopicsResponse, _abc.Awaitable[_content_service_pb2.ListTopicsResponse]]:
+        """Lists a community's topics, oldest first. Readers."""
 
     @_abc_1.abstractmethod
     def CreatePost(
@@ -85,7 +247,10 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _content_service_pb2.CreatePostRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.CreatePostResponse, _abc.Awaitable[_content_service_pb2.CreatePostResponse]]:
-        """Publishes a post in a community."""
+        """Publishes a post, or saves it as a draft (visible to its author alone until
+        PublishPost). Members, not muted; a post carrying links also needs `post_links` once a
+        level names it.
+        """
 
     @_abc_1.abstractmethod
     def GetPost(
@@ -93,7 +258,165 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _content_service_pb2.GetPostRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.GetPostResponse, _abc.Awaitable[_content_service_pb2.GetPostResponse]]:
-        """Returns one post of a community."""
+        """Returns one post of a community. Readers see published posts; a draft only its author;
+        a deleted post its author and moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdatePost(
+        self,
+        request: _content_service_pb2.UpdatePostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.UpdatePostResponse, _abc.Awaitable[_content_service_pb2.UpdatePostResponse]]:
+        """Changes the fields of a post named in the mask, recording a revision (who, when, which
+        fields and what they held); refused when the etag is no longer current. The author.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPostRevisions(
+        self,
+        request: _content_service_pb2.ListPostRevisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListPostRevisionsResponse, _abc.Awaitable[_content_service_pb2.ListPostRevisionsResponse]]:
+        """The revisions of a post, newest first. The author and moderators."""
+
+    @_abc_1.abstractmethod
+    def PublishPost(
+        self,
+        request: _content_service_pb2.PublishPostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.PublishPostResponse, _abc.Awaitable[_content_service_pb2.PublishPostResponse]]:
+        """Makes a draft visible (PostCreated). The author."""
+
+    @_abc_1.abstractmethod
+    def DeletePost(
+        self,
+        request: _content_service_pb2.DeletePostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.DeletePostResponse, _abc.Awaitable[_content_service_pb2.DeletePostResponse]]:
+        """Hides a post from everyone but its author and moderators; its comments stay with it.
+        The author, or moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def RestorePost(
+        self,
+        request: _content_service_pb2.RestorePostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.RestorePostResponse, _abc.Awaitable[_content_service_pb2.RestorePostResponse]]:
+        """Brings a deleted post back. Moderators."""
+
+    @_abc_1.abstractmethod
+    def PinPost(
+        self,
+        request: _content_service_pb2.PinPostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.PinPostResponse, _abc.Awaitable[_content_service_pb2.PinPostResponse]]:
+        """Pins a published post to the top of the feeds (an announcement). Moderators."""
+
+    @_abc_1.abstractmethod
+    def UnpinPost(
+        self,
+        request: _content_service_pb2.UnpinPostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.UnpinPostResponse, _abc.Awaitable[_content_service_pb2.UnpinPostResponse]]:
+        """Unpins a post. Moderators."""
+
+    @_abc_1.abstractmethod
+    def ListPosts(
+        self,
+        request: _content_service_pb2.ListPostsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListPostsResponse, _abc.Awaitable[_content_service_pb2.ListPostsResponse]]:
+        """A community's feed, or one topic's: newest first, or top (reactions + 2 x comments of
+        the last 7 days, ties by newest). The first page of the newest feed also carries the
+        pinned posts. With `drafts`, the caller's own drafts instead. Readers.
+        """
+
+    @_abc_1.abstractmethod
+    def AddComment(
+        self,
+        request: _content_service_pb2.AddCommentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.AddCommentResponse, _abc.Awaitable[_content_service_pb2.AddCommentResponse]]:
+        """Comments on a post, or replies to a top-level comment (one level of threading). A
+        top-level comment on a question is an answer. Members, not muted.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateComment(
+        self,
+        request: _content_service_pb2.UpdateCommentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.UpdateCommentResponse, _abc.Awaitable[_content_service_pb2.UpdateCommentResponse]]:
+        """Changes a comment's body; refused when the etag is no longer current. The author."""
+
+    @_abc_1.abstractmethod
+    def DeleteComment(
+        self,
+        request: _content_service_pb2.DeleteCommentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.DeleteCommentResponse, _abc.Awaitable[_content_service_pb2.DeleteCommentResponse]]:
+        """Deletes a comment: it keeps its place in the thread without its body. The author, or
+        moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def ListComments(
+        self,
+        request: _content_service_pb2.ListCommentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListCommentsResponse, _abc.Awaitable[_content_service_pb2.ListCommentsResponse]]:
+        """A post's top-level comments, or one comment's replies, oldest first. Readers."""
+
+    @_abc_1.abstractmethod
+    def React(
+        self,
+        request: _content_service_pb2.ReactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ReactResponse, _abc.Awaitable[_content_service_pb2.ReactResponse]]:
+        """Adds the caller's reaction of one kind to a post or a comment (once per member and
+        kind: reacting again changes nothing). Members, not muted.
+        """
+
+    @_abc_1.abstractmethod
+    def Unreact(
+        self,
+        request: _content_service_pb2.UnreactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.UnreactResponse, _abc.Awaitable[_content_service_pb2.UnreactResponse]]:
+        """Takes the caller's reaction of one kind back (taking back none changes nothing).
+        Members, not muted.
+        """
+
+    @_abc_1.abstractmethod
+    def AcceptAnswer(
+        self,
+        request: _content_service_pb2.AcceptAnswerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.AcceptAnswerResponse, _abc.Awaitable[_content_service_pb2.AcceptAnswerResponse]]:
+        """Accepts an answer to a question (AnswerAccepted; the answer's author earns points in
+        members). Accepting another answer unaccepts the previous one first. The asker, or
+        moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def UnacceptAnswer(
+        self,
+        request: _content_service_pb2.UnacceptAnswerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.UnacceptAnswerResponse, _abc.Awaitable[_content_service_pb2.UnacceptAnswerResponse]]:
+        """Withdraws the accepted answer of a question (AnswerUnaccepted). The asker, or moderators."""
+
+    @_abc_1.abstractmethod
+    def ListUnansweredQuestions(
+        self,
+        request: _content_service_pb2.ListUnansweredQuestionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListUnansweredQuestionsResponse, _abc.Awaitable[_content_service_pb2.ListUnansweredQuestionsResponse]]:
+        """Published questions nobody has answered yet, oldest first: what moderators help along.
+        Moderators.
+        """
 
     @_abc_1.abstractmethod
     def ExportMyData(
@@ -102,10 +425,11 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.ExportMyDataResponse, _abc.Awaitable[_content_service_pb2.ExportMyDataResponse]]:
         """What this service holds about the caller in one community, as a JSON document with a
-        section per kind of record: its copy of the caller's standing and the posts they
-        wrote. Each service answers for its own records (members, content, events, billing,
-        analytics): a full export asks each. Anyone signed in, for their own data, member or
-        not (a former member too); platform operators for a named user.
+        section per kind of record: its copy of the caller's standing, the posts, revisions
+        and comments they wrote and their reactions. Each service answers for its own records
+        (members, content, events, billing, analytics): a full export asks each. Anyone signed
+        in, for their own data, member or not (a former member too); platform operators for a
+        named user.
         """
 
     @_abc_1.abstractmethod
@@ -115,10 +439,10 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.EraseMyDataResponse, _abc.Awaitable[_content_service_pb2.EraseMyDataResponse]]:
         """Erases what this service holds about the caller in one community, as it does on
-        members' MemberErased. The posts they wrote stay the community's, under no author:
-        a question keeps its answers and a thread its replies (delete a post first to remove
-        it). Anyone signed in, for their own data, in an archived community too; platform
-        operators for a named user.
+        members' MemberErased: their reactions go, and the posts and comments they wrote keep
+        their place in threads under no author (with `erase_text`, without their text too). A
+        question keeps its answers and a thread its replies. Anyone signed in, for their own
+        data, in an archived community too; platform operators for a named user.
         """
 
 def add_ContentServiceServicer_to_server(servicer: ContentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

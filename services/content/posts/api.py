@@ -1,0 +1,414 @@
+"""gRPC handlers for posts: writing, editing, publishing, deleting, pinning and the feeds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.content.posts import domain
+from services.content.posts.events import PostEvents
+from services.content.posts.fields import check_post_fields
+from services.content.posts.messages import (
+    media_from_proto,
+    post_to_proto,
+    present,
+    revision_to_proto,
+)
+from services.content.posts.store import PostRepository
+from services.content.topics.store import TopicRepository
+from services.kit.access import Access, Role, Standing
+from services.kit.auth import Identity, current_identity
+from services.kit.database import Database
+from services.kit.errors import InvalidArgument, NotFound, PermissionDenied
+from services.kit.idempotency import IdempotentWriter
+from services.kit.paging import page_of, read_page
+from services.kit.validation import Violations, is_uuid
+from studyhall.content.v1 import content_service_pb2 as pb
+
+# The "top" feed counts reactions and comments of this window.
+TOP_WINDOW = timedelta(days=7)
+_CREATE_FIELDS = ("title", "summary", "body", "url", "tags", "topic_id", "media")
+
+
+class PostsApi:
+    def __init__(self, database: Database, access: Access, writer: IdempotentWriter) -> None:
+        self.database = database
+        self.access = access
+        self.writer = writer
+
+    async def CreatePost(
+        self, request: pb.CreatePostRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreatePostResponse:
+        caller = current_identity()
+        problems = Violations()
+        problems.enum("kind", request.kind, domain.PostKind, "PostKind", required=True)
+        check_post_fields(problems, request, _CREATE_FIELDS)
+        if request.kind in domain.PostKind._value2member_map_:
+            shape = domain.shape_problems(domain.PostKind(request.kind), request.body, request.url)
+            for field_name, problem in shape.items():
+                problems.add(field_name, problem)
+        problems.raise_if_any()
+        kind = domain.PostKind(request.kind)
+        what = "saving a draft" if request.draft else "publishing a post"
+        await self.access.require_voice(request.community_id, caller, what)
+        await self.access.require_writable(request.community_id, caller, what)
+        media = [media_from_proto(item) for item in request.media]
+        if domain.carries_links(request.url, request.body, request.summary) or media:
+            await self._require_links(request.community_id, caller)
+
+        async def create(session: AsyncSession) -> pb.CreatePostResponse:
+            await _check_topic(session, request.community_id, request.topic_id, "topic_id")
+            post = domain.new_post(
+                community_id=request.community_id,
+                author_user_id=caller.user_id,
+                kind=kind,
+                title=request.title,
+                body=request.body,
+                url=request.url,
+                tags=list(request.tags),
+                summary=request.summary,
+                topic_id=request.topic_id,
+                media=media,
+                draft=request.draft,
+            )
+            await PostRepository(session).add(post)
+            if post.visible:
+                await PostEvents(session).created(post)
+            return pb.CreatePostResponse(post=post_to_proto(post))
+
+        return await self.writer.write(caller.user_id, request, pb.CreatePostResponse, create)
+
+    async def GetPost(
+        self, request: pb.GetPostRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPostResponse:
+        caller = current_identity()
+        problems = Violations()
+        problems.uuid("post_id", request.post_id)
+        problems.raise_if_any()
+        standing = await self.access.require_reader(request.community_id, caller)
+        async with self.database.read() as session:
+            post = await PostRepository(session).get(request.community_id, request.post_id)
+            if post is None or not post.visible_to(caller.user_id, _moderates(standing, caller)):
+                # Looked up within the community: another community's post is simply not found.
+                raise post_not_found(request.post_id, request.community_id)
+            [shown] = await present(session, [post])
+        return pb.GetPostResponse(post=shown)
+
+    async def UpdatePost(
+        self, request: pb.UpdatePostRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdatePostResponse:
+        caller = current_identity()
+        paths = sorted(set(request.update_mask.paths))
+        problems = Violations()
+        problems.uuid("post_id", request.post_id)
+        if not paths:
+            problems.add("update_mask", "name at least one field to change")
+        for path in paths:
+            if path not in domain.UPDATABLE:
+                problems.add("update_mask", f"{path!r} cannot be changed; use {domain.UPDATABLE}")
+        check_post_fields(problems, request.post, paths, prefix="post.")
+        problems.raise_if_any()
+        changes: dict[str, Any] = {
+            path: (
+                [media_from_proto(item) for item in request.post.media]
+                if path == "media"
+                else list(request.post.tags)
+                if path == "tags"
+                else getattr(request.post, path)
+            )
+            for path in paths
+        }
+        await self.access.require_role(request.community_id, caller, Role.MEMBER, "editing a post")
+        await self.access.require_writable(request.community_id, caller, "editing a post")
+        new = request.post
+        if domain.carries_links(
+            new.url if "url" in paths else "",
+            *(getattr(new, path) for path in ("body", "summary") if path in paths),
+        ) or ("media" in paths and new.media):
+            await self._require_links(request.community_id, caller)
+
+        async def edit(session: AsyncSession) -> pb.UpdatePostResponse:
+            posts = PostRepository(session)
+            post = await self._own_post(session, request.community_id, request.post_id, caller)
+            if "topic_id" in changes:
+                await _check_topic(session, post.community_id, changes["topic_id"], "post.topic_id")
+            number = await posts.revision_count(post.id) + 1
+            now = datetime.now(UTC)
+            edited, revision = domain.edit(post, changes, caller.user_id, request.etag, now, number)
+            if revision is not None:
+                await posts.save(edited)
+                await posts.add_revision(revision)
+                if edited.visible:
+                    await PostEvents(session).updated(
+                        edited, caller.user_id, revision.changed_fields
+                    )
+            [shown] = await present(session, [edited])
+            return pb.UpdatePostResponse(post=shown)
+
+        return await self.writer.write(caller.user_id, request, pb.UpdatePostResponse, edit)
+
+    async def ListPostRevisions(
+        self, request: pb.ListPostRevisionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPostRevisionsResponse:
+        caller = current_identity()
+        problems = Violations()
+        problems.uuid("post_id", request.post_id)
+        page = read_page(problems, request, ["revisions", request.post_id], numeric=True)
+        problems.raise_if_any()
+        standing = await self.access.require_reader(request.community_id, caller)
+        async with self.database.read() as session:
+            posts = PostRepository(session)
+            post = await posts.get(request.community_id, request.post_id)
+            if post is None or not post.visible_to(caller.user_id, _moderates(standing, caller)):
+                raise post_not_found(request.post_id, request.community_id)
+            if post.author_user_id != caller.user_id:
+                await self.access.require_role(
+                    request.community_id,
+                    caller,
+                    Role.MODERATOR,
+                    "reading the revisions of another member's post",
+                )
+            found = await posts.revisions(post.id, page.after_number, page.size + 1)
+        revisions, token = page_of(found, page, lambda r: (r.edited_at, str(r.number)))
+        return pb.ListPostRevisionsResponse(
+            revisions=[revision_to_proto(revision) for revision in revisions],
+            next_page_token=token,
+        )
+
+    async def PublishPost(
+        self, request: pb.PublishPostRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PublishPostResponse:
+        caller = current_identity()
+        await self.access.require_voice(request.community_id, caller, "publishing a post")
+        await self.access.require_writable(request.community_id, caller, "publishing a post")
+        async with self.database.read() as session:
+            draft = await self._own_post(session, request.community_id, request.post_id, caller)
+        if domain.carries_links(draft.url, draft.body, draft.summary) or draft.media:
+            await self._require_links(request.community_id, caller)
+
+        async def publish(session: AsyncSession) -> pb.PublishPostResponse:
+            post = await self._own_post(session, request.community_id, request.post_id, caller)
+            published = domain.publish(post, datetime.now(UTC))
+            await PostRepository(session).save(published)
+            await PostEvents(session).created(published)
+            [shown] = await present(session, [published])
+            return pb.PublishPostResponse(post=shown)
+
+        return await self.writer.write(caller.user_id, request, pb.PublishPostResponse, publish)
+
+    async def DeletePost(
+        self, request: pb.DeletePostRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeletePostResponse:
+        caller = current_identity()
+        await self.access.require_reader(request.community_id, caller)
+        async with self.database.read() as session:
+            found = await PostRepository(session).get(request.community_id, request.post_id)
+        if found is None or (found.state is domain.PostState.DRAFT and not _mine(found, caller)):
+            raise post_not_found(request.post_id, request.community_id)
+        if found.author_user_id != caller.user_id:
+            # Whether the post is already deleted is for those who may delete it to learn.
+            await self.access.require_role(
+                request.community_id, caller, Role.MODERATOR, "deleting another member's post"
+            )
+        await self.access.require_writable(request.community_id, caller, "deleting a post")
+
+        async def delete(session: AsyncSession) -> pb.DeletePostResponse:
+            post = await _post_for_update(session, request.community_id, request.post_id)
+            was_visible = post.visible
+            deleted = domain.delete(post, caller.user_id, datetime.now(UTC))
+            await PostRepository(session).save(deleted)
+            if was_visible:
+                events = PostEvents(session)
+                await events.deleted(deleted)
+                # The question is gone: what its accepted answer earned goes back.
+                await events.acceptance_ended_with(deleted, caller.user_id)
+            [shown] = await present(session, [deleted])
+            return pb.DeletePostResponse(post=shown)
+
+        return await self.writer.write(caller.user_id, request, pb.DeletePostResponse, delete)
+
+    async def RestorePost(
+        self, request: pb.RestorePostRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RestorePostResponse:
+        caller = current_identity()
+        await self.access.require_role(
+            request.community_id, caller, Role.MODERATOR, "restoring a post"
+        )
+        await self.access.require_writable(request.community_id, caller, "restoring a post")
+
+        async def restore(session: AsyncSession) -> pb.RestorePostResponse:
+            post = await _post_for_update(session, request.community_id, request.post_id)
+            if post.state is domain.PostState.DRAFT:
+                # A moderator never sees another member's drafts.
+                raise post_not_found(request.post_id, request.community_id)
+            restored = domain.restore(post)
+            await PostRepository(session).save(restored)
+            if restored.visible:
+                events = PostEvents(session)
+                now = datetime.now(UTC)
+                await events.restored(restored, caller.user_id, now)
+                await events.acceptance_resumed_with(restored, caller.user_id)
+            [shown] = await present(session, [restored])
+            return pb.RestorePostResponse(post=shown)
+
+        return await self.writer.write(caller.user_id, request, pb.RestorePostResponse, restore)
+
+    async def PinPost(
+        self, request: pb.PinPostRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PinPostResponse:
+        caller = current_identity()
+        await self.access.require_role(
+            request.community_id, caller, Role.MODERATOR, "pinning a post"
+        )
+        await self.access.require_writable(request.community_id, caller, "pinning a post")
+
+        async def pin(session: AsyncSession) -> pb.PinPostResponse:
+            post = await _visible_for_update(session, request.community_id, request.post_id)
+            pinned = domain.pin(post, datetime.now(UTC))
+            await PostRepository(session).save(pinned)
+            await PostEvents(session).pinned(pinned, caller.user_id)
+            [shown] = await present(session, [pinned])
+            return pb.PinPostResponse(post=shown)
+
+        return await self.writer.write(caller.user_id, request, pb.PinPostResponse, pin)
+
+    async def UnpinPost(
+        self, request: pb.UnpinPostRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UnpinPostResponse:
+        caller = current_identity()
+        await self.access.require_role(
+            request.community_id, caller, Role.MODERATOR, "unpinning a post"
+        )
+        await self.access.require_writable(request.community_id, caller, "unpinning a post")
+
+        async def unpin(session: AsyncSession) -> pb.UnpinPostResponse:
+            post = await _visible_for_update(session, request.community_id, request.post_id)
+            unpinned = domain.unpin(post)
+            await PostRepository(session).save(unpinned)
+            await PostEvents(session).unpinned(unpinned, caller.user_id, datetime.now(UTC))
+            [shown] = await present(session, [unpinned])
+            return pb.UnpinPostResponse(post=shown)
+
+        return await self.writer.write(caller.user_id, request, pb.UnpinPostResponse, unpin)
+
+    async def ListPosts(
+        self, request: pb.ListPostsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListPostsResponse:
+        caller = current_identity()
+        problems = Violations()
+        problems.enum("order", request.order, pb.FeedOrder.values(), "FeedOrder")
+        top = request.order == pb.FEED_ORDER_TOP
+        if request.drafts and (top or request.topic_id):
+            problems.add("drafts", "lists the caller's drafts newest first: no order or topic")
+        query = ["posts", request.community_id, request.topic_id, str(int(request.order))]
+        if request.drafts:
+            query = ["drafts", request.community_id, caller.user_id]
+        page = read_page(problems, request, query)
+        top_after = _top_position(problems, page.after) if top else None
+        problems.raise_if_any()
+        await self.access.require_reader(request.community_id, caller)
+        topic_id = request.topic_id or None
+        pinned: list[domain.Post] = []
+        async with self.database.read() as session:
+            posts = PostRepository(session)
+            if request.drafts:
+                found = await posts.drafts(
+                    request.community_id, caller.user_id, page.after, page.size + 1
+                )
+                listed, token = page_of(found, page, lambda post: (post.created_at, post.id))
+            elif top:
+                since = datetime.now(UTC) - TOP_WINDOW
+                scored = await posts.top(
+                    request.community_id, topic_id, since, top_after, page.size + 1
+                )
+                page_items, token = page_of(scored, page, _top_token_position)
+                listed = [post for post, _score in page_items]
+            else:
+                if not request.page_token:
+                    pinned = await posts.pinned(request.community_id, topic_id)
+                found = await posts.newest(
+                    request.community_id, topic_id, page.after, page.size + 1
+                )
+                listed, token = page_of(found, page, _published_position)
+            shown = await present(session, [*pinned, *listed])
+        return pb.ListPostsResponse(
+            pinned=shown[: len(pinned)], posts=shown[len(pinned) :], next_page_token=token
+        )
+
+    async def _own_post(
+        self, session: AsyncSession, community_id: str, post_id: str, caller: Identity
+    ) -> domain.Post:
+        """The caller's post, locked for the change (operators act on anyone's)."""
+        post = await PostRepository(session).get(community_id, post_id, for_update=True)
+        if post is None or not (caller.operator or post.visible_to(caller.user_id, False)):
+            raise post_not_found(post_id, community_id)
+        if post.author_user_id != caller.user_id and not caller.operator:
+            raise PermissionDenied(f"only its author may change post {post_id}")
+        return post
+
+    async def _require_links(self, community_id: str, caller: Identity) -> None:
+        await self.access.require_privilege(
+            community_id, caller, "post_links", "posting links", open_until_gated=True
+        )
+
+
+def post_not_found(post_id: str, community_id: str) -> NotFound:
+    return NotFound(f"post {post_id} not found in community {community_id}")
+
+
+async def _post_for_update(session: AsyncSession, community_id: str, post_id: str) -> domain.Post:
+    post = await PostRepository(session).get(community_id, post_id, for_update=True)
+    if post is None:
+        raise post_not_found(post_id, community_id)
+    return post
+
+
+async def _visible_for_update(
+    session: AsyncSession, community_id: str, post_id: str
+) -> domain.Post:
+    post = await _post_for_update(session, community_id, post_id)
+    if post.state is domain.PostState.DRAFT:
+        raise post_not_found(post_id, community_id)
+    return post
+
+
+async def _check_topic(session: AsyncSession, community_id: str, topic_id: str, field: str) -> None:
+    if topic_id and await TopicRepository(session).get(community_id, topic_id) is None:
+        raise InvalidArgument.field(field, f"names no topic of community {community_id}")
+
+
+def _mine(post: domain.Post, caller: Identity) -> bool:
+    return caller.operator or post.author_user_id == caller.user_id
+
+
+def _moderates(standing: Standing, caller: Identity) -> bool:
+    return caller.operator or (standing.role is not None and standing.role >= Role.MODERATOR)
+
+
+def _published_position(post: domain.Post) -> tuple[datetime, str]:
+    assert post.published_at is not None
+    return post.published_at, post.id
+
+
+def _top_token_position(item: tuple[domain.Post, int]) -> tuple[datetime, str]:
+    post, score = item
+    assert post.published_at is not None
+    return post.published_at, f"{score}:{post.id}"
+
+
+def _top_position(
+    problems: Violations, after: tuple[datetime, str] | None
+) -> tuple[int, datetime, str] | None:
+    """The (score, published, id) a top-feed token holds; a token that does not hold one
+    goes to `problems`."""
+    if after is None:
+        return None
+    published, item = after
+    score, _, post_id = item.partition(":")
+    if not (score.isascii() and score.isdigit() and len(score) <= 15 and is_uuid(post_id)):
+        problems.add("page_token", "is not a token this query returned; start without it")
+        return None
+    return int(score), published, post_id
