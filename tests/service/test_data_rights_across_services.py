@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from services.content.app import SPEC as CONTENT
 from services.content.settings import ContentSettings
@@ -169,3 +170,43 @@ async def test_an_erasure_decided_in_members_reaches_content_through_the_bus(
         assert exported["posts"] == []
         # Content's copy of her standing, as members left it: gone from the community.
         assert exported["standing"]["active"] is False
+
+
+async def test_erasing_with_erase_text_blanks_what_one_wrote_and_its_history(
+    content: RunningService,
+) -> None:
+    community_id = str(uuid.uuid4())
+    await grant(content, community_id, "cy", Role.MEMBER)
+    await grant(content, community_id, "mo", Role.MODERATOR)
+    posts = content_grpc.ContentServiceStub(content.channel)
+    post_id = await _post(content, community_id, "cy", "My address is 1 Main St")
+    await posts.UpdatePost(
+        content_pb.UpdatePostRequest(
+            community_id=community_id,
+            post_id=post_id,
+            post=content_pb.Post(body="Moved: call me on 555-0100"),
+            update_mask=FieldMask(paths=["body"]),
+        ),
+        metadata=content.auth("cy"),
+    )
+
+    await posts.EraseMyData(
+        content_pb.EraseMyDataRequest(community_id=community_id, confirm=True, erase_text=True),
+        metadata=content.auth("cy"),
+    )
+
+    kept = (
+        await posts.GetPost(
+            content_pb.GetPostRequest(community_id=community_id, post_id=post_id),
+            metadata=content.auth("mo"),
+        )
+    ).post
+    assert (kept.author_user_id, kept.title, kept.body) == ("", "", "")
+    history = await posts.ListPostRevisions(
+        content_pb.ListPostRevisionsRequest(community_id=community_id, post_id=post_id),
+        metadata=content.auth("mo"),
+    )
+    [revision] = history.revisions
+    assert revision.editor_user_id == ""
+    assert "555" not in str(revision)
+    assert "Main St" not in str(revision)
