@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import os
 import signal
 import socket
@@ -39,15 +38,21 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
-from sqlalchemy import func, select
 
-from bench.support import CpuMeter, Latency, machine_facts
+from bench.support import (
+    BROKER,
+    Method,
+    Result,
+    drain,
+    machine_facts,
+    offer_calls,
+    wait_serving,
+)
 from services.kit.auth import LocalSigner, TokenVerifier
 from services.kit.database import Database
 from services.kit.migrations import migrate
@@ -65,39 +70,8 @@ from tests.harness.servers import (
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "services" / "members" / "store" / "migrations"
 JOIN = "/studyhall.members.v1.MembersService/JoinCommunity"
-BROKER = "nats-server"
 # JoinCommunity's rate as a share of the raw echo's.
 TARGET = 0.5
-
-
-@dataclass
-class Result:
-    rate: float
-    latency: Latency
-    errors: int
-    # Cores kept busy: by each named process, by the whole machine and by the calling client
-    # (this process).
-    cores_by_process: dict[str, float]
-    busy_cores: float
-    client_cores: float
-    # Joins only: outbox rows unpublished when the load stopped, and how long they took.
-    backlog: int = 0
-    drain_seconds: float = 0.0
-
-    def per_call_ms(self, cores: float) -> float:
-        """CPU milliseconds per answered call of something that kept `cores` busy."""
-        return cores / max(self.rate, 1e-9) * 1000
-
-    @property
-    def cpu_by_process(self) -> dict[str, float]:
-        return {name: self.per_call_ms(cores) for name, cores in self.cores_by_process.items()}
-
-    @property
-    def server_cpu_ms(self) -> float:
-        """The servers' CPU per call: nats-server is listed by process but not counted."""
-        return self.per_call_ms(
-            sum(cores for name, cores in self.cores_by_process.items() if name != BROKER)
-        )
 
 
 def free_port() -> int:
@@ -176,20 +150,6 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise SystemExit(f"nothing listens on {port} after {timeout:.0f}s")
 
 
-async def wait_serving(port: int) -> None:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        for _ in range(600):
-            with contextlib.suppress(grpc.RpcError):
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            await asyncio.sleep(0.1)
-    raise SystemExit("members never became SERVING")
-
-
 async def offer_joins(
     ports: list[int],
     server_pids: dict[str, int],
@@ -205,75 +165,18 @@ async def offer_joins(
 
     The echo verifies nothing, so it may go round the same tokens (`reuse_tokens`): only the
     joins need a user of their own per call."""
-    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for port in ports]
-    try:
-        calls = [
-            channel.unary_unary(
-                JOIN,
-                request_serializer=pb.JoinCommunityRequest.SerializeToString,
-                response_deserializer=pb.JoinCommunityResponse.FromString,
-            )
-            for channel in channels
-        ]
-        request = pb.JoinCommunityRequest(community_id=community_id)
-        # Warm up the connections and the servers' first-call paths with users of their own.
-        for number, token in enumerate(tokens[:100]):
-            await calls[number % len(calls)](
-                request, metadata=(("authorization", f"Bearer {token}"),), timeout=10
-            )
-        pending = itertools.cycle(tokens[100:]) if reuse_tokens else iter(tokens[100:])
-        latencies: list[float] = []
-        errors = 0
-        deadline = time.perf_counter() + seconds
-
-        async def client(call: Any) -> None:
-            nonlocal errors
-            for token in pending:
-                if time.perf_counter() >= deadline:
-                    return
-                started = time.perf_counter()
-                try:
-                    await call(
-                        request, metadata=(("authorization", f"Bearer {token}"),), timeout=10
-                    )
-                except grpc.RpcError:
-                    errors += 1
-                    continue
-                latencies.append(time.perf_counter() - started)
-
-        started = time.perf_counter()
-        meter = CpuMeter(dict(server_pids))
-        await asyncio.gather(*(client(calls[n % len(calls)]) for n in range(concurrency)))
-        elapsed = time.perf_counter() - started
-        use = meter.stop()
-    finally:
-        for channel in channels:
-            await channel.close()
-    if not reuse_tokens and len(latencies) + errors >= len(tokens) - 100:
-        raise SystemExit("ran out of pre-signed users: raise --users")
-    return Result(
-        len(latencies) / elapsed,
-        Latency.of(latencies),
-        errors,
-        cores_by_process=use.others,
-        busy_cores=use.machine,
-        client_cores=use.python,
+    request = pb.JoinCommunityRequest(community_id=community_id)
+    return await offer_calls(
+        ports,
+        server_pids,
+        Method(JOIN, pb.JoinCommunityRequest, pb.JoinCommunityResponse),
+        lambda: request,
+        tokens,
+        seconds,
+        concurrency,
+        reuse_tokens=reuse_tokens,
+        exhausted="ran out of pre-signed users: raise --users",
     )
-
-
-async def outbox_backlog(url: str) -> int:
-    """Events committed but not yet published by the relay."""
-    database = Database(url)
-    try:
-        async with database.read() as session:
-            return int(
-                await session.scalar(
-                    select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
-                )
-                or 0
-            )
-    finally:
-        await database.close()
 
 
 # ---- the baseline: a bare grpc.aio server ---------------------------------------------------
@@ -413,7 +316,7 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
                     offer_joins(ports, pids, big, share, options.seconds, options.concurrency)
                 )
                 used += result.latency.count + result.errors + 100
-                result.backlog, result.drain_seconds = drain(database_url)
+                result.backlog, result.drain_seconds = drain(database_url, outbox)
                 join_rates.append(result)
                 if spy is not None:
                     spy.wait()
@@ -480,23 +383,11 @@ def start_members(
             )
         )
         wait_for_port(port, child)
-        asyncio.run(wait_serving(port))
+        asyncio.run(wait_serving(port, "members"))
         pids[name] = child.pid
         if mode == "serve":
             api_ports.append(port)
     return pids, api_ports
-
-
-def drain(database_url: str, timeout: float = 300) -> tuple[int, float]:
-    """(events waiting in the outbox when the load stopped, seconds until none were)."""
-    started = time.perf_counter()
-    backlog = left = asyncio.run(outbox_backlog(database_url))
-    while left and time.perf_counter() - started < timeout:
-        time.sleep(0.2)
-        left = asyncio.run(outbox_backlog(database_url))
-    if left:
-        raise SystemExit(f"{left} events still unpublished {timeout:.0f} s after the load")
-    return backlog, time.perf_counter() - started
 
 
 def report(

@@ -1,10 +1,14 @@
-"""Small helpers shared by the benchmarks: percentiles, CPU accounting, machine facts and a
-profile summary. Nothing here touches the services."""
+"""Small helpers shared by the benchmarks: percentiles, CPU accounting, offering calls to
+gRPC servers, waiting on a service process (its health, its outbox), machine facts and a
+profile summary. Nothing here knows a service's domain: methods and tables are handed in."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import cProfile
 import io
+import itertools
 import os
 import platform
 import pstats
@@ -12,9 +16,17 @@ import resource
 import subprocess
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import Table, func, select
+
+from services.kit.database import Database
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -116,6 +128,172 @@ class CpuMeter:
             others={name: (others1[name] - others0[name]) / wall for name in self.others},
             machine=machine,
         )
+
+
+# --------------------------------------------------------------------------------------------
+# A service process under load: when it serves, when its outbox has drained
+# --------------------------------------------------------------------------------------------
+
+
+BROKER = "nats-server"
+
+
+@dataclass
+class Result:
+    rate: float
+    latency: Latency
+    errors: int
+    # Cores kept busy: by each named process, by the whole machine and by the calling client
+    # (this process).
+    cores_by_process: dict[str, float]
+    busy_cores: float
+    client_cores: float
+    # A service with an outbox: rows unpublished when the load stopped, and how long they
+    # took to publish.
+    backlog: int = 0
+    drain_seconds: float = 0.0
+
+    def per_call_ms(self, cores: float) -> float:
+        """CPU milliseconds per answered call of something that kept `cores` busy."""
+        return cores / max(self.rate, 1e-9) * 1000
+
+    @property
+    def cpu_by_process(self) -> dict[str, float]:
+        return {name: self.per_call_ms(cores) for name, cores in self.cores_by_process.items()}
+
+    @property
+    def server_cpu_ms(self) -> float:
+        """The servers' CPU per call: nats-server is listed by process but not counted."""
+        return self.per_call_ms(
+            sum(cores for name, cores in self.cores_by_process.items() if name != BROKER)
+        )
+
+
+@dataclass(frozen=True)
+class Method:
+    """A unary method by its path, with its request and response types."""
+
+    path: str
+    request: type[Message]
+    response: type[Message]
+
+
+async def offer_calls(
+    ports: list[int],
+    server_pids: dict[str, int],
+    method: Method,
+    request_for: Callable[[], Message],
+    tokens: list[str],
+    seconds: float,
+    concurrency: int,
+    *,
+    reuse_tokens: bool = False,
+    answered: Callable[[Any], None] | None = None,
+    exhausted: str = "ran out of pre-signed tokens",
+) -> Result:
+    """Calls of `method`, `concurrency` in flight, for `seconds`, spread evenly over the
+    servers listening on `ports` (as a Kubernetes Service spreads them); each call carries
+    the next of `tokens` (the first 100 warm up the connections and the servers' first-call
+    paths), and `answered` sees every reply. With `reuse_tokens` the calls go round the
+    tokens; otherwise running out of them stops the run with `exhausted`."""
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for port in ports]
+    try:
+        calls = [
+            channel.unary_unary(
+                method.path,
+                request_serializer=method.request.SerializeToString,
+                response_deserializer=method.response.FromString,
+            )
+            for channel in channels
+        ]
+        for number, token in enumerate(tokens[:100]):
+            reply = await calls[number % len(calls)](
+                request_for(), metadata=(("authorization", f"Bearer {token}"),), timeout=10
+            )
+            if answered is not None:
+                answered(reply)
+        pending = itertools.cycle(tokens[100:]) if reuse_tokens else iter(tokens[100:])
+        latencies: list[float] = []
+        errors = 0
+        deadline = time.perf_counter() + seconds
+
+        async def client(call: Any) -> None:
+            nonlocal errors
+            for token in pending:
+                if time.perf_counter() >= deadline:
+                    return
+                started = time.perf_counter()
+                try:
+                    reply = await call(
+                        request_for(),
+                        metadata=(("authorization", f"Bearer {token}"),),
+                        timeout=10,
+                    )
+                except grpc.RpcError:
+                    errors += 1
+                    continue
+                latencies.append(time.perf_counter() - started)
+                if answered is not None:
+                    answered(reply)
+
+        started = time.perf_counter()
+        meter = CpuMeter(dict(server_pids))
+        await asyncio.gather(*(client(calls[n % len(calls)]) for n in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        use = meter.stop()
+    finally:
+        for channel in channels:
+            await channel.close()
+    if not reuse_tokens and len(latencies) + errors >= len(tokens) - 100:
+        raise SystemExit(exhausted)
+    return Result(
+        len(latencies) / elapsed,
+        Latency.of(latencies),
+        errors,
+        cores_by_process=use.others,
+        busy_cores=use.machine,
+        client_cores=use.python,
+    )
+
+
+async def wait_serving(port: int, name: str) -> None:
+    """Until the gRPC health service on `port` says SERVING (`name` for the message)."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for _ in range(600):
+            with contextlib.suppress(grpc.RpcError):
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"{name} never became SERVING")
+
+
+async def outbox_backlog(url: str, outbox: Table) -> int:
+    """Events committed but not yet published by the relay."""
+    database = Database(url)
+    try:
+        async with database.read() as session:
+            return int(
+                await session.scalar(
+                    select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+                )
+                or 0
+            )
+    finally:
+        await database.close()
+
+
+def drain(database_url: str, outbox: Table, timeout: float = 300) -> tuple[int, float]:
+    """(events waiting in the outbox when the load stopped, seconds until none were)."""
+    started = time.perf_counter()
+    backlog = left = asyncio.run(outbox_backlog(database_url, outbox))
+    while left and time.perf_counter() - started < timeout:
+        time.sleep(0.2)
+        left = asyncio.run(outbox_backlog(database_url, outbox))
+    if left:
+        raise SystemExit(f"{left} events still unpublished {timeout:.0f} s after the load")
+    return backlog, time.perf_counter() - started
 
 
 # --------------------------------------------------------------------------------------------

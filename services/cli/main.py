@@ -31,6 +31,7 @@ from services.cli.common import (
     stub,
     timestamp,
 )
+from services.cli.content import content_app
 from services.cli.endpoints import SERVICES, CliError, Endpoints, data_dir
 from services.cli.members import community_app, member_app
 from services.cli.profiles import personas_app
@@ -40,13 +41,10 @@ from studyhall.analytics.v1 import analytics_service_pb2 as analytics_pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as analytics_grpc
 from studyhall.billing.v1 import billing_service_pb2 as billing_pb
 from studyhall.billing.v1 import billing_service_pb2_grpc as billing_grpc
-from studyhall.content.v1 import content_service_pb2 as content_pb
-from studyhall.content.v1 import content_service_pb2_grpc as content_grpc
 from studyhall.events.v1 import activities_service_pb2 as events_pb
 from studyhall.events.v1 import activities_service_pb2_grpc as events_grpc
 
 app = typer.Typer(help="Studyhall: run the platform locally and operate it.", no_args_is_help=True)
-post_app = typer.Typer(help="Posts of a community.", no_args_is_help=True)
 activity_app = typer.Typer(help="Activities of a community.", no_args_is_help=True)
 product_app = typer.Typer(help="Products of a community.", no_args_is_help=True)
 dlq_app = typer.Typer(
@@ -54,11 +52,11 @@ dlq_app = typer.Typer(
 )
 app.add_typer(community_app, name="community")
 app.add_typer(member_app, name="member")
-app.add_typer(post_app, name="post")
 app.add_typer(activity_app, name="activity")
 app.add_typer(product_app, name="product")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(recognition_app)
+app.add_typer(content_app)
 app.add_typer(personas_app)
 app.add_typer(care_app, name="care")
 
@@ -128,48 +126,6 @@ def health() -> None:
     out.print(table)
     if not healthy:
         raise typer.Exit(1)
-
-
-@post_app.command("create")
-def post_create(
-    community_id: str,
-    title: Annotated[str, typer.Option()],
-    kind: Annotated[
-        str, typer.Option(help="article, video, audio, link, resource or question.")
-    ] = "article",
-    body: str = "",
-    url: str = "",
-    tag: Annotated[list[str] | None, typer.Option(help="Repeat for several tags.")] = None,
-    request_id: RequestId = "",
-    as_user: AsUser = None,
-) -> None:
-    """Publish a post in a community; prints its id."""
-    request = content_pb.CreatePostRequest(
-        request_id=request_id or str(uuid.uuid4()),
-        community_id=community_id,
-        kind=enum_option(content_pb.PostKind, "POST_KIND_", kind),  # type: ignore[arg-type]
-        title=title,
-        body=body,
-        url=url,
-        tags=tag or [],
-    )
-    with stub("content", content_grpc.ContentServiceStub) as client:
-        reply = call(client.CreatePost, request, metadata(as_user))
-    typer.echo(reply.post.id)
-
-
-@post_app.command("show")
-def post_show(
-    community_id: str, post_id: str, as_user: AsUser = None, as_json: AsJson = False
-) -> None:
-    """Show a post."""
-    with stub("content", content_grpc.ContentServiceStub) as client:
-        reply = call(
-            client.GetPost,
-            content_pb.GetPostRequest(community_id=community_id, post_id=post_id),
-            metadata(as_user),
-        )
-    show(reply.post, as_json, "post")
 
 
 @activity_app.command("create")

@@ -500,6 +500,86 @@ def test_moderators_run_a_community_from_the_cli(platform: Platform) -> None:
     assert "PERMISSION_DENIED" in refused.stderr
 
 
+def test_a_question_is_asked_answered_and_accepted_from_the_cli(platform: Platform) -> None:
+    created = platform.cli(
+        "community", "create", "--name", "Python Q&A", "--topic", "python", "--as", "ada"
+    )
+    assert created.returncode == 0, created.stderr
+    community_id = created.stdout.strip()
+    joined = platform.cli("member", "join", community_id, "--as", "ben")
+    assert joined.returncode == 0, joined.stderr
+
+    def once_content_knows(*args: str) -> subprocess.CompletedProcess[str]:
+        # Content learns the community and its members from members' events; until then
+        # it answers NOT_FOUND or PERMISSION_DENIED. A fixed request id keeps retries single.
+        request_id = uuid.uuid4().hex
+        for _ in range(100):
+            done = platform.cli(*args, "--request-id", request_id)
+            if done.returncode == 0 or not (
+                "NOT_FOUND" in done.stderr or "PERMISSION_DENIED" in done.stderr
+            ):
+                return done
+            time.sleep(0.2)
+        return done
+
+    topic = once_content_knows("topic", "create", community_id, "--name", "asyncio", "--as", "ada")
+    assert topic.returncode == 0, topic.stderr
+    topic_id = topic.stdout.strip()
+    asked = platform.cli(
+        "post",
+        "create",
+        community_id,
+        "--kind",
+        "question",
+        "--title",
+        "Why does gather swallow my exception?",
+        "--body",
+        "One task fails and the others keep running.",
+        "--topic",
+        topic_id,
+        "--tag",
+        "asyncio",
+        "--as",
+        "ada",
+    )
+    assert asked.returncode == 0, asked.stderr
+    question_id = asked.stdout.strip()
+    answered = once_content_knows(
+        "comment",
+        "add",
+        community_id,
+        question_id,
+        "--body",
+        "Use a TaskGroup: the first failure cancels the rest.",
+        "--as",
+        "ben",
+    )
+    assert answered.returncode == 0, answered.stderr
+    answer_id = answered.stdout.strip()
+    accepted = platform.cli("accept", community_id, question_id, answer_id, "--as", "ada", "--json")
+    assert accepted.returncode == 0, accepted.stderr
+    assert json.loads(accepted.stdout)["accepted_answer_id"] == answer_id
+
+    feed = platform.cli("feed", community_id, "--topic", topic_id, "--as", "ben", "--json")
+    assert feed.returncode == 0, feed.stderr
+    [post] = json.loads(feed.stdout)["posts"]
+    assert (post["id"], post["kind"], post["topic_id"]) == (
+        question_id,
+        "POST_KIND_QUESTION",
+        topic_id,
+    )
+    assert post["accepted_answer_id"] == answer_id
+    assert post["comment_count"] == "1"
+    thread = platform.cli("comment", "list", community_id, question_id, "--as", "ada", "--json")
+    assert thread.returncode == 0, thread.stderr
+    [answer] = json.loads(thread.stdout)["comments"]
+    assert (answer["author_user_id"], answer["is_answer"], answer["accepted"]) == (
+        "ben",
+        True,
+        True,
+    )
+
+
 def test_cli_reports_status_and_exits_non_zero_on_bad_input(platform: Platform) -> None:
     result = platform.cli("community", "create", "--name", "", "--topic", "", "--as", "kai")
     assert result.returncode == 1
