@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import grpc
 
+from services.content.calendar.api import CalendarApi
+from services.content.calendar.publishing import PUBLISH, publisher
 from services.content.discussion import data as discussion_data
 from services.content.discussion.answers_api import AnswersApi
 from services.content.discussion.comments_api import CommentsApi
@@ -13,12 +16,14 @@ from services.content.discussion.reactions_api import ReactionsApi
 from services.content.posts import data as posts_data
 from services.content.posts.api import PostsApi
 from services.content.settings import ContentSettings
-from services.content.store.tables import access, idempotency_keys, inbox, outbox
+from services.content.store.tables import access, idempotency_keys, inbox, outbox, scheduled_jobs
 from services.content.topics.api import TopicsApi
 from services.kit.access import Access, StandingData, access_subscription
 from services.kit.data_rights import DataHolder, erasure_subscription
 from services.kit.data_rights_api import DataRightsApi
+from services.kit.grouped_writes import GroupedWriter
 from services.kit.idempotency import IdempotentWriter
+from services.kit.schedule import Handler
 from services.kit.service import Dependencies, ServiceSpec, run
 from services.kit.servicers import compose
 from services.kit.settings import load_settings
@@ -37,7 +42,11 @@ ERASE_TEXT = (posts_data.erase_post_text, discussion_data.erase_comment_text)
 def register(server: grpc.aio.Server, deps: Dependencies) -> None:
     database = deps.database
     checks = Access("content", database, access, deps.redis)
-    writer = IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
+    # Content's writes arrive in bursts of small transactions: those that arrive together
+    # commit together (docs/decisions/0011).
+    writer = GroupedWriter(
+        IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
+    )
     servicer = compose(
         pb_grpc.ContentServiceServicer,
         SERVICE,
@@ -46,9 +55,19 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         CommentsApi(database, checks, writer),
         ReactionsApi(database, checks, writer),
         AnswersApi(database, checks, writer),
+        CalendarApi(database, checks, writer, scheduled=_waker(deps)),
         DataRightsApi(database, writer, HOLDERS, pb, on_request={"erase_text": ERASE_TEXT}),
     )
     pb_grpc.add_ContentServiceServicer_to_server(servicer, server)
+
+
+def _waker(deps: Dependencies) -> Callable[[], None]:
+    scheduler = deps.scheduler
+    return scheduler.wake if scheduler is not None else lambda: None
+
+
+def jobs(deps: Dependencies) -> Mapping[str, Handler]:
+    return {PUBLISH: publisher(Access("content", deps.database, access, deps.redis))}
 
 
 SPEC = ServiceSpec(
@@ -62,6 +81,8 @@ SPEC = ServiceSpec(
         access_subscription("content", access),
         erasure_subscription("content", HOLDERS),
     ],
+    schedule=scheduled_jobs,
+    jobs=jobs,
 )
 
 

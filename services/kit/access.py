@@ -77,6 +77,8 @@ def access_tables(metadata: MetaData) -> AccessTables:
             Column("visibility", Integer, nullable=False),
             Column("version", BigInteger, nullable=False),
             Column("archived", Boolean, nullable=False, server_default=false()),
+            # The community's IANA time zone; empty: UTC.
+            Column("time_zone", String(64), nullable=False, server_default=""),
         ),
         roles=Table(
             "access_roles",
@@ -185,35 +187,46 @@ class Access:
         return standing
 
     async def require_role(
-        self, community_id: str, caller: Identity, minimum: Role, what: str
+        self,
+        community_id: str,
+        caller: Identity,
+        minimum: Role,
+        what: str,
+        *,
+        writable: bool = False,
     ) -> Standing:
-        # Operators skip the role, never the existence: a mistyped id must not create records.
+        """`minimum` or a higher role; `writable`: in a community that is not archived too,
+        checked after the role (one read of the standing for both)."""
         standing = await self.require_reader(community_id, caller)
-        if caller.operator:
-            return standing
-        if standing.role is None or standing.role < minimum:
+        # Operators skip the role, never the existence: a mistyped id must not create records.
+        if not caller.operator and (standing.role is None or standing.role < minimum):
             held = standing.role.name.lower() if standing.role else "not a member"
             raise PermissionDenied(
                 f"{what} needs the {minimum.name.lower()} role or higher in community "
                 f"{community_id}; you are {held}"
             )
+        if writable:
+            check_writable(community_id, standing, what)
         return standing
 
-    async def require_voice(self, community_id: str, caller: Identity, what: str) -> None:
-        """A member who is not muted: the right to post and comment."""
+    async def require_voice(
+        self, community_id: str, caller: Identity, what: str, *, writable: bool = False
+    ) -> Standing:
+        """A member who is not muted: the right to post and comment. `writable`: in a
+        community that is not archived too, checked after the mute."""
         standing = await self.require_role(community_id, caller, Role.MEMBER, what)
         if standing.muted() and not caller.operator:
             until = datetime.fromtimestamp(standing.muted_until, UTC)
             shown = "until lifted" if until.year >= 9999 else f"until {until:%Y-%m-%d %H:%M} UTC"
             raise PermissionDenied(f"you are muted in community {community_id} {shown}")
+        if writable:
+            check_writable(community_id, standing, what)
+        return standing
 
     async def require_writable(self, community_id: str, caller: Identity, what: str) -> Standing:
         """An archived community is read-only: nothing in it changes, for anyone."""
         standing = await self.require_reader(community_id, caller)
-        if standing.archived:
-            raise FailedPrecondition(
-                f"community {community_id} is archived: it is read-only, so {what} is refused"
-            )
+        check_writable(community_id, standing, what)
         return standing
 
     async def require_privilege(
@@ -262,30 +275,44 @@ class Access:
             )
         return standing
 
+    async def time_zone(self, community_id: str) -> str:
+        """The community's IANA time zone as members last said; empty for UTC."""
+        table = self.tables.communities
+        async with self.database.read() as session:
+            zone = await session.scalar(
+                select(table.c.time_zone).where(table.c.community_id == community_id)
+            )
+        return str(zone or "")
+
     async def _load(self, session: AsyncSession, community_id: str, user_id: str) -> Standing:
         communities, roles, levels = self.tables.communities, self.tables.roles, self.tables.levels
-        community = (
+        # One statement: the community, its levels and the caller's active role, if any.
+        row = (
             await session.execute(
-                select(communities.c.visibility, communities.c.archived, levels.c.privileges)
+                select(
+                    communities.c.visibility,
+                    communities.c.archived,
+                    levels.c.privileges,
+                    roles.c.role,
+                    roles.c.muted_until,
+                    roles.c.level,
+                )
                 .outerjoin(levels, levels.c.community_id == communities.c.community_id)
+                .outerjoin(
+                    roles,
+                    (roles.c.community_id == communities.c.community_id)
+                    & (roles.c.user_id == user_id)
+                    & roles.c.active.is_(True),
+                )
                 .where(communities.c.community_id == community_id)
             )
         ).first()
-        if community is None:
-            return Standing(known=False)
-        unlocked: list[list[str]] = list(community.privileges or [])
-        gated = frozenset(name for names in unlocked for name in names)
-        row = (
-            await session.execute(
-                select(roles.c.role, roles.c.muted_until, roles.c.level).where(
-                    roles.c.community_id == community_id,
-                    roles.c.user_id == user_id,
-                    roles.c.active.is_(True),
-                )
-            )
-        ).first()
-        visibility, archived = int(community.visibility), bool(community.archived)
         if row is None:
+            return Standing(known=False)
+        unlocked: list[list[str]] = list(row.privileges or [])
+        gated = frozenset(name for names in unlocked for name in names)
+        visibility, archived = int(row.visibility), bool(row.archived)
+        if row.role is None:
             return Standing(True, visibility, archived=archived, gated=gated)
         muted = utc(row.muted_until).timestamp() if row.muted_until else 0.0
         held = frozenset(name for names in unlocked[: int(row.level)] for name in names)
@@ -354,6 +381,7 @@ def access_subscription(service: str, tables: AccessTables) -> Subscription:
                         "community_id": event.community_id,
                         "visibility": int(event.visibility),
                         "version": event.version,
+                        "time_zone": event.time_zone,
                     }
                 )
                 continue
@@ -397,6 +425,14 @@ def access_subscription(service: str, tables: AccessTables) -> Subscription:
         ),
         apply=apply,
     )
+
+
+def check_writable(community_id: str, standing: Standing, what: str) -> None:
+    """An archived community is read-only: nothing in it changes, for anyone."""
+    if standing.archived:
+        raise FailedPrecondition(
+            f"community {community_id} is archived: it is read-only, so {what} is refused"
+        )
 
 
 def _not_found(community_id: str) -> NotFound:

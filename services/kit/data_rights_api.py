@@ -24,7 +24,7 @@ from services.kit.auth import Identity, current_identity
 from services.kit.data_rights import DataHolder, Eraser
 from services.kit.database import Database
 from services.kit.errors import PermissionDenied
-from services.kit.idempotency import IdempotentWriter
+from services.kit.grouped_writes import Writer
 from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
 
@@ -42,7 +42,7 @@ class DataRightsApi:
     def __init__(
         self,
         database: Database,
-        writer: IdempotentWriter,
+        writer: Writer,
         holders: Sequence[DataHolder],
         messages: DataRightsMessages,
         on_request: Mapping[str, Sequence[Eraser]] | None = None,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from services.kit.database import Database
 from services.kit.events.consumer import Consumer, Subscription
 from services.kit.events.relay import Relay
 from services.kit.migrations import migrate
+from services.kit.schedule import Handler, Scheduler
 from services.kit.server import GrpcServer, Lifecycle, PortInUse
 from services.kit.settings import ServiceSettings, env_name
 from services.kit.telemetry import MetricsPortInUse, Telemetry, setup_telemetry
@@ -52,6 +53,7 @@ class Dependencies:
     consumers: list[Consumer] = field(default_factory=list)
     # Started after migrations succeed, cancelled at shutdown.
     background: list[Worker] = field(default_factory=list)
+    scheduler: Scheduler | None = None
 
     def notify_outbox(self) -> None:
         """Tell an in-process relay that new outbox rows were committed."""
@@ -73,6 +75,10 @@ class ServiceSpec:
     # Builds what the handlers and the subscriptions share, in every mode (a `consume`
     # process registers no servicers but its subscriptions may need the same parts).
     prepare: Callable[[Dependencies], None] = lambda deps: None
+    # Time-driven work (services/kit/schedule.py): the service's jobs table and the handler
+    # of each kind of job, built per process; every serving replica runs the scheduler.
+    schedule: Table | None = None
+    jobs: Callable[[Dependencies], Mapping[str, Handler]] | None = None
 
 
 def build_dependencies(spec: ServiceSpec, settings: ServiceSettings) -> Dependencies:
@@ -113,6 +119,10 @@ def build_dependencies(spec: ServiceSpec, settings: ServiceSettings) -> Dependen
             )
             for subscription in spec.subscriptions(deps)
         ]
+    if spec.schedule is not None and spec.jobs is not None:
+        deps.scheduler = Scheduler(
+            spec.name, database, spec.schedule, spec.jobs(deps), on_commit=deps.notify_outbox
+        )
     spec.prepare(deps)
     return deps
 
@@ -127,6 +137,8 @@ def workers(deps: Dependencies, mode: str) -> list[Worker]:
         chosen.append(deps.relay.run)
     if mode == "consume" or (mode == "serve" and settings.consumers == "embedded"):
         chosen.extend(consumer.run for consumer in deps.consumers)
+    if mode == "serve" and deps.scheduler is not None:
+        chosen.append(deps.scheduler.run)
     return chosen
 
 

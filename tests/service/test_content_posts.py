@@ -440,7 +440,7 @@ async def test_bad_posts_are_refused_naming_the_field_and_change_nothing(
     here = await Community(content).setup()
     before = await snapshot(content, metadata)
     details = await refused(
-        here.post(**fields) if "kind" in fields else here.post(**fields),
+        here.post(**fields),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
     assert field in details

@@ -35,7 +35,6 @@ from services.kit.projection import upsert_newer
 from tests.support import rpcs_analytics, rpcs_billing, rpcs_content, rpcs_events
 from tests.support.access import PUBLIC, grant
 from tests.support.catalogue import (
-    record_fields,
     OPERATOR,
     STORES,
     Caller,
@@ -45,6 +44,7 @@ from tests.support.catalogue import (
     World,
     changed_tables,
     new_database,
+    record_fields,
     serve,
     snapshot,
 )

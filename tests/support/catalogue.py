@@ -71,7 +71,8 @@ class World:
     post_id: str = ""  # a published post of the owner's, with a revision, a comment, a like
     # Content: records of the owner's kept for calls that change or end one.
     topic_id: str = ""
-    draft_post_id: str = ""  # PublishPost
+    draft_post_id: str = ""  # SchedulePost, then PublishPost
+    scheduled_post_id: str = ""  # UnschedulePost
     doomed_post_id: str = ""  # DeletePost
     deleted_post_id: str = ""  # RestorePost
     pinned_post_id: str = ""  # UnpinPost

@@ -4,6 +4,7 @@ tests/support/catalogue.py)."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -69,6 +70,11 @@ def _comment(world: World, post_id: str, body: str = "Reviewing on day 3 helped 
     )
 
 
+def _in_a_month() -> str:
+    """A local time a month ahead (the world's community has no time zone: UTC)."""
+    return (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
+
+
 def _w(world: World) -> dict[str, str]:
     return {"request_id": new_id(), "community_id": world.community_id}
 
@@ -125,6 +131,33 @@ CATALOGUE: list[Rpc] = [
         CONTENT,
         "ListPostRevisions",
         lambda w: pb.ListPostRevisionsRequest(community_id=w.community_id, post_id=w.post_id),
+        Role.MODERATOR,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "SchedulePost",
+        lambda w: pb.SchedulePostRequest(
+            **_w(w), post_id=w.draft_post_id, local_time=_in_a_month()
+        ),
+        Role.MEMBER,
+        True,
+        authored=True,
+    ),
+    Rpc(
+        CONTENT,
+        "UnschedulePost",
+        lambda w: pb.UnschedulePostRequest(**_w(w), post_id=w.scheduled_post_id),
+        Role.MEMBER,
+        True,
+        authored=True,
+    ),
+    Rpc(
+        CONTENT,
+        "ListCalendar",
+        lambda w: pb.ListCalendarRequest(
+            community_id=w.community_id, start_date=datetime.now(UTC).date().isoformat()
+        ),
         Role.MODERATOR,
         False,
     ),
@@ -283,6 +316,14 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
         made["doomed_comment_id"] = await comment(made["post_id"], "Typo above.")
     if "draft_post_id" in wanted:
         made["draft_post_id"] = await post(_article(base, draft=True))
+    if "scheduled_post_id" in wanted:
+        made["scheduled_post_id"] = await post(_article(base, draft=True))
+        await call(
+            "SchedulePost",
+            pb.SchedulePostRequest(
+                **_w(base), post_id=made["scheduled_post_id"], local_time=_in_a_month()
+            ),
+        )
     if "doomed_post_id" in wanted:
         made["doomed_post_id"] = await post(_article(base))
     if "deleted_post_id" in wanted:

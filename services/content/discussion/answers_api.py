@@ -18,7 +18,7 @@ from services.content.posts.store import PostRepository
 from services.kit.access import Access, Role
 from services.kit.auth import Identity, current_identity
 from services.kit.database import Database
-from services.kit.idempotency import IdempotentWriter
+from services.kit.grouped_writes import Writer
 from services.kit.paging import page_of, read_page
 from services.kit.validation import Violations
 from studyhall.content.v1 import content_service_pb2 as pb
@@ -27,7 +27,7 @@ from studyhall.content.v1 import content_service_pb2 as pb
 class AnswersApi:
     """The accepted answer of a question, and the unanswered questions."""
 
-    def __init__(self, database: Database, access: Access, writer: IdempotentWriter) -> None:
+    def __init__(self, database: Database, access: Access, writer: Writer) -> None:
         self.database = database
         self.access = access
         self.writer = writer
@@ -154,8 +154,7 @@ class AnswersApi:
         community_id = question.community_id
         if not question.author_user_id or question.author_user_id != caller.user_id:
             await self.access.require_role(community_id, caller, Role.MODERATOR, for_another)
-        await self.access.require_voice(community_id, caller, what)
-        await self.access.require_writable(community_id, caller, what)
+        await self.access.require_voice(community_id, caller, what, writable=True)
 
 
 def _published(post: Post) -> tuple[datetime, str]:

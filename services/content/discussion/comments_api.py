@@ -19,7 +19,7 @@ from services.content.store.engagement import reaction_counts, reply_counts
 from services.kit.access import Access, Role
 from services.kit.auth import Identity, current_identity
 from services.kit.database import Database
-from services.kit.idempotency import IdempotentWriter
+from services.kit.grouped_writes import Writer
 from services.kit.paging import page_of, read_page
 from services.kit.validation import Violations
 from studyhall.content.v1 import content_service_pb2 as pb
@@ -28,7 +28,7 @@ from studyhall.content.v1 import content_service_pb2 as pb
 class CommentsApi:
     """Comments and replies: adding, editing and deleting them, and reading a thread."""
 
-    def __init__(self, database: Database, access: Access, writer: IdempotentWriter) -> None:
+    def __init__(self, database: Database, access: Access, writer: Writer) -> None:
         self.database = database
         self.access = access
         self.writer = writer
@@ -192,8 +192,7 @@ class CommentsApi:
 
     async def _may_speak(self, community_id: str, caller: Identity, what: str) -> bool:
         """A member, not muted, in a community that is not archived; whether they moderate."""
-        await self.access.require_voice(community_id, caller, what)
-        standing = await self.access.require_writable(community_id, caller, what)
+        standing = await self.access.require_voice(community_id, caller, what, writable=True)
         return domain.moderates(standing.role, caller.operator)
 
     async def _may_link(self, community_id: str, caller: Identity) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import IntEnum
 
-from services.content.posts.domain import Post, PostKind, PostState
+from services.content.posts.domain import Post, PostKind, PostState, post_not_found
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 
 BODY_MAX = 10_000
@@ -70,10 +70,6 @@ def body_problem(body: str) -> str | None:
     if len(kept) > BODY_MAX:
         return f"must be at most {BODY_MAX} characters (got {len(kept)})"
     return None
-
-
-def post_not_found(post_id: str, community_id: str) -> NotFound:
-    return NotFound(f"post {post_id} not found in community {community_id}")
 
 
 def comment_not_found(comment_id: str, community_id: str) -> NotFound:

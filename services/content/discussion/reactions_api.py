@@ -17,7 +17,7 @@ from services.kit.access import Access
 from services.kit.auth import Identity, current_identity
 from services.kit.database import Database
 from services.kit.errors import FailedPrecondition
-from services.kit.idempotency import IdempotentWriter
+from services.kit.grouped_writes import Writer
 from services.kit.validation import Violations
 from studyhall.content.v1 import content_service_pb2 as pb
 
@@ -27,7 +27,7 @@ Reaction = pb.ReactRequest | pb.UnreactRequest
 class ReactionsApi:
     """Reacting to a post or a comment, and taking the reaction back."""
 
-    def __init__(self, database: Database, access: Access, writer: IdempotentWriter) -> None:
+    def __init__(self, database: Database, access: Access, writer: Writer) -> None:
         self.database = database
         self.access = access
         self.writer = writer
@@ -81,8 +81,7 @@ class ReactionsApi:
 
     async def _may_react(self, community_id: str, caller: Identity, what: str) -> bool:
         """A member, not muted, in a community that is not archived; whether they moderate."""
-        await self.access.require_voice(community_id, caller, what)
-        standing = await self.access.require_writable(community_id, caller, what)
+        standing = await self.access.require_voice(community_id, caller, what, writable=True)
         return domain.moderates(standing.role, caller.operator)
 
 

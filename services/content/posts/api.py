@@ -9,6 +9,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.posts import domain
+from services.content.posts.domain import post_not_found
 from services.content.posts.events import PostEvents
 from services.content.posts.fields import check_post_fields
 from services.content.posts.messages import (
@@ -17,13 +18,14 @@ from services.content.posts.messages import (
     present,
     revision_to_proto,
 )
+from services.content.posts.ownership import own_post
 from services.content.posts.store import PostRepository
 from services.content.topics.store import TopicRepository
-from services.kit.access import Access, Role, Standing
+from services.kit.access import Access, Role, Standing, check_writable
 from services.kit.auth import Identity, current_identity
 from services.kit.database import Database
-from services.kit.errors import InvalidArgument, NotFound, PermissionDenied
-from services.kit.idempotency import IdempotentWriter
+from services.kit.errors import InvalidArgument
+from services.kit.grouped_writes import Writer
 from services.kit.paging import page_of, read_page
 from services.kit.validation import Violations, is_uuid
 from studyhall.content.v1 import content_service_pb2 as pb
@@ -34,7 +36,7 @@ _CREATE_FIELDS = ("title", "summary", "body", "url", "tags", "topic_id", "media"
 
 
 class PostsApi:
-    def __init__(self, database: Database, access: Access, writer: IdempotentWriter) -> None:
+    def __init__(self, database: Database, access: Access, writer: Writer) -> None:
         self.database = database
         self.access = access
         self.writer = writer
@@ -53,8 +55,7 @@ class PostsApi:
         problems.raise_if_any()
         kind = domain.PostKind(request.kind)
         what = "saving a draft" if request.draft else "publishing a post"
-        await self.access.require_voice(request.community_id, caller, what)
-        await self.access.require_writable(request.community_id, caller, what)
+        await self.access.require_voice(request.community_id, caller, what, writable=True)
         media = [media_from_proto(item) for item in request.media]
         if domain.carries_links(request.url, request.body, request.summary) or media:
             await self._require_links(request.community_id, caller)
@@ -121,8 +122,9 @@ class PostsApi:
             )
             for path in paths
         }
-        await self.access.require_role(request.community_id, caller, Role.MEMBER, "editing a post")
-        await self.access.require_writable(request.community_id, caller, "editing a post")
+        await self.access.require_role(
+            request.community_id, caller, Role.MEMBER, "editing a post", writable=True
+        )
         new = request.post
         if domain.carries_links(
             new.url if "url" in paths else "",
@@ -132,7 +134,7 @@ class PostsApi:
 
         async def edit(session: AsyncSession) -> pb.UpdatePostResponse:
             posts = PostRepository(session)
-            post = await self._own_post(session, request.community_id, request.post_id, caller)
+            post = await own_post(session, request.community_id, request.post_id, caller)
             if "topic_id" in changes:
                 await _check_topic(session, post.community_id, changes["topic_id"], "post.topic_id")
             number = await posts.revision_count(post.id) + 1
@@ -182,15 +184,16 @@ class PostsApi:
         self, request: pb.PublishPostRequest, context: grpc.aio.ServicerContext
     ) -> pb.PublishPostResponse:
         caller = current_identity()
-        await self.access.require_voice(request.community_id, caller, "publishing a post")
-        await self.access.require_writable(request.community_id, caller, "publishing a post")
+        await self.access.require_voice(
+            request.community_id, caller, "publishing a post", writable=True
+        )
         async with self.database.read() as session:
-            draft = await self._own_post(session, request.community_id, request.post_id, caller)
+            draft = await own_post(session, request.community_id, request.post_id, caller)
         if domain.carries_links(draft.url, draft.body, draft.summary) or draft.media:
             await self._require_links(request.community_id, caller)
 
         async def publish(session: AsyncSession) -> pb.PublishPostResponse:
-            post = await self._own_post(session, request.community_id, request.post_id, caller)
+            post = await own_post(session, request.community_id, request.post_id, caller)
             published = domain.publish(post, datetime.now(UTC))
             await PostRepository(session).save(published)
             await PostEvents(session).created(published)
@@ -203,7 +206,7 @@ class PostsApi:
         self, request: pb.DeletePostRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeletePostResponse:
         caller = current_identity()
-        await self.access.require_reader(request.community_id, caller)
+        standing = await self.access.require_reader(request.community_id, caller)
         async with self.database.read() as session:
             found = await PostRepository(session).get(request.community_id, request.post_id)
         if found is None or (found.state is domain.PostState.DRAFT and not _mine(found, caller)):
@@ -213,7 +216,7 @@ class PostsApi:
             await self.access.require_role(
                 request.community_id, caller, Role.MODERATOR, "deleting another member's post"
             )
-        await self.access.require_writable(request.community_id, caller, "deleting a post")
+        check_writable(request.community_id, standing, "deleting a post")
 
         async def delete(session: AsyncSession) -> pb.DeletePostResponse:
             post = await _post_for_update(session, request.community_id, request.post_id)
@@ -235,9 +238,8 @@ class PostsApi:
     ) -> pb.RestorePostResponse:
         caller = current_identity()
         await self.access.require_role(
-            request.community_id, caller, Role.MODERATOR, "restoring a post"
+            request.community_id, caller, Role.MODERATOR, "restoring a post", writable=True
         )
-        await self.access.require_writable(request.community_id, caller, "restoring a post")
 
         async def restore(session: AsyncSession) -> pb.RestorePostResponse:
             post = await _post_for_update(session, request.community_id, request.post_id)
@@ -261,9 +263,8 @@ class PostsApi:
     ) -> pb.PinPostResponse:
         caller = current_identity()
         await self.access.require_role(
-            request.community_id, caller, Role.MODERATOR, "pinning a post"
+            request.community_id, caller, Role.MODERATOR, "pinning a post", writable=True
         )
-        await self.access.require_writable(request.community_id, caller, "pinning a post")
 
         async def pin(session: AsyncSession) -> pb.PinPostResponse:
             post = await _visible_for_update(session, request.community_id, request.post_id)
@@ -280,9 +281,8 @@ class PostsApi:
     ) -> pb.UnpinPostResponse:
         caller = current_identity()
         await self.access.require_role(
-            request.community_id, caller, Role.MODERATOR, "unpinning a post"
+            request.community_id, caller, Role.MODERATOR, "unpinning a post", writable=True
         )
-        await self.access.require_writable(request.community_id, caller, "unpinning a post")
 
         async def unpin(session: AsyncSession) -> pb.UnpinPostResponse:
             post = await _visible_for_update(session, request.community_id, request.post_id)
@@ -338,25 +338,10 @@ class PostsApi:
             pinned=shown[: len(pinned)], posts=shown[len(pinned) :], next_page_token=token
         )
 
-    async def _own_post(
-        self, session: AsyncSession, community_id: str, post_id: str, caller: Identity
-    ) -> domain.Post:
-        """The caller's post, locked for the change (operators act on anyone's)."""
-        post = await PostRepository(session).get(community_id, post_id, for_update=True)
-        if post is None or not (caller.operator or post.visible_to(caller.user_id, False)):
-            raise post_not_found(post_id, community_id)
-        if post.author_user_id != caller.user_id and not caller.operator:
-            raise PermissionDenied(f"only its author may change post {post_id}")
-        return post
-
     async def _require_links(self, community_id: str, caller: Identity) -> None:
         await self.access.require_privilege(
             community_id, caller, "post_links", "posting links", open_until_gated=True
         )
-
-
-def post_not_found(post_id: str, community_id: str) -> NotFound:
-    return NotFound(f"post {post_id} not found in community {community_id}")
 
 
 async def _post_for_update(session: AsyncSession, community_id: str, post_id: str) -> domain.Post:

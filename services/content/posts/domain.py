@@ -11,7 +11,7 @@ from enum import IntEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from services.kit.errors import FailedPrecondition, InvalidArgument
+from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 
 
 class PostKind(IntEnum):
@@ -89,6 +89,10 @@ class Post:
     accepted_answer_id: str | None = None
     answer_count: int = 0
     first_answer_at: datetime | None = None
+    # A draft on the calendar: when it goes live; when it could not, and why.
+    scheduled_at: datetime | None = None
+    missed_at: datetime | None = None
+    missed_reason: str = ""
 
     @property
     def etag(self) -> str:
@@ -155,6 +159,12 @@ def new_post(
         state=PostState.DRAFT if draft else PostState.PUBLISHED,
         published_at=None if draft else now,
     )
+
+
+def post_not_found(post_id: str, community_id: str) -> NotFound:
+    """The one answer for a post that is not there for the caller: missing, in another
+    community, or someone else's draft."""
+    return NotFound(f"post {post_id} not found in community {community_id}")
 
 
 def check_etag(post: Post, etag: str) -> None:

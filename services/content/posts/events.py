@@ -101,6 +101,44 @@ class PostEvents:
             ),
         )
 
+    async def scheduled(self, post: Post) -> None:
+        assert post.scheduled_at is not None
+        await self._add(
+            post,
+            events.PostScheduled(
+                community_id=post.community_id,
+                post_id=post.id,
+                author_user_id=post.author_user_id,
+                scheduled_time=timestamp(post.scheduled_at),
+                version=post.version,
+            ),
+        )
+
+    async def unscheduled(self, post: Post) -> None:
+        await self._add(
+            post,
+            events.PostUnscheduled(
+                community_id=post.community_id,
+                post_id=post.id,
+                author_user_id=post.author_user_id,
+                version=post.version,
+            ),
+        )
+
+    async def missed(self, post: Post) -> None:
+        assert post.scheduled_at is not None
+        await self._add(
+            post,
+            events.PostMissed(
+                community_id=post.community_id,
+                post_id=post.id,
+                author_user_id=post.author_user_id,
+                scheduled_time=timestamp(post.scheduled_at),
+                reason=post.missed_reason,
+                version=post.version,
+            ),
+        )
+
     async def answer_accepted(
         self, question: Post, answer_id: str, answer_author: str, by: str, now: datetime
     ) -> None:

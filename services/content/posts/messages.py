@@ -64,6 +64,8 @@ def post_to_proto(
         accepted_answer_id=post.accepted_answer_id or "",
         first_answer_time=timestamp_or_none(post.first_answer_at),
         etag=post.etag,
+        scheduled_time=timestamp_or_none(post.scheduled_at),
+        missed_reason=post.missed_reason,
     )
 
 

@@ -221,6 +221,9 @@ def _values(post: Post) -> dict[str, Any]:
         "accepted_answer_id": post.accepted_answer_id,
         "answer_count": post.answer_count,
         "first_answer_at": post.first_answer_at,
+        "scheduled_at": post.scheduled_at,
+        "missed_at": post.missed_at,
+        "missed_reason": post.missed_reason,
     }
 
 
@@ -252,6 +255,9 @@ def post_from_row(row: Row[Any]) -> Post:
         accepted_answer_id=row.accepted_answer_id,
         answer_count=int(row.answer_count),
         first_answer_at=_utc_or_none(row.first_answer_at),
+        scheduled_at=_utc_or_none(row.scheduled_at),
+        missed_at=_utc_or_none(row.missed_at),
+        missed_reason=row.missed_reason,
     )
 
 

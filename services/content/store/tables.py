@@ -19,6 +19,7 @@ from services.kit.access import access_tables
 from services.kit.events.inbox import inbox_table
 from services.kit.events.outbox import outbox_table
 from services.kit.idempotency import idempotency_table
+from services.kit.schedule import schedule_table
 
 metadata = MetaData()
 
@@ -65,6 +66,10 @@ posts = Table(
     Column("accepted_answer_id", String(36), nullable=True),
     Column("answer_count", Integer, nullable=False, server_default="0"),
     Column("first_answer_at", DateTime(timezone=True), nullable=True),
+    # Calendar: when a draft is to go live; when it could not, and why.
+    Column("scheduled_at", DateTime(timezone=True), nullable=True),
+    Column("missed_at", DateTime(timezone=True), nullable=True),
+    Column("missed_reason", Text, nullable=False, server_default=""),
     # A community's feed reads its posts newest first.
     Index("ix_posts_community_created", "community_id", "created_at"),
     Index("ix_posts_feed", "community_id", "state", "published_at"),
@@ -74,6 +79,7 @@ posts = Table(
     Index("ix_posts_unanswered", "community_id", "kind", "answer_count", "published_at"),
     # A member's posts, for their export and erasure.
     Index("ix_posts_community_author", "community_id", "author_user_id"),
+    Index("ix_posts_calendar", "community_id", "scheduled_at"),
 )
 
 # Each edit of a post: what the changed fields held before it.
@@ -134,5 +140,7 @@ idempotency_keys = idempotency_table(metadata)
 outbox = outbox_table(metadata)
 
 inbox = inbox_table(metadata)
+# Work due at a time (scheduled publishes), run once by the kit's scheduler.
+scheduled_jobs = schedule_table(metadata)
 # The projection of members' roles this service authorizes calls with.
 access = access_tables(metadata)

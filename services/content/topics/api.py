@@ -15,7 +15,7 @@ from services.kit.access import Access, Role
 from services.kit.auth import current_identity
 from services.kit.database import Database
 from services.kit.errors import AlreadyExists, NotFound
-from services.kit.idempotency import IdempotentWriter
+from services.kit.grouped_writes import Writer
 from services.kit.paging import page_of, read_page
 from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
@@ -23,7 +23,7 @@ from studyhall.content.v1 import content_service_pb2 as pb
 
 
 class TopicsApi:
-    def __init__(self, database: Database, access: Access, writer: IdempotentWriter) -> None:
+    def __init__(self, database: Database, access: Access, writer: Writer) -> None:
         self.database = database
         self.access = access
         self.writer = writer
@@ -35,8 +35,9 @@ class TopicsApi:
         problems = Violations()
         _check_fields(problems, request.name, request.description, domain.UPDATABLE)
         problems.raise_if_any()
-        await self.access.require_role(request.community_id, caller, Role.ADMIN, "creating a topic")
-        await self.access.require_writable(request.community_id, caller, "creating a topic")
+        await self.access.require_role(
+            request.community_id, caller, Role.ADMIN, "creating a topic", writable=True
+        )
 
         async def create(session: AsyncSession) -> pb.CreateTopicResponse:
             topic = domain.new_topic(
@@ -69,8 +70,9 @@ class TopicsApi:
                 problems.add("update_mask", f"{path!r} cannot be changed; use {domain.UPDATABLE}")
         _check_fields(problems, request.topic.name, request.topic.description, paths, "topic.")
         problems.raise_if_any()
-        await self.access.require_role(request.community_id, caller, Role.ADMIN, "changing a topic")
-        await self.access.require_writable(request.community_id, caller, "changing a topic")
+        await self.access.require_role(
+            request.community_id, caller, Role.ADMIN, "changing a topic", writable=True
+        )
         changes: dict[str, Any] = {path: getattr(request.topic, path) for path in paths}
 
         async def change(session: AsyncSession) -> pb.UpdateTopicResponse:

@@ -4,7 +4,7 @@ A join is a few indexed reads and one or two writes; what it pays for is the tra
 around them: BEGIN, the commit that waits for the disk, and the driver's overhead per
 statement. Joins that arrive while a transaction is open wait for the next one, so under
 load one transaction and about six statements carry a whole group of joins, while a lone
-join still commits at once (decision 0011).
+join still commits at once (the kit's GroupCommitter, decision 0011).
 
 A group gives the same answers as its joins one by one: each is decided in arrival order
 against what the joins before it did, a refusal changes nothing, and when the transaction
@@ -13,20 +13,16 @@ itself fails every join in it is tried again alone, so one join's failure is its
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import Database
 from services.kit.errors import DomainError, FailedPrecondition, NotFound
+from services.kit.groups import GroupCommitter
 from services.kit.idempotency import (
     IdempotencyKey,
     IdempotentWriter,
@@ -45,12 +41,6 @@ from services.members.communities.store import (
 from studyhall.members.v1 import members_service_pb2 as pb
 
 METHOD = "JoinCommunity"
-# Bounds one transaction's statements (about ten parameters per join in the largest).
-MAX_GROUP = 128
-# How long the first join of a group waits for others under load, and how long without a
-# join counts as quiet, when a join commits at once.
-GATHER_SECONDS = 0.010
-QUIET_SECONDS = 0.05
 
 Pair = tuple[str, str]  # (community id, user id)
 
@@ -87,120 +77,34 @@ class JoinCommand:
         return (self.community_id, self.user_id)
 
 
-Outcome = pb.JoinCommunityResponse | BaseException
-
-
 class Joins:
-    """Takes join commands from concurrent callers and commits them in groups."""
+    """Takes join commands from concurrent callers and commits them in groups (the kit's
+    GroupCommitter); what is join-specific is how one group is read, decided and written."""
 
     def __init__(self, database: Database, idempotent: IdempotentWriter) -> None:
         self.database = database
         self.idempotent = idempotent
-        self._waiting: list[tuple[JoinCommand, asyncio.Future[pb.JoinCommunityResponse]]] = []
-        self._committer: asyncio.Task[None] | None = None
-        self._full = asyncio.Event()
-        self._last_arrival = float("-inf")
+        self.committer: GroupCommitter[JoinCommand, pb.JoinCommunityResponse] = GroupCommitter(
+            database, self._commit, on_commit=lambda: self.idempotent.on_commit()
+        )
 
     async def join(self, command: JoinCommand) -> pb.JoinCommunityResponse:
-        now = time.monotonic()
-        quiet = now - self._last_arrival > QUIET_SECONDS
-        self._last_arrival = now
-        future: asyncio.Future[pb.JoinCommunityResponse] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self._waiting.append((command, future))
-        if len(self._waiting) >= MAX_GROUP:
-            self._full.set()
-        if self._committer is None:
-            # An empty context: the committer serves many callers and belongs to no one's
-            # trace; each event carries its own caller's (JoinCommand.trace).
-            self._committer = asyncio.create_task(
-                self._commit_waiting(gather=not quiet), context=contextvars.Context()
-            )
-        return await future
+        return await self.committer.submit(command)
 
-    async def _commit_waiting(self, *, gather: bool) -> None:
-        try:
-            while self._waiting:
-                if gather:
-                    await self._gather()
-                # Whoever waits now came during a transaction: joins are arriving.
-                gather = True
-                group = [item for item in self._waiting[:MAX_GROUP] if not item[1].done()]
-                del self._waiting[:MAX_GROUP]
-                if group:
-                    await self._settle(group)
-        finally:
-            self._committer = None
-
-    async def _gather(self) -> None:
-        """Wait a moment for more joins to share the transaction.
-
-        The gRPC server takes in calls one at a time, each after the event loop's turn in
-        which the one before it was handled: under load joins arrive one after another
-        even when many callers wait, and without a wait none would ever find another to
-        share a transaction with. A join after a quiet spell does not wait (see `join`)."""
-        self._full.clear()
-        if len(self._waiting) >= MAX_GROUP:
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(GATHER_SECONDS):
-                await self._full.wait()
-
-    async def _settle(
-        self, group: list[tuple[JoinCommand, asyncio.Future[pb.JoinCommunityResponse]]]
-    ) -> None:
-        commands = [command for command, _ in group]
-        try:
-            outcomes = await self._commit(commands)
-        except asyncio.CancelledError:
-            for _, future in group:
-                future.cancel()
-            raise
-        except Exception as error:
-            if len(group) > 1:
-                # Whose join broke the transaction is unknown: each goes again on its own.
-                for item in group:
-                    await self._settle([item])
-                return
-            if isinstance(error, IntegrityError):
-                # A replica committed the same request id meanwhile: the retry replays it.
-                outcomes = await self._commit_or_error(commands)
-            else:
-                outcomes = [error]
-        committed = False
-        for (_, future), outcome in zip(group, outcomes, strict=True):
-            if future.done():
-                continue  # the caller gave up waiting; the join stands
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
-                committed = True
-        if committed:
-            self.idempotent.on_commit()
-
-    async def _commit_or_error(self, commands: list[JoinCommand]) -> list[Outcome]:
-        try:
-            return await self._commit(commands)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            return [error for _ in commands]
-
-    async def _commit(self, commands: list[JoinCommand]) -> list[Outcome]:
-        """Decide and store `commands` in one transaction; a refusal is returned in place of
-        its response and stores nothing."""
-        async with self.database.write() as session:
-            group = _Group(session, self.idempotent)
-            await group.read(commands)
-            outcomes: list[Outcome] = []
-            for command in commands:
-                try:
-                    outcomes.append(await group.decide(command))
-                except DomainError as refusal:
-                    outcomes.append(refusal)
-            await group.write()
+    async def _commit(
+        self, session: AsyncSession, commands: list[JoinCommand]
+    ) -> list[pb.JoinCommunityResponse | DomainError]:
+        """Decide and store `commands` in the group's transaction; a refusal is returned in
+        place of its response and stores nothing."""
+        group = _Group(session, self.idempotent)
+        await group.read(commands)
+        outcomes: list[pb.JoinCommunityResponse | DomainError] = []
+        for command in commands:
+            try:
+                outcomes.append(await group.decide(command))
+            except DomainError as refusal:
+                outcomes.append(refusal)
+        await group.write()
         return outcomes
 
 

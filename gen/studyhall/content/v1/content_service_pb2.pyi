@@ -116,6 +116,31 @@ FEED_ORDER_TOP: FeedOrder.ValueType  # 2
 """Reactions + 2 x comments of the last 7 days, highest first; ties by newest."""
 Global___FeedOrder: _TypeAlias = FeedOrder  # noqa: Y015
 
+class _CalendarStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CalendarStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CalendarStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CALENDAR_STATUS_UNSPECIFIED: _CalendarStatus.ValueType  # 0
+    CALENDAR_STATUS_PLANNED: _CalendarStatus.ValueType  # 1
+    """A draft scheduled to go live."""
+    CALENDAR_STATUS_PUBLISHED: _CalendarStatus.ValueType  # 2
+    """Visible in the community."""
+    CALENDAR_STATUS_MISSED: _CalendarStatus.ValueType  # 3
+    """Scheduled, and could not go live at its time."""
+
+class CalendarStatus(_CalendarStatus, metaclass=_CalendarStatusEnumTypeWrapper): ...
+
+CALENDAR_STATUS_UNSPECIFIED: CalendarStatus.ValueType  # 0
+CALENDAR_STATUS_PLANNED: CalendarStatus.ValueType  # 1
+"""A draft scheduled to go live."""
+CALENDAR_STATUS_PUBLISHED: CalendarStatus.ValueType  # 2
+"""Visible in the community."""
+CALENDAR_STATUS_MISSED: CalendarStatus.ValueType  # 3
+"""Scheduled, and could not go live at its time."""
+Global___CalendarStatus: _TypeAlias = CalendarStatus  # noqa: Y015
+
 @_typing.final
 class Topic(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -241,6 +266,8 @@ class Post(_message.Message):
     ACCEPTED_ANSWER_ID_FIELD_NUMBER: _builtins.int
     FIRST_ANSWER_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    SCHEDULED_TIME_FIELD_NUMBER: _builtins.int
+    MISSED_REASON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     author_user_id: _builtins.str
@@ -265,6 +292,8 @@ class Post(_message.Message):
     """Questions: the accepted answer (a comment id); empty when none."""
     etag: _builtins.str
     """Opaque; send it back with an update so a concurrent edit is not overwritten."""
+    missed_reason: _builtins.str
+    """Why a scheduled draft did not go live at its time; empty otherwise."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -293,6 +322,10 @@ class Post(_message.Message):
     def first_answer_time(self) -> _timestamp_pb2.Timestamp:
         """Questions: when the first answer came."""
 
+    @_builtins.property
+    def scheduled_time(self) -> _timestamp_pb2.Timestamp:
+        """A draft on the calendar: when it goes live."""
+
     def __init__(
         self,
         *,
@@ -320,10 +353,12 @@ class Post(_message.Message):
         accepted_answer_id: _builtins.str = ...,
         first_answer_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        scheduled_time: _timestamp_pb2.Timestamp | None = ...,
+        missed_reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "first_answer_time", b"first_answer_time", "pin_time", b"pin_time", "publish_time", b"publish_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "first_answer_time", b"first_answer_time", "pin_time", b"pin_time", "publish_time", b"publish_time", "scheduled_time", b"scheduled_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_answer_id", b"accepted_answer_id", "author_user_id", b"author_user_id", "body", b"body", "comment_count", b"comment_count", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "first_answer_time", b"first_answer_time", "id", b"id", "kind", b"kind", "media", b"media", "pin_time", b"pin_time", "pinned", b"pinned", "publish_time", b"publish_time", "reactions", b"reactions", "state", b"state", "summary", b"summary", "tags", b"tags", "title", b"title", "topic_id", b"topic_id", "update_time", b"update_time", "url", b"url", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_answer_id", b"accepted_answer_id", "author_user_id", b"author_user_id", "body", b"body", "comment_count", b"comment_count", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "first_answer_time", b"first_answer_time", "id", b"id", "kind", b"kind", "media", b"media", "missed_reason", b"missed_reason", "pin_time", b"pin_time", "pinned", b"pinned", "publish_time", b"publish_time", "reactions", b"reactions", "scheduled_time", b"scheduled_time", "state", b"state", "summary", b"summary", "tags", b"tags", "title", b"title", "topic_id", b"topic_id", "update_time", b"update_time", "url", b"url", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1699,3 +1734,208 @@ class EraseMyDataResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EraseMyDataResponse: _TypeAlias = EraseMyDataResponse  # noqa: Y015
+
+@_typing.final
+class SchedulePostRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    LOCAL_TIME_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    post_id: _builtins.str
+    local_time: _builtins.str
+    """The local date and time to go live, "YYYY-MM-DDTHH:MM" (seconds allowed), in the
+    future.
+    """
+    time_zone: _builtins.str
+    """An IANA time zone such as "Europe/Berlin"; empty for the community's (UTC if it has
+    none).
+    """
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        local_time: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "local_time", b"local_time", "post_id", b"post_id", "request_id", b"request_id", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SchedulePostRequest: _TypeAlias = SchedulePostRequest  # noqa: Y015
+
+@_typing.final
+class SchedulePostResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SchedulePostResponse: _TypeAlias = SchedulePostResponse  # noqa: Y015
+
+@_typing.final
+class UnschedulePostRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    post_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "post_id", b"post_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnschedulePostRequest: _TypeAlias = UnschedulePostRequest  # noqa: Y015
+
+@_typing.final
+class UnschedulePostResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnschedulePostResponse: _TypeAlias = UnschedulePostResponse  # noqa: Y015
+
+@_typing.final
+class CalendarEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TOPIC_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    LOCAL_DATE_FIELD_NUMBER: _builtins.int
+    MISSED_REASON_FIELD_NUMBER: _builtins.int
+    post_id: _builtins.str
+    title: _builtins.str
+    kind: Global___PostKind.ValueType
+    topic_id: _builtins.str
+    author_user_id: _builtins.str
+    """Empty once its author erased their data."""
+    status: Global___CalendarStatus.ValueType
+    local_date: _builtins.str
+    """That time's local day, "YYYY-MM-DD"."""
+    missed_reason: _builtins.str
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it goes (or went) live, or was due."""
+
+    def __init__(
+        self,
+        *,
+        post_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        kind: Global___PostKind.ValueType = ...,
+        topic_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        status: Global___CalendarStatus.ValueType = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        local_date: _builtins.str = ...,
+        missed_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_user_id", b"author_user_id", "kind", b"kind", "local_date", b"local_date", "missed_reason", b"missed_reason", "post_id", b"post_id", "status", b"status", "time", b"time", "title", b"title", "topic_id", b"topic_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CalendarEntry: _TypeAlias = CalendarEntry  # noqa: Y015
+
+@_typing.final
+class ListCalendarRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    start_date: _builtins.str
+    """The first local day, "YYYY-MM-DD"."""
+    days: _builtins.int
+    """How many days: 1-62 (a week: 7; a month: up to 31); 0 for 7."""
+    time_zone: _builtins.str
+    """An IANA time zone; empty for the community's."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        start_date: _builtins.str = ...,
+        days: _builtins.int = ...,
+        time_zone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "days", b"days", "start_date", b"start_date", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCalendarRequest: _TypeAlias = ListCalendarRequest  # noqa: Y015
+
+@_typing.final
+class ListCalendarResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___CalendarEntry]:
+        """Oldest first, by local days of the time zone asked, else the community's (UTC if it
+        has none).
+        """
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___CalendarEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCalendarResponse: _TypeAlias = ListCalendarResponse  # noqa: Y015

@@ -95,6 +95,21 @@ class ContentServiceStub:
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostResponse.FromString,
                 _registered_method=True)
+        self.SchedulePost = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/SchedulePost',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SchedulePostRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SchedulePostResponse.FromString,
+                _registered_method=True)
+        self.UnschedulePost = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/UnschedulePost',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnschedulePostRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnschedulePostResponse.FromString,
+                _registered_method=True)
+        self.ListCalendar = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListCalendar',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarResponse.FromString,
+                _registered_method=True)
         self.ListPosts = channel.unary_unary(
                 '/studyhall.content.v1.ContentService/ListPosts',
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPostsRequest.SerializeToString,
@@ -246,6 +261,32 @@ class ContentServiceServicer:
 
     def UnpinPost(self, request, context):
         """Unpins a post. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SchedulePost(self, request, context):
+        """Schedules a draft to go live at a local time (the community's time zone unless the
+        request names one), or moves its schedule. At that time it is published exactly once
+        (PostCreated), after restarts and with several replicas; if its author may no longer
+        post then, it is missed (PostMissed) and stays a draft. The author.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnschedulePost(self, request, context):
+        """Takes a draft off the calendar; it stays a draft. The author.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCalendar(self, request, context):
+        """The content calendar of a span of local days: what is planned, what was published and
+        what was missed, by local day in the community's time zone. Moderators (planned and
+        missed posts are drafts: only moderators see them on the calendar).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -415,6 +456,21 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.UnpinPost,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostResponse.SerializeToString,
+            ),
+            'SchedulePost': grpc.unary_unary_rpc_method_handler(
+                    servicer.SchedulePost,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SchedulePostRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SchedulePostResponse.SerializeToString,
+            ),
+            'UnschedulePost': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnschedulePost,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnschedulePostRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnschedulePostResponse.SerializeToString,
+            ),
+            'ListCalendar': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCalendar,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarResponse.SerializeToString,
             ),
             'ListPosts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPosts,
@@ -802,6 +858,87 @@ class ContentService:
             '/studyhall.content.v1.ContentService/UnpinPost',
             studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostRequest.SerializeToString,
             studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SchedulePost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/SchedulePost',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.SchedulePostRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.SchedulePostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnschedulePost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/UnschedulePost',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UnschedulePostRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UnschedulePostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCalendar(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListCalendar',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,19 @@ class ContentServiceStub:
     """Pins a published post to the top of the feeds (an announcement). Moderators."""
     UnpinPost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UnpinPostRequest, _content_service_pb2.UnpinPostResponse]
     """Unpins a post. Moderators."""
+    SchedulePost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.SchedulePostRequest, _content_service_pb2.SchedulePostResponse]
+    """Schedules a draft to go live at a local time (the community's time zone unless the
+    request names one), or moves its schedule. At that time it is published exactly once
+    (PostCreated), after restarts and with several replicas; if its author may no longer
+    post then, it is missed (PostMissed) and stays a draft. The author.
+    """
+    UnschedulePost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UnschedulePostRequest, _content_service_pb2.UnschedulePostResponse]
+    """Takes a draft off the calendar; it stays a draft. The author."""
+    ListCalendar: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListCalendarRequest, _content_service_pb2.ListCalendarResponse]
+    """The content calendar of a span of local days: what is planned, what was published and
+    what was missed, by local day in the community's time zone. Moderators (planned and
+    missed posts are drafts: only moderators see them on the calendar).
+    """
     ListPosts: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListPostsRequest, _content_service_pb2.ListPostsResponse]
     """A community's feed, or one topic's: newest first, or top (reactions + 2 x comments of
     the last 7 days, ties by newest). The first page of the newest feed also carries the
@@ -160,6 +173,19 @@ class ContentServiceAsyncStub(ContentServiceStub):
     """Pins a published post to the top of the feeds (an announcement). Moderators."""
     UnpinPost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UnpinPostRequest, _content_service_pb2.UnpinPostResponse]  # type: ignore[assignment]
     """Unpins a post. Moderators."""
+    SchedulePost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.SchedulePostRequest, _content_service_pb2.SchedulePostResponse]  # type: ignore[assignment]
+    """Schedules a draft to go live at a local time (the community's time zone unless the
+    request names one), or moves its schedule. At that time it is published exactly once
+    (PostCreated), after restarts and with several replicas; if its author may no longer
+    post then, it is missed (PostMissed) and stays a draft. The author.
+    """
+    UnschedulePost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UnschedulePostRequest, _content_service_pb2.UnschedulePostResponse]  # type: ignore[assignment]
+    """Takes a draft off the calendar; it stays a draft. The author."""
+    ListCalendar: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListCalendarRequest, _content_service_pb2.ListCalendarResponse]  # type: ignore[assignment]
+    """The content calendar of a span of local days: what is planned, what was published and
+    what was missed, by local day in the community's time zone. Moderators (planned and
+    missed posts are drafts: only moderators see them on the calendar).
+    """
     ListPosts: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListPostsRequest, _content_service_pb2.ListPostsResponse]  # type: ignore[assignment]
     """A community's feed, or one topic's: newest first, or top (reactions + 2 x comments of
     the last 7 days, ties by newest). The first page of the newest feed also carries the
@@ -321,6 +347,37 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.UnpinPostResponse, _abc.Awaitable[_content_service_pb2.UnpinPostResponse]]:
         """Unpins a post. Moderators."""
+
+    @_abc_1.abstractmethod
+    def SchedulePost(
+        self,
+        request: _content_service_pb2.SchedulePostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.SchedulePostResponse, _abc.Awaitable[_content_service_pb2.SchedulePostResponse]]:
+        """Schedules a draft to go live at a local time (the community's time zone unless the
+        request names one), or moves its schedule. At that time it is published exactly once
+        (PostCreated), after restarts and with several replicas; if its author may no longer
+        post then, it is missed (PostMissed) and stays a draft. The author.
+        """
+
+    @_abc_1.abstractmethod
+    def UnschedulePost(
+        self,
+        request: _content_service_pb2.UnschedulePostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.UnschedulePostResponse, _abc.Awaitable[_content_service_pb2.UnschedulePostResponse]]:
+        """Takes a draft off the calendar; it stays a draft. The author."""
+
+    @_abc_1.abstractmethod
+    def ListCalendar(
+        self,
+        request: _content_service_pb2.ListCalendarRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListCalendarResponse, _abc.Awaitable[_content_service_pb2.ListCalendarResponse]]:
+        """The content calendar of a span of local days: what is planned, what was published and
+        what was missed, by local day in the community's time zone. Moderators (planned and
+        missed posts are drafts: only moderators see them on the calendar).
+        """
 
     @_abc_1.abstractmethod
     def ListPosts(
