@@ -23,6 +23,7 @@ class Kind(Enum):
     UNAUTHENTICATED = "unauthenticated"
     UNAVAILABLE = "unavailable"
     DEADLINE = "deadline"
+    ABORTED = "aborted"
     INTERNAL = "internal"
 
 
@@ -86,6 +87,13 @@ class Unavailable(DomainError):
 
 class DeadlineExceeded(DomainError):
     kind = Kind.DEADLINE
+
+
+class Aborted(DomainError):
+    """The call lost a race with concurrent changes more times than it retries on its own;
+    the client may retry it (with the same request id)."""
+
+    kind = Kind.ABORTED
 
 
 class Internal(DomainError):

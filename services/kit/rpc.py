@@ -143,6 +143,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 # Errors that are the caller's to fix do not mark the server span as failed.
 _CLIENT_CODES = {
+    grpc.StatusCode.ABORTED,
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.ALREADY_EXISTS,

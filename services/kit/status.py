@@ -17,6 +17,7 @@ CODES: dict[Kind, grpc.StatusCode] = {
     Kind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
     Kind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     Kind.DEADLINE: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Kind.ABORTED: grpc.StatusCode.ABORTED,
     Kind.INTERNAL: grpc.StatusCode.INTERNAL,
 }
 

@@ -16,21 +16,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import Database
-from services.kit.errors import DomainError, FailedPrecondition, NotFound
+from services.kit.errors import Aborted, DomainError, FailedPrecondition, NotFound
 from services.kit.idempotency import (
+    ATTEMPTS,
+    RETRY_JITTER_SECONDS,
     IdempotencyKey,
     IdempotentWriter,
     Recorded,
+    contended,
     fingerprint,
     replay,
 )
@@ -163,11 +166,9 @@ class Joins:
                 for item in group:
                     await self._settle([item])
                 return
-            if isinstance(error, IntegrityError):
-                # A replica committed the same request id meanwhile: the retry replays it.
-                outcomes = await self._commit_or_error(commands)
-            else:
-                outcomes = [error]
+            # Alone, a lost race (a replica committed the same request id or membership
+            # meanwhile) is settled by running again on fresh rows; anything else is its own.
+            outcomes = await self._again(commands) if contended(error) else [error]
         committed = False
         for (_, future), outcome in zip(group, outcomes, strict=True):
             if future.done():
@@ -180,13 +181,19 @@ class Joins:
         if committed:
             self.idempotent.on_commit()
 
-    async def _commit_or_error(self, commands: list[JoinCommand]) -> list[Outcome]:
-        try:
-            return await self._commit(commands)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            return [error for _ in commands]
+    async def _again(self, commands: list[JoinCommand]) -> list[Outcome]:
+        """Run a join that lost a race again, as IdempotentWriter runs any write."""
+        for attempt in range(2, ATTEMPTS + 1):
+            await asyncio.sleep(random.uniform(0, RETRY_JITTER_SECONDS * attempt))
+            try:
+                return await self._commit(commands)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not contended(error):
+                    return [error for _ in commands]
+        aborted = Aborted("the join lost a race with concurrent changes too often; retry it")
+        return [aborted for _ in commands]
 
     async def _commit(self, commands: list[JoinCommand]) -> list[Outcome]:
         """Decide and store `commands` in one transaction; a refusal is returned in place of

@@ -15,7 +15,7 @@ from services.kit.paging import page_of, read_page
 from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
 from services.members.communities import domain
-from services.members.communities.access import community_for, require_role
+from services.members.communities.access import community_for, require_role, require_writable
 from services.members.communities.messages import membership_to_proto
 from services.members.communities.store import CommunityRepository, log_moderation
 from services.members.moderation import reports
@@ -58,6 +58,7 @@ class ModerationApi:
             await require_role(
                 communities, community, caller, domain.Role.MEMBER, "reporting to moderators"
             )
+            require_writable(community, "reporting")
             if not target and await communities.membership(community.id, subject) is None:
                 raise NotFound(f"{subject} is not a member of community {community.id}")
             report = reports.file(
@@ -141,6 +142,7 @@ class ModerationApi:
             await require_role(
                 communities, community, caller, domain.Role.MODERATOR, "resolving reports"
             )
+            require_writable(community, "resolving reports")
             actor = (
                 None
                 if caller.operator
@@ -187,6 +189,8 @@ class ModerationApi:
             repository = ReportRepository(session)
             report = await repository.get(community.id, request.report_id) if community else None
             appealed = reports.appeal(report, caller.user_id, request.statement)
+            assert community is not None  # no community, no report: appeal() refused it
+            require_writable(community, "appealing")
             await repository.save(appealed)
             await ModerationEvents(session).report_appealed(appealed)
             return pb.AppealReportResponse(report=report_to_proto(appealed, for_subject=True))
@@ -223,6 +227,7 @@ class ModerationApi:
             await require_role(
                 communities, community, caller, domain.Role.MODERATOR, "moderating members"
             )
+            require_writable(community, "moderating members")
             actor = (
                 None
                 if caller.operator

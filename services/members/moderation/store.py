@@ -10,6 +10,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import utc
+from services.kit.versioned import update_versioned
 from services.members.moderation.reports import Decision, Reason, Report, Resolution, State
 from services.members.store.tables import (
     reports,
@@ -24,11 +25,9 @@ class ReportRepository:
         await self.session.execute(reports.insert().values(**_report_row(report)))
 
     async def save(self, report: Report) -> None:
-        await self.session.execute(
-            reports.update()
-            .where(reports.c.community_id == report.community_id, reports.c.id == report.id)
-            .values(**_report_row(report))
-        )
+        """Store a decided or appealed report; StaleWrite when it changed since it was read
+        (two moderators deciding one report at once: one decision stands)."""
+        await update_versioned(self.session, reports, _report_row(report), ["community_id", "id"])
 
     async def get(self, community_id: str, report_id: str) -> Report | None:
         row = (
