@@ -23,6 +23,7 @@ class Kind(Enum):
     UNAUTHENTICATED = "unauthenticated"
     UNAVAILABLE = "unavailable"
     DEADLINE = "deadline"
+    EXHAUSTED = "exhausted"
     ABORTED = "aborted"
     INTERNAL = "internal"
 
@@ -87,6 +88,19 @@ class Unavailable(DomainError):
 
 class DeadlineExceeded(DomainError):
     kind = Kind.DEADLINE
+
+
+class ResourceExhausted(DomainError):
+    """Over a rate limit: admitted again after `retry_after` seconds."""
+
+    kind = Kind.EXHAUSTED
+
+    def __init__(self, message: str, *, retry_after: float, subject: str, limit: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        # What was counted ("caller:<user id>", "community:<id>") and its limit.
+        self.subject = subject
+        self.limit = limit
 
 
 class Aborted(DomainError):
