@@ -271,6 +271,10 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
             "STUDYHALL_REDIS_URL": redis_server.url,
             "STUDYHALL_MEMBERS_DATABASE_URL": database_url,
             "STUDYHALL_LOG_LEVEL": "WARNING",
+            # Limits on, as in production, so their cost is measured; high enough that the
+            # load of the measurement itself is never refused.
+            "STUDYHALL_RATE_LIMIT_PER_CALLER": "100000/second",
+            "STUDYHALL_RATE_LIMIT_PER_COMMUNITY": "100000/second",
         }
         echo_rates: list[Result] = []
         signed_rates: list[Result] = []

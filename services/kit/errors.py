@@ -23,6 +23,8 @@ class Kind(Enum):
     UNAUTHENTICATED = "unauthenticated"
     UNAVAILABLE = "unavailable"
     DEADLINE = "deadline"
+    EXHAUSTED = "exhausted"
+    ABORTED = "aborted"
     INTERNAL = "internal"
 
 
@@ -86,6 +88,26 @@ class Unavailable(DomainError):
 
 class DeadlineExceeded(DomainError):
     kind = Kind.DEADLINE
+
+
+class ResourceExhausted(DomainError):
+    """Over a rate limit: admitted again after `retry_after` seconds."""
+
+    kind = Kind.EXHAUSTED
+
+    def __init__(self, message: str, *, retry_after: float, subject: str, limit: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        # What was counted ("caller:<user id>", "community:<id>") and its limit.
+        self.subject = subject
+        self.limit = limit
+
+
+class Aborted(DomainError):
+    """The call lost a race with concurrent changes more times than it retries on its own;
+    the client may retry it (with the same request id)."""
+
+    kind = Kind.ABORTED
 
 
 class Internal(DomainError):

@@ -17,15 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import Database
-from services.kit.errors import DomainError
+from services.kit.errors import Aborted, DomainError
+from services.kit.idempotency import ATTEMPTS, RETRY_JITTER_SECONDS, contended
 
 CommandT = TypeVar("CommandT")
 ResponseT = TypeVar("ResponseT")
@@ -119,11 +120,9 @@ class GroupCommitter(Generic[CommandT, ResponseT]):
                 for item in group:
                     await self._settle([item])
                 return
-            if isinstance(error, IntegrityError):
-                # A replica committed the same request id meanwhile: the retry replays it.
-                outcomes = await self._commit_or_error(commands)
-            else:
-                outcomes = [error]
+            # Alone, a lost race (a replica committed the same request id or row meanwhile)
+            # is settled by running again on fresh rows; anything else is its own.
+            outcomes = await self._again(commands) if contended(error) else [error]
         committed = False
         for (_, future), outcome in zip(group, outcomes, strict=True):
             if future.done():
@@ -136,13 +135,20 @@ class GroupCommitter(Generic[CommandT, ResponseT]):
         if committed:
             self.on_commit()
 
-    async def _commit_or_error(self, commands: list[CommandT]) -> list[ResponseT | BaseException]:
-        try:
-            return [*await self._commit(commands)]
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            return [error for _ in commands]
+    async def _again(self, commands: list[CommandT]) -> list[ResponseT | BaseException]:
+        """Run a write that lost a race again, as IdempotentWriter runs any write: up to
+        ATTEMPTS times with a growing random pause, then ABORTED (decision 0019)."""
+        for attempt in range(2, ATTEMPTS + 1):
+            await asyncio.sleep(random.uniform(0, RETRY_JITTER_SECONDS * attempt))
+            try:
+                return [*await self._commit(commands)]
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not contended(error):
+                    return [error for _ in commands]
+        aborted = Aborted("the write lost a race with concurrent changes too often; retry it")
+        return [aborted for _ in commands]
 
     async def _commit(self, commands: list[CommandT]) -> list[ResponseT | DomainError]:
         async with self.database.write() as session:

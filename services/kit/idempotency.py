@@ -7,21 +7,54 @@ request id without seeing each other's results.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    Column,
+    DateTime,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    delete,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import Database
-from services.kit.errors import FailedPrecondition
+from services.kit.errors import Aborted, FailedPrecondition
+from services.kit.versioned import StaleWrite
 
 ResponseT = TypeVar("ResponseT", bound=Message)
+
+# How often a transaction that lost a race runs again before the call is ABORTED, and the
+# longest random pause before its first rerun (it grows with each), so that racers part.
+ATTEMPTS = 8
+RETRY_JITTER_SECONDS = 0.002
+# PostgreSQL's codes for a lost race: unique violation (two inserts of one key),
+# serialization failure, deadlock detected.
+_CONTENDED_STATES = {"23505", "40001", "40P01"}
+
+
+def contended(error: BaseException) -> bool:
+    """Whether `error` is a transaction losing a race with another, which a rerun on fresh
+    rows settles (a unique key taken meanwhile, a versioned row changed meanwhile, a
+    deadlock), rather than a fault."""
+    if isinstance(error, StaleWrite):
+        return True
+    if isinstance(error, DBAPIError):
+        return getattr(error.orig, "sqlstate", None) in _CONTENDED_STATES
+    return False
 
 
 def idempotency_table(metadata: MetaData) -> Table:
@@ -77,25 +110,78 @@ class IdempotentWriter:
         response_type: type[ResponseT],
         action: Callable[[AsyncSession], Awaitable[ResponseT]],
     ) -> ResponseT:
-        """Run `action` in a write transaction once per key; replay its response after."""
-        if not key.request_id:
-            async with self.database.write() as session:
-                return await action(session)
-        digest = fingerprint(request)
-        for attempt in range(2):
+        """Run `action` in a write transaction once per key; replay its response after.
+
+        The key is claimed before `action` runs: a retry that arrives while the first call
+        is still in flight waits for it (PostgreSQL holds the second insert of a key until
+        the first transaction ends; SQLite writers queue), then replays its answer, or, if
+        the first call was refused and wrote nothing, runs itself. A transaction that loses
+        a race with a concurrent change (`contended`) runs again on fresh rows, up to
+        ATTEMPTS times, then the call is ABORTED (decision 0019)."""
+        digest = fingerprint(request) if key.request_id else ""
+        for attempt in range(1, ATTEMPTS + 1):
             try:
                 async with self.database.write() as session:
-                    found = await self.recorded(session, key.method, [key])
-                    if key in found:
-                        return replay(key, digest, found[key], response_type)
+                    if key.request_id:
+                        found = await self.claim(session, key, digest)
+                        if found is not None:
+                            return replay(key, digest, found, response_type)
                     response = await action(session)
-                    await self.record(session, [(key, digest, response)])
+                    if key.request_id:
+                        await self.settle(session, key, response)
                     return response
-            except IntegrityError:
-                # A concurrent call with the same key won the race; replay its result.
-                if attempt == 1:
+            except Exception as error:
+                if not contended(error):
                     raise
+                if attempt == ATTEMPTS:
+                    raise Aborted(
+                        "the records this call changes were changed concurrently "
+                        f"{ATTEMPTS} times while it ran; retry it"
+                    ) from error
+            await asyncio.sleep(random.uniform(0, RETRY_JITTER_SECONDS * attempt))
         raise AssertionError("unreachable")
+
+    async def claim(
+        self, session: AsyncSession, key: IdempotencyKey, digest: str
+    ) -> Recorded | None:
+        """Take `key` for this transaction (None), or the result recorded for it before."""
+        dialect = session.get_bind().dialect.name
+        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = self.table
+        claimed = await session.scalar(
+            insert(table)
+            .values(
+                caller=key.caller,
+                method=key.method,
+                request_id=key.request_id,
+                request_hash=digest,
+                response=b"",
+                created_at=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing(index_elements=["caller", "method", "request_id"])
+            .returning(table.c.request_id)
+        )
+        if claimed is not None:
+            return None
+        found = await self.recorded(session, key.method, [key])
+        if key not in found:
+            # The insert above waited for the key's first transaction and found its row;
+            # only a purge of expired keys between the two statements removes it.
+            raise Aborted(f"request_id {key.request_id!r} was just forgotten; retry the call")
+        return found[key]
+
+    async def settle(self, session: AsyncSession, key: IdempotencyKey, response: Message) -> None:
+        """Record the response of the call that claimed `key`, in its transaction."""
+        table = self.table
+        await session.execute(
+            update(table)
+            .where(
+                table.c.caller == key.caller,
+                table.c.method == key.method,
+                table.c.request_id == key.request_id,
+            )
+            .values(response=response.SerializeToString())
+        )
 
     async def recorded(
         self, session: AsyncSession, method: str, keys: Sequence[IdempotencyKey]

@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from services.kit import edge
 from services.kit.auth import TokenVerifier, bind_identity, reset_identity
 from services.kit.errors import DeadlineExceeded, DomainError, Internal, Unauthenticated
+from services.kit.ratelimit import RateLimits, community_of
 from services.kit.status import code_of, rich_status
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
 class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, verifier: TokenVerifier) -> None:
+    def __init__(self, verifier: TokenVerifier, rate_limits: RateLimits | None = None) -> None:
         self._verifier = verifier
+        self._limits = rate_limits if rate_limits is not None and rate_limits.enabled else None
         self._tracer = trace.get_tracer("studyhall.rpc")
         meter = metrics.get_meter("studyhall.rpc")
         self._duration = meter.create_histogram(
@@ -102,8 +104,14 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     remaining = context.time_remaining()
                     if remaining is not None and remaining <= 0:
                         raise TimeoutError
+                    if self._limits is not None:
+                        # Every call of a caller counts, malformed ones too; a community's
+                        # limit counts only calls that name it, so only after parsing.
+                        await self._limits.admit_caller(identity.user_id)
                     request = edge.parse(request_type, raw)
                     edge.check(request)
+                    if self._limits is not None:
+                        await self._limits.admit_community(community_of(request))
                     async with asyncio.timeout(remaining):
                         return await behavior(request, context)
                 except DomainError as error:
@@ -143,6 +151,8 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 # Errors that are the caller's to fix do not mark the server span as failed.
 _CLIENT_CODES = {
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.ALREADY_EXISTS,

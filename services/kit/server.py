@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.kit.auth import TokenVerifier
+from services.kit.ratelimit import RateLimits
 from services.kit.rpc import RpcInterceptor
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,10 @@ class GrpcServer:
         host: str,
         port: int,
         grace_seconds: float,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.name = name
+        self._rate_limits = rate_limits
         self.lifecycle = lifecycle
         self.grace_seconds = grace_seconds
         self.health = health.aio.HealthServicer()
@@ -131,7 +134,7 @@ class GrpcServer:
     async def start(self) -> None:
         # grpc.aio binds the server to the running loop, so it is made here, not earlier.
         self._server = grpc.aio.server(
-            interceptors=[RpcInterceptor(self._verifier)],
+            interceptors=[RpcInterceptor(self._verifier, self._rate_limits)],
             # A second process on the same port must fail, not share the port silently.
             options=[("grpc.so_reuseport", 0)],
         )

@@ -30,6 +30,7 @@ from services.kit.database import Database
 from services.kit.events.consumer import Consumer, Subscription
 from services.kit.events.relay import Relay
 from services.kit.migrations import migrate
+from services.kit.ratelimit import RateLimits, parse_limits
 from services.kit.schedule import Handler, Scheduler
 from services.kit.server import GrpcServer, Lifecycle, PortInUse
 from services.kit.settings import ServiceSettings, env_name
@@ -152,6 +153,12 @@ def build_server(spec: ServiceSpec, deps: Dependencies) -> GrpcServer:
         await deps.redis.close()
         await deps.database.close()
 
+    rate_limits = RateLimits(
+        deps.redis,
+        spec.name,
+        per_caller=parse_limits(settings.rate_limit_per_caller),
+        per_community=parse_limits(settings.rate_limit_per_community),
+    )
     lifecycle = Lifecycle(
         register=lambda server: spec.register(server, deps),
         service_names=spec.service_names,
@@ -167,6 +174,7 @@ def build_server(spec: ServiceSpec, deps: Dependencies) -> GrpcServer:
         host=settings.grpc_host,
         port=settings.effective_grpc_port(),
         grace_seconds=settings.shutdown_grace_seconds,
+        rate_limits=rate_limits,
     )
 
 

@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.kit.events.streams import StreamLimits
+from services.kit.ratelimit import parse_limits
 
 SHARED_PREFIX = "STUDYHALL_"
 
@@ -118,6 +119,21 @@ class ServiceSettings(BaseSettings):
         description="JetStream drops a repeated event id within this window (inbox: the rest).",
     )
 
+    rate_limit_per_caller: str = Field(
+        "50/second",
+        validation_alias=AliasChoices("STUDYHALL_RATE_LIMIT_PER_CALLER"),
+        description="Calls one caller may make to one service, in any moving window: "
+        "`N/second`, `N/minute`, ... (several separated by `;`); empty for no limit. Over "
+        "it: RESOURCE_EXHAUSTED with the delay to wait.",
+    )
+    rate_limit_per_community: str = Field(
+        "500/second",
+        validation_alias=AliasChoices("STUDYHALL_RATE_LIMIT_PER_COMMUNITY"),
+        description="Calls naming one community that one service takes from everyone "
+        "together, in the same notation; empty for no limit. Limits are kept in Redis and "
+        "not enforced while it is down.",
+    )
+
     # Service-specific settings: read from STUDYHALL_<SERVICE>_<NAME> (prefix set per class).
     database_url: str = Field(
         "", description="SQLAlchemy URL of the service's own database; SQLite under DATA_DIR."
@@ -143,6 +159,17 @@ class ServiceSettings(BaseSettings):
                 f"use asymmetric algorithms from {sorted(allowed)}; got {bad or value}"
             )
         return ",".join(algorithms)
+
+    @field_validator("rate_limit_per_caller", "rate_limit_per_community")
+    @classmethod
+    def _rate_limits(cls, value: str) -> str:
+        try:
+            parse_limits(value)
+        except ValueError:
+            raise ValueError(
+                "expected limits such as 50/second or 20/second;600/minute, or empty for none"
+            ) from None
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -28,6 +28,7 @@ from services.members.communities.api import SERVICE as MEMBERS_SERVICE
 from services.members.communities.api import CommunitiesApi
 from services.members.communities.invites_api import InvitesApi
 from services.members.communities.rules_api import RulesApi
+from services.members.moderation import consumers as moderation_consumers
 from services.members.moderation.api import ModerationApi
 from services.members.personas.api import SERVICE as PROFILES_SERVICE
 from services.members.personas.api import ProfilesApi
@@ -94,7 +95,10 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
 
 def subscriptions(deps: Dependencies) -> Sequence[Subscription]:
     # The consumers write the leaderboards the API reads: the same Redis, their own handle.
-    return PointsFromFacts(Leaderboards(deps.redis, deps.database)).subscriptions()
+    return [
+        *PointsFromFacts(Leaderboards(deps.redis, deps.database)).subscriptions(),
+        *moderation_consumers.subscriptions(),
+    ]
 
 
 def prepare(deps: Dependencies) -> None:

@@ -10,11 +10,12 @@ import grpc
 import pytest
 from sqlalchemy import select
 
+from services.members.moderation.store import PostRepository
 from services.members.store.tables import outbox
 from studyhall.members.v1 import members_events_pb2 as events
 from studyhall.members.v1 import members_service_pb2 as pb
 from tests.support.errors import field_violations
-from tests.support.members import Hall, refused
+from tests.support.members import Hall, post_known, refused
 from tests.support.services import RunningService
 
 pytestmark = pytest.mark.service
@@ -181,13 +182,10 @@ async def test_reports_need_a_standing_member_a_target_and_well_formed_evidence(
             "target.service",
         ),
         (
-            {
-                "target": pb.ContentRef(
-                    service="content", kind="post", id=str(uuid.uuid4()), author_user_id="ann"
-                )
-            },
-            "target.author_user_id",
+            {"target": pb.ContentRef(service="content", kind="comment", id=str(uuid.uuid4()))},
+            "target.kind",
         ),
+        ({"target": await post_known(members, hall.id, "ann")}, "target.id"),
         ({"target_user_id": "mod", "reason": pb.REPORT_REASON_UNSPECIFIED}, "reason"),
     ]
     for fields, field in cases:
@@ -201,10 +199,11 @@ async def test_a_report_cannot_ban_above_the_resolvers_rank_and_appeals_need_an_
     members: RunningService,
 ) -> None:
     hall = await _staff(members)
-    post = pb.ContentRef(service="content", kind="post", id=str(uuid.uuid4()))
-    about_admin = await _file(
-        hall, "ann", target=pb.ContentRef(**{**_fields(post), "author_user_id": "adm"})
-    )
+    about_admin = await _file(hall, "ann", target=await post_known(members, hall.id, "adm"))
+    # A post whose author's data was erased stays the community's, under no author.
+    post = await post_known(members, hall.id, "gone")
+    async with members.deps.database.write() as session:
+        await PostRepository(session).forget_author(hall.id, "gone")
     above = await refused(_resolve(hall, "mod", about_admin, pb.RESOLUTION_BAN))
     assert above.code() == grpc.StatusCode.PERMISSION_DENIED
     [still_open] = await _queue(hall, state=pb.REPORT_STATE_OPEN)
@@ -249,10 +248,6 @@ async def test_a_report_cannot_ban_above_the_resolvers_rank_and_appeals_need_an_
     lifted = await _resolve(hall, "adm", banned, pb.RESOLUTION_OVERTURN, "wrong person")
     assert not lifted.membership.HasField("banned_until")
     assert (await hall.join("troll")).membership.active
-
-
-def _fields(ref: pb.ContentRef) -> dict[str, str]:
-    return {"service": ref.service, "kind": ref.kind, "id": ref.id}
 
 
 async def test_report_events_carry_ids_and_no_text(members: RunningService) -> None:

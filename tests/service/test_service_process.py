@@ -46,6 +46,7 @@ def _env(data_dir: Path, redis_url: str, nats_url: str, **extra: str) -> dict[st
         ("STUDYHALL_MEMBERS_DATABASE_URL", "mysql://root@localhost/x"),
         ("STUDYHALL_AUTH_ALGORITHMS", "none"),
         ("STUDYHALL_LOG_LEVEL", "LOUD"),
+        ("STUDYHALL_RATE_LIMIT_PER_CALLER", "lots"),
     ],
 )
 def test_bad_setting_stops_the_process_with_one_line_naming_it(

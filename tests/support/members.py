@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import pytest
 from sqlalchemy import and_, exists, func, select
 
+from services.kit.events.envelope import Envelope, new_event_id
+from services.members.moderation import consumers as moderation_consumers
 from services.members.store.tables import member_activity, memberships
+from studyhall.content.v1 import content_events_pb2 as content_events
 from studyhall.members.v1 import members_service_pb2 as pb
 from studyhall.members.v1 import members_service_pb2_grpc as pb_grpc
 from tests.support.services import RunningService
@@ -43,6 +47,28 @@ async def joins_marked_as_activity(members: RunningService, community_id: str) -
                 return
         await asyncio.sleep(0.025)
     raise AssertionError("the points ledger never marked the joins as activity")
+
+
+async def post_known(members: RunningService, community_id: str, author: str) -> pb.ContentRef:
+    """A post of `author` in the community, as members knows it once content's PostCreated
+    reached it: handed to moderation's consumer in one transaction, as the backbone would
+    (tests/service/test_members_reports_about_posts.py goes through the bus)."""
+    post_id = str(uuid.uuid4())
+    event = content_events.PostCreated(
+        community_id=community_id, post_id=post_id, author_user_id=author, version=1
+    )
+    envelope = Envelope(
+        id=new_event_id(),
+        source="/studyhall/test",
+        type=event.DESCRIPTOR.full_name,
+        time=datetime.now(UTC),
+        subject=f"communities/{community_id}/posts/{post_id}",
+        community_id=community_id,
+        data=event.SerializeToString(),
+    )
+    async with members.deps.database.write() as session:
+        await moderation_consumers.apply(session, [(event, envelope)])
+    return pb.ContentRef(service="content", kind="post", id=post_id)
 
 
 class Hall:

@@ -50,6 +50,10 @@ async def running_service(
     **overrides: Any,
 ) -> AsyncIterator[RunningService]:
     signer = LocalSigner.ensure(data_dir)
+    # The whole run shares one Redis and reuses user names from test to test: limits would
+    # refuse calls of unrelated tests. Tests of the limits set them (test_rate_limits.py).
+    overrides.setdefault("rate_limit_per_caller", "")
+    overrides.setdefault("rate_limit_per_community", "")
     settings = settings_cls(
         data_dir=data_dir,
         database_url=database_url,

@@ -108,6 +108,7 @@ def code_label_names() -> set[str]:
     for path in [
         ROOT / "services" / "kit" / "rpc.py",
         ROOT / "services" / "kit" / "cache.py",
+        ROOT / "services" / "kit" / "ratelimit.py",
         ROOT / "services" / "kit" / "schedule.py",
         *sorted((ROOT / "services" / "kit" / "events").glob("*.py")),
     ]:

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Identity, current_identity
 from services.kit.database import Database
-from services.kit.errors import FailedPrecondition
 from services.kit.idempotency import IdempotentWriter
 from services.kit.paging import page_of, read_page
 from services.kit.timestamps import timestamp
@@ -20,7 +19,7 @@ from services.members.care.domain import Holiday, Settings, Signal
 from services.members.care.events import OCCASIONS
 from services.members.care.store import CareRepository
 from services.members.communities import domain
-from services.members.communities.access import community_for, require_role
+from services.members.communities.access import community_for, require_role, require_writable
 from services.members.communities.store import CommunityRepository
 from studyhall.members.v1 import care_events_pb2 as events
 from studyhall.members.v1 import care_service_pb2 as pb
@@ -77,8 +76,8 @@ class CareApi:
             await require_role(
                 communities, community, caller, domain.Role.ADMIN, "changing care settings"
             )
-            if community.archived_at is not None:
-                raise FailedPrecondition(f"community {community.id} is archived")
+            require_writable(community, "changing care settings")
+            await communities.hold(community.id)
             repository = CareRepository(session)
             current = await repository.settings(community.id)
             wanted = Settings(

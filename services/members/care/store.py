@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.kit.database import utc
-from services.kit.projection import upsert
+from services.kit.versioned import save_versioned
 from services.members.care.domain import MEMBER_INACTIVE, Holiday, Settings, Signal
 from services.members.store.tables import (
     care_settings,
@@ -73,7 +73,7 @@ class CareRepository:
 
     async def save_settings(self, settings: Settings) -> None:
         assert settings.updated_at is not None
-        await upsert(
+        await save_versioned(
             self.session,
             care_settings,
             [

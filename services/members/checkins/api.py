@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import grpc
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Identity, current_identity
 from services.kit.database import Database
-from services.kit.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
+from services.kit.errors import NotFound, PermissionDenied
 from services.kit.idempotency import IdempotentWriter
 from services.kit.paging import page_of, read_page
 from services.kit.timestamps import timestamp
@@ -20,7 +19,7 @@ from services.members.checkins.domain import Checkin, Settings, Streak
 from services.members.checkins.events import CheckinEvents
 from services.members.checkins.store import CheckinRepository
 from services.members.communities import domain
-from services.members.communities.access import community_for, require_role
+from services.members.communities.access import community_for, require_role, require_writable
 from services.members.communities.store import CommunityRepository
 from services.members.personas.store import profile_time_zone
 from studyhall.members.v1 import checkins_service_pb2 as pb
@@ -51,14 +50,9 @@ class CheckinsApi:
                 streak=streak_to_proto(streak, checkin.time_zone, streak.current, today=True),
             )
 
-        try:
-            response = await self.writer.write(
-                caller.user_id, request, pb.CheckInResponse, check_in
-            )
-        except IntegrityError:
-            # Two check-ins of the same day raced; the store let one through.
-            raise AlreadyExists("you already checked in today; come back tomorrow") from None
-        return response
+        # Two check-ins of one day that race: the store lets one through, and the other
+        # runs again and is told it already checked in.
+        return await self.writer.write(caller.user_id, request, pb.CheckInResponse, check_in)
 
     async def GetStreak(
         self, request: pb.GetStreakRequest, context: grpc.aio.ServicerContext
@@ -118,8 +112,8 @@ class CheckinsApi:
             await require_role(
                 communities, community, caller, domain.Role.ADMIN, "changing check-in settings"
             )
-            if community.archived_at is not None:
-                raise FailedPrecondition(f"community {community.id} is archived")
+            require_writable(community, "changing check-in settings")
+            await communities.hold(community.id)
             repository = CheckinRepository(session)
             current = await repository.settings(community.id)
             changed = checkins.new_settings(current, request.grace_days, datetime.now(UTC))
@@ -146,8 +140,7 @@ async def record_checkin(
     """The caller's check-in at `now`, stored with its streak and its event."""
     communities = CommunityRepository(session)
     community = await community_for(communities, community_id, caller)
-    if community.archived_at is not None:
-        raise FailedPrecondition(f"community {community.id} is archived")
+    require_writable(community, "checking in")
     membership = await communities.membership(community.id, caller.user_id)
     if membership is None or not membership.active:
         raise NotFound(f"you are not a member of community {community.id}; join it first")

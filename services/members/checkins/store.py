@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import utc
 from services.kit.projection import upsert
+from services.kit.versioned import save_versioned
 from services.members.checkins.domain import Checkin, Settings, Streak
 from services.members.store.tables import checkin_settings, checkin_streaks, checkins
 
@@ -110,7 +111,7 @@ class CheckinRepository:
         )
 
     async def save_settings(self, settings: Settings) -> None:
-        await upsert(
+        await save_versioned(
             self.session,
             checkin_settings,
             [

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Identity
-from services.kit.errors import NotFound, PermissionDenied
+from services.kit.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.members.communities import domain
 from services.members.communities.store import CommunityRepository
 
@@ -45,4 +45,13 @@ async def require_role(
         raise PermissionDenied(
             f"{what} needs the {minimum.name.lower()} role or higher in community "
             f"{community.id}; you are {held.name.lower() if held else 'not a member'}"
+        )
+
+
+def require_writable(community: domain.Community, what: str) -> None:
+    """An archived community is read-only: nothing in it changes, for anyone (leaving it and
+    a member's own data rights excepted, which do not go through here)."""
+    if community.archived_at is not None:
+        raise FailedPrecondition(
+            f"community {community.id} is archived: it is read-only, so {what} is refused"
         )

@@ -15,7 +15,7 @@ from services.kit.paging import page_of, read_page
 from services.kit.timestamps import timestamp, timestamp_or_none
 from services.kit.validation import Violations
 from services.members.communities import domain, invites
-from services.members.communities.access import community_for, require_role
+from services.members.communities.access import community_for, require_role, require_writable
 from services.members.communities.events import CommunityEvents
 from services.members.communities.joins import JoinCommand, Joins
 from services.members.communities.messages import (
@@ -162,6 +162,7 @@ class CommunitiesApi:
             communities = CommunityRepository(session)
             community = await community_for(communities, new.id, caller)
             await require_role(communities, community, caller, domain.Role.ADMIN, "changing it")
+            require_writable(community, "changing it")
             changed = domain.update(community, changes, request.etag)
             slug_changed = changed.slug != community.slug
             if slug_changed and await communities.slug_taken(changed.slug):
@@ -266,6 +267,7 @@ class CommunitiesApi:
             await require_role(
                 communities, community, caller, domain.Role.MODERATOR, "reviewing join requests"
             )
+            require_writable(community, "reviewing join requests")
             requests = JoinRequestRepository(session)
             current = await communities.membership(community.id, request.user_id)
             pending = await requests.get(community.id, request.user_id)
@@ -277,7 +279,7 @@ class CommunitiesApi:
                 approve=request.approve,
                 reason=request.reason.strip(),
             )
-            await requests.save(reviewed)
+            await requests.save(reviewed, was=domain.RequestState.PENDING)
             await log_moderation(
                 session,
                 community_id=community.id,
@@ -319,6 +321,7 @@ class CommunitiesApi:
             communities = CommunityRepository(session)
             community = await community_for(communities, request.community_id, caller)
             await require_role(communities, community, caller, domain.Role.ADMIN, "changing roles")
+            require_writable(community, "changing roles")
             actor = await communities.membership(community.id, caller.user_id)
             target = await communities.membership(community.id, request.user_id)
             changed = domain.change_role(
@@ -355,6 +358,7 @@ class CommunitiesApi:
             await require_role(
                 communities, community, caller, domain.Role.OWNER, "transferring ownership"
             )
+            require_writable(community, "transferring ownership")
             owner = await communities.membership(community.id, community.owner_user_id)
             successor = await communities.membership(community.id, request.new_owner_user_id)
             assert owner is not None

@@ -444,4 +444,4 @@ def accept_rules(community: Community, membership: Membership | None, version: i
             f"version {version} is not the current rules of {community.id}; read version "
             f"{community.rules_version} and accept that one",
         )
-    return replace(membership, accepted_rules_version=version)
+    return replace(membership, accepted_rules_version=version, version=membership.version + 1)

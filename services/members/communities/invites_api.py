@@ -14,7 +14,12 @@ from services.kit.paging import page_of, read_page
 from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
 from services.members.communities import domain, invites
-from services.members.communities.access import HoldsPrivilege, community_for, require_role
+from services.members.communities.access import (
+    HoldsPrivilege,
+    community_for,
+    require_role,
+    require_writable,
+)
 from services.members.communities.store import (
     CommunityRepository,
     InviteRepository,
@@ -45,12 +50,16 @@ class InvitesApi:
         )
 
         async def create(session: AsyncSession) -> pb.CreateInviteResponse:
+            # Only the code of the attempt that commits is the caller's (a transaction may
+            # run again after losing a race).
+            issued.clear()
             communities = CommunityRepository(session)
             community = await community_for(communities, request.community_id, caller)
             if not await self._level_unlocks_invites(session, communities, community.id, caller):
                 await require_role(
                     communities, community, caller, domain.Role.MODERATOR, "creating invites"
                 )
+            require_writable(community, "creating invites")
             invite, code = invites.new_invite(community, caller.user_id, expires, request.max_uses)
             await InviteRepository(session).add(invite, invites.code_hash(code))
             await log_moderation(
@@ -112,6 +121,7 @@ class InvitesApi:
             await require_role(
                 communities, community, caller, domain.Role.MODERATOR, "revoking invites"
             )
+            require_writable(community, "revoking invites")
             repository = InviteRepository(session)
             current = await repository.get(community.id, request.invite_id)
             revoked = invites.revoke(current, request.invite_id)

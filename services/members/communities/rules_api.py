@@ -12,7 +12,7 @@ from services.kit.idempotency import IdempotentWriter
 from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
 from services.members.communities import domain
-from services.members.communities.access import community_for, require_role
+from services.members.communities.access import community_for, require_role, require_writable
 from services.members.communities.events import CommunityEvents
 from services.members.communities.messages import community_to_proto, membership_to_proto
 from services.members.communities.store import (
@@ -48,6 +48,7 @@ class RulesApi:
             await require_role(
                 communities, community, caller, domain.Role.ADMIN, "changing the rules"
             )
+            require_writable(community, "changing the rules")
             changed, version = domain.new_rules(community, rules, caller.user_id, request.etag)
             await communities.save(changed)
             await add_rules(session, version)
@@ -106,6 +107,7 @@ class RulesApi:
                 await require_role(
                     communities, community, caller, domain.Role.MEMBER, "accepting the rules"
                 )
+            require_writable(community, "accepting the rules")
             accepted = domain.accept_rules(community, current, request.version)
             await communities.save_membership(accepted)
             await CommunityEvents(session).rules_accepted(accepted)

@@ -10,8 +10,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import utc
-from services.kit.errors import FailedPrecondition
-from services.kit.projection import upsert
+from services.kit.versioned import StaleWrite, save_versioned
 from services.members.communities.domain import (
     Community,
     JoinPolicy,
@@ -52,11 +51,8 @@ class CommunityRepository:
         )
         if not getattr(result, "rowcount", 0):
             # Another writer got there first (only possible on PostgreSQL, where writers
-            # do not queue); the caller's etag check saw an older row.
-            raise FailedPrecondition(
-                f"community {community.id} was changed by someone else meanwhile; "
-                "read it again and reapply your change"
-            )
+            # do not queue): the transaction runs again, and an etag checks the fresh row.
+            raise StaleWrite(f"community {community.id} changed meanwhile")
         await self.session.execute(
             community_tags.delete().where(community_tags.c.community_id == community.id)
         )
@@ -112,6 +108,18 @@ class CommunityRepository:
                 [{"community_id": community.id, "tag": tag} for tag in community.tags],
             )
 
+    async def hold(self, community_id: str) -> None:
+        """Hold the community's row until the transaction ends, so that changes to settings
+        replaced as a whole (levels, care and check-in settings, the attribute schema) queue
+        instead of racing: on PostgreSQL a lock that leaves its keys alone (rows referencing
+        the community are still written); SQLite's writers queue anyway."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(
+                select(communities.c.id)
+                .where(communities.c.id == community_id)
+                .with_for_update(key_share=True)
+            )
+
     async def get(self, community_id: str) -> Community | None:
         row = (
             await self.session.execute(select(communities).where(communities.c.id == community_id))
@@ -136,9 +144,10 @@ class CommunityRepository:
         await self.save_memberships([membership])
 
     async def save_memberships(self, changed: list[Membership]) -> None:
-        """Store memberships, new or not, with one statement."""
+        """Store memberships, new or not, with one statement; StaleWrite when one changed
+        since it was read (every change raises a membership's version by one)."""
         rows = [_membership_row(membership) for membership in changed]
-        await upsert(self.session, memberships, rows, ["community_id", "user_id"])
+        await save_versioned(self.session, memberships, rows, ["community_id", "user_id"])
 
     async def membership(self, community_id: str, user_id: str) -> Membership | None:
         row = (
@@ -247,7 +256,9 @@ class JoinRequestRepository:
         rows = await _rows_of_pairs(self.session, join_requests, pairs)
         return {pair: _join_request(row) for pair, row in rows.items()}
 
-    async def save(self, request: JoinRequest) -> None:
+    async def save(self, request: JoinRequest, *, was: RequestState | None = None) -> None:
+        """Store a join request, new or not; with `was`, only over a request still in that
+        state (StaleWrite otherwise: two reviews of one request do not both land)."""
         values = {
             "answers": request.answers,
             "state": int(request.state),
@@ -257,15 +268,16 @@ class JoinRequestRepository:
             "reason": request.reason,
             "accepted_rules_version": request.accepted_rules_version,
         }
-        result = await self.session.execute(
-            join_requests.update()
-            .where(
-                join_requests.c.community_id == request.community_id,
-                join_requests.c.user_id == request.user_id,
-            )
-            .values(**values)
+        statement = join_requests.update().where(
+            join_requests.c.community_id == request.community_id,
+            join_requests.c.user_id == request.user_id,
         )
+        if was is not None:
+            statement = statement.where(join_requests.c.state == int(was))
+        result = await self.session.execute(statement.values(**values))
         if not getattr(result, "rowcount", 0):
+            if was is not None:
+                raise StaleWrite(f"join request of {request.user_id} changed meanwhile")
             await self.session.execute(
                 join_requests.insert().values(
                     community_id=request.community_id, user_id=request.user_id, **values
@@ -458,11 +470,14 @@ class InviteRepository:
         return _invite(row) if row else None
 
     async def revoke(self, invite: Invite) -> None:
-        await self.session.execute(
+        result = await self.session.execute(
             invites.update()
             .where(invites.c.community_id == invite.community_id, invites.c.id == invite.id)
+            .where(invites.c.revoked_at.is_(None))
             .values(revoked_at=invite.revoked_at)
         )
+        if not getattr(result, "rowcount", 0):
+            raise StaleWrite(f"invite {invite.id} changed meanwhile")
 
     async def use(self, invite: Invite, now: datetime) -> bool:
         """Count one use if the invite still admits someone; False when it does not.

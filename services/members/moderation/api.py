@@ -9,19 +9,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Identity, current_identity
 from services.kit.database import Database
-from services.kit.errors import AlreadyExists, NotFound
+from services.kit.errors import AlreadyExists, InvalidArgument, NotFound
 from services.kit.idempotency import IdempotentWriter
 from services.kit.paging import page_of, read_page
 from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
 from services.members.communities import domain
-from services.members.communities.access import community_for, require_role
+from services.members.communities.access import community_for, require_role, require_writable
 from services.members.communities.messages import membership_to_proto
 from services.members.communities.store import CommunityRepository, log_moderation
 from services.members.moderation import reports
 from services.members.moderation.domain import Action, moderate
 from services.members.moderation.events import ModerationEvents
-from services.members.moderation.store import ReportRepository
+from services.members.moderation.store import PostRepository, ReportRepository
 from studyhall.members.v1 import members_service_pb2 as pb
 
 # The moderator action a decision takes on the member, and the one an overturn takes back.
@@ -50,7 +50,6 @@ class ModerationApi:
             if request.HasField("target")
             else None
         )
-        subject = request.target.author_user_id if target else request.target_user_id
 
         async def file(session: AsyncSession) -> pb.FileReportResponse:
             communities = CommunityRepository(session)
@@ -58,8 +57,13 @@ class ModerationApi:
             await require_role(
                 communities, community, caller, domain.Role.MEMBER, "reporting to moderators"
             )
-            if not target and await communities.membership(community.id, subject) is None:
-                raise NotFound(f"{subject} is not a member of community {community.id}")
+            require_writable(community, "reporting")
+            if target:
+                subject = await _author_of(session, community.id, request.target.id, caller)
+            else:
+                subject = request.target_user_id
+                if await communities.membership(community.id, subject) is None:
+                    raise NotFound(f"{subject} is not a member of community {community.id}")
             report = reports.file(
                 community.id,
                 caller.user_id,
@@ -141,6 +145,7 @@ class ModerationApi:
             await require_role(
                 communities, community, caller, domain.Role.MODERATOR, "resolving reports"
             )
+            require_writable(community, "resolving reports")
             actor = (
                 None
                 if caller.operator
@@ -187,6 +192,8 @@ class ModerationApi:
             repository = ReportRepository(session)
             report = await repository.get(community.id, request.report_id) if community else None
             appealed = reports.appeal(report, caller.user_id, request.statement)
+            assert community is not None  # no community, no report: appeal() refused it
+            require_writable(community, "appealing")
             await repository.save(appealed)
             await ModerationEvents(session).report_appealed(appealed)
             return pb.AppealReportResponse(report=report_to_proto(appealed, for_subject=True))
@@ -223,6 +230,7 @@ class ModerationApi:
             await require_role(
                 communities, community, caller, domain.Role.MODERATOR, "moderating members"
             )
+            require_writable(community, "moderating members")
             actor = (
                 None
                 if caller.operator
@@ -258,12 +266,16 @@ def _check_report(request: pb.FileReportRequest, caller: Identity) -> None:
     if about_content:
         if request.target.service not in reports.CONTENT_SERVICES:
             problems.add("target.service", f"must be one of {', '.join(reports.CONTENT_SERVICES)}")
-        if not reports.KIND_PATTERN.fullmatch(request.target.kind):
+        elif not reports.KIND_PATTERN.fullmatch(request.target.kind):
             problems.add("target.kind", "must be a lowercase kind such as post or comment")
+        elif (request.target.service, request.target.kind) not in reports.REPORTABLE:
+            problems.add(
+                "target.kind",
+                "only posts (service content, kind post) can be reported as content yet; "
+                "report their author with target_user_id instead",
+            )
         problems.uuid("target.id", request.target.id)
-        problems.text("target.author_user_id", request.target.author_user_id, required=False)
-        if request.target.author_user_id == caller.user_id:
-            problems.add("target.author_user_id", "you cannot report your own content")
+        # target.author_user_id is not read: the author comes from content's facts.
     else:
         problems.text("target_user_id", request.target_user_id)
         if request.target_user_id == caller.user_id:
@@ -282,6 +294,22 @@ def _check_report(request: pb.FileReportRequest, caller: Identity) -> None:
         if problem:
             problems.add(f"evidence[{index}]", problem)
     problems.raise_if_any()
+
+
+async def _author_of(
+    session: AsyncSession, community_id: str, post_id: str, caller: Identity
+) -> str:
+    """The author of a post of the community, as content's facts tell ("" when erased);
+    the same NOT_FOUND for a post of another community as for one never published."""
+    post = await PostRepository(session).get(community_id, post_id)
+    if post is None:
+        raise NotFound(
+            f"post {post_id} is not known in community {community_id}; a post published a "
+            "moment ago is known here within seconds, so retry then"
+        )
+    if post.author_user_id == caller.user_id:
+        raise InvalidArgument.field("target.id", "you cannot report your own post")
+    return post.author_user_id
 
 
 async def _act_on_member(

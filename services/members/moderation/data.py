@@ -13,7 +13,7 @@ from services.members.communities.store import (
     audit_entries_about,
 )
 from services.members.moderation.reports import Decision, Report
-from services.members.moderation.store import ReportRepository
+from services.members.moderation.store import PostRepository, ReportRepository
 
 
 def _decision(decision: Decision | None) -> dict[str, Any] | None:
@@ -101,10 +101,20 @@ async def _erase_report_writing(session: AsyncSession, community_id: str, user_i
     await ReportRepository(session).redact_writing_of(community_id, user_id)
 
 
+async def _export_posts(session: AsyncSession, community_id: str, user_id: str) -> list[str]:
+    # What members holds of the member's posts: their ids, from content's facts.
+    return await PostRepository(session).written_by(community_id, user_id)
+
+
+async def _erase_post_authorship(session: AsyncSession, community_id: str, user_id: str) -> None:
+    await PostRepository(session).forget_author(community_id, user_id)
+
+
 # The sections this capability adds to a member's export, and what erasure runs here.
 EXPORTS: dict[str, Exporter] = {
     "reports_filed": _export_reports_filed,
     "reports_about_me": _export_reports_about,
     "moderation_of_me": _export_audit,
+    "post_ids_written": _export_posts,
 }
-ERASERS: tuple[Eraser, ...] = (_erase_report_writing,)
+ERASERS: tuple[Eraser, ...] = (_erase_report_writing, _erase_post_authorship)

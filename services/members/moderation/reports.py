@@ -46,6 +46,10 @@ APPEAL_DECISIONS = (Resolution.UPHOLD, Resolution.OVERTURN)
 ACTING = (Resolution.WARN, Resolution.MUTE, Resolution.BAN)
 
 CONTENT_SERVICES = ("content", "events")
+# What can be reported as content: what members learns from facts (content's PostCreated),
+# so that the community and the author are known, not taken from the reporter. Comments and
+# activities join as their facts reach members.
+REPORTABLE = {("content", "post")}
 KIND_PATTERN = re.compile(r"[a-z][a-z_]{0,39}")
 # "content:post:<uuid>": evidence that points at something inside the platform.
 CONTENT_REFERENCE = re.compile(r"(content|events):[a-z][a-z_]{0,39}:[0-9a-f-]{36}")

@@ -1,7 +1,9 @@
-"""Reports and their decisions, as stored."""
+"""Reports and their decisions, and the posts a report may be about, as stored."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,10 +12,81 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import utc
+from services.kit.projection import upsert_newer
+from services.kit.versioned import update_versioned
 from services.members.moderation.reports import Decision, Reason, Report, Resolution, State
-from services.members.store.tables import (
-    reports,
-)
+from services.members.store.tables import known_posts, reports
+
+
+@dataclass(frozen=True)
+class KnownPost:
+    """A post as content's facts describe it."""
+
+    community_id: str
+    post_id: str
+    # "" once the author's data was erased: the post stays the community's, under no author.
+    author_user_id: str
+    version: int
+
+
+class PostRepository:
+    """The posts content told of (PostCreated), by community."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record(self, posts: Sequence[KnownPost]) -> None:
+        """Store posts, each replacing only an older version of itself."""
+        await upsert_newer(
+            self.session,
+            known_posts,
+            [
+                {
+                    "community_id": post.community_id,
+                    "post_id": post.post_id,
+                    "author_user_id": post.author_user_id,
+                    "version": post.version,
+                }
+                for post in posts
+            ],
+            ["community_id", "post_id"],
+        )
+
+    async def get(self, community_id: str, post_id: str) -> KnownPost | None:
+        row = (
+            await self.session.execute(
+                select(known_posts).where(
+                    known_posts.c.community_id == community_id, known_posts.c.post_id == post_id
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        return KnownPost(row.community_id, row.post_id, row.author_user_id, int(row.version))
+
+    async def written_by(self, community_id: str, user_id: str) -> list[str]:
+        """Ids of the posts known as `user_id`'s, in id order."""
+        rows = await self.session.scalars(
+            select(known_posts.c.post_id)
+            .where(
+                known_posts.c.community_id == community_id,
+                known_posts.c.author_user_id == user_id,
+            )
+            .order_by(known_posts.c.post_id)
+        )
+        return list(rows)
+
+    async def forget_author(self, community_id: str, user_id: str) -> None:
+        """The author's posts stay known, under no author; their versions stay, so a late
+        PostCreated does not bring the author back."""
+        await self.session.execute(
+            known_posts.update()
+            .where(
+                known_posts.c.community_id == community_id,
+                known_posts.c.author_user_id == user_id,
+            )
+            .values(author_user_id="")
+        )
 
 
 class ReportRepository:
@@ -24,11 +97,9 @@ class ReportRepository:
         await self.session.execute(reports.insert().values(**_report_row(report)))
 
     async def save(self, report: Report) -> None:
-        await self.session.execute(
-            reports.update()
-            .where(reports.c.community_id == report.community_id, reports.c.id == report.id)
-            .values(**_report_row(report))
-        )
+        """Store a decided or appealed report; StaleWrite when it changed since it was read
+        (two moderators deciding one report at once: one decision stands)."""
+        await update_versioned(self.session, reports, _report_row(report), ["community_id", "id"])
 
     async def get(self, community_id: str, report_id: str) -> Report | None:
         row = (

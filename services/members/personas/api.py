@@ -6,14 +6,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import grpc
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Identity, current_identity
 from services.kit.database import Database
 from services.kit.errors import (
-    AlreadyExists,
-    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
@@ -22,7 +19,7 @@ from services.kit.idempotency import IdempotentWriter
 from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
 from services.members.communities import domain
-from services.members.communities.access import community_for, require_role
+from services.members.communities.access import community_for, require_role, require_writable
 from services.members.communities.store import CommunityRepository
 from services.members.personas import profiles
 from services.members.personas.profiles import Attribute, AttributeType, Birthday, Level, Profile
@@ -79,15 +76,7 @@ class ProfilesApi:
             await repository.save(defined)
             return pb.DefineAttributeResponse(attribute=attribute_to_proto(defined))
 
-        try:
-            return await self.writer.write(
-                caller.user_id, request, pb.DefineAttributeResponse, define
-            )
-        except IntegrityError:
-            # Two admins defined the same key at once; the store kept one.
-            raise AlreadyExists(
-                f"attribute {new.key!r} was just defined; choose another key"
-            ) from None
+        return await self.writer.write(caller.user_id, request, pb.DefineAttributeResponse, define)
 
     async def UpdateAttribute(
         self, request: pb.UpdateAttributeRequest, context: grpc.aio.ServicerContext
@@ -210,8 +199,7 @@ class ProfilesApi:
         async def update(session: AsyncSession) -> pb.UpdateProfileResponse:
             communities = CommunityRepository(session)
             community = await community_for(communities, new.community_id, caller)
-            if community.archived_at is not None:
-                raise FailedPrecondition(f"community {community.id} is archived")
+            require_writable(community, "changing your profile")
             await _active_member(communities, community.id, caller.user_id)
             schema = await AttributeRepository(session).schema(community.id)
             profiles_ = ProfileRepository(session)
@@ -227,11 +215,13 @@ class ProfilesApi:
 
 
 async def _admin_of(session: AsyncSession, community_id: str, caller: Identity, what: str) -> None:
+    """Checks an admin may change the community's attribute schema, and holds the community
+    so that changes to the schema queue (its size limit and positions are read first)."""
     communities = CommunityRepository(session)
     community = await community_for(communities, community_id, caller)
     await require_role(communities, community, caller, domain.Role.ADMIN, what)
-    if community.archived_at is not None:
-        raise FailedPrecondition(f"community {community.id} is archived")
+    require_writable(community, what)
+    await communities.hold(community.id)
 
 
 async def _active_member(communities: CommunityRepository, community_id: str, user_id: str) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import utc
-from services.kit.projection import upsert
+from services.kit.versioned import save_versioned
 from services.members.personas.profiles import (
     Attribute,
     AttributeType,
@@ -41,7 +41,9 @@ class AttributeRepository:
         return [_attribute(row) for row in rows.all()]
 
     async def save(self, attribute: Attribute) -> None:
-        await upsert(self.session, profile_attributes, [_attribute_row(attribute)], _ATTRIBUTE_KEY)
+        await save_versioned(
+            self.session, profile_attributes, [_attribute_row(attribute)], _ATTRIBUTE_KEY
+        )
 
     async def drop_values(self, community_id: str, key: str) -> None:
         await self.session.execute(
@@ -110,7 +112,7 @@ class ProfileRepository:
 
     async def save(self, profile: Profile) -> None:
         where_member = {"community_id": profile.community_id, "user_id": profile.user_id}
-        await upsert(
+        await save_versioned(
             self.session, member_profiles, [_profile_row(profile)], ["community_id", "user_id"]
         )
         for table in (profile_interests, profile_values):

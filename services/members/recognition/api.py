@@ -11,13 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Identity, current_identity
 from services.kit.database import Database
-from services.kit.errors import AlreadyExists, FailedPrecondition, NotFound
+from services.kit.errors import AlreadyExists, NotFound
 from services.kit.idempotency import IdempotentWriter
 from services.kit.paging import page_of, read_page
 from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
 from services.members.communities import domain
-from services.members.communities.access import community_for, require_role
+from services.members.communities.access import community_for, require_role, require_writable
 from services.members.communities.store import CommunityRepository, log_moderation
 from services.members.recognition import levels, points
 from services.members.recognition.awards import Landed, land
@@ -56,8 +56,7 @@ class RecognitionApi:
             landed.clear()
             communities = CommunityRepository(session)
             community = await community_for(communities, request.community_id, caller)
-            if community.archived_at is not None:
-                raise FailedPrecondition(f"community {community.id} is archived")
+            require_writable(community, "awarding points")
             await require_role(
                 communities, community, caller, domain.Role.MEMBER, "awarding points"
             )
@@ -190,6 +189,9 @@ class RecognitionApi:
             await require_role(
                 communities, community, caller, domain.Role.ADMIN, "changing the levels"
             )
+            require_writable(community, "changing the levels")
+            # Two ladders set at once queue: each replaces every level and numbers a version.
+            await communities.hold(community.id)
             ledger = LedgerRepository(session)
             version = await ledger.save_ladder(community.id, ladder)
             await RecognitionEvents(session).levels_changed(community.id, ladder, version)

@@ -6,7 +6,6 @@ import uuid
 from datetime import UTC, datetime
 
 import grpc
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.auth import Identity, current_identity
@@ -24,7 +23,7 @@ from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
 from services.members.checkins.store import CheckinRepository
 from services.members.communities import domain
-from services.members.communities.access import community_for, require_role
+from services.members.communities.access import community_for, require_role, require_writable
 from services.members.communities.store import CommunityRepository
 from services.members.personas.store import AttributeRepository
 from services.members.segments import rules as segment_rules
@@ -50,7 +49,9 @@ class SegmentsApi:
         problems.raise_if_any()
 
         async def create(session: AsyncSession) -> pb.CreateSegmentResponse:
-            await _moderator_of(session, request.community_id, caller, "creating segments")
+            await _moderator_of(
+                session, request.community_id, caller, "creating segments", writing=True
+            )
             await _parse(session, request.community_id, request.rule, "rule")
             repository = SegmentRepository(session)
             if await repository.name_taken(request.community_id, request.name):
@@ -69,12 +70,7 @@ class SegmentsApi:
             await repository.add(segment)
             return pb.CreateSegmentResponse(segment=segment_to_proto(segment))
 
-        try:
-            return await self.writer.write(
-                caller.user_id, request, pb.CreateSegmentResponse, create
-            )
-        except IntegrityError:
-            raise _name_taken(request.name) from None
+        return await self.writer.write(caller.user_id, request, pb.CreateSegmentResponse, create)
 
     async def UpdateSegment(
         self, request: pb.UpdateSegmentRequest, context: grpc.aio.ServicerContext
@@ -100,7 +96,9 @@ class SegmentsApi:
         problems.raise_if_any()
 
         async def update(session: AsyncSession) -> pb.UpdateSegmentResponse:
-            await _moderator_of(session, new.community_id, caller, "changing segments")
+            await _moderator_of(
+                session, new.community_id, caller, "changing segments", writing=True
+            )
             repository = SegmentRepository(session)
             current = await _segment(repository, new.community_id, new.id)
             if "rule" in paths:
@@ -114,12 +112,7 @@ class SegmentsApi:
             await repository.save(changed)
             return pb.UpdateSegmentResponse(segment=segment_to_proto(changed))
 
-        try:
-            return await self.writer.write(
-                caller.user_id, request, pb.UpdateSegmentResponse, update
-            )
-        except IntegrityError:
-            raise _name_taken(new.name) from None
+        return await self.writer.write(caller.user_id, request, pb.UpdateSegmentResponse, update)
 
     async def DeleteSegment(
         self, request: pb.DeleteSegmentRequest, context: grpc.aio.ServicerContext
@@ -130,7 +123,9 @@ class SegmentsApi:
         problems.raise_if_any()
 
         async def delete(session: AsyncSession) -> pb.DeleteSegmentResponse:
-            await _moderator_of(session, request.community_id, caller, "deleting segments")
+            await _moderator_of(
+                session, request.community_id, caller, "deleting segments", writing=True
+            )
             repository = SegmentRepository(session)
             segment = await _segment(repository, request.community_id, request.segment_id)
             await repository.delete(segment)
@@ -233,16 +228,19 @@ class SegmentsApi:
 
 
 def _name_taken(name: str) -> AlreadyExists:
-    # Checked before writing; the store's unique key catches two writers at once.
+    # Checked before writing; of two writers at once, the store's unique key lets one
+    # through and the other runs again and finds the name taken.
     return AlreadyExists(f"a segment named {name!r} exists; choose another name")
 
 
 async def _moderator_of(
-    session: AsyncSession, community_id: str, caller: Identity, what: str
+    session: AsyncSession, community_id: str, caller: Identity, what: str, *, writing: bool = False
 ) -> domain.Community:
     communities = CommunityRepository(session)
     community = await community_for(communities, community_id, caller)
     await require_role(communities, community, caller, domain.Role.MODERATOR, what)
+    if writing:
+        require_writable(community, what)
     return community
 
 

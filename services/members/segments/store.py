@@ -10,6 +10,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import utc
+from services.kit.versioned import StaleWrite, update_versioned
 from services.members.segments.rules import Node, Segment
 from services.members.segments.sql import members_matching
 from services.members.store.tables import (
@@ -26,18 +27,20 @@ class SegmentRepository:
         await self.session.execute(segments.insert().values(**_segment_row(segment)))
 
     async def save(self, segment: Segment) -> None:
-        await self.session.execute(
-            segments.update()
-            .where(segments.c.id == segment.id, segments.c.community_id == segment.community_id)
-            .values(**_segment_row(segment))
-        )
+        """Store a changed segment; StaleWrite when it changed since it was read."""
+        await update_versioned(self.session, segments, _segment_row(segment), ["id"])
 
     async def delete(self, segment: Segment) -> None:
-        await self.session.execute(
+        """Delete the segment as read; StaleWrite when it changed or went meanwhile."""
+        result = await self.session.execute(
             delete(segments).where(
-                segments.c.id == segment.id, segments.c.community_id == segment.community_id
+                segments.c.id == segment.id,
+                segments.c.community_id == segment.community_id,
+                segments.c.version == segment.version,
             )
         )
+        if not getattr(result, "rowcount", 0):
+            raise StaleWrite(f"segment {segment.id} changed meanwhile")
 
     async def get(self, community_id: str, segment_id: str) -> Segment | None:
         row = (

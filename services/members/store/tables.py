@@ -205,6 +205,19 @@ reports = Table(
     Index("ix_reports_target", "community_id", "target_user_id"),
 )
 
+# Posts as content's PostCreated facts describe them: a report about a post is checked
+# against this (the post is in the report's community) and acts on its author, never on
+# whoever the reporter names.
+known_posts = Table(
+    "known_posts",
+    metadata,
+    Column("community_id", String(36), primary_key=True),
+    Column("post_id", String(36), primary_key=True),
+    Column("author_user_id", String(200), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Index("ix_known_posts_author", "community_id", "author_user_id"),
+)
+
 
 # --- Recognition (Members II B): points ledger, levels, badges, and the inbox of the
 # consumers that turn other services' facts into points ---

@@ -1641,7 +1641,10 @@ class ContentRef(_message.Message):
     id: _builtins.str
     """Its id (a UUID)."""
     author_user_id: _builtins.str
-    """Who wrote it, when known: the member a resolution acts on."""
+    """Who wrote it, as the content service's facts tell (empty once the author's data was
+    erased): the member a resolution acts on. Not read in FileReport, which looks the
+    author up itself.
+    """
     def __init__(
         self,
         *,

@@ -331,6 +331,9 @@ class MembersServiceServicer:
     def FileReport(self, request, context):
         """Reports a member or a piece of content to the community's moderators. Any active member,
         muted ones too (reporting abuse stays possible); one open report per reporter and target.
+        Content is a post of the community (service "content", kind "post") that the members
+        service knows from the content service's PostCreated facts, which also name its author;
+        a post it does not know (yet, or in this community) is NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -105,6 +105,9 @@ class MembersServiceStub:
     FileReport: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.FileReportRequest, _members_service_pb2.FileReportResponse]
     """Reports a member or a piece of content to the community's moderators. Any active member,
     muted ones too (reporting abuse stays possible); one open report per reporter and target.
+    Content is a post of the community (service "content", kind "post") that the members
+    service knows from the content service's PostCreated facts, which also name its author;
+    a post it does not know (yet, or in this community) is NOT_FOUND.
     """
     ListReports: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.ListReportsRequest, _members_service_pb2.ListReportsResponse]
     """Reports of a community, oldest first. Moderators and above see all; with `mine` a
@@ -211,6 +214,9 @@ class MembersServiceAsyncStub(MembersServiceStub):
     FileReport: _aio.UnaryUnaryMultiCallable[_members_service_pb2.FileReportRequest, _members_service_pb2.FileReportResponse]  # type: ignore[assignment]
     """Reports a member or a piece of content to the community's moderators. Any active member,
     muted ones too (reporting abuse stays possible); one open report per reporter and target.
+    Content is a post of the community (service "content", kind "post") that the members
+    service knows from the content service's PostCreated facts, which also name its author;
+    a post it does not know (yet, or in this community) is NOT_FOUND.
     """
     ListReports: _aio.UnaryUnaryMultiCallable[_members_service_pb2.ListReportsRequest, _members_service_pb2.ListReportsResponse]  # type: ignore[assignment]
     """Reports of a community, oldest first. Moderators and above see all; with `mine` a
@@ -440,6 +446,9 @@ class MembersServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_members_service_pb2.FileReportResponse, _abc.Awaitable[_members_service_pb2.FileReportResponse]]:
         """Reports a member or a piece of content to the community's moderators. Any active member,
         muted ones too (reporting abuse stays possible); one open report per reporter and target.
+        Content is a post of the community (service "content", kind "post") that the members
+        service knows from the content service's PostCreated facts, which also name its author;
+        a post it does not know (yet, or in this community) is NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
