@@ -59,7 +59,7 @@ async def archived(
             nats_url=nats_url,
             data_dir=directory,
         ) as running:
-            world = await PROCESS.prepare(running)
+            world = await PROCESS.prepare(running, None)
             stub = pb_grpc.MembersServiceStub(running.channel)
             for community_id in (
                 world.community_id,
