@@ -262,18 +262,6 @@ class Access:
                 f"{community_id} unlocks"
             )
         return standing
-        held = standing.holds(privilege) if open_until_gated else privilege in standing.held
-        if not held:
-            if open_until_gated:
-                raise PermissionDenied(
-                    f"{what} needs the {privilege} privilege, which a higher level in "
-                    f"community {community_id} unlocks"
-                )
-            raise PermissionDenied(
-                f"{what} needs the moderator role or higher in community {community_id}, or "
-                f"a level that unlocks {privilege}; you are a member below that level"
-            )
-        return standing
 
     async def time_zone(self, community_id: str) -> str:
         """The community's IANA time zone as members last said; empty for UTC."""

@@ -163,6 +163,9 @@ class Scheduler:
             "studyhall.schedule.failures", description="Job runs that failed and were retried"
         )
         self._attributes = {"service": service}
+        for kind in self.handlers:
+            # Present from the start, so a dashboard shows zero rather than nothing.
+            self._failures.add(0, {**self._attributes, "kind": kind})
 
     def wake(self) -> None:
         """Look for due work now (a job was just set for soon in this process)."""

@@ -10,6 +10,8 @@ import pytest
 
 from services.members.app import SPEC as MEMBERS
 from services.members.settings import MembersSettings
+from tests.support import rpcs_content
+from tests.support.catalogue import STORES, new_database, serve
 from tests.support.services import RunningService, running_service
 
 
@@ -45,3 +47,24 @@ async def members(
         data_dir=data_dir,
     ) as running:
         yield running
+
+
+@pytest.fixture(scope="module", params=STORES)
+async def content(
+    request: pytest.FixtureRequest,
+    redis_url: str,
+    nats_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[RunningService]:
+    """One content service per store for a module; each test works in communities of its
+    own. No relay runs, so the facts stay in the outbox table for the tests to read."""
+    directory = tmp_path_factory.mktemp(f"content-{request.param}")
+    with new_database(str(request.param), request, directory) as database_url:
+        async with serve(
+            rpcs_content.PROCESS,
+            database_url=database_url,
+            redis_url=redis_url,
+            nats_url=nats_url,
+            data_dir=directory,
+        ) as running:
+            yield running

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,31 +29,11 @@ from services.kit.database import Database
 from services.kit.projection import upsert_newer
 from studyhall.content.v1 import content_service_pb2 as pb
 from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
-from tests.support import rpcs_content
 from tests.support.access import grant
-from tests.support.catalogue import STORES, changed_tables, new_database, serve, snapshot
+from tests.support.catalogue import changed_tables, new_database, snapshot
 from tests.support.services import RunningService, free_port
 
 pytestmark = pytest.mark.service
-
-
-@pytest.fixture(scope="module", params=STORES)
-async def content(
-    request: pytest.FixtureRequest,
-    redis_url: str,
-    nats_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[RunningService]:
-    directory = tmp_path_factory.mktemp(f"content-calendar-{request.param}")
-    with new_database(str(request.param), request, directory) as database_url:
-        async with serve(
-            rpcs_content.PROCESS,
-            database_url=database_url,
-            redis_url=redis_url,
-            nats_url=nats_url,
-            data_dir=directory,
-        ) as running:
-            yield running
 
 
 def _local(moment: datetime, zone: str = "UTC") -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,9 +21,8 @@ from services.kit.access import Role
 from studyhall.content.v1 import content_events_pb2 as events
 from studyhall.content.v1 import content_service_pb2 as pb
 from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
-from tests.support import rpcs_content
 from tests.support.access import grant
-from tests.support.catalogue import STORES, changed_tables, new_database, serve, snapshot
+from tests.support.catalogue import changed_tables, snapshot
 from tests.support.errors import field_violations
 from tests.support.services import RunningService
 
@@ -32,27 +30,6 @@ pytestmark = pytest.mark.service
 
 LIKE = pb.REACTION_KIND_LIKE
 HELPFUL = pb.REACTION_KIND_HELPFUL
-
-
-@pytest.fixture(scope="module", params=STORES)
-async def content(
-    request: pytest.FixtureRequest,
-    redis_url: str,
-    nats_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[RunningService]:
-    """One content service per store for the module; every test works in its own community.
-    No relay runs, so the facts stay in the outbox table for the tests to read."""
-    directory = tmp_path_factory.mktemp(f"content-discussion-{request.param}")
-    with new_database(str(request.param), request, directory) as database_url:
-        async with serve(
-            rpcs_content.PROCESS,
-            database_url=database_url,
-            redis_url=redis_url,
-            nats_url=nats_url,
-            data_dir=directory,
-        ) as running:
-            yield running
 
 
 class Community:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -20,31 +19,11 @@ from services.content.store.tables import metadata, outbox
 from services.kit.access import Role
 from studyhall.content.v1 import content_service_pb2 as pb
 from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
-from tests.support import rpcs_content
 from tests.support.access import grant
-from tests.support.catalogue import STORES, changed_tables, new_database, serve, snapshot
+from tests.support.catalogue import changed_tables, snapshot
 from tests.support.services import RunningService
 
 pytestmark = pytest.mark.service
-
-
-@pytest.fixture(scope="module", params=STORES)
-async def content(
-    request: pytest.FixtureRequest,
-    redis_url: str,
-    nats_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[RunningService]:
-    directory = tmp_path_factory.mktemp(f"content-posts-{request.param}")
-    with new_database(str(request.param), request, directory) as database_url:
-        async with serve(
-            rpcs_content.PROCESS,
-            database_url=database_url,
-            redis_url=redis_url,
-            nats_url=nats_url,
-            data_dir=directory,
-        ) as running:
-            yield running
 
 
 class Community:

@@ -26,33 +26,12 @@ from services.kit.grouped_writes import GroupedWriter
 from services.kit.idempotency import IdempotentWriter
 from studyhall.content.v1 import content_events_pb2 as content_events
 from studyhall.content.v1 import content_service_pb2 as pb
-from tests.support import rpcs_content
 from tests.support.access import grant
-from tests.support.catalogue import STORES, new_database, serve
 from tests.support.services import RunningService
 
 pytestmark = pytest.mark.service
 
 POST_CREATED = "studyhall.content.v1.PostCreated"
-
-
-@pytest.fixture(scope="module", params=STORES)
-async def content(
-    request: pytest.FixtureRequest,
-    redis_url: str,
-    nats_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[RunningService]:
-    directory = tmp_path_factory.mktemp(f"kit-groups-{request.param}")
-    with new_database(str(request.param), request, directory) as database_url:
-        async with serve(
-            rpcs_content.PROCESS,
-            database_url=database_url,
-            redis_url=redis_url,
-            nats_url=nats_url,
-            data_dir=directory,
-        ) as running:
-            yield running
 
 
 @asynccontextmanager
