@@ -297,6 +297,10 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
             "STUDYHALL_MEMBERS_DATABASE_URL": members_url,
             "STUDYHALL_CONTENT_DATABASE_URL": content_url,
             "STUDYHALL_LOG_LEVEL": "WARNING",
+            # Limits on, as in production, so their cost is measured; high enough that the
+            # load of the measurement itself is never refused (as bench.members does).
+            "STUDYHALL_RATE_LIMIT_PER_CALLER": "100000/second",
+            "STUDYHALL_RATE_LIMIT_PER_COMMUNITY": "100000/second",
         }
         signed: list[Result] = []
         joins: list[Result] = []
