@@ -32,6 +32,7 @@ from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
 from tests.support.access import grant
 from tests.support.catalogue import changed_tables, new_database, snapshot
 from tests.support.services import RunningService, free_port
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.service
 
@@ -67,15 +68,6 @@ async def _events(database: Database, community_id: str) -> list[str]:
         return [str(row.event_type).rsplit(".", 1)[-1] for row in rows]
 
 
-async def _eventually(check: Any, what: str, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
-
-
 async def test_a_scheduled_draft_goes_live_once_at_its_time(content: RunningService) -> None:
     community_id = str(uuid.uuid4())
     await grant(content, community_id, "ada", Role.MEMBER)
@@ -97,7 +89,7 @@ async def test_a_scheduled_draft_goes_live_once_at_its_time(content: RunningServ
         )
         return bool(read.post.state == pb.POST_STATE_PUBLISHED)
 
-    await _eventually(live, "the draft goes live")
+    await eventually(live, "the draft goes live")
     await asyncio.sleep(0.5)  # a second run would have happened by now
     assert await _events(content.deps.database, community_id) == ["PostScheduled", "PostCreated"]
 
@@ -183,7 +175,7 @@ async def test_a_draft_whose_author_was_muted_meanwhile_is_missed(
         )
         return bool(read.post.missed_reason)
 
-    await _eventually(missed, "the schedule is missed")
+    await eventually(missed, "the schedule is missed")
     calendar = await stub.ListCalendar(
         pb.ListCalendarRequest(
             community_id=community_id, start_date=datetime.now(UTC).date().isoformat(), days=2
@@ -204,6 +196,9 @@ async def test_a_draft_whose_author_was_muted_meanwhile_is_missed(
         ({"local_time": "2030-02-30T09:00"}, "local_time"),
         ({"local_time": "2030-01-01T09:00", "time_zone": "Mars/Olympus"}, "time_zone"),
         ({"local_time": "2099-01-01T09:00"}, "local_time"),
+        # Off the calendar once moved to UTC: no instant to schedule at.
+        ({"local_time": "9999-12-31T23:00", "time_zone": "Etc/GMT+12"}, "local_time"),
+        ({"local_time": "0001-01-01T00:30", "time_zone": "Asia/Tokyo"}, "local_time"),
     ],
 )
 async def test_bad_schedules_are_refused_naming_the_field_and_change_nothing(
@@ -357,7 +352,7 @@ async def test_posts_scheduled_before_a_kill_go_live_once_after_the_restart(
         async def done() -> bool:
             return await _published_once(database_url, post_ids)
 
-        await _eventually(done, "every post goes live after the restart")
+        await eventually(done, "every post goes live after the restart")
         await asyncio.sleep(1.0)
         assert await _published_once(database_url, post_ids)
 
@@ -381,7 +376,27 @@ async def test_two_replicas_publish_each_scheduled_post_once(
             async def done() -> bool:
                 return await _published_once(database_url, post_ids)
 
-            await _eventually(done, "every post goes live", seconds=40)
+            await eventually(done, "every post goes live", seconds=40)
             await asyncio.sleep(1.0)
             assert await _published_once(database_url, post_ids)
             assert two.poll() is None
+
+
+@pytest.mark.parametrize(
+    ("start_date", "time_zone"), [("9999-12-30", "UTC"), ("0001-01-01", "Asia/Tokyo")]
+)
+async def test_a_calendar_that_runs_off_the_calendar_is_refused_naming_start_date(
+    content: RunningService, start_date: str, time_zone: str
+) -> None:
+    community_id = str(uuid.uuid4())
+    await grant(content, community_id, "mo", Role.MODERATOR)
+    stub = pb_grpc.ContentServiceStub(content.channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListCalendar(
+            pb.ListCalendarRequest(
+                community_id=community_id, start_date=start_date, days=62, time_zone=time_zone
+            ),
+            metadata=content.auth("mo"),
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "start_date" in (caught.value.details() or "")

@@ -65,10 +65,10 @@ class CalendarApi:
         where = named or await self._community_zone(request.community_id)
         when = domain.at(local, where)
         now = datetime.now(UTC)
+        if when is None or when - now > domain.HORIZON:
+            raise _invalid("local_time", f"must be within {domain.HORIZON.days} days")
         if when <= now:
             raise _invalid("local_time", f"{request.local_time} in {where.key} has passed")
-        if when - now > domain.HORIZON:
-            raise _invalid("local_time", f"must be within {domain.HORIZON.days} days")
 
         async def schedule(session: AsyncSession) -> pb.SchedulePostResponse:
             post = await own_post(session, request.community_id, request.post_id, caller)
@@ -125,7 +125,10 @@ class CalendarApi:
             request.community_id, caller, Role.MODERATOR, "reading the content calendar"
         )
         where = named or await self._community_zone(request.community_id)
-        start, end = domain.days_span(first, request.days or domain.DEFAULT_DAYS, where)
+        span = domain.days_span(first, request.days or domain.DEFAULT_DAYS, where)
+        if span is None:
+            raise _invalid("start_date", "the days asked for run off the calendar")
+        start, end = span
         async with self.database.read() as session:
             found = await posts_in_span(session, request.community_id, start, end)
         entries = sorted((_entry(post, where) for post in found), key=_entry_order)

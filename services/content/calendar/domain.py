@@ -47,16 +47,24 @@ def local_date(text: str) -> date | None:
         return None
 
 
-def at(local: datetime, where: ZoneInfo) -> datetime:
-    """The instant of a wall-clock time in a zone (the earlier one when clocks go back)."""
-    return local.replace(tzinfo=where).astimezone(UTC)
+def at(local: datetime, where: ZoneInfo) -> datetime | None:
+    """The instant of a wall-clock time in a zone (the earlier one when clocks go back);
+    None at the edges of the calendar (year 1, year 9999), where no instant is."""
+    try:
+        return local.replace(tzinfo=where).astimezone(UTC)
+    except OverflowError:
+        return None
 
 
-def days_span(first: date, days: int, where: ZoneInfo) -> tuple[datetime, datetime]:
-    """The instants at which the local days [first, first + days) begin and end."""
-    start = datetime.combine(first, time(), where)
-    end = datetime.combine(first + timedelta(days=days), time(), where)
-    return start.astimezone(UTC), end.astimezone(UTC)
+def days_span(first: date, days: int, where: ZoneInfo) -> tuple[datetime, datetime] | None:
+    """The instants at which the local days [first, first + days) begin and end; None when
+    the span runs off the calendar."""
+    try:
+        start = datetime.combine(first, time(), where)
+        end = datetime.combine(first + timedelta(days=days), time(), where)
+        return start.astimezone(UTC), end.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def schedule(post: Post, when: datetime) -> Post:
