@@ -4,9 +4,8 @@ withdraws it (AnswerUnaccepted: the 5 points go again)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from studyhall.members.v1 import members_service_pb2_grpc as members_grpc
 from studyhall.members.v1 import recognition_service_pb2 as recognition_pb
 from studyhall.members.v1 import recognition_service_pb2_grpc as recognition_grpc
 from tests.support.services import RunningService, running_service
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.service
 
@@ -40,14 +40,6 @@ async def services(
         ) as content,
     ):
         yield members, content
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    for _ in range(200):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def test_an_accepted_answer_earns_its_author_points_and_withdrawing_takes_them_back(
@@ -113,8 +105,8 @@ async def test_an_accepted_answer_earns_its_author_points_and_withdrawing_takes_
     async def points_are(expected: int) -> bool:
         return await points() == expected
 
-    await _eventually(ask, "the asker, a member in content, asks")
-    await _eventually(answer, "the helper, a member in content, answers")
+    await eventually(ask, "the asker, a member in content, asks")
+    await eventually(answer, "the helper, a member in content, answers")
     assert answered[0].is_answer
     before = await points()
 
@@ -125,10 +117,10 @@ async def test_an_accepted_answer_earns_its_author_points_and_withdrawing_takes_
         metadata=content.auth("asker"),
     )
     assert accepted.question.accepted_answer_id == answered[0].id
-    await _eventually(lambda: points_are(before + 5), "the helper earns 5 points")
+    await eventually(lambda: points_are(before + 5), "the helper earns 5 points")
 
     await posts.UnacceptAnswer(
         content_pb.UnacceptAnswerRequest(community_id=community.id, question_id=asked[0].id),
         metadata=content.auth("asker"),
     )
-    await _eventually(lambda: points_are(before), "the 5 points are taken back")
+    await eventually(lambda: points_are(before), "the 5 points are taken back")

@@ -4,9 +4,8 @@ a community sets gate links, and an archived community takes no new posts."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from studyhall.members.v1 import members_service_pb2_grpc as members_grpc
 from studyhall.members.v1 import recognition_service_pb2 as recognition_pb
 from studyhall.members.v1 import recognition_service_pb2_grpc as recognition_grpc
 from tests.support.services import RunningService, running_service
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.service
 
@@ -40,14 +40,6 @@ async def services(
         ) as content,
     ):
         yield members, content
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    for _ in range(200):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def test_membership_and_mutes_decided_in_members_govern_posting_in_content(
@@ -78,12 +70,12 @@ async def test_membership_and_mutes_decided_in_members_govern_posting_in_content
             return error.code()
         return grpc.StatusCode.OK
 
-    await _eventually(lambda: _is(post_status("owner"), grpc.StatusCode.OK), "owner posts")
+    await eventually(lambda: _is(post_status("owner"), grpc.StatusCode.OK), "owner posts")
     assert await post_status("newbie") == grpc.StatusCode.PERMISSION_DENIED
     await club.JoinCommunity(
         members_pb.JoinCommunityRequest(community_id=community.id), metadata=members.auth("newbie")
     )
-    await _eventually(lambda: _is(post_status("newbie"), grpc.StatusCode.OK), "member posts")
+    await eventually(lambda: _is(post_status("newbie"), grpc.StatusCode.OK), "member posts")
 
     await club.ModerateMember(
         members_pb.ModerateMemberRequest(
@@ -94,7 +86,7 @@ async def test_membership_and_mutes_decided_in_members_govern_posting_in_content
         ),
         metadata=members.auth("owner"),
     )
-    await _eventually(
+    await eventually(
         lambda: _is(post_status("newbie"), grpc.StatusCode.PERMISSION_DENIED), "muted refused"
     )
     await club.ModerateMember(
@@ -103,7 +95,7 @@ async def test_membership_and_mutes_decided_in_members_govern_posting_in_content
         ),
         metadata=members.auth("owner"),
     )
-    await _eventually(lambda: _is(post_status("newbie"), grpc.StatusCode.OK), "unmuted posts")
+    await eventually(lambda: _is(post_status("newbie"), grpc.StatusCode.OK), "unmuted posts")
     await club.ModerateMember(
         members_pb.ModerateMemberRequest(
             community_id=community.id,
@@ -113,7 +105,7 @@ async def test_membership_and_mutes_decided_in_members_govern_posting_in_content
         ),
         metadata=members.auth("owner"),
     )
-    await _eventually(
+    await eventually(
         lambda: _is(post_status("newbie"), grpc.StatusCode.PERMISSION_DENIED), "banned refused"
     )
 
@@ -158,7 +150,7 @@ async def test_levels_and_archiving_decided_in_members_govern_content_through_th
         return grpc.StatusCode.OK
 
     # Links are open to every member until a level names post_links.
-    await _eventually(lambda: _is(link_status("ada"), grpc.StatusCode.OK), "member links")
+    await eventually(lambda: _is(link_status("ada"), grpc.StatusCode.OK), "member links")
     await recognition.SetLevels(
         recognition_pb.SetLevelsRequest(
             community_id=community.id,
@@ -170,7 +162,7 @@ async def test_levels_and_archiving_decided_in_members_govern_content_through_th
         ),
         metadata=members.auth("owner"),
     )
-    await _eventually(
+    await eventually(
         lambda: _is(link_status("ada"), grpc.StatusCode.PERMISSION_DENIED), "links gated"
     )
     await recognition.AwardPoints(
@@ -179,13 +171,13 @@ async def test_levels_and_archiving_decided_in_members_govern_content_through_th
         ),
         metadata=members.auth("owner"),
     )
-    await _eventually(lambda: _is(link_status("ada"), grpc.StatusCode.OK), "level 2 links")
+    await eventually(lambda: _is(link_status("ada"), grpc.StatusCode.OK), "level 2 links")
 
     await club.ArchiveCommunity(
         members_pb.ArchiveCommunityRequest(community_id=community.id, etag=community.etag),
         metadata=members.auth("owner"),
     )
-    await _eventually(
+    await eventually(
         lambda: _is(link_status("owner"), grpc.StatusCode.FAILED_PRECONDITION), "archived"
     )
     # Archived is read-only, not gone.

@@ -4,10 +4,9 @@ decided in members reaches content through MemberErased on the bus."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +25,9 @@ from studyhall.members.v1 import members_service_pb2 as members_pb
 from studyhall.members.v1 import members_service_pb2_grpc as members_grpc
 from tests.support.access import grant
 from tests.support.services import RunningService, running_service
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.service
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    for _ in range(200):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def _post(content: RunningService, community_id: str, user: str, title: str) -> str:
@@ -151,7 +143,7 @@ async def test_an_erasure_decided_in_members_reaches_content_through_the_bus(
                 return False
             return True
 
-        await _eventually(posted, "ada may post once her join reaches content")
+        await eventually(posted, "ada may post once her join reaches content")
 
         await club.EraseMyData(
             members_pb.EraseMyDataRequest(community_id=community.id, confirm=True),
@@ -165,7 +157,7 @@ async def test_an_erasure_decided_in_members_reaches_content_through_the_bus(
             )
             return bool(read.post.author_user_id == "")
 
-        await _eventually(anonymous, "the post loses its author")
+        await eventually(anonymous, "the post loses its author")
         exported = await _export(content, community.id, "ada")
         assert exported["posts"] == []
         # Content's copy of her standing, as members left it: gone from the community.
