@@ -15,6 +15,7 @@ from services.content.discussion.comments_api import CommentsApi
 from services.content.discussion.reactions_api import ReactionsApi
 from services.content.posts import data as posts_data
 from services.content.posts.api import PostsApi
+from services.content.posts.posting import Posting
 from services.content.settings import ContentSettings
 from services.content.store.tables import access, idempotency_keys, inbox, outbox, scheduled_jobs
 from services.content.topics.api import TopicsApi
@@ -44,14 +45,13 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
     checks = Access("content", database, access, deps.redis)
     # Content's writes arrive in bursts of small transactions: those that arrive together
     # commit together (docs/decisions/0011).
-    writer = GroupedWriter(
-        IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
-    )
+    idempotent = IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
+    writer = GroupedWriter(idempotent)
     servicer = compose(
         pb_grpc.ContentServiceServicer,
         SERVICE,
         TopicsApi(database, checks, writer),
-        PostsApi(database, checks, writer),
+        PostsApi(database, checks, writer, Posting(database, checks, idempotent)),
         CommentsApi(database, checks, writer),
         ReactionsApi(database, checks, writer),
         AnswersApi(database, checks, writer),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,10 +32,13 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     false,
     select,
+    tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
 
 from services.kit.auth import Identity
 from services.kit.cache import ResilientRedis
@@ -161,6 +165,8 @@ class Access:
         self.database = database
         self.tables = tables
         self.cache = cache
+        self._standing = _standing_statement(tables)
+        self._standings = _standings_statement(tables)
 
     async def standing(self, community_id: str, user_id: str) -> Standing:
         key = f"studyhall:{self.service}:standing:{community_id}:{user_id}"
@@ -180,10 +186,7 @@ class Access:
         """Anyone may read a public or unlisted community; only members a private one.
         Operators read any community that exists."""
         standing = await self.standing(community_id, caller.user_id)
-        if not standing.known:
-            raise _not_found(community_id)
-        if standing.visibility == PRIVATE and standing.role is None and not caller.operator:
-            raise _not_found(community_id)
+        check_reader(community_id, standing, caller)
         return standing
 
     async def require_role(
@@ -197,16 +200,8 @@ class Access:
     ) -> Standing:
         """`minimum` or a higher role; `writable`: in a community that is not archived too,
         checked after the role (one read of the standing for both)."""
-        standing = await self.require_reader(community_id, caller)
-        # Operators skip the role, never the existence: a mistyped id must not create records.
-        if not caller.operator and (standing.role is None or standing.role < minimum):
-            held = standing.role.name.lower() if standing.role else "not a member"
-            raise PermissionDenied(
-                f"{what} needs the {minimum.name.lower()} role or higher in community "
-                f"{community_id}; you are {held}"
-            )
-        if writable:
-            check_writable(community_id, standing, what)
+        standing = await self.standing(community_id, caller.user_id)
+        check_role(community_id, standing, caller, minimum, what, writable=writable)
         return standing
 
     async def require_voice(
@@ -214,13 +209,8 @@ class Access:
     ) -> Standing:
         """A member who is not muted: the right to post and comment. `writable`: in a
         community that is not archived too, checked after the mute."""
-        standing = await self.require_role(community_id, caller, Role.MEMBER, what)
-        if standing.muted() and not caller.operator:
-            until = datetime.fromtimestamp(standing.muted_until, UTC)
-            shown = "until lifted" if until.year >= 9999 else f"until {until:%Y-%m-%d %H:%M} UTC"
-            raise PermissionDenied(f"you are muted in community {community_id} {shown}")
-        if writable:
-            check_writable(community_id, standing, what)
+        standing = await self.standing(community_id, caller.user_id)
+        check_voice(community_id, standing, caller, what, writable=writable)
         return standing
 
     async def require_writable(self, community_id: str, caller: Identity, what: str) -> Standing:
@@ -254,13 +244,7 @@ class Access:
                 )
             return standing
         standing = await self.require_role(community_id, caller, Role.MEMBER, what)
-        if caller.operator or (standing.role is not None and standing.role >= Role.MODERATOR):
-            return standing
-        if not standing.holds(privilege):
-            raise PermissionDenied(
-                f"{what} needs the {privilege} privilege, which a higher level in community "
-                f"{community_id} unlocks"
-            )
+        check_open_privilege(community_id, standing, caller, privilege, what)
         return standing
 
     async def time_zone(self, community_id: str) -> str:
@@ -272,39 +256,65 @@ class Access:
             )
         return str(zone or "")
 
+    async def standings(
+        self, session: AsyncSession, pairs: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], Standing]:
+        """The standing of each (community id, user id) in `pairs`, read in `session` (a
+        group's write transaction) with one statement: what a group of writes decides on."""
+        if not pairs:
+            return {}
+        if len(pairs) == 1:
+            [(community_id, user_id)] = pairs
+            return {(community_id, user_id): await self._load(session, community_id, user_id)}
+        rows = await session.execute(
+            self._standings,
+            {"pairs": list(pairs), "communities": list({community for community, _ in pairs})},
+        )
+        known: dict[str, Any] = {}
+        found: dict[tuple[str, str], Standing] = {}
+        for row in rows:
+            known[row.community_id] = row
+            if row.user_id is not None:
+                found[(row.community_id, row.user_id)] = _standing_of(row)
+        return {
+            pair: found.get(pair)
+            or (_outsider(known[pair[0]]) if pair[0] in known else Standing(known=False))
+            for pair in pairs
+        }
+
     async def _load(self, session: AsyncSession, community_id: str, user_id: str) -> Standing:
-        communities, roles, levels = self.tables.communities, self.tables.roles, self.tables.levels
-        # One statement: the community, its levels and the caller's active role, if any.
         row = (
             await session.execute(
-                select(
-                    communities.c.visibility,
-                    communities.c.archived,
-                    levels.c.privileges,
-                    roles.c.role,
-                    roles.c.muted_until,
-                    roles.c.level,
-                )
-                .outerjoin(levels, levels.c.community_id == communities.c.community_id)
-                .outerjoin(
-                    roles,
-                    (roles.c.community_id == communities.c.community_id)
-                    & (roles.c.user_id == user_id)
-                    & roles.c.active.is_(True),
-                )
-                .where(communities.c.community_id == community_id)
+                self._standing, {"community_id": community_id, "user_id": user_id}
             )
         ).first()
         if row is None:
             return Standing(known=False)
-        unlocked: list[list[str]] = list(row.privileges or [])
-        gated = frozenset(name for names in unlocked for name in names)
-        visibility, archived = int(row.visibility), bool(row.archived)
-        if row.role is None:
-            return Standing(True, visibility, archived=archived, gated=gated)
-        muted = utc(row.muted_until).timestamp() if row.muted_until else 0.0
-        held = frozenset(name for names in unlocked[: int(row.level)] for name in names)
-        return Standing(True, visibility, Role(row.role), muted, archived, gated, held)
+        return _outsider(row) if row.role is None else _standing_of(row)
+
+
+def _outsider(row: Any) -> Standing:
+    """The standing in a known community of a caller who holds no role in it."""
+    unlocked: list[list[str]] = list(row.privileges or [])
+    gated = frozenset(name for names in unlocked for name in names)
+    return Standing(True, int(row.visibility), archived=bool(row.archived), gated=gated)
+
+
+def _standing_of(row: Any) -> Standing:
+    """The standing of a caller with an active role, from a row of the standing's columns."""
+    outsider = _outsider(row)
+    unlocked: list[list[str]] = list(row.privileges or [])
+    muted = utc(row.muted_until).timestamp() if row.muted_until else 0.0
+    held = frozenset(name for names in unlocked[: int(row.level)] for name in names)
+    return Standing(
+        True,
+        outsider.visibility,
+        Role(row.role),
+        muted,
+        outsider.archived,
+        outsider.gated,
+        held,
+    )
 
 
 _GONE = (members_events.MemberLeft, members_events.MemberRemoved, members_events.MemberBanned)
@@ -413,6 +423,112 @@ def access_subscription(service: str, tables: AccessTables) -> Subscription:
         ),
         apply=apply,
     )
+
+
+def _standing_statement(tables: AccessTables) -> Select[Any]:
+    """One statement: the community, its levels and the caller's active role, if any. Built
+    once: building and keying it per call cost as much as running it."""
+    communities, roles, levels = tables.communities, tables.roles, tables.levels
+    return (
+        select(
+            communities.c.visibility,
+            communities.c.archived,
+            levels.c.privileges,
+            roles.c.role,
+            roles.c.muted_until,
+            roles.c.level,
+        )
+        .outerjoin(levels, levels.c.community_id == communities.c.community_id)
+        .outerjoin(
+            roles,
+            (roles.c.community_id == communities.c.community_id)
+            & (roles.c.user_id == bindparam("user_id"))
+            & roles.c.active.is_(True),
+        )
+        .where(communities.c.community_id == bindparam("community_id"))
+    )
+
+
+def _standings_statement(tables: AccessTables) -> Select[Any]:
+    """As `_standing_statement`, for many (community, user) pairs at once."""
+    communities, roles, levels = tables.communities, tables.roles, tables.levels
+    return (
+        select(
+            communities.c.community_id,
+            communities.c.visibility,
+            communities.c.archived,
+            levels.c.privileges,
+            roles.c.user_id,
+            roles.c.role,
+            roles.c.muted_until,
+            roles.c.level,
+        )
+        .outerjoin(levels, levels.c.community_id == communities.c.community_id)
+        .outerjoin(
+            roles,
+            (roles.c.community_id == communities.c.community_id)
+            & tuple_(roles.c.community_id, roles.c.user_id).in_(bindparam("pairs", expanding=True))
+            & roles.c.active.is_(True),
+        )
+        .where(communities.c.community_id.in_(bindparam("communities", expanding=True)))
+    )
+
+
+def check_reader(community_id: str, standing: Standing, caller: Identity) -> None:
+    """As `Access.require_reader`, on a standing already read."""
+    if not standing.known:
+        raise _not_found(community_id)
+    if standing.visibility == PRIVATE and standing.role is None and not caller.operator:
+        raise _not_found(community_id)
+
+
+def check_role(
+    community_id: str,
+    standing: Standing,
+    caller: Identity,
+    minimum: Role,
+    what: str,
+    *,
+    writable: bool = False,
+) -> None:
+    """As `Access.require_role`, on a standing already read."""
+    check_reader(community_id, standing, caller)
+    # Operators skip the role, never the existence: a mistyped id must not create records.
+    if not caller.operator and (standing.role is None or standing.role < minimum):
+        held = standing.role.name.lower() if standing.role else "not a member"
+        raise PermissionDenied(
+            f"{what} needs the {minimum.name.lower()} role or higher in community "
+            f"{community_id}; you are {held}"
+        )
+    if writable:
+        check_writable(community_id, standing, what)
+
+
+def check_voice(
+    community_id: str, standing: Standing, caller: Identity, what: str, *, writable: bool = False
+) -> None:
+    """As `Access.require_voice`, on a standing already read."""
+    check_role(community_id, standing, caller, Role.MEMBER, what)
+    if standing.muted() and not caller.operator:
+        until = datetime.fromtimestamp(standing.muted_until, UTC)
+        shown = "until lifted" if until.year >= 9999 else f"until {until:%Y-%m-%d %H:%M} UTC"
+        raise PermissionDenied(f"you are muted in community {community_id} {shown}")
+    if writable:
+        check_writable(community_id, standing, what)
+
+
+def check_open_privilege(
+    community_id: str, standing: Standing, caller: Identity, privilege: str, what: str
+) -> None:
+    """For a member's `standing`: a privilege every member holds until some level names it
+    (post_links); moderators and above, and operators, always hold it."""
+    if caller.operator or (standing.role is not None and standing.role >= Role.MODERATOR):
+        return
+    if not standing.holds(privilege):
+        raise PermissionDenied(
+            f"{what} needs the {privilege} privilege, which a higher level in community "
+            f"{community_id} unlocks"
+        )
 
 
 def check_writable(community_id: str, standing: Standing, what: str) -> None:

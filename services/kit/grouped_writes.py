@@ -4,8 +4,10 @@
 either (`Writer`). Each write's action still runs alone as far as its caller can tell: in its
 caller's context (identity, trace: its outbox rows continue its caller's trace), inside a
 SAVEPOINT when it shares the transaction, so a refusal (a DomainError) rolls back only that
-action and becomes only that caller's answer. Idempotency keys are looked up once per group
-and method and recorded with one insert; a key repeated within a group replays the first.
+action and becomes only that caller's answer (a group first runs under one SAVEPOINT, and
+only a group with a refusal runs again with one per write). Idempotency keys are looked up
+once per group and method and recorded with one insert; a key repeated within a group
+replays the first.
 """
 
 from __future__ import annotations
@@ -85,8 +87,36 @@ class GroupedWriter:
         for method in {write.key.method for write in writes if write.key.request_id}:
             keys = [write.key for write in writes if write.key.method == method]
             recorded.update(await self.idempotent.recorded(session, method, keys))
-        # Alone, a refusal propagates and rolls the transaction back: no SAVEPOINT needed.
-        shared = len(writes) > 1
+        if len(writes) == 1:
+            # Alone, a refusal propagates and rolls the transaction back.
+            outcomes, results = await self._run_all(session, writes, dict(recorded), alone=True)
+        else:
+            try:
+                # Most groups hold no refusal: run them under one SAVEPOINT for the group
+                # instead of one per write, and only when a write refuses, undo the group
+                # and run it again with a SAVEPOINT per write. The answers are the same:
+                # either way each write sees what the writes before it that stand did.
+                async with session.begin_nested():
+                    outcomes, results = await self._run_all(
+                        session, writes, dict(recorded), alone=True
+                    )
+            except DomainError:
+                outcomes, results = await self._run_all(
+                    session, writes, dict(recorded), alone=False
+                )
+        await self.idempotent.record(session, results)
+        return outcomes
+
+    async def _run_all(
+        self,
+        session: AsyncSession,
+        writes: list[_Write],
+        recorded: dict[IdempotencyKey, Recorded],
+        *,
+        alone: bool,
+    ) -> tuple[list[Message | DomainError], list[tuple[IdempotencyKey, str, Message]]]:
+        """Each write's answer in order; `alone`: a refusal propagates, else each write runs
+        in a SAVEPOINT and a refusal is its caller's answer."""
         outcomes: list[Message | DomainError] = []
         results: list[tuple[IdempotencyKey, str, Message]] = []
         for write in writes:
@@ -95,9 +125,9 @@ class GroupedWriter:
                 if key in recorded:
                     outcomes.append(replay(key, write.digest, recorded[key], write.response_type))
                     continue
-                response = await self._run(session, write, shared)
+                response = await self._run(session, write, savepoint=not alone)
             except DomainError as refusal:
-                if not shared:
+                if alone:
                     raise
                 outcomes.append(refusal)
                 continue
@@ -106,15 +136,14 @@ class GroupedWriter:
                 # A repeat of the key later in the group replays this answer.
                 recorded[key] = Recorded(write.digest, response.SerializeToString())
                 results.append((key, write.digest, response))
-        await self.idempotent.record(session, results)
-        return outcomes
+        return outcomes, results
 
     @staticmethod
-    async def _run(session: AsyncSession, write: _Write, shared: bool) -> Message:
-        """`write`'s action in its caller's context, in a SAVEPOINT when `shared`."""
+    async def _run(session: AsyncSession, write: _Write, *, savepoint: bool) -> Message:
+        """`write`'s action in its caller's context, in a SAVEPOINT of its own if asked."""
 
         async def run() -> Message:
-            if not shared:
+            if not savepoint:
                 return await write.action(session)
             async with session.begin_nested():
                 return await write.action(session)

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import grpc
@@ -16,14 +17,16 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.posts.api import PostsApi
+from services.content.posts.domain import PostKind
+from services.content.posts.posting import PostCommand, Posting
 from services.content.store.outbox import OUTBOX
 from services.content.store.tables import access, idempotency_keys, outbox
-from services.kit.access import Access
+from services.kit.access import PRIVATE, Access
 from services.kit.auth import Identity, bind_identity, current_identity
 from services.kit.database import Database
-from services.kit.errors import FailedPrecondition, InvalidArgument
+from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.kit.grouped_writes import GroupedWriter
-from services.kit.idempotency import IdempotentWriter
+from services.kit.idempotency import IdempotencyKey, IdempotentWriter
 from studyhall.content.v1 import content_events_pb2 as content_events
 from studyhall.content.v1 import content_service_pb2 as pb
 from tests.support.access import grant
@@ -59,6 +62,20 @@ def counting_commits(database: Database) -> Iterator[list[int]]:
         event.remove(database.writer.sync_engine, "commit", on_commit)
 
 
+@contextmanager
+def counting_savepoints(database: Database) -> Iterator[list[int]]:
+    savepoints: list[int] = []
+
+    def on_savepoint(_connection: Any, _name: str) -> None:
+        savepoints.append(1)
+
+    event.listen(database.writer.sync_engine, "savepoint", on_savepoint)
+    try:
+        yield savepoints
+    finally:
+        event.remove(database.writer.sync_engine, "savepoint", on_savepoint)
+
+
 def _article(community_id: str, request_id: str = "", **fields: Any) -> pb.CreatePostRequest:
     values: dict[str, Any] = {"kind": pb.POST_KIND_ARTICLE, "title": "Week notes", "body": "Read."}
     values.update(fields)
@@ -85,9 +102,10 @@ async def test_a_burst_of_posts_commits_in_few_transactions_each_caller_its_own_
     for user in authors:
         await grant(content, community_id, user)
     async with own_database(content) as database:
-        writer = GroupedWriter(IdempotentWriter(database, idempotency_keys))
+        idempotent = IdempotentWriter(database, idempotency_keys)
         checks = Access("content", content.deps.database, access, content.deps.redis)
-        api = PostsApi(content.deps.database, checks, writer)
+        posting = Posting(database, checks, idempotent)
+        api = PostsApi(content.deps.database, checks, GroupedWriter(idempotent), posting)
         context = cast(grpc.aio.ServicerContext, None)
         # A request id recorded before the burst, then reused in it for another request.
         earlier = str(uuid.uuid4())
@@ -233,3 +251,108 @@ async def test_a_refusal_after_a_write_undoes_only_its_own_and_a_failure_goes_al
                 "dov",
                 "gus",
             ]
+
+
+async def test_a_group_without_refusals_takes_one_savepoint_not_one_per_write(
+    content: RunningService,
+) -> None:
+    """The SAVEPOINT per write is paid only by a group in which a write refuses."""
+    community_id = str(uuid.uuid4())
+    users = [f"writer-{n}" for n in range(20)]
+
+    async def action(session: AsyncSession) -> pb.CreatePostResponse:
+        me = current_identity().user_id
+        fact = content_events.PostCreated(community_id=community_id, post_id=me)
+        await OUTBOX.add(session, fact, community_id=community_id, subject=f"posts/{me}")
+        return pb.CreatePostResponse(post=pb.Post(author_user_id=me))
+
+    async with own_database(content) as database:
+        writer = GroupedWriter(IdempotentWriter(database, idempotency_keys))
+        with counting_commits(database) as commits, counting_savepoints(database) as savepoints:
+            outcomes = await asyncio.gather(
+                *(
+                    _as(
+                        user,
+                        lambda: writer.write(
+                            current_identity().user_id,
+                            _article(community_id),
+                            pb.CreatePostResponse,
+                            action,
+                        ),
+                    )
+                    for user in users
+                )
+            )
+    assert [reply.post.author_user_id for reply in outcomes] == users
+    assert len(commits) < len(users) // 2, commits
+    # One per group of more than one write, none for a write alone.
+    assert len(savepoints) <= len(commits), (savepoints, commits)
+
+
+async def test_a_group_across_communities_decides_each_post_on_its_authors_own_standing(
+    content: RunningService,
+) -> None:
+    """One read of the standings serves a group of posts in several communities; each post is
+    decided as it would be alone: a member posts, a muted member, an outsider of a private
+    community, a guest of a public one and a caller in an unknown community are refused."""
+    open_id, private_id, unknown_id = (str(uuid.uuid4()) for _ in range(3))
+    await grant(content, open_id, "ana")
+    await grant(content, open_id, "muted")
+    await grant(content, private_id, "bea", visibility=PRIVATE)
+    await grant(content, private_id, "cid", visibility=PRIVATE)
+    async with content.deps.database.write() as session:
+        await session.execute(
+            access.roles.update()
+            .where(access.roles.c.community_id == open_id, access.roles.c.user_id == "muted")
+            .values(muted_until=datetime.now(UTC) + timedelta(hours=1))
+        )
+    plan = [
+        ("ana", open_id, None),
+        ("muted", open_id, PermissionDenied),
+        ("bea", private_id, None),
+        ("eve", private_id, NotFound),
+        ("guest", open_id, PermissionDenied),
+        ("cid", private_id, None),
+        ("ana", unknown_id, NotFound),
+    ]
+    async with own_database(content) as database:
+        checks = Access("content", content.deps.database, access, content.deps.redis)
+        posting = Posting(database, checks, IdempotentWriter(database, idempotency_keys))
+        with counting_commits(database) as commits:
+            outcomes = await asyncio.gather(
+                *(
+                    _as(user, lambda community=community: _create(posting, community))
+                    for user, community, _ in plan
+                ),
+                return_exceptions=True,
+            )
+    assert len(commits) < len(plan), commits
+    for (user, community, refusal), outcome in zip(plan, outcomes, strict=True):
+        if refusal is None:
+            assert isinstance(outcome, pb.CreatePostResponse), (user, outcome)
+            assert outcome.post.author_user_id == user
+            assert outcome.post.community_id == community
+        else:
+            assert isinstance(outcome, refusal), (user, outcome)
+    assert "muted" in str(outcomes[1])
+
+
+async def _create(posting: Posting, community_id: str) -> pb.CreatePostResponse:
+    caller = current_identity()
+    return await posting.create(
+        PostCommand(
+            caller=caller,
+            community_id=community_id,
+            what="publishing a post",
+            links=False,
+            topic_id="",
+            fields={
+                "community_id": community_id,
+                "author_user_id": caller.user_id,
+                "kind": PostKind.ARTICLE,
+                "title": "Week notes",
+                "body": "Read.",
+            },
+            key=IdempotencyKey(caller.user_id, "CreatePost", ""),
+        )
+    )

@@ -8,17 +8,17 @@ from typing import Any
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.content.posts import domain
+from services.content.posts import domain, posting
 from services.content.posts.domain import post_not_found
 from services.content.posts.events import PostEvents
 from services.content.posts.fields import check_post_fields
 from services.content.posts.messages import (
     media_from_proto,
-    post_to_proto,
     present,
     revision_to_proto,
 )
 from services.content.posts.ownership import own_post
+from services.content.posts.posting import PostCommand, Posting
 from services.content.posts.store import PostRepository
 from services.content.topics.store import TopicRepository
 from services.kit.access import Access, Role, Standing, check_writable
@@ -26,6 +26,7 @@ from services.kit.auth import Identity, current_identity
 from services.kit.database import Database
 from services.kit.errors import InvalidArgument
 from services.kit.grouped_writes import Writer
+from services.kit.idempotency import IdempotencyKey, fingerprint
 from services.kit.paging import page_of, read_page
 from services.kit.validation import Violations, is_uuid
 from studyhall.content.v1 import content_service_pb2 as pb
@@ -36,10 +37,14 @@ _CREATE_FIELDS = ("title", "summary", "body", "url", "tags", "topic_id", "media"
 
 
 class PostsApi:
-    def __init__(self, database: Database, access: Access, writer: Writer) -> None:
+    def __init__(
+        self, database: Database, access: Access, writer: Writer, posting: Posting
+    ) -> None:
         self.database = database
         self.access = access
         self.writer = writer
+        # CreatePost, the hot write, decides and writes a whole group at a time.
+        self.posting = posting
 
     async def CreatePost(
         self, request: pb.CreatePostRequest, context: grpc.aio.ServicerContext
@@ -53,34 +58,31 @@ class PostsApi:
             for field_name, problem in shape.items():
                 problems.add(field_name, problem)
         problems.raise_if_any()
-        kind = domain.PostKind(request.kind)
         what = "saving a draft" if request.draft else "publishing a post"
-        await self.access.require_voice(request.community_id, caller, what, writable=True)
         media = [media_from_proto(item) for item in request.media]
-        if domain.carries_links(request.url, request.body, request.summary) or media:
-            await self._require_links(request.community_id, caller)
-
-        async def create(session: AsyncSession) -> pb.CreatePostResponse:
-            await _check_topic(session, request.community_id, request.topic_id, "topic_id")
-            post = domain.new_post(
-                community_id=request.community_id,
-                author_user_id=caller.user_id,
-                kind=kind,
-                title=request.title,
-                body=request.body,
-                url=request.url,
-                tags=list(request.tags),
-                summary=request.summary,
-                topic_id=request.topic_id,
-                media=media,
-                draft=request.draft,
-            )
-            await PostRepository(session).add(post)
-            if post.visible:
-                await PostEvents(session).created(post)
-            return pb.CreatePostResponse(post=post_to_proto(post))
-
-        return await self.writer.write(caller.user_id, request, pb.CreatePostResponse, create)
+        command = PostCommand(
+            caller=caller,
+            community_id=request.community_id,
+            what=what,
+            links=domain.carries_links(request.url, request.body, request.summary) or bool(media),
+            topic_id=request.topic_id,
+            fields={
+                "community_id": request.community_id,
+                "author_user_id": caller.user_id,
+                "kind": domain.PostKind(request.kind),
+                "title": request.title,
+                "body": request.body,
+                "url": request.url,
+                "tags": list(request.tags),
+                "summary": request.summary,
+                "topic_id": request.topic_id,
+                "media": media,
+                "draft": request.draft,
+            },
+            key=IdempotencyKey(caller.user_id, posting.METHOD, request.request_id),
+            digest=fingerprint(request) if request.request_id else "",
+        )
+        return await self.posting.create(command)
 
     async def GetPost(
         self, request: pb.GetPostRequest, context: grpc.aio.ServicerContext

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from opentelemetry.context import Context
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.posts.domain import Post
 from services.content.store.outbox import OUTBOX
 from services.content.store.tables import comments
+from services.kit.events.outbox import Staged
 from services.kit.timestamps import timestamp
 from studyhall.content.v1 import content_events_pb2 as events
 from studyhall.content.v1 import content_service_pb2 as pb
@@ -22,10 +24,17 @@ class PostEvents:
 
     async def created(self, post: Post) -> None:
         """The post became visible: published at once, or a draft published."""
-        assert post.published_at is not None
-        await self._add(
-            post,
-            events.PostCreated(
+        await self.created_many([post])
+
+    async def created_many(
+        self, posts: Sequence[Post], traces: Sequence[Context | None] = ()
+    ) -> None:
+        """`traces`: each post's own trace, when several callers' posts commit together; by
+        default the current one."""
+        staged: list[Staged] = []
+        for post, trace in zip(posts, traces or [None] * len(posts), strict=True):
+            assert post.published_at is not None
+            fact = events.PostCreated(
                 community_id=post.community_id,
                 post_id=post.id,
                 author_user_id=post.author_user_id,
@@ -33,8 +42,9 @@ class PostEvents:
                 version=post.version,
                 kind=pb.PostKind.ValueType(post.kind),
                 topic_id=post.topic_id or "",
-            ),
-        )
+            )
+            staged.append(Staged(fact, post.community_id, _subject(post), trace=trace))
+        await OUTBOX.add_many(self.session, staged)
 
     async def updated(self, post: Post, editor: str, changed: Sequence[str]) -> None:
         assert post.updated_at is not None
@@ -202,5 +212,9 @@ class PostEvents:
             self.session,
             event,  # type: ignore[arg-type]
             community_id=post.community_id,
-            subject=f"communities/{post.community_id}/posts/{post.id}",
+            subject=_subject(post),
         )
+
+
+def _subject(post: Post) -> str:
+    return f"communities/{post.community_id}/posts/{post.id}"

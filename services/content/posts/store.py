@@ -18,6 +18,8 @@ from services.kit.paging import Position
 
 # At most this many pinned posts head a feed: announcements, not a second feed.
 PINNED_MAX = 20
+# Built once: a statement built per post (`.values(...)`) cost more to key than to run.
+_INSERT = posts.insert()
 
 
 class PostRepository:
@@ -25,7 +27,10 @@ class PostRepository:
         self.session = session
 
     async def add(self, post: Post) -> None:
-        await self.session.execute(posts.insert().values(id=post.id, **_values(post)))
+        await self.add_many([post])
+
+    async def add_many(self, many: Sequence[Post]) -> None:
+        await self.session.execute(_INSERT, [{"id": post.id, **_values(post)} for post in many])
 
     async def save(self, post: Post) -> None:
         await self.session.execute(

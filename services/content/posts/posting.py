@@ -1,0 +1,138 @@
+"""Creating posts, with the posts that arrive together committed together.
+
+A post is a few indexed reads and two inserts; under load most of its cost is the statements
+around them. Posts that arrive while a transaction is open wait for the next one (the kit's
+GroupCommitter, decision 0011), and a group is read with a statement per table (the
+authors' standings, the topics named, the request ids seen before) and written with one
+insert of its posts and one of their events, as members' joins are.
+
+A group gives the same answers as its posts one by one: each is decided in arrival order, a
+refusal writes nothing and is its caller's answer, and when the transaction itself fails
+every post in it is tried again alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.content.posts import domain
+from services.content.posts.events import PostEvents
+from services.content.posts.messages import post_to_proto
+from services.content.posts.store import PostRepository
+from services.content.store.tables import topics
+from services.kit.access import Access, Standing, check_open_privilege, check_voice
+from services.kit.auth import Identity
+from services.kit.database import Database
+from services.kit.errors import DomainError, InvalidArgument
+from services.kit.groups import GroupCommitter
+from services.kit.idempotency import IdempotencyKey, IdempotentWriter, Recorded, replay
+from studyhall.content.v1 import content_service_pb2 as pb
+
+METHOD = "CreatePost"
+
+
+@dataclass(frozen=True)
+class PostCommand:
+    """One caller's validated CreatePost request."""
+
+    caller: Identity
+    community_id: str
+    what: str  # "saving a draft" or "publishing a post", for refusals
+    links: bool  # whether the post carries links (the post_links privilege)
+    topic_id: str
+    fields: dict[str, Any]  # domain.new_post's arguments
+    key: IdempotencyKey
+    digest: str = ""  # the request's fingerprint when it carries a request id, else ""
+    # The caller's trace, continued by the event the post publishes.
+    trace: Context = field(default_factory=otel_context.get_current)
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return (self.community_id, self.caller.user_id)
+
+
+class Posting:
+    """Takes CreatePost commands from concurrent callers and commits them in groups."""
+
+    def __init__(self, database: Database, access: Access, idempotent: IdempotentWriter) -> None:
+        self.access = access
+        self.idempotent = idempotent
+        self.committer: GroupCommitter[PostCommand, pb.CreatePostResponse] = GroupCommitter(
+            database, self._commit, on_commit=lambda: self.idempotent.on_commit()
+        )
+
+    async def create(self, command: PostCommand) -> pb.CreatePostResponse:
+        return await self.committer.submit(command)
+
+    async def _commit(
+        self, session: AsyncSession, commands: list[PostCommand]
+    ) -> list[pb.CreatePostResponse | DomainError]:
+        recorded = await self.idempotent.recorded(
+            session, METHOD, [command.key for command in commands]
+        )
+        # Decided in the transaction, on the projection as it is now: no cached standing
+        # lets a member muted a moment ago post.
+        standings = await self.access.standings(session, {command.pair for command in commands})
+        named = {(command.community_id, command.topic_id) for command in commands}
+        known_topics = await _existing_topics(session, named)
+        outcomes: list[pb.CreatePostResponse | DomainError] = []
+        created: list[tuple[domain.Post, Context]] = []
+        results: list[tuple[IdempotencyKey, str, pb.CreatePostResponse]] = []
+        for command in commands:
+            key = command.key
+            try:
+                if key in recorded:
+                    outcomes.append(
+                        replay(key, command.digest, recorded[key], pb.CreatePostResponse)
+                    )
+                    continue
+                _check(command, standings[command.pair], known_topics)
+            except DomainError as refusal:
+                outcomes.append(refusal)
+                continue
+            post = domain.new_post(**command.fields)
+            response = pb.CreatePostResponse(post=post_to_proto(post))
+            created.append((post, command.trace))
+            outcomes.append(response)
+            if key.request_id:
+                # A repeat of the key later in the group replays this answer.
+                recorded[key] = Recorded(command.digest, response.SerializeToString())
+                results.append((key, command.digest, response))
+        if created:
+            await PostRepository(session).add_many([post for post, _ in created])
+            visible = [(post, trace) for post, trace in created if post.visible]
+            await PostEvents(session).created_many(
+                [post for post, _ in visible], [trace for _, trace in visible]
+            )
+        await self.idempotent.record(session, results)
+        return outcomes
+
+
+def _check(command: PostCommand, standing: Standing, known_topics: set[tuple[str, str]]) -> None:
+    check_voice(command.community_id, standing, command.caller, command.what, writable=True)
+    if command.links:
+        check_open_privilege(
+            command.community_id, standing, command.caller, "post_links", "posting links"
+        )
+    if command.topic_id and (command.community_id, command.topic_id) not in known_topics:
+        raise InvalidArgument.field(
+            "topic_id", f"names no topic of community {command.community_id}"
+        )
+
+
+async def _existing_topics(
+    session: AsyncSession, named: set[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    wanted = {topic_id for _, topic_id in named if topic_id}
+    if not wanted:
+        return set()
+    rows = await session.execute(
+        select(topics.c.community_id, topics.c.id).where(topics.c.id.in_(wanted))
+    )
+    return {(row.community_id, row.id) for row in rows} & named
