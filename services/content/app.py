@@ -13,6 +13,10 @@ from services.content.discussion import data as discussion_data
 from services.content.discussion.answers_api import AnswersApi
 from services.content.discussion.comments_api import CommentsApi
 from services.content.discussion.reactions_api import ReactionsApi
+from services.content.paths import data as paths_data
+from services.content.paths.api import PathsApi
+from services.content.paths.progress_api import ProgressApi
+from services.content.paths.recommend_api import RecommendationsApi
 from services.content.posts import data as posts_data
 from services.content.posts.api import PostsApi
 from services.content.settings import ContentSettings
@@ -34,7 +38,12 @@ SERVICE = pb.DESCRIPTOR.services_by_name["ContentService"]
 SERVICE_NAME = SERVICE.full_name
 
 # Everything content holds about a member: ExportMyData, EraseMyData and MemberErased.
-HOLDERS: tuple[DataHolder, ...] = (StandingData(access), posts_data, discussion_data)
+HOLDERS: tuple[DataHolder, ...] = (
+    StandingData(access),
+    posts_data,
+    discussion_data,
+    paths_data,
+)
 # What EraseMyData's `erase_text` adds: the text the member wrote, not only their name.
 ERASE_TEXT = (posts_data.erase_post_text, discussion_data.erase_comment_text)
 
@@ -56,6 +65,9 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         ReactionsApi(database, checks, writer),
         AnswersApi(database, checks, writer),
         CalendarApi(database, checks, writer, scheduled=_waker(deps)),
+        PathsApi(database, checks, writer),
+        ProgressApi(database, checks, writer),
+        RecommendationsApi(database, checks, writer, members=_members_channel(deps)),
         DataRightsApi(database, writer, HOLDERS, pb, on_request={"erase_text": ERASE_TEXT}),
     )
     pb_grpc.add_ContentServiceServicer_to_server(servicer, server)
@@ -64,6 +76,21 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
 def _waker(deps: Dependencies) -> Callable[[], None]:
     scheduler = deps.scheduler
     return scheduler.wake if scheduler is not None else lambda: None
+
+
+def _members_channel(deps: Dependencies) -> Callable[[], grpc.aio.Channel]:
+    """The members service's API, connected on first use (a path recommended to a
+    segment): content starts and serves without it."""
+    settings = deps.settings
+    assert isinstance(settings, ContentSettings)
+    channels: list[grpc.aio.Channel] = []
+
+    def channel() -> grpc.aio.Channel:
+        if not channels:
+            channels.append(grpc.aio.insecure_channel(settings.members_address))
+        return channels[0]
+
+    return channel
 
 
 def jobs(deps: Dependencies) -> Mapping[str, Handler]:

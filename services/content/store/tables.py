@@ -135,6 +135,73 @@ reactions = Table(
     Index("ix_reactions_member", "community_id", "user_id"),
 )
 
+# ---- learning paths ----------------------------------------------------------------------
+
+learning_paths = Table(
+    "learning_paths",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    # In order: a list of {"id", "kind", "post_id", "title"}.
+    Column("steps", JSON, nullable=False),
+    # Ids of paths of the community completed before enrolling (never circular).
+    Column("prerequisites", JSON, nullable=False),
+    Column("required_product_id", String(200), nullable=False, server_default=""),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False),
+    Index("ix_learning_paths_community", "community_id", "created_at"),
+    Index("ix_learning_paths_creator", "community_id", "created_by"),
+)
+
+# One row per member and path: the steps they have done.
+path_enrollments = Table(
+    "path_enrollments",
+    metadata,
+    Column("path_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    # Ids of the steps done, in the order they were done.
+    Column("completed_steps", JSON, nullable=False),
+    Column("enrolled_at", DateTime(timezone=True), nullable=False),
+    Column("last_progress_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False),
+    # Who is stuck: enrolled, not completed, idle the longest.
+    Index("ix_path_enrollments_idle", "path_id", "completed_at", "last_progress_at"),
+    Index("ix_path_enrollments_member", "community_id", "user_id"),
+)
+
+# A path aimed at a segment: the snapshot of its members taken then (decision 0015).
+path_recommendations = Table(
+    "path_recommendations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("path_id", String(36), nullable=False),
+    Column("segment_id", String(36), nullable=False),
+    Column("recommended_by", String(200), nullable=False),
+    Column("recommended_at", DateTime(timezone=True), nullable=False),
+    Column("member_count", Integer, nullable=False),
+    Index("ix_path_recommendations_path", "community_id", "path_id"),
+    Index("ix_path_recommendations_by", "community_id", "recommended_by"),
+)
+
+path_recommended_members = Table(
+    "path_recommended_members",
+    metadata,
+    Column("recommendation_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("path_id", String(36), nullable=False),
+    Column("recommended_at", DateTime(timezone=True), nullable=False),
+    # A member's recommendations, newest first.
+    Index("ix_path_recommended_members_member", "community_id", "user_id", "recommended_at"),
+)
+
 idempotency_keys = idempotency_table(metadata)
 # Facts staged with the change that caused them; the relay publishes them.
 outbox = outbox_table(metadata)

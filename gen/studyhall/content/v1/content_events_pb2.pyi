@@ -818,3 +818,202 @@ class ContentViewed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContentViewed: _TypeAlias = ContentViewed  # noqa: Y015
+
+@_typing.final
+class PathCreated(_message.Message):
+    """A learning path was created. `version` is the path's version."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    CREATED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    STEP_COUNT_FIELD_NUMBER: _builtins.int
+    REQUIRED_PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    created_by_user_id: _builtins.str
+    step_count: _builtins.int
+    required_product_id: _builtins.str
+    """The product whose entitlement enrolling needs; empty for a free path."""
+    version: _builtins.int
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        created_by_user_id: _builtins.str = ...,
+        step_count: _builtins.int = ...,
+        required_product_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "create_time", b"create_time", "created_by_user_id", b"created_by_user_id", "path_id", b"path_id", "required_product_id", b"required_product_id", "step_count", b"step_count", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathCreated: _TypeAlias = PathCreated  # noqa: Y015
+
+@_typing.final
+class PathUpdated(_message.Message):
+    """A learning path's fields named in `changed_fields` changed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    STEP_COUNT_FIELD_NUMBER: _builtins.int
+    REQUIRED_PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    updated_by_user_id: _builtins.str
+    step_count: _builtins.int
+    required_product_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        updated_by_user_id: _builtins.str = ...,
+        changed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        step_count: _builtins.int = ...,
+        required_product_id: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "community_id", b"community_id", "path_id", b"path_id", "required_product_id", b"required_product_id", "step_count", b"step_count", "update_time", b"update_time", "updated_by_user_id", b"updated_by_user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathUpdated: _TypeAlias = PathUpdated  # noqa: Y015
+
+@_typing.final
+class PathEnrolled(_message.Message):
+    """A member enrolled in a learning path (once per member and path)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ENROLL_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    user_id: _builtins.str
+    @_builtins.property
+    def enroll_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        enroll_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["enroll_time", b"enroll_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "enroll_time", b"enroll_time", "path_id", b"path_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathEnrolled: _TypeAlias = PathEnrolled  # noqa: Y015
+
+@_typing.final
+class PathStepCompleted(_message.Message):
+    """A member marked a step of a learning path done (once per member and step)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    COMPLETED_STEPS_FIELD_NUMBER: _builtins.int
+    TOTAL_STEPS_FIELD_NUMBER: _builtins.int
+    COMPLETE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    step_id: _builtins.str
+    user_id: _builtins.str
+    completed_steps: _builtins.int
+    """Steps of the path done, and its steps, after this one."""
+    total_steps: _builtins.int
+    @_builtins.property
+    def complete_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        step_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        completed_steps: _builtins.int = ...,
+        total_steps: _builtins.int = ...,
+        complete_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "complete_time", b"complete_time", "completed_steps", b"completed_steps", "path_id", b"path_id", "step_id", b"step_id", "total_steps", b"total_steps", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathStepCompleted: _TypeAlias = PathStepCompleted  # noqa: Y015
+
+@_typing.final
+class PathRecommended(_message.Message):
+    """A learning path was recommended to a segment's members (the snapshot taken then; the
+    members are read with ListRecommendedPaths, never carried here).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    RECOMMENDATION_ID_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    RECOMMENDED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_COUNT_FIELD_NUMBER: _builtins.int
+    RECOMMEND_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    recommendation_id: _builtins.str
+    segment_id: _builtins.str
+    recommended_by_user_id: _builtins.str
+    member_count: _builtins.int
+    @_builtins.property
+    def recommend_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        recommendation_id: _builtins.str = ...,
+        segment_id: _builtins.str = ...,
+        recommended_by_user_id: _builtins.str = ...,
+        member_count: _builtins.int = ...,
+        recommend_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recommend_time", b"recommend_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "member_count", b"member_count", "path_id", b"path_id", "recommend_time", b"recommend_time", "recommendation_id", b"recommendation_id", "recommended_by_user_id", b"recommended_by_user_id", "segment_id", b"segment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathRecommended: _TypeAlias = PathRecommended  # noqa: Y015

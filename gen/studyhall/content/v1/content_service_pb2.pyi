@@ -141,6 +141,32 @@ CALENDAR_STATUS_MISSED: CalendarStatus.ValueType  # 3
 """Scheduled, and could not go live at its time."""
 Global___CalendarStatus: _TypeAlias = CalendarStatus  # noqa: Y015
 
+class _PathStepKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PathStepKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PathStepKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PATH_STEP_KIND_UNSPECIFIED: _PathStepKind.ValueType  # 0
+    PATH_STEP_KIND_POST: _PathStepKind.ValueType  # 1
+    """Read a published post of the community."""
+    PATH_STEP_KIND_RESOURCE: _PathStepKind.ValueType  # 2
+    """Work through a resource: a published resource post of the community."""
+    PATH_STEP_KIND_CHECK_IN: _PathStepKind.ValueType  # 3
+    """A task the member checks in as done (no post)."""
+
+class PathStepKind(_PathStepKind, metaclass=_PathStepKindEnumTypeWrapper):
+    """---- learning paths ----------------------------------------------------------------------"""
+
+PATH_STEP_KIND_UNSPECIFIED: PathStepKind.ValueType  # 0
+PATH_STEP_KIND_POST: PathStepKind.ValueType  # 1
+"""Read a published post of the community."""
+PATH_STEP_KIND_RESOURCE: PathStepKind.ValueType  # 2
+"""Work through a resource: a published resource post of the community."""
+PATH_STEP_KIND_CHECK_IN: PathStepKind.ValueType  # 3
+"""A task the member checks in as done (no post)."""
+Global___PathStepKind: _TypeAlias = PathStepKind  # noqa: Y015
+
 @_typing.final
 class Topic(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -1939,3 +1965,790 @@ class ListCalendarResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListCalendarResponse: _TypeAlias = ListCalendarResponse  # noqa: Y015
+
+@_typing.final
+class PathStep(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Assigned by the server; send it back with an update to keep the step (and members'
+    progress on it).
+    """
+    kind: Global___PathStepKind.ValueType
+    post_id: _builtins.str
+    """Post and resource steps: the post, of the same community."""
+    title: _builtins.str
+    """What to do; required for a check-in task, at most 200 characters."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        kind: Global___PathStepKind.ValueType = ...,
+        post_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "kind", b"kind", "post_id", b"post_id", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathStep: _TypeAlias = PathStep  # noqa: Y015
+
+@_typing.final
+class LearningPath(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    PREREQUISITE_PATH_IDS_FIELD_NUMBER: _builtins.int
+    REQUIRED_PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    CREATED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    title: _builtins.str
+    """1-200 characters."""
+    description: _builtins.str
+    """At most 2,000 characters."""
+    required_product_id: _builtins.str
+    """The product whose entitlement enrolling needs; empty for a free path."""
+    created_by_user_id: _builtins.str
+    """Who created it; empty once they erased their data."""
+    version: _builtins.int
+    etag: _builtins.str
+    """Opaque; send it back with an update so a concurrent edit is not overwritten."""
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___PathStep]:
+        """1-100 steps, in order."""
+
+    @_builtins.property
+    def prerequisite_path_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Paths of the community a member completes before enrolling; never circular."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        description: _builtins.str = ...,
+        steps: _abc.Iterable[Global___PathStep] | None = ...,
+        prerequisite_path_ids: _abc.Iterable[_builtins.str] | None = ...,
+        required_product_id: _builtins.str = ...,
+        created_by_user_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "create_time", b"create_time", "created_by_user_id", b"created_by_user_id", "description", b"description", "etag", b"etag", "id", b"id", "prerequisite_path_ids", b"prerequisite_path_ids", "required_product_id", b"required_product_id", "steps", b"steps", "title", b"title", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LearningPath: _TypeAlias = LearningPath  # noqa: Y015
+
+@_typing.final
+class PathProgress(_message.Message):
+    """A member's progress on a path."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    COMPLETED_STEP_IDS_FIELD_NUMBER: _builtins.int
+    COMPLETED_STEPS_FIELD_NUMBER: _builtins.int
+    TOTAL_STEPS_FIELD_NUMBER: _builtins.int
+    NEXT_STEP_ID_FIELD_NUMBER: _builtins.int
+    ENROLL_TIME_FIELD_NUMBER: _builtins.int
+    LAST_PROGRESS_TIME_FIELD_NUMBER: _builtins.int
+    COMPLETE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    user_id: _builtins.str
+    completed_steps: _builtins.int
+    total_steps: _builtins.int
+    next_step_id: _builtins.str
+    """The first step not done; empty once every step is."""
+    @_builtins.property
+    def completed_step_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The steps of the path (as it is now) the member has done."""
+
+    @_builtins.property
+    def enroll_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_progress_time(self) -> _timestamp_pb2.Timestamp:
+        """The last step done (the enrollment while none is)."""
+
+    @_builtins.property
+    def complete_time(self) -> _timestamp_pb2.Timestamp:
+        """When the member completed the path; unset until then."""
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        completed_step_ids: _abc.Iterable[_builtins.str] | None = ...,
+        completed_steps: _builtins.int = ...,
+        total_steps: _builtins.int = ...,
+        next_step_id: _builtins.str = ...,
+        enroll_time: _timestamp_pb2.Timestamp | None = ...,
+        last_progress_time: _timestamp_pb2.Timestamp | None = ...,
+        complete_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "enroll_time", b"enroll_time", "last_progress_time", b"last_progress_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "complete_time", b"complete_time", "completed_step_ids", b"completed_step_ids", "completed_steps", b"completed_steps", "enroll_time", b"enroll_time", "last_progress_time", b"last_progress_time", "next_step_id", b"next_step_id", "path_id", b"path_id", "total_steps", b"total_steps", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathProgress: _TypeAlias = PathProgress  # noqa: Y015
+
+@_typing.final
+class CreatePathRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    @_builtins.property
+    def path(self) -> Global___LearningPath:
+        """The path: title, description, steps (without ids), prerequisite_path_ids,
+        required_product_id.
+        """
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        path: Global___LearningPath | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "path", b"path", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePathRequest: _TypeAlias = CreatePathRequest  # noqa: Y015
+
+@_typing.final
+class CreatePathResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def path(self) -> Global___LearningPath: ...
+    def __init__(
+        self,
+        *,
+        path: Global___LearningPath | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePathResponse: _TypeAlias = CreatePathResponse  # noqa: Y015
+
+@_typing.final
+class UpdatePathRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    path_id: _builtins.str
+    etag: _builtins.str
+    """The etag the caller last read; empty to overwrite whatever is there."""
+    @_builtins.property
+    def path(self) -> Global___LearningPath:
+        """The new values of the fields the mask names: title, description, steps,
+        prerequisite_path_ids, required_product_id.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        path: Global___LearningPath | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["path", b"path", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "etag", b"etag", "path", b"path", "path_id", b"path_id", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePathRequest: _TypeAlias = UpdatePathRequest  # noqa: Y015
+
+@_typing.final
+class UpdatePathResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def path(self) -> Global___LearningPath: ...
+    def __init__(
+        self,
+        *,
+        path: Global___LearningPath | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePathResponse: _TypeAlias = UpdatePathResponse  # noqa: Y015
+
+@_typing.final
+class GetPathRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "path_id", b"path_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPathRequest: _TypeAlias = GetPathRequest  # noqa: Y015
+
+@_typing.final
+class GetPathResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def path(self) -> Global___LearningPath: ...
+    def __init__(
+        self,
+        *,
+        path: Global___LearningPath | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPathResponse: _TypeAlias = GetPathResponse  # noqa: Y015
+
+@_typing.final
+class ListPathsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPathsRequest: _TypeAlias = ListPathsRequest  # noqa: Y015
+
+@_typing.final
+class ListPathsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATHS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def paths(self) -> _containers.RepeatedCompositeFieldContainer[Global___LearningPath]: ...
+    def __init__(
+        self,
+        *,
+        paths: _abc.Iterable[Global___LearningPath] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "paths", b"paths"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPathsResponse: _TypeAlias = ListPathsResponse  # noqa: Y015
+
+@_typing.final
+class EnrollInPathRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    path_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "path_id", b"path_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrollInPathRequest: _TypeAlias = EnrollInPathRequest  # noqa: Y015
+
+@_typing.final
+class EnrollInPathResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___PathProgress: ...
+    def __init__(
+        self,
+        *,
+        progress: Global___PathProgress | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrollInPathResponse: _TypeAlias = EnrollInPathResponse  # noqa: Y015
+
+@_typing.final
+class CompletePathStepRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    path_id: _builtins.str
+    step_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        step_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "path_id", b"path_id", "request_id", b"request_id", "step_id", b"step_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompletePathStepRequest: _TypeAlias = CompletePathStepRequest  # noqa: Y015
+
+@_typing.final
+class CompletePathStepResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___PathProgress: ...
+    def __init__(
+        self,
+        *,
+        progress: Global___PathProgress | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompletePathStepResponse: _TypeAlias = CompletePathStepResponse  # noqa: Y015
+
+@_typing.final
+class GetPathProgressRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    user_id: _builtins.str
+    """Moderators: whose progress; empty for the caller's."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "path_id", b"path_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPathProgressRequest: _TypeAlias = GetPathProgressRequest  # noqa: Y015
+
+@_typing.final
+class GetPathProgressResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___PathProgress: ...
+    def __init__(
+        self,
+        *,
+        progress: Global___PathProgress | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPathProgressResponse: _TypeAlias = GetPathProgressResponse  # noqa: Y015
+
+@_typing.final
+class StuckMember(_message.Message):
+    """An enrolled member with no progress for a while, and the step they are on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    COMPLETED_STEPS_FIELD_NUMBER: _builtins.int
+    LAST_PROGRESS_TIME_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    step_id: _builtins.str
+    """The first step they have not done."""
+    completed_steps: _builtins.int
+    @_builtins.property
+    def last_progress_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        step_id: _builtins.str = ...,
+        completed_steps: _builtins.int = ...,
+        last_progress_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_progress_time", b"last_progress_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_steps", b"completed_steps", "last_progress_time", b"last_progress_time", "step_id", b"step_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StuckMember: _TypeAlias = StuckMember  # noqa: Y015
+
+@_typing.final
+class StuckStep(_message.Message):
+    """How many enrolled members are stuck on one step."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    step_id: _builtins.str
+    members: _builtins.int
+    def __init__(
+        self,
+        *,
+        step_id: _builtins.str = ...,
+        members: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "step_id", b"step_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StuckStep: _TypeAlias = StuckStep  # noqa: Y015
+
+@_typing.final
+class ListStuckMembersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    IDLE_DAYS_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    idle_days: _builtins.int
+    """No progress for this many days: 1-365."""
+    step_id: _builtins.str
+    """Only those stuck on this step; empty for every step."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        idle_days: _builtins.int = ...,
+        step_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "idle_days", b"idle_days", "page_size", b"page_size", "page_token", b"page_token", "path_id", b"path_id", "step_id", b"step_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListStuckMembersRequest: _TypeAlias = ListStuckMembersRequest  # noqa: Y015
+
+@_typing.final
+class ListStuckMembersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___StuckMember]:
+        """Longest idle first."""
+
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___StuckStep]:
+        """The stuck members per step, in the path's order (steps with none left out); on the
+        first page.
+        """
+
+    def __init__(
+        self,
+        *,
+        members: _abc.Iterable[Global___StuckMember] | None = ...,
+        steps: _abc.Iterable[Global___StuckStep] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "next_page_token", b"next_page_token", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListStuckMembersResponse: _TypeAlias = ListStuckMembersResponse  # noqa: Y015
+
+@_typing.final
+class PathRecommendation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    RECOMMENDED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_COUNT_FIELD_NUMBER: _builtins.int
+    RECOMMEND_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    path_id: _builtins.str
+    segment_id: _builtins.str
+    recommended_by_user_id: _builtins.str
+    member_count: _builtins.int
+    """How many members the segment held when recommended."""
+    @_builtins.property
+    def recommend_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        segment_id: _builtins.str = ...,
+        recommended_by_user_id: _builtins.str = ...,
+        member_count: _builtins.int = ...,
+        recommend_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recommend_time", b"recommend_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "id", b"id", "member_count", b"member_count", "path_id", b"path_id", "recommend_time", b"recommend_time", "recommended_by_user_id", b"recommended_by_user_id", "segment_id", b"segment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathRecommendation: _TypeAlias = PathRecommendation  # noqa: Y015
+
+@_typing.final
+class RecommendPathRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    path_id: _builtins.str
+    segment_id: _builtins.str
+    """A segment of the community, as members defines it."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        segment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "path_id", b"path_id", "request_id", b"request_id", "segment_id", b"segment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecommendPathRequest: _TypeAlias = RecommendPathRequest  # noqa: Y015
+
+@_typing.final
+class RecommendPathResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECOMMENDATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def recommendation(self) -> Global___PathRecommendation: ...
+    def __init__(
+        self,
+        *,
+        recommendation: Global___PathRecommendation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recommendation", b"recommendation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recommendation", b"recommendation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecommendPathResponse: _TypeAlias = RecommendPathResponse  # noqa: Y015
+
+@_typing.final
+class RecommendedPath(_message.Message):
+    """A path recommended to the caller."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    RECOMMEND_TIME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def path(self) -> Global___LearningPath: ...
+    @_builtins.property
+    def recommend_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        path: Global___LearningPath | None = ...,
+        recommend_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["path", b"path", "recommend_time", b"recommend_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path", "recommend_time", b"recommend_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecommendedPath: _TypeAlias = RecommendedPath  # noqa: Y015
+
+@_typing.final
+class ListRecommendedPathsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecommendedPathsRequest: _TypeAlias = ListRecommendedPathsRequest  # noqa: Y015
+
+@_typing.final
+class ListRecommendedPathsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATHS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def paths(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecommendedPath]: ...
+    def __init__(
+        self,
+        *,
+        paths: _abc.Iterable[Global___RecommendedPath] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "paths", b"paths"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecommendedPathsResponse: _TypeAlias = ListRecommendedPathsResponse  # noqa: Y015

@@ -170,6 +170,56 @@ class ContentServiceStub:
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataResponse.FromString,
                 _registered_method=True)
+        self.CreatePath = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/CreatePath',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreatePathRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreatePathResponse.FromString,
+                _registered_method=True)
+        self.UpdatePath = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/UpdatePath',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePathRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePathResponse.FromString,
+                _registered_method=True)
+        self.GetPath = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/GetPath',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathResponse.FromString,
+                _registered_method=True)
+        self.ListPaths = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListPaths',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPathsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPathsResponse.FromString,
+                _registered_method=True)
+        self.EnrollInPath = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/EnrollInPath',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EnrollInPathRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EnrollInPathResponse.FromString,
+                _registered_method=True)
+        self.CompletePathStep = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/CompletePathStep',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CompletePathStepRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CompletePathStepResponse.FromString,
+                _registered_method=True)
+        self.GetPathProgress = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/GetPathProgress',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathProgressRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathProgressResponse.FromString,
+                _registered_method=True)
+        self.ListStuckMembers = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListStuckMembers',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListStuckMembersRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListStuckMembersResponse.FromString,
+                _registered_method=True)
+        self.RecommendPath = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/RecommendPath',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathResponse.FromString,
+                _registered_method=True)
+        self.ListRecommendedPaths = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListRecommendedPaths',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListRecommendedPathsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListRecommendedPathsResponse.FromString,
+                _registered_method=True)
 
 
 class ContentServiceServicer:
@@ -394,6 +444,85 @@ class ContentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreatePath(self, request, context):
+        """Creates a learning path: ordered steps (published posts or resources of the
+        community, or check-in tasks), optional prerequisite paths and the product whose
+        entitlement it needs. Admins and above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePath(self, request, context):
+        """Changes the fields of a path named in the mask; refused when the etag is no longer
+        current. Steps sent with their id keep it (and members' progress on them). Admins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPath(self, request, context):
+        """Returns one path. Readers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPaths(self, request, context):
+        """A community's paths, oldest first. Readers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnrollInPath(self, request, context):
+        """Enrolls the caller in a path (PathEnrolled); enrolling again changes nothing. Needs
+        the path's prerequisites completed, and its product's entitlement when it names one.
+        Members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompletePathStep(self, request, context):
+        """Marks one step of a path done for the caller (PathStepCompleted); the last one
+        completes the path (PathCompleted, once per member and path). Members, enrolled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPathProgress(self, request, context):
+        """A member's progress on a path: the caller's own; moderators name a member.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListStuckMembers(self, request, context):
+        """Where enrolled members are stuck: those with no progress for `idle_days`, by the step
+        they are on, longest idle first. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecommendPath(self, request, context):
+        """Recommends a path to a segment of members: the segment's members now (asked of the
+        members service with the caller's token) are kept with the recommendation
+        (PathRecommended). Moderators (in members too).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRecommendedPaths(self, request, context):
+        """The paths recommended to the caller, newest first. Members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -531,6 +660,56 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.EraseMyData,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataResponse.SerializeToString,
+            ),
+            'CreatePath': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePath,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreatePathRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreatePathResponse.SerializeToString,
+            ),
+            'UpdatePath': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePath,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePathRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePathResponse.SerializeToString,
+            ),
+            'GetPath': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPath,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathResponse.SerializeToString,
+            ),
+            'ListPaths': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPaths,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPathsRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPathsResponse.SerializeToString,
+            ),
+            'EnrollInPath': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrollInPath,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EnrollInPathRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EnrollInPathResponse.SerializeToString,
+            ),
+            'CompletePathStep': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompletePathStep,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CompletePathStepRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CompletePathStepResponse.SerializeToString,
+            ),
+            'GetPathProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPathProgress,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathProgressRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathProgressResponse.SerializeToString,
+            ),
+            'ListStuckMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStuckMembers,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListStuckMembersRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListStuckMembersResponse.SerializeToString,
+            ),
+            'RecommendPath': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecommendPath,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathResponse.SerializeToString,
+            ),
+            'ListRecommendedPaths': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecommendedPaths,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListRecommendedPathsRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListRecommendedPathsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1263,6 +1442,276 @@ class ContentService:
             '/studyhall.content.v1.ContentService/EraseMyData',
             studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataRequest.SerializeToString,
             studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/CreatePath',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.CreatePathRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.CreatePathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/UpdatePath',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePathRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/GetPath',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPaths(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListPaths',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPathsRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPathsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrollInPath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/EnrollInPath',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.EnrollInPathRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.EnrollInPathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompletePathStep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/CompletePathStep',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.CompletePathStepRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.CompletePathStepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPathProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/GetPathProgress',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathProgressRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathProgressResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStuckMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListStuckMembers',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListStuckMembersRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListStuckMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecommendPath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/RecommendPath',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRecommendedPaths(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListRecommendedPaths',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListRecommendedPathsRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListRecommendedPathsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -132,6 +132,41 @@ class ContentServiceStub:
     question keeps its answers and a thread its replies. Anyone signed in, for their own
     data, in an archived community too; platform operators for a named user.
     """
+    CreatePath: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.CreatePathRequest, _content_service_pb2.CreatePathResponse]
+    """Creates a learning path: ordered steps (published posts or resources of the
+    community, or check-in tasks), optional prerequisite paths and the product whose
+    entitlement it needs. Admins and above.
+    """
+    UpdatePath: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UpdatePathRequest, _content_service_pb2.UpdatePathResponse]
+    """Changes the fields of a path named in the mask; refused when the etag is no longer
+    current. Steps sent with their id keep it (and members' progress on them). Admins.
+    """
+    GetPath: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.GetPathRequest, _content_service_pb2.GetPathResponse]
+    """Returns one path. Readers."""
+    ListPaths: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListPathsRequest, _content_service_pb2.ListPathsResponse]
+    """A community's paths, oldest first. Readers."""
+    EnrollInPath: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.EnrollInPathRequest, _content_service_pb2.EnrollInPathResponse]
+    """Enrolls the caller in a path (PathEnrolled); enrolling again changes nothing. Needs
+    the path's prerequisites completed, and its product's entitlement when it names one.
+    Members.
+    """
+    CompletePathStep: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.CompletePathStepRequest, _content_service_pb2.CompletePathStepResponse]
+    """Marks one step of a path done for the caller (PathStepCompleted); the last one
+    completes the path (PathCompleted, once per member and path). Members, enrolled.
+    """
+    GetPathProgress: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.GetPathProgressRequest, _content_service_pb2.GetPathProgressResponse]
+    """A member's progress on a path: the caller's own; moderators name a member."""
+    ListStuckMembers: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListStuckMembersRequest, _content_service_pb2.ListStuckMembersResponse]
+    """Where enrolled members are stuck: those with no progress for `idle_days`, by the step
+    they are on, longest idle first. Moderators.
+    """
+    RecommendPath: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.RecommendPathRequest, _content_service_pb2.RecommendPathResponse]
+    """Recommends a path to a segment of members: the segment's members now (asked of the
+    members service with the caller's token) are kept with the recommendation
+    (PathRecommended). Moderators (in members too).
+    """
+    ListRecommendedPaths: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListRecommendedPathsRequest, _content_service_pb2.ListRecommendedPathsResponse]
+    """The paths recommended to the caller, newest first. Members."""
 
 @_typing.type_check_only
 class ContentServiceAsyncStub(ContentServiceStub):
@@ -237,6 +272,41 @@ class ContentServiceAsyncStub(ContentServiceStub):
     question keeps its answers and a thread its replies. Anyone signed in, for their own
     data, in an archived community too; platform operators for a named user.
     """
+    CreatePath: _aio.UnaryUnaryMultiCallable[_content_service_pb2.CreatePathRequest, _content_service_pb2.CreatePathResponse]  # type: ignore[assignment]
+    """Creates a learning path: ordered steps (published posts or resources of the
+    community, or check-in tasks), optional prerequisite paths and the product whose
+    entitlement it needs. Admins and above.
+    """
+    UpdatePath: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UpdatePathRequest, _content_service_pb2.UpdatePathResponse]  # type: ignore[assignment]
+    """Changes the fields of a path named in the mask; refused when the etag is no longer
+    current. Steps sent with their id keep it (and members' progress on them). Admins.
+    """
+    GetPath: _aio.UnaryUnaryMultiCallable[_content_service_pb2.GetPathRequest, _content_service_pb2.GetPathResponse]  # type: ignore[assignment]
+    """Returns one path. Readers."""
+    ListPaths: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListPathsRequest, _content_service_pb2.ListPathsResponse]  # type: ignore[assignment]
+    """A community's paths, oldest first. Readers."""
+    EnrollInPath: _aio.UnaryUnaryMultiCallable[_content_service_pb2.EnrollInPathRequest, _content_service_pb2.EnrollInPathResponse]  # type: ignore[assignment]
+    """Enrolls the caller in a path (PathEnrolled); enrolling again changes nothing. Needs
+    the path's prerequisites completed, and its product's entitlement when it names one.
+    Members.
+    """
+    CompletePathStep: _aio.UnaryUnaryMultiCallable[_content_service_pb2.CompletePathStepRequest, _content_service_pb2.CompletePathStepResponse]  # type: ignore[assignment]
+    """Marks one step of a path done for the caller (PathStepCompleted); the last one
+    completes the path (PathCompleted, once per member and path). Members, enrolled.
+    """
+    GetPathProgress: _aio.UnaryUnaryMultiCallable[_content_service_pb2.GetPathProgressRequest, _content_service_pb2.GetPathProgressResponse]  # type: ignore[assignment]
+    """A member's progress on a path: the caller's own; moderators name a member."""
+    ListStuckMembers: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListStuckMembersRequest, _content_service_pb2.ListStuckMembersResponse]  # type: ignore[assignment]
+    """Where enrolled members are stuck: those with no progress for `idle_days`, by the step
+    they are on, longest idle first. Moderators.
+    """
+    RecommendPath: _aio.UnaryUnaryMultiCallable[_content_service_pb2.RecommendPathRequest, _content_service_pb2.RecommendPathResponse]  # type: ignore[assignment]
+    """Recommends a path to a segment of members: the segment's members now (asked of the
+    members service with the caller's token) are kept with the recommendation
+    (PathRecommended). Moderators (in members too).
+    """
+    ListRecommendedPaths: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListRecommendedPathsRequest, _content_service_pb2.ListRecommendedPathsResponse]  # type: ignore[assignment]
+    """The paths recommended to the caller, newest first. Members."""
 
 class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts, topics, comments, reactions and questions answered by peers."""
@@ -501,5 +571,100 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         question keeps its answers and a thread its replies. Anyone signed in, for their own
         data, in an archived community too; platform operators for a named user.
         """
+
+    @_abc_1.abstractmethod
+    def CreatePath(
+        self,
+        request: _content_service_pb2.CreatePathRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.CreatePathResponse, _abc.Awaitable[_content_service_pb2.CreatePathResponse]]:
+        """Creates a learning path: ordered steps (published posts or resources of the
+        community, or check-in tasks), optional prerequisite paths and the product whose
+        entitlement it needs. Admins and above.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdatePath(
+        self,
+        request: _content_service_pb2.UpdatePathRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.UpdatePathResponse, _abc.Awaitable[_content_service_pb2.UpdatePathResponse]]:
+        """Changes the fields of a path named in the mask; refused when the etag is no longer
+        current. Steps sent with their id keep it (and members' progress on them). Admins.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPath(
+        self,
+        request: _content_service_pb2.GetPathRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.GetPathResponse, _abc.Awaitable[_content_service_pb2.GetPathResponse]]:
+        """Returns one path. Readers."""
+
+    @_abc_1.abstractmethod
+    def ListPaths(
+        self,
+        request: _content_service_pb2.ListPathsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListPathsResponse, _abc.Awaitable[_content_service_pb2.ListPathsResponse]]:
+        """A community's paths, oldest first. Readers."""
+
+    @_abc_1.abstractmethod
+    def EnrollInPath(
+        self,
+        request: _content_service_pb2.EnrollInPathRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.EnrollInPathResponse, _abc.Awaitable[_content_service_pb2.EnrollInPathResponse]]:
+        """Enrolls the caller in a path (PathEnrolled); enrolling again changes nothing. Needs
+        the path's prerequisites completed, and its product's entitlement when it names one.
+        Members.
+        """
+
+    @_abc_1.abstractmethod
+    def CompletePathStep(
+        self,
+        request: _content_service_pb2.CompletePathStepRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.CompletePathStepResponse, _abc.Awaitable[_content_service_pb2.CompletePathStepResponse]]:
+        """Marks one step of a path done for the caller (PathStepCompleted); the last one
+        completes the path (PathCompleted, once per member and path). Members, enrolled.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPathProgress(
+        self,
+        request: _content_service_pb2.GetPathProgressRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.GetPathProgressResponse, _abc.Awaitable[_content_service_pb2.GetPathProgressResponse]]:
+        """A member's progress on a path: the caller's own; moderators name a member."""
+
+    @_abc_1.abstractmethod
+    def ListStuckMembers(
+        self,
+        request: _content_service_pb2.ListStuckMembersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListStuckMembersResponse, _abc.Awaitable[_content_service_pb2.ListStuckMembersResponse]]:
+        """Where enrolled members are stuck: those with no progress for `idle_days`, by the step
+        they are on, longest idle first. Moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def RecommendPath(
+        self,
+        request: _content_service_pb2.RecommendPathRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.RecommendPathResponse, _abc.Awaitable[_content_service_pb2.RecommendPathResponse]]:
+        """Recommends a path to a segment of members: the segment's members now (asked of the
+        members service with the caller's token) are kept with the recommendation
+        (PathRecommended). Moderators (in members too).
+        """
+
+    @_abc_1.abstractmethod
+    def ListRecommendedPaths(
+        self,
+        request: _content_service_pb2.ListRecommendedPathsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListRecommendedPathsResponse, _abc.Awaitable[_content_service_pb2.ListRecommendedPathsResponse]]:
+        """The paths recommended to the caller, newest first. Members."""
 
 def add_ContentServiceServicer_to_server(servicer: ContentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
