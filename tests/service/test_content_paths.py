@@ -5,6 +5,7 @@ field with nothing written."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,9 +19,12 @@ from services.content.store.tables import metadata, outbox, path_enrollments
 from services.kit.access import Role
 from studyhall.content.v1 import content_service_pb2 as pb
 from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
+from studyhall.members.v1 import profiles_service_pb2 as profiles_pb
+from studyhall.members.v1 import profiles_service_pb2_grpc as profiles_grpc
 from tests.support.access import grant
 from tests.support.catalogue import changed_tables, snapshot
 from tests.support.errors import field_violations
+from tests.support.members import Hall
 from tests.support.services import RunningService
 
 pytestmark = pytest.mark.service
@@ -46,7 +50,7 @@ class Community:
     def auth(self, user: str) -> list[tuple[str, str]]:
         return self.content.auth(user)
 
-    async def post(self, kind: int = pb.POST_KIND_ARTICLE, **fields: Any) -> str:
+    async def post(self, kind: pb.PostKind.ValueType = pb.POST_KIND_ARTICLE, **fields: Any) -> str:
         shape: dict[str, Any] = (
             {"url": "https://example.org/grammar-in-use"}
             if kind == pb.POST_KIND_RESOURCE
@@ -68,7 +72,8 @@ class Community:
             ),
             metadata=self.auth("olga"),
         )
-        return reply.path
+        path: pb.LearningPath = reply.path
+        return path
 
     async def simple_path(self, **fields: Any) -> pb.LearningPath:
         return await self.path([_check_in("Say hello in the intro thread")], **fields)
@@ -77,14 +82,16 @@ class Community:
         reply = await self.stub.EnrollInPath(
             pb.EnrollInPathRequest(community_id=self.id, path_id=path_id), metadata=self.auth(user)
         )
-        return reply.progress
+        progress: pb.PathProgress = reply.progress
+        return progress
 
     async def complete(self, user: str, path_id: str, step_id: str) -> pb.PathProgress:
         reply = await self.stub.CompletePathStep(
             pb.CompletePathStepRequest(community_id=self.id, path_id=path_id, step_id=step_id),
             metadata=self.auth(user),
         )
-        return reply.progress
+        progress: pb.PathProgress = reply.progress
+        return progress
 
     async def events(self) -> list[str]:
         async with self.content.deps.database.read() as session:
@@ -100,8 +107,10 @@ def _check_in(title: str) -> pb.PathStep:
     return pb.PathStep(kind=pb.PATH_STEP_KIND_CHECK_IN, title=title)
 
 
-def _post_step(post_id: str, kind: int = pb.PATH_STEP_KIND_POST) -> pb.PathStep:
-    return pb.PathStep(kind=kind, post_id=post_id)  # type: ignore[arg-type]
+def _post_step(
+    post_id: str, kind: pb.PathStepKind.ValueType = pb.PATH_STEP_KIND_POST
+) -> pb.PathStep:
+    return pb.PathStep(kind=kind, post_id=post_id)
 
 
 async def test_a_member_works_through_a_path_and_completes_it_once(
@@ -171,16 +180,25 @@ async def test_a_member_works_through_a_path_and_completes_it_once(
     assert by_admin.progress.completed_steps == 3
 
 
-async def test_a_step_needs_enrolling_first_and_a_known_step(content: RunningService) -> None:
+async def test_completing_a_step_enrolls_and_an_unknown_step_is_not_found(
+    content: RunningService,
+) -> None:
     hall = await Community.create(content, "ada")
-    path = await hall.simple_path()
-    with pytest.raises(grpc.aio.AioRpcError) as early:
-        await hall.complete("ada", path.id, path.steps[0].id)
-    assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    await hall.enroll("ada", path.id)
+    path = await hall.path([_check_in("Introduce yourself"), _check_in("Read the rules")])
+    before = await hall.stub.GetPathProgress(
+        pb.GetPathProgressRequest(community_id=hall.id, path_id=path.id),
+        metadata=hall.auth("ada"),
+    )
+    assert not before.progress.enrolled
+    assert before.progress.next_step_id == path.steps[0].id
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await hall.complete("ada", path.id, str(uuid.uuid4()))
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+    progress = await hall.complete("ada", path.id, path.steps[1].id)
+    assert progress.enrolled
+    assert progress.next_step_id == path.steps[0].id
+    assert await hall.events() == ["PathCreated", "PathEnrolled", "PathStepCompleted"]
 
 
 async def test_prerequisites_come_first_and_a_circle_is_refused_with_nothing_written(
@@ -434,3 +452,70 @@ async def test_moderators_see_who_is_stuck_on_which_step(content: RunningService
             metadata=hall.auth("ada"),
         )
     assert member.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_path_recommended_to_a_segment_reaches_its_members_of_that_moment(
+    content: RunningService,
+) -> None:
+    """The segment is asked of members (the content fixture runs it as a peer) with the
+    moderator's own token; the snapshot stays as taken."""
+    members = content.peers["members"]
+    hall = await Hall.create(members)
+    for user in ("ada", "ben"):
+        await hall.join(user)
+    people = profiles_grpc.ProfilesServiceStub(members.channel)
+    segment = await people.CreateSegment(
+        profiles_pb.CreateSegmentRequest(
+            community_id=hall.id, name="everyone", rule=json.dumps({"points_at_least": 0})
+        ),
+        metadata=hall.auth("olga"),
+    )
+    community = Community(content, hall.id)
+    await grant(content, hall.id, "olga", Role.OWNER)
+    for user in ("ada", "ben", "cy"):
+        await grant(content, hall.id, user, Role.MEMBER)
+    path = await community.simple_path()
+    other = await community.simple_path()
+
+    recommended = await community.stub.RecommendPath(
+        pb.RecommendPathRequest(
+            community_id=hall.id, path_id=path.id, segment_id=segment.segment.id
+        ),
+        metadata=community.auth("olga"),
+    )
+    assert recommended.recommendation.member_count == 3  # olga, ada, ben
+    await hall.join("cy")  # joined after: not in the snapshot
+
+    async def mine(user: str) -> list[str]:
+        reply = await community.stub.ListPaths(
+            pb.ListPathsRequest(community_id=hall.id, recommended_to_me=True),
+            metadata=community.auth(user),
+        )
+        return [found.id for found in reply.paths]
+
+    assert await mine("ada") == [path.id]
+    assert await mine("cy") == []
+    everything = await community.stub.ListPaths(
+        pb.ListPathsRequest(community_id=hall.id), metadata=community.auth("cy")
+    )
+    assert [found.id for found in everything.paths] == [path.id, other.id]
+    assert (await community.events())[-1] == "PathRecommended"
+
+    # A moderator here whom members does not know as one may not have content list it.
+    await grant(content, hall.id, "ben", Role.MODERATOR)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await community.stub.RecommendPath(
+            pb.RecommendPathRequest(
+                community_id=hall.id, path_id=path.id, segment_id=segment.segment.id
+            ),
+            metadata=community.auth("ben"),
+        )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await community.stub.RecommendPath(
+            pb.RecommendPathRequest(
+                community_id=hall.id, path_id=path.id, segment_id=str(uuid.uuid4())
+            ),
+            metadata=community.auth("olga"),
+        )
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND

@@ -3,6 +3,7 @@ tests/support/catalogue.py)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,9 +15,16 @@ from services.content.app import SPEC
 from services.content.settings import ContentSettings
 from services.content.store.tables import metadata
 from services.kit.access import Role
+from services.members.app import SPEC as MEMBERS
+from services.members.settings import MembersSettings
 from studyhall.content.v1 import content_service_pb2 as pb
+from studyhall.members.v1 import members_service_pb2 as members_pb
+from studyhall.members.v1 import members_service_pb2_grpc as members_grpc
+from studyhall.members.v1 import profiles_service_pb2 as profiles_pb
+from studyhall.members.v1 import profiles_service_pb2_grpc as profiles_grpc
 from tests.support.access import grant
 from tests.support.catalogue import (
+    Peer,
     Process,
     Rpc,
     World,
@@ -264,6 +272,87 @@ CATALOGUE: list[Rpc] = [
         Role.MODERATOR,
         False,
     ),
+    # ---- learning paths ----
+    Rpc(
+        CONTENT,
+        "CreatePath",
+        lambda w: pb.CreatePathRequest(
+            **_w(w),
+            path=pb.LearningPath(
+                title="Exam week",
+                # A step naming another community's post is INVALID_ARGUMENT naming the
+                # field (the issue's rule; tests/service/test_content_paths.py), not the
+                # NOT_FOUND of a record asked through another community: no post here.
+                steps=[pb.PathStep(kind=pb.PATH_STEP_KIND_CHECK_IN, title="Past papers")],
+            ),
+        ),
+        Role.ADMIN,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "UpdatePath",
+        lambda w: pb.UpdatePathRequest(
+            **_w(w),
+            path_id=w.path_id,
+            path=pb.LearningPath(description=f"Revised {uuid.uuid4().hex[:6]}"),
+            update_mask=FieldMask(paths=["description"]),
+        ),
+        Role.ADMIN,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "GetPath",
+        lambda w: pb.GetPathRequest(community_id=w.community_id, path_id=w.path_id),
+        None,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "ListPaths",
+        lambda w: pb.ListPathsRequest(community_id=w.community_id),
+        None,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "EnrollInPath",
+        lambda w: pb.EnrollInPathRequest(**_w(w), path_id=w.path_id),
+        Role.MEMBER,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "CompletePathStep",
+        lambda w: pb.CompletePathStepRequest(**_w(w), path_id=w.path_id, step_id=w.path_step_id),
+        Role.MEMBER,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "GetPathProgress",
+        lambda w: pb.GetPathProgressRequest(community_id=w.community_id, path_id=w.path_id),
+        Role.MEMBER,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "ListStuckMembers",
+        lambda w: pb.ListStuckMembersRequest(
+            community_id=w.community_id, path_id=w.path_id, idle_days=7
+        ),
+        Role.MODERATOR,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "RecommendPath",
+        lambda w: pb.RecommendPathRequest(**_w(w), path_id=w.path_id, segment_id=w.segment_id),
+        Role.MODERATOR,
+        True,
+        peer_checked=True,
+    ),
     *data_rights_entries(CONTENT),
 ]
 
@@ -274,12 +363,16 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
     a topic, a draft, posts to delete, restore and unpin, comments, questions and answers.
     A world that names no record also holds a topic and an unanswered question, which the
     listings that name no record show."""
-    community_id = str(uuid.uuid4())
+    wanted = set(record_fields()) if needs is None else set(needs)
+    made: dict[str, str] = {}
+    if "segment_id" in wanted:
+        # A segment lives in members: the community is made there, and content knows it.
+        community_id, made["segment_id"] = await _members_segment(running)
+    else:
+        community_id = str(uuid.uuid4())
     await grant(running, community_id, OWNER, Role.OWNER)
     base = World(community_id=community_id, owner=OWNER)
     owner = running.auth(OWNER)
-    wanted = set(record_fields()) if needs is None else set(needs)
-    made: dict[str, str] = {}
 
     async def call(method: str, request: Message) -> Any:
         rpc = Rpc(CONTENT, method, lambda _: request, None, True)
@@ -344,9 +437,45 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
                 **_w(base), question_id=made["accepted_question_id"], answer_id=answer
             ),
         )
+    if not wanted or wanted & {"path_id", "path_step_id", "segment_id"}:
+        path = (
+            await call(
+                "CreatePath",
+                pb.CreatePathRequest(
+                    **_w(base),
+                    path=pb.LearningPath(
+                        title="English from zero",
+                        steps=[
+                            pb.PathStep(kind=pb.PATH_STEP_KIND_CHECK_IN, title="Say hello"),
+                            pb.PathStep(kind=pb.PATH_STEP_KIND_CHECK_IN, title="Read the rules"),
+                        ],
+                    ),
+                ),
+            )
+        ).path
+        made["path_id"], made["path_step_id"] = path.id, path.steps[0].id
     if not wanted or needs is None:
         await post(_question(base))  # one nobody answered yet
     return World(community_id=community_id, owner=OWNER, **made)
+
+
+async def _members_segment(running: RunningService) -> tuple[str, str]:
+    """A community the owner owns in the members peer, and a segment of it."""
+    members = running.peers["members"]
+    owner = members.auth(OWNER)
+    community = await members_grpc.MembersServiceStub(members.channel).CreateCommunity(
+        members_pb.CreateCommunityRequest(name=f"Hall {uuid.uuid4().hex[:8]}", topic="exams"),
+        metadata=owner,
+    )
+    segment = await profiles_grpc.ProfilesServiceStub(members.channel).CreateSegment(
+        profiles_pb.CreateSegmentRequest(
+            community_id=community.community.id,
+            name="everyone",
+            rule=json.dumps({"points_at_least": 0}),
+        ),
+        metadata=owner,
+    )
+    return community.community.id, segment.segment.id
 
 
 PROCESS = Process(
@@ -357,4 +486,14 @@ PROCESS = Process(
     catalogue=CATALOGUE,
     prepare=prepare,
     exported=("post_id", "comment_id"),
+    # RecommendPath asks members for a segment's members.
+    peers=(
+        Peer(
+            "members",
+            MEMBERS,
+            MembersSettings,
+            address_setting="members_address",
+            overrides={"care_sweep_seconds": 0},
+        ),
+    ),
 )

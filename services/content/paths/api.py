@@ -129,12 +129,18 @@ class PathsApi:
     ) -> pb.ListPathsResponse:
         caller = current_identity()
         problems = Violations()
-        page = read_page(problems, request, ["paths", request.community_id])
+        query = ["paths", request.community_id]
+        if request.recommended_to_me:
+            query += ["recommended", caller.user_id]
+        page = read_page(problems, request, query)
         problems.raise_if_any()
         await self.access.require_reader(request.community_id, caller)
         async with self.database.read() as session:
             found = await PathRepository(session).oldest_first(
-                request.community_id, page.after, page.size + 1
+                request.community_id,
+                page.after,
+                page.size + 1,
+                recommended_to=caller.user_id if request.recommended_to_me else None,
             )
         paths, token = page_of(found, page, lambda path: (path.created_at, path.id))
         return pb.ListPathsResponse(

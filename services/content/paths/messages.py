@@ -52,4 +52,5 @@ def progress_to_proto(enrollment: Enrollment, path: Path) -> pb.PathProgress:
         enroll_time=timestamp(enrollment.enrolled_at),
         last_progress_time=timestamp(enrollment.last_progress_at),
         complete_time=timestamp_or_none(enrollment.completed_at),
+        enrolled=True,
     )

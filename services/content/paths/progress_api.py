@@ -12,12 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.paths import domain
 from services.content.paths.events import PathEvents
-from services.content.paths.messages import progress_to_proto
+from services.content.paths.messages import path_to_proto, progress_to_proto
 from services.content.paths.store import EnrollmentRepository, PathRepository
 from services.kit.access import Access, Role
 from services.kit.auth import Identity, current_identity
 from services.kit.database import Database
-from services.kit.errors import FailedPrecondition, NotFound, PermissionDenied
+from services.kit.errors import NotFound, PermissionDenied
 from services.kit.grouped_writes import Writer
 from services.kit.paging import page_of, read_page
 from services.kit.timestamps import timestamp
@@ -61,15 +61,7 @@ class ProgressApi:
         async def enroll(session: AsyncSession) -> pb.EnrollInPathResponse:
             path = await _path(session, request.community_id, request.path_id)
             await self._require_entitlement(session, path, caller, moderator)
-            enrollments = EnrollmentRepository(session)
-            enrollment = await enrollments.get(path.community_id, path.id, caller.user_id)
-            if enrollment is None:
-                completed = await enrollments.completed_paths(
-                    path.community_id, caller.user_id, path.prerequisites
-                )
-                enrollment = domain.enroll(path, caller.user_id, completed, datetime.now(UTC))
-                await enrollments.save(enrollment)
-                await PathEvents(session).enrolled(enrollment)
+            enrollment = await _enrolled(session, path, caller.user_id)
             return pb.EnrollInPathResponse(progress=progress_to_proto(enrollment, path))
 
         return await self.writer.write(caller.user_id, request, pb.EnrollInPathResponse, enroll)
@@ -90,15 +82,14 @@ class ProgressApi:
         async def complete(session: AsyncSession) -> pb.CompletePathStepResponse:
             path = await _path(session, request.community_id, request.path_id)
             await self._require_entitlement(session, path, caller, moderator)
-            enrollments = EnrollmentRepository(session)
-            enrollment = await enrollments.get(path.community_id, path.id, caller.user_id)
-            if enrollment is None:
-                raise FailedPrecondition(f"enroll in path {path.id} before completing its steps")
+            if path.step(request.step_id) is None:
+                raise NotFound(f"step {request.step_id} not found in path {path.id}")
+            enrollment = await _enrolled(session, path, caller.user_id)
             done, finished = domain.complete_step(
                 enrollment, path, request.step_id, datetime.now(UTC)
             )
             if done is not enrollment:
-                await enrollments.save(done)
+                await EnrollmentRepository(session).save(done)
                 events = PathEvents(session)
                 await events.step_completed(done, path, request.step_id)
                 if finished:
@@ -129,7 +120,15 @@ class ProgressApi:
             path = await _path(session, request.community_id, request.path_id)
             enrollment = await EnrollmentRepository(session).get(path.community_id, path.id, whose)
         if enrollment is None:
-            raise NotFound(f"{whose} is not enrolled in path {path.id}")
+            return pb.GetPathProgressResponse(
+                progress=pb.PathProgress(
+                    community_id=path.community_id,
+                    path_id=path.id,
+                    user_id=whose,
+                    total_steps=len(path.steps),
+                    next_step_id=path.steps[0].id if path.steps else "",
+                )
+            )
         return pb.GetPathProgressResponse(progress=progress_to_proto(enrollment, path))
 
     async def ListStuckMembers(
@@ -195,6 +194,7 @@ class ProgressApi:
                 else []
             ),
             next_page_token=token,
+            path=path_to_proto(path),
         )
 
     async def _require_entitlement(
@@ -211,6 +211,20 @@ class ProgressApi:
 
 def _moderator(caller: Identity, role: Role | None) -> bool:
     return caller.operator or (role is not None and role >= Role.MODERATOR)
+
+
+async def _enrolled(session: AsyncSession, path: domain.Path, user_id: str) -> domain.Enrollment:
+    """The member's enrollment in the path, made now (PathEnrolled) when there is none."""
+    enrollments = EnrollmentRepository(session)
+    enrollment = await enrollments.get(path.community_id, path.id, user_id)
+    if enrollment is None:
+        completed = await enrollments.completed_paths(
+            path.community_id, user_id, path.prerequisites
+        )
+        enrollment = domain.enroll(path, user_id, completed, datetime.now(UTC))
+        await enrollments.save(enrollment)
+        await PathEvents(session).enrolled(enrollment)
+    return enrollment
 
 
 async def _path(session: AsyncSession, community_id: str, path_id: str) -> domain.Path:

@@ -1,5 +1,6 @@
-"""gRPC handlers that aim a learning path at a segment of members, and show members what
-was recommended to them (docs/decisions/0015: a snapshot taken with the caller's token)."""
+"""The gRPC handler that aims a learning path at a segment of members (docs/decisions/0015:
+a snapshot taken with the caller's token); members find what was recommended to them with
+ListPaths."""
 
 from __future__ import annotations
 
@@ -12,13 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.paths import domain
 from services.content.paths.events import PathEvents
-from services.content.paths.messages import path_to_proto
 from services.content.paths.store import PathRepository, RecommendationRepository
 from services.kit.access import Access, Role
 from services.kit.auth import current_identity
 from services.kit.database import Database
 from services.kit.grouped_writes import Writer
-from services.kit.paging import page_of, read_page
 from services.kit.segments import segment_members
 from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
@@ -98,30 +97,3 @@ class RecommendationsApi:
             )
 
         return await self.writer.write(caller.user_id, request, pb.RecommendPathResponse, recommend)
-
-    async def ListRecommendedPaths(
-        self, request: pb.ListRecommendedPathsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListRecommendedPathsResponse:
-        caller = current_identity()
-        problems = Violations()
-        page = read_page(problems, request, ["recommended", request.community_id, caller.user_id])
-        problems.raise_if_any()
-        await self.access.require_role(
-            request.community_id, caller, Role.MEMBER, "reading your recommended paths"
-        )
-        async with self.database.read() as session:
-            found = await RecommendationRepository(session).for_member(
-                request.community_id, caller.user_id, page.after, page.size + 1
-            )
-            paths = await PathRepository(session).by_id(
-                request.community_id, [path_id for path_id, _, _ in found]
-            )
-        items, token = page_of(found, page, lambda item: (item[1], item[2]))
-        return pb.ListRecommendedPathsResponse(
-            paths=[
-                pb.RecommendedPath(path=path_to_proto(paths[path_id]), recommend_time=timestamp(at))
-                for path_id, at, _ in items
-                if path_id in paths
-            ],
-            next_page_token=token,
-        )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,9 +65,23 @@ class PathRepository:
         return {row.id: list(row.prerequisites or []) for row in rows}
 
     async def oldest_first(
-        self, community_id: str, after: Position | None, limit: int
+        self,
+        community_id: str,
+        after: Position | None,
+        limit: int,
+        *,
+        recommended_to: str | None = None,
     ) -> list[Path]:
+        """The community's paths; with `recommended_to`, those recommended to that member."""
         query = select(learning_paths).where(learning_paths.c.community_id == community_id)
+        if recommended_to is not None:
+            query = query.where(
+                exists().where(
+                    path_recommended_members.c.community_id == community_id,
+                    path_recommended_members.c.user_id == recommended_to,
+                    path_recommended_members.c.path_id == learning_paths.c.id,
+                )
+            )
         if after is not None:
             created, path_id = after
             query = query.where(
@@ -175,33 +189,6 @@ class RecommendationRepository:
             await self.session.execute(
                 path_recommended_members.insert(), rows[start : start + 1000]
             )
-
-    async def for_member(
-        self, community_id: str, user_id: str, before: Position | None, limit: int
-    ) -> list[tuple[str, datetime, str]]:
-        """(path id, when, recommendation id) of the member's recommendations, newest first; a path
-        recommended twice shows each time."""
-        table = path_recommended_members
-        query = select(table.c.path_id, table.c.recommended_at, table.c.recommendation_id).where(
-            table.c.community_id == community_id, table.c.user_id == user_id
-        )
-        if before is not None:
-            moment, recommendation_id = before
-            query = query.where(
-                or_(
-                    table.c.recommended_at < moment,
-                    and_(
-                        table.c.recommended_at == moment,
-                        table.c.recommendation_id < recommendation_id,
-                    ),
-                )
-            )
-        rows = await self.session.execute(
-            query.order_by(table.c.recommended_at.desc(), table.c.recommendation_id.desc()).limit(
-                limit
-            )
-        )
-        return [(row.path_id, utc(row.recommended_at), row.recommendation_id) for row in rows]
 
 
 def _path_values(path: Path) -> dict[str, Any]:

@@ -2080,6 +2080,7 @@ class PathProgress(_message.Message):
     ENROLL_TIME_FIELD_NUMBER: _builtins.int
     LAST_PROGRESS_TIME_FIELD_NUMBER: _builtins.int
     COMPLETE_TIME_FIELD_NUMBER: _builtins.int
+    ENROLLED_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     path_id: _builtins.str
     user_id: _builtins.str
@@ -2087,6 +2088,8 @@ class PathProgress(_message.Message):
     total_steps: _builtins.int
     next_step_id: _builtins.str
     """The first step not done; empty once every step is."""
+    enrolled: _builtins.bool
+    """Whether the member is enrolled (CompletePathStep enrolls them too)."""
     @_builtins.property
     def completed_step_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The steps of the path (as it is now) the member has done."""
@@ -2114,10 +2117,11 @@ class PathProgress(_message.Message):
         enroll_time: _timestamp_pb2.Timestamp | None = ...,
         last_progress_time: _timestamp_pb2.Timestamp | None = ...,
         complete_time: _timestamp_pb2.Timestamp | None = ...,
+        enrolled: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "enroll_time", b"enroll_time", "last_progress_time", b"last_progress_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "complete_time", b"complete_time", "completed_step_ids", b"completed_step_ids", "completed_steps", b"completed_steps", "enroll_time", b"enroll_time", "last_progress_time", b"last_progress_time", "next_step_id", b"next_step_id", "path_id", b"path_id", "total_steps", b"total_steps", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "complete_time", b"complete_time", "completed_step_ids", b"completed_step_ids", "completed_steps", b"completed_steps", "enroll_time", b"enroll_time", "enrolled", b"enrolled", "last_progress_time", b"last_progress_time", "next_step_id", b"next_step_id", "path_id", b"path_id", "total_steps", b"total_steps", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2283,20 +2287,24 @@ class ListPathsRequest(_message.Message):
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    RECOMMENDED_TO_ME_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     page_size: _builtins.int
     page_token: _builtins.str
     """From a previous response's next_page_token."""
+    recommended_to_me: _builtins.bool
+    """Only the paths recommended to the caller (RecommendPath)."""
     def __init__(
         self,
         *,
         community_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        recommended_to_me: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token", "recommended_to_me", b"recommended_to_me"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2564,6 +2572,7 @@ class ListStuckMembersResponse(_message.Message):
     MEMBERS_FIELD_NUMBER: _builtins.int
     STEPS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     @_builtins.property
     def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___StuckMember]:
@@ -2575,16 +2584,21 @@ class ListStuckMembersResponse(_message.Message):
         first page.
         """
 
+    @_builtins.property
+    def path(self) -> Global___LearningPath:
+        """The path asked about, with its steps."""
+
     def __init__(
         self,
         *,
         members: _abc.Iterable[Global___StuckMember] | None = ...,
         steps: _abc.Iterable[Global___StuckStep] | None = ...,
         next_page_token: _builtins.str = ...,
+        path: Global___LearningPath | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "next_page_token", b"next_page_token", "steps", b"steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "next_page_token", b"next_page_token", "path", b"path", "steps", b"steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2677,78 +2691,3 @@ class RecommendPathResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecommendPathResponse: _TypeAlias = RecommendPathResponse  # noqa: Y015
-
-@_typing.final
-class RecommendedPath(_message.Message):
-    """A path recommended to the caller."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    PATH_FIELD_NUMBER: _builtins.int
-    RECOMMEND_TIME_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def path(self) -> Global___LearningPath: ...
-    @_builtins.property
-    def recommend_time(self) -> _timestamp_pb2.Timestamp: ...
-    def __init__(
-        self,
-        *,
-        path: Global___LearningPath | None = ...,
-        recommend_time: _timestamp_pb2.Timestamp | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["path", b"path", "recommend_time", b"recommend_time"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path", "recommend_time", b"recommend_time"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___RecommendedPath: _TypeAlias = RecommendedPath  # noqa: Y015
-
-@_typing.final
-class ListRecommendedPathsRequest(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
-    PAGE_SIZE_FIELD_NUMBER: _builtins.int
-    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    community_id: _builtins.str
-    page_size: _builtins.int
-    page_token: _builtins.str
-    """From a previous response's next_page_token."""
-    def __init__(
-        self,
-        *,
-        community_id: _builtins.str = ...,
-        page_size: _builtins.int = ...,
-        page_token: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ListRecommendedPathsRequest: _TypeAlias = ListRecommendedPathsRequest  # noqa: Y015
-
-@_typing.final
-class ListRecommendedPathsResponse(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    PATHS_FIELD_NUMBER: _builtins.int
-    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    next_page_token: _builtins.str
-    @_builtins.property
-    def paths(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecommendedPath]: ...
-    def __init__(
-        self,
-        *,
-        paths: _abc.Iterable[Global___RecommendedPath] | None = ...,
-        next_page_token: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "paths", b"paths"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ListRecommendedPathsResponse: _TypeAlias = ListRecommendedPathsResponse  # noqa: Y015

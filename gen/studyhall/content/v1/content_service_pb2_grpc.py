@@ -215,11 +215,6 @@ class ContentServiceStub:
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathResponse.FromString,
                 _registered_method=True)
-        self.ListRecommendedPaths = channel.unary_unary(
-                '/studyhall.content.v1.ContentService/ListRecommendedPaths',
-                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListRecommendedPathsRequest.SerializeToString,
-                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListRecommendedPathsResponse.FromString,
-                _registered_method=True)
 
 
 class ContentServiceServicer:
@@ -469,7 +464,8 @@ class ContentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListPaths(self, request, context):
-        """A community's paths, oldest first. Readers.
+        """A community's paths, oldest first; with `recommended_to_me`, only those recommended to
+        the caller. Readers.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -485,15 +481,17 @@ class ContentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CompletePathStep(self, request, context):
-        """Marks one step of a path done for the caller (PathStepCompleted); the last one
-        completes the path (PathCompleted, once per member and path). Members, enrolled.
+        """Marks one step of a path done for the caller (PathStepCompleted), enrolling them first
+        when they are not (as EnrollInPath); the last step completes the path (PathCompleted,
+        once per member and path). Members.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetPathProgress(self, request, context):
-        """A member's progress on a path: the caller's own; moderators name a member.
+        """A member's progress on a path (no enroll_time: not enrolled): the caller's own;
+        moderators name a member.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -510,14 +508,8 @@ class ContentServiceServicer:
     def RecommendPath(self, request, context):
         """Recommends a path to a segment of members: the segment's members now (asked of the
         members service with the caller's token) are kept with the recommendation
-        (PathRecommended). Moderators (in members too).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ListRecommendedPaths(self, request, context):
-        """The paths recommended to the caller, newest first. Members.
+        (PathRecommended), and find the path with ListPaths' `recommended_to_me`. Moderators
+        (in members too).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -705,11 +697,6 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.RecommendPath,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathResponse.SerializeToString,
-            ),
-            'ListRecommendedPaths': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListRecommendedPaths,
-                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListRecommendedPathsRequest.FromString,
-                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListRecommendedPathsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1685,33 +1672,6 @@ class ContentService:
             '/studyhall.content.v1.ContentService/RecommendPath',
             studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathRequest.SerializeToString,
             studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListRecommendedPaths(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/studyhall.content.v1.ContentService/ListRecommendedPaths',
-            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListRecommendedPathsRequest.SerializeToString,
-            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListRecommendedPathsResponse.FromString,
             options,
             channel_credentials,
             insecure,

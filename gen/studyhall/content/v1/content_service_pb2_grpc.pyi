@@ -144,18 +144,23 @@ class ContentServiceStub:
     GetPath: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.GetPathRequest, _content_service_pb2.GetPathResponse]
     """Returns one path. Readers."""
     ListPaths: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListPathsRequest, _content_service_pb2.ListPathsResponse]
-    """A community's paths, oldest first. Readers."""
+    """A community's paths, oldest first; with `recommended_to_me`, only those recommended to
+    the caller. Readers.
+    """
     EnrollInPath: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.EnrollInPathRequest, _content_service_pb2.EnrollInPathResponse]
     """Enrolls the caller in a path (PathEnrolled); enrolling again changes nothing. Needs
     the path's prerequisites completed, and its product's entitlement when it names one.
     Members.
     """
     CompletePathStep: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.CompletePathStepRequest, _content_service_pb2.CompletePathStepResponse]
-    """Marks one step of a path done for the caller (PathStepCompleted); the last one
-    completes the path (PathCompleted, once per member and path). Members, enrolled.
+    """Marks one step of a path done for the caller (PathStepCompleted), enrolling them first
+    when they are not (as EnrollInPath); the last step completes the path (PathCompleted,
+    once per member and path). Members.
     """
     GetPathProgress: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.GetPathProgressRequest, _content_service_pb2.GetPathProgressResponse]
-    """A member's progress on a path: the caller's own; moderators name a member."""
+    """A member's progress on a path (no enroll_time: not enrolled): the caller's own;
+    moderators name a member.
+    """
     ListStuckMembers: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListStuckMembersRequest, _content_service_pb2.ListStuckMembersResponse]
     """Where enrolled members are stuck: those with no progress for `idle_days`, by the step
     they are on, longest idle first. Moderators.
@@ -163,10 +168,9 @@ class ContentServiceStub:
     RecommendPath: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.RecommendPathRequest, _content_service_pb2.RecommendPathResponse]
     """Recommends a path to a segment of members: the segment's members now (asked of the
     members service with the caller's token) are kept with the recommendation
-    (PathRecommended). Moderators (in members too).
+    (PathRecommended), and find the path with ListPaths' `recommended_to_me`. Moderators
+    (in members too).
     """
-    ListRecommendedPaths: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListRecommendedPathsRequest, _content_service_pb2.ListRecommendedPathsResponse]
-    """The paths recommended to the caller, newest first. Members."""
 
 @_typing.type_check_only
 class ContentServiceAsyncStub(ContentServiceStub):
@@ -284,18 +288,23 @@ class ContentServiceAsyncStub(ContentServiceStub):
     GetPath: _aio.UnaryUnaryMultiCallable[_content_service_pb2.GetPathRequest, _content_service_pb2.GetPathResponse]  # type: ignore[assignment]
     """Returns one path. Readers."""
     ListPaths: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListPathsRequest, _content_service_pb2.ListPathsResponse]  # type: ignore[assignment]
-    """A community's paths, oldest first. Readers."""
+    """A community's paths, oldest first; with `recommended_to_me`, only those recommended to
+    the caller. Readers.
+    """
     EnrollInPath: _aio.UnaryUnaryMultiCallable[_content_service_pb2.EnrollInPathRequest, _content_service_pb2.EnrollInPathResponse]  # type: ignore[assignment]
     """Enrolls the caller in a path (PathEnrolled); enrolling again changes nothing. Needs
     the path's prerequisites completed, and its product's entitlement when it names one.
     Members.
     """
     CompletePathStep: _aio.UnaryUnaryMultiCallable[_content_service_pb2.CompletePathStepRequest, _content_service_pb2.CompletePathStepResponse]  # type: ignore[assignment]
-    """Marks one step of a path done for the caller (PathStepCompleted); the last one
-    completes the path (PathCompleted, once per member and path). Members, enrolled.
+    """Marks one step of a path done for the caller (PathStepCompleted), enrolling them first
+    when they are not (as EnrollInPath); the last step completes the path (PathCompleted,
+    once per member and path). Members.
     """
     GetPathProgress: _aio.UnaryUnaryMultiCallable[_content_service_pb2.GetPathProgressRequest, _content_service_pb2.GetPathProgressResponse]  # type: ignore[assignment]
-    """A member's progress on a path: the caller's own; moderators name a member."""
+    """A member's progress on a path (no enroll_time: not enrolled): the caller's own;
+    moderators name a member.
+    """
     ListStuckMembers: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListStuckMembersRequest, _content_service_pb2.ListStuckMembersResponse]  # type: ignore[assignment]
     """Where enrolled members are stuck: those with no progress for `idle_days`, by the step
     they are on, longest idle first. Moderators.
@@ -303,10 +312,9 @@ class ContentServiceAsyncStub(ContentServiceStub):
     RecommendPath: _aio.UnaryUnaryMultiCallable[_content_service_pb2.RecommendPathRequest, _content_service_pb2.RecommendPathResponse]  # type: ignore[assignment]
     """Recommends a path to a segment of members: the segment's members now (asked of the
     members service with the caller's token) are kept with the recommendation
-    (PathRecommended). Moderators (in members too).
+    (PathRecommended), and find the path with ListPaths' `recommended_to_me`. Moderators
+    (in members too).
     """
-    ListRecommendedPaths: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListRecommendedPathsRequest, _content_service_pb2.ListRecommendedPathsResponse]  # type: ignore[assignment]
-    """The paths recommended to the caller, newest first. Members."""
 
 class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts, topics, comments, reactions and questions answered by peers."""
@@ -607,7 +615,9 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _content_service_pb2.ListPathsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.ListPathsResponse, _abc.Awaitable[_content_service_pb2.ListPathsResponse]]:
-        """A community's paths, oldest first. Readers."""
+        """A community's paths, oldest first; with `recommended_to_me`, only those recommended to
+        the caller. Readers.
+        """
 
     @_abc_1.abstractmethod
     def EnrollInPath(
@@ -626,8 +636,9 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _content_service_pb2.CompletePathStepRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.CompletePathStepResponse, _abc.Awaitable[_content_service_pb2.CompletePathStepResponse]]:
-        """Marks one step of a path done for the caller (PathStepCompleted); the last one
-        completes the path (PathCompleted, once per member and path). Members, enrolled.
+        """Marks one step of a path done for the caller (PathStepCompleted), enrolling them first
+        when they are not (as EnrollInPath); the last step completes the path (PathCompleted,
+        once per member and path). Members.
         """
 
     @_abc_1.abstractmethod
@@ -636,7 +647,9 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _content_service_pb2.GetPathProgressRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.GetPathProgressResponse, _abc.Awaitable[_content_service_pb2.GetPathProgressResponse]]:
-        """A member's progress on a path: the caller's own; moderators name a member."""
+        """A member's progress on a path (no enroll_time: not enrolled): the caller's own;
+        moderators name a member.
+        """
 
     @_abc_1.abstractmethod
     def ListStuckMembers(
@@ -656,15 +669,8 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_content_service_pb2.RecommendPathResponse, _abc.Awaitable[_content_service_pb2.RecommendPathResponse]]:
         """Recommends a path to a segment of members: the segment's members now (asked of the
         members service with the caller's token) are kept with the recommendation
-        (PathRecommended). Moderators (in members too).
+        (PathRecommended), and find the path with ListPaths' `recommended_to_me`. Moderators
+        (in members too).
         """
-
-    @_abc_1.abstractmethod
-    def ListRecommendedPaths(
-        self,
-        request: _content_service_pb2.ListRecommendedPathsRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_content_service_pb2.ListRecommendedPathsResponse, _abc.Awaitable[_content_service_pb2.ListRecommendedPathsResponse]]:
-        """The paths recommended to the caller, newest first. Members."""
 
 def add_ContentServiceServicer_to_server(servicer: ContentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
