@@ -13,6 +13,8 @@ from services.content.discussion import data as discussion_data
 from services.content.discussion.answers_api import AnswersApi
 from services.content.discussion.comments_api import CommentsApi
 from services.content.discussion.reactions_api import ReactionsApi
+from services.content.library import data as library_data
+from services.content.library.api import LibraryApi
 from services.content.paths import data as paths_data
 from services.content.paths.api import PathsApi
 from services.content.paths.progress_api import ProgressApi
@@ -43,6 +45,7 @@ HOLDERS: tuple[DataHolder, ...] = (
     posts_data,
     discussion_data,
     paths_data,
+    library_data,
 )
 # What EraseMyData's `erase_text` adds: the text the member wrote, not only their name.
 ERASE_TEXT = (posts_data.erase_post_text, discussion_data.erase_comment_text)
@@ -65,6 +68,7 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         ReactionsApi(database, checks, writer),
         AnswersApi(database, checks, writer),
         CalendarApi(database, checks, writer, scheduled=_waker(deps)),
+        LibraryApi(database, checks, writer),
         PathsApi(database, checks, writer),
         ProgressApi(database, checks, writer),
         RecommendationsApi(database, checks, writer, members=_members_channel(deps)),

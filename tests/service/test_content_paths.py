@@ -50,19 +50,34 @@ class Community:
     def auth(self, user: str) -> list[tuple[str, str]]:
         return self.content.auth(user)
 
-    async def post(self, kind: pb.PostKind.ValueType = pb.POST_KIND_ARTICLE, **fields: Any) -> str:
-        shape: dict[str, Any] = (
-            {"url": "https://example.org/grammar-in-use"}
-            if kind == pb.POST_KIND_RESOURCE
-            else {"body": "Read chapter 4 and write three sentences."}
-        )
+    async def post(self, **fields: Any) -> str:
         reply = await self.stub.CreatePost(
             pb.CreatePostRequest(
-                community_id=self.id, kind=kind, title="Grammar in use", **shape, **fields
+                community_id=self.id,
+                kind=pb.POST_KIND_ARTICLE,
+                title="Grammar in use",
+                body="Read chapter 4 and write three sentences.",
+                **fields,
             ),
             metadata=self.auth("olga"),
         )
         return str(reply.post.id)
+
+    async def resource(self, **fields: Any) -> str:
+        reply = await self.stub.AddResource(
+            pb.AddResourceRequest(
+                community_id=self.id,
+                resource=pb.Resource(
+                    title="English Grammar in Use",
+                    url="https://example.org/grammar-in-use",
+                    type=pb.RESOURCE_TYPE_BOOK,
+                    level=pb.RESOURCE_LEVEL_BEGINNER,
+                    **fields,
+                ),
+            ),
+            metadata=self.auth("olga"),
+        )
+        return str(reply.resource.id)
 
     async def path(self, steps: list[pb.PathStep], **fields: Any) -> pb.LearningPath:
         reply = await self.stub.CreatePath(
@@ -107,10 +122,8 @@ def _check_in(title: str) -> pb.PathStep:
     return pb.PathStep(kind=pb.PATH_STEP_KIND_CHECK_IN, title=title)
 
 
-def _post_step(
-    post_id: str, kind: pb.PathStepKind.ValueType = pb.PATH_STEP_KIND_POST
-) -> pb.PathStep:
-    return pb.PathStep(kind=kind, post_id=post_id)
+def _post_step(post_id: str) -> pb.PathStep:
+    return pb.PathStep(kind=pb.PATH_STEP_KIND_POST, post_id=post_id)
 
 
 async def test_a_member_works_through_a_path_and_completes_it_once(
@@ -118,11 +131,11 @@ async def test_a_member_works_through_a_path_and_completes_it_once(
 ) -> None:
     hall = await Community.create(content, "ada")
     article = await hall.post()
-    resource = await hall.post(pb.POST_KIND_RESOURCE)
+    resource = await hall.resource()
     path = await hall.path(
         [
             _post_step(article),
-            _post_step(resource, pb.PATH_STEP_KIND_RESOURCE),
+            pb.PathStep(kind=pb.PATH_STEP_KIND_RESOURCE, resource_id=resource),
             _check_in("Write your first five sentences"),
         ],
         description="Three weeks to your first conversation",
@@ -158,7 +171,7 @@ async def test_a_member_works_through_a_path_and_completes_it_once(
     assert read.progress == done
     assert await hall.events() == [
         "PostCreated",
-        "PostCreated",
+        "ResourceAdded",
         "PathCreated",
         "PathEnrolled",
         "PathStepCompleted",
@@ -250,7 +263,7 @@ async def test_a_step_pointing_outside_the_community_or_at_no_published_post_is_
     other = await Community.create(content)
     elsewhere = await other.post()
     draft = await hall.post(draft=True)
-    article = await hall.post()
+    other_resource = await other.resource()
     other_path = await other.simple_path()
 
     before = await snapshot(content, metadata)
@@ -259,7 +272,7 @@ async def test_a_step_pointing_outside_the_community_or_at_no_published_post_is_
             [
                 _post_step(elsewhere),
                 _post_step(draft),
-                _post_step(article, pb.PATH_STEP_KIND_RESOURCE),
+                pb.PathStep(kind=pb.PATH_STEP_KIND_RESOURCE, resource_id=other_resource),
                 pb.PathStep(kind=pb.PATH_STEP_KIND_CHECK_IN),
             ],
             prerequisite_path_ids=[other_path.id],
@@ -273,7 +286,7 @@ async def test_a_step_pointing_outside_the_community_or_at_no_published_post_is_
             [
                 _post_step(elsewhere),
                 _post_step(draft),
-                _post_step(article, pb.PATH_STEP_KIND_RESOURCE),
+                pb.PathStep(kind=pb.PATH_STEP_KIND_RESOURCE, resource_id=other_resource),
             ],
             prerequisite_path_ids=[other_path.id],
         )
@@ -281,7 +294,7 @@ async def test_a_step_pointing_outside_the_community_or_at_no_published_post_is_
     assert set(problems) == {
         "path.steps[0].post_id",
         "path.steps[1].post_id",
-        "path.steps[2].post_id",
+        "path.steps[2].resource_id",
         "path.prerequisite_path_ids",
     }
     # Another community's post reads as no post at all.

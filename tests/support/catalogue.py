@@ -87,6 +87,7 @@ class World:
     # and the first of them; `segment_id` names a segment of the same community in members.
     path_id: str = ""
     path_step_id: str = ""
+    resource_id: str = ""  # a resource of the community's library
 
 
 def record_fields() -> list[str]:

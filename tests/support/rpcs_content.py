@@ -83,6 +83,17 @@ def _in_a_month() -> str:
     return (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
 
 
+def _resource() -> pb.Resource:
+    return pb.Resource(
+        title="English Grammar in Use",
+        url="https://example.org/grammar-in-use",
+        type=pb.RESOURCE_TYPE_BOOK,
+        level=pb.RESOURCE_LEVEL_BEGINNER,
+        tags=["grammar"],
+        review="The one book to keep.",
+    )
+
+
 def _w(world: World) -> dict[str, str]:
     return {"request_id": new_id(), "community_id": world.community_id}
 
@@ -272,6 +283,61 @@ CATALOGUE: list[Rpc] = [
         Role.MODERATOR,
         False,
     ),
+    # ---- resource library ----
+    Rpc(
+        CONTENT,
+        "AddResource",
+        lambda w: pb.AddResourceRequest(**_w(w), resource=_resource()),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "UpdateResource",
+        lambda w: pb.UpdateResourceRequest(
+            **_w(w),
+            resource_id=w.resource_id,
+            resource=pb.Resource(review=f"Still the best, {uuid.uuid4().hex[:6]}"),
+            update_mask=FieldMask(paths=["review"]),
+        ),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "GetResource",
+        lambda w: pb.GetResourceRequest(community_id=w.community_id, resource_id=w.resource_id),
+        None,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "ListResources",
+        lambda w: pb.ListResourcesRequest(community_id=w.community_id),
+        None,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "RateResource",
+        lambda w: pb.RateResourceRequest(**_w(w), resource_id=w.resource_id, stars=4),
+        Role.MEMBER,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "SaveResource",
+        lambda w: pb.SaveResourceRequest(**_w(w), resource_id=w.resource_id),
+        Role.MEMBER,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "UnsaveResource",
+        lambda w: pb.UnsaveResourceRequest(**_w(w), resource_id=w.resource_id),
+        Role.MEMBER,
+        True,
+    ),
     # ---- learning paths ----
     Rpc(
         CONTENT,
@@ -437,6 +503,10 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
                 **_w(base), question_id=made["accepted_question_id"], answer_id=answer
             ),
         )
+    if not wanted or "resource_id" in wanted:
+        made["resource_id"] = (
+            await call("AddResource", pb.AddResourceRequest(**_w(base), resource=_resource()))
+        ).resource.id
     if not wanted or wanted & {"path_id", "path_step_id", "segment_id"}:
         path = (
             await call(

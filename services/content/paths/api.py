@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.content.library.store import ResourceRepository
 from services.content.paths import domain
 from services.content.paths.events import PathEvents
 from services.content.paths.messages import drafts_from_proto, path_to_proto
 from services.content.paths.store import PathRepository
-from services.content.posts.domain import PostKind, PostState
+from services.content.posts.domain import PostState
 from services.content.posts.store import posts_by_id
 from services.kit.access import Access, Role
 from services.kit.auth import current_identity
@@ -185,16 +186,17 @@ def _check(
 async def _check_references(
     session: AsyncSession, path: domain.Path, touched: Sequence[str]
 ) -> None:
-    """The posts the steps point at are published posts of the path's community (a
-    resource step a resource post); the prerequisites are paths of it, never circular."""
+    """The posts the steps point at are published posts of the path's community, the
+    resources resources of its library; the prerequisites are paths of it, never circular."""
     problems = Violations()
     if "steps" in touched:
-        found = await posts_by_id(session, [step.post_id for step in path.steps if step.post_id])
+        posts = await posts_by_id(session, [step.post_id for step in path.steps if step.post_id])
+        resources = await ResourceRepository(session).by_id(
+            path.community_id, [step.resource_id for step in path.steps if step.resource_id]
+        )
         for index, step in enumerate(path.steps):
-            if step.kind not in domain.KINDS_WITH_POST:
-                continue
-            post = found.get(step.post_id)
-            if (
+            post = posts.get(step.post_id)
+            if step.kind is domain.StepKind.POST and (
                 post is None
                 or post.community_id != path.community_id
                 or post.state is not PostState.PUBLISHED
@@ -203,8 +205,11 @@ async def _check_references(
                     f"path.steps[{index}].post_id",
                     f"no published post {step.post_id} in this community",
                 )
-            elif step.kind is domain.StepKind.RESOURCE and post.kind is not PostKind.RESOURCE:
-                problems.add(f"path.steps[{index}].post_id", f"post {post.id} is not a resource")
+            if step.kind is domain.StepKind.RESOURCE and step.resource_id not in resources:
+                problems.add(
+                    f"path.steps[{index}].resource_id",
+                    f"no resource {step.resource_id} in this community's library",
+                )
     if "prerequisite_path_ids" in touched and path.prerequisites:
         graph = await PathRepository(session).prerequisite_graph(path.community_id)
         problem = domain.prerequisite_problems(

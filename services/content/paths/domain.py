@@ -29,19 +29,22 @@ class StepKind(IntEnum):
     CHECK_IN = 3
 
 
-# Steps that point at a post of the community.
-KINDS_WITH_POST = frozenset({StepKind.POST, StepKind.RESOURCE})
-
-
 @dataclass(frozen=True)
 class Step:
     id: str
     kind: StepKind
     post_id: str = ""
     title: str = ""
+    resource_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": int(self.kind), "post_id": self.post_id, "title": self.title}
+        return {
+            "id": self.id,
+            "kind": int(self.kind),
+            "post_id": self.post_id,
+            "title": self.title,
+            "resource_id": self.resource_id,
+        }
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> Step:
@@ -50,6 +53,7 @@ class Step:
             StepKind(int(value["kind"])),
             str(value.get("post_id", "")),
             str(value.get("title", "")),
+            str(value.get("resource_id", "")),
         )
 
 
@@ -108,6 +112,7 @@ class StepDraft:
     kind: int
     post_id: str
     title: str
+    resource_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,8 +150,9 @@ def new_steps(drafts: Sequence[StepDraft], existing: Collection[str] = ()) -> tu
         Step(
             draft.id if draft.id in existing else str(uuid.uuid4()),
             StepKind(draft.kind),
-            draft.post_id if StepKind(draft.kind) in KINDS_WITH_POST else "",
+            draft.post_id if StepKind(draft.kind) is StepKind.POST else "",
             draft.title.strip(),
+            draft.resource_id if StepKind(draft.kind) is StepKind.RESOURCE else "",
         )
         for draft in drafts
     )
@@ -175,9 +181,12 @@ def step_problems(
             continue
         if len(draft.title) > STEP_TITLE_MAX:
             problems[f"{at}.title"] = f"must be at most {STEP_TITLE_MAX} characters"
-        if StepKind(draft.kind) in KINDS_WITH_POST:
+        if StepKind(draft.kind) is StepKind.POST:
             if not _is_uuid(draft.post_id):
                 problems[f"{at}.post_id"] = "must be the UUID of a post of this community"
+        elif StepKind(draft.kind) is StepKind.RESOURCE:
+            if not _is_uuid(draft.resource_id):
+                problems[f"{at}.resource_id"] = "must be the UUID of a resource of this community"
         elif not draft.title.strip():
             problems[f"{at}.title"] = "a check-in task says what to do"
     return problems

@@ -15,6 +15,7 @@ def step_to_proto(step: Step) -> pb.PathStep:
         kind=pb.PathStepKind.ValueType(step.kind),
         post_id=step.post_id,
         title=step.title,
+        resource_id=step.resource_id,
     )
 
 
@@ -36,7 +37,10 @@ def path_to_proto(path: Path) -> pb.LearningPath:
 
 
 def drafts_from_proto(steps: Sequence[pb.PathStep]) -> list[StepDraft]:
-    return [StepDraft(step.id, int(step.kind), step.post_id, step.title) for step in steps]
+    return [
+        StepDraft(step.id, int(step.kind), step.post_id, step.title, step.resource_id)
+        for step in steps
+    ]
 
 
 def progress_to_proto(enrollment: Enrollment, path: Path) -> pb.PathProgress:

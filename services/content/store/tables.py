@@ -202,6 +202,68 @@ path_recommended_members = Table(
     Index("ix_path_recommended_members_member", "community_id", "user_id", "recommended_at"),
 )
 
+# ---- resource library --------------------------------------------------------------------
+
+library_resources = Table(
+    "library_resources",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("url", String(2000), nullable=False),
+    # 1 book, 2 course, 3 tool, 4 article, 5 video (ResourceType).
+    Column("type", Integer, nullable=False),
+    # 1 beginner, 2 intermediate, 3 advanced (ResourceLevel).
+    Column("level", Integer, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("review", Text, nullable=False, server_default=""),
+    Column("added_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False),
+    # Totals of the ratings rows, moved by increments in the rating's transaction (they
+    # commute) and so outside the version an edit's etag stands for.
+    Column("rating_sum", Integer, nullable=False, server_default="0"),
+    Column("rating_count", Integer, nullable=False, server_default="0"),
+    Index("ix_library_resources_newest", "community_id", "created_at"),
+    Index("ix_library_resources_level", "community_id", "level", "created_at"),
+    Index("ix_library_resources_curator", "community_id", "added_by"),
+)
+
+# A resource's tags, one row each: browsing by tag reads an index.
+library_resource_tags = Table(
+    "library_resource_tags",
+    metadata,
+    Column("resource_id", String(36), primary_key=True),
+    Column("tag", String(40), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Index("ix_library_resource_tags_tag", "community_id", "tag"),
+)
+
+# One rating per member and resource.
+resource_ratings = Table(
+    "resource_ratings",
+    metadata,
+    Column("resource_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("stars", Integer, nullable=False),
+    Column("rated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_resource_ratings_member", "community_id", "user_id"),
+)
+
+# A member's saved resources.
+resource_saves = Table(
+    "resource_saves",
+    metadata,
+    Column("resource_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("saved_at", DateTime(timezone=True), nullable=False),
+    Index("ix_resource_saves_member", "community_id", "user_id", "saved_at"),
+)
+
 idempotency_keys = idempotency_table(metadata)
 # Facts staged with the change that caused them; the relay publishes them.
 outbox = outbox_table(metadata)

@@ -1017,3 +1017,182 @@ class PathRecommended(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PathRecommended: _TypeAlias = PathRecommended  # noqa: Y015
+
+@_typing.final
+class ResourceAdded(_message.Message):
+    """A resource was added to a community's library. `version` is the resource's version."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    ADDED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    added_by_user_id: _builtins.str
+    type: _content_service_pb2.ResourceType.ValueType
+    level: _content_service_pb2.ResourceLevel.ValueType
+    version: _builtins.int
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        added_by_user_id: _builtins.str = ...,
+        type: _content_service_pb2.ResourceType.ValueType = ...,
+        level: _content_service_pb2.ResourceLevel.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_by_user_id", b"added_by_user_id", "community_id", b"community_id", "create_time", b"create_time", "level", b"level", "resource_id", b"resource_id", "type", b"type", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceAdded: _TypeAlias = ResourceAdded  # noqa: Y015
+
+@_typing.final
+class ResourceUpdated(_message.Message):
+    """A resource's fields named in `changed_fields` changed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    updated_by_user_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        updated_by_user_id: _builtins.str = ...,
+        changed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "community_id", b"community_id", "resource_id", b"resource_id", "update_time", b"update_time", "updated_by_user_id", b"updated_by_user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceUpdated: _TypeAlias = ResourceUpdated  # noqa: Y015
+
+@_typing.final
+class ResourceRated(_message.Message):
+    """A member rated a resource (or changed their rating)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    STARS_FIELD_NUMBER: _builtins.int
+    PREVIOUS_STARS_FIELD_NUMBER: _builtins.int
+    RATE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    user_id: _builtins.str
+    stars: _builtins.int
+    """1 to 5."""
+    previous_stars: _builtins.int
+    """The member's previous rating; 0 for a first rating."""
+    @_builtins.property
+    def rate_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        stars: _builtins.int = ...,
+        previous_stars: _builtins.int = ...,
+        rate_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rate_time", b"rate_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "previous_stars", b"previous_stars", "rate_time", b"rate_time", "resource_id", b"resource_id", "stars", b"stars", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceRated: _TypeAlias = ResourceRated  # noqa: Y015
+
+@_typing.final
+class ResourceSaved(_message.Message):
+    """A member saved a resource to their list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    SAVE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    user_id: _builtins.str
+    @_builtins.property
+    def save_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        save_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["save_time", b"save_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "resource_id", b"resource_id", "save_time", b"save_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceSaved: _TypeAlias = ResourceSaved  # noqa: Y015
+
+@_typing.final
+class ResourceUnsaved(_message.Message):
+    """A member took a resource off their list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    UNSAVE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    user_id: _builtins.str
+    @_builtins.property
+    def unsave_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        unsave_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["unsave_time", b"unsave_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "resource_id", b"resource_id", "unsave_time", b"unsave_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceUnsaved: _TypeAlias = ResourceUnsaved  # noqa: Y015

@@ -151,7 +151,7 @@ class _PathStepKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PathStep
     PATH_STEP_KIND_POST: _PathStepKind.ValueType  # 1
     """Read a published post of the community."""
     PATH_STEP_KIND_RESOURCE: _PathStepKind.ValueType  # 2
-    """Work through a resource: a published resource post of the community."""
+    """Work through a resource of the community's library."""
     PATH_STEP_KIND_CHECK_IN: _PathStepKind.ValueType  # 3
     """A task the member checks in as done (no post)."""
 
@@ -162,10 +162,74 @@ PATH_STEP_KIND_UNSPECIFIED: PathStepKind.ValueType  # 0
 PATH_STEP_KIND_POST: PathStepKind.ValueType  # 1
 """Read a published post of the community."""
 PATH_STEP_KIND_RESOURCE: PathStepKind.ValueType  # 2
-"""Work through a resource: a published resource post of the community."""
+"""Work through a resource of the community's library."""
 PATH_STEP_KIND_CHECK_IN: PathStepKind.ValueType  # 3
 """A task the member checks in as done (no post)."""
 Global___PathStepKind: _TypeAlias = PathStepKind  # noqa: Y015
+
+class _ResourceType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ResourceTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResourceType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESOURCE_TYPE_UNSPECIFIED: _ResourceType.ValueType  # 0
+    RESOURCE_TYPE_BOOK: _ResourceType.ValueType  # 1
+    RESOURCE_TYPE_COURSE: _ResourceType.ValueType  # 2
+    RESOURCE_TYPE_TOOL: _ResourceType.ValueType  # 3
+    RESOURCE_TYPE_ARTICLE: _ResourceType.ValueType  # 4
+    RESOURCE_TYPE_VIDEO: _ResourceType.ValueType  # 5
+
+class ResourceType(_ResourceType, metaclass=_ResourceTypeEnumTypeWrapper):
+    """---- resource library --------------------------------------------------------------------"""
+
+RESOURCE_TYPE_UNSPECIFIED: ResourceType.ValueType  # 0
+RESOURCE_TYPE_BOOK: ResourceType.ValueType  # 1
+RESOURCE_TYPE_COURSE: ResourceType.ValueType  # 2
+RESOURCE_TYPE_TOOL: ResourceType.ValueType  # 3
+RESOURCE_TYPE_ARTICLE: ResourceType.ValueType  # 4
+RESOURCE_TYPE_VIDEO: ResourceType.ValueType  # 5
+Global___ResourceType: _TypeAlias = ResourceType  # noqa: Y015
+
+class _ResourceLevel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ResourceLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResourceLevel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESOURCE_LEVEL_UNSPECIFIED: _ResourceLevel.ValueType  # 0
+    RESOURCE_LEVEL_BEGINNER: _ResourceLevel.ValueType  # 1
+    RESOURCE_LEVEL_INTERMEDIATE: _ResourceLevel.ValueType  # 2
+    RESOURCE_LEVEL_ADVANCED: _ResourceLevel.ValueType  # 3
+
+class ResourceLevel(_ResourceLevel, metaclass=_ResourceLevelEnumTypeWrapper): ...
+
+RESOURCE_LEVEL_UNSPECIFIED: ResourceLevel.ValueType  # 0
+RESOURCE_LEVEL_BEGINNER: ResourceLevel.ValueType  # 1
+RESOURCE_LEVEL_INTERMEDIATE: ResourceLevel.ValueType  # 2
+RESOURCE_LEVEL_ADVANCED: ResourceLevel.ValueType  # 3
+Global___ResourceLevel: _TypeAlias = ResourceLevel  # noqa: Y015
+
+class _ResourceOrder:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ResourceOrderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResourceOrder.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESOURCE_ORDER_UNSPECIFIED: _ResourceOrder.ValueType  # 0
+    """Newest first."""
+    RESOURCE_ORDER_NEWEST: _ResourceOrder.ValueType  # 1
+    RESOURCE_ORDER_TOP_RATED: _ResourceOrder.ValueType  # 2
+    """Highest average rating first (unrated last), then newest."""
+
+class ResourceOrder(_ResourceOrder, metaclass=_ResourceOrderEnumTypeWrapper): ...
+
+RESOURCE_ORDER_UNSPECIFIED: ResourceOrder.ValueType  # 0
+"""Newest first."""
+RESOURCE_ORDER_NEWEST: ResourceOrder.ValueType  # 1
+RESOURCE_ORDER_TOP_RATED: ResourceOrder.ValueType  # 2
+"""Highest average rating first (unrated last), then newest."""
+Global___ResourceOrder: _TypeAlias = ResourceOrder  # noqa: Y015
 
 @_typing.final
 class Topic(_message.Message):
@@ -1974,15 +2038,18 @@ class PathStep(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     POST_ID_FIELD_NUMBER: _builtins.int
     TITLE_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Assigned by the server; send it back with an update to keep the step (and members'
     progress on it).
     """
     kind: Global___PathStepKind.ValueType
     post_id: _builtins.str
-    """Post and resource steps: the post, of the same community."""
+    """Post steps: a published post of the same community."""
     title: _builtins.str
     """What to do; required for a check-in task, at most 200 characters."""
+    resource_id: _builtins.str
+    """Resource steps: a resource of the community's library."""
     def __init__(
         self,
         *,
@@ -1990,10 +2057,11 @@ class PathStep(_message.Message):
         kind: Global___PathStepKind.ValueType = ...,
         post_id: _builtins.str = ...,
         title: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "kind", b"kind", "post_id", b"post_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "kind", b"kind", "post_id", b"post_id", "resource_id", b"resource_id", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2691,3 +2759,439 @@ class RecommendPathResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecommendPathResponse: _TypeAlias = RecommendPathResponse  # noqa: Y015
+
+@_typing.final
+class Resource(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    REVIEW_FIELD_NUMBER: _builtins.int
+    ADDED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    RATING_COUNT_FIELD_NUMBER: _builtins.int
+    RATING_AVERAGE_FIELD_NUMBER: _builtins.int
+    MY_RATING_FIELD_NUMBER: _builtins.int
+    SAVED_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    title: _builtins.str
+    """1-200 characters."""
+    url: _builtins.str
+    """An absolute http(s) URL, at most 2000 characters."""
+    type: Global___ResourceType.ValueType
+    level: Global___ResourceLevel.ValueType
+    review: _builtins.str
+    """A short review by the curator, at most 1,000 characters."""
+    added_by_user_id: _builtins.str
+    """Who added it; empty once they erased their data."""
+    rating_count: _builtins.int
+    rating_average: _builtins.float
+    """The average rating, 1-5; 0 while unrated."""
+    my_rating: _builtins.int
+    """The caller's rating, 1-5; 0 when they have not rated it."""
+    saved: _builtins.bool
+    """Whether the caller saved it."""
+    version: _builtins.int
+    etag: _builtins.str
+    """Opaque; send it back with an update so a concurrent edit is not overwritten."""
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At most 20 tags of 1-40 letters, digits, '-' or '_'."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        url: _builtins.str = ...,
+        type: Global___ResourceType.ValueType = ...,
+        level: Global___ResourceLevel.ValueType = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        review: _builtins.str = ...,
+        added_by_user_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        rating_count: _builtins.int = ...,
+        rating_average: _builtins.float = ...,
+        my_rating: _builtins.int = ...,
+        saved: _builtins.bool = ...,
+        version: _builtins.int = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_by_user_id", b"added_by_user_id", "community_id", b"community_id", "create_time", b"create_time", "etag", b"etag", "id", b"id", "level", b"level", "my_rating", b"my_rating", "rating_average", b"rating_average", "rating_count", b"rating_count", "review", b"review", "saved", b"saved", "tags", b"tags", "title", b"title", "type", b"type", "update_time", b"update_time", "url", b"url", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Resource: _TypeAlias = Resource  # noqa: Y015
+
+@_typing.final
+class AddResourceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    @_builtins.property
+    def resource(self) -> Global___Resource:
+        """title, url, type, level, tags, review."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        resource: Global___Resource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddResourceRequest: _TypeAlias = AddResourceRequest  # noqa: Y015
+
+@_typing.final
+class AddResourceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> Global___Resource: ...
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddResourceResponse: _TypeAlias = AddResourceResponse  # noqa: Y015
+
+@_typing.final
+class UpdateResourceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    etag: _builtins.str
+    """The etag the caller last read; empty to overwrite whatever is there."""
+    @_builtins.property
+    def resource(self) -> Global___Resource:
+        """The new values of the fields the mask names: title, url, type, level, tags, review."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        resource: Global___Resource | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "etag", b"etag", "request_id", b"request_id", "resource", b"resource", "resource_id", b"resource_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateResourceRequest: _TypeAlias = UpdateResourceRequest  # noqa: Y015
+
+@_typing.final
+class UpdateResourceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> Global___Resource: ...
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateResourceResponse: _TypeAlias = UpdateResourceResponse  # noqa: Y015
+
+@_typing.final
+class GetResourceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "resource_id", b"resource_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetResourceRequest: _TypeAlias = GetResourceRequest  # noqa: Y015
+
+@_typing.final
+class GetResourceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> Global___Resource: ...
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetResourceResponse: _TypeAlias = GetResourceResponse  # noqa: Y015
+
+@_typing.final
+class ListResourcesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    TAG_FIELD_NUMBER: _builtins.int
+    MIN_RATING_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    SAVED_ONLY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    level: Global___ResourceLevel.ValueType
+    """Only this level; unspecified for every level."""
+    tag: _builtins.str
+    """Only resources with this tag; empty for any."""
+    min_rating: _builtins.int
+    """Only resources rated at least this on average, 1-5; 0 for any (unrated too)."""
+    order: Global___ResourceOrder.ValueType
+    saved_only: _builtins.bool
+    """Only the caller's saved resources."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        level: Global___ResourceLevel.ValueType = ...,
+        tag: _builtins.str = ...,
+        min_rating: _builtins.int = ...,
+        order: Global___ResourceOrder.ValueType = ...,
+        saved_only: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "level", b"level", "min_rating", b"min_rating", "order", b"order", "page_size", b"page_size", "page_token", b"page_token", "saved_only", b"saved_only", "tag", b"tag"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListResourcesRequest: _TypeAlias = ListResourcesRequest  # noqa: Y015
+
+@_typing.final
+class ListResourcesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resource]: ...
+    def __init__(
+        self,
+        *,
+        resources: _abc.Iterable[Global___Resource] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "resources", b"resources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListResourcesResponse: _TypeAlias = ListResourcesResponse  # noqa: Y015
+
+@_typing.final
+class RateResourceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    STARS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    stars: _builtins.int
+    """1 to 5."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        stars: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "resource_id", b"resource_id", "stars", b"stars"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateResourceRequest: _TypeAlias = RateResourceRequest  # noqa: Y015
+
+@_typing.final
+class RateResourceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> Global___Resource: ...
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateResourceResponse: _TypeAlias = RateResourceResponse  # noqa: Y015
+
+@_typing.final
+class SaveResourceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "resource_id", b"resource_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaveResourceRequest: _TypeAlias = SaveResourceRequest  # noqa: Y015
+
+@_typing.final
+class SaveResourceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> Global___Resource: ...
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaveResourceResponse: _TypeAlias = SaveResourceResponse  # noqa: Y015
+
+@_typing.final
+class UnsaveResourceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "resource_id", b"resource_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnsaveResourceRequest: _TypeAlias = UnsaveResourceRequest  # noqa: Y015
+
+@_typing.final
+class UnsaveResourceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> Global___Resource: ...
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnsaveResourceResponse: _TypeAlias = UnsaveResourceResponse  # noqa: Y015

@@ -215,6 +215,41 @@ class ContentServiceStub:
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathResponse.FromString,
                 _registered_method=True)
+        self.AddResource = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/AddResource',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddResourceRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddResourceResponse.FromString,
+                _registered_method=True)
+        self.UpdateResource = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/UpdateResource',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateResourceRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateResourceResponse.FromString,
+                _registered_method=True)
+        self.GetResource = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/GetResource',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetResourceRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetResourceResponse.FromString,
+                _registered_method=True)
+        self.ListResources = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListResources',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListResourcesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListResourcesResponse.FromString,
+                _registered_method=True)
+        self.RateResource = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/RateResource',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RateResourceRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RateResourceResponse.FromString,
+                _registered_method=True)
+        self.SaveResource = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/SaveResource',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SaveResourceRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SaveResourceResponse.FromString,
+                _registered_method=True)
+        self.UnsaveResource = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/UnsaveResource',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceResponse.FromString,
+                _registered_method=True)
 
 
 class ContentServiceServicer:
@@ -440,7 +475,7 @@ class ContentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreatePath(self, request, context):
-        """Creates a learning path: ordered steps (published posts or resources of the
+        """Creates a learning path: ordered steps (published posts or library resources of the
         community, or check-in tasks), optional prerequisite paths and the product whose
         entitlement it needs. Admins and above.
         """
@@ -510,6 +545,60 @@ class ContentServiceServicer:
         members service with the caller's token) are kept with the recommendation
         (PathRecommended), and find the path with ListPaths' `recommended_to_me`. Moderators
         (in members too).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddResource(self, request, context):
+        """Adds a curated resource (book, course, tool, article, video) to the community's
+        library, with its level, tags and a short review (ResourceAdded). Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateResource(self, request, context):
+        """Changes the fields of a resource named in the mask; refused when the etag is no longer
+        current. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetResource(self, request, context):
+        """Returns one resource, with the caller's rating and whether they saved it. Readers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListResources(self, request, context):
+        """Browses the library: by level, tag and least average rating, newest or best rated
+        first; with `saved_only`, the caller's saved resources. Readers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RateResource(self, request, context):
+        """Rates a resource 1 to 5 (rating again replaces the caller's rating; ResourceRated).
+        Members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SaveResource(self, request, context):
+        """Saves a resource to the caller's list (saving again changes nothing; ResourceSaved).
+        Members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnsaveResource(self, request, context):
+        """Takes a resource off the caller's list (ResourceUnsaved). Members.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -697,6 +786,41 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.RecommendPath,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathResponse.SerializeToString,
+            ),
+            'AddResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddResource,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddResourceRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddResourceResponse.SerializeToString,
+            ),
+            'UpdateResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateResource,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateResourceRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateResourceResponse.SerializeToString,
+            ),
+            'GetResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetResource,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetResourceRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetResourceResponse.SerializeToString,
+            ),
+            'ListResources': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListResources,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListResourcesRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListResourcesResponse.SerializeToString,
+            ),
+            'RateResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.RateResource,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RateResourceRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RateResourceResponse.SerializeToString,
+            ),
+            'SaveResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveResource,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SaveResourceRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SaveResourceResponse.SerializeToString,
+            ),
+            'UnsaveResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnsaveResource,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1672,6 +1796,195 @@ class ContentService:
             '/studyhall.content.v1.ContentService/RecommendPath',
             studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathRequest.SerializeToString,
             studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/AddResource',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.AddResourceRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.AddResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/UpdateResource',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateResourceRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/GetResource',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.GetResourceRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.GetResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListResources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListResources',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListResourcesRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListResourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RateResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/RateResource',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.RateResourceRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.RateResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/SaveResource',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.SaveResourceRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.SaveResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnsaveResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/UnsaveResource',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceResponse.FromString,
             options,
             channel_credentials,
             insecure,

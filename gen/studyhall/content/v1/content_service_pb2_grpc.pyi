@@ -133,7 +133,7 @@ class ContentServiceStub:
     data, in an archived community too; platform operators for a named user.
     """
     CreatePath: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.CreatePathRequest, _content_service_pb2.CreatePathResponse]
-    """Creates a learning path: ordered steps (published posts or resources of the
+    """Creates a learning path: ordered steps (published posts or library resources of the
     community, or check-in tasks), optional prerequisite paths and the product whose
     entitlement it needs. Admins and above.
     """
@@ -171,6 +171,30 @@ class ContentServiceStub:
     (PathRecommended), and find the path with ListPaths' `recommended_to_me`. Moderators
     (in members too).
     """
+    AddResource: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.AddResourceRequest, _content_service_pb2.AddResourceResponse]
+    """Adds a curated resource (book, course, tool, article, video) to the community's
+    library, with its level, tags and a short review (ResourceAdded). Moderators.
+    """
+    UpdateResource: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UpdateResourceRequest, _content_service_pb2.UpdateResourceResponse]
+    """Changes the fields of a resource named in the mask; refused when the etag is no longer
+    current. Moderators.
+    """
+    GetResource: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.GetResourceRequest, _content_service_pb2.GetResourceResponse]
+    """Returns one resource, with the caller's rating and whether they saved it. Readers."""
+    ListResources: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListResourcesRequest, _content_service_pb2.ListResourcesResponse]
+    """Browses the library: by level, tag and least average rating, newest or best rated
+    first; with `saved_only`, the caller's saved resources. Readers.
+    """
+    RateResource: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.RateResourceRequest, _content_service_pb2.RateResourceResponse]
+    """Rates a resource 1 to 5 (rating again replaces the caller's rating; ResourceRated).
+    Members.
+    """
+    SaveResource: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.SaveResourceRequest, _content_service_pb2.SaveResourceResponse]
+    """Saves a resource to the caller's list (saving again changes nothing; ResourceSaved).
+    Members.
+    """
+    UnsaveResource: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UnsaveResourceRequest, _content_service_pb2.UnsaveResourceResponse]
+    """Takes a resource off the caller's list (ResourceUnsaved). Members."""
 
 @_typing.type_check_only
 class ContentServiceAsyncStub(ContentServiceStub):
@@ -277,7 +301,7 @@ class ContentServiceAsyncStub(ContentServiceStub):
     data, in an archived community too; platform operators for a named user.
     """
     CreatePath: _aio.UnaryUnaryMultiCallable[_content_service_pb2.CreatePathRequest, _content_service_pb2.CreatePathResponse]  # type: ignore[assignment]
-    """Creates a learning path: ordered steps (published posts or resources of the
+    """Creates a learning path: ordered steps (published posts or library resources of the
     community, or check-in tasks), optional prerequisite paths and the product whose
     entitlement it needs. Admins and above.
     """
@@ -315,6 +339,30 @@ class ContentServiceAsyncStub(ContentServiceStub):
     (PathRecommended), and find the path with ListPaths' `recommended_to_me`. Moderators
     (in members too).
     """
+    AddResource: _aio.UnaryUnaryMultiCallable[_content_service_pb2.AddResourceRequest, _content_service_pb2.AddResourceResponse]  # type: ignore[assignment]
+    """Adds a curated resource (book, course, tool, article, video) to the community's
+    library, with its level, tags and a short review (ResourceAdded). Moderators.
+    """
+    UpdateResource: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UpdateResourceRequest, _content_service_pb2.UpdateResourceResponse]  # type: ignore[assignment]
+    """Changes the fields of a resource named in the mask; refused when the etag is no longer
+    current. Moderators.
+    """
+    GetResource: _aio.UnaryUnaryMultiCallable[_content_service_pb2.GetResourceRequest, _content_service_pb2.GetResourceResponse]  # type: ignore[assignment]
+    """Returns one resource, with the caller's rating and whether they saved it. Readers."""
+    ListResources: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListResourcesRequest, _content_service_pb2.ListResourcesResponse]  # type: ignore[assignment]
+    """Browses the library: by level, tag and least average rating, newest or best rated
+    first; with `saved_only`, the caller's saved resources. Readers.
+    """
+    RateResource: _aio.UnaryUnaryMultiCallable[_content_service_pb2.RateResourceRequest, _content_service_pb2.RateResourceResponse]  # type: ignore[assignment]
+    """Rates a resource 1 to 5 (rating again replaces the caller's rating; ResourceRated).
+    Members.
+    """
+    SaveResource: _aio.UnaryUnaryMultiCallable[_content_service_pb2.SaveResourceRequest, _content_service_pb2.SaveResourceResponse]  # type: ignore[assignment]
+    """Saves a resource to the caller's list (saving again changes nothing; ResourceSaved).
+    Members.
+    """
+    UnsaveResource: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UnsaveResourceRequest, _content_service_pb2.UnsaveResourceResponse]  # type: ignore[assignment]
+    """Takes a resource off the caller's list (ResourceUnsaved). Members."""
 
 class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts, topics, comments, reactions and questions answered by peers."""
@@ -586,7 +634,7 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _content_service_pb2.CreatePathRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.CreatePathResponse, _abc.Awaitable[_content_service_pb2.CreatePathResponse]]:
-        """Creates a learning path: ordered steps (published posts or resources of the
+        """Creates a learning path: ordered steps (published posts or library resources of the
         community, or check-in tasks), optional prerequisite paths and the product whose
         entitlement it needs. Admins and above.
         """
@@ -672,5 +720,71 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         (PathRecommended), and find the path with ListPaths' `recommended_to_me`. Moderators
         (in members too).
         """
+
+    @_abc_1.abstractmethod
+    def AddResource(
+        self,
+        request: _content_service_pb2.AddResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.AddResourceResponse, _abc.Awaitable[_content_service_pb2.AddResourceResponse]]:
+        """Adds a curated resource (book, course, tool, article, video) to the community's
+        library, with its level, tags and a short review (ResourceAdded). Moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateResource(
+        self,
+        request: _content_service_pb2.UpdateResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.UpdateResourceResponse, _abc.Awaitable[_content_service_pb2.UpdateResourceResponse]]:
+        """Changes the fields of a resource named in the mask; refused when the etag is no longer
+        current. Moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def GetResource(
+        self,
+        request: _content_service_pb2.GetResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.GetResourceResponse, _abc.Awaitable[_content_service_pb2.GetResourceResponse]]:
+        """Returns one resource, with the caller's rating and whether they saved it. Readers."""
+
+    @_abc_1.abstractmethod
+    def ListResources(
+        self,
+        request: _content_service_pb2.ListResourcesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListResourcesResponse, _abc.Awaitable[_content_service_pb2.ListResourcesResponse]]:
+        """Browses the library: by level, tag and least average rating, newest or best rated
+        first; with `saved_only`, the caller's saved resources. Readers.
+        """
+
+    @_abc_1.abstractmethod
+    def RateResource(
+        self,
+        request: _content_service_pb2.RateResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.RateResourceResponse, _abc.Awaitable[_content_service_pb2.RateResourceResponse]]:
+        """Rates a resource 1 to 5 (rating again replaces the caller's rating; ResourceRated).
+        Members.
+        """
+
+    @_abc_1.abstractmethod
+    def SaveResource(
+        self,
+        request: _content_service_pb2.SaveResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.SaveResourceResponse, _abc.Awaitable[_content_service_pb2.SaveResourceResponse]]:
+        """Saves a resource to the caller's list (saving again changes nothing; ResourceSaved).
+        Members.
+        """
+
+    @_abc_1.abstractmethod
+    def UnsaveResource(
+        self,
+        request: _content_service_pb2.UnsaveResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.UnsaveResourceResponse, _abc.Awaitable[_content_service_pb2.UnsaveResourceResponse]]:
+        """Takes a resource off the caller's list (ResourceUnsaved). Members."""
 
 def add_ContentServiceServicer_to_server(servicer: ContentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
