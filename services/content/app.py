@@ -23,6 +23,9 @@ from services.content.posts import data as posts_data
 from services.content.posts.api import PostsApi
 from services.content.settings import ContentSettings
 from services.content.store.tables import access, idempotency_keys, inbox, outbox, scheduled_jobs
+from services.content.themes import data as themes_data
+from services.content.themes.api import ThemesApi
+from services.content.themes.publishing import PUBLISH_THEME, theme_publisher
 from services.content.topics.api import TopicsApi
 from services.kit.access import Access, StandingData, access_subscription
 from services.kit.data_rights import DataHolder, erasure_subscription
@@ -46,6 +49,7 @@ HOLDERS: tuple[DataHolder, ...] = (
     discussion_data,
     paths_data,
     library_data,
+    themes_data,
 )
 # What EraseMyData's `erase_text` adds: the text the member wrote, not only their name.
 ERASE_TEXT = (posts_data.erase_post_text, discussion_data.erase_comment_text)
@@ -68,6 +72,7 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         ReactionsApi(database, checks, writer),
         AnswersApi(database, checks, writer),
         CalendarApi(database, checks, writer, scheduled=_waker(deps)),
+        ThemesApi(database, checks, writer, scheduled=_waker(deps)),
         LibraryApi(database, checks, writer),
         PathsApi(database, checks, writer),
         ProgressApi(database, checks, writer),
@@ -98,7 +103,8 @@ def _members_channel(deps: Dependencies) -> Callable[[], grpc.aio.Channel]:
 
 
 def jobs(deps: Dependencies) -> Mapping[str, Handler]:
-    return {PUBLISH: publisher(Access("content", deps.database, access, deps.redis))}
+    checks = Access("content", deps.database, access, deps.redis)
+    return {PUBLISH: publisher(checks), PUBLISH_THEME: theme_publisher(checks)}
 
 
 SPEC = ServiceSpec(

@@ -88,6 +88,7 @@ class World:
     path_id: str = ""
     path_step_id: str = ""
     resource_id: str = ""  # a resource of the community's library
+    theme_id: str = ""  # a recurring theme of the owner's (EndTheme)
 
 
 def record_fields() -> list[str]:

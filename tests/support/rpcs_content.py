@@ -83,6 +83,18 @@ def _in_a_month() -> str:
     return (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
 
 
+def _weekly_theme() -> pb.Theme:
+    """A weekly theme whose first occurrence is days away: nothing publishes in a test."""
+    day = datetime.now(UTC) + timedelta(days=3)
+    return pb.Theme(
+        title="Weekly goals {date}",
+        body="What will you practise this week?",
+        kind=pb.POST_KIND_QUESTION,
+        weekday=day.isoweekday(),
+        local_time="09:00",
+    )
+
+
 def _resource() -> pb.Resource:
     return pb.Resource(
         title="English Grammar in Use",
@@ -282,6 +294,28 @@ CATALOGUE: list[Rpc] = [
         lambda w: pb.ListUnansweredQuestionsRequest(community_id=w.community_id),
         Role.MODERATOR,
         False,
+    ),
+    # ---- recurring themes ----
+    Rpc(
+        CONTENT,
+        "CreateTheme",
+        lambda w: pb.CreateThemeRequest(**_w(w), theme=_weekly_theme()),
+        Role.ADMIN,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "ListThemes",
+        lambda w: pb.ListThemesRequest(community_id=w.community_id),
+        Role.MODERATOR,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "EndTheme",
+        lambda w: pb.EndThemeRequest(**_w(w), theme_id=w.theme_id),
+        Role.ADMIN,
+        True,
     ),
     # ---- resource library ----
     Rpc(
@@ -503,6 +537,10 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
                 **_w(base), question_id=made["accepted_question_id"], answer_id=answer
             ),
         )
+    if not wanted or "theme_id" in wanted:
+        made["theme_id"] = (
+            await call("CreateTheme", pb.CreateThemeRequest(**_w(base), theme=_weekly_theme()))
+        ).theme.id
     if not wanted or "resource_id" in wanted:
         made["resource_id"] = (
             await call("AddResource", pb.AddResourceRequest(**_w(base), resource=_resource()))

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 
 from services.kit.access import access_tables
@@ -262,6 +263,35 @@ resource_saves = Table(
     Column("community_id", String(36), nullable=False),
     Column("saved_at", DateTime(timezone=True), nullable=False),
     Index("ix_resource_saves_member", "community_id", "user_id", "saved_at"),
+)
+
+# ---- recurring themes --------------------------------------------------------------------
+
+# A weekly post from a template; its next occurrence is a job of the scheduler whose key
+# names the theme and the occurrence's local date, so each occurrence runs once.
+themes = Table(
+    "themes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("kind", Integer, nullable=False),
+    Column("topic_id", String(36), nullable=True),
+    # ISO weekday, 1 Monday ... 7 Sunday; a local time of day "HH:MM[:SS]" in time_zone.
+    Column("weekday", Integer, nullable=False),
+    Column("local_time", String(8), nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("author_user_id", String(200), nullable=False),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("next_at", DateTime(timezone=True), nullable=True),
+    Column("next_local_date", String(10), nullable=False, server_default=""),
+    Column("published_count", Integer, nullable=False, server_default="0"),
+    Column("last_missed_reason", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_themes_community", "community_id", "created_at"),
+    Index("ix_themes_author", "community_id", "author_user_id"),
 )
 
 idempotency_keys = idempotency_table(metadata)

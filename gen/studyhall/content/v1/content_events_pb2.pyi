@@ -1196,3 +1196,150 @@ class ResourceUnsaved(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResourceUnsaved: _TypeAlias = ResourceUnsaved  # noqa: Y015
+
+@_typing.final
+class ThemeCreated(_message.Message):
+    """A recurring theme was started."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    THEME_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    WEEKDAY_FIELD_NUMBER: _builtins.int
+    LOCAL_TIME_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    FIRST_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    theme_id: _builtins.str
+    author_user_id: _builtins.str
+    weekday: _builtins.int
+    """ISO weekday and local time of its occurrences, in `time_zone`."""
+    local_time: _builtins.str
+    time_zone: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def first_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        theme_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        weekday: _builtins.int = ...,
+        local_time: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        first_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first_time", b"first_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_user_id", b"author_user_id", "community_id", b"community_id", "first_time", b"first_time", "local_time", b"local_time", "theme_id", b"theme_id", "time_zone", b"time_zone", "version", b"version", "weekday", b"weekday"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ThemeCreated: _TypeAlias = ThemeCreated  # noqa: Y015
+
+@_typing.final
+class ThemePublished(_message.Message):
+    """An occurrence of a recurring theme went live as a post (published once per theme and
+    local date; the post's own PostCreated comes with it).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    THEME_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    LOCAL_DATE_FIELD_NUMBER: _builtins.int
+    PUBLISH_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    theme_id: _builtins.str
+    post_id: _builtins.str
+    local_date: _builtins.str
+    """The occurrence's local date, YYYY-MM-DD."""
+    @_builtins.property
+    def publish_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        theme_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        local_date: _builtins.str = ...,
+        publish_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["publish_time", b"publish_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "local_date", b"local_date", "post_id", b"post_id", "publish_time", b"publish_time", "theme_id", b"theme_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ThemePublished: _TypeAlias = ThemePublished  # noqa: Y015
+
+@_typing.final
+class ThemeMissed(_message.Message):
+    """An occurrence of a recurring theme could not go live (its author may no longer post, or
+    the community is archived); the next one is still planned.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    THEME_ID_FIELD_NUMBER: _builtins.int
+    LOCAL_DATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    theme_id: _builtins.str
+    local_date: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        theme_id: _builtins.str = ...,
+        local_date: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "local_date", b"local_date", "reason", b"reason", "theme_id", b"theme_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ThemeMissed: _TypeAlias = ThemeMissed  # noqa: Y015
+
+@_typing.final
+class ThemeEnded(_message.Message):
+    """A recurring theme was ended: no occurrence after this."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    THEME_ID_FIELD_NUMBER: _builtins.int
+    ENDED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    theme_id: _builtins.str
+    ended_by_user_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        theme_id: _builtins.str = ...,
+        ended_by_user_id: _builtins.str = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "end_time", b"end_time", "ended_by_user_id", b"ended_by_user_id", "theme_id", b"theme_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ThemeEnded: _TypeAlias = ThemeEnded  # noqa: Y015

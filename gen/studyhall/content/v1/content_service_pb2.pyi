@@ -3195,3 +3195,234 @@ class UnsaveResourceResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UnsaveResourceResponse: _TypeAlias = UnsaveResourceResponse  # noqa: Y015
+
+@_typing.final
+class Theme(_message.Message):
+    """---- recurring themes --------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TOPIC_ID_FIELD_NUMBER: _builtins.int
+    WEEKDAY_FIELD_NUMBER: _builtins.int
+    LOCAL_TIME_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    NEXT_TIME_FIELD_NUMBER: _builtins.int
+    NEXT_LOCAL_DATE_FIELD_NUMBER: _builtins.int
+    PUBLISHED_COUNT_FIELD_NUMBER: _builtins.int
+    LAST_MISSED_REASON_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    title: _builtins.str
+    """The title of each post, 1-200 characters; "{date}" stands for the occurrence's local
+    date (YYYY-MM-DD).
+    """
+    body: _builtins.str
+    """The body of each post, 1-50,000 characters; "{date}" as in the title."""
+    kind: Global___PostKind.ValueType
+    """Article or question."""
+    topic_id: _builtins.str
+    """A topic of the community; empty for none."""
+    weekday: _builtins.int
+    """ISO weekday: 1 Monday ... 7 Sunday."""
+    local_time: _builtins.str
+    """The local time of day, "HH:MM" (seconds allowed)."""
+    time_zone: _builtins.str
+    """The IANA time zone the weekday and time are in."""
+    author_user_id: _builtins.str
+    """Who the posts are published as: the admin who created the theme."""
+    active: _builtins.bool
+    """False once ended."""
+    next_local_date: _builtins.str
+    published_count: _builtins.int
+    """Occurrences published so far."""
+    last_missed_reason: _builtins.str
+    """Why the last occurrence was missed; empty when it was published."""
+    version: _builtins.int
+    etag: _builtins.str
+    @_builtins.property
+    def next_time(self) -> _timestamp_pb2.Timestamp:
+        """The next occurrence; unset once ended."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        body: _builtins.str = ...,
+        kind: Global___PostKind.ValueType = ...,
+        topic_id: _builtins.str = ...,
+        weekday: _builtins.int = ...,
+        local_time: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        active: _builtins.bool = ...,
+        next_time: _timestamp_pb2.Timestamp | None = ...,
+        next_local_date: _builtins.str = ...,
+        published_count: _builtins.int = ...,
+        last_missed_reason: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "next_time", b"next_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "author_user_id", b"author_user_id", "body", b"body", "community_id", b"community_id", "create_time", b"create_time", "etag", b"etag", "id", b"id", "kind", b"kind", "last_missed_reason", b"last_missed_reason", "local_time", b"local_time", "next_local_date", b"next_local_date", "next_time", b"next_time", "published_count", b"published_count", "time_zone", b"time_zone", "title", b"title", "topic_id", b"topic_id", "version", b"version", "weekday", b"weekday"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Theme: _TypeAlias = Theme  # noqa: Y015
+
+@_typing.final
+class CreateThemeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    THEME_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    @_builtins.property
+    def theme(self) -> Global___Theme:
+        """title, body, kind, topic_id, weekday, local_time, time_zone (empty: the community's)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        theme: Global___Theme | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["theme", b"theme"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "theme", b"theme"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateThemeRequest: _TypeAlias = CreateThemeRequest  # noqa: Y015
+
+@_typing.final
+class CreateThemeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THEME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def theme(self) -> Global___Theme: ...
+    def __init__(
+        self,
+        *,
+        theme: Global___Theme | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["theme", b"theme"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["theme", b"theme"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateThemeResponse: _TypeAlias = CreateThemeResponse  # noqa: Y015
+
+@_typing.final
+class ListThemesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListThemesRequest: _TypeAlias = ListThemesRequest  # noqa: Y015
+
+@_typing.final
+class ListThemesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THEMES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def themes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Theme]: ...
+    def __init__(
+        self,
+        *,
+        themes: _abc.Iterable[Global___Theme] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "themes", b"themes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListThemesResponse: _TypeAlias = ListThemesResponse  # noqa: Y015
+
+@_typing.final
+class EndThemeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    THEME_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    theme_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        theme_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "theme_id", b"theme_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndThemeRequest: _TypeAlias = EndThemeRequest  # noqa: Y015
+
+@_typing.final
+class EndThemeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THEME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def theme(self) -> Global___Theme: ...
+    def __init__(
+        self,
+        *,
+        theme: Global___Theme | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["theme", b"theme"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["theme", b"theme"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndThemeResponse: _TypeAlias = EndThemeResponse  # noqa: Y015

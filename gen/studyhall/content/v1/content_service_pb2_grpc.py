@@ -110,6 +110,21 @@ class ContentServiceStub:
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarResponse.FromString,
                 _registered_method=True)
+        self.CreateTheme = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/CreateTheme',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateThemeRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateThemeResponse.FromString,
+                _registered_method=True)
+        self.ListThemes = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListThemes',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListThemesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListThemesResponse.FromString,
+                _registered_method=True)
+        self.EndTheme = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/EndTheme',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EndThemeRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EndThemeResponse.FromString,
+                _registered_method=True)
         self.ListPosts = channel.unary_unary(
                 '/studyhall.content.v1.ContentService/ListPosts',
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPostsRequest.SerializeToString,
@@ -367,6 +382,30 @@ class ContentServiceServicer:
         """The content calendar of a span of local days: what is planned, what was published and
         what was missed, by local day in the community's time zone. Moderators (planned and
         missed posts are drafts: only moderators see them on the calendar).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTheme(self, request, context):
+        """Starts a recurring theme: every week on a weekday at a local time (the community's
+        time zone unless it names one), a post from its template goes live as its author,
+        once per occurrence after restarts and with several replicas (ThemePublished; or
+        ThemeMissed when the author may no longer post then). Admins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListThemes(self, request, context):
+        """A community's recurring themes, oldest first. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndTheme(self, request, context):
+        """Ends a recurring theme: no occurrence after this (ThemeEnded). Admins.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -681,6 +720,21 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.ListCalendar,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarResponse.SerializeToString,
+            ),
+            'CreateTheme': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTheme,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateThemeRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateThemeResponse.SerializeToString,
+            ),
+            'ListThemes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListThemes,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListThemesRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListThemesResponse.SerializeToString,
+            ),
+            'EndTheme': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndTheme,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EndThemeRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EndThemeResponse.SerializeToString,
             ),
             'ListPosts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPosts,
@@ -1229,6 +1283,87 @@ class ContentService:
             '/studyhall.content.v1.ContentService/ListCalendar',
             studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarRequest.SerializeToString,
             studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTheme(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/CreateTheme',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateThemeRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateThemeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListThemes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListThemes',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListThemesRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListThemesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndTheme(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/EndTheme',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.EndThemeRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.EndThemeResponse.FromString,
             options,
             channel_credentials,
             insecure,

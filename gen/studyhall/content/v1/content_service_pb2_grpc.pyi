@@ -81,6 +81,16 @@ class ContentServiceStub:
     what was missed, by local day in the community's time zone. Moderators (planned and
     missed posts are drafts: only moderators see them on the calendar).
     """
+    CreateTheme: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.CreateThemeRequest, _content_service_pb2.CreateThemeResponse]
+    """Starts a recurring theme: every week on a weekday at a local time (the community's
+    time zone unless it names one), a post from its template goes live as its author,
+    once per occurrence after restarts and with several replicas (ThemePublished; or
+    ThemeMissed when the author may no longer post then). Admins.
+    """
+    ListThemes: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListThemesRequest, _content_service_pb2.ListThemesResponse]
+    """A community's recurring themes, oldest first. Moderators."""
+    EndTheme: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.EndThemeRequest, _content_service_pb2.EndThemeResponse]
+    """Ends a recurring theme: no occurrence after this (ThemeEnded). Admins."""
     ListPosts: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListPostsRequest, _content_service_pb2.ListPostsResponse]
     """A community's feed, or one topic's: newest first, or top (reactions + 2 x comments of
     the last 7 days, ties by newest). The first page of the newest feed also carries the
@@ -249,6 +259,16 @@ class ContentServiceAsyncStub(ContentServiceStub):
     what was missed, by local day in the community's time zone. Moderators (planned and
     missed posts are drafts: only moderators see them on the calendar).
     """
+    CreateTheme: _aio.UnaryUnaryMultiCallable[_content_service_pb2.CreateThemeRequest, _content_service_pb2.CreateThemeResponse]  # type: ignore[assignment]
+    """Starts a recurring theme: every week on a weekday at a local time (the community's
+    time zone unless it names one), a post from its template goes live as its author,
+    once per occurrence after restarts and with several replicas (ThemePublished; or
+    ThemeMissed when the author may no longer post then). Admins.
+    """
+    ListThemes: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListThemesRequest, _content_service_pb2.ListThemesResponse]  # type: ignore[assignment]
+    """A community's recurring themes, oldest first. Moderators."""
+    EndTheme: _aio.UnaryUnaryMultiCallable[_content_service_pb2.EndThemeRequest, _content_service_pb2.EndThemeResponse]  # type: ignore[assignment]
+    """Ends a recurring theme: no occurrence after this (ThemeEnded). Admins."""
     ListPosts: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListPostsRequest, _content_service_pb2.ListPostsResponse]  # type: ignore[assignment]
     """A community's feed, or one topic's: newest first, or top (reactions + 2 x comments of
     the last 7 days, ties by newest). The first page of the newest feed also carries the
@@ -504,6 +524,34 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         what was missed, by local day in the community's time zone. Moderators (planned and
         missed posts are drafts: only moderators see them on the calendar).
         """
+
+    @_abc_1.abstractmethod
+    def CreateTheme(
+        self,
+        request: _content_service_pb2.CreateThemeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.CreateThemeResponse, _abc.Awaitable[_content_service_pb2.CreateThemeResponse]]:
+        """Starts a recurring theme: every week on a weekday at a local time (the community's
+        time zone unless it names one), a post from its template goes live as its author,
+        once per occurrence after restarts and with several replicas (ThemePublished; or
+        ThemeMissed when the author may no longer post then). Admins.
+        """
+
+    @_abc_1.abstractmethod
+    def ListThemes(
+        self,
+        request: _content_service_pb2.ListThemesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListThemesResponse, _abc.Awaitable[_content_service_pb2.ListThemesResponse]]:
+        """A community's recurring themes, oldest first. Moderators."""
+
+    @_abc_1.abstractmethod
+    def EndTheme(
+        self,
+        request: _content_service_pb2.EndThemeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.EndThemeResponse, _abc.Awaitable[_content_service_pb2.EndThemeResponse]]:
+        """Ends a recurring theme: no occurrence after this (ThemeEnded). Admins."""
 
     @_abc_1.abstractmethod
     def ListPosts(
