@@ -15,6 +15,10 @@ from services.content.discussion.comments_api import CommentsApi
 from services.content.discussion.reactions_api import ReactionsApi
 from services.content.library import data as library_data
 from services.content.library.api import LibraryApi
+from services.content.paid import data as paid_data
+from services.content.paid.api import PaidApi
+from services.content.paid.consumers import entitlements_subscription
+from services.content.paid.gate import PaidGate, entitled
 from services.content.paths import data as paths_data
 from services.content.paths.api import PathsApi
 from services.content.paths.progress_api import ProgressApi
@@ -50,6 +54,7 @@ HOLDERS: tuple[DataHolder, ...] = (
     paths_data,
     library_data,
     themes_data,
+    paid_data,
 )
 # What EraseMyData's `erase_text` adds: the text the member wrote, not only their name.
 ERASE_TEXT = (posts_data.erase_post_text, discussion_data.erase_comment_text)
@@ -67,7 +72,8 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         pb_grpc.ContentServiceServicer,
         SERVICE,
         TopicsApi(database, checks, writer),
-        PostsApi(database, checks, writer),
+        # Paid posts: the feeds and GetPost never hand a body to a reader without access.
+        PostsApi(database, checks, writer, gate=PaidGate()),
         CommentsApi(database, checks, writer),
         ReactionsApi(database, checks, writer),
         AnswersApi(database, checks, writer),
@@ -75,7 +81,8 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         ThemesApi(database, checks, writer, scheduled=_waker(deps)),
         LibraryApi(database, checks, writer),
         PathsApi(database, checks, writer),
-        ProgressApi(database, checks, writer),
+        ProgressApi(database, checks, writer, entitled=entitled),
+        PaidApi(database, checks, writer),
         RecommendationsApi(database, checks, writer, members=_members_channel(deps)),
         DataRightsApi(database, writer, HOLDERS, pb, on_request={"erase_text": ERASE_TEXT}),
     )
@@ -117,6 +124,7 @@ SPEC = ServiceSpec(
     subscriptions=lambda deps: [
         access_subscription("content", access),
         erasure_subscription("content", HOLDERS),
+        entitlements_subscription(),
     ],
     schedule=scheduled_jobs,
     jobs=jobs,

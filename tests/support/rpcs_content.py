@@ -453,6 +453,17 @@ CATALOGUE: list[Rpc] = [
         True,
         peer_checked=True,
     ),
+    # ---- paid content (last: the world's post stays paid, which its author still reads) ----
+    Rpc(
+        CONTENT,
+        "SetPostProduct",
+        lambda w: pb.SetPostProductRequest(
+            **_w(w), post_id=w.post_id, product_id="prod-catalogue-course"
+        ),
+        Role.MEMBER,
+        True,
+        authored=True,
+    ),
     *data_rights_entries(CONTENT),
 ]
 

@@ -294,6 +294,35 @@ themes = Table(
     Index("ix_themes_author", "community_id", "author_user_id"),
 )
 
+# ---- paid content ------------------------------------------------------------------------
+
+# The projection of billing's entitlements: the newest version of each (decision 0005);
+# `end_at` is authoritative, so access ends then without waiting for an event.
+entitlements = Table(
+    "entitlements",
+    metadata,
+    Column("entitlement_id", String(200), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("user_id", String(200), nullable=False),
+    Column("product_id", String(200), nullable=False),
+    Column("start_at", DateTime(timezone=True), nullable=True),
+    Column("end_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False),
+    Index("ix_entitlements_holder", "community_id", "user_id", "product_id"),
+)
+
+# Posts readable in full only with an entitlement to a product.
+paid_posts = Table(
+    "paid_posts",
+    metadata,
+    Column("post_id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("product_id", String(200), nullable=False),
+    Column("set_by", String(200), nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Index("ix_paid_posts_community", "community_id", "product_id"),
+)
+
 idempotency_keys = idempotency_table(metadata)
 # Facts staged with the change that caused them; the relay publishes them.
 outbox = outbox_table(metadata)

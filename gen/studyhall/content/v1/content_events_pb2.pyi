@@ -1343,3 +1343,39 @@ class ThemeEnded(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ThemeEnded: _TypeAlias = ThemeEnded  # noqa: Y015
+
+@_typing.final
+class PostProductChanged(_message.Message):
+    """A post became paid (readable in full with an entitlement to `product_id`), changed its
+    product, or became free again (`product_id` empty).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    CHANGE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    post_id: _builtins.str
+    product_id: _builtins.str
+    changed_by_user_id: _builtins.str
+    @_builtins.property
+    def change_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        product_id: _builtins.str = ...,
+        changed_by_user_id: _builtins.str = ...,
+        change_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time", "changed_by_user_id", b"changed_by_user_id", "community_id", b"community_id", "post_id", b"post_id", "product_id", b"product_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostProductChanged: _TypeAlias = PostProductChanged  # noqa: Y015

@@ -358,6 +358,8 @@ class Post(_message.Message):
     ETAG_FIELD_NUMBER: _builtins.int
     SCHEDULED_TIME_FIELD_NUMBER: _builtins.int
     MISSED_REASON_FIELD_NUMBER: _builtins.int
+    REQUIRED_PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    LOCKED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     author_user_id: _builtins.str
@@ -384,6 +386,10 @@ class Post(_message.Message):
     """Opaque; send it back with an update so a concurrent edit is not overwritten."""
     missed_reason: _builtins.str
     """Why a scheduled draft did not go live at its time; empty otherwise."""
+    required_product_id: _builtins.str
+    """Paid: the product whose entitlement reading it needs; empty for a free post."""
+    locked: _builtins.bool
+    """Paid and the reader holds no entitlement: body, url and media are empty."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -445,10 +451,12 @@ class Post(_message.Message):
         etag: _builtins.str = ...,
         scheduled_time: _timestamp_pb2.Timestamp | None = ...,
         missed_reason: _builtins.str = ...,
+        required_product_id: _builtins.str = ...,
+        locked: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "first_answer_time", b"first_answer_time", "pin_time", b"pin_time", "publish_time", b"publish_time", "scheduled_time", b"scheduled_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_answer_id", b"accepted_answer_id", "author_user_id", b"author_user_id", "body", b"body", "comment_count", b"comment_count", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "first_answer_time", b"first_answer_time", "id", b"id", "kind", b"kind", "media", b"media", "missed_reason", b"missed_reason", "pin_time", b"pin_time", "pinned", b"pinned", "publish_time", b"publish_time", "reactions", b"reactions", "scheduled_time", b"scheduled_time", "state", b"state", "summary", b"summary", "tags", b"tags", "title", b"title", "topic_id", b"topic_id", "update_time", b"update_time", "url", b"url", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_answer_id", b"accepted_answer_id", "author_user_id", b"author_user_id", "body", b"body", "comment_count", b"comment_count", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "first_answer_time", b"first_answer_time", "id", b"id", "kind", b"kind", "locked", b"locked", "media", b"media", "missed_reason", b"missed_reason", "pin_time", b"pin_time", "pinned", b"pinned", "publish_time", b"publish_time", "reactions", b"reactions", "required_product_id", b"required_product_id", "scheduled_time", b"scheduled_time", "state", b"state", "summary", b"summary", "tags", b"tags", "title", b"title", "topic_id", b"topic_id", "update_time", b"update_time", "url", b"url", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3426,3 +3434,54 @@ class EndThemeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EndThemeResponse: _TypeAlias = EndThemeResponse  # noqa: Y015
+
+@_typing.final
+class SetPostProductRequest(_message.Message):
+    """---- paid content ------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    post_id: _builtins.str
+    product_id: _builtins.str
+    """The product (billing's id) whose entitlement reading needs; empty for a free post."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        product_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "post_id", b"post_id", "product_id", b"product_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPostProductRequest: _TypeAlias = SetPostProductRequest  # noqa: Y015
+
+@_typing.final
+class SetPostProductResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPostProductResponse: _TypeAlias = SetPostProductResponse  # noqa: Y015

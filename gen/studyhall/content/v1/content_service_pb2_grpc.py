@@ -95,6 +95,11 @@ class ContentServiceStub:
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostResponse.FromString,
                 _registered_method=True)
+        self.SetPostProduct = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/SetPostProduct',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SetPostProductRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SetPostProductResponse.FromString,
+                _registered_method=True)
         self.SchedulePost = channel.unary_unary(
                 '/studyhall.content.v1.ContentService/SchedulePost',
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SchedulePostRequest.SerializeToString,
@@ -356,6 +361,16 @@ class ContentServiceServicer:
 
     def UnpinPost(self, request, context):
         """Unpins a post. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPostProduct(self, request, context):
+        """Makes a post paid: readable in full only with an entitlement to the product (from
+        billing's EntitlementGranted), or by its author and moderators; others see its title
+        and summary in the feeds and are refused its body. An empty product makes it free
+        again (PostProductChanged). The author.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -705,6 +720,11 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.UnpinPost,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostResponse.SerializeToString,
+            ),
+            'SetPostProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPostProduct,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SetPostProductRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SetPostProductResponse.SerializeToString,
             ),
             'SchedulePost': grpc.unary_unary_rpc_method_handler(
                     servicer.SchedulePost,
@@ -1202,6 +1222,33 @@ class ContentService:
             '/studyhall.content.v1.ContentService/UnpinPost',
             studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostRequest.SerializeToString,
             studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPostProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/SetPostProduct',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.SetPostProductRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.SetPostProductResponse.FromString,
             options,
             channel_credentials,
             insecure,

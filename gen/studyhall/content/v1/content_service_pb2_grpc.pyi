@@ -68,6 +68,12 @@ class ContentServiceStub:
     """Pins a published post to the top of the feeds (an announcement). Moderators."""
     UnpinPost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UnpinPostRequest, _content_service_pb2.UnpinPostResponse]
     """Unpins a post. Moderators."""
+    SetPostProduct: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.SetPostProductRequest, _content_service_pb2.SetPostProductResponse]
+    """Makes a post paid: readable in full only with an entitlement to the product (from
+    billing's EntitlementGranted), or by its author and moderators; others see its title
+    and summary in the feeds and are refused its body. An empty product makes it free
+    again (PostProductChanged). The author.
+    """
     SchedulePost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.SchedulePostRequest, _content_service_pb2.SchedulePostResponse]
     """Schedules a draft to go live at a local time (the community's time zone unless the
     request names one), or moves its schedule. At that time it is published exactly once
@@ -246,6 +252,12 @@ class ContentServiceAsyncStub(ContentServiceStub):
     """Pins a published post to the top of the feeds (an announcement). Moderators."""
     UnpinPost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UnpinPostRequest, _content_service_pb2.UnpinPostResponse]  # type: ignore[assignment]
     """Unpins a post. Moderators."""
+    SetPostProduct: _aio.UnaryUnaryMultiCallable[_content_service_pb2.SetPostProductRequest, _content_service_pb2.SetPostProductResponse]  # type: ignore[assignment]
+    """Makes a post paid: readable in full only with an entitlement to the product (from
+    billing's EntitlementGranted), or by its author and moderators; others see its title
+    and summary in the feeds and are refused its body. An empty product makes it free
+    again (PostProductChanged). The author.
+    """
     SchedulePost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.SchedulePostRequest, _content_service_pb2.SchedulePostResponse]  # type: ignore[assignment]
     """Schedules a draft to go live at a local time (the community's time zone unless the
     request names one), or moves its schedule. At that time it is published exactly once
@@ -493,6 +505,18 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.UnpinPostResponse, _abc.Awaitable[_content_service_pb2.UnpinPostResponse]]:
         """Unpins a post. Moderators."""
+
+    @_abc_1.abstractmethod
+    def SetPostProduct(
+        self,
+        request: _content_service_pb2.SetPostProductRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.SetPostProductResponse, _abc.Awaitable[_content_service_pb2.SetPostProductResponse]]:
+        """Makes a post paid: readable in full only with an entitlement to the product (from
+        billing's EntitlementGranted), or by its author and moderators; others see its title
+        and summary in the feeds and are refused its body. An empty product makes it free
+        again (PostProductChanged). The author.
+        """
 
     @_abc_1.abstractmethod
     def SchedulePost(
