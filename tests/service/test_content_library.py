@@ -6,6 +6,7 @@ written."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -234,3 +235,58 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
         await library.rate("ada", str(uuid.uuid4()), 3)
     assert elsewhere.value.code() == grpc.StatusCode.NOT_FOUND
     assert changed_tables(before, await snapshot(content, metadata)) == []
+
+
+async def test_a_members_ratings_saves_and_progress_are_exported_and_erased(
+    content: RunningService,
+) -> None:
+    library = await Library.create(content)
+    resource = await library.add("Grammar in Use")
+    await library.rate("ada", resource.id, 5)
+    await library.rate("ben", resource.id, 3)
+    await library.stub.SaveResource(
+        pb.SaveResourceRequest(community_id=library.id, resource_id=resource.id),
+        metadata=content.auth("ada"),
+    )
+    await grant(content, library.id, "olga", Role.ADMIN)
+    path = await library.stub.CreatePath(
+        pb.CreatePathRequest(
+            community_id=library.id,
+            path=pb.LearningPath(
+                title="Grammar first",
+                steps=[pb.PathStep(kind=pb.PATH_STEP_KIND_RESOURCE, resource_id=resource.id)],
+            ),
+        ),
+        metadata=content.auth("olga"),
+    )
+    await library.stub.CompletePathStep(
+        pb.CompletePathStepRequest(
+            community_id=library.id, path_id=path.path.id, step_id=path.path.steps[0].id
+        ),
+        metadata=content.auth("ada"),
+    )
+
+    exported = await library.stub.ExportMyData(
+        pb.ExportMyDataRequest(community_id=library.id), metadata=content.auth("ada")
+    )
+    document = json.loads(exported.document)
+    assert [r["stars"] for r in document["resource_ratings"]] == [5]
+    assert [s["resource_id"] for s in document["saved_resources"]] == [resource.id]
+    assert [e["path_id"] for e in document["path_enrollments"]] == [path.path.id]
+
+    await library.stub.EraseMyData(
+        pb.EraseMyDataRequest(community_id=library.id, confirm=True),
+        metadata=content.auth("ada"),
+    )
+    after = await library.stub.GetResource(
+        pb.GetResourceRequest(community_id=library.id, resource_id=resource.id),
+        metadata=content.auth("ben"),
+    )
+    assert (after.resource.rating_count, after.resource.rating_average) == (1, 3.0)
+    erased = await library.stub.ExportMyData(
+        pb.ExportMyDataRequest(community_id=library.id), metadata=content.auth("ada")
+    )
+    document = json.loads(erased.document)
+    assert document["resource_ratings"] == []
+    assert document["saved_resources"] == []
+    assert document["path_enrollments"] == []

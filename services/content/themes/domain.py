@@ -117,11 +117,12 @@ def post_id(theme: Theme, local_date: str) -> str:
     return str(uuid.uuid5(_POSTS, f"{theme.id}/{local_date}"))
 
 
-def advance(theme: Theme, published: bool, missed_reason: str) -> Theme:
-    """The theme after its current occurrence ran: the next one a week on."""
+def advance(theme: Theme, published: bool, missed_reason: str, now: datetime) -> Theme:
+    """The theme after its current occurrence ran: the next one still ahead (a week on,
+    or later when the service was down for weeks: no backlog of late posts)."""
     assert theme.next_at is not None
     following, day = next_occurrence(
-        theme.weekday, theme.local_time, ZoneInfo(theme.time_zone), theme.next_at
+        theme.weekday, theme.local_time, ZoneInfo(theme.time_zone), max(theme.next_at, now)
     )
     return replace(
         theme,

@@ -49,7 +49,7 @@ def theme_publisher(access: Access) -> Handler:
         )
         post = replace(post, id=domain.post_id(theme, local_date))
         reason = await why_not(access, post)
-        following = domain.advance(theme, published=not reason, missed_reason=reason)
+        following = domain.advance(theme, published=not reason, missed_reason=reason, now=now)
         await repository.save(following)
         await JOBS.set(session, next_job(following))
         if reason:
