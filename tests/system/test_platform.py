@@ -691,6 +691,17 @@ def test_a_library_resource_and_a_learning_path_are_run_from_the_cli(platform: P
     )  # fmt: skip
     assert path.returncode == 0, path.stderr
     path_id, steps = json.loads(path.stdout)["id"], json.loads(path.stdout)["steps"]
+    segment = platform.cli(
+        "segment", "create", community_id, "everyone", '{"points_at_least": 0}', "--as", "ada"
+    )
+    assert segment.returncode == 0, segment.stderr
+    recommended = platform.cli(
+        "path", "recommend", community_id, path_id, "--segment", segment.stdout.strip(),
+        "--as", "ada",
+    )  # fmt: skip
+    assert (recommended.returncode, recommended.stdout.strip()) == (0, "2"), recommended.stderr
+    mine = platform.cli("path", "list", community_id, "--recommended", "--as", "ben", "--json")
+    assert [found["id"] for found in json.loads(mine.stdout)["paths"]] == [path_id]
     for step in steps:
         done = platform.cli("path", "done", community_id, path_id, step["id"], "--as", "ben")
         assert done.returncode == 0, done.stderr
