@@ -8,11 +8,12 @@ from pathlib import Path
 
 from pydantic import AliasChoices
 
+from services.content.settings import ContentSettings
 from services.kit.settings import ServiceSettings, env_prefix
 from services.members.settings import MembersSettings
 
 # Settings only one service has, documented under that service's prefix.
-OWN_SETTINGS: list[type[ServiceSettings]] = [MembersSettings]
+OWN_SETTINGS: list[type[ServiceSettings]] = [MembersSettings, ContentSettings]
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"

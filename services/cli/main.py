@@ -17,6 +17,7 @@ import typer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.table import Table
 
+from services.cli.calendar import calendar_app
 from services.cli.care import care_app
 from services.cli.common import (
     AsJson,
@@ -33,7 +34,9 @@ from services.cli.common import (
 )
 from services.cli.content import content_app
 from services.cli.endpoints import SERVICES, CliError, Endpoints, data_dir
+from services.cli.library import library_app
 from services.cli.members import community_app, member_app
+from services.cli.paths import path_app
 from services.cli.profiles import personas_app
 from services.cli.recognition import recognition_app
 from services.kit.events import deadletter
@@ -57,6 +60,9 @@ app.add_typer(product_app, name="product")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(recognition_app)
 app.add_typer(content_app)
+app.add_typer(calendar_app, name="calendar")
+app.add_typer(path_app, name="path")
+app.add_typer(library_app, name="library")
 app.add_typer(personas_app)
 app.add_typer(care_app, name="care")
 

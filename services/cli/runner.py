@@ -184,6 +184,8 @@ class Platform:
             "STUDYHALL_REDIS_URL": self.redis_url,
             f"STUDYHALL_{name.upper()}_GRPC_PORT": self.grpc[name].rsplit(":", 1)[1],
             f"STUDYHALL_{name.upper()}_METRICS_PORT": self.metrics[name].rsplit(":", 1)[1],
+            # Content asks members for a segment's members (a path recommended to one).
+            "STUDYHALL_CONTENT_MEMBERS_ADDRESS": self.grpc["members"],
         }
         self._spawn(name, [sys.executable, "-m", f"services.{name}"], env=env)
 

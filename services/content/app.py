@@ -13,11 +13,24 @@ from services.content.discussion import data as discussion_data
 from services.content.discussion.answers_api import AnswersApi
 from services.content.discussion.comments_api import CommentsApi
 from services.content.discussion.reactions_api import ReactionsApi
+from services.content.library import data as library_data
+from services.content.library.api import LibraryApi
+from services.content.paid import data as paid_data
+from services.content.paid.api import PaidApi
+from services.content.paid.consumers import entitlements_subscription
+from services.content.paid.gate import PaidGate, entitled
+from services.content.paths import data as paths_data
+from services.content.paths.api import PathsApi
+from services.content.paths.progress_api import ProgressApi
+from services.content.paths.recommend_api import RecommendationsApi
 from services.content.posts import data as posts_data
 from services.content.posts.api import PostsApi
 from services.content.posts.posting import Posting
 from services.content.settings import ContentSettings
 from services.content.store.tables import access, idempotency_keys, inbox, outbox, scheduled_jobs
+from services.content.themes import data as themes_data
+from services.content.themes.api import ThemesApi
+from services.content.themes.publishing import PUBLISH_THEME, theme_publisher
 from services.content.topics.api import TopicsApi
 from services.kit.access import Access, StandingData, access_subscription
 from services.kit.data_rights import DataHolder, erasure_subscription
@@ -35,7 +48,15 @@ SERVICE = pb.DESCRIPTOR.services_by_name["ContentService"]
 SERVICE_NAME = SERVICE.full_name
 
 # Everything content holds about a member: ExportMyData, EraseMyData and MemberErased.
-HOLDERS: tuple[DataHolder, ...] = (StandingData(access), posts_data, discussion_data)
+HOLDERS: tuple[DataHolder, ...] = (
+    StandingData(access),
+    posts_data,
+    discussion_data,
+    paths_data,
+    library_data,
+    themes_data,
+    paid_data,
+)
 # What EraseMyData's `erase_text` adds: the text the member wrote, not only their name.
 ERASE_TEXT = (posts_data.erase_post_text, discussion_data.erase_comment_text)
 
@@ -51,11 +72,18 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         pb_grpc.ContentServiceServicer,
         SERVICE,
         TopicsApi(database, checks, writer),
-        PostsApi(database, checks, writer, Posting(database, checks, idempotent)),
+        # Paid posts: the feeds and GetPost never hand a body to a reader without access.
+        PostsApi(database, checks, writer, Posting(database, checks, idempotent), gate=PaidGate()),
         CommentsApi(database, checks, writer),
         ReactionsApi(database, checks, writer),
         AnswersApi(database, checks, writer),
         CalendarApi(database, checks, writer, scheduled=_waker(deps)),
+        ThemesApi(database, checks, writer, scheduled=_waker(deps)),
+        LibraryApi(database, checks, writer),
+        PathsApi(database, checks, writer),
+        ProgressApi(database, checks, writer, entitled=entitled),
+        PaidApi(database, checks, writer),
+        RecommendationsApi(database, checks, writer, members=_members_channel(deps)),
         DataRightsApi(database, writer, HOLDERS, pb, on_request={"erase_text": ERASE_TEXT}),
     )
     pb_grpc.add_ContentServiceServicer_to_server(servicer, server)
@@ -66,8 +94,24 @@ def _waker(deps: Dependencies) -> Callable[[], None]:
     return scheduler.wake if scheduler is not None else lambda: None
 
 
+def _members_channel(deps: Dependencies) -> Callable[[], grpc.aio.Channel]:
+    """The members service's API, connected on first use (a path recommended to a
+    segment): content starts and serves without it."""
+    settings = deps.settings
+    assert isinstance(settings, ContentSettings)
+    channels: list[grpc.aio.Channel] = []
+
+    def channel() -> grpc.aio.Channel:
+        if not channels:
+            channels.append(grpc.aio.insecure_channel(settings.members_address))
+        return channels[0]
+
+    return channel
+
+
 def jobs(deps: Dependencies) -> Mapping[str, Handler]:
-    return {PUBLISH: publisher(Access("content", deps.database, access, deps.redis))}
+    checks = Access("content", deps.database, access, deps.redis)
+    return {PUBLISH: publisher(checks), PUBLISH_THEME: theme_publisher(checks)}
 
 
 SPEC = ServiceSpec(
@@ -80,6 +124,7 @@ SPEC = ServiceSpec(
     subscriptions=lambda deps: [
         access_subscription("content", access),
         erasure_subscription("content", HOLDERS),
+        entitlements_subscription(),
     ],
     schedule=scheduled_jobs,
     jobs=jobs,

@@ -20,7 +20,7 @@ import hashlib
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
@@ -83,6 +83,12 @@ class World:
     accepted_question_id: str = ""  # a question with an accepted answer (UnacceptAnswer)
     activity_id: str = ""
     product_id: str = ""
+    # Content III (learning paths): a path of the owner's community with two check-in steps,
+    # and the first of them; `segment_id` names a segment of the same community in members.
+    path_id: str = ""
+    path_step_id: str = ""
+    resource_id: str = ""  # a resource of the community's library
+    theme_id: str = ""  # a recurring theme of the owner's (EndTheme)
 
 
 def record_fields() -> list[str]:
@@ -125,6 +131,10 @@ class Rpc:
     # on the caller's own records in any community, member or not, so the role checks of
     # tests/service/test_tenancy_catalogue.py do not apply; that file checks it its own way.
     own_data: bool = False
+    # The caller's right is checked again by a peer service (members, when content takes a
+    # segment's snapshot with the caller's token): roles granted in this service alone do
+    # not reach it, so the tenancy checks that expect such a caller to succeed skip it.
+    peer_checked: bool = False
 
     @property
     def name(self) -> str:
@@ -233,6 +243,19 @@ def message_class(descriptor: Descriptor) -> type[Message]:
 
 
 @dataclass(frozen=True)
+class Peer:
+    """A service a process calls (content asks members for a segment's members): started
+    with the process on SQLite in its data directory, quiet, sharing its signing key, and
+    reached through the process's `address_setting`."""
+
+    name: str
+    spec: ServiceSpec
+    settings: type[ServiceSettings]
+    address_setting: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Process:
     """One service process: what it serves, its store, its catalogue and its world."""
 
@@ -249,6 +272,8 @@ class Process:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     # The world's fields naming records of the owner's that ExportMyData returns.
     exported: Sequence[str] = ()
+    # Services the process calls, started with it (RunningService.peers has them).
+    peers: Sequence[Peer] = ()
 
     @property
     def services(self) -> list[ServiceDescriptor]:
@@ -291,16 +316,35 @@ async def serve(
     nats_url: str,
     data_dir: Path,
 ) -> AsyncIterator[RunningService]:
-    """The process in-process on `database_url`, quiet (see QUIET)."""
-    async with running_service(
-        process.spec,
-        process.settings,
-        database_url=database_url,
-        redis_url=redis_url,
-        nats_url=nats_url,
-        data_dir=data_dir,
-        **{**QUIET, **process.overrides},
-    ) as running:
+    """The process in-process on `database_url`, quiet (see QUIET), with its peers."""
+    async with AsyncExitStack() as stack:
+        peers: dict[str, RunningService] = {}
+        addresses: dict[str, Any] = {}
+        for peer in process.peers:
+            peers[peer.name] = await stack.enter_async_context(
+                running_service(
+                    peer.spec,
+                    peer.settings,
+                    database_url=f"sqlite+aiosqlite:///{data_dir / f'{peer.name}-peer.db'}",
+                    redis_url=redis_url,
+                    nats_url=nats_url,
+                    data_dir=data_dir,
+                    **{**QUIET, **peer.overrides},
+                )
+            )
+            addresses[peer.address_setting] = peers[peer.name].server.address
+        running = await stack.enter_async_context(
+            running_service(
+                process.spec,
+                process.settings,
+                database_url=database_url,
+                redis_url=redis_url,
+                nats_url=nats_url,
+                data_dir=data_dir,
+                **{**QUIET, **process.overrides, **addresses},
+            )
+        )
+        running.peers.update(peers)
         yield running
 
 

@@ -3,6 +3,7 @@ tests/support/catalogue.py)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,9 +15,16 @@ from services.content.app import SPEC
 from services.content.settings import ContentSettings
 from services.content.store.tables import metadata
 from services.kit.access import Role
+from services.members.app import SPEC as MEMBERS
+from services.members.settings import MembersSettings
 from studyhall.content.v1 import content_service_pb2 as pb
+from studyhall.members.v1 import members_service_pb2 as members_pb
+from studyhall.members.v1 import members_service_pb2_grpc as members_grpc
+from studyhall.members.v1 import profiles_service_pb2 as profiles_pb
+from studyhall.members.v1 import profiles_service_pb2_grpc as profiles_grpc
 from tests.support.access import grant
 from tests.support.catalogue import (
+    Peer,
     Process,
     Rpc,
     World,
@@ -73,6 +81,29 @@ def _comment(world: World, post_id: str, body: str = "Reviewing on day 3 helped 
 def _in_a_month() -> str:
     """A local time a month ahead (the world's community has no time zone: UTC)."""
     return (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
+
+
+def _weekly_theme() -> pb.Theme:
+    """A weekly theme whose first occurrence is days away: nothing publishes in a test."""
+    day = datetime.now(UTC) + timedelta(days=3)
+    return pb.Theme(
+        title="Weekly goals {date}",
+        body="What will you practise this week?",
+        kind=pb.POST_KIND_QUESTION,
+        weekday=day.isoweekday(),
+        local_time="09:00",
+    )
+
+
+def _resource() -> pb.Resource:
+    return pb.Resource(
+        title="English Grammar in Use",
+        url="https://example.org/grammar-in-use",
+        type=pb.RESOURCE_TYPE_BOOK,
+        level=pb.RESOURCE_LEVEL_BEGINNER,
+        tags=["grammar"],
+        review="The one book to keep.",
+    )
 
 
 def _w(world: World) -> dict[str, str]:
@@ -264,6 +295,175 @@ CATALOGUE: list[Rpc] = [
         Role.MODERATOR,
         False,
     ),
+    # ---- recurring themes ----
+    Rpc(
+        CONTENT,
+        "CreateTheme",
+        lambda w: pb.CreateThemeRequest(**_w(w), theme=_weekly_theme()),
+        Role.ADMIN,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "ListThemes",
+        lambda w: pb.ListThemesRequest(community_id=w.community_id),
+        Role.MODERATOR,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "EndTheme",
+        lambda w: pb.EndThemeRequest(**_w(w), theme_id=w.theme_id),
+        Role.ADMIN,
+        True,
+    ),
+    # ---- resource library ----
+    Rpc(
+        CONTENT,
+        "AddResource",
+        lambda w: pb.AddResourceRequest(**_w(w), resource=_resource()),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "UpdateResource",
+        lambda w: pb.UpdateResourceRequest(
+            **_w(w),
+            resource_id=w.resource_id,
+            resource=pb.Resource(review=f"Still the best, {uuid.uuid4().hex[:6]}"),
+            update_mask=FieldMask(paths=["review"]),
+        ),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "GetResource",
+        lambda w: pb.GetResourceRequest(community_id=w.community_id, resource_id=w.resource_id),
+        None,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "ListResources",
+        lambda w: pb.ListResourcesRequest(community_id=w.community_id),
+        None,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "RateResource",
+        lambda w: pb.RateResourceRequest(**_w(w), resource_id=w.resource_id, stars=4),
+        Role.MEMBER,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "SaveResource",
+        lambda w: pb.SaveResourceRequest(**_w(w), resource_id=w.resource_id),
+        Role.MEMBER,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "UnsaveResource",
+        lambda w: pb.UnsaveResourceRequest(**_w(w), resource_id=w.resource_id),
+        Role.MEMBER,
+        True,
+    ),
+    # ---- learning paths ----
+    Rpc(
+        CONTENT,
+        "CreatePath",
+        lambda w: pb.CreatePathRequest(
+            **_w(w),
+            path=pb.LearningPath(
+                title="Exam week",
+                # A step naming another community's post is INVALID_ARGUMENT naming the
+                # field (the issue's rule; tests/service/test_content_paths.py), not the
+                # NOT_FOUND of a record asked through another community: no post here.
+                steps=[pb.PathStep(kind=pb.PATH_STEP_KIND_CHECK_IN, title="Past papers")],
+            ),
+        ),
+        Role.ADMIN,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "UpdatePath",
+        lambda w: pb.UpdatePathRequest(
+            **_w(w),
+            path_id=w.path_id,
+            path=pb.LearningPath(description=f"Revised {uuid.uuid4().hex[:6]}"),
+            update_mask=FieldMask(paths=["description"]),
+        ),
+        Role.ADMIN,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "GetPath",
+        lambda w: pb.GetPathRequest(community_id=w.community_id, path_id=w.path_id),
+        None,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "ListPaths",
+        lambda w: pb.ListPathsRequest(community_id=w.community_id),
+        None,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "EnrollInPath",
+        lambda w: pb.EnrollInPathRequest(**_w(w), path_id=w.path_id),
+        Role.MEMBER,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "CompletePathStep",
+        lambda w: pb.CompletePathStepRequest(**_w(w), path_id=w.path_id, step_id=w.path_step_id),
+        Role.MEMBER,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "GetPathProgress",
+        lambda w: pb.GetPathProgressRequest(community_id=w.community_id, path_id=w.path_id),
+        Role.MEMBER,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "ListStuckMembers",
+        lambda w: pb.ListStuckMembersRequest(
+            community_id=w.community_id, path_id=w.path_id, idle_days=7
+        ),
+        Role.MODERATOR,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "RecommendPath",
+        lambda w: pb.RecommendPathRequest(**_w(w), path_id=w.path_id, segment_id=w.segment_id),
+        Role.MODERATOR,
+        True,
+        peer_checked=True,
+    ),
+    # ---- paid content (last: the world's post stays paid, which its author still reads) ----
+    Rpc(
+        CONTENT,
+        "SetPostProduct",
+        lambda w: pb.SetPostProductRequest(
+            **_w(w), post_id=w.post_id, product_id="prod-catalogue-course"
+        ),
+        Role.MEMBER,
+        True,
+        authored=True,
+    ),
     *data_rights_entries(CONTENT),
 ]
 
@@ -274,12 +474,16 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
     a topic, a draft, posts to delete, restore and unpin, comments, questions and answers.
     A world that names no record also holds a topic and an unanswered question, which the
     listings that name no record show."""
-    community_id = str(uuid.uuid4())
+    wanted = set(record_fields()) if needs is None else set(needs)
+    made: dict[str, str] = {}
+    if "segment_id" in wanted:
+        # A segment lives in members: the community is made there, and content knows it.
+        community_id, made["segment_id"] = await _members_segment(running)
+    else:
+        community_id = str(uuid.uuid4())
     await grant(running, community_id, OWNER, Role.OWNER)
     base = World(community_id=community_id, owner=OWNER)
     owner = running.auth(OWNER)
-    wanted = set(record_fields()) if needs is None else set(needs)
-    made: dict[str, str] = {}
 
     async def call(method: str, request: Message) -> Any:
         rpc = Rpc(CONTENT, method, lambda _: request, None, True)
@@ -344,9 +548,53 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
                 **_w(base), question_id=made["accepted_question_id"], answer_id=answer
             ),
         )
+    if not wanted or "theme_id" in wanted:
+        made["theme_id"] = (
+            await call("CreateTheme", pb.CreateThemeRequest(**_w(base), theme=_weekly_theme()))
+        ).theme.id
+    if not wanted or "resource_id" in wanted:
+        made["resource_id"] = (
+            await call("AddResource", pb.AddResourceRequest(**_w(base), resource=_resource()))
+        ).resource.id
+    if not wanted or wanted & {"path_id", "path_step_id", "segment_id"}:
+        path = (
+            await call(
+                "CreatePath",
+                pb.CreatePathRequest(
+                    **_w(base),
+                    path=pb.LearningPath(
+                        title="English from zero",
+                        steps=[
+                            pb.PathStep(kind=pb.PATH_STEP_KIND_CHECK_IN, title="Say hello"),
+                            pb.PathStep(kind=pb.PATH_STEP_KIND_CHECK_IN, title="Read the rules"),
+                        ],
+                    ),
+                ),
+            )
+        ).path
+        made["path_id"], made["path_step_id"] = path.id, path.steps[0].id
     if not wanted or needs is None:
         await post(_question(base))  # one nobody answered yet
     return World(community_id=community_id, owner=OWNER, **made)
+
+
+async def _members_segment(running: RunningService) -> tuple[str, str]:
+    """A community the owner owns in the members peer, and a segment of it."""
+    members = running.peers["members"]
+    owner = members.auth(OWNER)
+    community = await members_grpc.MembersServiceStub(members.channel).CreateCommunity(
+        members_pb.CreateCommunityRequest(name=f"Hall {uuid.uuid4().hex[:8]}", topic="exams"),
+        metadata=owner,
+    )
+    segment = await profiles_grpc.ProfilesServiceStub(members.channel).CreateSegment(
+        profiles_pb.CreateSegmentRequest(
+            community_id=community.community.id,
+            name="everyone",
+            rule=json.dumps({"points_at_least": 0}),
+        ),
+        metadata=owner,
+    )
+    return community.community.id, segment.segment.id
 
 
 PROCESS = Process(
@@ -357,4 +605,14 @@ PROCESS = Process(
     catalogue=CATALOGUE,
     prepare=prepare,
     exported=("post_id", "comment_id"),
+    # RecommendPath asks members for a segment's members.
+    peers=(
+        Peer(
+            "members",
+            MEMBERS,
+            MembersSettings,
+            address_setting="members_address",
+            overrides={"care_sweep_seconds": 0},
+        ),
+    ),
 )

@@ -7,7 +7,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ class RunningService:
     server: GrpcServer
     deps: Dependencies
     signer: LocalSigner
+    # Other services this one calls, started with it for the tests (catalogue.Peer).
+    peers: dict[str, RunningService] = field(default_factory=dict)
 
     def auth(self, user_id: str, *, operator: bool = False) -> list[tuple[str, str]]:
         """Call metadata that authenticates as `user_id`."""

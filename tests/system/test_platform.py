@@ -662,3 +662,68 @@ def test_taken_port_is_reported_with_the_setting_to_change(
         result = subprocess.run([CLI, "up"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "STUDYHALL_EVENTS_GRPC_PORT" in result.stderr
+
+
+def test_a_library_resource_and_a_learning_path_are_run_from_the_cli(platform: Platform) -> None:
+    created = platform.cli(
+        "community", "create", "--name", "IELTS prep", "--topic", "english", "--as", "ada"
+    )
+    assert created.returncode == 0, created.stderr
+    community_id = created.stdout.strip()
+    joined = platform.cli("member", "join", community_id, "--as", "ben")
+    assert joined.returncode == 0, joined.stderr
+    request_id = uuid.uuid4().hex
+    for _ in range(100):  # until content has learned the community from members' events
+        added = platform.cli(
+            "library", "add", community_id, "--title", "Cambridge IELTS 18",
+            "--url", "https://example.org/ielts-18", "--type", "book", "--level", "intermediate",
+            "--tag", "reading", "--as", "ada", "--request-id", request_id,
+        )  # fmt: skip
+        if added.returncode == 0 or "NOT_FOUND" not in added.stderr:
+            break
+        time.sleep(0.2)
+    assert added.returncode == 0, added.stderr
+    resource_id = added.stdout.strip()
+    path = platform.cli(
+        "path", "create", community_id, "--title", "Reading band 7",
+        "--step", f"resource:{resource_id}", "--step", "check-in:Time one full test",
+        "--as", "ada", "--json",
+    )  # fmt: skip
+    assert path.returncode == 0, path.stderr
+    path_id, steps = json.loads(path.stdout)["id"], json.loads(path.stdout)["steps"]
+    segment = platform.cli(
+        "segment", "create", community_id, "everyone", '{"points_at_least": 0}', "--as", "ada"
+    )
+    assert segment.returncode == 0, segment.stderr
+    recommended = platform.cli(
+        "path", "recommend", community_id, path_id, "--segment", segment.stdout.strip(),
+        "--as", "ada",
+    )  # fmt: skip
+    assert (recommended.returncode, recommended.stdout.strip()) == (0, "2"), recommended.stderr
+    mine = platform.cli("path", "list", community_id, "--recommended", "--as", "ben", "--json")
+    assert [found["id"] for found in json.loads(mine.stdout)["paths"]] == [path_id]
+    for step in steps:
+        done = platform.cli("path", "done", community_id, path_id, step["id"], "--as", "ben")
+        assert done.returncode == 0, done.stderr
+    progress = platform.cli("path", "progress", community_id, path_id, "--as", "ben", "--json")
+    assert progress.returncode == 0, progress.stderr
+    assert json.loads(progress.stdout)["completed_steps"] == 2
+    assert json.loads(progress.stdout)["complete_time"]
+    rated = platform.cli("library", "rate", community_id, resource_id, "5", "--as", "ben")
+    assert (rated.returncode, rated.stdout.strip()) == (0, "5.00"), rated.stderr
+    listed = platform.cli(
+        "library", "list", community_id, "--tag", "reading", "--top", "--as", "ben", "--json"
+    )
+    assert listed.returncode == 0, listed.stderr
+    [resource] = json.loads(listed.stdout)["resources"]
+    assert (resource["id"], resource["my_rating"]) == (resource_id, 5)
+    theme = platform.cli(
+        "calendar", "theme-create", community_id, "--title", "Weekly goals {date}",
+        "--body", "What will you practise?", "--weekday", "1", "--at", "09:00",
+        "--time-zone", "Europe/London", "--as", "ada", "--json",
+    )  # fmt: skip
+    assert theme.returncode == 0, theme.stderr
+    assert json.loads(theme.stdout)["time_zone"] == "Europe/London"
+    bad = platform.cli("library", "rate", community_id, resource_id, "6", "--as", "ben")
+    assert bad.returncode == 1
+    assert "stars" in bad.stderr

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +25,7 @@ from services.content.topics.store import TopicRepository
 from services.kit.access import Access, Role, Standing, check_writable
 from services.kit.auth import Identity, current_identity
 from services.kit.database import Database
-from services.kit.errors import InvalidArgument
+from services.kit.errors import InvalidArgument, PermissionDenied
 from services.kit.grouped_writes import Writer
 from services.kit.idempotency import IdempotencyKey, fingerprint
 from services.kit.paging import page_of, read_page
@@ -36,15 +37,30 @@ TOP_WINDOW = timedelta(days=7)
 _CREATE_FIELDS = ("title", "summary", "body", "url", "tags", "topic_id", "media")
 
 
+class BodyGate(Protocol):
+    """Paid content (handed in by app.py): marks the paid posts among `shown` and blanks
+    the bodies the caller may not read, returning those posts' ids."""
+
+    async def guard(
+        self, session: AsyncSession, caller: Identity, standing: Standing, shown: Sequence[pb.Post]
+    ) -> list[str]: ...
+
+
 class PostsApi:
     def __init__(
-        self, database: Database, access: Access, writer: Writer, posting: Posting
+        self,
+        database: Database,
+        access: Access,
+        writer: Writer,
+        posting: Posting,
+        gate: BodyGate | None = None,
     ) -> None:
         self.database = database
         self.access = access
         self.writer = writer
         # CreatePost, the hot write, decides and writes a whole group at a time.
         self.posting = posting
+        self.gate = gate
 
     async def CreatePost(
         self, request: pb.CreatePostRequest, context: grpc.aio.ServicerContext
@@ -98,6 +114,11 @@ class PostsApi:
                 # Looked up within the community: another community's post is simply not found.
                 raise post_not_found(request.post_id, request.community_id)
             [shown] = await present(session, [post])
+            if self.gate is not None and await self.gate.guard(session, caller, standing, [shown]):
+                raise PermissionDenied(
+                    f"post {post.id} needs an entitlement to product "
+                    f"{shown.required_product_id}; its title and summary show in the feeds"
+                )
         return pb.GetPostResponse(post=shown)
 
     async def UpdatePost(
@@ -311,7 +332,7 @@ class PostsApi:
         page = read_page(problems, request, query)
         top_after = _top_position(problems, page.after) if top else None
         problems.raise_if_any()
-        await self.access.require_reader(request.community_id, caller)
+        standing = await self.access.require_reader(request.community_id, caller)
         topic_id = request.topic_id or None
         pinned: list[domain.Post] = []
         async with self.database.read() as session:
@@ -336,6 +357,8 @@ class PostsApi:
                 )
                 listed, token = page_of(found, page, _published_position)
             shown = await present(session, [*pinned, *listed])
+            if self.gate is not None:
+                await self.gate.guard(session, caller, standing, shown)
         return pb.ListPostsResponse(
             pinned=shown[: len(pinned)], posts=shown[len(pinned) :], next_page_token=token
         )

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 
 from services.kit.access import access_tables
@@ -133,6 +134,193 @@ reactions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_reactions_recent", "community_id", "created_at"),
     Index("ix_reactions_member", "community_id", "user_id"),
+)
+
+# ---- learning paths ----------------------------------------------------------------------
+
+learning_paths = Table(
+    "learning_paths",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    # In order: a list of {"id", "kind", "post_id", "title"}.
+    Column("steps", JSON, nullable=False),
+    # Ids of paths of the community completed before enrolling (never circular).
+    Column("prerequisites", JSON, nullable=False),
+    Column("required_product_id", String(200), nullable=False, server_default=""),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False),
+    Index("ix_learning_paths_community", "community_id", "created_at"),
+    Index("ix_learning_paths_creator", "community_id", "created_by"),
+)
+
+# One row per member and path: the steps they have done.
+path_enrollments = Table(
+    "path_enrollments",
+    metadata,
+    Column("path_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    # Ids of the steps done, in the order they were done.
+    Column("completed_steps", JSON, nullable=False),
+    Column("enrolled_at", DateTime(timezone=True), nullable=False),
+    Column("last_progress_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False),
+    # Who is stuck: enrolled, not completed, idle the longest.
+    Index("ix_path_enrollments_idle", "path_id", "completed_at", "last_progress_at"),
+    Index("ix_path_enrollments_member", "community_id", "user_id"),
+)
+
+# A path aimed at a segment: the snapshot of its members taken then (decision 0015).
+path_recommendations = Table(
+    "path_recommendations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("path_id", String(36), nullable=False),
+    Column("segment_id", String(36), nullable=False),
+    Column("recommended_by", String(200), nullable=False),
+    Column("recommended_at", DateTime(timezone=True), nullable=False),
+    Column("member_count", Integer, nullable=False),
+    Index("ix_path_recommendations_path", "community_id", "path_id"),
+    Index("ix_path_recommendations_by", "community_id", "recommended_by"),
+)
+
+path_recommended_members = Table(
+    "path_recommended_members",
+    metadata,
+    Column("recommendation_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("path_id", String(36), nullable=False),
+    Column("recommended_at", DateTime(timezone=True), nullable=False),
+    # A member's recommendations, newest first.
+    Index("ix_path_recommended_members_member", "community_id", "user_id", "recommended_at"),
+)
+
+# ---- resource library --------------------------------------------------------------------
+
+library_resources = Table(
+    "library_resources",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("url", String(2000), nullable=False),
+    # 1 book, 2 course, 3 tool, 4 article, 5 video (ResourceType).
+    Column("type", Integer, nullable=False),
+    # 1 beginner, 2 intermediate, 3 advanced (ResourceLevel).
+    Column("level", Integer, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("review", Text, nullable=False, server_default=""),
+    Column("added_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False),
+    # Totals of the ratings rows, moved by increments in the rating's transaction (they
+    # commute) and so outside the version an edit's etag stands for.
+    Column("rating_sum", Integer, nullable=False, server_default="0"),
+    Column("rating_count", Integer, nullable=False, server_default="0"),
+    Index("ix_library_resources_newest", "community_id", "created_at"),
+    Index("ix_library_resources_level", "community_id", "level", "created_at"),
+    Index("ix_library_resources_curator", "community_id", "added_by"),
+)
+
+# A resource's tags, one row each: browsing by tag reads an index.
+library_resource_tags = Table(
+    "library_resource_tags",
+    metadata,
+    Column("resource_id", String(36), primary_key=True),
+    Column("tag", String(40), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Index("ix_library_resource_tags_tag", "community_id", "tag"),
+)
+
+# One rating per member and resource.
+resource_ratings = Table(
+    "resource_ratings",
+    metadata,
+    Column("resource_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("stars", Integer, nullable=False),
+    Column("rated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_resource_ratings_member", "community_id", "user_id"),
+)
+
+# A member's saved resources.
+resource_saves = Table(
+    "resource_saves",
+    metadata,
+    Column("resource_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("saved_at", DateTime(timezone=True), nullable=False),
+    Index("ix_resource_saves_member", "community_id", "user_id", "saved_at"),
+)
+
+# ---- recurring themes --------------------------------------------------------------------
+
+# A weekly post from a template; its next occurrence is a job of the scheduler whose key
+# names the theme and the occurrence's local date, so each occurrence runs once.
+themes = Table(
+    "themes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("kind", Integer, nullable=False),
+    Column("topic_id", String(36), nullable=True),
+    # ISO weekday, 1 Monday ... 7 Sunday; a local time of day "HH:MM[:SS]" in time_zone.
+    Column("weekday", Integer, nullable=False),
+    Column("local_time", String(8), nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("author_user_id", String(200), nullable=False),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("next_at", DateTime(timezone=True), nullable=True),
+    Column("next_local_date", String(10), nullable=False, server_default=""),
+    Column("published_count", Integer, nullable=False, server_default="0"),
+    Column("last_missed_reason", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_themes_community", "community_id", "created_at"),
+    Index("ix_themes_author", "community_id", "author_user_id"),
+)
+
+# ---- paid content ------------------------------------------------------------------------
+
+# The projection of billing's entitlements: the newest version of each (decision 0005);
+# `end_at` is authoritative, so access ends then without waiting for an event.
+entitlements = Table(
+    "entitlements",
+    metadata,
+    Column("entitlement_id", String(200), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("user_id", String(200), nullable=False),
+    Column("product_id", String(200), nullable=False),
+    Column("start_at", DateTime(timezone=True), nullable=True),
+    Column("end_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False),
+    Index("ix_entitlements_holder", "community_id", "user_id", "product_id"),
+)
+
+# Posts readable in full only with an entitlement to a product.
+paid_posts = Table(
+    "paid_posts",
+    metadata,
+    Column("post_id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("product_id", String(200), nullable=False),
+    Column("set_by", String(200), nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Index("ix_paid_posts_community", "community_id", "product_id"),
 )
 
 idempotency_keys = idempotency_table(metadata)

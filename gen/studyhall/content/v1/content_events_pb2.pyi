@@ -818,3 +818,564 @@ class ContentViewed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContentViewed: _TypeAlias = ContentViewed  # noqa: Y015
+
+@_typing.final
+class PathCreated(_message.Message):
+    """A learning path was created. `version` is the path's version."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    CREATED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    STEP_COUNT_FIELD_NUMBER: _builtins.int
+    REQUIRED_PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    created_by_user_id: _builtins.str
+    step_count: _builtins.int
+    required_product_id: _builtins.str
+    """The product whose entitlement enrolling needs; empty for a free path."""
+    version: _builtins.int
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        created_by_user_id: _builtins.str = ...,
+        step_count: _builtins.int = ...,
+        required_product_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "create_time", b"create_time", "created_by_user_id", b"created_by_user_id", "path_id", b"path_id", "required_product_id", b"required_product_id", "step_count", b"step_count", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathCreated: _TypeAlias = PathCreated  # noqa: Y015
+
+@_typing.final
+class PathUpdated(_message.Message):
+    """A learning path's fields named in `changed_fields` changed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    STEP_COUNT_FIELD_NUMBER: _builtins.int
+    REQUIRED_PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    updated_by_user_id: _builtins.str
+    step_count: _builtins.int
+    required_product_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        updated_by_user_id: _builtins.str = ...,
+        changed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        step_count: _builtins.int = ...,
+        required_product_id: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "community_id", b"community_id", "path_id", b"path_id", "required_product_id", b"required_product_id", "step_count", b"step_count", "update_time", b"update_time", "updated_by_user_id", b"updated_by_user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathUpdated: _TypeAlias = PathUpdated  # noqa: Y015
+
+@_typing.final
+class PathEnrolled(_message.Message):
+    """A member enrolled in a learning path (once per member and path)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ENROLL_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    user_id: _builtins.str
+    @_builtins.property
+    def enroll_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        enroll_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["enroll_time", b"enroll_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "enroll_time", b"enroll_time", "path_id", b"path_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathEnrolled: _TypeAlias = PathEnrolled  # noqa: Y015
+
+@_typing.final
+class PathStepCompleted(_message.Message):
+    """A member marked a step of a learning path done (once per member and step)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    COMPLETED_STEPS_FIELD_NUMBER: _builtins.int
+    TOTAL_STEPS_FIELD_NUMBER: _builtins.int
+    COMPLETE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    step_id: _builtins.str
+    user_id: _builtins.str
+    completed_steps: _builtins.int
+    """Steps of the path done, and its steps, after this one."""
+    total_steps: _builtins.int
+    @_builtins.property
+    def complete_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        step_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        completed_steps: _builtins.int = ...,
+        total_steps: _builtins.int = ...,
+        complete_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "complete_time", b"complete_time", "completed_steps", b"completed_steps", "path_id", b"path_id", "step_id", b"step_id", "total_steps", b"total_steps", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathStepCompleted: _TypeAlias = PathStepCompleted  # noqa: Y015
+
+@_typing.final
+class PathRecommended(_message.Message):
+    """A learning path was recommended to a segment's members (the snapshot taken then; the
+    members are read with ListRecommendedPaths, never carried here).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    RECOMMENDATION_ID_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    RECOMMENDED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_COUNT_FIELD_NUMBER: _builtins.int
+    RECOMMEND_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    recommendation_id: _builtins.str
+    segment_id: _builtins.str
+    recommended_by_user_id: _builtins.str
+    member_count: _builtins.int
+    @_builtins.property
+    def recommend_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        recommendation_id: _builtins.str = ...,
+        segment_id: _builtins.str = ...,
+        recommended_by_user_id: _builtins.str = ...,
+        member_count: _builtins.int = ...,
+        recommend_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recommend_time", b"recommend_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "member_count", b"member_count", "path_id", b"path_id", "recommend_time", b"recommend_time", "recommendation_id", b"recommendation_id", "recommended_by_user_id", b"recommended_by_user_id", "segment_id", b"segment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathRecommended: _TypeAlias = PathRecommended  # noqa: Y015
+
+@_typing.final
+class ResourceAdded(_message.Message):
+    """A resource was added to a community's library. `version` is the resource's version."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    ADDED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    added_by_user_id: _builtins.str
+    type: _content_service_pb2.ResourceType.ValueType
+    level: _content_service_pb2.ResourceLevel.ValueType
+    version: _builtins.int
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        added_by_user_id: _builtins.str = ...,
+        type: _content_service_pb2.ResourceType.ValueType = ...,
+        level: _content_service_pb2.ResourceLevel.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_by_user_id", b"added_by_user_id", "community_id", b"community_id", "create_time", b"create_time", "level", b"level", "resource_id", b"resource_id", "type", b"type", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceAdded: _TypeAlias = ResourceAdded  # noqa: Y015
+
+@_typing.final
+class ResourceUpdated(_message.Message):
+    """A resource's fields named in `changed_fields` changed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    updated_by_user_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        updated_by_user_id: _builtins.str = ...,
+        changed_fields: _abc.Iterable[_builtins.str] | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_fields", b"changed_fields", "community_id", b"community_id", "resource_id", b"resource_id", "update_time", b"update_time", "updated_by_user_id", b"updated_by_user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceUpdated: _TypeAlias = ResourceUpdated  # noqa: Y015
+
+@_typing.final
+class ResourceRated(_message.Message):
+    """A member rated a resource (or changed their rating)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    STARS_FIELD_NUMBER: _builtins.int
+    PREVIOUS_STARS_FIELD_NUMBER: _builtins.int
+    RATE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    user_id: _builtins.str
+    stars: _builtins.int
+    """1 to 5."""
+    previous_stars: _builtins.int
+    """The member's previous rating; 0 for a first rating."""
+    @_builtins.property
+    def rate_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        stars: _builtins.int = ...,
+        previous_stars: _builtins.int = ...,
+        rate_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rate_time", b"rate_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "previous_stars", b"previous_stars", "rate_time", b"rate_time", "resource_id", b"resource_id", "stars", b"stars", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceRated: _TypeAlias = ResourceRated  # noqa: Y015
+
+@_typing.final
+class ResourceSaved(_message.Message):
+    """A member saved a resource to their list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    SAVE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    user_id: _builtins.str
+    @_builtins.property
+    def save_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        save_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["save_time", b"save_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "resource_id", b"resource_id", "save_time", b"save_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceSaved: _TypeAlias = ResourceSaved  # noqa: Y015
+
+@_typing.final
+class ResourceUnsaved(_message.Message):
+    """A member took a resource off their list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    UNSAVE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    user_id: _builtins.str
+    @_builtins.property
+    def unsave_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        unsave_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["unsave_time", b"unsave_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "resource_id", b"resource_id", "unsave_time", b"unsave_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceUnsaved: _TypeAlias = ResourceUnsaved  # noqa: Y015
+
+@_typing.final
+class ThemeCreated(_message.Message):
+    """A recurring theme was started."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    THEME_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    WEEKDAY_FIELD_NUMBER: _builtins.int
+    LOCAL_TIME_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    FIRST_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    theme_id: _builtins.str
+    author_user_id: _builtins.str
+    weekday: _builtins.int
+    """ISO weekday and local time of its occurrences, in `time_zone`."""
+    local_time: _builtins.str
+    time_zone: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def first_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        theme_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        weekday: _builtins.int = ...,
+        local_time: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        first_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first_time", b"first_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_user_id", b"author_user_id", "community_id", b"community_id", "first_time", b"first_time", "local_time", b"local_time", "theme_id", b"theme_id", "time_zone", b"time_zone", "version", b"version", "weekday", b"weekday"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ThemeCreated: _TypeAlias = ThemeCreated  # noqa: Y015
+
+@_typing.final
+class ThemePublished(_message.Message):
+    """An occurrence of a recurring theme went live as a post (published once per theme and
+    local date; the post's own PostCreated comes with it).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    THEME_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    LOCAL_DATE_FIELD_NUMBER: _builtins.int
+    PUBLISH_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    theme_id: _builtins.str
+    post_id: _builtins.str
+    local_date: _builtins.str
+    """The occurrence's local date, YYYY-MM-DD."""
+    @_builtins.property
+    def publish_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        theme_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        local_date: _builtins.str = ...,
+        publish_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["publish_time", b"publish_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "local_date", b"local_date", "post_id", b"post_id", "publish_time", b"publish_time", "theme_id", b"theme_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ThemePublished: _TypeAlias = ThemePublished  # noqa: Y015
+
+@_typing.final
+class ThemeMissed(_message.Message):
+    """An occurrence of a recurring theme could not go live (its author may no longer post, or
+    the community is archived); the next one is still planned.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    THEME_ID_FIELD_NUMBER: _builtins.int
+    LOCAL_DATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    theme_id: _builtins.str
+    local_date: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        theme_id: _builtins.str = ...,
+        local_date: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "local_date", b"local_date", "reason", b"reason", "theme_id", b"theme_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ThemeMissed: _TypeAlias = ThemeMissed  # noqa: Y015
+
+@_typing.final
+class ThemeEnded(_message.Message):
+    """A recurring theme was ended: no occurrence after this."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    THEME_ID_FIELD_NUMBER: _builtins.int
+    ENDED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    theme_id: _builtins.str
+    ended_by_user_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        theme_id: _builtins.str = ...,
+        ended_by_user_id: _builtins.str = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "end_time", b"end_time", "ended_by_user_id", b"ended_by_user_id", "theme_id", b"theme_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ThemeEnded: _TypeAlias = ThemeEnded  # noqa: Y015
+
+@_typing.final
+class PostProductChanged(_message.Message):
+    """A post became paid (readable in full with an entitlement to `product_id`), changed its
+    product, or became free again (`product_id` empty).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    CHANGED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    CHANGE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    post_id: _builtins.str
+    product_id: _builtins.str
+    changed_by_user_id: _builtins.str
+    @_builtins.property
+    def change_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        product_id: _builtins.str = ...,
+        changed_by_user_id: _builtins.str = ...,
+        change_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time", "changed_by_user_id", b"changed_by_user_id", "community_id", b"community_id", "post_id", b"post_id", "product_id", b"product_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PostProductChanged: _TypeAlias = PostProductChanged  # noqa: Y015

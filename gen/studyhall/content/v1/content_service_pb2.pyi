@@ -141,6 +141,96 @@ CALENDAR_STATUS_MISSED: CalendarStatus.ValueType  # 3
 """Scheduled, and could not go live at its time."""
 Global___CalendarStatus: _TypeAlias = CalendarStatus  # noqa: Y015
 
+class _PathStepKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PathStepKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PathStepKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PATH_STEP_KIND_UNSPECIFIED: _PathStepKind.ValueType  # 0
+    PATH_STEP_KIND_POST: _PathStepKind.ValueType  # 1
+    """Read a published post of the community."""
+    PATH_STEP_KIND_RESOURCE: _PathStepKind.ValueType  # 2
+    """Work through a resource of the community's library."""
+    PATH_STEP_KIND_CHECK_IN: _PathStepKind.ValueType  # 3
+    """A task the member checks in as done (no post)."""
+
+class PathStepKind(_PathStepKind, metaclass=_PathStepKindEnumTypeWrapper):
+    """---- learning paths ----------------------------------------------------------------------"""
+
+PATH_STEP_KIND_UNSPECIFIED: PathStepKind.ValueType  # 0
+PATH_STEP_KIND_POST: PathStepKind.ValueType  # 1
+"""Read a published post of the community."""
+PATH_STEP_KIND_RESOURCE: PathStepKind.ValueType  # 2
+"""Work through a resource of the community's library."""
+PATH_STEP_KIND_CHECK_IN: PathStepKind.ValueType  # 3
+"""A task the member checks in as done (no post)."""
+Global___PathStepKind: _TypeAlias = PathStepKind  # noqa: Y015
+
+class _ResourceType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ResourceTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResourceType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESOURCE_TYPE_UNSPECIFIED: _ResourceType.ValueType  # 0
+    RESOURCE_TYPE_BOOK: _ResourceType.ValueType  # 1
+    RESOURCE_TYPE_COURSE: _ResourceType.ValueType  # 2
+    RESOURCE_TYPE_TOOL: _ResourceType.ValueType  # 3
+    RESOURCE_TYPE_ARTICLE: _ResourceType.ValueType  # 4
+    RESOURCE_TYPE_VIDEO: _ResourceType.ValueType  # 5
+
+class ResourceType(_ResourceType, metaclass=_ResourceTypeEnumTypeWrapper):
+    """---- resource library --------------------------------------------------------------------"""
+
+RESOURCE_TYPE_UNSPECIFIED: ResourceType.ValueType  # 0
+RESOURCE_TYPE_BOOK: ResourceType.ValueType  # 1
+RESOURCE_TYPE_COURSE: ResourceType.ValueType  # 2
+RESOURCE_TYPE_TOOL: ResourceType.ValueType  # 3
+RESOURCE_TYPE_ARTICLE: ResourceType.ValueType  # 4
+RESOURCE_TYPE_VIDEO: ResourceType.ValueType  # 5
+Global___ResourceType: _TypeAlias = ResourceType  # noqa: Y015
+
+class _ResourceLevel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ResourceLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResourceLevel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESOURCE_LEVEL_UNSPECIFIED: _ResourceLevel.ValueType  # 0
+    RESOURCE_LEVEL_BEGINNER: _ResourceLevel.ValueType  # 1
+    RESOURCE_LEVEL_INTERMEDIATE: _ResourceLevel.ValueType  # 2
+    RESOURCE_LEVEL_ADVANCED: _ResourceLevel.ValueType  # 3
+
+class ResourceLevel(_ResourceLevel, metaclass=_ResourceLevelEnumTypeWrapper): ...
+
+RESOURCE_LEVEL_UNSPECIFIED: ResourceLevel.ValueType  # 0
+RESOURCE_LEVEL_BEGINNER: ResourceLevel.ValueType  # 1
+RESOURCE_LEVEL_INTERMEDIATE: ResourceLevel.ValueType  # 2
+RESOURCE_LEVEL_ADVANCED: ResourceLevel.ValueType  # 3
+Global___ResourceLevel: _TypeAlias = ResourceLevel  # noqa: Y015
+
+class _ResourceOrder:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ResourceOrderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResourceOrder.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESOURCE_ORDER_UNSPECIFIED: _ResourceOrder.ValueType  # 0
+    """Newest first."""
+    RESOURCE_ORDER_NEWEST: _ResourceOrder.ValueType  # 1
+    RESOURCE_ORDER_TOP_RATED: _ResourceOrder.ValueType  # 2
+    """Highest average rating first (unrated last), then newest."""
+
+class ResourceOrder(_ResourceOrder, metaclass=_ResourceOrderEnumTypeWrapper): ...
+
+RESOURCE_ORDER_UNSPECIFIED: ResourceOrder.ValueType  # 0
+"""Newest first."""
+RESOURCE_ORDER_NEWEST: ResourceOrder.ValueType  # 1
+RESOURCE_ORDER_TOP_RATED: ResourceOrder.ValueType  # 2
+"""Highest average rating first (unrated last), then newest."""
+Global___ResourceOrder: _TypeAlias = ResourceOrder  # noqa: Y015
+
 @_typing.final
 class Topic(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -268,6 +358,8 @@ class Post(_message.Message):
     ETAG_FIELD_NUMBER: _builtins.int
     SCHEDULED_TIME_FIELD_NUMBER: _builtins.int
     MISSED_REASON_FIELD_NUMBER: _builtins.int
+    REQUIRED_PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    LOCKED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     author_user_id: _builtins.str
@@ -294,6 +386,10 @@ class Post(_message.Message):
     """Opaque; send it back with an update so a concurrent edit is not overwritten."""
     missed_reason: _builtins.str
     """Why a scheduled draft did not go live at its time; empty otherwise."""
+    required_product_id: _builtins.str
+    """Paid: the product whose entitlement reading it needs; empty for a free post."""
+    locked: _builtins.bool
+    """Paid and the reader holds no entitlement: body, url and media are empty."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -355,10 +451,12 @@ class Post(_message.Message):
         etag: _builtins.str = ...,
         scheduled_time: _timestamp_pb2.Timestamp | None = ...,
         missed_reason: _builtins.str = ...,
+        required_product_id: _builtins.str = ...,
+        locked: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "first_answer_time", b"first_answer_time", "pin_time", b"pin_time", "publish_time", b"publish_time", "scheduled_time", b"scheduled_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_answer_id", b"accepted_answer_id", "author_user_id", b"author_user_id", "body", b"body", "comment_count", b"comment_count", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "first_answer_time", b"first_answer_time", "id", b"id", "kind", b"kind", "media", b"media", "missed_reason", b"missed_reason", "pin_time", b"pin_time", "pinned", b"pinned", "publish_time", b"publish_time", "reactions", b"reactions", "scheduled_time", b"scheduled_time", "state", b"state", "summary", b"summary", "tags", b"tags", "title", b"title", "topic_id", b"topic_id", "update_time", b"update_time", "url", b"url", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_answer_id", b"accepted_answer_id", "author_user_id", b"author_user_id", "body", b"body", "comment_count", b"comment_count", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "first_answer_time", b"first_answer_time", "id", b"id", "kind", b"kind", "locked", b"locked", "media", b"media", "missed_reason", b"missed_reason", "pin_time", b"pin_time", "pinned", b"pinned", "publish_time", b"publish_time", "reactions", b"reactions", "required_product_id", b"required_product_id", "scheduled_time", b"scheduled_time", "state", b"state", "summary", b"summary", "tags", b"tags", "title", b"title", "topic_id", b"topic_id", "update_time", b"update_time", "url", b"url", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1939,3 +2037,1451 @@ class ListCalendarResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListCalendarResponse: _TypeAlias = ListCalendarResponse  # noqa: Y015
+
+@_typing.final
+class PathStep(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Assigned by the server; send it back with an update to keep the step (and members'
+    progress on it).
+    """
+    kind: Global___PathStepKind.ValueType
+    post_id: _builtins.str
+    """Post steps: a published post of the same community."""
+    title: _builtins.str
+    """What to do; required for a check-in task, at most 200 characters."""
+    resource_id: _builtins.str
+    """Resource steps: a resource of the community's library."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        kind: Global___PathStepKind.ValueType = ...,
+        post_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "kind", b"kind", "post_id", b"post_id", "resource_id", b"resource_id", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathStep: _TypeAlias = PathStep  # noqa: Y015
+
+@_typing.final
+class LearningPath(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    PREREQUISITE_PATH_IDS_FIELD_NUMBER: _builtins.int
+    REQUIRED_PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    CREATED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    title: _builtins.str
+    """1-200 characters."""
+    description: _builtins.str
+    """At most 2,000 characters."""
+    required_product_id: _builtins.str
+    """The product whose entitlement enrolling needs; empty for a free path."""
+    created_by_user_id: _builtins.str
+    """Who created it; empty once they erased their data."""
+    version: _builtins.int
+    etag: _builtins.str
+    """Opaque; send it back with an update so a concurrent edit is not overwritten."""
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___PathStep]:
+        """1-100 steps, in order."""
+
+    @_builtins.property
+    def prerequisite_path_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Paths of the community a member completes before enrolling; never circular."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        description: _builtins.str = ...,
+        steps: _abc.Iterable[Global___PathStep] | None = ...,
+        prerequisite_path_ids: _abc.Iterable[_builtins.str] | None = ...,
+        required_product_id: _builtins.str = ...,
+        created_by_user_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "create_time", b"create_time", "created_by_user_id", b"created_by_user_id", "description", b"description", "etag", b"etag", "id", b"id", "prerequisite_path_ids", b"prerequisite_path_ids", "required_product_id", b"required_product_id", "steps", b"steps", "title", b"title", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LearningPath: _TypeAlias = LearningPath  # noqa: Y015
+
+@_typing.final
+class PathProgress(_message.Message):
+    """A member's progress on a path."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    COMPLETED_STEP_IDS_FIELD_NUMBER: _builtins.int
+    COMPLETED_STEPS_FIELD_NUMBER: _builtins.int
+    TOTAL_STEPS_FIELD_NUMBER: _builtins.int
+    NEXT_STEP_ID_FIELD_NUMBER: _builtins.int
+    ENROLL_TIME_FIELD_NUMBER: _builtins.int
+    LAST_PROGRESS_TIME_FIELD_NUMBER: _builtins.int
+    COMPLETE_TIME_FIELD_NUMBER: _builtins.int
+    ENROLLED_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    user_id: _builtins.str
+    completed_steps: _builtins.int
+    total_steps: _builtins.int
+    next_step_id: _builtins.str
+    """The first step not done; empty once every step is."""
+    enrolled: _builtins.bool
+    """Whether the member is enrolled (CompletePathStep enrolls them too)."""
+    @_builtins.property
+    def completed_step_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The steps of the path (as it is now) the member has done."""
+
+    @_builtins.property
+    def enroll_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_progress_time(self) -> _timestamp_pb2.Timestamp:
+        """The last step done (the enrollment while none is)."""
+
+    @_builtins.property
+    def complete_time(self) -> _timestamp_pb2.Timestamp:
+        """When the member completed the path; unset until then."""
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        completed_step_ids: _abc.Iterable[_builtins.str] | None = ...,
+        completed_steps: _builtins.int = ...,
+        total_steps: _builtins.int = ...,
+        next_step_id: _builtins.str = ...,
+        enroll_time: _timestamp_pb2.Timestamp | None = ...,
+        last_progress_time: _timestamp_pb2.Timestamp | None = ...,
+        complete_time: _timestamp_pb2.Timestamp | None = ...,
+        enrolled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "enroll_time", b"enroll_time", "last_progress_time", b"last_progress_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "complete_time", b"complete_time", "completed_step_ids", b"completed_step_ids", "completed_steps", b"completed_steps", "enroll_time", b"enroll_time", "enrolled", b"enrolled", "last_progress_time", b"last_progress_time", "next_step_id", b"next_step_id", "path_id", b"path_id", "total_steps", b"total_steps", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathProgress: _TypeAlias = PathProgress  # noqa: Y015
+
+@_typing.final
+class CreatePathRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    @_builtins.property
+    def path(self) -> Global___LearningPath:
+        """The path: title, description, steps (without ids), prerequisite_path_ids,
+        required_product_id.
+        """
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        path: Global___LearningPath | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "path", b"path", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePathRequest: _TypeAlias = CreatePathRequest  # noqa: Y015
+
+@_typing.final
+class CreatePathResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def path(self) -> Global___LearningPath: ...
+    def __init__(
+        self,
+        *,
+        path: Global___LearningPath | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePathResponse: _TypeAlias = CreatePathResponse  # noqa: Y015
+
+@_typing.final
+class UpdatePathRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    path_id: _builtins.str
+    etag: _builtins.str
+    """The etag the caller last read; empty to overwrite whatever is there."""
+    @_builtins.property
+    def path(self) -> Global___LearningPath:
+        """The new values of the fields the mask names: title, description, steps,
+        prerequisite_path_ids, required_product_id.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        path: Global___LearningPath | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["path", b"path", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "etag", b"etag", "path", b"path", "path_id", b"path_id", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePathRequest: _TypeAlias = UpdatePathRequest  # noqa: Y015
+
+@_typing.final
+class UpdatePathResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def path(self) -> Global___LearningPath: ...
+    def __init__(
+        self,
+        *,
+        path: Global___LearningPath | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePathResponse: _TypeAlias = UpdatePathResponse  # noqa: Y015
+
+@_typing.final
+class GetPathRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "path_id", b"path_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPathRequest: _TypeAlias = GetPathRequest  # noqa: Y015
+
+@_typing.final
+class GetPathResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def path(self) -> Global___LearningPath: ...
+    def __init__(
+        self,
+        *,
+        path: Global___LearningPath | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPathResponse: _TypeAlias = GetPathResponse  # noqa: Y015
+
+@_typing.final
+class ListPathsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    RECOMMENDED_TO_ME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    recommended_to_me: _builtins.bool
+    """Only the paths recommended to the caller (RecommendPath)."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        recommended_to_me: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token", "recommended_to_me", b"recommended_to_me"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPathsRequest: _TypeAlias = ListPathsRequest  # noqa: Y015
+
+@_typing.final
+class ListPathsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATHS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def paths(self) -> _containers.RepeatedCompositeFieldContainer[Global___LearningPath]: ...
+    def __init__(
+        self,
+        *,
+        paths: _abc.Iterable[Global___LearningPath] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "paths", b"paths"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPathsResponse: _TypeAlias = ListPathsResponse  # noqa: Y015
+
+@_typing.final
+class EnrollInPathRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    path_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "path_id", b"path_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrollInPathRequest: _TypeAlias = EnrollInPathRequest  # noqa: Y015
+
+@_typing.final
+class EnrollInPathResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___PathProgress: ...
+    def __init__(
+        self,
+        *,
+        progress: Global___PathProgress | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrollInPathResponse: _TypeAlias = EnrollInPathResponse  # noqa: Y015
+
+@_typing.final
+class CompletePathStepRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    path_id: _builtins.str
+    step_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        step_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "path_id", b"path_id", "request_id", b"request_id", "step_id", b"step_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompletePathStepRequest: _TypeAlias = CompletePathStepRequest  # noqa: Y015
+
+@_typing.final
+class CompletePathStepResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___PathProgress: ...
+    def __init__(
+        self,
+        *,
+        progress: Global___PathProgress | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompletePathStepResponse: _TypeAlias = CompletePathStepResponse  # noqa: Y015
+
+@_typing.final
+class GetPathProgressRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    user_id: _builtins.str
+    """Moderators: whose progress; empty for the caller's."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "path_id", b"path_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPathProgressRequest: _TypeAlias = GetPathProgressRequest  # noqa: Y015
+
+@_typing.final
+class GetPathProgressResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___PathProgress: ...
+    def __init__(
+        self,
+        *,
+        progress: Global___PathProgress | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPathProgressResponse: _TypeAlias = GetPathProgressResponse  # noqa: Y015
+
+@_typing.final
+class StuckMember(_message.Message):
+    """An enrolled member with no progress for a while, and the step they are on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    COMPLETED_STEPS_FIELD_NUMBER: _builtins.int
+    LAST_PROGRESS_TIME_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    step_id: _builtins.str
+    """The first step they have not done."""
+    completed_steps: _builtins.int
+    @_builtins.property
+    def last_progress_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        step_id: _builtins.str = ...,
+        completed_steps: _builtins.int = ...,
+        last_progress_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_progress_time", b"last_progress_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_steps", b"completed_steps", "last_progress_time", b"last_progress_time", "step_id", b"step_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StuckMember: _TypeAlias = StuckMember  # noqa: Y015
+
+@_typing.final
+class StuckStep(_message.Message):
+    """How many enrolled members are stuck on one step."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    step_id: _builtins.str
+    members: _builtins.int
+    def __init__(
+        self,
+        *,
+        step_id: _builtins.str = ...,
+        members: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "step_id", b"step_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StuckStep: _TypeAlias = StuckStep  # noqa: Y015
+
+@_typing.final
+class ListStuckMembersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    IDLE_DAYS_FIELD_NUMBER: _builtins.int
+    STEP_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    path_id: _builtins.str
+    idle_days: _builtins.int
+    """No progress for this many days: 1-365."""
+    step_id: _builtins.str
+    """Only those stuck on this step; empty for every step."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        idle_days: _builtins.int = ...,
+        step_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "idle_days", b"idle_days", "page_size", b"page_size", "page_token", b"page_token", "path_id", b"path_id", "step_id", b"step_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListStuckMembersRequest: _TypeAlias = ListStuckMembersRequest  # noqa: Y015
+
+@_typing.final
+class ListStuckMembersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___StuckMember]:
+        """Longest idle first."""
+
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___StuckStep]:
+        """The stuck members per step, in the path's order (steps with none left out); on the
+        first page.
+        """
+
+    @_builtins.property
+    def path(self) -> Global___LearningPath:
+        """The path asked about, with its steps."""
+
+    def __init__(
+        self,
+        *,
+        members: _abc.Iterable[Global___StuckMember] | None = ...,
+        steps: _abc.Iterable[Global___StuckStep] | None = ...,
+        next_page_token: _builtins.str = ...,
+        path: Global___LearningPath | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["path", b"path"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "next_page_token", b"next_page_token", "path", b"path", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListStuckMembersResponse: _TypeAlias = ListStuckMembersResponse  # noqa: Y015
+
+@_typing.final
+class PathRecommendation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    RECOMMENDED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_COUNT_FIELD_NUMBER: _builtins.int
+    RECOMMEND_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    path_id: _builtins.str
+    segment_id: _builtins.str
+    recommended_by_user_id: _builtins.str
+    member_count: _builtins.int
+    """How many members the segment held when recommended."""
+    @_builtins.property
+    def recommend_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        segment_id: _builtins.str = ...,
+        recommended_by_user_id: _builtins.str = ...,
+        member_count: _builtins.int = ...,
+        recommend_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recommend_time", b"recommend_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "id", b"id", "member_count", b"member_count", "path_id", b"path_id", "recommend_time", b"recommend_time", "recommended_by_user_id", b"recommended_by_user_id", "segment_id", b"segment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathRecommendation: _TypeAlias = PathRecommendation  # noqa: Y015
+
+@_typing.final
+class RecommendPathRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    path_id: _builtins.str
+    segment_id: _builtins.str
+    """A segment of the community, as members defines it."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        path_id: _builtins.str = ...,
+        segment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "path_id", b"path_id", "request_id", b"request_id", "segment_id", b"segment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecommendPathRequest: _TypeAlias = RecommendPathRequest  # noqa: Y015
+
+@_typing.final
+class RecommendPathResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECOMMENDATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def recommendation(self) -> Global___PathRecommendation: ...
+    def __init__(
+        self,
+        *,
+        recommendation: Global___PathRecommendation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recommendation", b"recommendation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recommendation", b"recommendation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecommendPathResponse: _TypeAlias = RecommendPathResponse  # noqa: Y015
+
+@_typing.final
+class Resource(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    REVIEW_FIELD_NUMBER: _builtins.int
+    ADDED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    RATING_COUNT_FIELD_NUMBER: _builtins.int
+    RATING_AVERAGE_FIELD_NUMBER: _builtins.int
+    MY_RATING_FIELD_NUMBER: _builtins.int
+    SAVED_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    title: _builtins.str
+    """1-200 characters."""
+    url: _builtins.str
+    """An absolute http(s) URL, at most 2000 characters."""
+    type: Global___ResourceType.ValueType
+    level: Global___ResourceLevel.ValueType
+    review: _builtins.str
+    """A short review by the curator, at most 1,000 characters."""
+    added_by_user_id: _builtins.str
+    """Who added it; empty once they erased their data."""
+    rating_count: _builtins.int
+    rating_average: _builtins.float
+    """The average rating, 1-5; 0 while unrated."""
+    my_rating: _builtins.int
+    """The caller's rating, 1-5; 0 when they have not rated it."""
+    saved: _builtins.bool
+    """Whether the caller saved it."""
+    version: _builtins.int
+    etag: _builtins.str
+    """Opaque; send it back with an update so a concurrent edit is not overwritten."""
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At most 20 tags of 1-40 letters, digits, '-' or '_'."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        url: _builtins.str = ...,
+        type: Global___ResourceType.ValueType = ...,
+        level: Global___ResourceLevel.ValueType = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        review: _builtins.str = ...,
+        added_by_user_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        rating_count: _builtins.int = ...,
+        rating_average: _builtins.float = ...,
+        my_rating: _builtins.int = ...,
+        saved: _builtins.bool = ...,
+        version: _builtins.int = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_by_user_id", b"added_by_user_id", "community_id", b"community_id", "create_time", b"create_time", "etag", b"etag", "id", b"id", "level", b"level", "my_rating", b"my_rating", "rating_average", b"rating_average", "rating_count", b"rating_count", "review", b"review", "saved", b"saved", "tags", b"tags", "title", b"title", "type", b"type", "update_time", b"update_time", "url", b"url", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Resource: _TypeAlias = Resource  # noqa: Y015
+
+@_typing.final
+class AddResourceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    @_builtins.property
+    def resource(self) -> Global___Resource:
+        """title, url, type, level, tags, review."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        resource: Global___Resource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddResourceRequest: _TypeAlias = AddResourceRequest  # noqa: Y015
+
+@_typing.final
+class AddResourceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> Global___Resource: ...
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddResourceResponse: _TypeAlias = AddResourceResponse  # noqa: Y015
+
+@_typing.final
+class UpdateResourceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    etag: _builtins.str
+    """The etag the caller last read; empty to overwrite whatever is there."""
+    @_builtins.property
+    def resource(self) -> Global___Resource:
+        """The new values of the fields the mask names: title, url, type, level, tags, review."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        resource: Global___Resource | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "etag", b"etag", "request_id", b"request_id", "resource", b"resource", "resource_id", b"resource_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateResourceRequest: _TypeAlias = UpdateResourceRequest  # noqa: Y015
+
+@_typing.final
+class UpdateResourceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> Global___Resource: ...
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateResourceResponse: _TypeAlias = UpdateResourceResponse  # noqa: Y015
+
+@_typing.final
+class GetResourceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "resource_id", b"resource_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetResourceRequest: _TypeAlias = GetResourceRequest  # noqa: Y015
+
+@_typing.final
+class GetResourceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> Global___Resource: ...
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetResourceResponse: _TypeAlias = GetResourceResponse  # noqa: Y015
+
+@_typing.final
+class ListResourcesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    TAG_FIELD_NUMBER: _builtins.int
+    MIN_RATING_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    SAVED_ONLY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    level: Global___ResourceLevel.ValueType
+    """Only this level; unspecified for every level."""
+    tag: _builtins.str
+    """Only resources with this tag; empty for any."""
+    min_rating: _builtins.int
+    """Only resources rated at least this on average, 1-5; 0 for any (unrated too)."""
+    order: Global___ResourceOrder.ValueType
+    saved_only: _builtins.bool
+    """Only the caller's saved resources."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        level: Global___ResourceLevel.ValueType = ...,
+        tag: _builtins.str = ...,
+        min_rating: _builtins.int = ...,
+        order: Global___ResourceOrder.ValueType = ...,
+        saved_only: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "level", b"level", "min_rating", b"min_rating", "order", b"order", "page_size", b"page_size", "page_token", b"page_token", "saved_only", b"saved_only", "tag", b"tag"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListResourcesRequest: _TypeAlias = ListResourcesRequest  # noqa: Y015
+
+@_typing.final
+class ListResourcesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resource]: ...
+    def __init__(
+        self,
+        *,
+        resources: _abc.Iterable[Global___Resource] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "resources", b"resources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListResourcesResponse: _TypeAlias = ListResourcesResponse  # noqa: Y015
+
+@_typing.final
+class RateResourceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    STARS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    stars: _builtins.int
+    """1 to 5."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        stars: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "resource_id", b"resource_id", "stars", b"stars"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateResourceRequest: _TypeAlias = RateResourceRequest  # noqa: Y015
+
+@_typing.final
+class RateResourceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> Global___Resource: ...
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateResourceResponse: _TypeAlias = RateResourceResponse  # noqa: Y015
+
+@_typing.final
+class SaveResourceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "resource_id", b"resource_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaveResourceRequest: _TypeAlias = SaveResourceRequest  # noqa: Y015
+
+@_typing.final
+class SaveResourceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> Global___Resource: ...
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SaveResourceResponse: _TypeAlias = SaveResourceResponse  # noqa: Y015
+
+@_typing.final
+class UnsaveResourceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    resource_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "resource_id", b"resource_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnsaveResourceRequest: _TypeAlias = UnsaveResourceRequest  # noqa: Y015
+
+@_typing.final
+class UnsaveResourceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> Global___Resource: ...
+    def __init__(
+        self,
+        *,
+        resource: Global___Resource | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnsaveResourceResponse: _TypeAlias = UnsaveResourceResponse  # noqa: Y015
+
+@_typing.final
+class Theme(_message.Message):
+    """---- recurring themes --------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TOPIC_ID_FIELD_NUMBER: _builtins.int
+    WEEKDAY_FIELD_NUMBER: _builtins.int
+    LOCAL_TIME_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    NEXT_TIME_FIELD_NUMBER: _builtins.int
+    NEXT_LOCAL_DATE_FIELD_NUMBER: _builtins.int
+    PUBLISHED_COUNT_FIELD_NUMBER: _builtins.int
+    LAST_MISSED_REASON_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    title: _builtins.str
+    """The title of each post, 1-200 characters; "{date}" stands for the occurrence's local
+    date (YYYY-MM-DD).
+    """
+    body: _builtins.str
+    """The body of each post, 1-50,000 characters; "{date}" as in the title."""
+    kind: Global___PostKind.ValueType
+    """Article or question."""
+    topic_id: _builtins.str
+    """A topic of the community; empty for none."""
+    weekday: _builtins.int
+    """ISO weekday: 1 Monday ... 7 Sunday."""
+    local_time: _builtins.str
+    """The local time of day, "HH:MM" (seconds allowed)."""
+    time_zone: _builtins.str
+    """The IANA time zone the weekday and time are in."""
+    author_user_id: _builtins.str
+    """Who the posts are published as: the admin who created the theme."""
+    active: _builtins.bool
+    """False once ended."""
+    next_local_date: _builtins.str
+    published_count: _builtins.int
+    """Occurrences published so far."""
+    last_missed_reason: _builtins.str
+    """Why the last occurrence was missed; empty when it was published."""
+    version: _builtins.int
+    etag: _builtins.str
+    @_builtins.property
+    def next_time(self) -> _timestamp_pb2.Timestamp:
+        """The next occurrence; unset once ended."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        body: _builtins.str = ...,
+        kind: Global___PostKind.ValueType = ...,
+        topic_id: _builtins.str = ...,
+        weekday: _builtins.int = ...,
+        local_time: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        active: _builtins.bool = ...,
+        next_time: _timestamp_pb2.Timestamp | None = ...,
+        next_local_date: _builtins.str = ...,
+        published_count: _builtins.int = ...,
+        last_missed_reason: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "next_time", b"next_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "author_user_id", b"author_user_id", "body", b"body", "community_id", b"community_id", "create_time", b"create_time", "etag", b"etag", "id", b"id", "kind", b"kind", "last_missed_reason", b"last_missed_reason", "local_time", b"local_time", "next_local_date", b"next_local_date", "next_time", b"next_time", "published_count", b"published_count", "time_zone", b"time_zone", "title", b"title", "topic_id", b"topic_id", "version", b"version", "weekday", b"weekday"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Theme: _TypeAlias = Theme  # noqa: Y015
+
+@_typing.final
+class CreateThemeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    THEME_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    @_builtins.property
+    def theme(self) -> Global___Theme:
+        """title, body, kind, topic_id, weekday, local_time, time_zone (empty: the community's)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        theme: Global___Theme | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["theme", b"theme"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "theme", b"theme"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateThemeRequest: _TypeAlias = CreateThemeRequest  # noqa: Y015
+
+@_typing.final
+class CreateThemeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THEME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def theme(self) -> Global___Theme: ...
+    def __init__(
+        self,
+        *,
+        theme: Global___Theme | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["theme", b"theme"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["theme", b"theme"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateThemeResponse: _TypeAlias = CreateThemeResponse  # noqa: Y015
+
+@_typing.final
+class ListThemesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListThemesRequest: _TypeAlias = ListThemesRequest  # noqa: Y015
+
+@_typing.final
+class ListThemesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THEMES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def themes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Theme]: ...
+    def __init__(
+        self,
+        *,
+        themes: _abc.Iterable[Global___Theme] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "themes", b"themes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListThemesResponse: _TypeAlias = ListThemesResponse  # noqa: Y015
+
+@_typing.final
+class EndThemeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    THEME_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    theme_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        theme_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "theme_id", b"theme_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndThemeRequest: _TypeAlias = EndThemeRequest  # noqa: Y015
+
+@_typing.final
+class EndThemeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    THEME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def theme(self) -> Global___Theme: ...
+    def __init__(
+        self,
+        *,
+        theme: Global___Theme | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["theme", b"theme"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["theme", b"theme"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndThemeResponse: _TypeAlias = EndThemeResponse  # noqa: Y015
+
+@_typing.final
+class SetPostProductRequest(_message.Message):
+    """---- paid content ------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    POST_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    post_id: _builtins.str
+    product_id: _builtins.str
+    """The product (billing's id) whose entitlement reading needs; empty for a free post."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        post_id: _builtins.str = ...,
+        product_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "post_id", b"post_id", "product_id", b"product_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPostProductRequest: _TypeAlias = SetPostProductRequest  # noqa: Y015
+
+@_typing.final
+class SetPostProductResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def post(self) -> Global___Post: ...
+    def __init__(
+        self,
+        *,
+        post: Global___Post | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["post", b"post"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPostProductResponse: _TypeAlias = SetPostProductResponse  # noqa: Y015

@@ -95,6 +95,11 @@ class ContentServiceStub:
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostResponse.FromString,
                 _registered_method=True)
+        self.SetPostProduct = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/SetPostProduct',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SetPostProductRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SetPostProductResponse.FromString,
+                _registered_method=True)
         self.SchedulePost = channel.unary_unary(
                 '/studyhall.content.v1.ContentService/SchedulePost',
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SchedulePostRequest.SerializeToString,
@@ -109,6 +114,21 @@ class ContentServiceStub:
                 '/studyhall.content.v1.ContentService/ListCalendar',
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarResponse.FromString,
+                _registered_method=True)
+        self.CreateTheme = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/CreateTheme',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateThemeRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateThemeResponse.FromString,
+                _registered_method=True)
+        self.ListThemes = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListThemes',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListThemesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListThemesResponse.FromString,
+                _registered_method=True)
+        self.EndTheme = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/EndTheme',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EndThemeRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EndThemeResponse.FromString,
                 _registered_method=True)
         self.ListPosts = channel.unary_unary(
                 '/studyhall.content.v1.ContentService/ListPosts',
@@ -169,6 +189,86 @@ class ContentServiceStub:
                 '/studyhall.content.v1.ContentService/EraseMyData',
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataResponse.FromString,
+                _registered_method=True)
+        self.CreatePath = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/CreatePath',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreatePathRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreatePathResponse.FromString,
+                _registered_method=True)
+        self.UpdatePath = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/UpdatePath',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePathRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePathResponse.FromString,
+                _registered_method=True)
+        self.GetPath = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/GetPath',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathResponse.FromString,
+                _registered_method=True)
+        self.ListPaths = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListPaths',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPathsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPathsResponse.FromString,
+                _registered_method=True)
+        self.EnrollInPath = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/EnrollInPath',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EnrollInPathRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EnrollInPathResponse.FromString,
+                _registered_method=True)
+        self.CompletePathStep = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/CompletePathStep',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CompletePathStepRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CompletePathStepResponse.FromString,
+                _registered_method=True)
+        self.GetPathProgress = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/GetPathProgress',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathProgressRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathProgressResponse.FromString,
+                _registered_method=True)
+        self.ListStuckMembers = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListStuckMembers',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListStuckMembersRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListStuckMembersResponse.FromString,
+                _registered_method=True)
+        self.RecommendPath = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/RecommendPath',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathResponse.FromString,
+                _registered_method=True)
+        self.AddResource = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/AddResource',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddResourceRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddResourceResponse.FromString,
+                _registered_method=True)
+        self.UpdateResource = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/UpdateResource',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateResourceRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateResourceResponse.FromString,
+                _registered_method=True)
+        self.GetResource = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/GetResource',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetResourceRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetResourceResponse.FromString,
+                _registered_method=True)
+        self.ListResources = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListResources',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListResourcesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListResourcesResponse.FromString,
+                _registered_method=True)
+        self.RateResource = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/RateResource',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RateResourceRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RateResourceResponse.FromString,
+                _registered_method=True)
+        self.SaveResource = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/SaveResource',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SaveResourceRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SaveResourceResponse.FromString,
+                _registered_method=True)
+        self.UnsaveResource = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/UnsaveResource',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceResponse.FromString,
                 _registered_method=True)
 
 
@@ -266,6 +366,16 @@ class ContentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPostProduct(self, request, context):
+        """Makes a post paid: readable in full only with an entitlement to the product (from
+        billing's EntitlementGranted), or by its author and moderators; others see its title
+        and summary in the feeds and are refused its body. An empty product makes it free
+        again (PostProductChanged). The author.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SchedulePost(self, request, context):
         """Schedules a draft to go live at a local time (the community's time zone unless the
         request names one), or moves its schedule. At that time it is published exactly once
@@ -287,6 +397,30 @@ class ContentServiceServicer:
         """The content calendar of a span of local days: what is planned, what was published and
         what was missed, by local day in the community's time zone. Moderators (planned and
         missed posts are drafts: only moderators see them on the calendar).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTheme(self, request, context):
+        """Starts a recurring theme: every week on a weekday at a local time (the community's
+        time zone unless it names one), a post from its template goes live as its author,
+        once per occurrence after restarts and with several replicas (ThemePublished; or
+        ThemeMissed when the author may no longer post then). Admins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListThemes(self, request, context):
+        """A community's recurring themes, oldest first. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndTheme(self, request, context):
+        """Ends a recurring theme: no occurrence after this (ThemeEnded). Admins.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -394,6 +528,136 @@ class ContentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreatePath(self, request, context):
+        """Creates a learning path: ordered steps (published posts or library resources of the
+        community, or check-in tasks), optional prerequisite paths and the product whose
+        entitlement it needs. Admins and above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePath(self, request, context):
+        """Changes the fields of a path named in the mask; refused when the etag is no longer
+        current. Steps sent with their id keep it (and members' progress on them). Admins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPath(self, request, context):
+        """Returns one path. Readers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPaths(self, request, context):
+        """A community's paths, oldest first; with `recommended_to_me`, only those recommended to
+        the caller. Readers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnrollInPath(self, request, context):
+        """Enrolls the caller in a path (PathEnrolled); enrolling again changes nothing. Needs
+        the path's prerequisites completed, and its product's entitlement when it names one.
+        Members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompletePathStep(self, request, context):
+        """Marks one step of a path done for the caller (PathStepCompleted), enrolling them first
+        when they are not (as EnrollInPath); the last step completes the path (PathCompleted,
+        once per member and path). Members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPathProgress(self, request, context):
+        """A member's progress on a path (no enroll_time: not enrolled): the caller's own;
+        moderators name a member.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListStuckMembers(self, request, context):
+        """Where enrolled members are stuck: those with no progress for `idle_days`, by the step
+        they are on, longest idle first. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecommendPath(self, request, context):
+        """Recommends a path to a segment of members: the segment's members now (asked of the
+        members service with the caller's token) are kept with the recommendation
+        (PathRecommended), and find the path with ListPaths' `recommended_to_me`. Moderators
+        (in members too).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddResource(self, request, context):
+        """Adds a curated resource (book, course, tool, article, video) to the community's
+        library, with its level, tags and a short review (ResourceAdded). Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateResource(self, request, context):
+        """Changes the fields of a resource named in the mask; refused when the etag is no longer
+        current. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetResource(self, request, context):
+        """Returns one resource, with the caller's rating and whether they saved it. Readers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListResources(self, request, context):
+        """Browses the library: by level, tag and least average rating, newest or best rated
+        first; with `saved_only`, the caller's saved resources. Readers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RateResource(self, request, context):
+        """Rates a resource 1 to 5 (rating again replaces the caller's rating; ResourceRated).
+        Members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SaveResource(self, request, context):
+        """Saves a resource to the caller's list (saving again changes nothing; ResourceSaved).
+        Members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnsaveResource(self, request, context):
+        """Takes a resource off the caller's list (ResourceUnsaved). Members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -457,6 +721,11 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnpinPostResponse.SerializeToString,
             ),
+            'SetPostProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPostProduct,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SetPostProductRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SetPostProductResponse.SerializeToString,
+            ),
             'SchedulePost': grpc.unary_unary_rpc_method_handler(
                     servicer.SchedulePost,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SchedulePostRequest.FromString,
@@ -471,6 +740,21 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.ListCalendar,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarResponse.SerializeToString,
+            ),
+            'CreateTheme': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTheme,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateThemeRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateThemeResponse.SerializeToString,
+            ),
+            'ListThemes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListThemes,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListThemesRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListThemesResponse.SerializeToString,
+            ),
+            'EndTheme': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndTheme,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EndThemeRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EndThemeResponse.SerializeToString,
             ),
             'ListPosts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPosts,
@@ -531,6 +815,86 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.EraseMyData,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataResponse.SerializeToString,
+            ),
+            'CreatePath': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePath,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreatePathRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CreatePathResponse.SerializeToString,
+            ),
+            'UpdatePath': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePath,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePathRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePathResponse.SerializeToString,
+            ),
+            'GetPath': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPath,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathResponse.SerializeToString,
+            ),
+            'ListPaths': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPaths,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPathsRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPathsResponse.SerializeToString,
+            ),
+            'EnrollInPath': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrollInPath,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EnrollInPathRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.EnrollInPathResponse.SerializeToString,
+            ),
+            'CompletePathStep': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompletePathStep,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CompletePathStepRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.CompletePathStepResponse.SerializeToString,
+            ),
+            'GetPathProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPathProgress,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathProgressRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathProgressResponse.SerializeToString,
+            ),
+            'ListStuckMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStuckMembers,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListStuckMembersRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListStuckMembersResponse.SerializeToString,
+            ),
+            'RecommendPath': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecommendPath,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathResponse.SerializeToString,
+            ),
+            'AddResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddResource,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddResourceRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddResourceResponse.SerializeToString,
+            ),
+            'UpdateResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateResource,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateResourceRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateResourceResponse.SerializeToString,
+            ),
+            'GetResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetResource,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetResourceRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.GetResourceResponse.SerializeToString,
+            ),
+            'ListResources': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListResources,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListResourcesRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListResourcesResponse.SerializeToString,
+            ),
+            'RateResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.RateResource,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RateResourceRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RateResourceResponse.SerializeToString,
+            ),
+            'SaveResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveResource,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SaveResourceRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SaveResourceResponse.SerializeToString,
+            ),
+            'UnsaveResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnsaveResource,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -869,6 +1233,33 @@ class ContentService:
             _registered_method=True)
 
     @staticmethod
+    def SetPostProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/SetPostProduct',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.SetPostProductRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.SetPostProductResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def SchedulePost(request,
             target,
             options=(),
@@ -939,6 +1330,87 @@ class ContentService:
             '/studyhall.content.v1.ContentService/ListCalendar',
             studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarRequest.SerializeToString,
             studyhall_dot_content_dot_v1_dot_content__service__pb2.ListCalendarResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTheme(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/CreateTheme',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateThemeRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.CreateThemeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListThemes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListThemes',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListThemesRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListThemesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndTheme(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/EndTheme',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.EndThemeRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.EndThemeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1263,6 +1735,438 @@ class ContentService:
             '/studyhall.content.v1.ContentService/EraseMyData',
             studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataRequest.SerializeToString,
             studyhall_dot_content_dot_v1_dot_content__service__pb2.EraseMyDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/CreatePath',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.CreatePathRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.CreatePathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/UpdatePath',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePathRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdatePathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/GetPath',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPaths(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListPaths',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPathsRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListPathsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrollInPath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/EnrollInPath',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.EnrollInPathRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.EnrollInPathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompletePathStep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/CompletePathStep',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.CompletePathStepRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.CompletePathStepResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPathProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/GetPathProgress',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathProgressRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.GetPathProgressResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStuckMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListStuckMembers',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListStuckMembersRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListStuckMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecommendPath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/RecommendPath',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.RecommendPathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/AddResource',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.AddResourceRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.AddResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/UpdateResource',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateResourceRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UpdateResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/GetResource',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.GetResourceRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.GetResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListResources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListResources',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListResourcesRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListResourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RateResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/RateResource',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.RateResourceRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.RateResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/SaveResource',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.SaveResourceRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.SaveResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnsaveResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/UnsaveResource',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,12 @@ class ContentServiceStub:
     """Pins a published post to the top of the feeds (an announcement). Moderators."""
     UnpinPost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UnpinPostRequest, _content_service_pb2.UnpinPostResponse]
     """Unpins a post. Moderators."""
+    SetPostProduct: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.SetPostProductRequest, _content_service_pb2.SetPostProductResponse]
+    """Makes a post paid: readable in full only with an entitlement to the product (from
+    billing's EntitlementGranted), or by its author and moderators; others see its title
+    and summary in the feeds and are refused its body. An empty product makes it free
+    again (PostProductChanged). The author.
+    """
     SchedulePost: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.SchedulePostRequest, _content_service_pb2.SchedulePostResponse]
     """Schedules a draft to go live at a local time (the community's time zone unless the
     request names one), or moves its schedule. At that time it is published exactly once
@@ -81,6 +87,16 @@ class ContentServiceStub:
     what was missed, by local day in the community's time zone. Moderators (planned and
     missed posts are drafts: only moderators see them on the calendar).
     """
+    CreateTheme: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.CreateThemeRequest, _content_service_pb2.CreateThemeResponse]
+    """Starts a recurring theme: every week on a weekday at a local time (the community's
+    time zone unless it names one), a post from its template goes live as its author,
+    once per occurrence after restarts and with several replicas (ThemePublished; or
+    ThemeMissed when the author may no longer post then). Admins.
+    """
+    ListThemes: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListThemesRequest, _content_service_pb2.ListThemesResponse]
+    """A community's recurring themes, oldest first. Moderators."""
+    EndTheme: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.EndThemeRequest, _content_service_pb2.EndThemeResponse]
+    """Ends a recurring theme: no occurrence after this (ThemeEnded). Admins."""
     ListPosts: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListPostsRequest, _content_service_pb2.ListPostsResponse]
     """A community's feed, or one topic's: newest first, or top (reactions + 2 x comments of
     the last 7 days, ties by newest). The first page of the newest feed also carries the
@@ -132,6 +148,69 @@ class ContentServiceStub:
     question keeps its answers and a thread its replies. Anyone signed in, for their own
     data, in an archived community too; platform operators for a named user.
     """
+    CreatePath: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.CreatePathRequest, _content_service_pb2.CreatePathResponse]
+    """Creates a learning path: ordered steps (published posts or library resources of the
+    community, or check-in tasks), optional prerequisite paths and the product whose
+    entitlement it needs. Admins and above.
+    """
+    UpdatePath: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UpdatePathRequest, _content_service_pb2.UpdatePathResponse]
+    """Changes the fields of a path named in the mask; refused when the etag is no longer
+    current. Steps sent with their id keep it (and members' progress on them). Admins.
+    """
+    GetPath: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.GetPathRequest, _content_service_pb2.GetPathResponse]
+    """Returns one path. Readers."""
+    ListPaths: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListPathsRequest, _content_service_pb2.ListPathsResponse]
+    """A community's paths, oldest first; with `recommended_to_me`, only those recommended to
+    the caller. Readers.
+    """
+    EnrollInPath: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.EnrollInPathRequest, _content_service_pb2.EnrollInPathResponse]
+    """Enrolls the caller in a path (PathEnrolled); enrolling again changes nothing. Needs
+    the path's prerequisites completed, and its product's entitlement when it names one.
+    Members.
+    """
+    CompletePathStep: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.CompletePathStepRequest, _content_service_pb2.CompletePathStepResponse]
+    """Marks one step of a path done for the caller (PathStepCompleted), enrolling them first
+    when they are not (as EnrollInPath); the last step completes the path (PathCompleted,
+    once per member and path). Members.
+    """
+    GetPathProgress: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.GetPathProgressRequest, _content_service_pb2.GetPathProgressResponse]
+    """A member's progress on a path (no enroll_time: not enrolled): the caller's own;
+    moderators name a member.
+    """
+    ListStuckMembers: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListStuckMembersRequest, _content_service_pb2.ListStuckMembersResponse]
+    """Where enrolled members are stuck: those with no progress for `idle_days`, by the step
+    they are on, longest idle first. Moderators.
+    """
+    RecommendPath: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.RecommendPathRequest, _content_service_pb2.RecommendPathResponse]
+    """Recommends a path to a segment of members: the segment's members now (asked of the
+    members service with the caller's token) are kept with the recommendation
+    (PathRecommended), and find the path with ListPaths' `recommended_to_me`. Moderators
+    (in members too).
+    """
+    AddResource: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.AddResourceRequest, _content_service_pb2.AddResourceResponse]
+    """Adds a curated resource (book, course, tool, article, video) to the community's
+    library, with its level, tags and a short review (ResourceAdded). Moderators.
+    """
+    UpdateResource: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UpdateResourceRequest, _content_service_pb2.UpdateResourceResponse]
+    """Changes the fields of a resource named in the mask; refused when the etag is no longer
+    current. Moderators.
+    """
+    GetResource: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.GetResourceRequest, _content_service_pb2.GetResourceResponse]
+    """Returns one resource, with the caller's rating and whether they saved it. Readers."""
+    ListResources: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListResourcesRequest, _content_service_pb2.ListResourcesResponse]
+    """Browses the library: by level, tag and least average rating, newest or best rated
+    first; with `saved_only`, the caller's saved resources. Readers.
+    """
+    RateResource: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.RateResourceRequest, _content_service_pb2.RateResourceResponse]
+    """Rates a resource 1 to 5 (rating again replaces the caller's rating; ResourceRated).
+    Members.
+    """
+    SaveResource: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.SaveResourceRequest, _content_service_pb2.SaveResourceResponse]
+    """Saves a resource to the caller's list (saving again changes nothing; ResourceSaved).
+    Members.
+    """
+    UnsaveResource: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UnsaveResourceRequest, _content_service_pb2.UnsaveResourceResponse]
+    """Takes a resource off the caller's list (ResourceUnsaved). Members."""
 
 @_typing.type_check_only
 class ContentServiceAsyncStub(ContentServiceStub):
@@ -173,6 +252,12 @@ class ContentServiceAsyncStub(ContentServiceStub):
     """Pins a published post to the top of the feeds (an announcement). Moderators."""
     UnpinPost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UnpinPostRequest, _content_service_pb2.UnpinPostResponse]  # type: ignore[assignment]
     """Unpins a post. Moderators."""
+    SetPostProduct: _aio.UnaryUnaryMultiCallable[_content_service_pb2.SetPostProductRequest, _content_service_pb2.SetPostProductResponse]  # type: ignore[assignment]
+    """Makes a post paid: readable in full only with an entitlement to the product (from
+    billing's EntitlementGranted), or by its author and moderators; others see its title
+    and summary in the feeds and are refused its body. An empty product makes it free
+    again (PostProductChanged). The author.
+    """
     SchedulePost: _aio.UnaryUnaryMultiCallable[_content_service_pb2.SchedulePostRequest, _content_service_pb2.SchedulePostResponse]  # type: ignore[assignment]
     """Schedules a draft to go live at a local time (the community's time zone unless the
     request names one), or moves its schedule. At that time it is published exactly once
@@ -186,6 +271,16 @@ class ContentServiceAsyncStub(ContentServiceStub):
     what was missed, by local day in the community's time zone. Moderators (planned and
     missed posts are drafts: only moderators see them on the calendar).
     """
+    CreateTheme: _aio.UnaryUnaryMultiCallable[_content_service_pb2.CreateThemeRequest, _content_service_pb2.CreateThemeResponse]  # type: ignore[assignment]
+    """Starts a recurring theme: every week on a weekday at a local time (the community's
+    time zone unless it names one), a post from its template goes live as its author,
+    once per occurrence after restarts and with several replicas (ThemePublished; or
+    ThemeMissed when the author may no longer post then). Admins.
+    """
+    ListThemes: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListThemesRequest, _content_service_pb2.ListThemesResponse]  # type: ignore[assignment]
+    """A community's recurring themes, oldest first. Moderators."""
+    EndTheme: _aio.UnaryUnaryMultiCallable[_content_service_pb2.EndThemeRequest, _content_service_pb2.EndThemeResponse]  # type: ignore[assignment]
+    """Ends a recurring theme: no occurrence after this (ThemeEnded). Admins."""
     ListPosts: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListPostsRequest, _content_service_pb2.ListPostsResponse]  # type: ignore[assignment]
     """A community's feed, or one topic's: newest first, or top (reactions + 2 x comments of
     the last 7 days, ties by newest). The first page of the newest feed also carries the
@@ -237,6 +332,69 @@ class ContentServiceAsyncStub(ContentServiceStub):
     question keeps its answers and a thread its replies. Anyone signed in, for their own
     data, in an archived community too; platform operators for a named user.
     """
+    CreatePath: _aio.UnaryUnaryMultiCallable[_content_service_pb2.CreatePathRequest, _content_service_pb2.CreatePathResponse]  # type: ignore[assignment]
+    """Creates a learning path: ordered steps (published posts or library resources of the
+    community, or check-in tasks), optional prerequisite paths and the product whose
+    entitlement it needs. Admins and above.
+    """
+    UpdatePath: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UpdatePathRequest, _content_service_pb2.UpdatePathResponse]  # type: ignore[assignment]
+    """Changes the fields of a path named in the mask; refused when the etag is no longer
+    current. Steps sent with their id keep it (and members' progress on them). Admins.
+    """
+    GetPath: _aio.UnaryUnaryMultiCallable[_content_service_pb2.GetPathRequest, _content_service_pb2.GetPathResponse]  # type: ignore[assignment]
+    """Returns one path. Readers."""
+    ListPaths: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListPathsRequest, _content_service_pb2.ListPathsResponse]  # type: ignore[assignment]
+    """A community's paths, oldest first; with `recommended_to_me`, only those recommended to
+    the caller. Readers.
+    """
+    EnrollInPath: _aio.UnaryUnaryMultiCallable[_content_service_pb2.EnrollInPathRequest, _content_service_pb2.EnrollInPathResponse]  # type: ignore[assignment]
+    """Enrolls the caller in a path (PathEnrolled); enrolling again changes nothing. Needs
+    the path's prerequisites completed, and its product's entitlement when it names one.
+    Members.
+    """
+    CompletePathStep: _aio.UnaryUnaryMultiCallable[_content_service_pb2.CompletePathStepRequest, _content_service_pb2.CompletePathStepResponse]  # type: ignore[assignment]
+    """Marks one step of a path done for the caller (PathStepCompleted), enrolling them first
+    when they are not (as EnrollInPath); the last step completes the path (PathCompleted,
+    once per member and path). Members.
+    """
+    GetPathProgress: _aio.UnaryUnaryMultiCallable[_content_service_pb2.GetPathProgressRequest, _content_service_pb2.GetPathProgressResponse]  # type: ignore[assignment]
+    """A member's progress on a path (no enroll_time: not enrolled): the caller's own;
+    moderators name a member.
+    """
+    ListStuckMembers: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListStuckMembersRequest, _content_service_pb2.ListStuckMembersResponse]  # type: ignore[assignment]
+    """Where enrolled members are stuck: those with no progress for `idle_days`, by the step
+    they are on, longest idle first. Moderators.
+    """
+    RecommendPath: _aio.UnaryUnaryMultiCallable[_content_service_pb2.RecommendPathRequest, _content_service_pb2.RecommendPathResponse]  # type: ignore[assignment]
+    """Recommends a path to a segment of members: the segment's members now (asked of the
+    members service with the caller's token) are kept with the recommendation
+    (PathRecommended), and find the path with ListPaths' `recommended_to_me`. Moderators
+    (in members too).
+    """
+    AddResource: _aio.UnaryUnaryMultiCallable[_content_service_pb2.AddResourceRequest, _content_service_pb2.AddResourceResponse]  # type: ignore[assignment]
+    """Adds a curated resource (book, course, tool, article, video) to the community's
+    library, with its level, tags and a short review (ResourceAdded). Moderators.
+    """
+    UpdateResource: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UpdateResourceRequest, _content_service_pb2.UpdateResourceResponse]  # type: ignore[assignment]
+    """Changes the fields of a resource named in the mask; refused when the etag is no longer
+    current. Moderators.
+    """
+    GetResource: _aio.UnaryUnaryMultiCallable[_content_service_pb2.GetResourceRequest, _content_service_pb2.GetResourceResponse]  # type: ignore[assignment]
+    """Returns one resource, with the caller's rating and whether they saved it. Readers."""
+    ListResources: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListResourcesRequest, _content_service_pb2.ListResourcesResponse]  # type: ignore[assignment]
+    """Browses the library: by level, tag and least average rating, newest or best rated
+    first; with `saved_only`, the caller's saved resources. Readers.
+    """
+    RateResource: _aio.UnaryUnaryMultiCallable[_content_service_pb2.RateResourceRequest, _content_service_pb2.RateResourceResponse]  # type: ignore[assignment]
+    """Rates a resource 1 to 5 (rating again replaces the caller's rating; ResourceRated).
+    Members.
+    """
+    SaveResource: _aio.UnaryUnaryMultiCallable[_content_service_pb2.SaveResourceRequest, _content_service_pb2.SaveResourceResponse]  # type: ignore[assignment]
+    """Saves a resource to the caller's list (saving again changes nothing; ResourceSaved).
+    Members.
+    """
+    UnsaveResource: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UnsaveResourceRequest, _content_service_pb2.UnsaveResourceResponse]  # type: ignore[assignment]
+    """Takes a resource off the caller's list (ResourceUnsaved). Members."""
 
 class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts, topics, comments, reactions and questions answered by peers."""
@@ -349,6 +507,18 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         """Unpins a post. Moderators."""
 
     @_abc_1.abstractmethod
+    def SetPostProduct(
+        self,
+        request: _content_service_pb2.SetPostProductRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.SetPostProductResponse, _abc.Awaitable[_content_service_pb2.SetPostProductResponse]]:
+        """Makes a post paid: readable in full only with an entitlement to the product (from
+        billing's EntitlementGranted), or by its author and moderators; others see its title
+        and summary in the feeds and are refused its body. An empty product makes it free
+        again (PostProductChanged). The author.
+        """
+
+    @_abc_1.abstractmethod
     def SchedulePost(
         self,
         request: _content_service_pb2.SchedulePostRequest,
@@ -378,6 +548,34 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         what was missed, by local day in the community's time zone. Moderators (planned and
         missed posts are drafts: only moderators see them on the calendar).
         """
+
+    @_abc_1.abstractmethod
+    def CreateTheme(
+        self,
+        request: _content_service_pb2.CreateThemeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.CreateThemeResponse, _abc.Awaitable[_content_service_pb2.CreateThemeResponse]]:
+        """Starts a recurring theme: every week on a weekday at a local time (the community's
+        time zone unless it names one), a post from its template goes live as its author,
+        once per occurrence after restarts and with several replicas (ThemePublished; or
+        ThemeMissed when the author may no longer post then). Admins.
+        """
+
+    @_abc_1.abstractmethod
+    def ListThemes(
+        self,
+        request: _content_service_pb2.ListThemesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListThemesResponse, _abc.Awaitable[_content_service_pb2.ListThemesResponse]]:
+        """A community's recurring themes, oldest first. Moderators."""
+
+    @_abc_1.abstractmethod
+    def EndTheme(
+        self,
+        request: _content_service_pb2.EndThemeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.EndThemeResponse, _abc.Awaitable[_content_service_pb2.EndThemeResponse]]:
+        """Ends a recurring theme: no occurrence after this (ThemeEnded). Admins."""
 
     @_abc_1.abstractmethod
     def ListPosts(
@@ -501,5 +699,164 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         question keeps its answers and a thread its replies. Anyone signed in, for their own
         data, in an archived community too; platform operators for a named user.
         """
+
+    @_abc_1.abstractmethod
+    def CreatePath(
+        self,
+        request: _content_service_pb2.CreatePathRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.CreatePathResponse, _abc.Awaitable[_content_service_pb2.CreatePathResponse]]:
+        """Creates a learning path: ordered steps (published posts or library resources of the
+        community, or check-in tasks), optional prerequisite paths and the product whose
+        entitlement it needs. Admins and above.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdatePath(
+        self,
+        request: _content_service_pb2.UpdatePathRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.UpdatePathResponse, _abc.Awaitable[_content_service_pb2.UpdatePathResponse]]:
+        """Changes the fields of a path named in the mask; refused when the etag is no longer
+        current. Steps sent with their id keep it (and members' progress on them). Admins.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPath(
+        self,
+        request: _content_service_pb2.GetPathRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.GetPathResponse, _abc.Awaitable[_content_service_pb2.GetPathResponse]]:
+        """Returns one path. Readers."""
+
+    @_abc_1.abstractmethod
+    def ListPaths(
+        self,
+        request: _content_service_pb2.ListPathsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListPathsResponse, _abc.Awaitable[_content_service_pb2.ListPathsResponse]]:
+        """A community's paths, oldest first; with `recommended_to_me`, only those recommended to
+        the caller. Readers.
+        """
+
+    @_abc_1.abstractmethod
+    def EnrollInPath(
+        self,
+        request: _content_service_pb2.EnrollInPathRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.EnrollInPathResponse, _abc.Awaitable[_content_service_pb2.EnrollInPathResponse]]:
+        """Enrolls the caller in a path (PathEnrolled); enrolling again changes nothing. Needs
+        the path's prerequisites completed, and its product's entitlement when it names one.
+        Members.
+        """
+
+    @_abc_1.abstractmethod
+    def CompletePathStep(
+        self,
+        request: _content_service_pb2.CompletePathStepRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.CompletePathStepResponse, _abc.Awaitable[_content_service_pb2.CompletePathStepResponse]]:
+        """Marks one step of a path done for the caller (PathStepCompleted), enrolling them first
+        when they are not (as EnrollInPath); the last step completes the path (PathCompleted,
+        once per member and path). Members.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPathProgress(
+        self,
+        request: _content_service_pb2.GetPathProgressRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.GetPathProgressResponse, _abc.Awaitable[_content_service_pb2.GetPathProgressResponse]]:
+        """A member's progress on a path (no enroll_time: not enrolled): the caller's own;
+        moderators name a member.
+        """
+
+    @_abc_1.abstractmethod
+    def ListStuckMembers(
+        self,
+        request: _content_service_pb2.ListStuckMembersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListStuckMembersResponse, _abc.Awaitable[_content_service_pb2.ListStuckMembersResponse]]:
+        """Where enrolled members are stuck: those with no progress for `idle_days`, by the step
+        they are on, longest idle first. Moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def RecommendPath(
+        self,
+        request: _content_service_pb2.RecommendPathRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.RecommendPathResponse, _abc.Awaitable[_content_service_pb2.RecommendPathResponse]]:
+        """Recommends a path to a segment of members: the segment's members now (asked of the
+        members service with the caller's token) are kept with the recommendation
+        (PathRecommended), and find the path with ListPaths' `recommended_to_me`. Moderators
+        (in members too).
+        """
+
+    @_abc_1.abstractmethod
+    def AddResource(
+        self,
+        request: _content_service_pb2.AddResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.AddResourceResponse, _abc.Awaitable[_content_service_pb2.AddResourceResponse]]:
+        """Adds a curated resource (book, course, tool, article, video) to the community's
+        library, with its level, tags and a short review (ResourceAdded). Moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateResource(
+        self,
+        request: _content_service_pb2.UpdateResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.UpdateResourceResponse, _abc.Awaitable[_content_service_pb2.UpdateResourceResponse]]:
+        """Changes the fields of a resource named in the mask; refused when the etag is no longer
+        current. Moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def GetResource(
+        self,
+        request: _content_service_pb2.GetResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.GetResourceResponse, _abc.Awaitable[_content_service_pb2.GetResourceResponse]]:
+        """Returns one resource, with the caller's rating and whether they saved it. Readers."""
+
+    @_abc_1.abstractmethod
+    def ListResources(
+        self,
+        request: _content_service_pb2.ListResourcesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListResourcesResponse, _abc.Awaitable[_content_service_pb2.ListResourcesResponse]]:
+        """Browses the library: by level, tag and least average rating, newest or best rated
+        first; with `saved_only`, the caller's saved resources. Readers.
+        """
+
+    @_abc_1.abstractmethod
+    def RateResource(
+        self,
+        request: _content_service_pb2.RateResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.RateResourceResponse, _abc.Awaitable[_content_service_pb2.RateResourceResponse]]:
+        """Rates a resource 1 to 5 (rating again replaces the caller's rating; ResourceRated).
+        Members.
+        """
+
+    @_abc_1.abstractmethod
+    def SaveResource(
+        self,
+        request: _content_service_pb2.SaveResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.SaveResourceResponse, _abc.Awaitable[_content_service_pb2.SaveResourceResponse]]:
+        """Saves a resource to the caller's list (saving again changes nothing; ResourceSaved).
+        Members.
+        """
+
+    @_abc_1.abstractmethod
+    def UnsaveResource(
+        self,
+        request: _content_service_pb2.UnsaveResourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.UnsaveResourceResponse, _abc.Awaitable[_content_service_pb2.UnsaveResourceResponse]]:
+        """Takes a resource off the caller's list (ResourceUnsaved). Members."""
 
 def add_ContentServiceServicer_to_server(servicer: ContentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
