@@ -714,46 +714,59 @@ class CreateCheckoutResponse(_message.Message):
 Global___CreateCheckoutResponse: _TypeAlias = CreateCheckoutResponse  # noqa: Y015
 
 @_typing.final
-class GetChargeRequest(_message.Message):
+class GetMyBillingRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
-    CHARGE_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
-    charge_id: _builtins.str
+    user_id: _builtins.str
+    """Operators only: whose; empty for the caller."""
     def __init__(
         self,
         *,
         community_id: _builtins.str = ...,
-        charge_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge_id", b"charge_id", "community_id", b"community_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GetChargeRequest: _TypeAlias = GetChargeRequest  # noqa: Y015
+Global___GetMyBillingRequest: _TypeAlias = GetMyBillingRequest  # noqa: Y015
 
 @_typing.final
-class GetChargeResponse(_message.Message):
+class GetMyBillingResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    CHARGE_FIELD_NUMBER: _builtins.int
+    CHARGES_FIELD_NUMBER: _builtins.int
+    REFUNDS_FIELD_NUMBER: _builtins.int
+    INVOICES_FIELD_NUMBER: _builtins.int
+    ENTITLEMENTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def charge(self) -> Global___Charge: ...
+    def charges(self) -> _containers.RepeatedCompositeFieldContainer[Global___Charge]: ...
+    @_builtins.property
+    def refunds(self) -> _containers.RepeatedCompositeFieldContainer[Global___Refund]: ...
+    @_builtins.property
+    def invoices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Invoice]: ...
+    @_builtins.property
+    def entitlements(self) -> _containers.RepeatedCompositeFieldContainer[Global___Entitlement]: ...
     def __init__(
         self,
         *,
-        charge: Global___Charge | None = ...,
+        charges: _abc.Iterable[Global___Charge] | None = ...,
+        refunds: _abc.Iterable[Global___Refund] | None = ...,
+        invoices: _abc.Iterable[Global___Invoice] | None = ...,
+        entitlements: _abc.Iterable[Global___Entitlement] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charges", b"charges", "entitlements", b"entitlements", "invoices", b"invoices", "refunds", b"refunds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GetChargeResponse: _TypeAlias = GetChargeResponse  # noqa: Y015
+Global___GetMyBillingResponse: _TypeAlias = GetMyBillingResponse  # noqa: Y015
 
 @_typing.final
 class ListChargesRequest(_message.Message):
@@ -769,7 +782,7 @@ class ListChargesRequest(_message.Message):
     page_token: _builtins.str
     """From a previous response's next_page_token."""
     user_id: _builtins.str
-    """Admins and owners: only this member's; members: empty or their own id."""
+    """Only this member's; empty for everyone's."""
     def __init__(
         self,
         *,

@@ -65,10 +65,10 @@ class BillingServiceStub:
                 request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCheckoutRequest.SerializeToString,
                 response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCheckoutResponse.FromString,
                 _registered_method=True)
-        self.GetCharge = channel.unary_unary(
-                '/studyhall.billing.v1.BillingService/GetCharge',
-                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetChargeRequest.SerializeToString,
-                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetChargeResponse.FromString,
+        self.GetMyBilling = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/GetMyBilling',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetMyBillingRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetMyBillingResponse.FromString,
                 _registered_method=True)
         self.ListCharges = channel.unary_unary(
                 '/studyhall.billing.v1.BillingService/ListCharges',
@@ -180,15 +180,17 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetCharge(self, request, context):
-        """Returns one charge: its buyer, or the community's admins and owners.
+    def GetMyBilling(self, request, context):
+        """The caller's own charges, refunds, invoices and entitlements in a community, newest
+        first (the latest 100 of each): anyone signed in, member or not; platform operators for
+        a named user.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListCharges(self, request, context):
-        """Charges of a community, newest first: a member sees their own; admins and owners all.
+        """A community's charges, newest first. Admins and owners.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -202,14 +204,14 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListRefunds(self, request, context):
-        """Refunds of a community, newest first: a member sees their own; admins and owners all.
+        """A community's refunds, newest first. Admins and owners.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListInvoices(self, request, context):
-        """Invoices of a community, newest first: a member sees their own; admins and owners all.
+        """A community's invoices, newest first. Admins and owners.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -230,7 +232,7 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListEntitlements(self, request, context):
-        """Entitlements of a community: a member sees their own; admins and owners all.
+        """A community's entitlements, newest first. Admins and owners.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -311,10 +313,10 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCheckoutRequest.FromString,
                     response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCheckoutResponse.SerializeToString,
             ),
-            'GetCharge': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetCharge,
-                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetChargeRequest.FromString,
-                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetChargeResponse.SerializeToString,
+            'GetMyBilling': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMyBilling,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetMyBillingRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetMyBillingResponse.SerializeToString,
             ),
             'ListCharges': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCharges,
@@ -551,7 +553,7 @@ class BillingService:
             _registered_method=True)
 
     @staticmethod
-    def GetCharge(request,
+    def GetMyBilling(request,
             target,
             options=(),
             channel_credentials=None,
@@ -564,9 +566,9 @@ class BillingService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/studyhall.billing.v1.BillingService/GetCharge',
-            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetChargeRequest.SerializeToString,
-            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetChargeResponse.FromString,
+            '/studyhall.billing.v1.BillingService/GetMyBilling',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetMyBillingRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetMyBillingResponse.FromString,
             options,
             channel_credentials,
             insecure,

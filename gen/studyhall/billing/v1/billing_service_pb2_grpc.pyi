@@ -49,22 +49,25 @@ class BillingServiceStub:
     """Starts paying for products of a community: a charge and its invoice, submitted to the
     payment provider; the provider's webhook confirms or declines it. A member, for themself.
     """
-    GetCharge: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.GetChargeRequest, _billing_service_pb2.GetChargeResponse]
-    """Returns one charge: its buyer, or the community's admins and owners."""
+    GetMyBilling: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.GetMyBillingRequest, _billing_service_pb2.GetMyBillingResponse]
+    """The caller's own charges, refunds, invoices and entitlements in a community, newest
+    first (the latest 100 of each): anyone signed in, member or not; platform operators for
+    a named user.
+    """
     ListCharges: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListChargesRequest, _billing_service_pb2.ListChargesResponse]
-    """Charges of a community, newest first: a member sees their own; admins and owners all."""
+    """A community's charges, newest first. Admins and owners."""
     RefundCharge: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.RefundChargeRequest, _billing_service_pb2.RefundChargeResponse]
     """Pays back a charge in whole or in part. Admins and owners."""
     ListRefunds: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListRefundsRequest, _billing_service_pb2.ListRefundsResponse]
-    """Refunds of a community, newest first: a member sees their own; admins and owners all."""
+    """A community's refunds, newest first. Admins and owners."""
     ListInvoices: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListInvoicesRequest, _billing_service_pb2.ListInvoicesResponse]
-    """Invoices of a community, newest first: a member sees their own; admins and owners all."""
+    """A community's invoices, newest first. Admins and owners."""
     GrantEntitlement: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.GrantEntitlementRequest, _billing_service_pb2.GrantEntitlementResponse]
     """Gives a member a product without payment (e.g. a scholarship). Admins and owners."""
     RevokeEntitlement: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.RevokeEntitlementRequest, _billing_service_pb2.RevokeEntitlementResponse]
     """Takes an entitlement away now. Admins and owners."""
     ListEntitlements: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListEntitlementsRequest, _billing_service_pb2.ListEntitlementsResponse]
-    """Entitlements of a community: a member sees their own; admins and owners all."""
+    """A community's entitlements, newest first. Admins and owners."""
     ListLedgerEntries: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListLedgerEntriesRequest, _billing_service_pb2.ListLedgerEntriesResponse]
     """The community's ledger, oldest entry first. Admins and owners."""
     GetBalances: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.GetBalancesRequest, _billing_service_pb2.GetBalancesResponse]
@@ -107,22 +110,25 @@ class BillingServiceAsyncStub(BillingServiceStub):
     """Starts paying for products of a community: a charge and its invoice, submitted to the
     payment provider; the provider's webhook confirms or declines it. A member, for themself.
     """
-    GetCharge: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.GetChargeRequest, _billing_service_pb2.GetChargeResponse]  # type: ignore[assignment]
-    """Returns one charge: its buyer, or the community's admins and owners."""
+    GetMyBilling: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.GetMyBillingRequest, _billing_service_pb2.GetMyBillingResponse]  # type: ignore[assignment]
+    """The caller's own charges, refunds, invoices and entitlements in a community, newest
+    first (the latest 100 of each): anyone signed in, member or not; platform operators for
+    a named user.
+    """
     ListCharges: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListChargesRequest, _billing_service_pb2.ListChargesResponse]  # type: ignore[assignment]
-    """Charges of a community, newest first: a member sees their own; admins and owners all."""
+    """A community's charges, newest first. Admins and owners."""
     RefundCharge: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.RefundChargeRequest, _billing_service_pb2.RefundChargeResponse]  # type: ignore[assignment]
     """Pays back a charge in whole or in part. Admins and owners."""
     ListRefunds: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListRefundsRequest, _billing_service_pb2.ListRefundsResponse]  # type: ignore[assignment]
-    """Refunds of a community, newest first: a member sees their own; admins and owners all."""
+    """A community's refunds, newest first. Admins and owners."""
     ListInvoices: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListInvoicesRequest, _billing_service_pb2.ListInvoicesResponse]  # type: ignore[assignment]
-    """Invoices of a community, newest first: a member sees their own; admins and owners all."""
+    """A community's invoices, newest first. Admins and owners."""
     GrantEntitlement: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.GrantEntitlementRequest, _billing_service_pb2.GrantEntitlementResponse]  # type: ignore[assignment]
     """Gives a member a product without payment (e.g. a scholarship). Admins and owners."""
     RevokeEntitlement: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.RevokeEntitlementRequest, _billing_service_pb2.RevokeEntitlementResponse]  # type: ignore[assignment]
     """Takes an entitlement away now. Admins and owners."""
     ListEntitlements: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListEntitlementsRequest, _billing_service_pb2.ListEntitlementsResponse]  # type: ignore[assignment]
-    """Entitlements of a community: a member sees their own; admins and owners all."""
+    """A community's entitlements, newest first. Admins and owners."""
     ListLedgerEntries: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListLedgerEntriesRequest, _billing_service_pb2.ListLedgerEntriesResponse]  # type: ignore[assignment]
     """The community's ledger, oldest entry first. Admins and owners."""
     GetBalances: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.GetBalancesRequest, _billing_service_pb2.GetBalancesResponse]  # type: ignore[assignment]
@@ -200,12 +206,15 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
-    def GetCharge(
+    def GetMyBilling(
         self,
-        request: _billing_service_pb2.GetChargeRequest,
+        request: _billing_service_pb2.GetMyBillingRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_billing_service_pb2.GetChargeResponse, _abc.Awaitable[_billing_service_pb2.GetChargeResponse]]:
-        """Returns one charge: its buyer, or the community's admins and owners."""
+    ) -> _typing.Union[_billing_service_pb2.GetMyBillingResponse, _abc.Awaitable[_billing_service_pb2.GetMyBillingResponse]]:
+        """The caller's own charges, refunds, invoices and entitlements in a community, newest
+        first (the latest 100 of each): anyone signed in, member or not; platform operators for
+        a named user.
+        """
 
     @_abc_1.abstractmethod
     def ListCharges(
@@ -213,7 +222,7 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_service_pb2.ListChargesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_service_pb2.ListChargesResponse, _abc.Awaitable[_billing_service_pb2.ListChargesResponse]]:
-        """Charges of a community, newest first: a member sees their own; admins and owners all."""
+        """A community's charges, newest first. Admins and owners."""
 
     @_abc_1.abstractmethod
     def RefundCharge(
@@ -229,7 +238,7 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_service_pb2.ListRefundsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_service_pb2.ListRefundsResponse, _abc.Awaitable[_billing_service_pb2.ListRefundsResponse]]:
-        """Refunds of a community, newest first: a member sees their own; admins and owners all."""
+        """A community's refunds, newest first. Admins and owners."""
 
     @_abc_1.abstractmethod
     def ListInvoices(
@@ -237,7 +246,7 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_service_pb2.ListInvoicesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_service_pb2.ListInvoicesResponse, _abc.Awaitable[_billing_service_pb2.ListInvoicesResponse]]:
-        """Invoices of a community, newest first: a member sees their own; admins and owners all."""
+        """A community's invoices, newest first. Admins and owners."""
 
     @_abc_1.abstractmethod
     def GrantEntitlement(
@@ -261,7 +270,7 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_service_pb2.ListEntitlementsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_service_pb2.ListEntitlementsResponse, _abc.Awaitable[_billing_service_pb2.ListEntitlementsResponse]]:
-        """Entitlements of a community: a member sees their own; admins and owners all."""
+        """A community's entitlements, newest first. Admins and owners."""
 
     @_abc_1.abstractmethod
     def ListLedgerEntries(
