@@ -97,7 +97,9 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
     raise TimeoutError("the sandbox provider did not answer /healthz")
 
 
-def signed(body: dict[str, Any], *, at: int | None = None, secret: str = SECRET) -> tuple[bytes, str]:
+def signed(
+    body: dict[str, Any], *, at: int | None = None, secret: str = SECRET
+) -> tuple[bytes, str]:
     """A webhook body and its Stripe-Signature header, as the provider would send them."""
     payload = json.dumps(body).encode()
     stamp = int(time.time()) if at is None else at

@@ -83,6 +83,10 @@ class World:
     accepted_question_id: str = ""  # a question with an accepted answer (UnacceptAnswer)
     activity_id: str = ""
     product_id: str = ""
+    # Billing: a paid charge of the owner's (RefundCharge) and an admin's grant to a member
+    # (RevokeEntitlement).
+    charge_id: str = ""
+    entitlement_id: str = ""
 
 
 def record_fields() -> list[str]:

@@ -91,7 +91,6 @@ class LedgerApi:
         async with self.database.read() as session:
             report = await verify(session, request.community_id)
         return pb.VerifyLedgerResponse(
-            ok=report.ok,
             problems=report.problems,
             transactions=report.transactions,
             charges=report.charges,

@@ -1522,25 +1522,21 @@ Global___VerifyLedgerRequest: _TypeAlias = VerifyLedgerRequest  # noqa: Y015
 class VerifyLedgerResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    OK_FIELD_NUMBER: _builtins.int
     PROBLEMS_FIELD_NUMBER: _builtins.int
     TRANSACTIONS_FIELD_NUMBER: _builtins.int
     CHARGES_FIELD_NUMBER: _builtins.int
     REFUNDS_FIELD_NUMBER: _builtins.int
-    ok: _builtins.bool
-    """True when no invariant is broken."""
     transactions: _builtins.int
     """What was checked."""
     charges: _builtins.int
     refunds: _builtins.int
     @_builtins.property
     def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """One line per broken invariant."""
+        """One line per broken invariant: none when the ledger is sound."""
 
     def __init__(
         self,
         *,
-        ok: _builtins.bool = ...,
         problems: _abc.Iterable[_builtins.str] | None = ...,
         transactions: _builtins.int = ...,
         charges: _builtins.int = ...,
@@ -1548,7 +1544,7 @@ class VerifyLedgerResponse(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["charges", b"charges", "ok", b"ok", "problems", b"problems", "refunds", b"refunds", "transactions", b"transactions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charges", b"charges", "problems", b"problems", "refunds", b"refunds", "transactions", b"transactions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
