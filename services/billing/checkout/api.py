@@ -115,7 +115,7 @@ class CheckoutApi:
             return await self._refused(charge_id, str(error))
         async with self.database.write() as session:
             charges = ChargeRepository(session)
-            current = await charges.get(charge_id)
+            current = await charges.get(charge_id, for_update=True)
             assert current is not None
             if current.provider_payment_id:
                 return current
@@ -127,7 +127,7 @@ class CheckoutApi:
     async def _refused(self, charge_id: str, why: str) -> domain.Charge:
         async with self.database.write() as session:
             charges = ChargeRepository(session)
-            current = await charges.get(charge_id)
+            current = await charges.get(charge_id, for_update=True)
             assert current is not None
             failed = domain.moved(
                 current,
@@ -242,7 +242,7 @@ class CheckoutApi:
         except ProviderRefused as error:
             async with self.database.write() as session:
                 refunds = RefundRepository(session)
-                current = await refunds.get(refund_id)
+                current = await refunds.get(refund_id, for_update=True)
                 assert current is not None
                 if current.state is not RefundState.PENDING:
                     return current
@@ -251,7 +251,7 @@ class CheckoutApi:
                 return failed
         async with self.database.write() as session:
             refunds = RefundRepository(session)
-            current = await refunds.get(refund_id)
+            current = await refunds.get(refund_id, for_update=True)
             assert current is not None
             if current.provider_refund_id:
                 return current

@@ -71,7 +71,9 @@ async def _apply(session: AsyncSession, event: ProviderEvent, now: datetime) -> 
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     assert isinstance(metadata, dict)
     if event.type.startswith("payment_intent."):
-        charge = await ChargeRepository(session).get(str(metadata.get("charge_id", "")))
+        charge = await ChargeRepository(session).get(
+            str(metadata.get("charge_id", "")), for_update=True
+        )
         if charge is None:
             raise PoisonEvent(f"{event.type} names no charge of billing's")
         if int(obj.get("amount", -1)) != charge.amount_minor or (
@@ -101,7 +103,9 @@ async def _apply(session: AsyncSession, event: ProviderEvent, now: datetime) -> 
             return "failed"
         return "ignored"
     if event.type == "refund.updated":
-        refund = await RefundRepository(session).get(str(metadata.get("refund_id", "")))
+        refund = await RefundRepository(session).get(
+            str(metadata.get("refund_id", "")), for_update=True
+        )
         if refund is None:
             raise PoisonEvent("refund.updated names no refund of billing's")
         return await _refund_settled(session, refund, str(obj.get("status", "")), now)
@@ -141,7 +145,7 @@ async def _refund_settled(
     if refund.state is not RefundState.PENDING or status not in ("succeeded", "failed"):
         return "stale"
     charges = ChargeRepository(session)
-    charge = await charges.get(refund.charge_id)
+    charge = await charges.get(refund.charge_id, for_update=True)
     assert charge is not None  # a refund's charge is its foreign key
     if status == "failed":
         await RefundRepository(session).save(domain.replace_state(refund, RefundState.FAILED, now))

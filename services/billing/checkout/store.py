@@ -50,10 +50,15 @@ class ChargeRepository:
     async def save(self, charge: Charge) -> None:
         await update_versioned(self.session, charges, _charge_values(charge), ["id"])
 
-    async def get(self, charge_id: str, community_id: str = "") -> Charge | None:
+    async def get(
+        self, charge_id: str, community_id: str = "", *, for_update: bool = False
+    ) -> Charge | None:
         query = select(charges).where(charges.c.id == charge_id)
         if community_id:
             query = query.where(charges.c.community_id == community_id)
+        if for_update:
+            # Billing's own calls and the provider's webhooks change a charge concurrently.
+            query = query.with_for_update()
         row = (await self.session.execute(query)).first()
         if row is None:
             return None
@@ -127,8 +132,9 @@ class RefundRepository:
             update(refunds).where(refunds.c.id == refund.id).values(**_refund_values(refund))
         )
 
-    async def get(self, refund_id: str) -> Refund | None:
-        row = (await self.session.execute(select(refunds).where(refunds.c.id == refund_id))).first()
+    async def get(self, refund_id: str, *, for_update: bool = False) -> Refund | None:
+        query = select(refunds).where(refunds.c.id == refund_id)
+        row = (await self.session.execute(query.with_for_update() if for_update else query)).first()
         return _refund(row) if row else None
 
     async def total(self, charge_id: str, states: Sequence[RefundState]) -> int:
