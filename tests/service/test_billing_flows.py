@@ -6,13 +6,14 @@ nothing written."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from sqlalchemy import func, select
 
 from services.billing.app import SPEC
@@ -23,7 +24,7 @@ from services.kit.access import Role
 from studyhall.billing.v1 import billing_service_pb2 as pb
 from studyhall.billing.v1 import billing_service_pb2_grpc as pb_grpc
 from tests.support.access import grant
-from tests.support.billing import API_KEY, SECRET, Sandbox, sandbox
+from tests.support.billing import API_KEY, SECRET, Sandbox, deliver, sandbox, signed
 from tests.support.catalogue import STORES, new_database
 from tests.support.errors import field_violations
 from tests.support.services import RunningService, free_port, running_service
@@ -117,7 +118,7 @@ async def product(
     period: pb.BillingPeriod.ValueType = pb.BILLING_PERIOD_ONE_OFF,
     disclosure: str = "",
 ) -> pb.Product:
-    made = await billing.stub.CreateProduct(
+    made: pb.CreateProductResponse = await billing.stub.CreateProduct(
         pb.CreateProductRequest(
             community_id=community_id,
             kind=kind,
@@ -128,7 +129,8 @@ async def product(
         ),
         metadata=billing.auth("olga"),
     )
-    return made.product
+    product: pb.Product = made.product
+    return product
 
 
 async def checkout(
@@ -140,7 +142,7 @@ async def checkout(
     method: str = "pm_card_visa",
     request_id: str = "",
 ) -> pb.CreateCheckoutResponse:
-    return await billing.stub.CreateCheckout(
+    bought: pb.CreateCheckoutResponse = await billing.stub.CreateCheckout(
         pb.CreateCheckoutRequest(
             request_id=request_id,
             community_id=community_id,
@@ -150,13 +152,15 @@ async def checkout(
         ),
         metadata=billing.auth(buyer),
     )
+    return bought
 
 
 async def charge_of(billing: Billing, community_id: str, charge_id: str) -> pb.Charge:
     listed = await billing.stub.ListCharges(
         pb.ListChargesRequest(community_id=community_id), metadata=billing.auth("olga")
     )
-    return next(charge for charge in listed.charges if charge.id == charge_id)
+    found: pb.Charge = next(charge for charge in listed.charges if charge.id == charge_id)
+    return found
 
 
 async def settled(
@@ -325,7 +329,8 @@ async def test_partial_then_full_refund_and_never_more_than_was_paid(billing: Bi
     assert [entitlement.revoked for entitlement in mine.entitlements] == [True]
     assert sorted(r.amount.amount_minor for r in mine.refunds) == [2000, 3000]
     types = await event_types(billing, community_id)
-    assert types.count("Refunded") == 2 and types[-1] == "Refunded"
+    assert types.count("Refunded") == 2
+    assert types[-1] == "Refunded"
     assert "EntitlementRevoked" in types
     with pytest.raises(grpc.aio.AioRpcError) as full:
         await billing.stub.RefundCharge(refund(0), metadata=billing.auth("olga"))
@@ -387,7 +392,7 @@ async def test_a_new_price_is_a_new_price_and_a_stale_etag_is_refused(billing: B
             community_id=community_id,
             product_id=course.id,
             product=pb.Product(price=pb.Money(currency="EUR", amount_minor=3900)),
-            update_mask={"paths": ["price"]},
+            update_mask=FieldMask(paths=["price"]),
             etag=course.etag,
         ),
         metadata=billing.auth("olga"),
@@ -400,7 +405,7 @@ async def test_a_new_price_is_a_new_price_and_a_stale_etag_is_refused(billing: B
                 community_id=community_id,
                 product_id=course.id,
                 product=pb.Product(name="Renamed"),
-                update_mask={"paths": ["name"]},
+                update_mask=FieldMask(paths=["name"]),
                 etag=course.etag,
             ),
             metadata=billing.auth("olga"),
@@ -455,7 +460,8 @@ async def test_admin_grants_a_scholarship_and_takes_it_back(billing: Billing) ->
         ),
         metadata=billing.auth("olga"),
     )
-    assert revoked.entitlement.revoked and revoked.entitlement.version == 2
+    assert revoked.entitlement.revoked
+    assert revoked.entitlement.version == 2
     assert await event_types(billing, community_id) == ["EntitlementGranted", "EntitlementRevoked"]
 
 
@@ -474,5 +480,89 @@ async def test_erasure_keeps_the_amounts_and_forgets_the_buyer(billing: Billing)
     )
     (invoice,) = listed.invoices
     assert invoice.total.amount_minor == 1234
-    assert invoice.user_id == "" and invoice.bill_to == ""
+    assert (invoice.user_id, invoice.bill_to) == ("", "")
     assert await count(billing, charges, user_id="mia", community_id=community_id) == 0
+
+
+# ---- the webhook endpoint --------------------------------------------------------------
+
+
+def succeeded_event(charge: pb.Charge, event_id: str = "") -> dict[str, object]:
+    return {
+        "id": event_id or f"evt_{uuid.uuid4().hex}",
+        "type": "payment_intent.succeeded",
+        "data": {
+            "object": {
+                "id": charge.provider_payment_id,
+                "amount": charge.amount.amount_minor,
+                "currency": charge.amount.currency.lower(),
+                "status": "succeeded",
+                "metadata": {"charge_id": charge.id},
+            }
+        },
+    }
+
+
+async def waiting_charge(billing: Billing) -> tuple[str, pb.Charge]:
+    """A charge the sandbox holds in requires_action: only the test's events move it."""
+    community_id = await community(billing)
+    course = await product(billing, community_id)
+    bought = await checkout(
+        billing, community_id, [course.id], method="pm_card_authenticationRequired"
+    )
+    return community_id, bought.charge
+
+
+@pytest.mark.parametrize(
+    ("signature", "named"),
+    [
+        ("", "Stripe-Signature header is missing"),
+        ("t=1,v1=00", "outside the 300 s tolerance"),
+        ("v1=abc", "must carry t=<unix time>"),
+        ("bad", "must carry t=<unix time>"),
+    ],
+)
+async def test_webhook_with_a_bad_signature_is_refused_and_changes_nothing(
+    billing: Billing, signature: str, named: str
+) -> None:
+    community_id, charge = await waiting_charge(billing)
+    payload, _ = signed(succeeded_event(charge))
+    status, message = await deliver(billing.webhook_url, payload, signature)
+    assert status == 400
+    assert named in message
+    assert (await charge_of(billing, community_id, charge.id)).state != pb.CHARGE_STATE_SUCCEEDED
+
+
+async def test_webhook_signed_with_another_secret_or_replayed_is_refused(billing: Billing) -> None:
+    community_id, charge = await waiting_charge(billing)
+    forged, forged_signature = signed(succeeded_event(charge), secret="whsec_someone_else")
+    status, message = await deliver(billing.webhook_url, forged, forged_signature)
+    assert (status, message) == (400, "Stripe-Signature v1 signature does not match the payload")
+
+    old, old_signature = signed(succeeded_event(charge), at=int(time.time()) - 3600)
+    status, message = await deliver(billing.webhook_url, old, old_signature)
+    assert status == 400
+    assert "replayed or delayed" in message
+    assert await count(billing, ledger_entries, community_id=community_id) == 0
+
+
+async def test_redelivered_and_late_events_are_applied_once(billing: Billing) -> None:
+    community_id, charge = await waiting_charge(billing)
+    event = succeeded_event(charge, "evt_once")
+    for _ in range(2):
+        status, _message = await deliver(billing.webhook_url, *signed(event))
+        assert status == 200
+    # A "requires_action" that was overtaken arrives last: the paid charge stays paid.
+    late = {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": "payment_intent.requires_action",
+        "data": {"object": dict(event["data"]["object"], status="requires_action")},  # type: ignore[index]
+    }
+    status, message = await deliver(billing.webhook_url, *signed(late))
+    assert (status, message) == (200, "stale")
+    declined = dict(late, id=f"evt_{uuid.uuid4().hex}", type="payment_intent.payment_failed")
+    assert (await deliver(billing.webhook_url, *signed(declined)))[1] == "stale"
+
+    assert (await charge_of(billing, community_id, charge.id)).state == pb.CHARGE_STATE_SUCCEEDED
+    assert await count(billing, ledger_entries, community_id=community_id) == 2
+    assert (await event_types(billing, community_id)).count("CheckoutCompleted") == 1

@@ -11,11 +11,13 @@ from __future__ import annotations
 import atexit
 import tempfile
 import uuid
-from dataclasses import replace
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from services.billing.app import SPEC
 from services.billing.checkout.confirm import Confirmations
@@ -97,7 +99,7 @@ CATALOGUE: list[Rpc] = [
             community_id=w.community_id,
             product_id=w.product_id,
             product=pb.Product(description="Keeps the lights on, and the coffee."),
-            update_mask={"paths": ["description"]},
+            update_mask=FieldMask(paths=["description"]),
         ),
         Role.ADMIN,
         True,
