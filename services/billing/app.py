@@ -22,6 +22,7 @@ from services.billing.store.tables import access, idempotency_keys, inbox, outbo
 from services.kit.access import Access, StandingData, access_subscription
 from services.kit.data_rights import DataHolder, erasure_subscription
 from services.kit.data_rights_api import DataRightsApi
+from services.kit.grouped_writes import GroupedWriter
 from services.kit.idempotency import IdempotentWriter
 from services.kit.service import Dependencies, ServiceSpec, run
 from services.kit.servicers import compose
@@ -60,7 +61,11 @@ def build_spec(provider_factory: ProviderFactory = sandbox_provider) -> ServiceS
     def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         database = deps.database
         checks = Access("billing", database, access, deps.redis)
-        writer = IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
+        # Checkouts arrive in bursts of small transactions: those that arrive together commit
+        # together (docs/decisions/0011).
+        writer = GroupedWriter(
+            IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
+        )
         servicer = compose(
             pb_grpc.BillingServiceServicer,
             SERVICE,

@@ -90,39 +90,33 @@ class CheckoutApi:
         recorded = await self.writer.write(
             caller.user_id, request, pb.CreateCheckoutResponse, record
         )
-        charge = await self.submit(recorded.charge.id)
-        return pb.CreateCheckoutResponse(charge=charge_to_proto(charge), invoice=recorded.invoice)
+        charge = await self.submit(recorded.charge, request.payment_method)
+        return pb.CreateCheckoutResponse(charge=charge, invoice=recorded.invoice)
 
-    async def submit(self, charge_id: str) -> domain.Charge:
-        """Ask the provider to collect the charge (once per charge, whatever the retries)
-        and keep the provider's payment id; the charge as it stands after."""
-        async with self.database.read() as session:
-            charge = await ChargeRepository(session).get(charge_id)
-        assert charge is not None
-        if charge.provider_payment_id or charge.state is not ChargeState.PENDING:
-            return charge
+    async def submit(self, recorded: pb.Charge, payment_method: str) -> pb.Charge:
+        """Ask the provider to collect the charge (once per charge, whatever the retries:
+        the charge id is the provider's idempotency key) and keep the provider's payment id;
+        the charge as it stands after. A replayed checkout is asked again, and the provider
+        answers with the payment it already has."""
         try:
             payment = await self.provider.create_payment(
-                idempotency_key=charge.id,
-                amount_minor=charge.amount_minor,
-                currency=charge.currency,
-                payment_method=charge.payment_method,
-                metadata={"charge_id": charge.id, "community_id": charge.community_id},
+                idempotency_key=recorded.id,
+                amount_minor=recorded.amount.amount_minor,
+                currency=recorded.amount.currency,
+                payment_method=payment_method,
+                metadata={"charge_id": recorded.id, "community_id": recorded.community_id},
             )
         except ProviderRefused as error:
             # The provider will never collect it (an unknown payment method, say): the charge
             # fails now, as a decline would, and the caller sees why.
-            return await self._refused(charge_id, str(error))
+            return charge_to_proto(await self._refused(recorded.id, str(error)))
         async with self.database.write() as session:
-            charges = ChargeRepository(session)
-            current = await charges.get(charge_id, for_update=True)
-            assert current is not None
-            if current.provider_payment_id:
-                return current
-            # The webhook may have come first; it names the payment too, so keep its state.
-            updated = domain.submitted(current, payment.id, payment.status, payment.next_action_url)
-            await charges.save(updated)
-            return updated
+            kept = await ChargeRepository(session).submitted(
+                recorded.id, payment.id, payment.status, payment.next_action_url, datetime.now(UTC)
+            )
+            current = kept or await ChargeRepository(session).get(recorded.id)
+        assert current is not None
+        return charge_to_proto(current)
 
     async def _refused(self, charge_id: str, why: str) -> domain.Charge:
         async with self.database.write() as session:

@@ -234,19 +234,6 @@ def replace_state(refund: Refund, state: RefundState, now: datetime) -> Refund:
     return replace(refund, state=state, updated_at=now)
 
 
-def submitted(charge: Charge, payment_id: str, status: str, next_action_url: str) -> Charge:
-    """The charge once the provider took it: its payment id, and the authentication the
-    payer must do when the provider asks for it before any webhook said so."""
-    needs_action = status == "requires_action" and charge.state is ChargeState.PENDING
-    return replace(
-        charge,
-        provider_payment_id=payment_id,
-        state=ChargeState.REQUIRES_ACTION if needs_action else charge.state,
-        next_action_url=next_action_url if needs_action else charge.next_action_url,
-        version=charge.version + 1,
-    )
-
-
 def refund_submitted(refund: Refund, provider_refund_id: str) -> Refund:
     return replace(refund, provider_refund_id=provider_refund_id)
 
