@@ -596,7 +596,6 @@ class Charge(_message.Message):
     NEXT_ACTION_URL_FIELD_NUMBER: _builtins.int
     FAILURE_REASON_FIELD_NUMBER: _builtins.int
     REFUNDED_MINOR_FIELD_NUMBER: _builtins.int
-    INVOICE_ID_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
@@ -612,7 +611,6 @@ class Charge(_message.Message):
     """Why it failed, coarsely ("declined", "authentication_required", ...), when it did."""
     refunded_minor: _builtins.int
     """How much has been paid back (succeeded refunds)."""
-    invoice_id: _builtins.str
     @_builtins.property
     def amount(self) -> Global___Money:
         """The total of its invoice."""
@@ -638,13 +636,12 @@ class Charge(_message.Message):
         next_action_url: _builtins.str = ...,
         failure_reason: _builtins.str = ...,
         refunded_minor: _builtins.int = ...,
-        invoice_id: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "community_id", b"community_id", "create_time", b"create_time", "failure_reason", b"failure_reason", "id", b"id", "invoice_id", b"invoice_id", "next_action_url", b"next_action_url", "product_ids", b"product_ids", "provider_payment_id", b"provider_payment_id", "refunded_minor", b"refunded_minor", "state", b"state", "update_time", b"update_time", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "community_id", b"community_id", "create_time", b"create_time", "failure_reason", b"failure_reason", "id", b"id", "next_action_url", b"next_action_url", "product_ids", b"product_ids", "provider_payment_id", b"provider_payment_id", "refunded_minor", b"refunded_minor", "state", b"state", "update_time", b"update_time", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
