@@ -94,10 +94,11 @@ class CheckoutApi:
         return pb.CreateCheckoutResponse(charge=charge, invoice=recorded.invoice)
 
     async def submit(self, recorded: pb.Charge, payment_method: str) -> pb.Charge:
-        """Ask the provider to collect the charge (once per charge, whatever the retries:
-        the charge id is the provider's idempotency key) and keep the provider's payment id;
-        the charge as it stands after. A replayed checkout is asked again, and the provider
-        answers with the payment it already has."""
+        """Ask the provider to collect the charge, once per charge whatever the retries (the
+        charge id is the provider's idempotency key: a replayed checkout is asked again and
+        the provider answers with the payment it already has). Nothing is written here: the
+        provider's webhooks bring its payment id and every change of state, so the call
+        ends at the provider call (bench/RESULTS.md, billing)."""
         try:
             payment = await self.provider.create_payment(
                 idempotency_key=recorded.id,
@@ -110,13 +111,13 @@ class CheckoutApi:
             # The provider will never collect it (an unknown payment method, say): the charge
             # fails now, as a decline would, and the caller sees why.
             return charge_to_proto(await self._refused(recorded.id, str(error)))
-        async with self.database.write() as session:
-            kept = await ChargeRepository(session).submitted(
-                recorded.id, payment.id, payment.status, payment.next_action_url, datetime.now(UTC)
-            )
-            current = kept or await ChargeRepository(session).get(recorded.id)
-        assert current is not None
-        return charge_to_proto(current)
+        charge = pb.Charge()
+        charge.CopyFrom(recorded)
+        charge.provider_payment_id = payment.id
+        if payment.status == "requires_action" and charge.state == pb.CHARGE_STATE_PENDING:
+            charge.state = pb.CHARGE_STATE_REQUIRES_ACTION
+            charge.next_action_url = payment.next_action_url
+        return charge
 
     async def _refused(self, charge_id: str, why: str) -> domain.Charge:
         async with self.database.write() as session:

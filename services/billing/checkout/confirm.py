@@ -85,7 +85,13 @@ async def _apply(session: AsyncSession, event: ProviderEvent, now: datetime) -> 
         if event.type == "payment_intent.requires_action":
             action = obj.get("next_action") or {}
             url = str((action.get("redirect_to_url") or {}).get("url", ""))
-            changed = domain.moved(charge, ChargeState.REQUIRES_ACTION, now, next_action_url=url)
+            changed = domain.moved(
+                charge,
+                ChargeState.REQUIRES_ACTION,
+                now,
+                next_action_url=url,
+                provider_payment_id=str(obj.get("id", "")),
+            )
             if changed is None or charge.state is not ChargeState.PENDING:
                 return "stale"
             await ChargeRepository(session).save(changed)
@@ -94,7 +100,12 @@ async def _apply(session: AsyncSession, event: ProviderEvent, now: datetime) -> 
             error = obj.get("last_payment_error") or {}
             reason = DECLINE_CODES.get(str(error.get("code", "")), "declined")
             changed = domain.moved(
-                charge, ChargeState.FAILED, now, failure_reason=reason, next_action_url=""
+                charge,
+                ChargeState.FAILED,
+                now,
+                failure_reason=reason,
+                next_action_url="",
+                provider_payment_id=str(obj.get("id", "")),
             )
             if changed is None:
                 return "stale"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, and_, func, or_, select, update
@@ -65,34 +64,6 @@ class ChargeRepository:
             return None
         refunded = await RefundRepository(self.session).total(charge_id, [RefundState.SUCCEEDED])
         return _charge(row, refunded)
-
-    async def submitted(
-        self, charge_id: str, payment_id: str, status: str, action_url: str, now: datetime
-    ) -> Charge | None:
-        """Keep the provider's payment id on a charge that has none yet, in one statement
-        (the hot path of every checkout); a charge the provider asks to authenticate waits
-        for it. None when the charge had its id already (a retry, or the webhook first)."""
-        needs_action = status == "requires_action"
-        values: dict[str, Any] = {
-            "provider_payment_id": payment_id,
-            "updated_at": now,
-            "version": charges.c.version + 1,
-        }
-        if needs_action:
-            values |= {"state": int(ChargeState.REQUIRES_ACTION), "next_action_url": action_url}
-        row = (
-            await self.session.execute(
-                update(charges)
-                .where(
-                    charges.c.id == charge_id,
-                    charges.c.provider_payment_id == "",
-                    charges.c.state == int(ChargeState.PENDING),
-                )
-                .values(**values)
-                .returning(*charges.c)
-            )
-        ).first()
-        return _charge(row, 0) if row else None
 
     async def newest_first(
         self, community_id: str, user_id: str, after: Position | None, limit: int
