@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import AliasChoices
 
-from services.kit.settings import ServiceSettings, env_prefix
 from services.billing.settings import BillingSettings
+from services.kit.settings import ServiceSettings, env_prefix
 from services.members.settings import MembersSettings
 
 # Settings only one service has, documented under that service's prefix.
