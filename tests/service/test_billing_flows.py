@@ -14,12 +14,19 @@ from dataclasses import dataclass
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from services.billing.app import SPEC
 from services.billing.ledger.verify import verify
 from services.billing.settings import BillingSettings
-from services.billing.store.tables import charges, invoices, ledger_entries, outbox, refunds
+from services.billing.store.tables import (
+    access,
+    charges,
+    invoices,
+    ledger_entries,
+    outbox,
+    refunds,
+)
 from services.kit.access import Role
 from studyhall.billing.v1 import billing_service_pb2 as pb
 from studyhall.billing.v1 import billing_service_pb2_grpc as pb_grpc
@@ -98,6 +105,12 @@ async def ledger_verified(billing: Billing) -> AsyncIterator[None]:
     async with billing.running.deps.database.read() as session:
         report = await verify(session)
     assert report.problems == []
+
+
+async def forget_standing(billing: Billing, community_id: str, user: str) -> None:
+    """Drop the service's cached standing, as a projection update would soon."""
+    key = f"studyhall:billing:standing:{community_id}:{user}"
+    await billing.running.deps.redis.call(lambda client: client.delete(key), None)
 
 
 async def community(billing: Billing, owner: str = "olga") -> str:
@@ -566,3 +579,25 @@ async def test_redelivered_and_late_events_are_applied_once(billing: Billing) ->
     assert (await charge_of(billing, community_id, charge.id)).state == pb.CHARGE_STATE_SUCCEEDED
     assert await count(billing, ledger_entries, community_id=community_id) == 2
     assert (await event_types(billing, community_id)).count("CheckoutCompleted") == 1
+
+
+async def test_an_archived_community_sells_nothing_and_changes_no_price(billing: Billing) -> None:
+    community_id = await community(billing)
+    course = await product(billing, community_id)
+    async with billing.running.deps.database.write() as session:
+        await session.execute(
+            update(access.communities)
+            .where(access.communities.c.community_id == community_id)
+            .values(archived=True)
+        )
+    for user in ("olga", "mia"):
+        await forget_standing(billing, community_id, user)
+
+    with pytest.raises(grpc.aio.AioRpcError) as bought:
+        await checkout(billing, community_id, [course.id])
+    assert bought.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "archived" in (bought.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as sold:
+        await product(billing, community_id)
+    assert sold.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert await count(billing, charges, community_id=community_id) == 0
