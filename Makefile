@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: deploy-check asyncapi asyncapi-check bench-backbone bench-content bench-schedule bench-members bench-tracing up test test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
+.PHONY: deploy-check asyncapi asyncapi-check bench-backbone bench-content bench-billing bench-schedule bench-members bench-tracing up test test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
 
 venv:
 	@scripts/bootstrap.sh
@@ -70,6 +70,9 @@ bench-members: venv
 
 bench-content: venv
 	$(BIN)/python -m bench.content $(BENCH_ARGS)
+
+bench-billing: venv
+	$(BIN)/python -m bench.billing $(BENCH_ARGS)
 
 bench-schedule: venv
 	$(BIN)/python -m bench.schedule $(BENCH_ARGS)

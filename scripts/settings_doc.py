@@ -8,12 +8,13 @@ from pathlib import Path
 
 from pydantic import AliasChoices
 
+from services.billing.settings import BillingSettings
 from services.content.settings import ContentSettings
 from services.kit.settings import ServiceSettings, env_prefix
 from services.members.settings import MembersSettings
 
 # Settings only one service has, documented under that service's prefix.
-OWN_SETTINGS: list[type[ServiceSettings]] = [MembersSettings, ContentSettings]
+OWN_SETTINGS: list[type[ServiceSettings]] = [MembersSettings, ContentSettings, BillingSettings]
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
@@ -29,6 +30,13 @@ RUNNER = [
     ("STUDYHALL_NATS_PORT", "14222", "`make up`: client port of the embedded nats-server."),
     ("STUDYHALL_NATS_MONITOR_PORT", "18222", "`make up`: monitoring port of embedded nats-server."),
     ("STUDYHALL_REDIS_PORT", "16379", "`make up`: port of the local redis-server it starts."),
+    (
+        "STUDYHALL_SANDBOX_PORT",
+        "12111",
+        "`make up` and `python -m services.billing.sandbox`: port of the sandbox payment "
+        "provider (also `STUDYHALL_SANDBOX_WEBHOOK_URL`, `_WEBHOOK_SECRET`, `_API_KEY`, "
+        "`_DATA_DIR`).",
+    ),
     ("STUDYHALL_<SERVICE>_ADDRESS", "from endpoints.json", "CLI: gRPC address of a service."),
     ("STUDYHALL_TOKEN", "", "CLI: bearer token to use when not signing locally with `--as`."),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "", "Export traces and metrics over OTLP/gRPC to this."),

@@ -1,52 +1,117 @@
-"""Wiring of the billing service process."""
+"""Wiring of the billing service process: the capabilities composed into BillingService,
+the provider adapter, and the webhook endpoint beside the gRPC server."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 
-from services.billing.api import SERVICE_NAME, BillingApi
+from services.billing.catalog.api import CatalogApi
+from services.billing.checkout import data as checkout_data
+from services.billing.checkout.api import CheckoutApi
+from services.billing.checkout.confirm import Confirmations
+from services.billing.entitlements import data as entitlements_data
+from services.billing.entitlements.api import EntitlementsApi
+from services.billing.ledger.api import LedgerApi
+from services.billing.payments.provider import PaymentProvider, SandboxProvider
+from services.billing.payments.webhooks import WebhookServer
 from services.billing.settings import BillingSettings
-from services.billing.store.tables import access, idempotency_keys, inbox
+from services.billing.store.tables import access, idempotency_keys, inbox, outbox
 from services.kit.access import Access, StandingData, access_subscription
 from services.kit.data_rights import DataHolder, erasure_subscription
 from services.kit.data_rights_api import DataRightsApi
+from services.kit.grouped_writes import GroupedWriter
 from services.kit.idempotency import IdempotentWriter
 from services.kit.service import Dependencies, ServiceSpec, run
 from services.kit.servicers import compose
-from services.kit.settings import load_settings
+from services.kit.settings import ServiceSettings, load_settings
 from studyhall.billing.v1 import billing_service_pb2 as pb
 from studyhall.billing.v1 import billing_service_pb2_grpc as pb_grpc
 
+SERVICE = pb.DESCRIPTOR.services_by_name["BillingService"]
+SERVICE_NAME = SERVICE.full_name
+
 # Everything billing holds about a member: ExportMyData, EraseMyData and MemberErased.
-# Products name no member; orders, the ledger and entitlements add their holders here.
-HOLDERS: tuple[DataHolder, ...] = (StandingData(access),)
+HOLDERS: tuple[DataHolder, ...] = (StandingData(access), checkout_data, entitlements_data)
+
+ProviderFactory = Callable[[BillingSettings], PaymentProvider]
 
 
-def register(server: grpc.aio.Server, deps: Dependencies) -> None:
-    servicer = compose(
-        pb_grpc.BillingServiceServicer,
-        pb.DESCRIPTOR.services_by_name["BillingService"],
-        BillingApi(deps.database, Access("billing", deps.database, access, deps.redis)),
-        DataRightsApi(
-            deps.database, IdempotentWriter(deps.database, idempotency_keys), HOLDERS, pb
-        ),
+def sandbox_provider(settings: BillingSettings) -> PaymentProvider:
+    return SandboxProvider(settings.provider_url, settings.provider_api_key)
+
+
+def _settings(deps: Dependencies) -> BillingSettings:
+    """Billing's own settings; tools that build a service from the shared settings alone
+    (the AsyncAPI generator) get billing's defaults."""
+    settings: ServiceSettings = deps.settings
+    return settings if isinstance(settings, BillingSettings) else BillingSettings()
+
+
+def build_spec(provider_factory: ProviderFactory = sandbox_provider) -> ServiceSpec:
+    """The billing service with a payment provider adapter (the sandbox's HTTP API unless a
+    benchmark hands in another)."""
+    providers: dict[int, PaymentProvider] = {}
+
+    def provider_of(deps: Dependencies) -> PaymentProvider:
+        return providers.setdefault(id(deps), provider_factory(_settings(deps)))
+
+    def register(server: grpc.aio.Server, deps: Dependencies) -> None:
+        database = deps.database
+        checks = Access("billing", database, access, deps.redis)
+        # Checkouts arrive in bursts of small transactions: those that arrive together commit
+        # together (docs/decisions/0011).
+        writer = GroupedWriter(
+            IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
+        )
+        servicer = compose(
+            pb_grpc.BillingServiceServicer,
+            SERVICE,
+            CatalogApi(database, checks, writer),
+            CheckoutApi(database, checks, writer, provider_of(deps)),
+            EntitlementsApi(database, checks, writer),
+            LedgerApi(database, checks),
+            DataRightsApi(database, writer, HOLDERS, pb),
+        )
+        pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
+
+    def prepare(deps: Dependencies) -> None:
+        settings = _settings(deps)
+        endpoint = WebhookServer(
+            host=settings.webhook_host,
+            port=settings.webhook_port,
+            secret=settings.webhook_secret,
+            tolerance_seconds=settings.webhook_tolerance_seconds,
+            apply=Confirmations(deps.database, deps.notify_outbox).apply,
+            ready=deps.database.ping,
+        )
+
+        async def serve_webhooks() -> None:
+            try:
+                await endpoint.run()
+            finally:
+                await provider_of(deps).close()
+
+        deps.background.append(serve_webhooks)
+
+    return ServiceSpec(
+        name="billing",
+        migrations=Path(__file__).parent / "store" / "migrations",
+        service_names=[SERVICE_NAME],
+        register=register,
+        outbox=outbox,
+        inbox=inbox,
+        subscriptions=lambda deps: [
+            access_subscription("billing", access),
+            erasure_subscription("billing", HOLDERS),
+        ],
+        prepare=prepare,
     )
-    pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
 
 
-SPEC = ServiceSpec(
-    name="billing",
-    migrations=Path(__file__).parent / "store" / "migrations",
-    service_names=[SERVICE_NAME],
-    register=register,
-    inbox=inbox,
-    subscriptions=lambda deps: [
-        access_subscription("billing", access),
-        erasure_subscription("billing", HOLDERS),
-    ],
-)
+SPEC = build_spec()
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import typer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.table import Table
 
+from services.cli.billing import add_product_commands, billing_app, money_app
 from services.cli.calendar import calendar_app
 from services.cli.care import care_app
 from services.cli.common import (
@@ -57,6 +58,9 @@ app.add_typer(community_app, name="community")
 app.add_typer(member_app, name="member")
 app.add_typer(activity_app, name="activity")
 app.add_typer(product_app, name="product")
+app.add_typer(billing_app, name="billing")
+app.add_typer(money_app)
+add_product_commands(product_app)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(recognition_app)
 app.add_typer(content_app)

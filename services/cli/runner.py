@@ -30,6 +30,9 @@ from services.kit.auth import LocalSigner
 NATS_PORT = 14222
 NATS_MONITOR_PORT = 18222
 REDIS_PORT = 16379
+# The sandbox payment provider (as stripe-mock's port) and billing's webhook endpoint.
+SANDBOX_PORT = 12111
+WEBHOOK_PORT = 8054
 
 
 @dataclass
@@ -41,6 +44,8 @@ class Platform:
     redis_url: str = ""
     grpc: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)
+    provider_url: str = ""
+    webhook_port: int = 0
 
     def __post_init__(self) -> None:
         self.supervisor = Supervisor(self.say)
@@ -57,6 +62,7 @@ class Platform:
         self._check_service_ports()
         self.nats_url = os.environ.get("STUDYHALL_NATS_URL") or self._start_nats()
         self.redis_url = os.environ.get("STUDYHALL_REDIS_URL") or self._start_redis()
+        self._start_sandbox()
         for name in SERVICES:
             self._start_service(name)
         self._wait_until_serving()
@@ -176,6 +182,27 @@ class Platform:
         _wait_for_port(port, "redis-server", self.data_dir / "logs" / "redis-server.log")
         return f"redis://127.0.0.1:{port}/0"
 
+    def _start_sandbox(self) -> None:
+        """The sandbox payment provider, billing's provider in a local run: it delivers its
+        signed webhooks to billing's webhook port."""
+        port = self._port("STUDYHALL_SANDBOX_PORT", SANDBOX_PORT)
+        self.webhook_port = self._port("STUDYHALL_BILLING_WEBHOOK_PORT", WEBHOOK_PORT)
+        _require_free(port, "sandbox payment provider", "STUDYHALL_SANDBOX_PORT")
+        _require_free(
+            self.webhook_port, "billing's webhook endpoint", "STUDYHALL_BILLING_WEBHOOK_PORT"
+        )
+        env = {
+            **os.environ,
+            "STUDYHALL_SANDBOX_PORT": str(port),
+            "STUDYHALL_SANDBOX_DATA_DIR": str(self.data_dir.resolve()),
+            "STUDYHALL_SANDBOX_WEBHOOK_URL": (
+                f"http://127.0.0.1:{self.webhook_port}/webhooks/provider"
+            ),
+        }
+        self._spawn("sandbox", [sys.executable, "-m", "services.billing.sandbox"], env=env)
+        _wait_for_port(port, "sandbox", self.data_dir / "logs" / "sandbox.log")
+        self.provider_url = f"http://127.0.0.1:{port}"
+
     def _start_service(self, name: str) -> None:
         env = {
             **os.environ,
@@ -187,6 +214,9 @@ class Platform:
             # Content asks members for a segment's members (a path recommended to one).
             "STUDYHALL_CONTENT_MEMBERS_ADDRESS": self.grpc["members"],
         }
+        if name == "billing":
+            env["STUDYHALL_BILLING_PROVIDER_URL"] = self.provider_url
+            env["STUDYHALL_BILLING_WEBHOOK_PORT"] = str(self.webhook_port)
         self._spawn(name, [sys.executable, "-m", f"services.{name}"], env=env)
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:

@@ -34,6 +34,7 @@ async def billing(
         redis_url=redis_url,
         nats_url=nats_url,
         data_dir=data_dir,
+        webhook_port=0,
     ) as running:
         yield running
 
@@ -128,6 +129,7 @@ async def test_price_is_kept_in_minor_units(
             community_id=community_id,
             kind=pb.PRODUCT_KIND_SPONSORSHIP,
             name="Founding sponsor",
+            disclosure="Sponsored by Acme Books.",
             price=pb.Money(currency="JPY", amount_minor=exact),
         ),
         metadata=billing.auth("ada"),

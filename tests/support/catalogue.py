@@ -89,6 +89,10 @@ class World:
     path_step_id: str = ""
     resource_id: str = ""  # a resource of the community's library
     theme_id: str = ""  # a recurring theme of the owner's (EndTheme)
+    # Billing: a paid charge of the owner's (RefundCharge) and an admin's grant to a member
+    # (RevokeEntitlement).
+    charge_id: str = ""
+    entitlement_id: str = ""
 
 
 def record_fields() -> list[str]:

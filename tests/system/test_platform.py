@@ -83,6 +83,9 @@ def _environment(data_dir: Path, nats_url: str, redis_url: str) -> dict[str, str
     for service in SERVICES:
         env[f"STUDYHALL_{service.upper()}_GRPC_PORT"] = str(free_port())
         env[f"STUDYHALL_{service.upper()}_METRICS_PORT"] = str(free_port())
+    # The sandbox payment provider and billing's webhook endpoint.
+    env["STUDYHALL_SANDBOX_PORT"] = str(free_port())
+    env["STUDYHALL_BILLING_WEBHOOK_PORT"] = str(free_port())
     return env
 
 
@@ -473,6 +476,71 @@ def test_one_trace_runs_from_the_call_through_members_and_nats_into_analytics(
     assert publish.parent_span_id == server.span_id
     assert processed.parent_span_id == publish.span_id
     assert "rpc.server.duration" in collector.metric_names
+
+
+def test_a_member_buys_from_the_cli_and_the_books_verify(platform: Platform) -> None:
+    created = platform.cli(
+        "community", "create", "--name", "Kanji Club", "--topic", "japanese", "--as", "aiko"
+    )
+    assert created.returncode == 0, created.stderr
+    community_id = created.stdout.strip().splitlines()[-1]
+    joined = platform.cli("member", "join", community_id, "--as", "ren")
+    assert joined.returncode == 0, joined.stderr
+
+    def sold() -> subprocess.CompletedProcess[str]:
+        return platform.cli(
+            "product", "create", community_id, "--name", "JLPT N3 course",
+            "--price-minor", "3000", "--currency", "JPY", "--kind", "paid-course",
+            "--as", "aiko",
+        )  # fmt: skip
+
+    product = _until(sold, "billing learns that aiko owns the community")
+    product_id = product.stdout.strip()
+
+    bought = _until(
+        lambda: platform.cli(
+            "checkout", community_id, product_id, "--request-id", "ren-n3", "--as", "ren", "--json"
+        ),
+        "billing learns that ren is a member",
+    )
+    charge_id = json.loads(bought.stdout)["charge"]["id"]
+    assert json.loads(bought.stdout)["invoice"]["total_display"] == "3000 JPY"
+
+    def paid() -> subprocess.CompletedProcess[str]:
+        books = platform.cli("ledger", community_id, "--as", "aiko", "--json")
+        balances = json.loads(books.stdout).get("balances", []) if books.returncode == 0 else []
+        ok = {"account": "provider_cash", "currency": "JPY", "amount_minor": "3000"} in balances
+        return books if ok else subprocess.CompletedProcess(books.args, 1, "", "not yet paid")
+
+    _until(paid, "the provider's webhook confirms the charge")
+    refunded = platform.cli(
+        "refund", community_id, charge_id, "--amount-minor", "1000", "--as", "aiko", "--json"
+    )
+    assert refunded.returncode == 0, refunded.stderr
+    too_much = platform.cli(
+        "refund", community_id, charge_id, "--amount-minor", "2001", "--as", "aiko"
+    )
+    assert too_much.returncode == 1
+    assert "amount_minor" in too_much.stdout + too_much.stderr
+
+    verified = platform.cli("billing", "verify", "--as", "ops", "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    report = json.loads(verified.stdout)
+    assert report["ok"] is True
+    assert int(report["charges"]) >= 1
+
+
+def _until(
+    attempt: Callable[[], subprocess.CompletedProcess[str]], what: str, seconds: float = 30
+) -> subprocess.CompletedProcess[str]:
+    deadline = time.monotonic() + seconds
+    while True:
+        result = attempt()
+        if result.returncode == 0:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: {result.stdout} {result.stderr}")
+        time.sleep(0.3)
 
 
 def test_moderators_run_a_community_from_the_cli(platform: Platform) -> None:

@@ -553,7 +553,9 @@ def test_every_process_answers_native_grpc_probes_and_is_scraped_on_its_own_port
         assert container["readinessProbe"]["grpc"] == {"port": grpc, "service": ""}, name
         assert container["livenessProbe"]["grpc"] == {"port": grpc, "service": "liveness"}, name
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert ports == {"grpc": grpc, "metrics": metrics}, name
+        # Billing's API pods also take the payment provider's webhooks over HTTP.
+        extra = {"webhooks": 8054} if name == "billing" else {}
+        assert ports == {"grpc": grpc, "metrics": metrics, **extra}, name
         template = doc["spec"]["template"]
         assert template["metadata"]["annotations"] == {
             "prometheus.io/scrape": "true",
@@ -607,7 +609,13 @@ def test_each_pod_reads_only_its_own_database_url() -> None:
             for e in container["env"]
             if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
         }
-        assert secrets == {f"STUDYHALL_{service.upper()}_DATABASE_URL"}, name
+        # Billing's API pods hold the payment provider's key and webhook secret too.
+        provider = (
+            {"STUDYHALL_BILLING_PROVIDER_API_KEY", "STUDYHALL_BILLING_WEBHOOK_SECRET"}
+            if name == "billing"
+            else set()
+        )
+        assert secrets == {f"STUDYHALL_{service.upper()}_DATABASE_URL", *provider}, name
         assert all("secretRef" not in source for source in container.get("envFrom", [])), name
 
 

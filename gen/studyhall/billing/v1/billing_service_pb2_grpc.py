@@ -45,6 +45,81 @@ class BillingServiceStub:
                 request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetProductRequest.SerializeToString,
                 response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetProductResponse.FromString,
                 _registered_method=True)
+        self.ListProducts = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/ListProducts',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListProductsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListProductsResponse.FromString,
+                _registered_method=True)
+        self.UpdateProduct = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/UpdateProduct',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.UpdateProductRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.UpdateProductResponse.FromString,
+                _registered_method=True)
+        self.ArchiveProduct = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/ArchiveProduct',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ArchiveProductRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ArchiveProductResponse.FromString,
+                _registered_method=True)
+        self.CreateCheckout = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/CreateCheckout',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCheckoutRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCheckoutResponse.FromString,
+                _registered_method=True)
+        self.GetMyBilling = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/GetMyBilling',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetMyBillingRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetMyBillingResponse.FromString,
+                _registered_method=True)
+        self.ListCharges = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/ListCharges',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListChargesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListChargesResponse.FromString,
+                _registered_method=True)
+        self.RefundCharge = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/RefundCharge',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.RefundChargeRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.RefundChargeResponse.FromString,
+                _registered_method=True)
+        self.ListRefunds = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/ListRefunds',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListRefundsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListRefundsResponse.FromString,
+                _registered_method=True)
+        self.ListInvoices = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/ListInvoices',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListInvoicesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListInvoicesResponse.FromString,
+                _registered_method=True)
+        self.GrantEntitlement = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/GrantEntitlement',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GrantEntitlementRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GrantEntitlementResponse.FromString,
+                _registered_method=True)
+        self.RevokeEntitlement = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/RevokeEntitlement',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.RevokeEntitlementRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.RevokeEntitlementResponse.FromString,
+                _registered_method=True)
+        self.ListEntitlements = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/ListEntitlements',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListEntitlementsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListEntitlementsResponse.FromString,
+                _registered_method=True)
+        self.ListLedgerEntries = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/ListLedgerEntries',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListLedgerEntriesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListLedgerEntriesResponse.FromString,
+                _registered_method=True)
+        self.GetBalances = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/GetBalances',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetBalancesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetBalancesResponse.FromString,
+                _registered_method=True)
+        self.VerifyLedger = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/VerifyLedger',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.VerifyLedgerRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.VerifyLedgerResponse.FromString,
+                _registered_method=True)
         self.ExportMyData = channel.unary_unary(
                 '/studyhall.billing.v1.BillingService/ExportMyData',
                 request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ExportMyDataRequest.SerializeToString,
@@ -70,6 +145,116 @@ class BillingServiceServicer:
 
     def GetProduct(self, request, context):
         """Returns one product of a community.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProducts(self, request, context):
+        """Lists a community's products, oldest first; archived ones only when asked for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateProduct(self, request, context):
+        """Changes a product's name, description, disclosure or price (a new price: a price never
+        changes in place). Admins and owners; field mask and etag.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveProduct(self, request, context):
+        """Takes a product off sale; what was bought stays bought. Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCheckout(self, request, context):
+        """Starts paying for products of a community: a charge and its invoice, submitted to the
+        payment provider; the provider's webhook confirms or declines it. A member, for themself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMyBilling(self, request, context):
+        """The caller's own charges, refunds, invoices and entitlements in a community, newest
+        first (the latest 100 of each): anyone signed in, member or not; platform operators for
+        a named user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCharges(self, request, context):
+        """A community's charges, newest first. Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefundCharge(self, request, context):
+        """Pays back a charge in whole or in part. Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRefunds(self, request, context):
+        """A community's refunds, newest first. Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInvoices(self, request, context):
+        """A community's invoices, newest first. Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GrantEntitlement(self, request, context):
+        """Gives a member a product without payment (e.g. a scholarship). Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeEntitlement(self, request, context):
+        """Takes an entitlement away now. Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEntitlements(self, request, context):
+        """A community's entitlements, newest first. Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLedgerEntries(self, request, context):
+        """The community's ledger, oldest entry first. Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBalances(self, request, context):
+        """The balance of each of the community's accounts, per currency. Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyLedger(self, request, context):
+        """Checks every invariant of the ledger: of one community (admins and owners) or of all
+        (platform operators, community_id empty).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -107,6 +292,81 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.GetProduct,
                     request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetProductRequest.FromString,
                     response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetProductResponse.SerializeToString,
+            ),
+            'ListProducts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProducts,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListProductsRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListProductsResponse.SerializeToString,
+            ),
+            'UpdateProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProduct,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.UpdateProductRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.UpdateProductResponse.SerializeToString,
+            ),
+            'ArchiveProduct': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveProduct,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ArchiveProductRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ArchiveProductResponse.SerializeToString,
+            ),
+            'CreateCheckout': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCheckout,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCheckoutRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCheckoutResponse.SerializeToString,
+            ),
+            'GetMyBilling': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMyBilling,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetMyBillingRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetMyBillingResponse.SerializeToString,
+            ),
+            'ListCharges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCharges,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListChargesRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListChargesResponse.SerializeToString,
+            ),
+            'RefundCharge': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefundCharge,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.RefundChargeRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.RefundChargeResponse.SerializeToString,
+            ),
+            'ListRefunds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRefunds,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListRefundsRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListRefundsResponse.SerializeToString,
+            ),
+            'ListInvoices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInvoices,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListInvoicesRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListInvoicesResponse.SerializeToString,
+            ),
+            'GrantEntitlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantEntitlement,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GrantEntitlementRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GrantEntitlementResponse.SerializeToString,
+            ),
+            'RevokeEntitlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeEntitlement,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.RevokeEntitlementRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.RevokeEntitlementResponse.SerializeToString,
+            ),
+            'ListEntitlements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEntitlements,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListEntitlementsRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListEntitlementsResponse.SerializeToString,
+            ),
+            'ListLedgerEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLedgerEntries,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListLedgerEntriesRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListLedgerEntriesResponse.SerializeToString,
+            ),
+            'GetBalances': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBalances,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetBalancesRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetBalancesResponse.SerializeToString,
+            ),
+            'VerifyLedger': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyLedger,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.VerifyLedgerRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.VerifyLedgerResponse.SerializeToString,
             ),
             'ExportMyData': grpc.unary_unary_rpc_method_handler(
                     servicer.ExportMyData,
@@ -174,6 +434,411 @@ class BillingService:
             '/studyhall.billing.v1.BillingService/GetProduct',
             studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetProductRequest.SerializeToString,
             studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetProductResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProducts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/ListProducts',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListProductsRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/UpdateProduct',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.UpdateProductRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.UpdateProductResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveProduct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/ArchiveProduct',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ArchiveProductRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ArchiveProductResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCheckout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/CreateCheckout',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCheckoutRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCheckoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMyBilling(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/GetMyBilling',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetMyBillingRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetMyBillingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCharges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/ListCharges',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListChargesRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListChargesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefundCharge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/RefundCharge',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.RefundChargeRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.RefundChargeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRefunds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/ListRefunds',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListRefundsRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListRefundsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInvoices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/ListInvoices',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListInvoicesRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListInvoicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GrantEntitlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/GrantEntitlement',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GrantEntitlementRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GrantEntitlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeEntitlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/RevokeEntitlement',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.RevokeEntitlementRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.RevokeEntitlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEntitlements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/ListEntitlements',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListEntitlementsRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListEntitlementsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLedgerEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/ListLedgerEntries',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListLedgerEntriesRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListLedgerEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBalances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/GetBalances',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetBalancesRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetBalancesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyLedger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/VerifyLedger',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.VerifyLedgerRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.VerifyLedgerResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,45 @@ class BillingServiceStub:
     """Adds a product to a community's catalogue."""
     GetProduct: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.GetProductRequest, _billing_service_pb2.GetProductResponse]
     """Returns one product of a community."""
+    ListProducts: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListProductsRequest, _billing_service_pb2.ListProductsResponse]
+    """Lists a community's products, oldest first; archived ones only when asked for."""
+    UpdateProduct: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.UpdateProductRequest, _billing_service_pb2.UpdateProductResponse]
+    """Changes a product's name, description, disclosure or price (a new price: a price never
+    changes in place). Admins and owners; field mask and etag.
+    """
+    ArchiveProduct: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ArchiveProductRequest, _billing_service_pb2.ArchiveProductResponse]
+    """Takes a product off sale; what was bought stays bought. Admins and owners."""
+    CreateCheckout: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.CreateCheckoutRequest, _billing_service_pb2.CreateCheckoutResponse]
+    """Starts paying for products of a community: a charge and its invoice, submitted to the
+    payment provider; the provider's webhook confirms or declines it. A member, for themself.
+    """
+    GetMyBilling: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.GetMyBillingRequest, _billing_service_pb2.GetMyBillingResponse]
+    """The caller's own charges, refunds, invoices and entitlements in a community, newest
+    first (the latest 100 of each): anyone signed in, member or not; platform operators for
+    a named user.
+    """
+    ListCharges: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListChargesRequest, _billing_service_pb2.ListChargesResponse]
+    """A community's charges, newest first. Admins and owners."""
+    RefundCharge: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.RefundChargeRequest, _billing_service_pb2.RefundChargeResponse]
+    """Pays back a charge in whole or in part. Admins and owners."""
+    ListRefunds: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListRefundsRequest, _billing_service_pb2.ListRefundsResponse]
+    """A community's refunds, newest first. Admins and owners."""
+    ListInvoices: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListInvoicesRequest, _billing_service_pb2.ListInvoicesResponse]
+    """A community's invoices, newest first. Admins and owners."""
+    GrantEntitlement: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.GrantEntitlementRequest, _billing_service_pb2.GrantEntitlementResponse]
+    """Gives a member a product without payment (e.g. a scholarship). Admins and owners."""
+    RevokeEntitlement: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.RevokeEntitlementRequest, _billing_service_pb2.RevokeEntitlementResponse]
+    """Takes an entitlement away now. Admins and owners."""
+    ListEntitlements: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListEntitlementsRequest, _billing_service_pb2.ListEntitlementsResponse]
+    """A community's entitlements, newest first. Admins and owners."""
+    ListLedgerEntries: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListLedgerEntriesRequest, _billing_service_pb2.ListLedgerEntriesResponse]
+    """The community's ledger, oldest entry first. Admins and owners."""
+    GetBalances: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.GetBalancesRequest, _billing_service_pb2.GetBalancesResponse]
+    """The balance of each of the community's accounts, per currency. Admins and owners."""
+    VerifyLedger: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.VerifyLedgerRequest, _billing_service_pb2.VerifyLedgerResponse]
+    """Checks every invariant of the ledger: of one community (admins and owners) or of all
+    (platform operators, community_id empty).
+    """
     ExportMyData: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ExportMyDataRequest, _billing_service_pb2.ExportMyDataResponse]
     """What this service holds about the caller in one community, as a JSON document with a
     section per kind of record (today: its copy of the caller's standing). Each service
@@ -59,6 +98,45 @@ class BillingServiceAsyncStub(BillingServiceStub):
     """Adds a product to a community's catalogue."""
     GetProduct: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.GetProductRequest, _billing_service_pb2.GetProductResponse]  # type: ignore[assignment]
     """Returns one product of a community."""
+    ListProducts: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListProductsRequest, _billing_service_pb2.ListProductsResponse]  # type: ignore[assignment]
+    """Lists a community's products, oldest first; archived ones only when asked for."""
+    UpdateProduct: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.UpdateProductRequest, _billing_service_pb2.UpdateProductResponse]  # type: ignore[assignment]
+    """Changes a product's name, description, disclosure or price (a new price: a price never
+    changes in place). Admins and owners; field mask and etag.
+    """
+    ArchiveProduct: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ArchiveProductRequest, _billing_service_pb2.ArchiveProductResponse]  # type: ignore[assignment]
+    """Takes a product off sale; what was bought stays bought. Admins and owners."""
+    CreateCheckout: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.CreateCheckoutRequest, _billing_service_pb2.CreateCheckoutResponse]  # type: ignore[assignment]
+    """Starts paying for products of a community: a charge and its invoice, submitted to the
+    payment provider; the provider's webhook confirms or declines it. A member, for themself.
+    """
+    GetMyBilling: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.GetMyBillingRequest, _billing_service_pb2.GetMyBillingResponse]  # type: ignore[assignment]
+    """The caller's own charges, refunds, invoices and entitlements in a community, newest
+    first (the latest 100 of each): anyone signed in, member or not; platform operators for
+    a named user.
+    """
+    ListCharges: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListChargesRequest, _billing_service_pb2.ListChargesResponse]  # type: ignore[assignment]
+    """A community's charges, newest first. Admins and owners."""
+    RefundCharge: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.RefundChargeRequest, _billing_service_pb2.RefundChargeResponse]  # type: ignore[assignment]
+    """Pays back a charge in whole or in part. Admins and owners."""
+    ListRefunds: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListRefundsRequest, _billing_service_pb2.ListRefundsResponse]  # type: ignore[assignment]
+    """A community's refunds, newest first. Admins and owners."""
+    ListInvoices: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListInvoicesRequest, _billing_service_pb2.ListInvoicesResponse]  # type: ignore[assignment]
+    """A community's invoices, newest first. Admins and owners."""
+    GrantEntitlement: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.GrantEntitlementRequest, _billing_service_pb2.GrantEntitlementResponse]  # type: ignore[assignment]
+    """Gives a member a product without payment (e.g. a scholarship). Admins and owners."""
+    RevokeEntitlement: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.RevokeEntitlementRequest, _billing_service_pb2.RevokeEntitlementResponse]  # type: ignore[assignment]
+    """Takes an entitlement away now. Admins and owners."""
+    ListEntitlements: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListEntitlementsRequest, _billing_service_pb2.ListEntitlementsResponse]  # type: ignore[assignment]
+    """A community's entitlements, newest first. Admins and owners."""
+    ListLedgerEntries: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListLedgerEntriesRequest, _billing_service_pb2.ListLedgerEntriesResponse]  # type: ignore[assignment]
+    """The community's ledger, oldest entry first. Admins and owners."""
+    GetBalances: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.GetBalancesRequest, _billing_service_pb2.GetBalancesResponse]  # type: ignore[assignment]
+    """The balance of each of the community's accounts, per currency. Admins and owners."""
+    VerifyLedger: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.VerifyLedgerRequest, _billing_service_pb2.VerifyLedgerResponse]  # type: ignore[assignment]
+    """Checks every invariant of the ledger: of one community (admins and owners) or of all
+    (platform operators, community_id empty).
+    """
     ExportMyData: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ExportMyDataRequest, _billing_service_pb2.ExportMyDataResponse]  # type: ignore[assignment]
     """What this service holds about the caller in one community, as a JSON document with a
     section per kind of record (today: its copy of the caller's standing). Each service
@@ -90,6 +168,135 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_billing_service_pb2.GetProductResponse, _abc.Awaitable[_billing_service_pb2.GetProductResponse]]:
         """Returns one product of a community."""
+
+    @_abc_1.abstractmethod
+    def ListProducts(
+        self,
+        request: _billing_service_pb2.ListProductsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ListProductsResponse, _abc.Awaitable[_billing_service_pb2.ListProductsResponse]]:
+        """Lists a community's products, oldest first; archived ones only when asked for."""
+
+    @_abc_1.abstractmethod
+    def UpdateProduct(
+        self,
+        request: _billing_service_pb2.UpdateProductRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.UpdateProductResponse, _abc.Awaitable[_billing_service_pb2.UpdateProductResponse]]:
+        """Changes a product's name, description, disclosure or price (a new price: a price never
+        changes in place). Admins and owners; field mask and etag.
+        """
+
+    @_abc_1.abstractmethod
+    def ArchiveProduct(
+        self,
+        request: _billing_service_pb2.ArchiveProductRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ArchiveProductResponse, _abc.Awaitable[_billing_service_pb2.ArchiveProductResponse]]:
+        """Takes a product off sale; what was bought stays bought. Admins and owners."""
+
+    @_abc_1.abstractmethod
+    def CreateCheckout(
+        self,
+        request: _billing_service_pb2.CreateCheckoutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.CreateCheckoutResponse, _abc.Awaitable[_billing_service_pb2.CreateCheckoutResponse]]:
+        """Starts paying for products of a community: a charge and its invoice, submitted to the
+        payment provider; the provider's webhook confirms or declines it. A member, for themself.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMyBilling(
+        self,
+        request: _billing_service_pb2.GetMyBillingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.GetMyBillingResponse, _abc.Awaitable[_billing_service_pb2.GetMyBillingResponse]]:
+        """The caller's own charges, refunds, invoices and entitlements in a community, newest
+        first (the latest 100 of each): anyone signed in, member or not; platform operators for
+        a named user.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCharges(
+        self,
+        request: _billing_service_pb2.ListChargesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ListChargesResponse, _abc.Awaitable[_billing_service_pb2.ListChargesResponse]]:
+        """A community's charges, newest first. Admins and owners."""
+
+    @_abc_1.abstractmethod
+    def RefundCharge(
+        self,
+        request: _billing_service_pb2.RefundChargeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.RefundChargeResponse, _abc.Awaitable[_billing_service_pb2.RefundChargeResponse]]:
+        """Pays back a charge in whole or in part. Admins and owners."""
+
+    @_abc_1.abstractmethod
+    def ListRefunds(
+        self,
+        request: _billing_service_pb2.ListRefundsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ListRefundsResponse, _abc.Awaitable[_billing_service_pb2.ListRefundsResponse]]:
+        """A community's refunds, newest first. Admins and owners."""
+
+    @_abc_1.abstractmethod
+    def ListInvoices(
+        self,
+        request: _billing_service_pb2.ListInvoicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ListInvoicesResponse, _abc.Awaitable[_billing_service_pb2.ListInvoicesResponse]]:
+        """A community's invoices, newest first. Admins and owners."""
+
+    @_abc_1.abstractmethod
+    def GrantEntitlement(
+        self,
+        request: _billing_service_pb2.GrantEntitlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.GrantEntitlementResponse, _abc.Awaitable[_billing_service_pb2.GrantEntitlementResponse]]:
+        """Gives a member a product without payment (e.g. a scholarship). Admins and owners."""
+
+    @_abc_1.abstractmethod
+    def RevokeEntitlement(
+        self,
+        request: _billing_service_pb2.RevokeEntitlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.RevokeEntitlementResponse, _abc.Awaitable[_billing_service_pb2.RevokeEntitlementResponse]]:
+        """Takes an entitlement away now. Admins and owners."""
+
+    @_abc_1.abstractmethod
+    def ListEntitlements(
+        self,
+        request: _billing_service_pb2.ListEntitlementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ListEntitlementsResponse, _abc.Awaitable[_billing_service_pb2.ListEntitlementsResponse]]:
+        """A community's entitlements, newest first. Admins and owners."""
+
+    @_abc_1.abstractmethod
+    def ListLedgerEntries(
+        self,
+        request: _billing_service_pb2.ListLedgerEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ListLedgerEntriesResponse, _abc.Awaitable[_billing_service_pb2.ListLedgerEntriesResponse]]:
+        """The community's ledger, oldest entry first. Admins and owners."""
+
+    @_abc_1.abstractmethod
+    def GetBalances(
+        self,
+        request: _billing_service_pb2.GetBalancesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.GetBalancesResponse, _abc.Awaitable[_billing_service_pb2.GetBalancesResponse]]:
+        """The balance of each of the community's accounts, per currency. Admins and owners."""
+
+    @_abc_1.abstractmethod
+    def VerifyLedger(
+        self,
+        request: _billing_service_pb2.VerifyLedgerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.VerifyLedgerResponse, _abc.Awaitable[_billing_service_pb2.VerifyLedgerResponse]]:
+        """Checks every invariant of the ledger: of one community (admins and owners) or of all
+        (platform operators, community_id empty).
+        """
 
     @_abc_1.abstractmethod
     def ExportMyData(

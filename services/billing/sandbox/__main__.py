@@ -1,0 +1,3 @@
+from services.billing.sandbox.server import main
+
+main()
