@@ -256,6 +256,12 @@ class Access:
             )
         return str(zone or "")
 
+    async def standing_in(self, session: AsyncSession, community_id: str, user_id: str) -> Standing:
+        """The caller's standing read in `session` (a write transaction), not the cache: a
+        write decided on the projection as it is now, and on SQLite a read on the writer's
+        connection, without a hand-over to the reader's thread (decision 0011)."""
+        return await self._load(session, community_id, user_id)
+
     async def standings(
         self, session: AsyncSession, pairs: Collection[tuple[str, str]]
     ) -> dict[tuple[str, str], Standing]:

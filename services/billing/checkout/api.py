@@ -20,7 +20,7 @@ from services.billing.checkout.store import ChargeRepository, InvoiceRepository,
 from services.billing.entitlements.api import entitlement_to_proto
 from services.billing.entitlements.store import EntitlementRepository
 from services.billing.payments.provider import PaymentProvider, ProviderRefused
-from services.kit.access import Access, Role
+from services.kit.access import Access, Role, check_role
 from services.kit.auth import current_identity
 from services.kit.data_rights_api import data_subject
 from services.kit.database import Database
@@ -52,11 +52,11 @@ class CheckoutApi:
         if not request.payment_method.isprintable():
             problems.add("payment_method", "must be the provider's token, e.g. pm_card_visa")
         problems.raise_if_any()
-        await self.access.require_role(
-            request.community_id, caller, Role.MEMBER, "buying", writable=True
-        )
 
         async def record(session: AsyncSession) -> pb.CreateCheckoutResponse:
+            # Decided in the group's transaction (as content's posts are, decision 0011).
+            standing = await self.access.standing_in(session, request.community_id, caller.user_id)
+            check_role(request.community_id, standing, caller, Role.MEMBER, "buying", writable=True)
             found = await ProductRepository(session).many(request.community_id, request.product_ids)
             products = []
             for index, product_id in enumerate(request.product_ids):
