@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import uuid
@@ -37,10 +38,9 @@ class Frequency(IntEnum):
     MONTHLY = 2
 
 
-# People cannot turn up to a meetup without knowing where it is, nor join a lecture or an
-# AMA without a link; an AMA needs experts to ask.
+# People cannot turn up to a meetup without knowing where it is; an AMA needs experts to
+# ask. (A lecture's join URL may come later: it is often made the day before.)
 KINDS_WITH_LOCATION = frozenset({ActivityKind.OFFLINE_MEETUP})
-KINDS_WITH_JOIN_URL = frozenset({ActivityKind.ONLINE_LECTURE, ActivityKind.EXPERT_AMA})
 KINDS_WITH_SPEAKERS = frozenset({ActivityKind.EXPERT_AMA})
 
 TITLE_MAX = 200
@@ -61,7 +61,7 @@ SEAT_HOLD_MIN = timedelta(seconds=1)
 SEAT_HOLD_MAX = timedelta(days=14)
 SERIES_MIN, SERIES_MAX = 2, 52
 # How far ahead an activity may be planned.
-HORIZON = timedelta(days=3 * 366)
+HORIZON = timedelta(days=10 * 366)
 # An activity with no end is taken to last this long (for check-in and no-shows).
 DEFAULT_LENGTH = timedelta(hours=2)
 UNLIMITED = 0
@@ -205,9 +205,7 @@ def plan_problems(activity: Activity, now: datetime, prefix: str = "") -> dict[s
     if activity.end_time is not None and activity.end_time <= activity.start_time:
         problems[f"{prefix}end_time"] = "must be after start_time"
     if activity.kind in KINDS_WITH_LOCATION and not activity.location:
-        problems[f"{prefix}location"] = "is required for an offline meetup"
-    if activity.kind in KINDS_WITH_JOIN_URL and not activity.join_url:
-        problems[f"{prefix}join_url"] = "is required for an online lecture or an AMA"
+        problems[f"{prefix}location"] = "is required"
     if activity.kind in KINDS_WITH_SPEAKERS and not activity.speaker_user_ids:
         problems[f"{prefix}speaker_user_ids"] = "an AMA needs at least one expert"
     return problems
@@ -272,12 +270,10 @@ def occurrences(first: Activity, rule: Recurrence) -> list[Activity]:
             starts.append(local + timedelta(weeks=step))
         else:
             month = local.month - 1 + step
-            try:
+            with contextlib.suppress(ValueError):  # no such day in that month
                 starts.append(local.replace(year=local.year + month // 12, month=month % 12 + 1))
-            except ValueError:
-                pass  # no such day in that month
         step += 1
-    made = []
+    made: list[Activity] = []
     for local_start in starts:
         start = local_start.replace(tzinfo=where).astimezone(UTC)
         made.append(
@@ -320,12 +316,12 @@ def edit(
     edited = replace(
         activity, **{name: values[name] for name in changed}, version=activity.version + 1
     )
-    if "capacity" in changed and edited.capacity != UNLIMITED:
-        if edited.capacity < activity.seats_taken:
-            raise FailedPrecondition(
-                f"activity.capacity: {activity.seats_taken} seats are taken; the capacity "
-                f"cannot go below that (asked {edited.capacity})"
-            )
+    capacity_changed = "capacity" in changed and edited.capacity != UNLIMITED
+    if capacity_changed and edited.capacity < activity.seats_taken:
+        raise FailedPrecondition(
+            f"activity.capacity: {activity.seats_taken} seats are taken; the capacity "
+            f"cannot go below that (asked {edited.capacity})"
+        )
     # Start must stay ahead only when it moves: editing a description an hour before the
     # start is fine.
     problems = plan_problems(edited, now, prefix="activity.")

@@ -54,7 +54,9 @@ class ActivityRepository:
         return activity_from_row(row) if row else None
 
     async def by_id(self, activity_id: str) -> Activity | None:
-        row = (await self.session.execute(select(activities).where(activities.c.id == activity_id))).first()
+        row = (
+            await self.session.execute(select(activities).where(activities.c.id == activity_id))
+        ).first()
         return activity_from_row(row) if row else None
 
     async def listed(

@@ -1,0 +1,118 @@
+"""Registering, giving up a seat and the waitlist's promotions: use cases that take a
+session (the caller's transaction) and keep the counters, the rows and the facts together.
+
+A free seat and a waitlist never exist together: each seat freed (a cancellation, an
+expired hold, a raised capacity) goes to the first waiting member at once, held for them
+until they confirm or the hold ends (a scheduler job), and then moves on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.events.activities.domain import Activity
+from services.events.registration import domain
+from services.events.registration.domain import CancelReason, Registration, RegistrationState
+from services.events.registration.events import RegistrationEvents
+from services.events.registration.store import RegistrationRepository, Seats
+from services.events.store.tables import scheduled_jobs
+from services.kit.errors import FailedPrecondition
+from services.kit.schedule import Job, Jobs
+
+JOBS = Jobs(scheduled_jobs)
+EXPIRE_HOLD = "expire_hold"
+
+
+async def register(
+    session: AsyncSession,
+    activity: Activity,
+    user_id: str,
+    answers: Mapping[str, str],
+    now: datetime,
+) -> tuple[Registration, int]:
+    """The member's registration, seated or waitlisted, and their waitlist position."""
+    domain.check_open(activity, now)
+    repository = RegistrationRepository(session)
+    existing = await repository.of_member(activity.id, user_id)
+    registration = domain.registration_for(existing, activity, user_id, answers, now)
+    seats = Seats(session)
+    events = RegistrationEvents(session)
+    if await seats.take(activity.id):
+        registration = domain.seated(registration, now)
+        await repository.save(registration)
+        await events.registered(registration)
+        return registration, 0
+    ticket = await seats.queue(activity.id)
+    if ticket is None:
+        raise FailedPrecondition(
+            f"activity {activity.id} is cancelled; it cannot be registered for"
+        )
+    registration = domain.waitlisted(registration, ticket, now)
+    await repository.save(registration)
+    position = await repository.waitlist_position(registration)
+    await events.waitlisted(registration, position)
+    return registration, position
+
+
+async def cancel(
+    session: AsyncSession,
+    activity: Activity,
+    registration: Registration,
+    reason: CancelReason,
+    by: str,
+    now: datetime,
+) -> Registration:
+    """Gives up a seat, a held seat or a place; a freed seat goes to the next waiting."""
+    was = registration.state
+    ended = domain.cancelled(registration, now)
+    await RegistrationRepository(session).save(ended)
+    await RegistrationEvents(session).cancelled(ended, reason, by)
+    seats = Seats(session)
+    if was is RegistrationState.HELD:
+        await JOBS.cancel(session, EXPIRE_HOLD, registration.id)
+    if was in domain.WITH_SEAT:
+        await seats.release(activity.id)
+        await fill_free_seats(session, activity, now)
+    elif was is RegistrationState.WAITLISTED:
+        await seats.leave_waitlist(activity.id)
+    return ended
+
+
+async def fill_free_seats(session: AsyncSession, activity: Activity, now: datetime) -> int:
+    """Promotes waiting members, first come first, while seats are free; how many."""
+    repository = RegistrationRepository(session)
+    seats = Seats(session)
+    events = RegistrationEvents(session)
+    promoted = 0
+    while True:
+        waiting = await repository.next_waiting(activity.id)
+        if waiting is None or not await seats.promote_one(activity.id):
+            return promoted
+        until = now + activity.seat_hold
+        hold = domain.held(waiting, until, now)
+        await repository.save(hold)
+        await JOBS.set(session, Job(EXPIRE_HOLD, hold.id, hold.community_id, until))
+        await events.promoted(hold)
+        promoted += 1
+
+
+async def confirm(session: AsyncSession, registration: Registration, now: datetime) -> Registration:
+    seat = domain.confirmed(registration, now)
+    await RegistrationRepository(session).save(seat)
+    await JOBS.cancel(session, EXPIRE_HOLD, registration.id)
+    await RegistrationEvents(session).registered(seat)
+    return seat
+
+
+async def cancel_all(session: AsyncSession, activity: Activity, by: str, now: datetime) -> None:
+    """The activity was cancelled: so is every registration it had."""
+    repository = RegistrationRepository(session)
+    events = RegistrationEvents(session)
+    for registration in await repository.in_states(activity.id, list(domain.ACTIVE)):
+        ended = domain.cancelled(registration, now)
+        await repository.save(ended)
+        await events.cancelled(ended, CancelReason.ACTIVITY_CANCELLED, by)
+        if registration.state is RegistrationState.HELD:
+            await JOBS.cancel(session, EXPIRE_HOLD, registration.id)
