@@ -52,11 +52,11 @@ def _activity(world: World) -> pb.CreateActivityRequest:
     )
 
 
-def _w(world: World) -> dict[str, str]:
+def _w(world: World) -> dict[str, Any]:
     return {"request_id": new_id(), "community_id": world.community_id}
 
 
-def _a(world: World) -> dict[str, str]:
+def _a(world: World) -> dict[str, Any]:
     return {"community_id": world.community_id, "activity_id": world.activity_id}
 
 
