@@ -17,6 +17,7 @@ from services.events.attendance.api import AttendanceApi
 from services.events.calendar.api import CalendarApi
 from services.events.feedback import data as feedback_data
 from services.events.feedback.api import FeedbackApi
+from services.events.registration import consumers as registration_consumers
 from services.events.registration import data as registration_data
 from services.events.registration import seats
 from services.events.registration.api import RegistrationApi
@@ -129,6 +130,7 @@ SPEC = ServiceSpec(
     subscriptions=lambda deps: [
         access_subscription("events", access),
         erasure_subscription("events", HOLDERS),
+        *registration_consumers.subscriptions(),
     ],
     schedule=scheduled_jobs,
     jobs=jobs,

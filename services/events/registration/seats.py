@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.events.activities.domain import Activity
+from services.events.activities.store import ActivityRepository
 from services.events.registration import domain
 from services.events.registration.domain import CancelReason, Registration, RegistrationState
 from services.events.registration.events import RegistrationEvents
@@ -104,6 +105,26 @@ async def confirm(session: AsyncSession, registration: Registration, now: dateti
     await JOBS.cancel(session, EXPIRE_HOLD, registration.id)
     await RegistrationEvents(session).registered(seat)
     return seat
+
+
+async def member_left(
+    session: AsyncSession, community_id: str, user_id: str, left_at: datetime, now: datetime
+) -> int:
+    """The member left the community (or was removed or banned): their registrations made
+    before they left, in activities still ahead, are cancelled and the seats move on. One
+    made after the leave (they joined again) stays. How many were cancelled."""
+    repository = RegistrationRepository(session)
+    activities = ActivityRepository(session)
+    ended = 0
+    for activity_id, _ in await repository.upcoming_of_member(community_id, user_id, left_at, now):
+        # The activity's row first, as every registration change locks it (seats).
+        activity = await activities.get(community_id, activity_id, for_update=True)
+        registration = await repository.of_member(activity_id, user_id, for_update=True)
+        if activity is None or registration is None or not registration.active:
+            continue
+        await cancel(session, activity, registration, CancelReason.MEMBER_LEFT, "", now)
+        ended += 1
+    return ended
 
 
 async def cancel_all(session: AsyncSession, activity: Activity, by: str, now: datetime) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.events.activities.domain import ActivityState
 from services.events.registration.domain import (
+    ACTIVE,
     Attendance,
     Registration,
     RegistrationState,
@@ -91,6 +92,26 @@ class RegistrationRepository:
             )
         )
         return [registration_from_row(row) for row in rows]
+
+    async def upcoming_of_member(
+        self, community_id: str, user_id: str, registered_by: datetime, now: datetime
+    ) -> list[tuple[str, str]]:
+        """(activity id, registration id) of the member's active registrations, made by
+        `registered_by`, in activities of the community that have not started."""
+        rows = await self.session.execute(
+            select(registrations.c.activity_id, registrations.c.id)
+            .join(activities, activities.c.id == registrations.c.activity_id)
+            .where(
+                registrations.c.community_id == community_id,
+                registrations.c.user_id == user_id,
+                registrations.c.state.in_([int(s) for s in ACTIVE]),
+                registrations.c.registered_at <= registered_by,
+                activities.c.state == _SCHEDULED,
+                activities.c.start_time > now,
+            )
+            .order_by(registrations.c.activity_id)
+        )
+        return [(str(activity_id), str(registration_id)) for activity_id, registration_id in rows]
 
     async def next_waiting(self, activity_id: str) -> Registration | None:
         """The first on the waitlist: the lowest ticket."""
