@@ -22,6 +22,7 @@ from services.events.registration import data as registration_data
 from services.events.registration import seats
 from services.events.registration.api import RegistrationApi
 from services.events.registration.holds import EXPIRE_HOLD, expire_hold
+from services.events.registration.registering import Registering
 from services.events.reminders import schedule as reminders
 from services.events.settings import EventsSettings
 from services.events.store.tables import access, idempotency_keys, inbox, outbox, scheduled_jobs
@@ -90,15 +91,14 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
     checks = Access("events", database, access, deps.redis)
     # Registrations arrive in bursts for the same activity: those that arrive together
     # commit together (docs/decisions/0011, 0027).
-    writer = GroupedWriter(
-        IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
-    )
+    idempotent = IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
+    writer = GroupedWriter(idempotent)
     lifecycle = Lifecycle(_waker(deps))
     servicer = compose(
         pb_grpc.ActivitiesServiceServicer,
         SERVICE,
         ActivitiesApi(database, checks, writer, lifecycle),
-        RegistrationApi(database, checks, writer),
+        RegistrationApi(database, checks, writer, Registering(database, checks, idempotent)),
         AttendanceApi(database, checks, writer),
         FeedbackApi(database, checks, writer),
         CalendarApi(database, checks),

@@ -179,12 +179,7 @@ class Access:
     async def require_reader(self, community_id: str, caller: Identity) -> Standing:
         """Anyone may read a public or unlisted community; only members a private one.
         Operators read any community that exists."""
-        standing = await self.standing(community_id, caller.user_id)
-        if not standing.known:
-            raise _not_found(community_id)
-        if standing.visibility == PRIVATE and standing.role is None and not caller.operator:
-            raise _not_found(community_id)
-        return standing
+        return admit_reader(community_id, caller, await self.standing(community_id, caller.user_id))
 
     async def require_role(
         self,
@@ -197,17 +192,8 @@ class Access:
     ) -> Standing:
         """`minimum` or a higher role; `writable`: in a community that is not archived too,
         checked after the role (one read of the standing for both)."""
-        standing = await self.require_reader(community_id, caller)
-        # Operators skip the role, never the existence: a mistyped id must not create records.
-        if not caller.operator and (standing.role is None or standing.role < minimum):
-            held = standing.role.name.lower() if standing.role else "not a member"
-            raise PermissionDenied(
-                f"{what} needs the {minimum.name.lower()} role or higher in community "
-                f"{community_id}; you are {held}"
-            )
-        if writable:
-            check_writable(community_id, standing, what)
-        return standing
+        standing = await self.standing(community_id, caller.user_id)
+        return admit_role(community_id, caller, standing, minimum, what, writable=writable)
 
     async def require_voice(
         self, community_id: str, caller: Identity, what: str, *, writable: bool = False
@@ -273,14 +259,22 @@ class Access:
         return str(zone or "")
 
     async def _load(self, session: AsyncSession, community_id: str, user_id: str) -> Standing:
+        return (await self.standings(session, community_id, {user_id}))[user_id]
+
+    async def standings(
+        self, session: AsyncSession, community_id: str, user_ids: set[str]
+    ) -> dict[str, Standing]:
+        """The standing of each of `user_ids` in the community, read in `session` with one
+        statement (the community, its levels and the users' active roles), past the cache:
+        a writer that admits a group of callers in its own transaction reads them at once."""
         communities, roles, levels = self.tables.communities, self.tables.roles, self.tables.levels
-        # One statement: the community, its levels and the caller's active role, if any.
-        row = (
+        rows = (
             await session.execute(
                 select(
                     communities.c.visibility,
                     communities.c.archived,
                     levels.c.privileges,
+                    roles.c.user_id,
                     roles.c.role,
                     roles.c.muted_until,
                     roles.c.level,
@@ -289,22 +283,60 @@ class Access:
                 .outerjoin(
                     roles,
                     (roles.c.community_id == communities.c.community_id)
-                    & (roles.c.user_id == user_id)
+                    & roles.c.user_id.in_(user_ids)
                     & roles.c.active.is_(True),
                 )
                 .where(communities.c.community_id == community_id)
             )
-        ).first()
-        if row is None:
-            return Standing(known=False)
-        unlocked: list[list[str]] = list(row.privileges or [])
+        ).all()
+        if not rows:
+            return dict.fromkeys(user_ids, Standing(known=False))
+        first = rows[0]
+        unlocked: list[list[str]] = list(first.privileges or [])
         gated = frozenset(name for names in unlocked for name in names)
-        visibility, archived = int(row.visibility), bool(row.archived)
-        if row.role is None:
-            return Standing(True, visibility, archived=archived, gated=gated)
-        muted = utc(row.muted_until).timestamp() if row.muted_until else 0.0
-        held = frozenset(name for names in unlocked[: int(row.level)] for name in names)
-        return Standing(True, visibility, Role(row.role), muted, archived, gated, held)
+        visibility, archived = int(first.visibility), bool(first.archived)
+        found = dict.fromkeys(user_ids, Standing(True, visibility, archived=archived, gated=gated))
+        for row in rows:
+            if row.role is None:
+                continue
+            muted = utc(row.muted_until).timestamp() if row.muted_until else 0.0
+            held = frozenset(name for names in unlocked[: int(row.level)] for name in names)
+            found[row.user_id] = Standing(
+                True, visibility, Role(row.role), muted, archived, gated, held
+            )
+        return found
+
+
+def admit_reader(community_id: str, caller: Identity, standing: Standing) -> Standing:
+    """`Access.require_reader`'s checks on a standing already read."""
+    if not standing.known:
+        raise _not_found(community_id)
+    if standing.visibility == PRIVATE and standing.role is None and not caller.operator:
+        raise _not_found(community_id)
+    return standing
+
+
+def admit_role(
+    community_id: str,
+    caller: Identity,
+    standing: Standing,
+    minimum: Role,
+    what: str,
+    *,
+    writable: bool = False,
+) -> Standing:
+    """`Access.require_role`'s checks on a standing already read."""
+    admit_reader(community_id, caller, standing)
+    # Operators skip the role, never the existence: a mistyped id must not create records.
+    if not caller.operator and (standing.role is None or standing.role < minimum):
+        held = standing.role.name.lower() if standing.role else "not a member"
+        raise PermissionDenied(
+            f"{what} needs the {minimum.name.lower()} role or higher in community "
+            f"{community_id}; you are {held}"
+        )
+    if writable:
+        check_writable(community_id, standing, what)
+    return standing
 
 
 _GONE = (members_events.MemberLeft, members_events.MemberRemoved, members_events.MemberBanned)

@@ -12,8 +12,9 @@ from services.events.activities.lookup import require_organizer, sees, visible_a
 from services.events.activities.messages import to_proto
 from services.events.activities.store import ActivityRepository
 from services.events.registration import seats
-from services.events.registration.domain import CancelReason, check_answers
+from services.events.registration.domain import CancelReason
 from services.events.registration.messages import registration_to_proto
+from services.events.registration.registering import RegisterCommand, Registering
 from services.events.registration.store import RegistrationRepository
 from services.kit.access import Access, Role
 from services.kit.auth import current_identity
@@ -26,10 +27,13 @@ from studyhall.events.v1 import activities_service_pb2 as pb
 
 
 class RegistrationApi:
-    def __init__(self, database: Database, access: Access, writer: Writer) -> None:
+    def __init__(
+        self, database: Database, access: Access, writer: Writer, registering: Registering
+    ) -> None:
         self.database = database
         self.access = access
         self.writer = writer
+        self.registering = registering
 
     async def Register(
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
@@ -43,21 +47,9 @@ class RegistrationApi:
                 problems.add(f"answers[{index}]", f"{answer.question_id!r:.60} is answered twice")
             answers[answer.question_id] = answer.text
         problems.raise_if_any()
-        standing = await self.access.require_role(
-            request.community_id, caller, Role.MEMBER, "registering", writable=True
-        )
-
-        async def register(session: AsyncSession) -> pb.RegisterResponse:
-            activity = await visible_activity(
-                session, request.community_id, request.activity_id, standing, caller
-            )
-            check_answers(activity.questions, answers)
-            registration, position = await seats.register(
-                session, activity, caller.user_id, answers, datetime.now(UTC)
-            )
-            return pb.RegisterResponse(registration=registration_to_proto(registration, position))
-
-        return await self.writer.write(caller.user_id, request, pb.RegisterResponse, register)
+        # Registrations for one activity arrive in bursts: they commit in groups, which
+        # also check the callers' standing (a member, in a community not archived).
+        return await self.registering.register(RegisterCommand.of(caller, request, answers))
 
     async def CancelRegistration(
         self, request: pb.CancelRegistrationRequest, context: grpc.aio.ServicerContext

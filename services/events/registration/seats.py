@@ -7,7 +7,6 @@ until they confirm or the hold ends (a scheduler job), and then moves on."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,42 +18,10 @@ from services.events.registration.domain import CancelReason, Registration, Regi
 from services.events.registration.events import RegistrationEvents
 from services.events.registration.store import RegistrationRepository, Seats
 from services.events.store.tables import scheduled_jobs
-from services.kit.errors import FailedPrecondition
 from services.kit.schedule import Job, Jobs
 
 JOBS = Jobs(scheduled_jobs)
 EXPIRE_HOLD = "expire_hold"
-
-
-async def register(
-    session: AsyncSession,
-    activity: Activity,
-    user_id: str,
-    answers: Mapping[str, str],
-    now: datetime,
-) -> tuple[Registration, int]:
-    """The member's registration, seated or waitlisted, and their waitlist position."""
-    domain.check_open(activity, now)
-    repository = RegistrationRepository(session)
-    existing = await repository.of_member(activity.id, user_id)
-    registration = domain.registration_for(existing, activity, user_id, answers, now)
-    seats = Seats(session)
-    events = RegistrationEvents(session)
-    if await seats.take(activity.id):
-        registration = domain.seated(registration, now)
-        await repository.save(registration)
-        await events.registered(registration)
-        return registration, 0
-    ticket = await seats.queue(activity.id)
-    if ticket is None:
-        raise FailedPrecondition(
-            f"activity {activity.id} is cancelled; it cannot be registered for"
-        )
-    registration = domain.waitlisted(registration, ticket, now)
-    await repository.save(registration)
-    position = await repository.waitlist_position(registration)
-    await events.waitlisted(registration, position)
-    return registration, position
 
 
 async def cancel(

@@ -1,8 +1,10 @@
 """Registrations and the seat counters in the events service's database.
 
 A seat is taken by one conditional statement on the activity's row (a seat while the
-capacity allows and nobody waits), so concurrent registrations never exceed the capacity:
-on PostgreSQL the second statement waits for the first's row lock and re-reads the row
+capacity allows and nobody waits), so concurrent changes never exceed the capacity: on
+PostgreSQL the second statement waits for the first's row lock and re-reads the row. A
+group of registrations reads the rows locked (`with_tickets`) and writes the counters it
+decided (`set_counts`) before the lock is released
 (docs/decisions/0027-seats-by-conditional-counter.md)."""
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.events.activities.domain import ActivityState
+from services.events.activities.domain import Activity, ActivityState
+from services.events.activities.store import activity_from_row
 from services.events.registration.domain import (
     ACTIVE,
     Attendance,
@@ -92,6 +95,29 @@ class RegistrationRepository:
             )
         )
         return [registration_from_row(row) for row in rows]
+
+    async def of_members(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], Registration]:
+        """The registrations of those (activity id, user id) pairs that have one: one
+        statement for a whole group."""
+        if not pairs:
+            return {}
+        rows = await self.session.execute(
+            select(registrations).where(
+                registrations.c.activity_id.in_({activity for activity, _ in pairs}),
+                registrations.c.user_id.in_({user for _, user in pairs}),
+            )
+        )
+        found = (registration_from_row(row) for row in rows)
+        return {
+            (r.activity_id, r.user_id): r
+            for r in found
+            if r.user_id is not None and (r.activity_id, r.user_id) in pairs
+        }
+
+    async def insert_many(self, new: Sequence[Registration]) -> None:
+        """Registrations never stored before, with one statement."""
+        if new:
+            await self.session.execute(registrations.insert(), [_row(r) for r in new])
 
     async def upcoming_of_member(
         self, community_id: str, user_id: str, registered_by: datetime, now: datetime
@@ -173,20 +199,6 @@ class Seats:
         )
         return bool(getattr(taken, "rowcount", 0))
 
-    async def queue(self, activity_id: str) -> int | None:
-        """A waitlist ticket (higher than every earlier one); None when the activity is no
-        longer scheduled."""
-        ticket = await self.session.scalar(
-            update(activities)
-            .where(activities.c.id == activity_id, activities.c.state == _SCHEDULED)
-            .values(
-                waitlist_length=activities.c.waitlist_length + 1,
-                waitlist_tickets=activities.c.waitlist_tickets + 1,
-            )
-            .returning(activities.c.waitlist_tickets)
-        )
-        return None if ticket is None else int(ticket)
-
     async def release(self, activity_id: str) -> None:
         await self.session.execute(
             update(activities)
@@ -199,6 +211,33 @@ class Seats:
             update(activities)
             .where(activities.c.id == activity_id, activities.c.waitlist_length > 0)
             .values(waitlist_length=activities.c.waitlist_length - 1)
+        )
+
+    async def with_tickets(
+        self, community_id: str, ids: set[str]
+    ) -> dict[str, tuple[Activity, int]]:
+        """The community's activities of `ids` with the last waitlist ticket each gave,
+        locked until the transaction ends (on PostgreSQL): what a group of registrations
+        decides its seats against, in one statement."""
+        rows = await self.session.execute(
+            select(activities)
+            .where(activities.c.community_id == community_id, activities.c.id.in_(ids))
+            .with_for_update()
+        )
+        return {row.id: (activity_from_row(row), int(row.waitlist_tickets)) for row in rows}
+
+    async def set_counts(
+        self, activity_id: str, seats_taken: int, waitlist_length: int, waitlist_tickets: int
+    ) -> None:
+        """The counters a group decided, over the rows it locked (with_tickets)."""
+        await self.session.execute(
+            update(activities)
+            .where(activities.c.id == activity_id)
+            .values(
+                seats_taken=seats_taken,
+                waitlist_length=waitlist_length,
+                waitlist_tickets=waitlist_tickets,
+            )
         )
 
     async def promote_one(self, activity_id: str) -> bool:
