@@ -29,8 +29,10 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
+    bindparam,
     false,
     select,
 )
@@ -161,6 +163,7 @@ class Access:
         self.database = database
         self.tables = tables
         self.cache = cache
+        self._standings = _standings_query(tables)
 
     async def standing(self, community_id: str, user_id: str) -> Standing:
         key = f"studyhall:{self.service}:standing:{community_id}:{user_id}"
@@ -267,26 +270,9 @@ class Access:
         """The standing of each of `user_ids` in the community, read in `session` with one
         statement (the community, its levels and the users' active roles), past the cache:
         a writer that admits a group of callers in its own transaction reads them at once."""
-        communities, roles, levels = self.tables.communities, self.tables.roles, self.tables.levels
         rows = (
             await session.execute(
-                select(
-                    communities.c.visibility,
-                    communities.c.archived,
-                    levels.c.privileges,
-                    roles.c.user_id,
-                    roles.c.role,
-                    roles.c.muted_until,
-                    roles.c.level,
-                )
-                .outerjoin(levels, levels.c.community_id == communities.c.community_id)
-                .outerjoin(
-                    roles,
-                    (roles.c.community_id == communities.c.community_id)
-                    & roles.c.user_id.in_(user_ids)
-                    & roles.c.active.is_(True),
-                )
-                .where(communities.c.community_id == community_id)
+                self._standings, {"community_id": community_id, "user_ids": list(user_ids)}
             )
         ).all()
         if not rows:
@@ -305,6 +291,31 @@ class Access:
                 True, visibility, Role(row.role), muted, archived, gated, held
             )
         return found
+
+
+def _standings_query(tables: AccessTables) -> Select[Any]:
+    """The community, its levels and some users' active roles: built once per service, so
+    neither the statement nor its cache key is made again for every read."""
+    communities, roles, levels = tables.communities, tables.roles, tables.levels
+    return (
+        select(
+            communities.c.visibility,
+            communities.c.archived,
+            levels.c.privileges,
+            roles.c.user_id,
+            roles.c.role,
+            roles.c.muted_until,
+            roles.c.level,
+        )
+        .outerjoin(levels, levels.c.community_id == communities.c.community_id)
+        .outerjoin(
+            roles,
+            (roles.c.community_id == communities.c.community_id)
+            & roles.c.user_id.in_(bindparam("user_ids", expanding=True))
+            & roles.c.active.is_(True),
+        )
+        .where(communities.c.community_id == bindparam("community_id"))
+    )
 
 
 def admit_reader(community_id: str, caller: Identity, standing: Standing) -> Standing:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,31 @@ from services.kit.database import utc
 from services.kit.versioned import save_versioned
 
 _SCHEDULED = int(ActivityState.SCHEDULED)
+
+# A group of registrations runs these once per group: built once, so neither the
+# statement nor its cache key is made again for every group.
+_OF_MEMBERS = select(registrations).where(
+    registrations.c.activity_id.in_(bindparam("activity_ids", expanding=True)),
+    registrations.c.user_id.in_(bindparam("user_ids", expanding=True)),
+)
+_INSERT = registrations.insert()
+_WITH_TICKETS = (
+    select(activities)
+    .where(
+        activities.c.community_id == bindparam("community_id"),
+        activities.c.id.in_(bindparam("activity_ids", expanding=True)),
+    )
+    .with_for_update()
+)
+_SET_COUNTS = (
+    update(activities)
+    .where(activities.c.id == bindparam("activity_id"))
+    .values(
+        seats_taken=bindparam("seats"),
+        waitlist_length=bindparam("waiting"),
+        waitlist_tickets=bindparam("tickets"),
+    )
+)
 
 
 class RegistrationRepository:
@@ -102,10 +127,11 @@ class RegistrationRepository:
         if not pairs:
             return {}
         rows = await self.session.execute(
-            select(registrations).where(
-                registrations.c.activity_id.in_({activity for activity, _ in pairs}),
-                registrations.c.user_id.in_({user for _, user in pairs}),
-            )
+            _OF_MEMBERS,
+            {
+                "activity_ids": list({activity for activity, _ in pairs}),
+                "user_ids": list({user for _, user in pairs}),
+            },
         )
         found = (registration_from_row(row) for row in rows)
         return {
@@ -117,7 +143,7 @@ class RegistrationRepository:
     async def insert_many(self, new: Sequence[Registration]) -> None:
         """Registrations never stored before, with one statement."""
         if new:
-            await self.session.execute(registrations.insert(), [_row(r) for r in new])
+            await self.session.execute(_INSERT, [_row(r) for r in new])
 
     async def upcoming_of_member(
         self, community_id: str, user_id: str, registered_by: datetime, now: datetime
@@ -220,9 +246,7 @@ class Seats:
         locked until the transaction ends (on PostgreSQL): what a group of registrations
         decides its seats against, in one statement."""
         rows = await self.session.execute(
-            select(activities)
-            .where(activities.c.community_id == community_id, activities.c.id.in_(ids))
-            .with_for_update()
+            _WITH_TICKETS, {"community_id": community_id, "activity_ids": list(ids)}
         )
         return {row.id: (activity_from_row(row), int(row.waitlist_tickets)) for row in rows}
 
@@ -231,13 +255,13 @@ class Seats:
     ) -> None:
         """The counters a group decided, over the rows it locked (with_tickets)."""
         await self.session.execute(
-            update(activities)
-            .where(activities.c.id == activity_id)
-            .values(
-                seats_taken=seats_taken,
-                waitlist_length=waitlist_length,
-                waitlist_tickets=waitlist_tickets,
-            )
+            _SET_COUNTS,
+            {
+                "activity_id": activity_id,
+                "seats": seats_taken,
+                "waiting": waitlist_length,
+                "tickets": waitlist_tickets,
+            },
         )
 
     async def promote_one(self, activity_id: str) -> bool:
