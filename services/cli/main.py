@@ -17,6 +17,7 @@ import typer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.table import Table
 
+from services.cli.activities import activity_app
 from services.cli.billing import add_product_commands, billing_app, money_app
 from services.cli.calendar import calendar_app
 from services.cli.care import care_app
@@ -31,7 +32,6 @@ from services.cli.common import (
     out,
     show,
     stub,
-    timestamp,
 )
 from services.cli.content import content_app
 from services.cli.endpoints import SERVICES, CliError, Endpoints, data_dir
@@ -45,11 +45,8 @@ from studyhall.analytics.v1 import analytics_service_pb2 as analytics_pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as analytics_grpc
 from studyhall.billing.v1 import billing_service_pb2 as billing_pb
 from studyhall.billing.v1 import billing_service_pb2_grpc as billing_grpc
-from studyhall.events.v1 import activities_service_pb2 as events_pb
-from studyhall.events.v1 import activities_service_pb2_grpc as events_grpc
 
 app = typer.Typer(help="Studyhall: run the platform locally and operate it.", no_args_is_help=True)
-activity_app = typer.Typer(help="Activities of a community.", no_args_is_help=True)
 product_app = typer.Typer(help="Products of a community.", no_args_is_help=True)
 dlq_app = typer.Typer(
     help="Dead letters: events a consumer could not handle.", no_args_is_help=True
@@ -137,55 +134,6 @@ def health() -> None:
     out.print(table)
     if not healthy:
         raise typer.Exit(1)
-
-
-@activity_app.command("create")
-def activity_create(
-    community_id: str,
-    title: Annotated[str, typer.Option()],
-    start: Annotated[
-        str, typer.Option(help="ISO 8601 with offset, e.g. 2026-12-01T18:00:00+08:00.")
-    ],
-    kind: Annotated[
-        str, typer.Option(help="online-lecture, offline-meetup, expert-ama or challenge.")
-    ] = "online-lecture",
-    end: Annotated[str, typer.Option(help="ISO 8601 with offset; optional.")] = "",
-    description: str = "",
-    capacity: Annotated[int, typer.Option(help="0 means unlimited.")] = 0,
-    location: Annotated[str, typer.Option(help="Where an offline meetup happens.")] = "",
-    request_id: RequestId = "",
-    as_user: AsUser = None,
-) -> None:
-    """Schedule an activity in a community; prints its id."""
-    request = events_pb.CreateActivityRequest(
-        request_id=request_id or str(uuid.uuid4()),
-        community_id=community_id,
-        kind=enum_option(events_pb.ActivityKind, "ACTIVITY_KIND_", kind),  # type: ignore[arg-type]
-        title=title,
-        description=description,
-        start_time=timestamp(start, "--start"),
-        capacity=capacity,
-        location=location,
-    )
-    if end:
-        request.end_time.CopyFrom(timestamp(end, "--end"))
-    with stub("events", events_grpc.ActivitiesServiceStub) as client:
-        reply = call(client.CreateActivity, request, metadata(as_user))
-    typer.echo(reply.activity.id)
-
-
-@activity_app.command("show")
-def activity_show(
-    community_id: str, activity_id: str, as_user: AsUser = None, as_json: AsJson = False
-) -> None:
-    """Show an activity."""
-    with stub("events", events_grpc.ActivitiesServiceStub) as client:
-        reply = call(
-            client.GetActivity,
-            events_pb.GetActivityRequest(community_id=community_id, activity_id=activity_id),
-            metadata(as_user),
-        )
-    show(reply.activity, as_json, "activity")
 
 
 class Period(StrEnum):

@@ -1,40 +1,123 @@
-"""Wiring of the events service process."""
+"""Wiring of the events service process: the capabilities composed into ActivitiesService."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.events import data
-from services.events.api import SERVICE_NAME, ActivitiesApi
+from services.events.activities import data as activities_data
+from services.events.activities.api import ActivitiesApi
+from services.events.activities.domain import Activity
+from services.events.attendance import ends
+from services.events.attendance.api import AttendanceApi
+from services.events.calendar.api import CalendarApi
+from services.events.feedback import data as feedback_data
+from services.events.feedback.api import FeedbackApi
+from services.events.registration import consumers as registration_consumers
+from services.events.registration import data as registration_data
+from services.events.registration import seats
+from services.events.registration.api import RegistrationApi
+from services.events.registration.holds import EXPIRE_HOLD, expire_hold
+from services.events.registration.registering import Registering
+from services.events.reminders import schedule as reminders
 from services.events.settings import EventsSettings
-from services.events.store.tables import access, idempotency_keys, inbox
+from services.events.store.tables import access, idempotency_keys, inbox, outbox, scheduled_jobs
 from services.kit.access import Access, StandingData, access_subscription
 from services.kit.data_rights import DataHolder, erasure_subscription
 from services.kit.data_rights_api import DataRightsApi
+from services.kit.grouped_writes import GroupedWriter
 from services.kit.idempotency import IdempotentWriter
+from services.kit.schedule import Handler
 from services.kit.service import Dependencies, ServiceSpec, run
 from services.kit.servicers import compose
 from services.kit.settings import load_settings
 from studyhall.events.v1 import activities_service_pb2 as pb
 from studyhall.events.v1 import activities_service_pb2_grpc as pb_grpc
 
+SERVICE = pb.DESCRIPTOR.services_by_name["ActivitiesService"]
+SERVICE_NAME = SERVICE.full_name
+
 # Everything the events service holds about a member: ExportMyData, EraseMyData and
 # MemberErased.
-HOLDERS: tuple[DataHolder, ...] = (StandingData(access), data)
+HOLDERS: tuple[DataHolder, ...] = (
+    StandingData(access),
+    activities_data,
+    registration_data,
+    feedback_data,
+)
+
+
+class Lifecycle:
+    """What planning, moving and cancelling an activity does to the other capabilities'
+    records, in the same transaction: reminders, the end-of-activity job, seats."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        # Wakes this process's scheduler, so work due soon runs on time.
+        self.wake = wake
+
+    async def planned(self, session: AsyncSession, made: Sequence[Activity]) -> None:
+        now = datetime.now(UTC)
+        for activity in made:
+            await reminders.plan(session, activity, now)
+            await ends.plan(session, activity)
+        self.wake()
+
+    async def changed(self, session: AsyncSession, before: Activity, after: Activity) -> None:
+        now = datetime.now(UTC)
+        if (before.start_time, before.reminder_offsets) != (
+            after.start_time,
+            after.reminder_offsets,
+        ):
+            await reminders.unplan(session, before)
+            await reminders.plan(session, after, now)
+        if before.ends_at != after.ends_at:
+            await ends.plan(session, after)
+        if after.capacity == 0 or after.capacity > before.capacity:
+            await seats.fill_free_seats(session, after, now)
+        self.wake()
+
+    async def cancelled(self, session: AsyncSession, activity: Activity, by: str) -> None:
+        await seats.cancel_all(session, activity, by, datetime.now(UTC))
+        await reminders.unplan(session, activity)
+        await ends.unplan(session, activity)
 
 
 def register(server: grpc.aio.Server, deps: Dependencies) -> None:
+    database = deps.database
+    checks = Access("events", database, access, deps.redis)
+    # Registrations arrive in bursts for the same activity: those that arrive together
+    # commit together (docs/decisions/0011, 0027).
+    idempotent = IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
+    writer = GroupedWriter(idempotent)
+    lifecycle = Lifecycle(_waker(deps))
     servicer = compose(
         pb_grpc.ActivitiesServiceServicer,
-        pb.DESCRIPTOR.services_by_name["ActivitiesService"],
-        ActivitiesApi(deps.database, Access("events", deps.database, access, deps.redis)),
-        DataRightsApi(
-            deps.database, IdempotentWriter(deps.database, idempotency_keys), HOLDERS, pb
-        ),
+        SERVICE,
+        ActivitiesApi(database, checks, writer, lifecycle),
+        RegistrationApi(database, checks, writer, Registering(database, checks, idempotent)),
+        AttendanceApi(database, checks, writer),
+        FeedbackApi(database, checks, writer),
+        CalendarApi(database, checks),
+        DataRightsApi(database, writer, HOLDERS, pb),
     )
     pb_grpc.add_ActivitiesServiceServicer_to_server(servicer, server)
+
+
+def _waker(deps: Dependencies) -> Callable[[], None]:
+    scheduler = deps.scheduler
+    return scheduler.wake if scheduler is not None else lambda: None
+
+
+def jobs(deps: Dependencies) -> Mapping[str, Handler]:
+    return {
+        EXPIRE_HOLD: expire_hold,
+        reminders.REMIND: reminders.remind,
+        ends.END: ends.mark_no_shows,
+    }
 
 
 SPEC = ServiceSpec(
@@ -42,11 +125,15 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "store" / "migrations",
     service_names=[SERVICE_NAME],
     register=register,
+    outbox=outbox,
     inbox=inbox,
     subscriptions=lambda deps: [
         access_subscription("events", access),
         erasure_subscription("events", HOLDERS),
+        *registration_consumers.subscriptions(),
     ],
+    schedule=scheduled_jobs,
+    jobs=jobs,
 )
 
 

@@ -30,6 +30,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     bindparam,
@@ -38,7 +39,6 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import Select
 
 from services.kit.auth import Identity
 from services.kit.cache import ResilientRedis

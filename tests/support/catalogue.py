@@ -82,6 +82,12 @@ class World:
     answer_id: str = ""
     accepted_question_id: str = ""  # a question with an accepted answer (UnacceptAnswer)
     activity_id: str = ""
+    # Events: activities of the owner's kept for calls that change or end one.
+    registered_activity_id: str = ""  # the owner holds a seat (CancelRegistration)
+    held_activity_id: str = ""  # a seat is held for the owner (ConfirmSeat)
+    soon_activity_id: str = ""  # starts within the hour: check-in is open (CheckIn)
+    attended_activity_id: str = ""  # started, the owner checked in (SubmitFeedback)
+    doomed_activity_id: str = ""  # CancelActivity
     product_id: str = ""
     # Content III (learning paths): a path of the owner's community with two check-in steps,
     # and the first of them; `segment_id` names a segment of the same community in members.

@@ -3,9 +3,13 @@ tests/support/catalogue.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.events.app import SPEC
@@ -14,7 +18,14 @@ from services.events.store.tables import metadata
 from services.kit.access import Role
 from studyhall.events.v1 import activities_service_pb2 as pb
 from tests.support.access import grant
-from tests.support.catalogue import Process, Rpc, World, data_rights_entries, new_id
+from tests.support.catalogue import (
+    Process,
+    Rpc,
+    World,
+    data_rights_entries,
+    new_id,
+    record_fields,
+)
 from tests.support.services import RunningService
 
 ACTIVITIES = pb.DESCRIPTOR.services_by_name["ActivitiesService"]
@@ -41,27 +52,195 @@ def _activity(world: World) -> pb.CreateActivityRequest:
     )
 
 
+def _w(world: World) -> dict[str, Any]:
+    return {"request_id": new_id(), "community_id": world.community_id}
+
+
+def _a(world: World) -> dict[str, Any]:
+    return {"community_id": world.community_id, "activity_id": world.activity_id}
+
+
 CATALOGUE: list[Rpc] = [
     Rpc(ACTIVITIES, "CreateActivity", _activity, Role.MODERATOR, True),
+    Rpc(ACTIVITIES, "GetActivity", lambda w: pb.GetActivityRequest(**_a(w)), None, False),
     Rpc(
         ACTIVITIES,
-        "GetActivity",
-        lambda w: pb.GetActivityRequest(community_id=w.community_id, activity_id=w.activity_id),
+        "UpdateActivity",
+        lambda w: pb.UpdateActivityRequest(
+            **_w(w),
+            activity_id=w.activity_id,
+            activity=pb.Activity(description=f"Bring a paper ({uuid.uuid4().hex[:6]})."),
+            update_mask=FieldMask(paths=["description"]),
+        ),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "ListActivities",
+        lambda w: pb.ListActivitiesRequest(community_id=w.community_id),
         None,
         False,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "ListMyActivities",
+        lambda w: pb.ListMyActivitiesRequest(community_id=w.community_id),
+        None,
+        False,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "Register",
+        lambda w: pb.RegisterRequest(**_w(w), activity_id=w.activity_id),
+        Role.MEMBER,
+        True,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "ConfirmSeat",
+        lambda w: pb.ConfirmSeatRequest(**_w(w), activity_id=w.held_activity_id),
+        Role.MEMBER,
+        True,
+        authored=True,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "CancelRegistration",
+        lambda w: pb.CancelRegistrationRequest(**_w(w), activity_id=w.registered_activity_id),
+        Role.MEMBER,
+        True,
+        authored=True,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "ListRegistrations",
+        lambda w: pb.ListRegistrationsRequest(**_a(w)),
+        Role.MODERATOR,
+        False,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "GetCheckInCode",
+        lambda w: pb.GetCheckInCodeRequest(**_a(w)),
+        Role.MODERATOR,
+        False,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "CheckIn",
+        lambda w: pb.CheckInRequest(**_w(w), activity_id=w.soon_activity_id, user_id=OWNER),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "SubmitFeedback",
+        lambda w: pb.SubmitFeedbackRequest(
+            **_w(w), activity_id=w.attended_activity_id, rating=4, would_recommend=9
+        ),
+        Role.MEMBER,
+        True,
+        authored=True,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "GetFeedbackSummary",
+        lambda w: pb.GetFeedbackSummaryRequest(**_a(w)),
+        Role.MODERATOR,
+        False,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "WriteRetrospective",
+        lambda w: pb.WriteRetrospectiveRequest(
+            **_w(w), activity_id=w.activity_id, retrospective="Start on time next time."
+        ),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "ExportCalendar",
+        lambda w: pb.ExportCalendarRequest(community_id=w.community_id),
+        None,
+        False,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "CancelActivity",
+        lambda w: pb.CancelActivityRequest(
+            **_w(w), activity_id=w.doomed_activity_id, reason="The speaker is ill."
+        ),
+        Role.MODERATOR,
+        True,
     ),
     *data_rights_entries(ACTIVITIES),
 ]
 
 
 async def prepare(running: RunningService, needs: frozenset[str] | None = None) -> World:
-    """A community the owner owns (as members' events leave it), holding one activity."""
+    """A community the owner owns (as members' events leave it), holding one activity, and
+    the records of the owner's that `needs` names (all of them for None): an activity they
+    registered for, one where a seat is held for them, one starting soon, one they attended
+    and one to cancel."""
     community_id = str(uuid.uuid4())
     await grant(running, community_id, OWNER, Role.OWNER)
     world = World(community_id=community_id, owner=OWNER)
-    made = await CATALOGUE[0].call(running.channel, _activity(world), running.auth(OWNER))
-    assert isinstance(made, pb.CreateActivityResponse)
-    return World(community_id=community_id, owner=OWNER, activity_id=made.activity.id)
+    owner = running.auth(OWNER)
+    wanted = set(record_fields()) if needs is None else set(needs)
+
+    async def call(method: str, request: Message) -> Any:
+        rpc = Rpc(ACTIVITIES, method, lambda _: request, None, True)
+        return await rpc.call(running.channel, request, owner)
+
+    async def create(**fields: Any) -> str:
+        request = _activity(world)
+        for name, value in fields.items():
+            if name in ("start_time", "end_time"):
+                getattr(request, name).CopyFrom(value)
+            else:
+                setattr(request, name, value)
+        return str((await call("CreateActivity", request)).activity.id)
+
+    made: dict[str, str] = {"activity_id": await create()}
+    if "registered_activity_id" in wanted:
+        made["registered_activity_id"] = await create()
+        await call(
+            "Register", pb.RegisterRequest(**_w(world), activity_id=made["registered_activity_id"])
+        )
+    if "held_activity_id" in wanted:
+        held = made["held_activity_id"] = await create(capacity=1)
+        await grant(running, community_id, "seated", Role.MEMBER)
+        await _as(running, "seated", "Register", pb.RegisterRequest(**_w(world), activity_id=held))
+        await call("Register", pb.RegisterRequest(**_w(world), activity_id=held))
+        await _as(
+            running,
+            "seated",
+            "CancelRegistration",
+            pb.CancelRegistrationRequest(**_w(world), activity_id=held),
+        )
+    soon = datetime.now(UTC) + timedelta(minutes=30)
+    if "soon_activity_id" in wanted:
+        made["soon_activity_id"] = await create(
+            start_time=_at(soon), end_time=_at(soon + timedelta(hours=1))
+        )
+    if "attended_activity_id" in wanted:
+        started = datetime.now(UTC) + timedelta(seconds=1)
+        attended = made["attended_activity_id"] = await create(
+            start_time=_at(started), end_time=_at(started + timedelta(hours=2))
+        )
+        await call("Register", pb.RegisterRequest(**_w(world), activity_id=attended))
+        await call("CheckIn", pb.CheckInRequest(**_w(world), activity_id=attended, user_id=OWNER))
+        await asyncio.sleep(max(0.0, (started - datetime.now(UTC)).total_seconds()) + 0.05)
+    if "doomed_activity_id" in wanted:
+        made["doomed_activity_id"] = await create()
+    return World(community_id=community_id, owner=OWNER, **made)
+
+
+async def _as(running: RunningService, user: str, method: str, request: Message) -> Any:
+    rpc = Rpc(ACTIVITIES, method, lambda _: request, None, True)
+    return await rpc.call(running.channel, request, running.auth(user))
 
 
 PROCESS = Process(

@@ -84,6 +84,7 @@ class ActivityCreated(_message.Message):
     CAPACITY_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    SERIES_ID_FIELD_NUMBER: _builtins.int
     activity_id: _builtins.str
     """The activity."""
     community_id: _builtins.str
@@ -96,6 +97,8 @@ class ActivityCreated(_message.Message):
     """Seats; 0 means unlimited."""
     version: _builtins.int
     """The activity's version (1 when created)."""
+    series_id: _builtins.str
+    """The series it is an occurrence of; empty for a single activity."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """When it starts."""
@@ -120,10 +123,11 @@ class ActivityCreated(_message.Message):
         capacity: _builtins.int = ...,
         version: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        series_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "capacity", b"capacity", "community_id", b"community_id", "create_time", b"create_time", "end_time", b"end_time", "host_user_id", b"host_user_id", "kind", b"kind", "start_time", b"start_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "capacity", b"capacity", "community_id", b"community_id", "create_time", b"create_time", "end_time", b"end_time", "host_user_id", b"host_user_id", "kind", b"kind", "series_id", b"series_id", "start_time", b"start_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -647,6 +651,7 @@ class FeedbackSubmitted(_message.Message):
     ORGANIZATION_RATING_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     SUBMIT_TIME_FIELD_NUMBER: _builtins.int
+    WOULD_RECOMMEND_FIELD_NUMBER: _builtins.int
     feedback_id: _builtins.str
     """The feedback."""
     activity_id: _builtins.str
@@ -665,6 +670,8 @@ class FeedbackSubmitted(_message.Message):
     """Organization (timing, venue or stream), 1-5; 0 when not rated."""
     version: _builtins.int
     """The feedback's version after the change."""
+    would_recommend: _builtins.int
+    """How likely the member would recommend it, 0-10 (for NPS); unset when not answered."""
     @_builtins.property
     def submit_time(self) -> _timestamp_pb2.Timestamp:
         """When it was submitted."""
@@ -682,12 +689,15 @@ class FeedbackSubmitted(_message.Message):
         organization_rating: _builtins.int = ...,
         version: _builtins.int = ...,
         submit_time: _timestamp_pb2.Timestamp | None = ...,
+        would_recommend: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["submit_time", b"submit_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_would_recommend", b"_would_recommend", "submit_time", b"submit_time", "would_recommend", b"would_recommend"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "content_rating", b"content_rating", "feedback_id", b"feedback_id", "host_rating", b"host_rating", "organization_rating", b"organization_rating", "overall_rating", b"overall_rating", "submit_time", b"submit_time", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_would_recommend", b"_would_recommend", "activity_id", b"activity_id", "community_id", b"community_id", "content_rating", b"content_rating", "feedback_id", b"feedback_id", "host_rating", b"host_rating", "organization_rating", b"organization_rating", "overall_rating", b"overall_rating", "submit_time", b"submit_time", "user_id", b"user_id", "version", b"version", "would_recommend", b"would_recommend"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__would_recommend: _TypeAlias = _typing.Literal["would_recommend"]  # noqa: Y015
+    _WhichOneofArgType__would_recommend: _TypeAlias = _typing.Literal["_would_recommend", b"_would_recommend"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__would_recommend) -> _WhichOneofReturnType__would_recommend | None: ...
 
 Global___FeedbackSubmitted: _TypeAlias = FeedbackSubmitted  # noqa: Y015
 
@@ -732,3 +742,41 @@ class ChallengeCompleted(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChallengeCompleted: _TypeAlias = ChallengeCompleted  # noqa: Y015
+
+@_typing.final
+class RetrospectiveWritten(_message.Message):
+    """The organizers wrote (or rewrote) an activity's retrospective. The text stays in the
+    events service.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    WRITTEN_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    WRITE_TIME_FIELD_NUMBER: _builtins.int
+    activity_id: _builtins.str
+    """The activity."""
+    community_id: _builtins.str
+    """The community."""
+    written_by_user_id: _builtins.str
+    """Who wrote it."""
+    @_builtins.property
+    def write_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was written."""
+
+    def __init__(
+        self,
+        *,
+        activity_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        written_by_user_id: _builtins.str = ...,
+        write_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["write_time", b"write_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "write_time", b"write_time", "written_by_user_id", b"written_by_user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetrospectiveWritten: _TypeAlias = RetrospectiveWritten  # noqa: Y015

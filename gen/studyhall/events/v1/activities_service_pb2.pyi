@@ -3,9 +3,13 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -39,6 +43,126 @@ ACTIVITY_KIND_EXPERT_AMA: ActivityKind.ValueType  # 3
 ACTIVITY_KIND_CHALLENGE: ActivityKind.ValueType  # 4
 Global___ActivityKind: _TypeAlias = ActivityKind  # noqa: Y015
 
+class _ActivityVisibility:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ActivityVisibilityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ActivityVisibility.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACTIVITY_VISIBILITY_UNSPECIFIED: _ActivityVisibility.ValueType  # 0
+    ACTIVITY_VISIBILITY_COMMUNITY: _ActivityVisibility.ValueType  # 1
+    """Everyone who may read the community."""
+    ACTIVITY_VISIBILITY_MEMBERS: _ActivityVisibility.ValueType  # 2
+    """Members of the community only."""
+
+class ActivityVisibility(_ActivityVisibility, metaclass=_ActivityVisibilityEnumTypeWrapper): ...
+
+ACTIVITY_VISIBILITY_UNSPECIFIED: ActivityVisibility.ValueType  # 0
+ACTIVITY_VISIBILITY_COMMUNITY: ActivityVisibility.ValueType  # 1
+"""Everyone who may read the community."""
+ACTIVITY_VISIBILITY_MEMBERS: ActivityVisibility.ValueType  # 2
+"""Members of the community only."""
+Global___ActivityVisibility: _TypeAlias = ActivityVisibility  # noqa: Y015
+
+class _ActivityState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ActivityStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ActivityState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACTIVITY_STATE_UNSPECIFIED: _ActivityState.ValueType  # 0
+    ACTIVITY_STATE_SCHEDULED: _ActivityState.ValueType  # 1
+    ACTIVITY_STATE_CANCELLED: _ActivityState.ValueType  # 2
+
+class ActivityState(_ActivityState, metaclass=_ActivityStateEnumTypeWrapper): ...
+
+ACTIVITY_STATE_UNSPECIFIED: ActivityState.ValueType  # 0
+ACTIVITY_STATE_SCHEDULED: ActivityState.ValueType  # 1
+ACTIVITY_STATE_CANCELLED: ActivityState.ValueType  # 2
+Global___ActivityState: _TypeAlias = ActivityState  # noqa: Y015
+
+class _RecurrenceFrequency:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RecurrenceFrequencyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecurrenceFrequency.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECURRENCE_FREQUENCY_UNSPECIFIED: _RecurrenceFrequency.ValueType  # 0
+    RECURRENCE_FREQUENCY_WEEKLY: _RecurrenceFrequency.ValueType  # 1
+    RECURRENCE_FREQUENCY_MONTHLY: _RecurrenceFrequency.ValueType  # 2
+    """The same day of the month; months without that day are left out (as RFC 5545 does)."""
+
+class RecurrenceFrequency(_RecurrenceFrequency, metaclass=_RecurrenceFrequencyEnumTypeWrapper): ...
+
+RECURRENCE_FREQUENCY_UNSPECIFIED: RecurrenceFrequency.ValueType  # 0
+RECURRENCE_FREQUENCY_WEEKLY: RecurrenceFrequency.ValueType  # 1
+RECURRENCE_FREQUENCY_MONTHLY: RecurrenceFrequency.ValueType  # 2
+"""The same day of the month; months without that day are left out (as RFC 5545 does)."""
+Global___RecurrenceFrequency: _TypeAlias = RecurrenceFrequency  # noqa: Y015
+
+class _RegistrationState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RegistrationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RegistrationState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REGISTRATION_STATE_UNSPECIFIED: _RegistrationState.ValueType  # 0
+    REGISTRATION_STATE_SEATED: _RegistrationState.ValueType  # 1
+    """A seat is the member's."""
+    REGISTRATION_STATE_HELD: _RegistrationState.ValueType  # 2
+    """A seat is held for the member until hold_until (promoted from the waitlist)."""
+    REGISTRATION_STATE_WAITLISTED: _RegistrationState.ValueType  # 3
+    REGISTRATION_STATE_CANCELLED: _RegistrationState.ValueType  # 4
+
+class RegistrationState(_RegistrationState, metaclass=_RegistrationStateEnumTypeWrapper): ...
+
+REGISTRATION_STATE_UNSPECIFIED: RegistrationState.ValueType  # 0
+REGISTRATION_STATE_SEATED: RegistrationState.ValueType  # 1
+"""A seat is the member's."""
+REGISTRATION_STATE_HELD: RegistrationState.ValueType  # 2
+"""A seat is held for the member until hold_until (promoted from the waitlist)."""
+REGISTRATION_STATE_WAITLISTED: RegistrationState.ValueType  # 3
+REGISTRATION_STATE_CANCELLED: RegistrationState.ValueType  # 4
+Global___RegistrationState: _TypeAlias = RegistrationState  # noqa: Y015
+
+class _Attendance:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AttendanceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Attendance.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ATTENDANCE_UNSPECIFIED: _Attendance.ValueType  # 0
+    ATTENDANCE_ATTENDED: _Attendance.ValueType  # 1
+    ATTENDANCE_NO_SHOW: _Attendance.ValueType  # 2
+
+class Attendance(_Attendance, metaclass=_AttendanceEnumTypeWrapper): ...
+
+ATTENDANCE_UNSPECIFIED: Attendance.ValueType  # 0
+ATTENDANCE_ATTENDED: Attendance.ValueType  # 1
+ATTENDANCE_NO_SHOW: Attendance.ValueType  # 2
+Global___Attendance: _TypeAlias = Attendance  # noqa: Y015
+
+class _ActivityPeriod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ActivityPeriodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ActivityPeriod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACTIVITY_PERIOD_UNSPECIFIED: _ActivityPeriod.ValueType  # 0
+    ACTIVITY_PERIOD_UPCOMING: _ActivityPeriod.ValueType  # 1
+    """Not yet ended (the default), soonest first."""
+    ACTIVITY_PERIOD_PAST: _ActivityPeriod.ValueType  # 2
+    """Ended, latest first."""
+
+class ActivityPeriod(_ActivityPeriod, metaclass=_ActivityPeriodEnumTypeWrapper): ...
+
+ACTIVITY_PERIOD_UNSPECIFIED: ActivityPeriod.ValueType  # 0
+ACTIVITY_PERIOD_UPCOMING: ActivityPeriod.ValueType  # 1
+"""Not yet ended (the default), soonest first."""
+ACTIVITY_PERIOD_PAST: ActivityPeriod.ValueType  # 2
+"""Ended, latest first."""
+Global___ActivityPeriod: _TypeAlias = ActivityPeriod  # noqa: Y015
+
 @_typing.final
 class Activity(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -55,6 +179,22 @@ class Activity(_message.Message):
     LOCATION_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    JOIN_URL_FIELD_NUMBER: _builtins.int
+    SPEAKER_USER_IDS_FIELD_NUMBER: _builtins.int
+    VISIBILITY_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CANCEL_REASON_FIELD_NUMBER: _builtins.int
+    CANCEL_TIME_FIELD_NUMBER: _builtins.int
+    SEATS_TAKEN_FIELD_NUMBER: _builtins.int
+    WAITLIST_LENGTH_FIELD_NUMBER: _builtins.int
+    REMINDER_OFFSETS_FIELD_NUMBER: _builtins.int
+    QUESTIONS_FIELD_NUMBER: _builtins.int
+    SEAT_HOLD_FIELD_NUMBER: _builtins.int
+    SERIES_ID_FIELD_NUMBER: _builtins.int
+    RECURRENCE_FIELD_NUMBER: _builtins.int
+    OCCURRENCE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     host_user_id: _builtins.str
@@ -66,12 +206,53 @@ class Activity(_message.Message):
     location: _builtins.str
     """For offline meetups."""
     version: _builtins.int
+    time_zone: _builtins.str
+    """The IANA time zone the activity is planned in (local times, a series' recurrence);
+    empty: the community's.
+    """
+    join_url: _builtins.str
+    """Where an online lecture or AMA is joined."""
+    visibility: Global___ActivityVisibility.ValueType
+    etag: _builtins.str
+    """The version as an opaque tag: UpdateActivity refuses a stale one."""
+    state: Global___ActivityState.ValueType
+    cancel_reason: _builtins.str
+    """Why it was cancelled, as its organizer said."""
+    seats_taken: _builtins.int
+    """Seats taken (confirmed or held) and members waiting for one."""
+    waitlist_length: _builtins.int
+    series_id: _builtins.str
+    """Set on each occurrence of a series: the series, its rule and the start the rule gave
+    this occurrence (a moved occurrence starts elsewhere).
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def end_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def speaker_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Members who speak or answer (an AMA's experts); with the host, its organizers."""
+
+    @_builtins.property
+    def cancel_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def reminder_offsets(self) -> _containers.RepeatedCompositeFieldContainer[_duration_pb2.Duration]:
+        """How long before the start each reminder is due (ActivityReminderDue), e.g. 24h and 1h."""
+
+    @_builtins.property
+    def questions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegistrationQuestion]:
+        """What registering asks."""
+
+    @_builtins.property
+    def seat_hold(self) -> _duration_pb2.Duration:
+        """How long a member promoted from the waitlist has to confirm the seat (ConfirmSeat)."""
+
+    @_builtins.property
+    def recurrence(self) -> Global___Recurrence: ...
+    @_builtins.property
+    def occurrence_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -87,10 +268,26 @@ class Activity(_message.Message):
         location: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        time_zone: _builtins.str = ...,
+        join_url: _builtins.str = ...,
+        speaker_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        visibility: Global___ActivityVisibility.ValueType = ...,
+        etag: _builtins.str = ...,
+        state: Global___ActivityState.ValueType = ...,
+        cancel_reason: _builtins.str = ...,
+        cancel_time: _timestamp_pb2.Timestamp | None = ...,
+        seats_taken: _builtins.int = ...,
+        waitlist_length: _builtins.int = ...,
+        reminder_offsets: _abc.Iterable[_duration_pb2.Duration] | None = ...,
+        questions: _abc.Iterable[Global___RegistrationQuestion] | None = ...,
+        seat_hold: _duration_pb2.Duration | None = ...,
+        series_id: _builtins.str = ...,
+        recurrence: Global___Recurrence | None = ...,
+        occurrence_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "end_time", b"end_time", "occurrence_time", b"occurrence_time", "recurrence", b"recurrence", "seat_hold", b"seat_hold", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "community_id", b"community_id", "create_time", b"create_time", "description", b"description", "end_time", b"end_time", "host_user_id", b"host_user_id", "id", b"id", "kind", b"kind", "location", b"location", "start_time", b"start_time", "title", b"title", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "cancel_time", b"cancel_time", "capacity", b"capacity", "community_id", b"community_id", "create_time", b"create_time", "description", b"description", "end_time", b"end_time", "etag", b"etag", "host_user_id", b"host_user_id", "id", b"id", "join_url", b"join_url", "kind", b"kind", "location", b"location", "occurrence_time", b"occurrence_time", "questions", b"questions", "recurrence", b"recurrence", "reminder_offsets", b"reminder_offsets", "seat_hold", b"seat_hold", "seats_taken", b"seats_taken", "series_id", b"series_id", "speaker_user_ids", b"speaker_user_ids", "start_time", b"start_time", "state", b"state", "time_zone", b"time_zone", "title", b"title", "version", b"version", "visibility", b"visibility", "waitlist_length", b"waitlist_length"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -109,6 +306,14 @@ class CreateActivityRequest(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     CAPACITY_FIELD_NUMBER: _builtins.int
     LOCATION_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    JOIN_URL_FIELD_NUMBER: _builtins.int
+    SPEAKER_USER_IDS_FIELD_NUMBER: _builtins.int
+    VISIBILITY_FIELD_NUMBER: _builtins.int
+    REMINDER_OFFSETS_FIELD_NUMBER: _builtins.int
+    QUESTIONS_FIELD_NUMBER: _builtins.int
+    SEAT_HOLD_FIELD_NUMBER: _builtins.int
+    RECURRENCE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen id of this request: a retry with the same id returns the first result."""
     community_id: _builtins.str
@@ -117,10 +322,29 @@ class CreateActivityRequest(_message.Message):
     description: _builtins.str
     capacity: _builtins.int
     location: _builtins.str
+    time_zone: _builtins.str
+    """IANA time zone; empty: the community's."""
+    join_url: _builtins.str
+    visibility: Global___ActivityVisibility.ValueType
+    """Default: everyone who may read the community."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def end_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def speaker_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def reminder_offsets(self) -> _containers.RepeatedCompositeFieldContainer[_duration_pb2.Duration]: ...
+    @_builtins.property
+    def questions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegistrationQuestion]: ...
+    @_builtins.property
+    def seat_hold(self) -> _duration_pb2.Duration:
+        """Default 24h."""
+
+    @_builtins.property
+    def recurrence(self) -> Global___Recurrence:
+        """Set to plan a series: `count` occurrences, the first at start_time."""
+
     def __init__(
         self,
         *,
@@ -133,10 +357,18 @@ class CreateActivityRequest(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         capacity: _builtins.int = ...,
         location: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        join_url: _builtins.str = ...,
+        speaker_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        visibility: Global___ActivityVisibility.ValueType = ...,
+        reminder_offsets: _abc.Iterable[_duration_pb2.Duration] | None = ...,
+        questions: _abc.Iterable[Global___RegistrationQuestion] | None = ...,
+        seat_hold: _duration_pb2.Duration | None = ...,
+        recurrence: Global___Recurrence | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "recurrence", b"recurrence", "seat_hold", b"seat_hold", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "community_id", b"community_id", "description", b"description", "end_time", b"end_time", "kind", b"kind", "location", b"location", "request_id", b"request_id", "start_time", b"start_time", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "community_id", b"community_id", "description", b"description", "end_time", b"end_time", "join_url", b"join_url", "kind", b"kind", "location", b"location", "questions", b"questions", "recurrence", b"recurrence", "reminder_offsets", b"reminder_offsets", "request_id", b"request_id", "seat_hold", b"seat_hold", "speaker_user_ids", b"speaker_user_ids", "start_time", b"start_time", "time_zone", b"time_zone", "title", b"title", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -147,16 +379,24 @@ class CreateActivityResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ACTIVITY_FIELD_NUMBER: _builtins.int
+    OCCURRENCES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def activity(self) -> Global___Activity: ...
+    def activity(self) -> Global___Activity:
+        """The activity; for a series, its first occurrence."""
+
+    @_builtins.property
+    def occurrences(self) -> _containers.RepeatedCompositeFieldContainer[Global___Activity]:
+        """For a series, every occurrence in order."""
+
     def __init__(
         self,
         *,
         activity: Global___Activity | None = ...,
+        occurrences: _abc.Iterable[Global___Activity] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "occurrences", b"occurrences"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -303,3 +543,955 @@ class EraseMyDataResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EraseMyDataResponse: _TypeAlias = EraseMyDataResponse  # noqa: Y015
+
+@_typing.final
+class Recurrence(_message.Message):
+    """A series: every week or month at the first occurrence's local time, `count` times."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FREQUENCY_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    frequency: Global___RecurrenceFrequency.ValueType
+    count: _builtins.int
+    """2 to 52 occurrences."""
+    def __init__(
+        self,
+        *,
+        frequency: Global___RecurrenceFrequency.ValueType = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "frequency", b"frequency"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Recurrence: _TypeAlias = Recurrence  # noqa: Y015
+
+@_typing.final
+class RegistrationQuestion(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Short key, unique in the activity, e.g. "level"."""
+    text: _builtins.str
+    required: _builtins.bool
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        text: _builtins.str = ...,
+        required: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "required", b"required", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegistrationQuestion: _TypeAlias = RegistrationQuestion  # noqa: Y015
+
+@_typing.final
+class RegistrationAnswer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUESTION_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    question_id: _builtins.str
+    text: _builtins.str
+    def __init__(
+        self,
+        *,
+        question_id: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["question_id", b"question_id", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegistrationAnswer: _TypeAlias = RegistrationAnswer  # noqa: Y015
+
+@_typing.final
+class Registration(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    WAITLIST_POSITION_FIELD_NUMBER: _builtins.int
+    HOLD_UNTIL_FIELD_NUMBER: _builtins.int
+    ATTENDANCE_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
+    REGISTER_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    activity_id: _builtins.str
+    community_id: _builtins.str
+    user_id: _builtins.str
+    """Empty once the member erased their data."""
+    state: Global___RegistrationState.ValueType
+    waitlist_position: _builtins.int
+    """Place on the waitlist, 1 for the next to be promoted; 0 when not waiting."""
+    attendance: Global___Attendance.ValueType
+    version: _builtins.int
+    @_builtins.property
+    def hold_until(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegistrationAnswer]: ...
+    @_builtins.property
+    def register_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        state: Global___RegistrationState.ValueType = ...,
+        waitlist_position: _builtins.int = ...,
+        hold_until: _timestamp_pb2.Timestamp | None = ...,
+        attendance: Global___Attendance.ValueType = ...,
+        answers: _abc.Iterable[Global___RegistrationAnswer] | None = ...,
+        register_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hold_until", b"hold_until", "register_time", b"register_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "answers", b"answers", "attendance", b"attendance", "community_id", b"community_id", "hold_until", b"hold_until", "id", b"id", "register_time", b"register_time", "state", b"state", "user_id", b"user_id", "version", b"version", "waitlist_position", b"waitlist_position"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Registration: _TypeAlias = Registration  # noqa: Y015
+
+@_typing.final
+class UpdateActivityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    etag: _builtins.str
+    """The etag read; empty: overwrite whatever is there."""
+    @_builtins.property
+    def activity(self) -> Global___Activity:
+        """The new values of the fields the mask names."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        activity: Global___Activity | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        etag: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "activity_id", b"activity_id", "community_id", b"community_id", "etag", b"etag", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateActivityRequest: _TypeAlias = UpdateActivityRequest  # noqa: Y015
+
+@_typing.final
+class UpdateActivityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def activity(self) -> Global___Activity: ...
+    def __init__(
+        self,
+        *,
+        activity: Global___Activity | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateActivityResponse: _TypeAlias = UpdateActivityResponse  # noqa: Y015
+
+@_typing.final
+class CancelActivityRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    reason: _builtins.str
+    """Told to those registered; required."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelActivityRequest: _TypeAlias = CancelActivityRequest  # noqa: Y015
+
+@_typing.final
+class CancelActivityResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def activity(self) -> Global___Activity: ...
+    def __init__(
+        self,
+        *,
+        activity: Global___Activity | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelActivityResponse: _TypeAlias = CancelActivityResponse  # noqa: Y015
+
+@_typing.final
+class ListActivitiesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    period: Global___ActivityPeriod.ValueType
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        period: Global___ActivityPeriod.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token", "period", b"period"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListActivitiesRequest: _TypeAlias = ListActivitiesRequest  # noqa: Y015
+
+@_typing.final
+class ListActivitiesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVITIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def activities(self) -> _containers.RepeatedCompositeFieldContainer[Global___Activity]: ...
+    def __init__(
+        self,
+        *,
+        activities: _abc.Iterable[Global___Activity] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activities", b"activities", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListActivitiesResponse: _TypeAlias = ListActivitiesResponse  # noqa: Y015
+
+@_typing.final
+class ListMyActivitiesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMyActivitiesRequest: _TypeAlias = ListMyActivitiesRequest  # noqa: Y015
+
+@_typing.final
+class MyActivity(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    REGISTRATION_FIELD_NUMBER: _builtins.int
+    ORGANIZING_FIELD_NUMBER: _builtins.int
+    organizing: _builtins.bool
+    """Whether the caller hosts or speaks at it."""
+    @_builtins.property
+    def activity(self) -> Global___Activity: ...
+    @_builtins.property
+    def registration(self) -> Global___Registration:
+        """The caller's registration; unset when they only organize it."""
+
+    def __init__(
+        self,
+        *,
+        activity: Global___Activity | None = ...,
+        registration: Global___Registration | None = ...,
+        organizing: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "registration", b"registration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "organizing", b"organizing", "registration", b"registration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MyActivity: _TypeAlias = MyActivity  # noqa: Y015
+
+@_typing.final
+class ListMyActivitiesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVITIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def activities(self) -> _containers.RepeatedCompositeFieldContainer[Global___MyActivity]: ...
+    def __init__(
+        self,
+        *,
+        activities: _abc.Iterable[Global___MyActivity] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activities", b"activities", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMyActivitiesResponse: _TypeAlias = ListMyActivitiesResponse  # noqa: Y015
+
+@_typing.final
+class RegisterRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegistrationAnswer]: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        answers: _abc.Iterable[Global___RegistrationAnswer] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "answers", b"answers", "community_id", b"community_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterRequest: _TypeAlias = RegisterRequest  # noqa: Y015
+
+@_typing.final
+class RegisterResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTRATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def registration(self) -> Global___Registration: ...
+    def __init__(
+        self,
+        *,
+        registration: Global___Registration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["registration", b"registration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["registration", b"registration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterResponse: _TypeAlias = RegisterResponse  # noqa: Y015
+
+@_typing.final
+class CancelRegistrationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    user_id: _builtins.str
+    """Organizers: whose registration; empty for the caller's own."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "request_id", b"request_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelRegistrationRequest: _TypeAlias = CancelRegistrationRequest  # noqa: Y015
+
+@_typing.final
+class CancelRegistrationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTRATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def registration(self) -> Global___Registration: ...
+    def __init__(
+        self,
+        *,
+        registration: Global___Registration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["registration", b"registration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["registration", b"registration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelRegistrationResponse: _TypeAlias = CancelRegistrationResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmSeatRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmSeatRequest: _TypeAlias = ConfirmSeatRequest  # noqa: Y015
+
+@_typing.final
+class ConfirmSeatResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTRATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def registration(self) -> Global___Registration: ...
+    def __init__(
+        self,
+        *,
+        registration: Global___Registration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["registration", b"registration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["registration", b"registration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmSeatResponse: _TypeAlias = ConfirmSeatResponse  # noqa: Y015
+
+@_typing.final
+class ListRegistrationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRegistrationsRequest: _TypeAlias = ListRegistrationsRequest  # noqa: Y015
+
+@_typing.final
+class ListRegistrationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTRATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def registrations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Registration]: ...
+    def __init__(
+        self,
+        *,
+        registrations: _abc.Iterable[Global___Registration] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "registrations", b"registrations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRegistrationsResponse: _TypeAlias = ListRegistrationsResponse  # noqa: Y015
+
+@_typing.final
+class GetCheckInCodeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCheckInCodeRequest: _TypeAlias = GetCheckInCodeRequest  # noqa: Y015
+
+@_typing.final
+class GetCheckInCodeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCheckInCodeResponse: _TypeAlias = GetCheckInCodeResponse  # noqa: Y015
+
+@_typing.final
+class CheckInRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    code: _builtins.str
+    """The code shown at the venue: a member checking in."""
+    user_id: _builtins.str
+    """Organizers: the member to check in instead of a code."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "code", b"code", "community_id", b"community_id", "request_id", b"request_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckInRequest: _TypeAlias = CheckInRequest  # noqa: Y015
+
+@_typing.final
+class CheckInResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGISTRATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def registration(self) -> Global___Registration: ...
+    def __init__(
+        self,
+        *,
+        registration: Global___Registration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["registration", b"registration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["registration", b"registration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckInResponse: _TypeAlias = CheckInResponse  # noqa: Y015
+
+@_typing.final
+class SubmitFeedbackRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    WOULD_RECOMMEND_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    rating: _builtins.int
+    """1 to 5."""
+    would_recommend: _builtins.int
+    """How likely to recommend it, 0 to 10; unset when not answered."""
+    comment: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        rating: _builtins.int = ...,
+        would_recommend: _builtins.int | None = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_would_recommend", b"_would_recommend", "would_recommend", b"would_recommend"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_would_recommend", b"_would_recommend", "activity_id", b"activity_id", "comment", b"comment", "community_id", b"community_id", "rating", b"rating", "request_id", b"request_id", "would_recommend", b"would_recommend"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__would_recommend: _TypeAlias = _typing.Literal["would_recommend"]  # noqa: Y015
+    _WhichOneofArgType__would_recommend: _TypeAlias = _typing.Literal["_would_recommend", b"_would_recommend"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__would_recommend) -> _WhichOneofReturnType__would_recommend | None: ...
+
+Global___SubmitFeedbackRequest: _TypeAlias = SubmitFeedbackRequest  # noqa: Y015
+
+@_typing.final
+class Feedback(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    WOULD_RECOMMEND_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    SUBMIT_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    activity_id: _builtins.str
+    community_id: _builtins.str
+    user_id: _builtins.str
+    rating: _builtins.int
+    would_recommend: _builtins.int
+    comment: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def submit_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        rating: _builtins.int = ...,
+        would_recommend: _builtins.int | None = ...,
+        comment: _builtins.str = ...,
+        submit_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_would_recommend", b"_would_recommend", "submit_time", b"submit_time", "would_recommend", b"would_recommend"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_would_recommend", b"_would_recommend", "activity_id", b"activity_id", "comment", b"comment", "community_id", b"community_id", "id", b"id", "rating", b"rating", "submit_time", b"submit_time", "user_id", b"user_id", "version", b"version", "would_recommend", b"would_recommend"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__would_recommend: _TypeAlias = _typing.Literal["would_recommend"]  # noqa: Y015
+    _WhichOneofArgType__would_recommend: _TypeAlias = _typing.Literal["_would_recommend", b"_would_recommend"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__would_recommend) -> _WhichOneofReturnType__would_recommend | None: ...
+
+Global___Feedback: _TypeAlias = Feedback  # noqa: Y015
+
+@_typing.final
+class SubmitFeedbackResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEEDBACK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def feedback(self) -> Global___Feedback: ...
+    def __init__(
+        self,
+        *,
+        feedback: Global___Feedback | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["feedback", b"feedback"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feedback", b"feedback"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitFeedbackResponse: _TypeAlias = SubmitFeedbackResponse  # noqa: Y015
+
+@_typing.final
+class GetFeedbackSummaryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFeedbackSummaryRequest: _TypeAlias = GetFeedbackSummaryRequest  # noqa: Y015
+
+@_typing.final
+class FeedbackSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    REGISTERED_FIELD_NUMBER: _builtins.int
+    ATTENDED_FIELD_NUMBER: _builtins.int
+    ATTENDANCE_RATE_FIELD_NUMBER: _builtins.int
+    NO_SHOWS_FIELD_NUMBER: _builtins.int
+    WAITLISTED_FIELD_NUMBER: _builtins.int
+    FEEDBACK_COUNT_FIELD_NUMBER: _builtins.int
+    AVERAGE_RATING_FIELD_NUMBER: _builtins.int
+    NPS_FIELD_NUMBER: _builtins.int
+    RECOMMEND_ANSWERS_FIELD_NUMBER: _builtins.int
+    COMMENTS_FIELD_NUMBER: _builtins.int
+    RETROSPECTIVE_FIELD_NUMBER: _builtins.int
+    activity_id: _builtins.str
+    registered: _builtins.int
+    """Seated or held, attended or not."""
+    attended: _builtins.int
+    attendance_rate: _builtins.float
+    """attended / registered; 0 with nobody registered."""
+    no_shows: _builtins.int
+    waitlisted: _builtins.int
+    feedback_count: _builtins.int
+    average_rating: _builtins.float
+    """Mean rating, 0 without feedback."""
+    nps: _builtins.float
+    """Net promoter score: % of 9-10 minus % of 0-6, over those who answered; -100 to 100."""
+    recommend_answers: _builtins.int
+    retrospective: _builtins.str
+    @_builtins.property
+    def comments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The comments, newest first (at most 200)."""
+
+    def __init__(
+        self,
+        *,
+        activity_id: _builtins.str = ...,
+        registered: _builtins.int = ...,
+        attended: _builtins.int = ...,
+        attendance_rate: _builtins.float = ...,
+        no_shows: _builtins.int = ...,
+        waitlisted: _builtins.int = ...,
+        feedback_count: _builtins.int = ...,
+        average_rating: _builtins.float = ...,
+        nps: _builtins.float = ...,
+        recommend_answers: _builtins.int = ...,
+        comments: _abc.Iterable[_builtins.str] | None = ...,
+        retrospective: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "attendance_rate", b"attendance_rate", "attended", b"attended", "average_rating", b"average_rating", "comments", b"comments", "feedback_count", b"feedback_count", "no_shows", b"no_shows", "nps", b"nps", "recommend_answers", b"recommend_answers", "registered", b"registered", "retrospective", b"retrospective", "waitlisted", b"waitlisted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeedbackSummary: _TypeAlias = FeedbackSummary  # noqa: Y015
+
+@_typing.final
+class GetFeedbackSummaryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def summary(self) -> Global___FeedbackSummary: ...
+    def __init__(
+        self,
+        *,
+        summary: Global___FeedbackSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["summary", b"summary"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFeedbackSummaryResponse: _TypeAlias = GetFeedbackSummaryResponse  # noqa: Y015
+
+@_typing.final
+class WriteRetrospectiveRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    RETROSPECTIVE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    retrospective: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        retrospective: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "request_id", b"request_id", "retrospective", b"retrospective"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WriteRetrospectiveRequest: _TypeAlias = WriteRetrospectiveRequest  # noqa: Y015
+
+@_typing.final
+class WriteRetrospectiveResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def summary(self) -> Global___FeedbackSummary: ...
+    def __init__(
+        self,
+        *,
+        summary: Global___FeedbackSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["summary", b"summary"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WriteRetrospectiveResponse: _TypeAlias = WriteRetrospectiveResponse  # noqa: Y015
+
+@_typing.final
+class ExportCalendarRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    MINE_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    mine: _builtins.bool
+    """Only the caller's activities."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        mine: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "mine", b"mine"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportCalendarRequest: _TypeAlias = ExportCalendarRequest  # noqa: Y015
+
+@_typing.final
+class ExportCalendarResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALENDAR_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    calendar: _builtins.bytes
+    """The iCalendar text, UTF-8."""
+    content_type: _builtins.str
+    """"text/calendar"."""
+    def __init__(
+        self,
+        *,
+        calendar: _builtins.bytes = ...,
+        content_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "content_type", b"content_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportCalendarResponse: _TypeAlias = ExportCalendarResponse  # noqa: Y015

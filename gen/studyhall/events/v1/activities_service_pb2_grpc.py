@@ -45,6 +45,76 @@ class ActivitiesServiceStub:
                 request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetActivityRequest.SerializeToString,
                 response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetActivityResponse.FromString,
                 _registered_method=True)
+        self.UpdateActivity = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/UpdateActivity',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.UpdateActivityRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.UpdateActivityResponse.FromString,
+                _registered_method=True)
+        self.CancelActivity = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/CancelActivity',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.CancelActivityRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.CancelActivityResponse.FromString,
+                _registered_method=True)
+        self.ListActivities = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/ListActivities',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListActivitiesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListActivitiesResponse.FromString,
+                _registered_method=True)
+        self.ListMyActivities = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/ListMyActivities',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListMyActivitiesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListMyActivitiesResponse.FromString,
+                _registered_method=True)
+        self.Register = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/Register',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.RegisterRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.RegisterResponse.FromString,
+                _registered_method=True)
+        self.CancelRegistration = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/CancelRegistration',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.CancelRegistrationRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.CancelRegistrationResponse.FromString,
+                _registered_method=True)
+        self.ConfirmSeat = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/ConfirmSeat',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ConfirmSeatRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ConfirmSeatResponse.FromString,
+                _registered_method=True)
+        self.ListRegistrations = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/ListRegistrations',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListRegistrationsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListRegistrationsResponse.FromString,
+                _registered_method=True)
+        self.GetCheckInCode = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/GetCheckInCode',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetCheckInCodeRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetCheckInCodeResponse.FromString,
+                _registered_method=True)
+        self.CheckIn = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/CheckIn',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.CheckInRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.CheckInResponse.FromString,
+                _registered_method=True)
+        self.SubmitFeedback = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/SubmitFeedback',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SubmitFeedbackRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SubmitFeedbackResponse.FromString,
+                _registered_method=True)
+        self.GetFeedbackSummary = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/GetFeedbackSummary',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetFeedbackSummaryRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetFeedbackSummaryResponse.FromString,
+                _registered_method=True)
+        self.WriteRetrospective = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/WriteRetrospective',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.WriteRetrospectiveRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.WriteRetrospectiveResponse.FromString,
+                _registered_method=True)
+        self.ExportCalendar = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/ExportCalendar',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ExportCalendarRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ExportCalendarResponse.FromString,
+                _registered_method=True)
         self.ExportMyData = channel.unary_unary(
                 '/studyhall.events.v1.ActivitiesService/ExportMyData',
                 request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ExportMyDataRequest.SerializeToString,
@@ -70,6 +140,119 @@ class ActivitiesServiceServicer:
 
     def GetActivity(self, request, context):
         """Returns one activity of a community.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateActivity(self, request, context):
+        """Changes fields named by the update mask (title, description, start_time, end_time,
+        time_zone, capacity, location, join_url, speaker_user_ids, visibility,
+        reminder_offsets, questions, seat_hold); refused when the etag is stale. Moving the
+        start moves its reminders; raising the capacity promotes from the waitlist; capacity
+        below the seats taken is refused. One occurrence of a series moves alone. Organizers
+        (host, speakers) and moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelActivity(self, request, context):
+        """Cancels an activity with a reason (an occurrence of a series: that date is skipped);
+        its registrations are cancelled and its reminders removed. Organizers and moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListActivities(self, request, context):
+        """A community's activities: upcoming (soonest first) or past (latest first). Readers;
+        members-only activities to members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyActivities(self, request, context):
+        """The activities the caller hosts, speaks at or registered for in a community (not
+        cancelled registrations), soonest first. Anyone signed in.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Register(self, request, context):
+        """Registers the caller: a seat while there is one, else a place on the waitlist. Members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelRegistration(self, request, context):
+        """Gives up the caller's seat or waitlist place (an organizer: anyone's); a freed seat
+        goes to the first on the waitlist, held for them to confirm.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmSeat(self, request, context):
+        """Confirms a held seat before the hold ends. The member it is held for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRegistrations(self, request, context):
+        """An activity's registrations, first come first. Organizers and moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCheckInCode(self, request, context):
+        """The code shown at the venue, with which attendees check in. Organizers and moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckIn(self, request, context):
+        """Records attendance: a member with a seat and the activity's code, or an organizer for
+        a named member (a walk-in gets a registration). From an hour before the start to the
+        end; registered members not checked in by the end are no-shows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitFeedback(self, request, context):
+        """An attendee rates an activity after it started: 1-5, would recommend 0-10, a comment.
+        Submitting again replaces it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFeedbackSummary(self, request, context):
+        """Registered, attended, attendance rate, no-shows, rating, NPS, comments and the
+        retrospective. Organizers and moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteRetrospective(self, request, context):
+        """The organizers' retrospective of an activity. Organizers and moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportCalendar(self, request, context):
+        """An iCalendar (RFC 5545) feed: the community's activities, or with `mine` the caller's
+        (see ListMyActivities). Series as RRULEs, skipped dates as EXDATE, moved ones as
+        RECURRENCE-ID overrides, cancelled activities STATUS:CANCELLED. Readers.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,6 +291,76 @@ def add_ActivitiesServiceServicer_to_server(servicer, server):
                     servicer.GetActivity,
                     request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetActivityRequest.FromString,
                     response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetActivityResponse.SerializeToString,
+            ),
+            'UpdateActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateActivity,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.UpdateActivityRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.UpdateActivityResponse.SerializeToString,
+            ),
+            'CancelActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelActivity,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.CancelActivityRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.CancelActivityResponse.SerializeToString,
+            ),
+            'ListActivities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListActivities,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListActivitiesRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListActivitiesResponse.SerializeToString,
+            ),
+            'ListMyActivities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyActivities,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListMyActivitiesRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListMyActivitiesResponse.SerializeToString,
+            ),
+            'Register': grpc.unary_unary_rpc_method_handler(
+                    servicer.Register,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.RegisterRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.RegisterResponse.SerializeToString,
+            ),
+            'CancelRegistration': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelRegistration,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.CancelRegistrationRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.CancelRegistrationResponse.SerializeToString,
+            ),
+            'ConfirmSeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmSeat,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ConfirmSeatRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ConfirmSeatResponse.SerializeToString,
+            ),
+            'ListRegistrations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRegistrations,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListRegistrationsRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListRegistrationsResponse.SerializeToString,
+            ),
+            'GetCheckInCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckInCode,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetCheckInCodeRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetCheckInCodeResponse.SerializeToString,
+            ),
+            'CheckIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckIn,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.CheckInRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.CheckInResponse.SerializeToString,
+            ),
+            'SubmitFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitFeedback,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SubmitFeedbackRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SubmitFeedbackResponse.SerializeToString,
+            ),
+            'GetFeedbackSummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFeedbackSummary,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetFeedbackSummaryRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetFeedbackSummaryResponse.SerializeToString,
+            ),
+            'WriteRetrospective': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteRetrospective,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.WriteRetrospectiveRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.WriteRetrospectiveResponse.SerializeToString,
+            ),
+            'ExportCalendar': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportCalendar,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ExportCalendarRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ExportCalendarResponse.SerializeToString,
             ),
             'ExportMyData': grpc.unary_unary_rpc_method_handler(
                     servicer.ExportMyData,
@@ -175,6 +428,384 @@ class ActivitiesService:
             '/studyhall.events.v1.ActivitiesService/GetActivity',
             studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetActivityRequest.SerializeToString,
             studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/UpdateActivity',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.UpdateActivityRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.UpdateActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/CancelActivity',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.CancelActivityRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.CancelActivityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListActivities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/ListActivities',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListActivitiesRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListActivitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyActivities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/ListMyActivities',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListMyActivitiesRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListMyActivitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Register(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/Register',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.RegisterRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.RegisterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelRegistration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/CancelRegistration',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.CancelRegistrationRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.CancelRegistrationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmSeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/ConfirmSeat',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.ConfirmSeatRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.ConfirmSeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRegistrations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/ListRegistrations',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListRegistrationsRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListRegistrationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckInCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/GetCheckInCode',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetCheckInCodeRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetCheckInCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/CheckIn',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.CheckInRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.CheckInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/SubmitFeedback',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.SubmitFeedbackRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.SubmitFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFeedbackSummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/GetFeedbackSummary',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetFeedbackSummaryRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetFeedbackSummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteRetrospective(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/WriteRetrospective',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.WriteRetrospectiveRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.WriteRetrospectiveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportCalendar(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/ExportCalendar',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.ExportCalendarRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.ExportCalendarResponse.FromString,
             options,
             channel_credentials,
             insecure,

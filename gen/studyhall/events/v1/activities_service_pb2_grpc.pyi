@@ -37,6 +37,58 @@ class ActivitiesServiceStub:
     """Schedules an activity in a community."""
     GetActivity: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.GetActivityRequest, _activities_service_pb2.GetActivityResponse]
     """Returns one activity of a community."""
+    UpdateActivity: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.UpdateActivityRequest, _activities_service_pb2.UpdateActivityResponse]
+    """Changes fields named by the update mask (title, description, start_time, end_time,
+    time_zone, capacity, location, join_url, speaker_user_ids, visibility,
+    reminder_offsets, questions, seat_hold); refused when the etag is stale. Moving the
+    start moves its reminders; raising the capacity promotes from the waitlist; capacity
+    below the seats taken is refused. One occurrence of a series moves alone. Organizers
+    (host, speakers) and moderators.
+    """
+    CancelActivity: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.CancelActivityRequest, _activities_service_pb2.CancelActivityResponse]
+    """Cancels an activity with a reason (an occurrence of a series: that date is skipped);
+    its registrations are cancelled and its reminders removed. Organizers and moderators.
+    """
+    ListActivities: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.ListActivitiesRequest, _activities_service_pb2.ListActivitiesResponse]
+    """A community's activities: upcoming (soonest first) or past (latest first). Readers;
+    members-only activities to members.
+    """
+    ListMyActivities: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.ListMyActivitiesRequest, _activities_service_pb2.ListMyActivitiesResponse]
+    """The activities the caller hosts, speaks at or registered for in a community (not
+    cancelled registrations), soonest first. Anyone signed in.
+    """
+    Register: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.RegisterRequest, _activities_service_pb2.RegisterResponse]
+    """Registers the caller: a seat while there is one, else a place on the waitlist. Members."""
+    CancelRegistration: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.CancelRegistrationRequest, _activities_service_pb2.CancelRegistrationResponse]
+    """Gives up the caller's seat or waitlist place (an organizer: anyone's); a freed seat
+    goes to the first on the waitlist, held for them to confirm.
+    """
+    ConfirmSeat: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.ConfirmSeatRequest, _activities_service_pb2.ConfirmSeatResponse]
+    """Confirms a held seat before the hold ends. The member it is held for."""
+    ListRegistrations: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.ListRegistrationsRequest, _activities_service_pb2.ListRegistrationsResponse]
+    """An activity's registrations, first come first. Organizers and moderators."""
+    GetCheckInCode: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.GetCheckInCodeRequest, _activities_service_pb2.GetCheckInCodeResponse]
+    """The code shown at the venue, with which attendees check in. Organizers and moderators."""
+    CheckIn: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.CheckInRequest, _activities_service_pb2.CheckInResponse]
+    """Records attendance: a member with a seat and the activity's code, or an organizer for
+    a named member (a walk-in gets a registration). From an hour before the start to the
+    end; registered members not checked in by the end are no-shows.
+    """
+    SubmitFeedback: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.SubmitFeedbackRequest, _activities_service_pb2.SubmitFeedbackResponse]
+    """An attendee rates an activity after it started: 1-5, would recommend 0-10, a comment.
+    Submitting again replaces it.
+    """
+    GetFeedbackSummary: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.GetFeedbackSummaryRequest, _activities_service_pb2.GetFeedbackSummaryResponse]
+    """Registered, attended, attendance rate, no-shows, rating, NPS, comments and the
+    retrospective. Organizers and moderators.
+    """
+    WriteRetrospective: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.WriteRetrospectiveRequest, _activities_service_pb2.WriteRetrospectiveResponse]
+    """The organizers' retrospective of an activity. Organizers and moderators."""
+    ExportCalendar: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.ExportCalendarRequest, _activities_service_pb2.ExportCalendarResponse]
+    """An iCalendar (RFC 5545) feed: the community's activities, or with `mine` the caller's
+    (see ListMyActivities). Series as RRULEs, skipped dates as EXDATE, moved ones as
+    RECURRENCE-ID overrides, cancelled activities STATUS:CANCELLED. Readers.
+    """
     ExportMyData: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.ExportMyDataRequest, _activities_service_pb2.ExportMyDataResponse]
     """What this service holds about the caller in one community, as a JSON document with a
     section per kind of record: its copy of the caller's standing and the activities they
@@ -60,6 +112,58 @@ class ActivitiesServiceAsyncStub(ActivitiesServiceStub):
     """Schedules an activity in a community."""
     GetActivity: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.GetActivityRequest, _activities_service_pb2.GetActivityResponse]  # type: ignore[assignment]
     """Returns one activity of a community."""
+    UpdateActivity: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.UpdateActivityRequest, _activities_service_pb2.UpdateActivityResponse]  # type: ignore[assignment]
+    """Changes fields named by the update mask (title, description, start_time, end_time,
+    time_zone, capacity, location, join_url, speaker_user_ids, visibility,
+    reminder_offsets, questions, seat_hold); refused when the etag is stale. Moving the
+    start moves its reminders; raising the capacity promotes from the waitlist; capacity
+    below the seats taken is refused. One occurrence of a series moves alone. Organizers
+    (host, speakers) and moderators.
+    """
+    CancelActivity: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.CancelActivityRequest, _activities_service_pb2.CancelActivityResponse]  # type: ignore[assignment]
+    """Cancels an activity with a reason (an occurrence of a series: that date is skipped);
+    its registrations are cancelled and its reminders removed. Organizers and moderators.
+    """
+    ListActivities: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.ListActivitiesRequest, _activities_service_pb2.ListActivitiesResponse]  # type: ignore[assignment]
+    """A community's activities: upcoming (soonest first) or past (latest first). Readers;
+    members-only activities to members.
+    """
+    ListMyActivities: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.ListMyActivitiesRequest, _activities_service_pb2.ListMyActivitiesResponse]  # type: ignore[assignment]
+    """The activities the caller hosts, speaks at or registered for in a community (not
+    cancelled registrations), soonest first. Anyone signed in.
+    """
+    Register: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.RegisterRequest, _activities_service_pb2.RegisterResponse]  # type: ignore[assignment]
+    """Registers the caller: a seat while there is one, else a place on the waitlist. Members."""
+    CancelRegistration: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.CancelRegistrationRequest, _activities_service_pb2.CancelRegistrationResponse]  # type: ignore[assignment]
+    """Gives up the caller's seat or waitlist place (an organizer: anyone's); a freed seat
+    goes to the first on the waitlist, held for them to confirm.
+    """
+    ConfirmSeat: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.ConfirmSeatRequest, _activities_service_pb2.ConfirmSeatResponse]  # type: ignore[assignment]
+    """Confirms a held seat before the hold ends. The member it is held for."""
+    ListRegistrations: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.ListRegistrationsRequest, _activities_service_pb2.ListRegistrationsResponse]  # type: ignore[assignment]
+    """An activity's registrations, first come first. Organizers and moderators."""
+    GetCheckInCode: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.GetCheckInCodeRequest, _activities_service_pb2.GetCheckInCodeResponse]  # type: ignore[assignment]
+    """The code shown at the venue, with which attendees check in. Organizers and moderators."""
+    CheckIn: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.CheckInRequest, _activities_service_pb2.CheckInResponse]  # type: ignore[assignment]
+    """Records attendance: a member with a seat and the activity's code, or an organizer for
+    a named member (a walk-in gets a registration). From an hour before the start to the
+    end; registered members not checked in by the end are no-shows.
+    """
+    SubmitFeedback: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.SubmitFeedbackRequest, _activities_service_pb2.SubmitFeedbackResponse]  # type: ignore[assignment]
+    """An attendee rates an activity after it started: 1-5, would recommend 0-10, a comment.
+    Submitting again replaces it.
+    """
+    GetFeedbackSummary: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.GetFeedbackSummaryRequest, _activities_service_pb2.GetFeedbackSummaryResponse]  # type: ignore[assignment]
+    """Registered, attended, attendance rate, no-shows, rating, NPS, comments and the
+    retrospective. Organizers and moderators.
+    """
+    WriteRetrospective: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.WriteRetrospectiveRequest, _activities_service_pb2.WriteRetrospectiveResponse]  # type: ignore[assignment]
+    """The organizers' retrospective of an activity. Organizers and moderators."""
+    ExportCalendar: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.ExportCalendarRequest, _activities_service_pb2.ExportCalendarResponse]  # type: ignore[assignment]
+    """An iCalendar (RFC 5545) feed: the community's activities, or with `mine` the caller's
+    (see ListMyActivities). Series as RRULEs, skipped dates as EXDATE, moved ones as
+    RECURRENCE-ID overrides, cancelled activities STATUS:CANCELLED. Readers.
+    """
     ExportMyData: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.ExportMyDataRequest, _activities_service_pb2.ExportMyDataResponse]  # type: ignore[assignment]
     """What this service holds about the caller in one community, as a JSON document with a
     section per kind of record: its copy of the caller's standing and the activities they
@@ -92,6 +196,142 @@ class ActivitiesServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_activities_service_pb2.GetActivityResponse, _abc.Awaitable[_activities_service_pb2.GetActivityResponse]]:
         """Returns one activity of a community."""
+
+    @_abc_1.abstractmethod
+    def UpdateActivity(
+        self,
+        request: _activities_service_pb2.UpdateActivityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.UpdateActivityResponse, _abc.Awaitable[_activities_service_pb2.UpdateActivityResponse]]:
+        """Changes fields named by the update mask (title, description, start_time, end_time,
+        time_zone, capacity, location, join_url, speaker_user_ids, visibility,
+        reminder_offsets, questions, seat_hold); refused when the etag is stale. Moving the
+        start moves its reminders; raising the capacity promotes from the waitlist; capacity
+        below the seats taken is refused. One occurrence of a series moves alone. Organizers
+        (host, speakers) and moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelActivity(
+        self,
+        request: _activities_service_pb2.CancelActivityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.CancelActivityResponse, _abc.Awaitable[_activities_service_pb2.CancelActivityResponse]]:
+        """Cancels an activity with a reason (an occurrence of a series: that date is skipped);
+        its registrations are cancelled and its reminders removed. Organizers and moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def ListActivities(
+        self,
+        request: _activities_service_pb2.ListActivitiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.ListActivitiesResponse, _abc.Awaitable[_activities_service_pb2.ListActivitiesResponse]]:
+        """A community's activities: upcoming (soonest first) or past (latest first). Readers;
+        members-only activities to members.
+        """
+
+    @_abc_1.abstractmethod
+    def ListMyActivities(
+        self,
+        request: _activities_service_pb2.ListMyActivitiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.ListMyActivitiesResponse, _abc.Awaitable[_activities_service_pb2.ListMyActivitiesResponse]]:
+        """The activities the caller hosts, speaks at or registered for in a community (not
+        cancelled registrations), soonest first. Anyone signed in.
+        """
+
+    @_abc_1.abstractmethod
+    def Register(
+        self,
+        request: _activities_service_pb2.RegisterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.RegisterResponse, _abc.Awaitable[_activities_service_pb2.RegisterResponse]]:
+        """Registers the caller: a seat while there is one, else a place on the waitlist. Members."""
+
+    @_abc_1.abstractmethod
+    def CancelRegistration(
+        self,
+        request: _activities_service_pb2.CancelRegistrationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.CancelRegistrationResponse, _abc.Awaitable[_activities_service_pb2.CancelRegistrationResponse]]:
+        """Gives up the caller's seat or waitlist place (an organizer: anyone's); a freed seat
+        goes to the first on the waitlist, held for them to confirm.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmSeat(
+        self,
+        request: _activities_service_pb2.ConfirmSeatRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.ConfirmSeatResponse, _abc.Awaitable[_activities_service_pb2.ConfirmSeatResponse]]:
+        """Confirms a held seat before the hold ends. The member it is held for."""
+
+    @_abc_1.abstractmethod
+    def ListRegistrations(
+        self,
+        request: _activities_service_pb2.ListRegistrationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.ListRegistrationsResponse, _abc.Awaitable[_activities_service_pb2.ListRegistrationsResponse]]:
+        """An activity's registrations, first come first. Organizers and moderators."""
+
+    @_abc_1.abstractmethod
+    def GetCheckInCode(
+        self,
+        request: _activities_service_pb2.GetCheckInCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.GetCheckInCodeResponse, _abc.Awaitable[_activities_service_pb2.GetCheckInCodeResponse]]:
+        """The code shown at the venue, with which attendees check in. Organizers and moderators."""
+
+    @_abc_1.abstractmethod
+    def CheckIn(
+        self,
+        request: _activities_service_pb2.CheckInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.CheckInResponse, _abc.Awaitable[_activities_service_pb2.CheckInResponse]]:
+        """Records attendance: a member with a seat and the activity's code, or an organizer for
+        a named member (a walk-in gets a registration). From an hour before the start to the
+        end; registered members not checked in by the end are no-shows.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitFeedback(
+        self,
+        request: _activities_service_pb2.SubmitFeedbackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.SubmitFeedbackResponse, _abc.Awaitable[_activities_service_pb2.SubmitFeedbackResponse]]:
+        """An attendee rates an activity after it started: 1-5, would recommend 0-10, a comment.
+        Submitting again replaces it.
+        """
+
+    @_abc_1.abstractmethod
+    def GetFeedbackSummary(
+        self,
+        request: _activities_service_pb2.GetFeedbackSummaryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.GetFeedbackSummaryResponse, _abc.Awaitable[_activities_service_pb2.GetFeedbackSummaryResponse]]:
+        """Registered, attended, attendance rate, no-shows, rating, NPS, comments and the
+        retrospective. Organizers and moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def WriteRetrospective(
+        self,
+        request: _activities_service_pb2.WriteRetrospectiveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.WriteRetrospectiveResponse, _abc.Awaitable[_activities_service_pb2.WriteRetrospectiveResponse]]:
+        """The organizers' retrospective of an activity. Organizers and moderators."""
+
+    @_abc_1.abstractmethod
+    def ExportCalendar(
+        self,
+        request: _activities_service_pb2.ExportCalendarRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.ExportCalendarResponse, _abc.Awaitable[_activities_service_pb2.ExportCalendarResponse]]:
+        """An iCalendar (RFC 5545) feed: the community's activities, or with `mine` the caller's
+        (see ListMyActivities). Series as RRULEs, skipped dates as EXDATE, moved ones as
+        RECURRENCE-ID overrides, cancelled activities STATUS:CANCELLED. Readers.
+        """
 
     @_abc_1.abstractmethod
     def ExportMyData(
