@@ -8,7 +8,7 @@ import grpc
 
 from services.analytics import data
 from services.analytics.api import SERVICE_NAME, AnalyticsApi
-from services.analytics.consumers import MEMBERS
+from services.analytics.consumers import SUBSCRIPTIONS
 from services.analytics.settings import AnalyticsSettings
 from services.analytics.store.tables import access, idempotency_keys, inbox
 from services.kit.access import Access, StandingData, access_subscription
@@ -44,7 +44,7 @@ SPEC = ServiceSpec(
     register=register,
     inbox=inbox,
     subscriptions=lambda deps: [
-        MEMBERS,
+        *SUBSCRIPTIONS,
         access_subscription("analytics", access),
         erasure_subscription("analytics", HOLDERS),
     ],
