@@ -48,11 +48,7 @@ class AnalyticsApi:
         days = domain.date_range(request.start_date, request.end_date)
         wanted = domain.chosen_metrics(request.metrics)
         await self._authorize(request.community_id, Role.MODERATOR, "reading a community's figures")
-        reply = pb.GetMetricsResponse(
-            community_id=request.community_id,
-            start_date=days.start.isoformat(),
-            end_date=days.end.isoformat(),
-        )
+        reply = pb.GetMetricsResponse(community_id=request.community_id)
         async with self.database.read() as session:
             metrics = Metrics(session, request.community_id or None)
             for name in wanted:
@@ -104,6 +100,8 @@ async def _growth(
     series = await m.growth(days)
     out = reply.member_growth
     for day in series:
+        if not (day.joined or day.left or day.members):
+            continue
         out.days.add(
             date=day.day.isoformat(),
             joined=day.joined,
@@ -122,6 +120,8 @@ async def _active(
     series, in_range = await m.active_members(days)
     out = reply.active_members
     for day in series:
+        if not day.mau:
+            continue
         out.days.add(
             date=day.day.isoformat(),
             dau=day.dau,
@@ -223,6 +223,8 @@ async def _checkins(
     out = reply.checkins
     for day in growth:
         n = checked_in.get(day.day, 0)
+        if not (n or day.members):
+            continue
         out.days.add(
             date=day.day.isoformat(),
             checked_in=n,
@@ -230,7 +232,8 @@ async def _checkins(
             rate=domain.ratio(n, day.members),
         )
     for least, most, members in domain.streak_buckets(longest):
-        out.streaks.add(min_days=least, max_days=most, members=members)
+        if members:
+            out.streaks.add(min_days=least, max_days=most, members=members)
 
 
 async def _funnel(

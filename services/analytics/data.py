@@ -9,14 +9,13 @@ nothing links the rows to the person any more.
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.analytics.store.rollups import digest, lock_communities
+from services.analytics.store.rollups import NAMED, erase_member
 from services.analytics.store.tables import (
     member_days,
     member_firsts,
@@ -24,7 +23,6 @@ from services.analytics.store.tables import (
     posts,
     registrations,
     subscriptions,
-    tombstones,
 )
 
 
@@ -87,41 +85,19 @@ def _plain(value: object) -> object:
 
 
 async def erase(session: AsyncSession, community_id: str, user_id: str) -> None:
-    """Rename the member's rows to their pseudonym (drawn once, kept in the tombstone)."""
-    # The same lock a consumer's batch takes first (store/rollups.py).
-    await lock_communities(
-        session, [{"community_id": community_id, "updated_at": None, "archived_at": None}]
-    )
-    key = digest(community_id, user_id)
-    pseudonym = await session.scalar(
-        select(tombstones.c.pseudonym).where(
-            tombstones.c.community_id == community_id, tombstones.c.user_digest == key
-        )
-    )
-    if pseudonym is None:
-        pseudonym = f"erased-{uuid.uuid4().hex}"
-        await session.execute(
-            tombstones.insert().values(
-                community_id=community_id, user_digest=key, pseudonym=pseudonym
-            )
-        )
-    for table, column in _NAMED:
-        await session.execute(
-            update(table)
+    """Pass the member's rows to a pseudonym; nothing to do for someone analytics never
+    counted (members' own MemberErased, which the consumer of members' stream applies in
+    order with the member's joins, tombstones them whatever they hold)."""
+    for table, column in NAMED:
+        found = await session.scalar(
+            select(table.c[column])
             .where(table.c.community_id == community_id, table.c[column] == user_id)
-            .values({column: pseudonym})
+            .limit(1)
         )
+        if found is not None:
+            await erase_member(session, community_id, user_id)
+            return
 
-
-# Every table that names a member, and the column that does.
-_NAMED: tuple[tuple[Table, str], ...] = (
-    (member_states, "user_id"),
-    (member_days, "user_id"),
-    (member_firsts, "user_id"),
-    (posts, "author_user_id"),
-    (registrations, "user_id"),
-    (subscriptions, "user_id"),
-)
 
 EXPORTS = {
     "member_count": export_counted,

@@ -58,6 +58,8 @@ class Effects:
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
     mrr: dict[tuple[str, date, str, int], list[int]] = field(default_factory=dict)
     archived: dict[str, datetime] = field(default_factory=dict)
+    # MemberErased: written after the rest of the batch, so it renames what came before.
+    erased: list[Key] = field(default_factory=list)
 
     # -- what the fact functions call ------------------------------------------------------
 
@@ -175,6 +177,10 @@ def _state(e: Any, *, active: bool) -> dict[str, Any]:
 
 def _archived(e: members.CommunityArchived, env: Envelope, fx: Effects) -> None:
     fx.archived[e.community_id] = time_of(e.archive_time, env)
+
+
+def _erased(e: members.MemberErased, env: Envelope, fx: Effects) -> None:
+    fx.erased.append((e.community_id, e.user_id))
 
 
 def _checked_in(e: checkins.CheckedIn, env: Envelope, fx: Effects) -> None:
@@ -319,6 +325,7 @@ FACTS: dict[type[Message], Fact] = {
     members.MemberRemoved: _departed(lambda e: Timestamp()),
     members.MemberBanned: _departed(lambda e: Timestamp()),
     members.CommunityArchived: _archived,
+    members.MemberErased: _erased,
     checkins.CheckedIn: _checked_in,
     content.PostCreated: _post_created,
     content.CommentAdded: _comment_added,

@@ -4,11 +4,12 @@ per table the batch touches, each an INSERT ... ON CONFLICT whose update commute
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, case, or_, select, tuple_
+from sqlalchemy import Table, and_, case, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -51,6 +52,8 @@ async def write(session: AsyncSession, effects: Effects) -> None:
         ],
     )
     effects.rename(await pseudonyms(session, effects.users()))
+    for community_id, user_id in effects.erased:
+        await erase_member(session, community_id, user_id)
     await _merge(
         session,
         daily_counts,
@@ -164,6 +167,44 @@ async def lock_communities(session: AsyncSession, rows: Sequence[Mapping[str, An
         greatest=("updated_at",),
         least=("archived_at",),
     )
+
+
+async def erase_member(session: AsyncSession, community_id: str, user_id: str) -> None:
+    """Rename the member's rows to their pseudonym (drawn once, kept in the tombstone)."""
+    # The same lock a batch takes first (write() above).
+    await lock_communities(
+        session, [{"community_id": community_id, "updated_at": None, "archived_at": None}]
+    )
+    key = digest(community_id, user_id)
+    pseudonym = await session.scalar(
+        select(tombstones.c.pseudonym).where(
+            tombstones.c.community_id == community_id, tombstones.c.user_digest == key
+        )
+    )
+    if pseudonym is None:
+        pseudonym = f"erased-{uuid.uuid4().hex}"
+        await session.execute(
+            tombstones.insert().values(
+                community_id=community_id, user_digest=key, pseudonym=pseudonym
+            )
+        )
+    for table, column in NAMED:
+        await session.execute(
+            update(table)
+            .where(table.c.community_id == community_id, table.c[column] == user_id)
+            .values({column: pseudonym})
+        )
+
+
+# Every table that names a member, and the column that does.
+NAMED: tuple[tuple[Table, str], ...] = (
+    (member_states, "user_id"),
+    (member_days, "user_id"),
+    (member_firsts, "user_id"),
+    (posts, "author_user_id"),
+    (registrations, "user_id"),
+    (subscriptions, "user_id"),
+)
 
 
 async def pseudonyms(session: AsyncSession, users: set[Key]) -> dict[Key, str]:

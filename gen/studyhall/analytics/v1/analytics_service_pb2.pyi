@@ -253,8 +253,6 @@ class GetMetricsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
-    START_DATE_FIELD_NUMBER: _builtins.int
-    END_DATE_FIELD_NUMBER: _builtins.int
     MEMBER_GROWTH_FIELD_NUMBER: _builtins.int
     ACTIVE_MEMBERS_FIELD_NUMBER: _builtins.int
     RETENTION_FIELD_NUMBER: _builtins.int
@@ -267,11 +265,9 @@ class GetMetricsResponse(_message.Message):
     BUSY_HOURS_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     """Empty for every community."""
-    start_date: _builtins.str
-    end_date: _builtins.str
     @_builtins.property
     def member_growth(self) -> Global___MemberGrowth:
-        """Set for each metric asked for."""
+        """Set for each metric asked for. Series leave out the days whose figures are all zero."""
 
     @_builtins.property
     def active_members(self) -> Global___ActiveMembers: ...
@@ -295,8 +291,6 @@ class GetMetricsResponse(_message.Message):
         self,
         *,
         community_id: _builtins.str = ...,
-        start_date: _builtins.str = ...,
-        end_date: _builtins.str = ...,
         member_growth: Global___MemberGrowth | None = ...,
         active_members: Global___ActiveMembers | None = ...,
         retention: Global___Retention | None = ...,
@@ -310,7 +304,7 @@ class GetMetricsResponse(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["active_members", b"active_members", "busy_hours", b"busy_hours", "checkins", b"checkins", "content", b"content", "funnel", b"funnel", "member_growth", b"member_growth", "participation", b"participation", "questions", b"questions", "retention", b"retention", "top_contributors", b"top_contributors"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_members", b"active_members", "busy_hours", b"busy_hours", "checkins", b"checkins", "community_id", b"community_id", "content", b"content", "end_date", b"end_date", "funnel", b"funnel", "member_growth", b"member_growth", "participation", b"participation", "questions", b"questions", "retention", b"retention", "start_date", b"start_date", "top_contributors", b"top_contributors"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_members", b"active_members", "busy_hours", b"busy_hours", "checkins", b"checkins", "community_id", b"community_id", "content", b"content", "funnel", b"funnel", "member_growth", b"member_growth", "participation", b"participation", "questions", b"questions", "retention", b"retention", "top_contributors", b"top_contributors"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -799,7 +793,7 @@ class Checkins(_message.Message):
         MEMBERS_FIELD_NUMBER: _builtins.int
         min_days: _builtins.int
         max_days: _builtins.int
-        """0: no upper bound."""
+        """0: no upper bound. Buckets nobody falls in are left out."""
         members: _builtins.int
         def __init__(
             self,
