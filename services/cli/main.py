@@ -17,6 +17,7 @@ import typer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.table import Table
 
+from services.cli.analytics import analytics_app, stats
 from services.cli.care import care_app
 from services.cli.common import (
     AsJson,
@@ -37,8 +38,6 @@ from services.cli.members import community_app, member_app
 from services.cli.profiles import personas_app
 from services.cli.recognition import recognition_app
 from services.kit.events import deadletter
-from studyhall.analytics.v1 import analytics_service_pb2 as analytics_pb
-from studyhall.analytics.v1 import analytics_service_pb2_grpc as analytics_grpc
 from studyhall.billing.v1 import billing_service_pb2 as billing_pb
 from studyhall.billing.v1 import billing_service_pb2_grpc as billing_grpc
 from studyhall.events.v1 import activities_service_pb2 as events_pb
@@ -59,6 +58,8 @@ app.add_typer(recognition_app)
 app.add_typer(content_app)
 app.add_typer(personas_app)
 app.add_typer(care_app, name="care")
+app.add_typer(analytics_app, name="analytics")
+app.command()(stats)
 
 
 @app.command()
@@ -227,18 +228,6 @@ def product_show(
             metadata(as_user),
         )
     show(reply.product, as_json, "product")
-
-
-@app.command()
-def stats(community_id: str, as_user: AsUser = None, as_json: AsJson = False) -> None:
-    """Figures of a community, from analytics."""
-    with stub("analytics", analytics_grpc.AnalyticsServiceStub) as client:
-        reply = call(
-            client.GetCommunityStats,
-            analytics_pb.GetCommunityStatsRequest(community_id=community_id),
-            metadata(as_user),
-        )
-    show(reply.stats, as_json, "community stats")
 
 
 @dlq_app.command("list")
