@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: deploy-check asyncapi asyncapi-check bench-backbone bench-content bench-schedule bench-members bench-tracing up test test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
+.PHONY: deploy-check asyncapi asyncapi-check bench-analytics bench-backbone bench-content bench-schedule bench-members bench-tracing up test test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
 
 venv:
 	@scripts/bootstrap.sh
@@ -61,6 +61,9 @@ asyncapi-check: venv
 
 docs-check: venv
 	$(BIN)/python scripts/settings_doc.py --check
+
+bench-analytics: venv
+	$(BIN)/python -m bench.analytics $(BENCH_ARGS)
 
 bench-backbone: venv
 	$(BIN)/python -m bench.backbone $(BENCH_ARGS)

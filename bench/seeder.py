@@ -56,8 +56,8 @@ from studyhall.members.v1 import checkins_events_pb2 as checkins
 from studyhall.members.v1 import members_events_pb2 as members
 from studyhall.members.v1 import members_service_pb2 as members_pb
 
-# The streams a seeded history lands in (the producing services).
-STREAMS = ("members", "content", "events")
+# The streams analytics reads: the seeder creates them all, as their services would.
+STREAMS = ("members", "content", "events", "billing")
 
 # How often each kind of fact happens, relative to the others: reading a community is
 # mostly reacting and commenting, a few post, fewer join, activities are rare.
