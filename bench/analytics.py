@@ -478,7 +478,11 @@ def report_freshness(options: argparse.Namespace, result: Freshness) -> None:
         f"  action -> visible  p50 {result.visible.p50 * ms:6.1f} ms  p99 "
         f"{result.visible.p99 * ms:6.1f} ms  max {result.visible.max * ms:6.1f} ms"
         + (f"  ({result.unseen} never seen)" if result.unseen else "")
-        + (f"  target p99 < {FRESHNESS_TARGET * ms:.0f} ms: {met}" if result.store == "postgresql" else "")
+        + (
+            f"  target p99 < {FRESHNESS_TARGET * ms:.0f} ms: {met}"
+            if result.store == "postgresql"
+            else ""
+        )
     )
     print(
         f"  of which the JoinCommunity call  p50 {result.join_call.p50 * ms:6.1f} ms  p99 "

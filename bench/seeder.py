@@ -197,7 +197,9 @@ class Population:
             )
         if kind == "comments" and (community.posts or community.questions):
             answering = bool(community.questions) and self.rng.random() < 0.3
-            post_id = self.rng.choice(community.questions if answering else community.posts or community.questions)
+            post_id = self.rng.choice(
+                community.questions if answering else community.posts or community.questions
+            )
             return content.CommentAdded(
                 community_id=community.id,
                 comment_id=self._id(),
@@ -250,9 +252,7 @@ class Population:
         # A community that holds nearly everyone: a fresh name.
         return self._join(community, f"user-x{next(self._ids)}", when, members_pb.ROLE_MEMBER)
 
-    def _checkin(
-        self, community: _Community, member: str, at: float, when: Timestamp
-    ) -> Message:
+    def _checkin(self, community: _Community, member: str, at: float, when: Timestamp) -> Message:
         day = datetime.fromtimestamp(at, UTC).date()
         last, streak = self._streaks.get((community.id, member), (None, 0))
         if last != day:
@@ -401,7 +401,6 @@ class Seeder:
         return Published(sent, time.perf_counter() - started)
 
 
-
 async def seed_history(
     nats_url: str,
     population: Population,
@@ -446,7 +445,9 @@ def main() -> None:
 
     async def go() -> Published:
         if options.rate is None:
-            return await seed_history(options.nats_url, population, options.events, days=options.days)
+            return await seed_history(
+                options.nats_url, population, options.events, days=options.days
+            )
         kinds = [kind for kind in options.kinds.split(",") if kind]
         unknown = set(kinds) - set(MIX)
         if unknown:
@@ -456,7 +457,9 @@ def main() -> None:
             return await seeder.at_rate(population, options.rate, options.seconds, kinds=kinds)
 
     published = asyncio.run(go())
-    print(f"published {published.events:,} events in {published.seconds:.1f} s ({published.rate:,.0f}/s)")
+    print(
+        f"published {published.events:,} events in {published.seconds:.1f} s ({published.rate:,.0f}/s)"
+    )
 
 
 if __name__ == "__main__":

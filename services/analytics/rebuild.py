@@ -5,21 +5,24 @@ fresh store, then compared with the live one (docs/decisions/0034-rebuild-from-h
    until the live consumers have acknowledged up to it.
 2. Migrate the fresh store and copy the live tombstones into it first, so an erased member
    stays erased whatever the history says (their facts land on the same pseudonym).
-3. For each subscription, read its stream from the first message with an ephemeral pull
-   consumer (no acks) and apply the batches exactly as the live consumer does (same facts,
-   same inbox, so a message the stream holds twice is applied once).
+3. Read each stream once from the first message with an ephemeral pull consumer (no acks),
+   handing every event to each subscription that reads its type, and apply the batches as
+   the live consumers do (same facts, same inbox, so a message the stream holds twice is
+   applied once), in bigger transactions while the next batch is fetched.
 4. Compare every table row by row and report the differences.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -35,7 +38,9 @@ from services.kit.migrations import migrate
 
 # Bookkeeping, not projections: what a rebuild leaves out of the comparison.
 NOT_COMPARED = {inbox.name, idempotency_keys.name}
-BATCH = 2000
+FETCH = 2000  # messages a pull asks for
+AHEAD = 4  # fetched batches waiting to be written, at most
+APPLY = 10_000  # events a transaction of the fresh store holds, about
 
 Say = Callable[[str], None]
 
@@ -73,8 +78,9 @@ async def rebuild(
         await migrate(fresh, migrations, service="analytics")
         await _copy_tombstones(live, fresh)
         started = time.perf_counter()
-        for subscription in subscriptions:
-            await _replay(js, fresh, subscription, report, started, say)
+        for stream in sorted(report.sequences):
+            readers = [s for s in subscriptions if s.stream == stream]
+            await _replay(js, fresh, stream, readers, report, started, say)
         report.seconds = time.perf_counter() - started
         say(
             f"rebuilt {report.events:,} events in {report.seconds:.1f}s "
@@ -99,79 +105,120 @@ async def _copy_tombstones(live: Database, fresh: Database) -> None:
 async def _replay(
     js: JetStreamContext,
     fresh: Database,
-    subscription: Subscription,
+    stream: str,
+    readers: Sequence[Subscription],
     report: Report,
     started: float,
     say: Say,
 ) -> None:
-    last = report.sequences[subscription.stream]
+    """Read `stream` once, up to its recorded sequence, and hand each event to every
+    subscription of `readers` that reads its type, as their live consumers would get it.
+
+    The next batch is fetched while the last is written (JetStream and the database work
+    side by side), and a transaction holds `APPLY` events: the effects of a batch merge
+    in memory (services/analytics/facts.py), so a bigger one writes fewer rows."""
+    last = report.sequences[stream]
     if last == 0:
         return
-    types = EventTypes(subscription.event_types)
+    types = [(subscription, EventTypes(subscription.event_types)) for subscription in readers]
     pull = await js.pull_subscribe(
         "",
-        stream=subscription.stream,
+        stream=stream,
         config=ConsumerConfig(
             deliver_policy=DeliverPolicy.ALL,
             ack_policy=AckPolicy.NONE,
-            filter_subjects=subscription.filter_subjects(),
+            filter_subjects=sorted({s for r in readers for s in r.filter_subjects()}),
             inactive_threshold=60.0,
             max_waiting=1,
         ),
     )
+    fetched: asyncio.Queue[list[Msg] | None] = asyncio.Queue(maxsize=AHEAD)
+
+    async def fetch() -> None:
+        try:
+            if not (await pull.consumer_info()).num_pending:
+                return
+            while True:
+                try:
+                    msgs = await pull.fetch(FETCH, timeout=1.0)
+                except (NatsTimeout, TimeoutError):
+                    return  # nothing left of the readers' subjects
+                kept = [m for m in msgs if m.metadata.sequence.stream <= last]
+                if kept:
+                    await fetched.put(kept)
+                final = msgs[-1].metadata if msgs else None
+                if final is None or final.sequence.stream >= last or not final.num_pending:
+                    return
+        finally:
+            await fetched.put(None)
+
+    reader = asyncio.create_task(fetch())
     shown = time.perf_counter()
     try:
-        if not (await pull.consumer_info()).num_pending:
-            return
-        while True:
-            try:
-                msgs = await pull.fetch(BATCH, timeout=1.0)
-            except (NatsTimeout, TimeoutError):
-                break  # nothing left of this subscription's subjects
-            batch: list[tuple[Any, Envelope]] = []
-            done = False
-            for msg in msgs:
-                if msg.metadata.sequence.stream > last:
+        done = False
+        while not done:
+            batches: dict[str, list[tuple[Any, Envelope]]] = {r.name: [] for r in readers}
+            size = 0
+            while size < APPLY:
+                msgs = await fetched.get()
+                if msgs is None:
                     done = True
                     break
-                try:
-                    envelope = Envelope.from_headers(msg.headers, msg.data)
-                    batch.append((types.decode(envelope), envelope))
-                except PoisonMessage:
-                    report.skipped += 1
-            await _apply(fresh, subscription, batch)
-            report.events += len(batch)
+                for msg in msgs:
+                    try:
+                        envelope = Envelope.from_headers(msg.headers, msg.data)
+                        wanted = [(s, t) for s, t in types if envelope.type in t]
+                        if not wanted:
+                            continue
+                        event = wanted[0][1].decode(envelope)
+                    except PoisonMessage:
+                        report.skipped += 1
+                        continue
+                    for subscription, _ in wanted:
+                        batches[subscription.name].append((event, envelope))
+                        size += 1
+            await _apply(fresh, readers, batches)
+            report.events += size
             now = time.perf_counter()
             if now - shown >= 1.0:
                 shown = now
                 say(
-                    f"  {subscription.name}: {report.events:,} events, "
-                    f"{report.events / (now - started):,.0f}/s"
+                    f"  {stream}: {report.events:,} events, {report.events / (now - started):,.0f}/s"
                 )
-            final = msgs[-1].metadata if msgs else None
-            if done or final is None or final.sequence.stream >= last or not final.num_pending:
-                break
+        await reader
     finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
         await pull.unsubscribe()
 
 
 async def _apply(
-    fresh: Database, subscription: Subscription, batch: list[tuple[Any, Envelope]]
+    fresh: Database,
+    readers: Sequence[Subscription],
+    batches: dict[str, list[tuple[Any, Envelope]]],
 ) -> None:
-    if not batch:
+    """Every reader's batch in one transaction, each through its inbox as live."""
+    if not any(batches.values()):
         return
     async with fresh.write() as session:
-        seen = await inbox_rows.already_processed(
-            session, inbox, subscription.name, {envelope.id for _, envelope in batch}
-        )
-        new: list[tuple[Any, Envelope]] = []
-        for event, envelope in batch:
-            if envelope.id not in seen:
-                seen.add(envelope.id)
-                new.append((event, envelope))
-        if new:
-            await subscription.apply(session, new)
-        await inbox_rows.record(session, inbox, subscription.name, [(e.id, e.type) for _, e in new])
+        for subscription in readers:
+            batch = batches[subscription.name]
+            if not batch:
+                continue
+            seen = await inbox_rows.already_processed(
+                session, inbox, subscription.name, {envelope.id for _, envelope in batch}
+            )
+            new: list[tuple[Any, Envelope]] = []
+            for event, envelope in batch:
+                if envelope.id not in seen:
+                    seen.add(envelope.id)
+                    new.append((event, envelope))
+            if new:
+                await subscription.apply(session, new)
+            await inbox_rows.record(
+                session, inbox, subscription.name, [(e.id, e.type) for _, e in new]
+            )
 
 
 async def _wait_for_live(
