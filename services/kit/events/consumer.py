@@ -41,7 +41,13 @@ from services.kit.cancellation import stop_if_cancelled
 from services.kit.database import Database
 from services.kit.events import deadletter, inbox
 from services.kit.events.connection import connect
-from services.kit.events.envelope import Envelope, EventTypes, PoisonMessage, event_filter
+from services.kit.events.envelope import (
+    Envelope,
+    EventTypes,
+    PoisonMessage,
+    event_filter,
+    stream_subjects,
+)
 from services.kit.events.streams import StreamLimits, deadletter_stream, ensure_stream, stream_name
 
 log = logging.getLogger(__name__)
@@ -73,6 +79,19 @@ class Subscription:
             event_filter(self.source_service, message.DESCRIPTOR.name)
             for message in self.event_types
         ]
+
+    def server_filter(self) -> list[str]:
+        """What the durable consumer asks nats-server for: the one type's subjects, or the
+        whole stream when it reads several (the consumer then picks its types by subject).
+        nats-server 2.15 delivers a stream of many subjects (one per community and type)
+        about fifteen times slower through a consumer with several filters than through
+        one, which capped a projection at a few hundred events a second."""
+        filters = self.filter_subjects()
+        return filters if len(filters) == 1 else [stream_subjects(self.source_service)]
+
+    def names(self) -> frozenset[str]:
+        """The last subject token of each type read: what the consumer keeps."""
+        return frozenset(message.DESCRIPTOR.name for message in self.event_types)
 
 
 @dataclass
@@ -142,6 +161,7 @@ class Consumer:
         self.max_handler_attempts = max_handler_attempts
         self.max_backoff = max_backoff
         self.types = EventTypes(subscription.event_types)
+        self._names = subscription.names()
         self.stats = ConsumerStats()
         self._backoff = 0.1
         self._nc: Client | None = None
@@ -219,7 +239,7 @@ class Consumer:
             # Retrying is the consumer's decision (see the module docstring), not the server's.
             max_deliver=-1,
             max_ack_pending=self.batch_size * 4,
-            filter_subjects=self.subscription.filter_subjects(),
+            filter_subjects=self.subscription.server_filter(),
         )
         await js.add_consumer(self.subscription.stream, config)
         pull = await js.pull_subscribe_bind(
@@ -239,16 +259,22 @@ class Consumer:
 
     async def handle_batch(self, js: JetStreamContext, batch: list[Msg]) -> None:
         items: list[_Item] = []
+        others: list[Msg] = []  # types of the stream this consumer does not read
         for msg in batch:
             metadata = msg.metadata
+            self.stats.lag = metadata.num_pending
+            if msg.subject.rsplit(".", 1)[-1] not in self._names:
+                others.append(msg)
+                continue
             if metadata.num_delivered > 1:
                 self.stats.redeliveries += 1
                 self._redelivered.add(1, self._labels)
-            self.stats.lag = metadata.num_pending
             try:
                 items.append(self._decode(msg))
             except PoisonMessage as poison:
                 await self._park(js, msg, poison.reason)
+        # Acked at once: what a server-side filter would never have delivered.
+        await _ack_all(others)
         if not items:
             return
         try:
