@@ -18,6 +18,10 @@ The story, in community "hall", days D0 (Monday 2030-01-07) to D9, all times UTC
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -33,6 +37,7 @@ from services.analytics.app import SPEC, subscriptions
 from services.analytics.rebuild import rebuild
 from services.analytics.settings import AnalyticsSettings
 from services.analytics.store.tables import member_days
+from services.cli.analytics import sparkline
 from services.kit.database import Database
 from studyhall.analytics.v1 import analytics_service_pb2 as pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as pb_grpc
@@ -746,6 +751,68 @@ async def test_call_without_token_is_unauthenticated(world: World) -> None:
             pb.GetMetricsRequest(start_date="2030-01-01", end_date="2030-01-02")
         )
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+CLI = str(Path(sys.executable).parent / "studyhall")
+
+
+async def studyhall(world: World, *args: str) -> tuple[int, str]:
+    """The `studyhall` command against the module's analytics, signing with its key."""
+    env = {
+        **os.environ,
+        "STUDYHALL_DATA_DIR": str(world.analytics.deps.settings.data_dir),
+        "STUDYHALL_ANALYTICS_ADDRESS": world.analytics.server.address,
+        "COLUMNS": "200",
+    }
+    child = await asyncio.create_subprocess_exec(
+        CLI, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await asyncio.wait_for(child.communicate(), timeout=60)
+    return child.returncode or 0, output.decode()
+
+
+async def test_studyhall_stats_prints_the_figures_with_sparklines_and_as_json(
+    world: World, request: pytest.FixtureRequest
+) -> None:
+    if request.node.callspec.params["world"] != "sqlite":
+        pytest.skip("the CLI reads through the API; the stores are compared above")
+    today = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
+    c = await community(world, today - timedelta(days=3), mia=members_pb.ROLE_MODERATOR)
+    await join(world, c, "bob", today - timedelta(days=1))
+    await join(world, c, "ann", today)
+    await world.bus.publish(
+        checkins.CheckedIn(
+            community_id=c,
+            user_id="ann",
+            checkin_id=str(uuid.uuid4()),
+            local_date=today.date().isoformat(),
+            streak_days=1,
+            checkin_time=at(today),
+        )
+    )
+    await world.bus.caught_up(("members",), "analytics")
+
+    code, output = await studyhall(world, "stats", c, "--days", "7", "--as", "mia", "--json")
+    assert code == 0, output
+    document = json.loads(output)
+    assert document["community_id"] == c
+    assert int(document["member_count"]) == 4  # int64: a JSON string
+    growth = document["metrics"]["member_growth"]
+    assert int(growth["joined"]) == 4
+    assert [int(day["members"]) for day in growth["days"]] == [2, 2, 3, 4]
+    assert int(document["metrics"]["checkins"]["days"][-1]["checked_in"]) == 1
+
+    code, output = await studyhall(world, "stats", c, "--days", "7", "--as", "mia")
+    assert code == 0, output
+    members_line = next(line for line in output.splitlines() if "members now" in line)
+    assert "4" in members_line
+    # Seven days, none before the community: 0 0 0 2 2 3 4 members.
+    assert sparkline([0, 0, 0, 2, 2, 3, 4]) in members_line
+    assert "check-ins" in output
+
+    code, output = await studyhall(world, "stats", c, "--as", "bob")
+    assert code == 1
+    assert "PERMISSION_DENIED" in output
 
 
 async def test_a_rebuild_from_the_history_matches_the_live_projections(
