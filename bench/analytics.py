@@ -163,7 +163,7 @@ async def caught_up(nats_url: str, prefix: str = "analytics", seconds: float = 3
                 for info in await js.consumers_info(stream_name(service)):
                     if (info.name or "").startswith(prefix):
                         found += 1
-                        busy += info.num_pending + info.num_ack_pending
+                        busy += (info.num_pending or 0) + (info.num_ack_pending or 0)
             if found and not busy:
                 return time.perf_counter() - started
             if time.perf_counter() - started > seconds:

@@ -192,7 +192,7 @@ class Population:
                 author_user_id=member,
                 create_time=when,
                 version=1,
-                kind=kind_of_post,  # type: ignore[arg-type]
+                kind=kind_of_post,
                 topic_id=f"topic-{self.rng.randrange(8)}",
             )
         if kind == "comments" and (community.posts or community.questions):
@@ -226,7 +226,7 @@ class Population:
                 activity_id=activity_id,
                 community_id=community.id,
                 host_user_id=community.owner,
-                kind=self.rng.choice(_ACTIVITY_KINDS),  # type: ignore[arg-type]
+                kind=self.rng.choice(_ACTIVITY_KINDS),
                 start_time=stamp(at + 7 * 86400),
                 end_time=stamp(at + 7 * 86400 + 3600),
                 capacity=100,
@@ -458,7 +458,8 @@ def main() -> None:
 
     published = asyncio.run(go())
     print(
-        f"published {published.events:,} events in {published.seconds:.1f} s ({published.rate:,.0f}/s)"
+        f"published {published.events:,} events in {published.seconds:.1f} s "
+        f"({published.rate:,.0f}/s)"
     )
 
 

@@ -187,9 +187,8 @@ async def _replay(
             now = time.perf_counter()
             if now - shown >= 1.0:
                 shown = now
-                say(
-                    f"  {stream}: {report.events:,} events, {report.events / (now - started):,.0f}/s"
-                )
+                rate = report.events / (now - started)
+                say(f"  {stream}: {report.events:,} events, {rate:,.0f}/s")
         await reader
     finally:
         reader.cancel()
