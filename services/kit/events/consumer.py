@@ -53,6 +53,9 @@ from services.kit.events.streams import StreamLimits, deadletter_stream, ensure_
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("studyhall.consumer")
 
+# How long a fetch waits for a batch to fill when nothing is waiting (see _next_batch).
+BATCH_WAIT = 0.02
+
 # Applies a batch of new events (never seen by this consumer) inside the caller's transaction.
 Apply = Callable[[AsyncSession, list[tuple[Any, Envelope]]], Awaitable[None]]
 
@@ -247,15 +250,30 @@ class Consumer:
         )
         try:
             while True:
-                try:
-                    batch = await pull.fetch(self.batch_size, timeout=self.fetch_timeout)
-                except (NatsTimeout, TimeoutError):
-                    # An idle stream: nats-py raises either, depending on where it waited.
+                batch = await self._next_batch(pull)
+                if not batch:
                     continue
                 await self.handle_batch(js, batch)
                 self._backoff = 0.1
         finally:
             await pull.unsubscribe()
+
+    async def _next_batch(self, pull: JetStreamContext.PullSubscription) -> list[Msg]:
+        """What is waiting, at once; on an idle stream, the first message as it arrives.
+
+        nats-py's fetch(n) returns at once what the stream holds, but when it holds nothing
+        its waiting request returns only with n messages or at the timeout: a consumer of a
+        quiet stream would sit on a fresh event for up to `fetch_timeout`. So a short wait
+        for a batch, then a wait for one message (the next call takes what came with it)."""
+        try:
+            return await pull.fetch(self.batch_size, timeout=BATCH_WAIT)
+        except (NatsTimeout, TimeoutError):
+            # Nothing waiting: nats-py raises either, depending on where it waited.
+            pass
+        try:
+            return await pull.fetch(1, timeout=self.fetch_timeout)
+        except (NatsTimeout, TimeoutError):
+            return []
 
     async def handle_batch(self, js: JetStreamContext, batch: list[Msg]) -> None:
         items: list[_Item] = []
