@@ -51,7 +51,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from bench.members import free_port, process, wait_for_port
 from bench.seeder import STREAMS, Population, Seeder, seed_history
-from bench.support import Latency, machine_facts, wait_serving
+from bench.support import CpuMeter, CpuUse, Latency, machine_facts, wait_serving
 from services.kit.auth import LocalSigner
 from services.kit.events.streams import stream_name
 from studyhall.analytics.v1 import analytics_service_pb2 as pb
@@ -137,16 +137,20 @@ def start(
 
 def start_analytics(
     services: contextlib.ExitStack, stack: Stack, url: str, *, api: bool
-) -> int | None:
+) -> tuple[int | None, dict[str, int]]:
     """Analytics' consumers in a process of their own, and with `api` its API process
-    (started first: each migrates at start, one at a time). The API's port."""
+    (started first: each migrates at start, one at a time). The API's port, and the pid of
+    each process by name."""
     extra = {
         "STUDYHALL_ANALYTICS_DATABASE_URL": url,
         "STUDYHALL_CONSUMERS": "external",
     }
-    port = start(services, stack, "analytics", "serve", extra)[0] if api else None
-    start(services, stack, "analytics", "consume", extra)
-    return port
+    pids: dict[str, int] = {}
+    port = None
+    if api:
+        port, pids["analytics api"] = start(services, stack, "analytics", "serve", extra)
+    pids["analytics consumers"] = start(services, stack, "analytics", "consume", extra)[1]
+    return port, pids
 
 
 async def caught_up(nats_url: str, prefix: str = "analytics", seconds: float = 3600) -> float:
@@ -187,11 +191,16 @@ class Freshness:
     unseen: int
     background_rate: float
     load: str
+    cpu: CpuUse
 
 
 async def measure_freshness(
-    options: argparse.Namespace, members_port: int, analytics_port: int, stack: Stack
-) -> tuple[Latency, Latency, int, int, float]:
+    options: argparse.Namespace,
+    members_port: int,
+    analytics_port: int,
+    stack: Stack,
+    pids: dict[str, int],
+) -> tuple[Latency, Latency, int, int, float, CpuUse]:
     owner = [("authorization", f"Bearer {stack.signer.mint(OWNER, ttl_seconds=7200)}")]
     actions = int(options.seconds / options.every) + 1
     joiners = [
@@ -267,6 +276,7 @@ async def measure_freshness(
             call_seconds.append(time.perf_counter() - began)
 
         last_action = time.perf_counter()
+        meter = CpuMeter(dict(pids))
         poller = asyncio.create_task(poll())
         calls = []
         first = time.perf_counter()
@@ -275,6 +285,7 @@ async def measure_freshness(
             last_action = time.perf_counter()
             calls.append(asyncio.create_task(act(token)))
         await asyncio.gather(*calls)
+        cpu = meter.stop()
         polling = False
         await poller
         stop.set()
@@ -285,8 +296,9 @@ async def measure_freshness(
         Latency.of(visible),
         Latency.of(call_seconds),
         len(started_at),
-        len(started_at) - len(visible),
+        len([n for n in range(len(started_at)) if n not in seen_at]),
         published.rate,
+        cpu,
     )
 
 
@@ -306,7 +318,7 @@ def freshness(options: argparse.Namespace, store: str, workdir: Path) -> Freshne
             nats_server.url,
             nats_server.pid,
         )
-        members_port, _ = start(
+        members_port, members_pid = start(
             servers,
             stack,
             "members",
@@ -316,14 +328,17 @@ def freshness(options: argparse.Namespace, store: str, workdir: Path) -> Freshne
                 "STUDYHALL_CONSUMERS": "external",
             },
         )
-        analytics_port = start_analytics(
+        analytics_port, pids = start_analytics(
             servers, stack, database_url(postgres, workdir, "analytics"), api=True
         )
         assert analytics_port is not None
-        visible, call, actions, unseen, rate = asyncio.run(
-            measure_freshness(options, members_port, analytics_port, stack)
+        pids["members"] = members_pid
+        if nats_server.pid is not None:
+            pids["nats-server"] = nats_server.pid
+        visible, call, actions, unseen, rate, cpu = asyncio.run(
+            measure_freshness(options, members_port, analytics_port, stack, pids)
         )
-        return Freshness(store, visible, call, actions, unseen, rate, load_average())
+        return Freshness(store, visible, call, actions, unseen, rate, load_average(), cpu)
 
 
 # --------------------------------------------------------------------------------------------
@@ -493,6 +508,7 @@ def report_freshness(options: argparse.Namespace, result: Freshness) -> None:
         f"  of which the JoinCommunity call  p50 {result.join_call.p50 * ms:6.1f} ms  p99 "
         f"{result.join_call.p99 * ms:6.1f} ms"
     )
+    print(f"  {result.cpu.describe()} (this process: the seeder and the polls)")
     print(f"  load average after: {result.load}")
 
 

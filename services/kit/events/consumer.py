@@ -72,6 +72,10 @@ class Subscription:
     source_service: str  # the producing service whose stream is read
     event_types: tuple[type[Message], ...]
     apply: Apply
+    # Events fetched and applied in one transaction at most; None: the consumer's default.
+    # A projection whose effects merge in memory writes about as many statements for a
+    # big batch as for a small one, so under a backlog a bigger batch keeps up better.
+    batch_size: int | None = None
 
     @property
     def stream(self) -> str:
@@ -158,7 +162,7 @@ class Consumer:
         self.subscription = subscription
         self.nats_url = nats_url
         self.limits = limits or StreamLimits()
-        self.batch_size = batch_size
+        self.batch_size = subscription.batch_size or batch_size
         self.fetch_timeout = fetch_timeout
         self.ack_wait = ack_wait
         self.max_handler_attempts = max_handler_attempts
