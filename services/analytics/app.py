@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import sys
+import time
 from pathlib import Path
 
 import grpc
 
 from services.analytics import data
 from services.analytics.api import SERVICE_NAME, AnalyticsApi
-from services.analytics.consumers import MEMBERS
+from services.analytics.consumers import SUBSCRIPTIONS
+from services.analytics.rebuild import rebuild
 from services.analytics.settings import AnalyticsSettings
 from services.analytics.store.tables import access, idempotency_keys, inbox
 from services.kit.access import Access, StandingData, access_subscription
 from services.kit.data_rights import DataHolder, erasure_subscription
 from services.kit.data_rights_api import DataRightsApi
+from services.kit.database import Database
+from services.kit.events.consumer import Subscription
 from services.kit.idempotency import IdempotentWriter
 from services.kit.service import Dependencies, ServiceSpec, run
 from services.kit.servicers import compose
@@ -43,13 +50,66 @@ SPEC = ServiceSpec(
     service_names=[SERVICE_NAME],
     register=register,
     inbox=inbox,
-    subscriptions=lambda deps: [
-        MEMBERS,
-        access_subscription("analytics", access),
-        erasure_subscription("analytics", HOLDERS),
-    ],
+    subscriptions=lambda deps: subscriptions(),
 )
 
 
+def subscriptions() -> list[Subscription]:
+    """Every durable consumer of the service: what a rebuild replays."""
+    return [
+        *SUBSCRIPTIONS,
+        access_subscription("analytics", access),
+        erasure_subscription("analytics", HOLDERS),
+    ]
+
+
+def rebuild_command(settings: AnalyticsSettings, argv: list[str]) -> int:
+    """`python -m services.analytics rebuild [--into URL] [--no-compare]`: exit 0 when the
+    rebuilt store matches the live one, 1 when it differs."""
+    parser = argparse.ArgumentParser(prog="studyhall analytics rebuild")
+    parser.add_argument(
+        "--into",
+        help="database URL of the fresh store (default: a new SQLite file in the data dir)",
+    )
+    parser.add_argument("--no-compare", action="store_true", help="rebuild only")
+    options = parser.parse_args(argv)
+    into = options.into or (
+        f"sqlite+aiosqlite:///{settings.data_dir}/analytics-rebuild-{int(time.time())}.db"
+    )
+    print(f"rebuilding analytics into {into}")
+
+    async def go() -> int:
+        live, fresh = Database(settings.effective_database_url()), Database(into)
+        try:
+            report = await rebuild(
+                nats_url=settings.nats_url,
+                live=live,
+                fresh=fresh,
+                subscriptions=subscriptions(),
+                migrations=SPEC.migrations,
+                compare=not options.no_compare,
+            )
+        finally:
+            await live.close()
+            await fresh.close()
+        for stream, sequence in sorted(report.sequences.items()):
+            print(f"  {stream} up to sequence {sequence}")
+        if options.no_compare:
+            return 0
+        if not report.differences:
+            print(f"the rebuilt store matches the live one ({report.compared_rows:,} rows)")
+            return 0
+        for table, samples in sorted(report.differences.items()):
+            print(f"DIFFERENT {table}:")
+            for sample in samples:
+                print(f"    {sample}")
+        return 1
+
+    return asyncio.run(go())
+
+
 def main() -> None:
-    run(SPEC, load_settings(AnalyticsSettings))
+    settings = load_settings(AnalyticsSettings)
+    if sys.argv[1:2] == ["rebuild"]:
+        raise SystemExit(rebuild_command(settings, sys.argv[2:]))
+    run(SPEC, settings)

@@ -1,4 +1,5 @@
-"""What analytics does with the facts other services publish."""
+"""The durable consumers of analytics: one per stream, each applying the facts of
+services/analytics/facts.py in batches (one transaction, a statement or two per table)."""
 
 from __future__ import annotations
 
@@ -6,39 +7,31 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.analytics.store.repository import StatsRepository
+from services.analytics.facts import FACTS, effects_of, source_service
+from services.analytics.store import rollups
 from services.kit.events.consumer import Subscription
 from services.kit.events.envelope import Envelope
-from studyhall.members.v1 import members_events_pb2 as members_events
 
-_ARRIVALS = (members_events.MemberJoined,)
-_DEPARTURES = (members_events.MemberLeft, members_events.MemberRemoved, members_events.MemberBanned)
-
-
-async def apply_membership_facts(session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> None:
-    """A batch of members' events in two statements: the membership states it carries
-    (newest version wins, whatever the order) and the communities it touched."""
-    states: list[dict[str, Any]] = []
-    touched: set[str] = set()
-    for event, _envelope in batch:
-        touched.add(event.community_id)
-        if isinstance(event, _ARRIVALS + _DEPARTURES):
-            states.append(
-                {
-                    "community_id": event.community_id,
-                    "user_id": event.user_id,
-                    "active": isinstance(event, _ARRIVALS),
-                    "version": event.version,
-                }
-            )
-    stats = StatsRepository(session)
-    await stats.set_member_states(states)
-    await stats.touch(touched)
+# Every stream analytics reads, in the order a rebuild replays them.
+STREAMS = ("members", "content", "events", "billing")
+BATCH = 5_000
 
 
-MEMBERS = Subscription(
-    name="analytics-members",
-    source_service="members",
-    event_types=(members_events.CommunityCreated, *_ARRIVALS, *_DEPARTURES),
-    apply=apply_membership_facts,
-)
+async def apply_facts(session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> None:
+    await rollups.write(session, effects_of(batch))
+
+
+def subscription(service: str) -> Subscription:
+    return Subscription(
+        name=f"analytics-{service}",
+        source_service=service,
+        event_types=tuple(kind for kind in FACTS if source_service(kind) == service),
+        apply=apply_facts,
+        # Effects merge in memory (facts.py): a batch of 5,000 costs about the statements
+        # of one of 256, so a backlog drains faster.
+        batch_size=BATCH,
+    )
+
+
+SUBSCRIPTIONS = tuple(subscription(service) for service in STREAMS)
+MEMBERS = SUBSCRIPTIONS[0]

@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.table import Table
 
 from services.cli.activities import activity_app
+from services.cli.analytics import analytics_app, stats
 from services.cli.billing import add_product_commands, billing_app, money_app
 from services.cli.calendar import calendar_app
 from services.cli.care import care_app
@@ -41,8 +42,6 @@ from services.cli.paths import path_app
 from services.cli.profiles import personas_app
 from services.cli.recognition import recognition_app
 from services.kit.events import deadletter
-from studyhall.analytics.v1 import analytics_service_pb2 as analytics_pb
-from studyhall.analytics.v1 import analytics_service_pb2_grpc as analytics_grpc
 from studyhall.billing.v1 import billing_service_pb2 as billing_pb
 from studyhall.billing.v1 import billing_service_pb2_grpc as billing_grpc
 
@@ -66,6 +65,8 @@ app.add_typer(path_app, name="path")
 app.add_typer(library_app, name="library")
 app.add_typer(personas_app)
 app.add_typer(care_app, name="care")
+app.add_typer(analytics_app, name="analytics")
+app.command()(stats)
 
 
 @app.command()
@@ -185,18 +186,6 @@ def product_show(
             metadata(as_user),
         )
     show(reply.product, as_json, "product")
-
-
-@app.command()
-def stats(community_id: str, as_user: AsUser = None, as_json: AsJson = False) -> None:
-    """Figures of a community, from analytics."""
-    with stub("analytics", analytics_grpc.AnalyticsServiceStub) as client:
-        reply = call(
-            client.GetCommunityStats,
-            analytics_pb.GetCommunityStatsRequest(community_id=community_id),
-            metadata(as_user),
-        )
-    show(reply.stats, as_json, "community stats")
 
 
 @dlq_app.command("list")

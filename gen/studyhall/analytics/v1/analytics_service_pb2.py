@@ -23,10 +23,13 @@ _sym_db = _symbol_database.Default()
 
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from studyhall.content.v1 import content_service_pb2 as studyhall_dot_content_dot_v1_dot_content__service__pb2
+from studyhall.events.v1 import activities_service_pb2 as studyhall_dot_events_dot_v1_dot_activities__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.studyhall/analytics/v1/analytics_service.proto\x12\x16studyhall.analytics.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n\x0e\x43ommunityStats\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x14\n\x0cmember_count\x18\x02 \x01(\x03\x12\x12\n\npost_count\x18\x03 \x01(\x03\x12\x16\n\x0e\x61\x63tivity_count\x18\x04 \x01(\x03\x12\x15\n\rproduct_count\x18\x05 \x01(\x03\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcc\x01\n\x18GetCommunityStatsRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\"R\n\x19GetCommunityStatsResponse\x12\x35\n\x05stats\x18\x01 \x01(\x0b\x32&.studyhall.analytics.v1.CommunityStats\"\xe2\x01\n\x13\x45xportMyDataRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12\x19\n\x07user_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\">\n\x14\x45xportMyDataResponse\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"\xf7\x02\n\x12\x45raseMyDataRequest\x12\x82\x01\n\nrequest_id\x18\x01 \x01(\tBn\xbaHk\xba\x01\x65\n\nrequest_id\x12.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\x1a\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\xd8\x01\x01\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x02 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12\x0f\n\x07\x63onfirm\x18\x03 \x01(\x08\x12\x19\n\x07user_id\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\"E\n\x13\x45raseMyDataResponse\x12.\n\nerase_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xdf\x02\n\x10\x41nalyticsService\x12x\n\x11GetCommunityStats\x12\x30.studyhall.analytics.v1.GetCommunityStatsRequest\x1a\x31.studyhall.analytics.v1.GetCommunityStatsResponse\x12i\n\x0c\x45xportMyData\x12+.studyhall.analytics.v1.ExportMyDataRequest\x1a,.studyhall.analytics.v1.ExportMyDataResponse\x12\x66\n\x0b\x45raseMyData\x12*.studyhall.analytics.v1.EraseMyDataRequest\x1a+.studyhall.analytics.v1.EraseMyDataResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.studyhall/analytics/v1/analytics_service.proto\x12\x16studyhall.analytics.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a*studyhall/content/v1/content_service.proto\x1a,studyhall/events/v1/activities_service.proto\"\xe2\x01\n\x0e\x43ommunityStats\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x14\n\x0cmember_count\x18\x02 \x01(\x03\x12\x12\n\npost_count\x18\x03 \x01(\x03\x12\x16\n\x0e\x61\x63tivity_count\x18\x04 \x01(\x03\x12\x15\n\rproduct_count\x18\x05 \x01(\x03\x12/\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x61rchive_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcc\x01\n\x18GetCommunityStatsRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\"R\n\x19GetCommunityStatsResponse\x12\x35\n\x05stats\x18\x01 \x01(\x0b\x32&.studyhall.analytics.v1.CommunityStats\"\xe2\x01\n\x13\x45xportMyDataRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12\x19\n\x07user_id\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\">\n\x14\x45xportMyDataResponse\x12\x10\n\x08\x64ocument\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"\xf7\x02\n\x12\x45raseMyDataRequest\x12\x82\x01\n\nrequest_id\x18\x01 \x01(\tBn\xbaHk\xba\x01\x65\n\nrequest_id\x12.must be 1-128 letters, digits, \'-\', \'_\' or \'.\'\x1a\'this.matches(\'^[A-Za-z0-9._-]{1,128}$\')\xd8\x01\x01\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x02 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xc8\x01\x01\x12\x0f\n\x07\x63onfirm\x18\x03 \x01(\x08\x12\x19\n\x07user_id\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\"E\n\x13\x45raseMyDataResponse\x12.\n\nerase_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd8\x03\n\x11GetMetricsRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xd8\x01\x01\x12l\n\nstart_date\x18\x02 \x01(\tBX\xbaHU\xba\x01O\n\x04\x64\x61te\x12\x19must be a date YYYY-MM-DD\x1a,this.matches(\'^[0-9]{4}-[0-9]{2}-[0-9]{2}$\')\xc8\x01\x01\x12j\n\x08\x65nd_date\x18\x03 \x01(\tBX\xbaHU\xba\x01O\n\x04\x64\x61te\x12\x19must be a date YYYY-MM-DD\x1a,this.matches(\'^[0-9]{4}-[0-9]{2}-[0-9]{2}$\')\xc8\x01\x01\x12\x1f\n\x07metrics\x18\x04 \x03(\tB\x0e\xbaH\x0b\x92\x01\x08\x10\x14\"\x04r\x02\x18@\x12\x16\n\x03top\x18\x05 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\"\xea\x04\n\x12GetMetricsResponse\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12;\n\rmember_growth\x18\x02 \x01(\x0b\x32$.studyhall.analytics.v1.MemberGrowth\x12=\n\x0e\x61\x63tive_members\x18\x03 \x01(\x0b\x32%.studyhall.analytics.v1.ActiveMembers\x12\x34\n\tretention\x18\x04 \x01(\x0b\x32!.studyhall.analytics.v1.Retention\x12<\n\rparticipation\x18\x05 \x01(\x0b\x32%.studyhall.analytics.v1.Participation\x12:\n\x07\x63ontent\x18\x06 \x01(\x0b\x32).studyhall.analytics.v1.ContentEngagement\x12\x41\n\x10top_contributors\x18\x07 \x01(\x0b\x32\'.studyhall.analytics.v1.TopContributors\x12\x34\n\tquestions\x18\x08 \x01(\x0b\x32!.studyhall.analytics.v1.Questions\x12\x32\n\x08\x63heckins\x18\t \x01(\x0b\x32 .studyhall.analytics.v1.Checkins\x12.\n\x06\x66unnel\x18\n \x01(\x0b\x32\x1e.studyhall.analytics.v1.Funnel\x12\x35\n\nbusy_hours\x18\x0b \x01(\x0b\x32!.studyhall.analytics.v1.BusyHours\"\xc2\x01\n\x0cMemberGrowth\x12\x36\n\x04\x64\x61ys\x18\x01 \x03(\x0b\x32(.studyhall.analytics.v1.MemberGrowth.Day\x12\x0e\n\x06joined\x18\x02 \x01(\x03\x12\x0c\n\x04left\x18\x03 \x01(\x03\x12\x0b\n\x03net\x18\x04 \x01(\x03\x1aO\n\x03\x44\x61y\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x0e\n\x06joined\x18\x02 \x01(\x03\x12\x0c\n\x04left\x18\x03 \x01(\x03\x12\x0b\n\x03net\x18\x04 \x01(\x03\x12\x0f\n\x07members\x18\x05 \x01(\x03\"\xc5\x01\n\rActiveMembers\x12\x37\n\x04\x64\x61ys\x18\x01 \x03(\x0b\x32).studyhall.analytics.v1.ActiveMembers.Day\x12\x12\n\nstickiness\x18\x02 \x01(\x01\x12\x17\n\x0f\x61\x63tive_in_range\x18\x03 \x01(\x03\x1aN\n\x03\x44\x61y\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x0b\n\x03\x64\x61u\x18\x02 \x01(\x03\x12\x0b\n\x03wau\x18\x03 \x01(\x03\x12\x0b\n\x03mau\x18\x04 \x01(\x03\x12\x12\n\nstickiness\x18\x05 \x01(\x01\"\x90\x01\n\tRetention\x12\x39\n\x07\x63ohorts\x18\x01 \x03(\x0b\x32(.studyhall.analytics.v1.Retention.Cohort\x1aH\n\x06\x43ohort\x12\x12\n\nweek_start\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06\x61\x63tive\x18\x03 \x03(\x03\x12\x0c\n\x04rate\x18\x04 \x03(\x01\"\x96\x03\n\rParticipation\x12\x42\n\nactivities\x18\x01 \x03(\x0b\x32..studyhall.analytics.v1.Participation.Activity\x12\x39\n\x05kinds\x18\x02 \x03(\x0b\x32*.studyhall.analytics.v1.Participation.Kind\x1a\x84\x01\n\x08\x41\x63tivity\x12\x13\n\x0b\x61\x63tivity_id\x18\x01 \x01(\t\x12/\n\x04kind\x18\x02 \x01(\x0e\x32!.studyhall.events.v1.ActivityKind\x12\x12\n\nregistered\x18\x03 \x01(\x03\x12\x10\n\x08\x61ttended\x18\x04 \x01(\x03\x12\x0c\n\x04rate\x18\x05 \x01(\x01\x1a\x7f\n\x04Kind\x12/\n\x04kind\x18\x01 \x01(\x0e\x32!.studyhall.events.v1.ActivityKind\x12\x12\n\nactivities\x18\x02 \x01(\x03\x12\x12\n\nregistered\x18\x03 \x01(\x03\x12\x10\n\x08\x61ttended\x18\x04 \x01(\x03\x12\x0c\n\x04rate\x18\x05 \x01(\x01\"h\n\nEngagement\x12\r\n\x05posts\x18\x01 \x01(\x03\x12\r\n\x05views\x18\x02 \x01(\x03\x12\x10\n\x08\x63omments\x18\x03 \x01(\x03\x12\x11\n\treactions\x18\x04 \x01(\x03\x12\x17\n\x0f\x65ngagement_rate\x18\x05 \x01(\x01\"\xce\x02\n\x11\x43ontentEngagement\x12=\n\x05kinds\x18\x01 \x03(\x0b\x32..studyhall.analytics.v1.ContentEngagement.Kind\x12?\n\x06topics\x18\x02 \x03(\x0b\x32/.studyhall.analytics.v1.ContentEngagement.Topic\x1ai\n\x04Kind\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.studyhall.content.v1.PostKind\x12\x33\n\x07\x66igures\x18\x02 \x01(\x0b\x32\".studyhall.analytics.v1.Engagement\x1aN\n\x05Topic\x12\x10\n\x08topic_id\x18\x01 \x01(\t\x12\x33\n\x07\x66igures\x18\x02 \x01(\x0b\x32\".studyhall.analytics.v1.Engagement\"\x9b\x02\n\x0fTopContributors\x12I\n\x0c\x63ontributors\x18\x01 \x03(\x0b\x32\x33.studyhall.analytics.v1.TopContributors.Contributor\x1a\xbc\x01\n\x0b\x43ontributor\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x15\n\rcontributions\x18\x02 \x01(\x03\x12\r\n\x05posts\x18\x03 \x01(\x03\x12\x10\n\x08\x63omments\x18\x04 \x01(\x03\x12\x11\n\treactions\x18\x05 \x01(\x03\x12\x10\n\x08\x63heckins\x18\x06 \x01(\x03\x12\x15\n\rregistrations\x18\x07 \x01(\x03\x12\x13\n\x0b\x61ttendances\x18\x08 \x01(\x03\x12\x13\n\x0b\x61\x63tive_days\x18\t \x01(\x03\"\xc2\x01\n\tQuestions\x12\r\n\x05\x61sked\x18\x01 \x01(\x03\x12\x10\n\x08\x61nswered\x18\x02 \x01(\x03\x12\x16\n\x0e\x61nswered_share\x18\x03 \x01(\x01\x12>\n\x1bmedian_time_to_first_answer\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12<\n\x19mean_time_to_first_answer\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x81\x02\n\x08\x43heckins\x12\x32\n\x04\x64\x61ys\x18\x01 \x03(\x0b\x32$.studyhall.analytics.v1.Checkins.Day\x12\x39\n\x07streaks\x18\x02 \x03(\x0b\x32(.studyhall.analytics.v1.Checkins.Streaks\x1a\x46\n\x03\x44\x61y\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x12\n\nchecked_in\x18\x02 \x01(\x03\x12\x0f\n\x07members\x18\x03 \x01(\x03\x12\x0c\n\x04rate\x18\x04 \x01(\x01\x1a>\n\x07Streaks\x12\x10\n\x08min_days\x18\x01 \x01(\x05\x12\x10\n\x08max_days\x18\x02 \x01(\x05\x12\x0f\n\x07members\x18\x03 \x01(\x03\"J\n\x06\x46unnel\x12\x0e\n\x06joined\x18\x01 \x01(\x03\x12\x0e\n\x06posted\x18\x02 \x01(\x03\x12\x12\n\nregistered\x18\x03 \x01(\x03\x12\x0c\n\x04paid\x18\x04 \x01(\x03\"\xcc\x01\n\tBusyHours\x12\x35\n\x05hours\x18\x01 \x03(\x0b\x32&.studyhall.analytics.v1.BusyHours.Hour\x1a\x87\x01\n\x04Hour\x12\x0c\n\x04hour\x18\x01 \x01(\x05\x12\x42\n\x06\x63ounts\x18\x02 \x03(\x0b\x32\x32.studyhall.analytics.v1.BusyHours.Hour.CountsEntry\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x9f\x03\n\x11GetRevenueRequest\x12\xaf\x01\n\x0c\x63ommunity_id\x18\x01 \x01(\tB\x98\x01\xbaH\x94\x01\xba\x01\x8d\x01\n\x0elowercase_uuid\x12+must be a UUID in lowercase hyphenated form\x1aNthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\xd8\x01\x01\x12l\n\nstart_date\x18\x02 \x01(\tBX\xbaHU\xba\x01O\n\x04\x64\x61te\x12\x19must be a date YYYY-MM-DD\x1a,this.matches(\'^[0-9]{4}-[0-9]{2}-[0-9]{2}$\')\xc8\x01\x01\x12j\n\x08\x65nd_date\x18\x03 \x01(\tBX\xbaHU\xba\x01O\n\x04\x64\x61te\x12\x19must be a date YYYY-MM-DD\x1a,this.matches(\'^[0-9]{4}-[0-9]{2}-[0-9]{2}$\')\xc8\x01\x01\"\xa1\x03\n\x12GetRevenueResponse\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12G\n\ncurrencies\x18\x02 \x03(\x0b\x32\x33.studyhall.analytics.v1.GetRevenueResponse.Currency\x1a\xab\x02\n\x08\x43urrency\x12\x10\n\x08\x63urrency\x18\x01 \x01(\t\x12\x17\n\x0fmrr_start_minor\x18\x02 \x01(\x03\x12\x15\n\rmrr_end_minor\x18\x03 \x01(\x03\x12\x11\n\tnew_minor\x18\x04 \x01(\x03\x12\x17\n\x0f\x65xpansion_minor\x18\x05 \x01(\x03\x12\x19\n\x11\x63ontraction_minor\x18\x06 \x01(\x03\x12\x13\n\x0b\x63hurn_minor\x18\x07 \x01(\x03\x12\x1a\n\x12reactivation_minor\x18\x08 \x01(\x03\x12\x16\n\x0epaying_members\x18\t \x01(\x03\x12\x12\n\narpu_minor\x18\n \x01(\x03\x12\x1a\n\x12revenue_churn_rate\x18\x0b \x01(\x01\x12\x1d\n\x15\x63hurned_subscriptions\x18\x0c \x01(\x03\x32\xa9\x04\n\x10\x41nalyticsService\x12x\n\x11GetCommunityStats\x12\x30.studyhall.analytics.v1.GetCommunityStatsRequest\x1a\x31.studyhall.analytics.v1.GetCommunityStatsResponse\x12\x63\n\nGetMetrics\x12).studyhall.analytics.v1.GetMetricsRequest\x1a*.studyhall.analytics.v1.GetMetricsResponse\x12\x63\n\nGetRevenue\x12).studyhall.analytics.v1.GetRevenueRequest\x1a*.studyhall.analytics.v1.GetRevenueResponse\x12i\n\x0c\x45xportMyData\x12+.studyhall.analytics.v1.ExportMyDataRequest\x1a,.studyhall.analytics.v1.ExportMyDataResponse\x12\x66\n\x0b\x45raseMyData\x12*.studyhall.analytics.v1.EraseMyDataRequest\x1a+.studyhall.analytics.v1.EraseMyDataResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,20 +48,94 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ERASEMYDATAREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\310\001\001'
   _globals['_ERASEMYDATAREQUEST'].fields_by_name['user_id']._loaded_options = None
   _globals['_ERASEMYDATAREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\005r\003\030\310\001'
-  _globals['_COMMUNITYSTATS']._serialized_start=137
-  _globals['_COMMUNITYSTATS']._serialized_end=313
-  _globals['_GETCOMMUNITYSTATSREQUEST']._serialized_start=316
-  _globals['_GETCOMMUNITYSTATSREQUEST']._serialized_end=520
-  _globals['_GETCOMMUNITYSTATSRESPONSE']._serialized_start=522
-  _globals['_GETCOMMUNITYSTATSRESPONSE']._serialized_end=604
-  _globals['_EXPORTMYDATAREQUEST']._serialized_start=607
-  _globals['_EXPORTMYDATAREQUEST']._serialized_end=833
-  _globals['_EXPORTMYDATARESPONSE']._serialized_start=835
-  _globals['_EXPORTMYDATARESPONSE']._serialized_end=897
-  _globals['_ERASEMYDATAREQUEST']._serialized_start=900
-  _globals['_ERASEMYDATAREQUEST']._serialized_end=1275
-  _globals['_ERASEMYDATARESPONSE']._serialized_start=1277
-  _globals['_ERASEMYDATARESPONSE']._serialized_end=1346
-  _globals['_ANALYTICSSERVICE']._serialized_start=1349
-  _globals['_ANALYTICSSERVICE']._serialized_end=1700
+  _globals['_GETMETRICSREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_GETMETRICSREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\330\001\001'
+  _globals['_GETMETRICSREQUEST'].fields_by_name['start_date']._loaded_options = None
+  _globals['_GETMETRICSREQUEST'].fields_by_name['start_date']._serialized_options = b'\272HU\272\001O\n\004date\022\031must be a date YYYY-MM-DD\032,this.matches(\'^[0-9]{4}-[0-9]{2}-[0-9]{2}$\')\310\001\001'
+  _globals['_GETMETRICSREQUEST'].fields_by_name['end_date']._loaded_options = None
+  _globals['_GETMETRICSREQUEST'].fields_by_name['end_date']._serialized_options = b'\272HU\272\001O\n\004date\022\031must be a date YYYY-MM-DD\032,this.matches(\'^[0-9]{4}-[0-9]{2}-[0-9]{2}$\')\310\001\001'
+  _globals['_GETMETRICSREQUEST'].fields_by_name['metrics']._loaded_options = None
+  _globals['_GETMETRICSREQUEST'].fields_by_name['metrics']._serialized_options = b'\272H\013\222\001\010\020\024\"\004r\002\030@'
+  _globals['_GETMETRICSREQUEST'].fields_by_name['top']._loaded_options = None
+  _globals['_GETMETRICSREQUEST'].fields_by_name['top']._serialized_options = b'\272H\006\032\004\030d(\000'
+  _globals['_BUSYHOURS_HOUR_COUNTSENTRY']._loaded_options = None
+  _globals['_BUSYHOURS_HOUR_COUNTSENTRY']._serialized_options = b'8\001'
+  _globals['_GETREVENUEREQUEST'].fields_by_name['community_id']._loaded_options = None
+  _globals['_GETREVENUEREQUEST'].fields_by_name['community_id']._serialized_options = b'\272H\224\001\272\001\215\001\n\016lowercase_uuid\022+must be a UUID in lowercase hyphenated form\032Nthis.matches(\'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\')\330\001\001'
+  _globals['_GETREVENUEREQUEST'].fields_by_name['start_date']._loaded_options = None
+  _globals['_GETREVENUEREQUEST'].fields_by_name['start_date']._serialized_options = b'\272HU\272\001O\n\004date\022\031must be a date YYYY-MM-DD\032,this.matches(\'^[0-9]{4}-[0-9]{2}-[0-9]{2}$\')\310\001\001'
+  _globals['_GETREVENUEREQUEST'].fields_by_name['end_date']._loaded_options = None
+  _globals['_GETREVENUEREQUEST'].fields_by_name['end_date']._serialized_options = b'\272HU\272\001O\n\004date\022\031must be a date YYYY-MM-DD\032,this.matches(\'^[0-9]{4}-[0-9]{2}-[0-9]{2}$\')\310\001\001'
+  _globals['_COMMUNITYSTATS']._serialized_start=259
+  _globals['_COMMUNITYSTATS']._serialized_end=485
+  _globals['_GETCOMMUNITYSTATSREQUEST']._serialized_start=488
+  _globals['_GETCOMMUNITYSTATSREQUEST']._serialized_end=692
+  _globals['_GETCOMMUNITYSTATSRESPONSE']._serialized_start=694
+  _globals['_GETCOMMUNITYSTATSRESPONSE']._serialized_end=776
+  _globals['_EXPORTMYDATAREQUEST']._serialized_start=779
+  _globals['_EXPORTMYDATAREQUEST']._serialized_end=1005
+  _globals['_EXPORTMYDATARESPONSE']._serialized_start=1007
+  _globals['_EXPORTMYDATARESPONSE']._serialized_end=1069
+  _globals['_ERASEMYDATAREQUEST']._serialized_start=1072
+  _globals['_ERASEMYDATAREQUEST']._serialized_end=1447
+  _globals['_ERASEMYDATARESPONSE']._serialized_start=1449
+  _globals['_ERASEMYDATARESPONSE']._serialized_end=1518
+  _globals['_GETMETRICSREQUEST']._serialized_start=1521
+  _globals['_GETMETRICSREQUEST']._serialized_end=1993
+  _globals['_GETMETRICSRESPONSE']._serialized_start=1996
+  _globals['_GETMETRICSRESPONSE']._serialized_end=2614
+  _globals['_MEMBERGROWTH']._serialized_start=2617
+  _globals['_MEMBERGROWTH']._serialized_end=2811
+  _globals['_MEMBERGROWTH_DAY']._serialized_start=2732
+  _globals['_MEMBERGROWTH_DAY']._serialized_end=2811
+  _globals['_ACTIVEMEMBERS']._serialized_start=2814
+  _globals['_ACTIVEMEMBERS']._serialized_end=3011
+  _globals['_ACTIVEMEMBERS_DAY']._serialized_start=2933
+  _globals['_ACTIVEMEMBERS_DAY']._serialized_end=3011
+  _globals['_RETENTION']._serialized_start=3014
+  _globals['_RETENTION']._serialized_end=3158
+  _globals['_RETENTION_COHORT']._serialized_start=3086
+  _globals['_RETENTION_COHORT']._serialized_end=3158
+  _globals['_PARTICIPATION']._serialized_start=3161
+  _globals['_PARTICIPATION']._serialized_end=3567
+  _globals['_PARTICIPATION_ACTIVITY']._serialized_start=3306
+  _globals['_PARTICIPATION_ACTIVITY']._serialized_end=3438
+  _globals['_PARTICIPATION_KIND']._serialized_start=3440
+  _globals['_PARTICIPATION_KIND']._serialized_end=3567
+  _globals['_ENGAGEMENT']._serialized_start=3569
+  _globals['_ENGAGEMENT']._serialized_end=3673
+  _globals['_CONTENTENGAGEMENT']._serialized_start=3676
+  _globals['_CONTENTENGAGEMENT']._serialized_end=4010
+  _globals['_CONTENTENGAGEMENT_KIND']._serialized_start=3825
+  _globals['_CONTENTENGAGEMENT_KIND']._serialized_end=3930
+  _globals['_CONTENTENGAGEMENT_TOPIC']._serialized_start=3932
+  _globals['_CONTENTENGAGEMENT_TOPIC']._serialized_end=4010
+  _globals['_TOPCONTRIBUTORS']._serialized_start=4013
+  _globals['_TOPCONTRIBUTORS']._serialized_end=4296
+  _globals['_TOPCONTRIBUTORS_CONTRIBUTOR']._serialized_start=4108
+  _globals['_TOPCONTRIBUTORS_CONTRIBUTOR']._serialized_end=4296
+  _globals['_QUESTIONS']._serialized_start=4299
+  _globals['_QUESTIONS']._serialized_end=4493
+  _globals['_CHECKINS']._serialized_start=4496
+  _globals['_CHECKINS']._serialized_end=4753
+  _globals['_CHECKINS_DAY']._serialized_start=4619
+  _globals['_CHECKINS_DAY']._serialized_end=4689
+  _globals['_CHECKINS_STREAKS']._serialized_start=4691
+  _globals['_CHECKINS_STREAKS']._serialized_end=4753
+  _globals['_FUNNEL']._serialized_start=4755
+  _globals['_FUNNEL']._serialized_end=4829
+  _globals['_BUSYHOURS']._serialized_start=4832
+  _globals['_BUSYHOURS']._serialized_end=5036
+  _globals['_BUSYHOURS_HOUR']._serialized_start=4901
+  _globals['_BUSYHOURS_HOUR']._serialized_end=5036
+  _globals['_BUSYHOURS_HOUR_COUNTSENTRY']._serialized_start=4991
+  _globals['_BUSYHOURS_HOUR_COUNTSENTRY']._serialized_end=5036
+  _globals['_GETREVENUEREQUEST']._serialized_start=5039
+  _globals['_GETREVENUEREQUEST']._serialized_end=5454
+  _globals['_GETREVENUERESPONSE']._serialized_start=5457
+  _globals['_GETREVENUERESPONSE']._serialized_end=5874
+  _globals['_GETREVENUERESPONSE_CURRENCY']._serialized_start=5575
+  _globals['_GETREVENUERESPONSE_CURRENCY']._serialized_end=5874
+  _globals['_ANALYTICSSERVICE']._serialized_start=5877
+  _globals['_ANALYTICSSERVICE']._serialized_end=6430
 # @@protoc_insertion_point(module_scope)

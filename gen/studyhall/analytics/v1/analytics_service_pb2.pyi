@@ -3,9 +3,14 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from studyhall.content.v1 import content_service_pb2 as _content_service_pb2
+from studyhall.events.v1 import activities_service_pb2 as _activities_service_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -27,14 +32,22 @@ class CommunityStats(_message.Message):
     ACTIVITY_COUNT_FIELD_NUMBER: _builtins.int
     PRODUCT_COUNT_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    ARCHIVE_TIME_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     member_count: _builtins.int
     post_count: _builtins.int
     activity_count: _builtins.int
     product_count: _builtins.int
+    """Zero until billing publishes facts about products."""
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
-        """When the last event that changed these figures was applied; unset when none has."""
+        """When the latest event about the community happened (its CloudEvents time); unset when
+        none has reached analytics.
+        """
+
+    @_builtins.property
+    def archive_time(self) -> _timestamp_pb2.Timestamp:
+        """When members archived the community; unset while it is open. Its figures stay."""
 
     def __init__(
         self,
@@ -45,10 +58,11 @@ class CommunityStats(_message.Message):
         activity_count: _builtins.int = ...,
         product_count: _builtins.int = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        archive_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["archive_time", b"archive_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_count", b"activity_count", "community_id", b"community_id", "member_count", b"member_count", "post_count", b"post_count", "product_count", b"product_count", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_count", b"activity_count", "archive_time", b"archive_time", "community_id", b"community_id", "member_count", b"member_count", "post_count", b"post_count", "product_count", b"product_count", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -192,3 +206,825 @@ class EraseMyDataResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EraseMyDataResponse: _TypeAlias = EraseMyDataResponse  # noqa: Y015
+
+@_typing.final
+class GetMetricsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    METRICS_FIELD_NUMBER: _builtins.int
+    TOP_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    """Empty: every community (platform operators only)."""
+    start_date: _builtins.str
+    """The first UTC day of the range, YYYY-MM-DD."""
+    end_date: _builtins.str
+    """The last UTC day of the range, included; at most two years (731 days) after start_date."""
+    top: _builtins.int
+    """How many top contributors; 0 for 10."""
+    @_builtins.property
+    def metrics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The metrics wanted, by their names in docs/metrics.md (member_growth, active_members,
+        retention, participation, content, top_contributors, questions, checkins, funnel,
+        busy_hours); empty for all of them.
+        """
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
+        metrics: _abc.Iterable[_builtins.str] | None = ...,
+        top: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "end_date", b"end_date", "metrics", b"metrics", "start_date", b"start_date", "top", b"top"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMetricsRequest: _TypeAlias = GetMetricsRequest  # noqa: Y015
+
+@_typing.final
+class GetMetricsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_GROWTH_FIELD_NUMBER: _builtins.int
+    ACTIVE_MEMBERS_FIELD_NUMBER: _builtins.int
+    RETENTION_FIELD_NUMBER: _builtins.int
+    PARTICIPATION_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    TOP_CONTRIBUTORS_FIELD_NUMBER: _builtins.int
+    QUESTIONS_FIELD_NUMBER: _builtins.int
+    CHECKINS_FIELD_NUMBER: _builtins.int
+    FUNNEL_FIELD_NUMBER: _builtins.int
+    BUSY_HOURS_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    """Empty for every community."""
+    @_builtins.property
+    def member_growth(self) -> Global___MemberGrowth:
+        """Set for each metric asked for. Series leave out the days whose figures are all zero."""
+
+    @_builtins.property
+    def active_members(self) -> Global___ActiveMembers: ...
+    @_builtins.property
+    def retention(self) -> Global___Retention: ...
+    @_builtins.property
+    def participation(self) -> Global___Participation: ...
+    @_builtins.property
+    def content(self) -> Global___ContentEngagement: ...
+    @_builtins.property
+    def top_contributors(self) -> Global___TopContributors: ...
+    @_builtins.property
+    def questions(self) -> Global___Questions: ...
+    @_builtins.property
+    def checkins(self) -> Global___Checkins: ...
+    @_builtins.property
+    def funnel(self) -> Global___Funnel: ...
+    @_builtins.property
+    def busy_hours(self) -> Global___BusyHours: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        member_growth: Global___MemberGrowth | None = ...,
+        active_members: Global___ActiveMembers | None = ...,
+        retention: Global___Retention | None = ...,
+        participation: Global___Participation | None = ...,
+        content: Global___ContentEngagement | None = ...,
+        top_contributors: Global___TopContributors | None = ...,
+        questions: Global___Questions | None = ...,
+        checkins: Global___Checkins | None = ...,
+        funnel: Global___Funnel | None = ...,
+        busy_hours: Global___BusyHours | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["active_members", b"active_members", "busy_hours", b"busy_hours", "checkins", b"checkins", "content", b"content", "funnel", b"funnel", "member_growth", b"member_growth", "participation", b"participation", "questions", b"questions", "retention", b"retention", "top_contributors", b"top_contributors"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_members", b"active_members", "busy_hours", b"busy_hours", "checkins", b"checkins", "community_id", b"community_id", "content", b"content", "funnel", b"funnel", "member_growth", b"member_growth", "participation", b"participation", "questions", b"questions", "retention", b"retention", "top_contributors", b"top_contributors"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMetricsResponse: _TypeAlias = GetMetricsResponse  # noqa: Y015
+
+@_typing.final
+class MemberGrowth(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Day(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        DATE_FIELD_NUMBER: _builtins.int
+        JOINED_FIELD_NUMBER: _builtins.int
+        LEFT_FIELD_NUMBER: _builtins.int
+        NET_FIELD_NUMBER: _builtins.int
+        MEMBERS_FIELD_NUMBER: _builtins.int
+        date: _builtins.str
+        joined: _builtins.int
+        left: _builtins.int
+        net: _builtins.int
+        members: _builtins.int
+        """Members at the end of the day."""
+        def __init__(
+            self,
+            *,
+            date: _builtins.str = ...,
+            joined: _builtins.int = ...,
+            left: _builtins.int = ...,
+            net: _builtins.int = ...,
+            members: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "joined", b"joined", "left", b"left", "members", b"members", "net", b"net"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DAYS_FIELD_NUMBER: _builtins.int
+    JOINED_FIELD_NUMBER: _builtins.int
+    LEFT_FIELD_NUMBER: _builtins.int
+    NET_FIELD_NUMBER: _builtins.int
+    joined: _builtins.int
+    left: _builtins.int
+    net: _builtins.int
+    @_builtins.property
+    def days(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemberGrowth.Day]: ...
+    def __init__(
+        self,
+        *,
+        days: _abc.Iterable[Global___MemberGrowth.Day] | None = ...,
+        joined: _builtins.int = ...,
+        left: _builtins.int = ...,
+        net: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "joined", b"joined", "left", b"left", "net", b"net"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemberGrowth: _TypeAlias = MemberGrowth  # noqa: Y015
+
+@_typing.final
+class ActiveMembers(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Day(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        DATE_FIELD_NUMBER: _builtins.int
+        DAU_FIELD_NUMBER: _builtins.int
+        WAU_FIELD_NUMBER: _builtins.int
+        MAU_FIELD_NUMBER: _builtins.int
+        STICKINESS_FIELD_NUMBER: _builtins.int
+        date: _builtins.str
+        dau: _builtins.int
+        wau: _builtins.int
+        mau: _builtins.int
+        stickiness: _builtins.float
+        """dau / mau, 0 when mau is 0."""
+        def __init__(
+            self,
+            *,
+            date: _builtins.str = ...,
+            dau: _builtins.int = ...,
+            wau: _builtins.int = ...,
+            mau: _builtins.int = ...,
+            stickiness: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "dau", b"dau", "mau", b"mau", "stickiness", b"stickiness", "wau", b"wau"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DAYS_FIELD_NUMBER: _builtins.int
+    STICKINESS_FIELD_NUMBER: _builtins.int
+    ACTIVE_IN_RANGE_FIELD_NUMBER: _builtins.int
+    stickiness: _builtins.float
+    """Mean DAU over the range divided by mean MAU."""
+    active_in_range: _builtins.int
+    """Distinct members active on any day of the range."""
+    @_builtins.property
+    def days(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActiveMembers.Day]: ...
+    def __init__(
+        self,
+        *,
+        days: _abc.Iterable[Global___ActiveMembers.Day] | None = ...,
+        stickiness: _builtins.float = ...,
+        active_in_range: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_in_range", b"active_in_range", "days", b"days", "stickiness", b"stickiness"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActiveMembers: _TypeAlias = ActiveMembers  # noqa: Y015
+
+@_typing.final
+class Retention(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Cohort(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        WEEK_START_FIELD_NUMBER: _builtins.int
+        SIZE_FIELD_NUMBER: _builtins.int
+        ACTIVE_FIELD_NUMBER: _builtins.int
+        RATE_FIELD_NUMBER: _builtins.int
+        week_start: _builtins.str
+        """The Monday of the UTC week the cohort joined in."""
+        size: _builtins.int
+        @_builtins.property
+        def active(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+            """Members of the cohort active in week 0, 1, 2, ... after joining, up to the range's end."""
+
+        @_builtins.property
+        def rate(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+        def __init__(
+            self,
+            *,
+            week_start: _builtins.str = ...,
+            size: _builtins.int = ...,
+            active: _abc.Iterable[_builtins.int] | None = ...,
+            rate: _abc.Iterable[_builtins.float] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "rate", b"rate", "size", b"size", "week_start", b"week_start"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    COHORTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def cohorts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Retention.Cohort]: ...
+    def __init__(
+        self,
+        *,
+        cohorts: _abc.Iterable[Global___Retention.Cohort] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cohorts", b"cohorts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Retention: _TypeAlias = Retention  # noqa: Y015
+
+@_typing.final
+class Participation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Activity(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+        KIND_FIELD_NUMBER: _builtins.int
+        REGISTERED_FIELD_NUMBER: _builtins.int
+        ATTENDED_FIELD_NUMBER: _builtins.int
+        RATE_FIELD_NUMBER: _builtins.int
+        activity_id: _builtins.str
+        kind: _activities_service_pb2.ActivityKind.ValueType
+        registered: _builtins.int
+        attended: _builtins.int
+        rate: _builtins.float
+        def __init__(
+            self,
+            *,
+            activity_id: _builtins.str = ...,
+            kind: _activities_service_pb2.ActivityKind.ValueType = ...,
+            registered: _builtins.int = ...,
+            attended: _builtins.int = ...,
+            rate: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "attended", b"attended", "kind", b"kind", "rate", b"rate", "registered", b"registered"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class Kind(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KIND_FIELD_NUMBER: _builtins.int
+        ACTIVITIES_FIELD_NUMBER: _builtins.int
+        REGISTERED_FIELD_NUMBER: _builtins.int
+        ATTENDED_FIELD_NUMBER: _builtins.int
+        RATE_FIELD_NUMBER: _builtins.int
+        kind: _activities_service_pb2.ActivityKind.ValueType
+        activities: _builtins.int
+        registered: _builtins.int
+        attended: _builtins.int
+        rate: _builtins.float
+        def __init__(
+            self,
+            *,
+            kind: _activities_service_pb2.ActivityKind.ValueType = ...,
+            activities: _builtins.int = ...,
+            registered: _builtins.int = ...,
+            attended: _builtins.int = ...,
+            rate: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["activities", b"activities", "attended", b"attended", "kind", b"kind", "rate", b"rate", "registered", b"registered"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ACTIVITIES_FIELD_NUMBER: _builtins.int
+    KINDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def activities(self) -> _containers.RepeatedCompositeFieldContainer[Global___Participation.Activity]: ...
+    @_builtins.property
+    def kinds(self) -> _containers.RepeatedCompositeFieldContainer[Global___Participation.Kind]: ...
+    def __init__(
+        self,
+        *,
+        activities: _abc.Iterable[Global___Participation.Activity] | None = ...,
+        kinds: _abc.Iterable[Global___Participation.Kind] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activities", b"activities", "kinds", b"kinds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Participation: _TypeAlias = Participation  # noqa: Y015
+
+@_typing.final
+class Engagement(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POSTS_FIELD_NUMBER: _builtins.int
+    VIEWS_FIELD_NUMBER: _builtins.int
+    COMMENTS_FIELD_NUMBER: _builtins.int
+    REACTIONS_FIELD_NUMBER: _builtins.int
+    ENGAGEMENT_RATE_FIELD_NUMBER: _builtins.int
+    posts: _builtins.int
+    views: _builtins.int
+    comments: _builtins.int
+    reactions: _builtins.int
+    engagement_rate: _builtins.float
+    """(comments + reactions) / views, 0 when nothing was viewed."""
+    def __init__(
+        self,
+        *,
+        posts: _builtins.int = ...,
+        views: _builtins.int = ...,
+        comments: _builtins.int = ...,
+        reactions: _builtins.int = ...,
+        engagement_rate: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comments", b"comments", "engagement_rate", b"engagement_rate", "posts", b"posts", "reactions", b"reactions", "views", b"views"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Engagement: _TypeAlias = Engagement  # noqa: Y015
+
+@_typing.final
+class ContentEngagement(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Kind(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KIND_FIELD_NUMBER: _builtins.int
+        FIGURES_FIELD_NUMBER: _builtins.int
+        kind: _content_service_pb2.PostKind.ValueType
+        @_builtins.property
+        def figures(self) -> Global___Engagement: ...
+        def __init__(
+            self,
+            *,
+            kind: _content_service_pb2.PostKind.ValueType = ...,
+            figures: Global___Engagement | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["figures", b"figures"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["figures", b"figures", "kind", b"kind"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class Topic(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        TOPIC_ID_FIELD_NUMBER: _builtins.int
+        FIGURES_FIELD_NUMBER: _builtins.int
+        topic_id: _builtins.str
+        """Empty: posts without a topic."""
+        @_builtins.property
+        def figures(self) -> Global___Engagement: ...
+        def __init__(
+            self,
+            *,
+            topic_id: _builtins.str = ...,
+            figures: Global___Engagement | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["figures", b"figures"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["figures", b"figures", "topic_id", b"topic_id"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    KINDS_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def kinds(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContentEngagement.Kind]: ...
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContentEngagement.Topic]: ...
+    def __init__(
+        self,
+        *,
+        kinds: _abc.Iterable[Global___ContentEngagement.Kind] | None = ...,
+        topics: _abc.Iterable[Global___ContentEngagement.Topic] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kinds", b"kinds", "topics", b"topics"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContentEngagement: _TypeAlias = ContentEngagement  # noqa: Y015
+
+@_typing.final
+class TopContributors(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Contributor(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        USER_ID_FIELD_NUMBER: _builtins.int
+        CONTRIBUTIONS_FIELD_NUMBER: _builtins.int
+        POSTS_FIELD_NUMBER: _builtins.int
+        COMMENTS_FIELD_NUMBER: _builtins.int
+        REACTIONS_FIELD_NUMBER: _builtins.int
+        CHECKINS_FIELD_NUMBER: _builtins.int
+        REGISTRATIONS_FIELD_NUMBER: _builtins.int
+        ATTENDANCES_FIELD_NUMBER: _builtins.int
+        ACTIVE_DAYS_FIELD_NUMBER: _builtins.int
+        user_id: _builtins.str
+        """A pseudonym ("erased-...") for an erased member."""
+        contributions: _builtins.int
+        posts: _builtins.int
+        comments: _builtins.int
+        reactions: _builtins.int
+        checkins: _builtins.int
+        registrations: _builtins.int
+        attendances: _builtins.int
+        active_days: _builtins.int
+        def __init__(
+            self,
+            *,
+            user_id: _builtins.str = ...,
+            contributions: _builtins.int = ...,
+            posts: _builtins.int = ...,
+            comments: _builtins.int = ...,
+            reactions: _builtins.int = ...,
+            checkins: _builtins.int = ...,
+            registrations: _builtins.int = ...,
+            attendances: _builtins.int = ...,
+            active_days: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["active_days", b"active_days", "attendances", b"attendances", "checkins", b"checkins", "comments", b"comments", "contributions", b"contributions", "posts", b"posts", "reactions", b"reactions", "registrations", b"registrations", "user_id", b"user_id"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CONTRIBUTORS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def contributors(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopContributors.Contributor]: ...
+    def __init__(
+        self,
+        *,
+        contributors: _abc.Iterable[Global___TopContributors.Contributor] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contributors", b"contributors"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TopContributors: _TypeAlias = TopContributors  # noqa: Y015
+
+@_typing.final
+class Questions(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASKED_FIELD_NUMBER: _builtins.int
+    ANSWERED_FIELD_NUMBER: _builtins.int
+    ANSWERED_SHARE_FIELD_NUMBER: _builtins.int
+    MEDIAN_TIME_TO_FIRST_ANSWER_FIELD_NUMBER: _builtins.int
+    MEAN_TIME_TO_FIRST_ANSWER_FIELD_NUMBER: _builtins.int
+    asked: _builtins.int
+    answered: _builtins.int
+    answered_share: _builtins.float
+    @_builtins.property
+    def median_time_to_first_answer(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def mean_time_to_first_answer(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        asked: _builtins.int = ...,
+        answered: _builtins.int = ...,
+        answered_share: _builtins.float = ...,
+        median_time_to_first_answer: _duration_pb2.Duration | None = ...,
+        mean_time_to_first_answer: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mean_time_to_first_answer", b"mean_time_to_first_answer", "median_time_to_first_answer", b"median_time_to_first_answer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered", b"answered", "answered_share", b"answered_share", "asked", b"asked", "mean_time_to_first_answer", b"mean_time_to_first_answer", "median_time_to_first_answer", b"median_time_to_first_answer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Questions: _TypeAlias = Questions  # noqa: Y015
+
+@_typing.final
+class Checkins(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Day(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        DATE_FIELD_NUMBER: _builtins.int
+        CHECKED_IN_FIELD_NUMBER: _builtins.int
+        MEMBERS_FIELD_NUMBER: _builtins.int
+        RATE_FIELD_NUMBER: _builtins.int
+        date: _builtins.str
+        checked_in: _builtins.int
+        members: _builtins.int
+        rate: _builtins.float
+        def __init__(
+            self,
+            *,
+            date: _builtins.str = ...,
+            checked_in: _builtins.int = ...,
+            members: _builtins.int = ...,
+            rate: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["checked_in", b"checked_in", "date", b"date", "members", b"members", "rate", b"rate"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class Streaks(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        MIN_DAYS_FIELD_NUMBER: _builtins.int
+        MAX_DAYS_FIELD_NUMBER: _builtins.int
+        MEMBERS_FIELD_NUMBER: _builtins.int
+        min_days: _builtins.int
+        max_days: _builtins.int
+        """0: no upper bound. Buckets nobody falls in are left out."""
+        members: _builtins.int
+        def __init__(
+            self,
+            *,
+            min_days: _builtins.int = ...,
+            max_days: _builtins.int = ...,
+            members: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["max_days", b"max_days", "members", b"members", "min_days", b"min_days"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DAYS_FIELD_NUMBER: _builtins.int
+    STREAKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def days(self) -> _containers.RepeatedCompositeFieldContainer[Global___Checkins.Day]: ...
+    @_builtins.property
+    def streaks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Checkins.Streaks]: ...
+    def __init__(
+        self,
+        *,
+        days: _abc.Iterable[Global___Checkins.Day] | None = ...,
+        streaks: _abc.Iterable[Global___Checkins.Streaks] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "streaks", b"streaks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Checkins: _TypeAlias = Checkins  # noqa: Y015
+
+@_typing.final
+class Funnel(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOINED_FIELD_NUMBER: _builtins.int
+    POSTED_FIELD_NUMBER: _builtins.int
+    REGISTERED_FIELD_NUMBER: _builtins.int
+    PAID_FIELD_NUMBER: _builtins.int
+    joined: _builtins.int
+    """Members whose first join falls in the range, and how many of them have, by the range's
+    end, posted, registered for an activity and paid.
+    """
+    posted: _builtins.int
+    registered: _builtins.int
+    paid: _builtins.int
+    def __init__(
+        self,
+        *,
+        joined: _builtins.int = ...,
+        posted: _builtins.int = ...,
+        registered: _builtins.int = ...,
+        paid: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["joined", b"joined", "paid", b"paid", "posted", b"posted", "registered", b"registered"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Funnel: _TypeAlias = Funnel  # noqa: Y015
+
+@_typing.final
+class BusyHours(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Hour(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        @_typing.final
+        class CountsEntry(_message.Message):
+            DESCRIPTOR: _descriptor.Descriptor
+
+            KEY_FIELD_NUMBER: _builtins.int
+            VALUE_FIELD_NUMBER: _builtins.int
+            key: _builtins.str
+            value: _builtins.int
+            def __init__(
+                self,
+                *,
+                key: _builtins.str = ...,
+                value: _builtins.int = ...,
+            ) -> None: ...
+            _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+            def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+            _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+            def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+            def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+        HOUR_FIELD_NUMBER: _builtins.int
+        COUNTS_FIELD_NUMBER: _builtins.int
+        hour: _builtins.int
+        """0-23, UTC."""
+        @_builtins.property
+        def counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+            """Events in that hour of the day over the range, by measure (docs/metrics.md)."""
+
+        def __init__(
+            self,
+            *,
+            hour: _builtins.int = ...,
+            counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "hour", b"hour"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    HOURS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def hours(self) -> _containers.RepeatedCompositeFieldContainer[Global___BusyHours.Hour]: ...
+    def __init__(
+        self,
+        *,
+        hours: _abc.Iterable[Global___BusyHours.Hour] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hours", b"hours"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BusyHours: _TypeAlias = BusyHours  # noqa: Y015
+
+@_typing.final
+class GetRevenueRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    """Empty: every community (platform operators only)."""
+    start_date: _builtins.str
+    end_date: _builtins.str
+    """At most two years (731 days) after start_date."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "end_date", b"end_date", "start_date", b"start_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRevenueRequest: _TypeAlias = GetRevenueRequest  # noqa: Y015
+
+@_typing.final
+class GetRevenueResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Currency(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        CURRENCY_FIELD_NUMBER: _builtins.int
+        MRR_START_MINOR_FIELD_NUMBER: _builtins.int
+        MRR_END_MINOR_FIELD_NUMBER: _builtins.int
+        NEW_MINOR_FIELD_NUMBER: _builtins.int
+        EXPANSION_MINOR_FIELD_NUMBER: _builtins.int
+        CONTRACTION_MINOR_FIELD_NUMBER: _builtins.int
+        CHURN_MINOR_FIELD_NUMBER: _builtins.int
+        REACTIVATION_MINOR_FIELD_NUMBER: _builtins.int
+        PAYING_MEMBERS_FIELD_NUMBER: _builtins.int
+        ARPU_MINOR_FIELD_NUMBER: _builtins.int
+        REVENUE_CHURN_RATE_FIELD_NUMBER: _builtins.int
+        CHURNED_SUBSCRIPTIONS_FIELD_NUMBER: _builtins.int
+        currency: _builtins.str
+        """ISO 4217 code; amounts are in its smallest unit, never converted."""
+        mrr_start_minor: _builtins.int
+        """MRR at the end of the day before the range, and at the end of the range."""
+        mrr_end_minor: _builtins.int
+        new_minor: _builtins.int
+        """Movements in the range (churn and contraction negative)."""
+        expansion_minor: _builtins.int
+        contraction_minor: _builtins.int
+        churn_minor: _builtins.int
+        reactivation_minor: _builtins.int
+        paying_members: _builtins.int
+        """Members whose subscription in this currency is active or past due now."""
+        arpu_minor: _builtins.int
+        """mrr_end_minor / paying_members, rounded down; 0 with nobody paying."""
+        revenue_churn_rate: _builtins.float
+        """-churn_minor / mrr_start_minor; 0 when the range started without MRR."""
+        churned_subscriptions: _builtins.int
+        def __init__(
+            self,
+            *,
+            currency: _builtins.str = ...,
+            mrr_start_minor: _builtins.int = ...,
+            mrr_end_minor: _builtins.int = ...,
+            new_minor: _builtins.int = ...,
+            expansion_minor: _builtins.int = ...,
+            contraction_minor: _builtins.int = ...,
+            churn_minor: _builtins.int = ...,
+            reactivation_minor: _builtins.int = ...,
+            paying_members: _builtins.int = ...,
+            arpu_minor: _builtins.int = ...,
+            revenue_churn_rate: _builtins.float = ...,
+            churned_subscriptions: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["arpu_minor", b"arpu_minor", "churn_minor", b"churn_minor", "churned_subscriptions", b"churned_subscriptions", "contraction_minor", b"contraction_minor", "currency", b"currency", "expansion_minor", b"expansion_minor", "mrr_end_minor", b"mrr_end_minor", "mrr_start_minor", b"mrr_start_minor", "new_minor", b"new_minor", "paying_members", b"paying_members", "reactivation_minor", b"reactivation_minor", "revenue_churn_rate", b"revenue_churn_rate"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    CURRENCIES_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    @_builtins.property
+    def currencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___GetRevenueResponse.Currency]: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        currencies: _abc.Iterable[Global___GetRevenueResponse.Currency] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "currencies", b"currencies"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRevenueResponse: _TypeAlias = GetRevenueResponse  # noqa: Y015

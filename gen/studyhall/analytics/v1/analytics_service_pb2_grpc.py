@@ -40,6 +40,16 @@ class AnalyticsServiceStub:
                 request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetCommunityStatsRequest.SerializeToString,
                 response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetCommunityStatsResponse.FromString,
                 _registered_method=True)
+        self.GetMetrics = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/GetMetrics',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetMetricsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetMetricsResponse.FromString,
+                _registered_method=True)
+        self.GetRevenue = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/GetRevenue',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetRevenueRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetRevenueResponse.FromString,
+                _registered_method=True)
         self.ExportMyData = channel.unary_unary(
                 '/studyhall.analytics.v1.AnalyticsService/ExportMyData',
                 request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ExportMyDataRequest.SerializeToString,
@@ -63,6 +73,24 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMetrics(self, request, context):
+        """The figures of one community over a range of UTC days, or of every community (an
+        empty community_id: platform operators only). Moderators and above of the community.
+        Each metric is defined in docs/metrics.md.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRevenue(self, request, context):
+        """Revenue over a range of UTC days, per currency, from billing's facts: MRR and its
+        movements, ARPU and churn. Admins and owners of the community; every community (an
+        empty community_id) for platform operators only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExportMyData(self, request, context):
         """What this service holds about the caller in one community, as a JSON document with a
         section per kind of record: its copy of the caller's standing and whether they count
@@ -77,10 +105,10 @@ class AnalyticsServiceServicer:
 
     def EraseMyData(self, request, context):
         """Erases what this service holds about the caller in one community, as it does on
-        members' MemberErased. Whether they count stays, under the user id alone, as members
-        keeps it: the figures stay right and a late event cannot count them again. Anyone
-        signed in, for their own data, in an archived community too; platform operators for a
-        named user.
+        members' MemberErased: the caller's rows pass to a pseudonym, so every figure stays
+        right, and a tombstone sends every later (or replayed) fact about them to the same
+        pseudonym. Anyone signed in, for their own data, in an archived community too;
+        platform operators for a named user.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -93,6 +121,16 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.GetCommunityStats,
                     request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetCommunityStatsRequest.FromString,
                     response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetCommunityStatsResponse.SerializeToString,
+            ),
+            'GetMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetrics,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetMetricsRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetMetricsResponse.SerializeToString,
+            ),
+            'GetRevenue': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRevenue,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetRevenueRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetRevenueResponse.SerializeToString,
             ),
             'ExportMyData': grpc.unary_unary_rpc_method_handler(
                     servicer.ExportMyData,
@@ -133,6 +171,60 @@ class AnalyticsService:
             '/studyhall.analytics.v1.AnalyticsService/GetCommunityStats',
             studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetCommunityStatsRequest.SerializeToString,
             studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetCommunityStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/GetMetrics',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetMetricsRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRevenue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/GetRevenue',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetRevenueRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetRevenueResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,16 @@ class AnalyticsServiceStub:
     def __new__(cls, channel: _aio.Channel) -> AnalyticsServiceAsyncStub: ...
     GetCommunityStats: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetCommunityStatsRequest, _analytics_service_pb2.GetCommunityStatsResponse]
     """Returns the current figures of one community."""
+    GetMetrics: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetMetricsRequest, _analytics_service_pb2.GetMetricsResponse]
+    """The figures of one community over a range of UTC days, or of every community (an
+    empty community_id: platform operators only). Moderators and above of the community.
+    Each metric is defined in docs/metrics.md.
+    """
+    GetRevenue: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetRevenueRequest, _analytics_service_pb2.GetRevenueResponse]
+    """Revenue over a range of UTC days, per currency, from billing's facts: MRR and its
+    movements, ARPU and churn. Admins and owners of the community; every community (an
+    empty community_id) for platform operators only.
+    """
     ExportMyData: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.ExportMyDataRequest, _analytics_service_pb2.ExportMyDataResponse]
     """What this service holds about the caller in one community, as a JSON document with a
     section per kind of record: its copy of the caller's standing and whether they count
@@ -45,10 +55,10 @@ class AnalyticsServiceStub:
     """
     EraseMyData: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.EraseMyDataRequest, _analytics_service_pb2.EraseMyDataResponse]
     """Erases what this service holds about the caller in one community, as it does on
-    members' MemberErased. Whether they count stays, under the user id alone, as members
-    keeps it: the figures stay right and a late event cannot count them again. Anyone
-    signed in, for their own data, in an archived community too; platform operators for a
-    named user.
+    members' MemberErased: the caller's rows pass to a pseudonym, so every figure stays
+    right, and a tombstone sends every later (or replayed) fact about them to the same
+    pseudonym. Anyone signed in, for their own data, in an archived community too;
+    platform operators for a named user.
     """
 
 @_typing.type_check_only
@@ -58,6 +68,16 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetCommunityStats: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetCommunityStatsRequest, _analytics_service_pb2.GetCommunityStatsResponse]  # type: ignore[assignment]
     """Returns the current figures of one community."""
+    GetMetrics: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetMetricsRequest, _analytics_service_pb2.GetMetricsResponse]  # type: ignore[assignment]
+    """The figures of one community over a range of UTC days, or of every community (an
+    empty community_id: platform operators only). Moderators and above of the community.
+    Each metric is defined in docs/metrics.md.
+    """
+    GetRevenue: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetRevenueRequest, _analytics_service_pb2.GetRevenueResponse]  # type: ignore[assignment]
+    """Revenue over a range of UTC days, per currency, from billing's facts: MRR and its
+    movements, ARPU and churn. Admins and owners of the community; every community (an
+    empty community_id) for platform operators only.
+    """
     ExportMyData: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.ExportMyDataRequest, _analytics_service_pb2.ExportMyDataResponse]  # type: ignore[assignment]
     """What this service holds about the caller in one community, as a JSON document with a
     section per kind of record: its copy of the caller's standing and whether they count
@@ -68,10 +88,10 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     """
     EraseMyData: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.EraseMyDataRequest, _analytics_service_pb2.EraseMyDataResponse]  # type: ignore[assignment]
     """Erases what this service holds about the caller in one community, as it does on
-    members' MemberErased. Whether they count stays, under the user id alone, as members
-    keeps it: the figures stay right and a late event cannot count them again. Anyone
-    signed in, for their own data, in an archived community too; platform operators for a
-    named user.
+    members' MemberErased: the caller's rows pass to a pseudonym, so every figure stays
+    right, and a tombstone sends every later (or replayed) fact about them to the same
+    pseudonym. Anyone signed in, for their own data, in an archived community too;
+    platform operators for a named user.
     """
 
 class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -84,6 +104,28 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_analytics_service_pb2.GetCommunityStatsResponse, _abc.Awaitable[_analytics_service_pb2.GetCommunityStatsResponse]]:
         """Returns the current figures of one community."""
+
+    @_abc_1.abstractmethod
+    def GetMetrics(
+        self,
+        request: _analytics_service_pb2.GetMetricsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.GetMetricsResponse, _abc.Awaitable[_analytics_service_pb2.GetMetricsResponse]]:
+        """The figures of one community over a range of UTC days, or of every community (an
+        empty community_id: platform operators only). Moderators and above of the community.
+        Each metric is defined in docs/metrics.md.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRevenue(
+        self,
+        request: _analytics_service_pb2.GetRevenueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.GetRevenueResponse, _abc.Awaitable[_analytics_service_pb2.GetRevenueResponse]]:
+        """Revenue over a range of UTC days, per currency, from billing's facts: MRR and its
+        movements, ARPU and churn. Admins and owners of the community; every community (an
+        empty community_id) for platform operators only.
+        """
 
     @_abc_1.abstractmethod
     def ExportMyData(
@@ -106,10 +148,10 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_analytics_service_pb2.EraseMyDataResponse, _abc.Awaitable[_analytics_service_pb2.EraseMyDataResponse]]:
         """Erases what this service holds about the caller in one community, as it does on
-        members' MemberErased. Whether they count stays, under the user id alone, as members
-        keeps it: the figures stay right and a late event cannot count them again. Anyone
-        signed in, for their own data, in an archived community too; platform operators for a
-        named user.
+        members' MemberErased: the caller's rows pass to a pseudonym, so every figure stays
+        right, and a tombstone sends every later (or replayed) fact about them to the same
+        pseudonym. Anyone signed in, for their own data, in an archived community too;
+        platform operators for a named user.
         """
 
 def add_AnalyticsServiceServicer_to_server(servicer: AnalyticsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

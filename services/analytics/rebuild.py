@@ -1,0 +1,271 @@
+"""`studyhall analytics rebuild`: every projection rebuilt from the JetStream history into a
+fresh store, then compared with the live one (docs/decisions/0034-rebuild-from-history.md).
+
+1. Record each stream's last sequence: the rebuild reads up to it, and the comparison waits
+   until the live consumers have acknowledged up to it.
+2. Migrate the fresh store and copy the live tombstones into it first, so an erased member
+   stays erased whatever the history says (their facts land on the same pseudonym).
+3. Read each stream once from the first message with an ephemeral pull consumer (no acks),
+   handing every event to each subscription that reads its type, and apply the batches as
+   the live consumers do (same facts, same inbox, so a message the stream holds twice is
+   applied once), in bigger transactions while the next batch is fetched.
+4. Compare every table row by row and report the differences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import Table, select
+
+from services.analytics.store.tables import idempotency_keys, inbox, metadata, tombstones
+from services.kit.database import Database, utc
+from services.kit.events import inbox as inbox_rows
+from services.kit.events.connection import connect
+from services.kit.events.consumer import Subscription
+from services.kit.events.envelope import Envelope, EventTypes, PoisonMessage
+from services.kit.migrations import migrate
+
+# Bookkeeping, not projections: what a rebuild leaves out of the comparison.
+NOT_COMPARED = {inbox.name, idempotency_keys.name}
+FETCH = 2000  # messages a pull asks for
+AHEAD = 10  # fetched batches waiting (two transactions' worth: reading goes on while writing)
+APPLY = 10_000  # events a transaction of the fresh store holds, about
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Report:
+    sequences: dict[str, int] = field(default_factory=dict)  # stream -> recorded sequence
+    events: int = 0
+    skipped: int = 0  # poison: parked by the live consumer, skipped here
+    seconds: float = 0.0
+    differences: dict[str, list[str]] = field(default_factory=dict)  # table -> samples
+    compared_rows: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+async def rebuild(
+    *,
+    nats_url: str,
+    live: Database,
+    fresh: Database,
+    subscriptions: Sequence[Subscription],
+    migrations: Any,
+    say: Say = print,
+    compare: bool = True,
+) -> Report:
+    report = Report()
+    nc = await connect(nats_url, "analytics-rebuild")
+    try:
+        js = nc.jetstream()
+        for stream in sorted({s.stream for s in subscriptions}):
+            report.sequences[stream] = (await js.stream_info(stream)).state.last_seq
+        await migrate(fresh, migrations, service="analytics")
+        await _copy_tombstones(live, fresh)
+        started = time.perf_counter()
+        for stream in sorted(report.sequences):
+            readers = [s for s in subscriptions if s.stream == stream]
+            await _replay(js, fresh, stream, readers, report, started, say)
+        report.seconds = time.perf_counter() - started
+        say(
+            f"rebuilt {report.events:,} events in {report.seconds:.1f}s "
+            f"({report.rate:,.0f} events/s)"
+        )
+        if compare:
+            await _wait_for_live(js, subscriptions, report.sequences, say)
+            await _compare(live, fresh, report)
+    finally:
+        await nc.close()
+    return report
+
+
+async def _copy_tombstones(live: Database, fresh: Database) -> None:
+    async with live.read() as session:
+        rows = [dict(row._mapping) for row in await session.execute(select(tombstones))]
+    if rows:
+        async with fresh.write() as session:
+            await session.execute(tombstones.insert(), rows)
+
+
+async def _replay(
+    js: JetStreamContext,
+    fresh: Database,
+    stream: str,
+    readers: Sequence[Subscription],
+    report: Report,
+    started: float,
+    say: Say,
+) -> None:
+    """Read `stream` once, up to its recorded sequence, and hand each event to every
+    subscription of `readers` that reads its type, as their live consumers would get it.
+
+    The consumer has no subject filter: nats-server delivers a stream about fifteen times
+    slower through a consumer with many filters (one per event type) than through none, so
+    the types are picked here, by `ce-type`, and a type that does not match its subject is
+    skipped as the live consumer parks it. The next batch is fetched while the last is
+    written (JetStream and the database work side by side), and a transaction holds
+    `APPLY` events: the effects of a batch merge in memory (services/analytics/facts.py),
+    so a bigger one writes fewer rows."""
+    last = report.sequences[stream]
+    if last == 0:
+        return
+    types = [(subscription, EventTypes(subscription.event_types)) for subscription in readers]
+    pull = await js.pull_subscribe(
+        "",
+        stream=stream,
+        config=ConsumerConfig(
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=60.0,
+            max_waiting=1,
+        ),
+    )
+    fetched: asyncio.Queue[list[Msg] | None] = asyncio.Queue(maxsize=AHEAD)
+
+    async def fetch() -> None:
+        try:
+            if not (await pull.consumer_info()).num_pending:
+                return
+            while True:
+                try:
+                    msgs = await pull.fetch(FETCH, timeout=1.0)
+                except (NatsTimeout, TimeoutError):
+                    return  # nothing left of the readers' subjects
+                kept = [m for m in msgs if m.metadata.sequence.stream <= last]
+                if kept:
+                    await fetched.put(kept)
+                final = msgs[-1].metadata if msgs else None
+                if final is None or final.sequence.stream >= last or not final.num_pending:
+                    return
+        finally:
+            await fetched.put(None)
+
+    reader = asyncio.create_task(fetch())
+    shown = time.perf_counter()
+    try:
+        done = False
+        while not done:
+            batches: dict[str, list[tuple[Any, Envelope]]] = {r.name: [] for r in readers}
+            size = 0
+            while size < APPLY:
+                msgs = await fetched.get()
+                if msgs is None:
+                    done = True
+                    break
+                for msg in msgs:
+                    try:
+                        envelope = Envelope.from_headers(msg.headers, msg.data)
+                        wanted = [(s, t) for s, t in types if envelope.type in t]
+                        if not wanted:
+                            continue
+                        event = wanted[0][1].decode(envelope)
+                        if msg.subject.rsplit(".", 1)[-1] != event.DESCRIPTOR.name:
+                            raise PoisonMessage("ce-type does not match the subject")
+                    except PoisonMessage:
+                        report.skipped += 1
+                        continue
+                    for subscription, _ in wanted:
+                        batches[subscription.name].append((event, envelope))
+                        size += 1
+            await _apply(fresh, readers, batches)
+            report.events += size
+            now = time.perf_counter()
+            if now - shown >= 1.0:
+                shown = now
+                rate = report.events / (now - started)
+                say(f"  {stream}: {report.events:,} events, {rate:,.0f}/s")
+        await reader
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await pull.unsubscribe()
+
+
+async def _apply(
+    fresh: Database,
+    readers: Sequence[Subscription],
+    batches: dict[str, list[tuple[Any, Envelope]]],
+) -> None:
+    """Every reader's batch in one transaction, each through its inbox as live."""
+    if not any(batches.values()):
+        return
+    async with fresh.write() as session:
+        for subscription in readers:
+            batch = batches[subscription.name]
+            if not batch:
+                continue
+            seen = await inbox_rows.already_processed(
+                session, inbox, subscription.name, {envelope.id for _, envelope in batch}
+            )
+            new: list[tuple[Any, Envelope]] = []
+            for event, envelope in batch:
+                if envelope.id not in seen:
+                    seen.add(envelope.id)
+                    new.append((event, envelope))
+            if new:
+                await subscription.apply(session, new)
+            await inbox_rows.record(
+                session, inbox, subscription.name, [(e.id, e.type) for _, e in new]
+            )
+
+
+async def _wait_for_live(
+    js: JetStreamContext,
+    subscriptions: Sequence[Subscription],
+    sequences: dict[str, int],
+    say: Say,
+    seconds: float = 120.0,
+) -> None:
+    """Until each live durable consumer has acknowledged everything up to the recorded
+    sequence of its stream (or has nothing pending at all)."""
+    deadline = time.monotonic() + seconds
+    for subscription in subscriptions:
+        while True:
+            info = await js.consumer_info(subscription.stream, subscription.name)
+            floor = info.ack_floor.stream_seq if info.ack_floor else 0
+            idle = not info.num_pending and not info.num_ack_pending
+            if floor >= sequences[subscription.stream] or idle:
+                break
+            if time.monotonic() > deadline:
+                say(f"  live {subscription.name} is still at {floor}; comparing anyway")
+                break
+            await asyncio.sleep(0.2)
+
+
+async def _compare(live: Database, fresh: Database, report: Report) -> None:
+    for table in metadata.sorted_tables:
+        if table.name in NOT_COMPARED:
+            continue
+        ours = await _rows(live, table)
+        theirs = await _rows(fresh, table)
+        report.compared_rows += len(ours)
+        if ours != theirs:
+            samples = [f"live only: {row}" for row in sorted(ours - theirs, key=repr)[:3]]
+            samples += [f"rebuilt only: {row}" for row in sorted(theirs - ours, key=repr)[:3]]
+            report.differences[table.name] = samples
+
+
+async def _rows(database: Database, table: Table) -> set[tuple[Any, ...]]:
+    async with database.read() as session:
+        rows = await session.execute(select(table))
+        return {tuple(_plain(value) for value in row) for row in rows}
+
+
+def _plain(value: object) -> object:
+    return utc(value) if isinstance(value, datetime) else value

@@ -1,0 +1,269 @@
+"""Writing a batch's effects (services/analytics/facts.py) into the rollups: one statement
+per table the batch touches, each an INSERT ... ON CONFLICT whose update commutes."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, and_, case, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from services.analytics.facts import DEEDS, FIRSTS, Effects, Key
+from services.analytics.store.tables import (
+    activities,
+    community_stats,
+    daily_counts,
+    hourly_counts,
+    member_days,
+    member_firsts,
+    member_states,
+    mrr_days,
+    post_days,
+    posts,
+    registrations,
+    subscriptions,
+    tombstones,
+)
+from services.kit.projection import upsert_newer, upsert_only
+
+_STATEMENTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+
+
+def digest(community_id: str, user_id: str) -> str:
+    """How a tombstone names an erased member without keeping their id."""
+    return hashlib.sha256(f"{community_id}\x00{user_id}".encode()).hexdigest()
+
+
+async def write(session: AsyncSession, effects: Effects) -> None:
+    # The communities' rows first, in one order: their row locks serialize this batch with
+    # an erasure in the same community (erase() takes the same lock), so the tombstones
+    # read next are the ones committed before, and no row escapes the erasure.
+    await lock_communities(
+        session,
+        [
+            {"community_id": c, "updated_at": at, "archived_at": effects.archived.get(c)}
+            for c, at in sorted(effects.touched.items())
+        ],
+    )
+    effects.rename(await pseudonyms(session, effects.users()))
+    for community_id, user_id in effects.erased:
+        await erase_member(session, community_id, user_id)
+    await _merge(
+        session,
+        daily_counts,
+        [
+            {"community_id": c, "day": d, "measure": m, "value": v}
+            for (c, d, m), v in effects.counts.items()
+        ],
+        ("community_id", "day", "measure"),
+        add=("value",),
+    )
+    await _merge(
+        session,
+        hourly_counts,
+        [
+            {"community_id": c, "hour": h, "measure": m, "value": v}
+            for (c, h, m), v in effects.hours.items()
+        ],
+        ("community_id", "hour", "measure"),
+        add=("value",),
+    )
+    days = set(effects.deeds) | set(effects.streaks)
+    await _merge(
+        session,
+        member_days,
+        [
+            {
+                "community_id": c,
+                "day": d,
+                "user_id": u,
+                **{deed: effects.deeds.get((c, d, u), Counter())[deed] for deed in DEEDS},
+                "streak": effects.streaks.get((c, d, u), 0),
+            }
+            for c, d, u in days
+        ],
+        ("community_id", "day", "user_id"),
+        add=DEEDS,
+        greatest=("streak",),
+    )
+    await _merge(
+        session,
+        member_firsts,
+        [
+            {"community_id": c, "user_id": u, **{step: steps.get(step) for step in FIRSTS}}
+            for (c, u), steps in effects.firsts.items()
+        ],
+        ("community_id", "user_id"),
+        least=FIRSTS,
+    )
+    await upsert_newer(session, member_states, effects.states, ["community_id", "user_id"])
+    described = list(effects.posts.values())
+    await upsert_only(
+        session,
+        posts,
+        described,
+        ["community_id", "post_id"],
+        ["kind", "topic_id", "author_user_id", "created_at"],
+    )
+    await _merge(
+        session,
+        posts,
+        [
+            {"community_id": c, "post_id": p, "first_answer_at": at}
+            for (c, p), at in effects.answers.items()
+        ],
+        ("community_id", "post_id"),
+        least=("first_answer_at",),
+    )
+    await _merge(
+        session,
+        post_days,
+        [
+            {
+                "community_id": c,
+                "day": d,
+                "post_id": p,
+                "views": n["views"],
+                "comments": n["comments"],
+                "reactions": n["reactions"],
+            }
+            for (c, d, p), n in effects.post_days.items()
+        ],
+        ("community_id", "day", "post_id"),
+        add=("views", "comments", "reactions"),
+    )
+    await upsert_newer(session, activities, effects.activities, ["community_id", "activity_id"])
+    await upsert_newer(
+        session, registrations, effects.registrations, ["community_id", "registration_id"]
+    )
+    await upsert_newer(
+        session, subscriptions, effects.subscriptions, ["community_id", "subscription_id"]
+    )
+    await _merge(
+        session,
+        mrr_days,
+        [
+            {"community_id": c, "day": d, "currency": cur, "kind": k, "amount_minor": a, "moves": n}
+            for (c, d, cur, k), (a, n) in effects.mrr.items()
+        ],
+        ("community_id", "day", "currency", "kind"),
+        add=("amount_minor", "moves"),
+    )
+
+
+async def lock_communities(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Note the communities' latest event and archive time (rows sorted by community)."""
+    await _merge(
+        session,
+        community_stats,
+        rows,
+        ("community_id",),
+        greatest=("updated_at",),
+        least=("archived_at",),
+    )
+
+
+async def erase_member(session: AsyncSession, community_id: str, user_id: str) -> None:
+    """Rename the member's rows to their pseudonym (drawn once, kept in the tombstone)."""
+    # The same lock a batch takes first (write() above).
+    await lock_communities(
+        session, [{"community_id": community_id, "updated_at": None, "archived_at": None}]
+    )
+    key = digest(community_id, user_id)
+    pseudonym = await session.scalar(
+        select(tombstones.c.pseudonym).where(
+            tombstones.c.community_id == community_id, tombstones.c.user_digest == key
+        )
+    )
+    if pseudonym is None:
+        pseudonym = f"erased-{uuid.uuid4().hex}"
+        await session.execute(
+            tombstones.insert().values(
+                community_id=community_id, user_digest=key, pseudonym=pseudonym
+            )
+        )
+    for table, column in NAMED:
+        await session.execute(
+            update(table)
+            .where(table.c.community_id == community_id, table.c[column] == user_id)
+            .values({column: pseudonym})
+        )
+
+
+# Every table that names a member, and the column that does.
+NAMED: tuple[tuple[Table, str], ...] = (
+    (member_states, "user_id"),
+    (member_days, "user_id"),
+    (member_firsts, "user_id"),
+    (posts, "author_user_id"),
+    (registrations, "user_id"),
+    (subscriptions, "user_id"),
+)
+
+
+async def pseudonyms(session: AsyncSession, users: set[Key]) -> dict[Key, str]:
+    """The pseudonyms of those of `users` who were erased."""
+    if not users:
+        return {}
+    by_digest = {(c, digest(c, u)): (c, u) for c, u in users}
+    found: dict[Key, str] = {}
+    keys = list(by_digest)
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        rows = await session.execute(
+            select(
+                tombstones.c.community_id, tombstones.c.user_digest, tombstones.c.pseudonym
+            ).where(tuple_(tombstones.c.community_id, tombstones.c.user_digest).in_(chunk))
+        )
+        for row in rows:
+            found[by_digest[(row.community_id, row.user_digest)]] = row.pseudonym
+    return found
+
+
+async def _merge(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    keys: tuple[str, ...],
+    *,
+    add: Sequence[str] = (),
+    least: Sequence[str] = (),
+    greatest: Sequence[str] = (),
+) -> None:
+    """Insert `rows`; where a row exists, add to `add` columns and keep the least (greatest)
+    non-null value of `least` (`greatest`) columns."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    cache_key = (dialect, table.name, tuple(rows[0]))
+    statement = _STATEMENTS.get(cache_key)
+    if statement is None:
+        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        base = insert(table)
+        new = base.excluded
+        updates: dict[str, ColumnElement[Any]] = {}
+        for name in add:
+            updates[name] = table.c[name] + new[name]
+        for name in least:
+            updates[name] = _pick(table.c[name], new[name], new[name] < table.c[name])
+        for name in greatest:
+            updates[name] = _pick(table.c[name], new[name], new[name] > table.c[name])
+        statement = base.on_conflict_do_update(index_elements=list(keys), set_=updates)
+        _STATEMENTS[cache_key] = statement
+    await session.execute(statement, list(rows))
+
+
+def _pick(
+    old: ColumnElement[Any], new: ColumnElement[Any], new_wins: ColumnElement[bool]
+) -> ColumnElement[Any]:
+    """`new` where the old value is null or `new_wins`, else the old value (nulls lose)."""
+    return case(
+        (or_(old.is_(None), and_(new.is_not(None), new_wins)), new),
+        else_=old,
+    )
