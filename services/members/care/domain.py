@@ -151,7 +151,7 @@ def zone_of(profile_zone: str, community_zone: str) -> zoneinfo.ZoneInfo:
         if name:
             try:
                 return zoneinfo.ZoneInfo(name)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # too long for a path
                 continue
     return zoneinfo.ZoneInfo("UTC")
 
