@@ -342,7 +342,10 @@ async def test_staff_of_another_community_finds_no_private_community_here(
     ).replace(here.community_id, "<id>")
 
 
-@pytest.mark.parametrize((*ENTRY, "visibility"), entries(visibilities=OPEN))
+@pytest.mark.parametrize(
+    (*ENTRY, "visibility"),
+    entries(visibilities=OPEN, keep=lambda rpc: not rpc.own_data and not rpc.mine),
+)
 async def test_owner_of_another_community_has_no_role_in_an_open_one(
     running: RunningService, process: Process, rpc: Rpc, visibility: int
 ) -> None:
@@ -371,7 +374,8 @@ async def test_member_below_the_role_a_call_needs_is_told_which_role(
 
 
 def not_authored(rpc: Rpc) -> bool:
-    return not rpc.own_data and not rpc.authored and not rpc.peer_checked
+    """Whether someone other than the world's owner may succeed with the entry's request."""
+    return not rpc.own_data and not rpc.authored and not rpc.peer_checked and not rpc.mine
 
 
 @pytest.mark.parametrize(ENTRY, entries(keep=not_authored))
@@ -422,7 +426,7 @@ async def test_join_arriving_after_the_leave_does_not_readmit(
     assert error.code() == grpc.StatusCode.NOT_FOUND, error.details()
 
 
-@pytest.mark.parametrize(ENTRY, entries())
+@pytest.mark.parametrize(ENTRY, entries(keep=lambda rpc: not rpc.own_data and not rpc.mine))
 async def test_operator_may_act_in_a_private_community_without_belonging(
     running: RunningService, process: Process, rpc: Rpc
 ) -> None:
@@ -454,12 +458,19 @@ async def test_a_record_of_one_community_is_not_found_through_another(
         ), details
 
     # The record is there, in its own community (for its author, where only they may act).
-    by_owner = rpc.authored or rpc.peer_checked
+    by_owner = rpc.authored or rpc.peer_checked or rpc.mine
     await allowed(running, process, rpc, home, auth(running, home.owner if by_owner else "ada"))
 
 
 @pytest.mark.parametrize(
-    ENTRY, entries(keep=lambda rpc: not rpc.writes and not names_a_record(rpc) and not rpc.own_data)
+    ENTRY,
+    entries(
+        keep=lambda rpc: (
+            not rpc.writes
+            and not names_a_record(rpc)
+            and not (rpc.own_data or rpc.mine or rpc.document)
+        )
+    ),
 )
 async def test_a_read_of_a_whole_community_answers_with_that_community_alone(
     running: RunningService, process: Process, rpc: Rpc

@@ -145,6 +145,14 @@ class Rpc:
     # segment's snapshot with the caller's token): roles granted in this service alone do
     # not reach it, so the tenancy checks that expect such a caller to succeed skip it.
     peer_checked: bool = False
+    # Acts on or reads the caller's own records of the community (my activities, my seat,
+    # my feedback): the request names no one else's, so another caller succeeds only with
+    # records of their own, which the world gives its owner alone. The tenancy checks in
+    # which someone else must succeed skip it; the refusals still apply.
+    mine: bool = False
+    # Answers with a document even for a community with nothing in it (an iCalendar feed
+    # with no events): "an empty answer" is not what tells an empty community there.
+    document: bool = False
 
     @property
     def name(self) -> str:

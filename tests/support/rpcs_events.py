@@ -88,6 +88,7 @@ CATALOGUE: list[Rpc] = [
         lambda w: pb.ListMyActivitiesRequest(community_id=w.community_id),
         None,
         False,
+        mine=True,
     ),
     Rpc(
         ACTIVITIES,
@@ -102,7 +103,7 @@ CATALOGUE: list[Rpc] = [
         lambda w: pb.ConfirmSeatRequest(**_w(w), activity_id=w.held_activity_id),
         Role.MEMBER,
         True,
-        authored=True,
+        mine=True,
     ),
     Rpc(
         ACTIVITIES,
@@ -110,12 +111,15 @@ CATALOGUE: list[Rpc] = [
         lambda w: pb.CancelRegistrationRequest(**_w(w), activity_id=w.registered_activity_id),
         Role.MEMBER,
         True,
-        authored=True,
+        mine=True,
     ),
     Rpc(
         ACTIVITIES,
         "ListRegistrations",
-        lambda w: pb.ListRegistrationsRequest(**_a(w)),
+        # The activity the owner registered for: its registrations hold the activity's id.
+        lambda w: pb.ListRegistrationsRequest(
+            community_id=w.community_id, activity_id=w.registered_activity_id
+        ),
         Role.MODERATOR,
         False,
     ),
@@ -141,7 +145,7 @@ CATALOGUE: list[Rpc] = [
         ),
         Role.MEMBER,
         True,
-        authored=True,
+        mine=True,
     ),
     Rpc(
         ACTIVITIES,
@@ -165,6 +169,7 @@ CATALOGUE: list[Rpc] = [
         lambda w: pb.ExportCalendarRequest(community_id=w.community_id),
         None,
         False,
+        document=True,
     ),
     Rpc(
         ACTIVITIES,

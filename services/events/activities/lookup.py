@@ -46,6 +46,9 @@ async def visible_activity(
 
 def require_organizer(activity: Activity, standing: Standing, caller: Identity, what: str) -> None:
     if not organizes(activity, standing, caller):
+        # Worded as the kit's role refusals are: what is needed, where, and what you are.
+        held = standing.role.name.lower() if standing.role else "not a member"
         raise PermissionDenied(
-            f"{what} is for the activity's host and speakers and the community's moderators"
+            f"{what} is for the activity's host and speakers, else needs the moderator role "
+            f"or higher in community {activity.community_id}; you are {held}"
         )

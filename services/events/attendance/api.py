@@ -44,7 +44,7 @@ class AttendanceApi:
                 session, request.community_id, request.activity_id, standing, caller
             )
         require_organizer(activity, standing, caller, "reading the check-in code")
-        return pb.GetCheckInCodeResponse(code=activity.check_in_code)
+        return pb.GetCheckInCodeResponse(code=activity.check_in_code, activity_id=activity.id)
 
     async def CheckIn(
         self, request: pb.CheckInRequest, context: grpc.aio.ServicerContext
