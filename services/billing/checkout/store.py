@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,7 @@ from services.kit.versioned import update_versioned
 # each community's highest invoice number with the same statement.
 _INSERT_CHARGES = charges.insert()
 _INSERT_INVOICES = invoices.insert()
+_NUMBERING_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 _HIGHEST_NUMBER = select(func.max(invoices.c.number)).where(
     invoices.c.community_id == bindparam("community_id")
 )
@@ -90,10 +91,16 @@ class InvoiceRepository:
 
     async def next_numbers(self, community_ids: Collection[str]) -> dict[str, int]:
         """Each community's next invoice number, a read per community on the unique key's
-        index. Two groups that race for one number: the unique key refuses the second,
-        whose checkouts run again (decision 0019)."""
+        index. On PostgreSQL a group first takes each community's numbering lock (held to
+        its commit, taken in one order so two groups cannot wait on each other): a
+        replica's group that numbers the same community waits and reads the numbers the
+        first committed, instead of failing on the unique key and sending each of its
+        checkouts again alone. SQLite runs one writer at a time already."""
+        postgresql = self.session.get_bind().dialect.name == "postgresql"
         found: dict[str, int] = {}
-        for community_id in community_ids:
+        for community_id in sorted(community_ids):
+            if postgresql:
+                await self.session.execute(_NUMBERING_LOCK, {"key": f"invoices:{community_id}"})
             highest = await self.session.scalar(_HIGHEST_NUMBER, {"community_id": community_id})
             found[community_id] = int(highest or 0) + 1
         return found
