@@ -11,6 +11,7 @@ import grpc
 from services.billing.catalog.api import CatalogApi
 from services.billing.checkout import data as checkout_data
 from services.billing.checkout.api import CheckoutApi
+from services.billing.checkout.checkouts import Checkouts
 from services.billing.checkout.confirm import Confirmations
 from services.billing.entitlements import data as entitlements_data
 from services.billing.entitlements.api import EntitlementsApi
@@ -63,14 +64,16 @@ def build_spec(provider_factory: ProviderFactory = sandbox_provider) -> ServiceS
         checks = Access("billing", database, access, deps.redis)
         # Checkouts arrive in bursts of small transactions: those that arrive together commit
         # together (docs/decisions/0011).
-        writer = GroupedWriter(
-            IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
-        )
+        idempotent = IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
+        writer = GroupedWriter(idempotent)
         servicer = compose(
             pb_grpc.BillingServiceServicer,
             SERVICE,
             CatalogApi(database, checks, writer),
-            CheckoutApi(database, checks, writer, provider_of(deps)),
+            # Checkouts are decided a group at a time (services/billing/checkout/checkouts.py).
+            CheckoutApi(
+                database, checks, writer, Checkouts(database, checks, idempotent), provider_of(deps)
+            ),
             EntitlementsApi(database, checks, writer),
             LedgerApi(database, checks),
             DataRightsApi(database, writer, HOLDERS, pb),

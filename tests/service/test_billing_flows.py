@@ -6,28 +6,36 @@ nothing written."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from services.billing.app import SPEC
+from services.billing.checkout.checkouts import CheckoutCommand, Checkouts
 from services.billing.ledger.verify import verify
 from services.billing.settings import BillingSettings
 from services.billing.store.tables import (
     access,
     charges,
+    idempotency_keys,
     invoices,
     ledger_entries,
     outbox,
     refunds,
 )
-from services.kit.access import Role
+from services.kit.access import Access, Role
+from services.kit.auth import Identity
+from services.kit.database import Database
+from services.kit.errors import FailedPrecondition, NotFound
+from services.kit.idempotency import IdempotentWriter
 from studyhall.billing.v1 import billing_service_pb2 as pb
 from studyhall.billing.v1 import billing_service_pb2_grpc as pb_grpc
 from tests.support.access import grant
@@ -601,3 +609,104 @@ async def test_an_archived_community_sells_nothing_and_changes_no_price(billing:
         await product(billing, community_id)
     assert sold.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert await count(billing, charges, community_id=community_id) == 0
+
+
+async def test_a_burst_of_checkouts_commits_in_few_transactions_each_caller_its_own_answer(
+    billing: Billing,
+) -> None:
+    """Checkouts that arrive together in two communities are decided a group at a time
+    (services/billing/checkout/checkouts.py): a few commits for the burst, each buyer its
+    own charge, refusals and replays among them, and invoice numbers unique and consecutive
+    per community."""
+    first, second = await community(billing), await community(billing)
+    buyers = [f"buyer-{n}" for n in range(24)]
+    for user in buyers:
+        await grant(billing.running, first, user)
+        await grant(billing.running, second, user)
+    courses = {first: await product(billing, first), second: await product(billing, second)}
+    archived = await product(billing, first)
+    await billing.stub.ArchiveProduct(
+        pb.ArchiveProductRequest(community_id=first, product_id=archived.id),
+        metadata=billing.auth("olga"),
+    )
+
+    def request(community_id: str, *product_ids: str, request_id: str = "") -> Any:
+        return pb.CreateCheckoutRequest(
+            request_id=request_id or str(uuid.uuid4()),
+            community_id=community_id,
+            product_ids=list(product_ids) or [courses[community_id].id],
+            payment_method="pm_card_visa",
+            bill_to=f"Buyer of {community_id}",
+        )
+
+    # Two replicas, each with its engines and its committer, numbering the same communities.
+    url = billing.running.deps.settings.effective_database_url()
+    databases = [Database(url), Database(url)]
+    commits: list[int] = []
+
+    def on_commit(_connection: Any) -> None:
+        commits.append(1)
+
+    try:
+        deps = billing.running.deps
+        checks = Access("billing", deps.database, access, deps.redis)
+        replicas = [
+            Checkouts(database, checks, IdempotentWriter(database, idempotency_keys))
+            for database in databases
+        ]
+        earlier = str(uuid.uuid4())
+        await replicas[0].create(
+            CheckoutCommand.of(Identity(buyers[0]), request(first, request_id=earlier))
+        )
+        repeated = str(uuid.uuid4())
+        calls = [(user, request(first if n % 2 else second)) for n, user in enumerate(buyers)]
+        calls[3] = (buyers[3], request(first, courses[first].id, archived.id))
+        calls[7] = (buyers[7], request(second, str(uuid.uuid4())))
+        calls[9] = (buyers[9], request(first, request_id=repeated))
+        calls[15] = (buyers[9], request(first, request_id=repeated))  # the same replica's
+        calls[12] = (buyers[0], request(second, request_id=earlier))  # another request
+        calls[20] = (buyers[20], request(second, courses[first].id))  # another community's
+        for database in databases:
+            event.listen(database.writer.sync_engine, "commit", on_commit)
+        outcomes = await asyncio.gather(
+            *(
+                replicas[n % 2].create(CheckoutCommand.of(Identity(user), asked))
+                for n, (user, asked) in enumerate(calls)
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        for database in databases:
+            await database.close()
+    # A group that lost the race for an invoice number would send each of its checkouts
+    # again alone: two replicas' bursts still take a few commits each.
+    assert len(commits) < len(calls) // 3, commits
+    refused = {3: FailedPrecondition, 7: NotFound, 12: FailedPrecondition, 20: NotFound}
+    for index, ((user, asked), outcome) in enumerate(zip(calls, outcomes, strict=True)):
+        if index in refused:
+            assert isinstance(outcome, refused[index]), (index, outcome)
+            continue
+        assert isinstance(outcome, pb.CreateCheckoutResponse), (index, outcome)
+        assert outcome.charge.user_id == outcome.invoice.user_id == user
+        assert outcome.charge.community_id == asked.community_id
+        assert list(outcome.charge.product_ids) == list(asked.product_ids)
+    assert f"product_ids[1]: product {archived.id} is archived" in str(outcomes[3])
+    assert "product_ids[0]" in str(outcomes[7])
+    assert "product_ids[0]" in str(outcomes[20])
+    assert earlier in str(outcomes[12])
+    assert outcomes[15] == outcomes[9]
+    made = [o for o in outcomes if isinstance(o, pb.CreateCheckoutResponse)]
+    assert len({o.charge.id for o in made}) == len(calls) - len(refused) - 1
+    for community_id in (first, second):
+        async with billing.running.deps.database.read() as session:
+            numbers = list(
+                await session.scalars(
+                    select(invoices.c.number).where(invoices.c.community_id == community_id)
+                )
+            )
+        # Unique and consecutive from 1: a refusal takes no number.
+        assert sorted(numbers) == list(range(1, len(numbers) + 1))
+        assert await count(billing, charges, community_id=community_id) == len(numbers)
+    in_first = {o.charge.id for o in made if o.charge.community_id == first}
+    # The checkout before the burst, and the burst's own.
+    assert await count(billing, invoices, community_id=first) == 1 + len(in_first)

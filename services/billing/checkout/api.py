@@ -1,9 +1,10 @@
 """gRPC handlers for checkouts, charges, refunds and invoices.
 
-CreateCheckout records the charge and its invoice through the idempotent writer (the
-request id is the idempotency key), then asks the provider to collect it, with the charge
-id as the provider's idempotency key: a retry replays the recorded checkout and asks the
-provider again, which answers with the payment it already has. Whether the charge is paid
+CreateCheckout records the charge and its invoice together with the checkouts that arrive
+with it (services/billing/checkout/checkouts.py; the request id is the idempotency key),
+then asks the provider to collect it, with the charge id as the provider's idempotency key:
+a retry replays the recorded checkout and asks the provider again, which answers with the
+payment it already has. Whether the charge is paid
 is the provider's webhook's to say (services/billing/checkout/confirm.py)."""
 
 from __future__ import annotations
@@ -13,21 +14,21 @@ from datetime import UTC, datetime
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.billing.catalog.store import ProductRepository
 from services.billing.checkout import domain, events
+from services.billing.checkout.checkouts import CheckoutCommand, Checkouts
 from services.billing.checkout.domain import ChargeState, RefundState
+from services.billing.checkout.messages import charge_to_proto, invoice_to_proto, refund_to_proto
 from services.billing.checkout.store import ChargeRepository, InvoiceRepository, RefundRepository
 from services.billing.entitlements.api import entitlement_to_proto
 from services.billing.entitlements.store import EntitlementRepository
 from services.billing.payments.provider import PaymentProvider, ProviderRefused
-from services.kit.access import Access, Role, check_role
+from services.kit.access import Access, Role
 from services.kit.auth import current_identity
 from services.kit.data_rights_api import data_subject
 from services.kit.database import Database
-from services.kit.errors import FailedPrecondition, NotFound
+from services.kit.errors import NotFound
 from services.kit.grouped_writes import Writer
 from services.kit.paging import page_of, read_page
-from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
 from studyhall.billing.v1 import billing_service_pb2 as pb
 
@@ -37,11 +38,17 @@ MINE = 100
 
 class CheckoutApi:
     def __init__(
-        self, database: Database, access: Access, writer: Writer, provider: PaymentProvider
+        self,
+        database: Database,
+        access: Access,
+        writer: Writer,
+        checkouts: Checkouts,
+        provider: PaymentProvider,
     ) -> None:
         self.database = database
         self.access = access
         self.writer = writer
+        self.checkouts = checkouts
         self.provider = provider
 
     async def CreateCheckout(
@@ -53,43 +60,7 @@ class CheckoutApi:
             problems.add("payment_method", "must be the provider's token, e.g. pm_card_visa")
         problems.raise_if_any()
 
-        async def record(session: AsyncSession) -> pb.CreateCheckoutResponse:
-            # Decided in the group's transaction (as content's posts are, decision 0011).
-            standing = await self.access.standing_in(session, request.community_id, caller.user_id)
-            check_role(request.community_id, standing, caller, Role.MEMBER, "buying", writable=True)
-            found = await ProductRepository(session).many(request.community_id, request.product_ids)
-            products = []
-            for index, product_id in enumerate(request.product_ids):
-                product = found.get(product_id)
-                if product is None:
-                    raise NotFound(
-                        f"product_ids[{index}]: product {product_id} not found in community "
-                        f"{request.community_id}"
-                    )
-                if not product.on_sale:
-                    raise FailedPrecondition(
-                        f"product_ids[{index}]: product {product_id} is archived: not on sale"
-                    )
-                products.append(product)
-            invoices = InvoiceRepository(session)
-            charge, invoice = domain.checkout(
-                request.community_id,
-                caller.user_id,
-                products,
-                request.payment_method,
-                request.bill_to,
-                await invoices.next_number(request.community_id),
-                datetime.now(UTC),
-            )
-            await ChargeRepository(session).add(charge)
-            await invoices.add(invoice)
-            return pb.CreateCheckoutResponse(
-                charge=charge_to_proto(charge), invoice=invoice_to_proto(invoice)
-            )
-
-        recorded = await self.writer.write(
-            caller.user_id, request, pb.CreateCheckoutResponse, record
-        )
+        recorded = await self.checkouts.create(CheckoutCommand.of(caller, request))
         charge = await self.submit(recorded.charge, request.payment_method)
         return pb.CreateCheckoutResponse(charge=charge, invoice=recorded.invoice)
 
@@ -293,66 +264,3 @@ class CheckoutApi:
         return pb.ListInvoicesResponse(
             invoices=[invoice_to_proto(item) for item in items], next_page_token=token
         )
-
-
-def _money(currency: str, amount: int) -> pb.Money:
-    return pb.Money(currency=currency, amount_minor=amount)
-
-
-def charge_to_proto(charge: domain.Charge) -> pb.Charge:
-    return pb.Charge(
-        id=charge.id,
-        community_id=charge.community_id,
-        user_id=charge.user_id,
-        amount=_money(charge.currency, charge.amount_minor),
-        state=pb.ChargeState.ValueType(charge.state),
-        product_ids=list(charge.product_ids),
-        provider_payment_id=charge.provider_payment_id,
-        next_action_url=charge.next_action_url,
-        failure_reason=charge.failure_reason,
-        refunded_minor=charge.refunded_minor,
-        create_time=timestamp(charge.created_at),
-        update_time=timestamp(charge.updated_at),
-    )
-
-
-def refund_to_proto(refund: domain.Refund) -> pb.Refund:
-    return pb.Refund(
-        id=refund.id,
-        community_id=refund.community_id,
-        charge_id=refund.charge_id,
-        user_id=refund.user_id,
-        amount=_money(refund.currency, refund.amount_minor),
-        state=pb.RefundState.ValueType(refund.state),
-        reason=refund.reason,
-        by_user_id=refund.by_user_id,
-        provider_refund_id=refund.provider_refund_id,
-        create_time=timestamp(refund.created_at),
-        update_time=timestamp(refund.updated_at),
-    )
-
-
-def invoice_to_proto(invoice: domain.Invoice) -> pb.Invoice:
-    return pb.Invoice(
-        id=invoice.id,
-        community_id=invoice.community_id,
-        charge_id=invoice.charge_id,
-        user_id=invoice.user_id,
-        number=invoice.number,
-        lines=[
-            pb.InvoiceLine(
-                description=line.description,
-                product_id=line.product_id,
-                price_id=line.price_id,
-                amount=_money(invoice.currency, line.amount_minor),
-                kind=line.kind,
-            )
-            for line in invoice.lines
-        ],
-        subtotal=_money(invoice.currency, invoice.subtotal_minor),
-        tax=_money(invoice.currency, invoice.tax_minor),
-        total=_money(invoice.currency, invoice.total_minor),
-        total_display=invoice.total_display,
-        bill_to=invoice.bill_to,
-        create_time=timestamp(invoice.created_at),
-    )

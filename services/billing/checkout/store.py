@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,15 @@ from services.billing.store.tables import charges, invoices, refunds
 from services.kit.database import utc
 from services.kit.paging import Position
 from services.kit.versioned import update_versioned
+
+# Built once: a group of checkouts writes each table with one multi-row insert, and reads
+# each community's highest invoice number with the same statement.
+_INSERT_CHARGES = charges.insert()
+_INSERT_INVOICES = invoices.insert()
+_NUMBERING_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+_HIGHEST_NUMBER = select(func.max(invoices.c.number)).where(
+    invoices.c.community_id == bindparam("community_id")
+)
 
 
 def _newest_first(
@@ -44,8 +53,9 @@ class ChargeRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, charge: Charge) -> None:
-        await self.session.execute(charges.insert().values(**_charge_values(charge)))
+    async def add_many(self, added: Sequence[Charge]) -> None:
+        if added:
+            await self.session.execute(_INSERT_CHARGES, [_charge_values(c) for c in added])
 
     async def save(self, charge: Charge) -> None:
         await update_versioned(self.session, charges, _charge_values(charge), ["id"])
@@ -79,31 +89,25 @@ class InvoiceRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def next_number(self, community_id: str) -> int:
-        """The community's next invoice number. Two checkouts that race for one number:
-        the unique key refuses the second, whose transaction runs again (decision 0019)."""
-        highest = await self.session.scalar(
-            select(func.max(invoices.c.number)).where(invoices.c.community_id == community_id)
-        )
-        return int(highest or 0) + 1
+    async def next_numbers(self, community_ids: Collection[str]) -> dict[str, int]:
+        """Each community's next invoice number, a read per community on the unique key's
+        index. On PostgreSQL a group first takes each community's numbering lock (held to
+        its commit, taken in one order so two groups cannot wait on each other): a
+        replica's group that numbers the same community waits and reads the numbers the
+        first committed, instead of failing on the unique key and sending each of its
+        checkouts again alone. SQLite runs one writer at a time already."""
+        postgresql = self.session.get_bind().dialect.name == "postgresql"
+        found: dict[str, int] = {}
+        for community_id in sorted(community_ids):
+            if postgresql:
+                await self.session.execute(_NUMBERING_LOCK, {"key": f"invoices:{community_id}"})
+            highest = await self.session.scalar(_HIGHEST_NUMBER, {"community_id": community_id})
+            found[community_id] = int(highest or 0) + 1
+        return found
 
-    async def add(self, invoice: Invoice) -> None:
-        await self.session.execute(
-            invoices.insert().values(
-                id=invoice.id,
-                community_id=invoice.community_id,
-                charge_id=invoice.charge_id,
-                user_id=invoice.user_id,
-                number=invoice.number,
-                currency=invoice.currency,
-                subtotal_minor=invoice.subtotal_minor,
-                tax_minor=invoice.tax_minor,
-                total_minor=invoice.total_minor,
-                lines=[line.to_json() for line in invoice.lines],
-                bill_to=invoice.bill_to,
-                created_at=invoice.created_at,
-            )
-        )
+    async def add_many(self, added: Sequence[Invoice]) -> None:
+        if added:
+            await self.session.execute(_INSERT_INVOICES, [_invoice_values(i) for i in added])
 
     async def of_charge(self, charge_id: str) -> Invoice | None:
         row = (
@@ -183,6 +187,23 @@ def _charge_values(charge: Charge) -> dict[str, Any]:
         "created_at": charge.created_at,
         "updated_at": charge.updated_at,
         "version": charge.version,
+    }
+
+
+def _invoice_values(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "id": invoice.id,
+        "community_id": invoice.community_id,
+        "charge_id": invoice.charge_id,
+        "user_id": invoice.user_id,
+        "number": invoice.number,
+        "currency": invoice.currency,
+        "subtotal_minor": invoice.subtotal_minor,
+        "tax_minor": invoice.tax_minor,
+        "total_minor": invoice.total_minor,
+        "lines": [line.to_json() for line in invoice.lines],
+        "bill_to": invoice.bill_to,
+        "created_at": invoice.created_at,
     }
 
 
