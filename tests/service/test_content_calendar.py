@@ -237,6 +237,9 @@ def _content_process(
         STUDYHALL_CONTENT_METRICS_PORT=str(free_port()),
         STUDYHALL_CONTENT_RELAY="external",
         STUDYHALL_CONTENT_CONSUMERS="external",
+        # The test schedules a burst as one caller; limits have tests of their own.
+        STUDYHALL_RATE_LIMIT_PER_CALLER="",
+        STUDYHALL_RATE_LIMIT_PER_COMMUNITY="",
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "services.content"],
