@@ -165,7 +165,6 @@ class Access:
         self.database = database
         self.tables = tables
         self.cache = cache
-        self._standing = _standing_statement(tables)
         self._standings = _standings_statement(tables)
 
     async def standing(self, community_id: str, user_id: str) -> Standing:
@@ -256,12 +255,6 @@ class Access:
             )
         return str(zone or "")
 
-    async def standing_in(self, session: AsyncSession, community_id: str, user_id: str) -> Standing:
-        """The caller's standing read in `session` (a write transaction), not the cache: a
-        write decided on the projection as it is now, and on SQLite a read on the writer's
-        connection, without a hand-over to the reader's thread (decision 0011)."""
-        return await self._load(session, community_id, user_id)
-
     async def standings(
         self, session: AsyncSession, pairs: Collection[tuple[str, str]]
     ) -> dict[tuple[str, str], Standing]:
@@ -269,9 +262,6 @@ class Access:
         group's write transaction) with one statement: what a group of writes decides on."""
         if not pairs:
             return {}
-        if len(pairs) == 1:
-            [(community_id, user_id)] = pairs
-            return {(community_id, user_id): await self._load(session, community_id, user_id)}
         rows = await session.execute(
             self._standings,
             {"pairs": list(pairs), "communities": list({community for community, _ in pairs})},
@@ -289,14 +279,7 @@ class Access:
         }
 
     async def _load(self, session: AsyncSession, community_id: str, user_id: str) -> Standing:
-        row = (
-            await session.execute(
-                self._standing, {"community_id": community_id, "user_id": user_id}
-            )
-        ).first()
-        if row is None:
-            return Standing(known=False)
-        return _outsider(row) if row.role is None else _standing_of(row)
+        return (await self.standings(session, {(community_id, user_id)}))[(community_id, user_id)]
 
 
 def _outsider(row: Any) -> Standing:
@@ -431,32 +414,10 @@ def access_subscription(service: str, tables: AccessTables) -> Subscription:
     )
 
 
-def _standing_statement(tables: AccessTables) -> Select[Any]:
-    """One statement: the community, its levels and the caller's active role, if any. Built
-    once: building and keying it per call cost as much as running it."""
-    communities, roles, levels = tables.communities, tables.roles, tables.levels
-    return (
-        select(
-            communities.c.visibility,
-            communities.c.archived,
-            levels.c.privileges,
-            roles.c.role,
-            roles.c.muted_until,
-            roles.c.level,
-        )
-        .outerjoin(levels, levels.c.community_id == communities.c.community_id)
-        .outerjoin(
-            roles,
-            (roles.c.community_id == communities.c.community_id)
-            & (roles.c.user_id == bindparam("user_id"))
-            & roles.c.active.is_(True),
-        )
-        .where(communities.c.community_id == bindparam("community_id"))
-    )
-
-
 def _standings_statement(tables: AccessTables) -> Select[Any]:
-    """As `_standing_statement`, for many (community, user) pairs at once."""
+    """The communities, their levels and the users' active roles of some (community, user)
+    pairs, in one statement built once: building and keying it per read cost as much as
+    running it."""
     communities, roles, levels = tables.communities, tables.roles, tables.levels
     return (
         select(
