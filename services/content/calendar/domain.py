@@ -6,26 +6,17 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from services.content.posts.domain import Post, PostState
 from services.kit.errors import FailedPrecondition
+from services.kit.zones import zone as zone
 
 # How far ahead a post may be planned.
 HORIZON = timedelta(days=366)
 DEFAULT_DAYS = 7
 _LOCAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def zone(name: str) -> ZoneInfo | None:
-    """The IANA time zone `name` (empty: UTC), or None when there is no such zone."""
-    if not name:
-        return ZoneInfo("UTC")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
-        return None
 
 
 def local_time(text: str) -> datetime | None:

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.kit.zones import zone as zone
 
 
 class ActivityKind(IntEnum):
@@ -165,16 +166,6 @@ class Activity:
 
     def organized_by(self, user_id: str) -> bool:
         return bool(user_id) and (user_id == self.host_user_id or user_id in self.speaker_user_ids)
-
-
-def zone(name: str) -> ZoneInfo | None:
-    """The IANA time zone `name` (empty: UTC), or None when there is no such zone."""
-    if not name:
-        return ZoneInfo("UTC")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
-        return None
 
 
 def new_check_in_code() -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 from services.kit.errors import FailedPrecondition
+from services.kit.zones import zone
 
 MEMBER_INACTIVE = "member_inactive"
 STREAK_AT_RISK = "streak_at_risk"
@@ -148,11 +149,9 @@ def zone_of(profile_zone: str, community_zone: str) -> zoneinfo.ZoneInfo:
     """The zone a member's days are counted in: theirs, else the community's, else UTC (a
     name this system no longer knows falls back the same way)."""
     for name in (profile_zone, community_zone):
-        if name:
-            try:
-                return zoneinfo.ZoneInfo(name)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # too long for a path
-                continue
+        found = zone(name) if name else None
+        if found is not None:
+            return found
     return zoneinfo.ZoneInfo("UTC")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from services.kit.errors import (
     NotFound,
     PermissionDenied,
 )
+from services.kit.zones import zone
 
 
 class Visibility(IntEnum):
@@ -370,11 +370,7 @@ LOCALE_PATTERN = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 
 
 def is_time_zone(name: str) -> bool:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # too long for a path
-        return False
-    return True
+    return bool(name) and zone(name) is not None
 
 
 _SLUG_SEPARATORS = re.compile(r"[^\w]+")
