@@ -5,11 +5,8 @@ schedules; the calendar by local day."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +16,6 @@ from typing import Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import func, select, update
 
 from services.content.store.tables import access, metadata, outbox, scheduled_jobs
@@ -31,7 +27,8 @@ from studyhall.content.v1 import content_service_pb2 as pb
 from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
 from tests.support.access import grant
 from tests.support.catalogue import changed_tables, new_database, snapshot
-from tests.support.services import RunningService, free_port
+from tests.support.processes import service_process
+from tests.support.services import RunningService
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.service
@@ -226,49 +223,17 @@ async def test_bad_schedules_are_refused_naming_the_field_and_change_nothing(
 def _content_process(
     data_dir: Path, database_url: str, redis_url: str, nats_url: str
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STUDYHALL_")}
-    port = free_port()
-    env.update(
-        STUDYHALL_DATA_DIR=str(data_dir),
-        STUDYHALL_REDIS_URL=redis_url,
-        STUDYHALL_NATS_URL=nats_url,
-        STUDYHALL_CONTENT_DATABASE_URL=database_url,
-        STUDYHALL_CONTENT_GRPC_PORT=str(port),
-        STUDYHALL_CONTENT_METRICS_PORT=str(free_port()),
-        STUDYHALL_CONTENT_RELAY="external",
-        STUDYHALL_CONTENT_CONSUMERS="external",
-        # The test schedules a burst as one caller; limits have tests of their own.
-        STUDYHALL_RATE_LIMIT_PER_CALLER="",
-        STUDYHALL_RATE_LIMIT_PER_COMMUNITY="",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.content"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        _wait_serving(port, process)
-        yield process, port
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
-
-
-def _wait_serving(port: int, process: subprocess.Popen[str]) -> None:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        for _ in range(600):
-            assert process.poll() is None, "the content process exited"
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    raise AssertionError("content never became SERVING")
+    """Content's API and scheduler alone: its relay and consumers are not what is tested."""
+    with service_process(
+        "content",
+        data_dir,
+        database_url,
+        redis_url,
+        nats_url,
+        relay="external",
+        consumers="external",
+    ) as started:
+        yield started
 
 
 async def _member(database_url: str, community_id: str, user_id: str) -> None:

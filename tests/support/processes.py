@@ -79,6 +79,10 @@ def _environment(
             f"{prefix}DATABASE_URL": database_url,
             f"{prefix}GRPC_PORT": str(port),
             f"{prefix}METRICS_PORT": str(free_port()),
+            # Off, as for the services tests run in-process (tests/support/services.py): a
+            # test's bursts by one caller are not what it checks; limits have tests of their own.
+            "STUDYHALL_RATE_LIMIT_PER_CALLER": "",
+            "STUDYHALL_RATE_LIMIT_PER_COMMUNITY": "",
         }
     )
     return env
