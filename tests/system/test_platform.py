@@ -429,7 +429,9 @@ def _schedule_a_post_soon(platform: Platform, community_id: str, user: str) -> N
                 time.sleep(0.2)
         else:
             raise AssertionError("content never knew the new community")
-        due = datetime.now(UTC) + timedelta(seconds=1)
+        # Whole seconds a few ahead: a loaded machine may take a second or more to answer,
+        # and a time that has passed is refused.
+        due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
         stub.SchedulePost(
             content_pb.SchedulePostRequest(
                 community_id=community_id,
