@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: deploy-check asyncapi asyncapi-check bench-activities bench-analytics bench-backbone bench-content bench-billing bench-schedule bench-members bench-tracing up test test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
+.PHONY: deploy-check asyncapi asyncapi-check bench-activities bench-analytics bench-backbone bench-content bench-billing bench-schedule bench-members bench-tracing up test test-cluster test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
 
 venv:
 	@scripts/bootstrap.sh
@@ -18,6 +18,10 @@ up: venv
 test:
 	@scripts/bootstrap.sh --with-test-servers
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-cluster:
+	@scripts/bootstrap.sh --with-test-servers
+	STUDYHALL_TEST_NATS=cluster $(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: venv
 	$(BIN)/pytest -m "not fault" $(PYTEST_ARGS)

@@ -53,6 +53,7 @@ from bench.members import free_port, process, wait_for_port
 from bench.seeder import STREAMS, Population, Seeder, seed_history
 from bench.support import CpuMeter, CpuUse, Latency, machine_facts, wait_serving
 from services.kit.auth import LocalSigner
+from services.kit.events.connection import servers
 from services.kit.events.streams import stream_name
 from studyhall.analytics.v1 import analytics_service_pb2 as pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as pb_grpc
@@ -157,7 +158,7 @@ async def caught_up(nats_url: str, prefix: str = "analytics", seconds: float = 3
     """Until every durable consumer named `prefix`* has nothing pending or unacknowledged
     on any stream; the seconds it took."""
     started = time.perf_counter()
-    client = await nats.connect(nats_url)
+    client = await nats.connect(servers(nats_url))
     try:
         js = client.jetstream()
         while True:
@@ -372,7 +373,7 @@ class Rebuild:
 async def raw_consume(nats_url: str) -> tuple[int, float]:
     """Every message of the streams, pulled by an ephemeral consumer with no acks in
     batches of 2,000 and not decoded: (messages, seconds)."""
-    client = await nats.connect(nats_url, name="bench-raw-consume")
+    client = await nats.connect(servers(nats_url), name="bench-raw-consume")
     messages = 0
     started = time.perf_counter()
     try:

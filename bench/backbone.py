@@ -70,7 +70,7 @@ from bench.support import CpuMeter, CpuUse, Latency, machine_facts, profile_summ
 from services.analytics.consumers import MEMBERS
 from services.analytics.store.tables import inbox as analytics_inbox
 from services.kit.database import Database
-from services.kit.events.connection import connect
+from services.kit.events.connection import connect, servers
 from services.kit.events.consumer import Consumer
 from services.kit.events.relay import Relay
 from services.kit.events.streams import StreamLimits, ensure_stream, service_stream
@@ -290,7 +290,7 @@ class RawRun:
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[JetStreamContext]:
-        nc = await nats.connect(self.url, name=f"bench-raw-{self.tag}")
+        nc = await nats.connect(servers(self.url), name=f"bench-raw-{self.tag}")
         js = nc.jetstream(timeout=10)
         await js.add_stream(
             StreamConfig(

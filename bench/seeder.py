@@ -46,6 +46,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
+from services.kit.events.connection import servers
 from services.kit.events.envelope import Envelope, event_subject
 from services.kit.events.streams import StreamLimits, ensure_stream, service_stream
 from studyhall.content.v1 import content_events_pb2 as content
@@ -307,7 +308,7 @@ class Seeder:
     ) -> AsyncIterator[Seeder]:
         """A seeder on its own connection, the streams of `services` created as the
         services create them; whatever is in flight is acknowledged before it closes."""
-        client = await nats.connect(nats_url, name="bench-seeder")
+        client = await nats.connect(servers(nats_url), name="bench-seeder")
         # nats-py's own bound stays above ours, so ours is the one that waits.
         js = client.jetstream(publish_async_max_pending=max_in_flight * 2)
         for service in services:

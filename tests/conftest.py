@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.cluster import NatsCluster
 from tests.harness.servers import provide_nats, provide_postgres, provide_redis
 
 
@@ -24,6 +25,13 @@ def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def nats_server(servers_dir: Path) -> Iterator[object]:
     with provide_nats(servers_dir / "nats") as handle:
+        if isinstance(handle, NatsCluster):
+            # Every service of the run (in this process or started from it) creates its
+            # streams with three replicas, as the prod overlay does.
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("STUDYHALL_STREAM_REPLICAS", "3")
+                yield handle
+            return
         yield handle
 
 

@@ -83,6 +83,7 @@ def rebuild_command(settings: AnalyticsSettings, argv: list[str]) -> int:
         try:
             report = await rebuild(
                 nats_url=settings.nats_url,
+                nats_auth=settings.nats_auth(),
                 live=live,
                 fresh=fresh,
                 subscriptions=subscriptions(),

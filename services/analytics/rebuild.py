@@ -31,7 +31,7 @@ from sqlalchemy import Table, select
 from services.analytics.store.tables import idempotency_keys, inbox, metadata, tombstones
 from services.kit.database import Database, utc
 from services.kit.events import inbox as inbox_rows
-from services.kit.events.connection import connect
+from services.kit.events.connection import NatsAuth, connect
 from services.kit.events.consumer import Subscription
 from services.kit.events.envelope import Envelope, EventTypes, PoisonMessage
 from services.kit.migrations import migrate
@@ -62,6 +62,7 @@ class Report:
 async def rebuild(
     *,
     nats_url: str,
+    nats_auth: NatsAuth | None = None,
     live: Database,
     fresh: Database,
     subscriptions: Sequence[Subscription],
@@ -70,7 +71,7 @@ async def rebuild(
     compare: bool = True,
 ) -> Report:
     report = Report()
-    nc = await connect(nats_url, "analytics-rebuild")
+    nc = await connect(nats_url, "analytics-rebuild", auth=nats_auth)
     try:
         js = nc.jetstream()
         for stream in sorted({s.stream for s in subscriptions}):

@@ -42,6 +42,8 @@ from services.cli.paths import path_app
 from services.cli.profiles import personas_app
 from services.cli.recognition import recognition_app
 from services.kit.events import deadletter
+from services.kit.events.connection import servers
+from services.kit.settings import ServiceSettings
 from studyhall.billing.v1 import billing_service_pb2 as billing_pb
 from studyhall.billing.v1 import billing_service_pb2_grpc as billing_grpc
 
@@ -265,7 +267,9 @@ async def _with_jetstream(action: Callable[[Any], Awaitable[T]]) -> T:
     url = Endpoints.discover().nats_url
     try:
         client = await nats.connect(
-            servers=url.split(","),
+            servers=servers(url),
+            # The same STUDYHALL_NATS_* user and TLS settings as the services'.
+            **ServiceSettings().nats_auth().options(),
             connect_timeout=3,
             max_reconnect_attempts=0,
             allow_reconnect=False,

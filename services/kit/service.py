@@ -106,6 +106,7 @@ def build_dependencies(spec: ServiceSpec, settings: ServiceSettings) -> Dependen
             spec.outbox,
             service=spec.name,
             nats_url=settings.nats_url,
+            nats_auth=settings.nats_auth(),
             limits=settings.stream_limits(),
         )
     if spec.subscriptions is not None:
@@ -116,6 +117,7 @@ def build_dependencies(spec: ServiceSpec, settings: ServiceSettings) -> Dependen
                 spec.inbox,
                 subscription,
                 nats_url=settings.nats_url,
+                nats_auth=settings.nats_auth(),
                 limits=settings.stream_limits(),
             )
             for subscription in spec.subscriptions(deps)

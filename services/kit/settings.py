@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 from typing import ClassVar, Literal, NoReturn, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.kit.events.connection import NatsAuth
 from services.kit.events.streams import StreamLimits
 from services.kit.ratelimit import parse_limits
 
@@ -38,6 +39,31 @@ class ServiceSettings(BaseSettings):
         "nats://127.0.0.1:14222",
         validation_alias=AliasChoices("STUDYHALL_NATS_URL"),
         description="NATS server(s) with JetStream, comma separated.",
+    )
+    nats_user: str = Field(
+        "",
+        validation_alias=AliasChoices("STUDYHALL_NATS_USER"),
+        description="User to authenticate to NATS as (empty: none; the prod overlay sets it).",
+    )
+    nats_password: str = Field(
+        "",
+        validation_alias=AliasChoices("STUDYHALL_NATS_PASSWORD"),
+        description="Password of `STUDYHALL_NATS_USER` (from a Secret in Kubernetes).",
+    )
+    nats_tls_ca_file: str = Field(
+        "",
+        validation_alias=AliasChoices("STUDYHALL_NATS_TLS_CA_FILE"),
+        description="CA certificate (PEM) to verify NATS servers by; set, TLS is used.",
+    )
+    nats_tls_cert_file: str = Field(
+        "",
+        validation_alias=AliasChoices("STUDYHALL_NATS_TLS_CERT_FILE"),
+        description="Client certificate (PEM) for NATS servers that verify clients.",
+    )
+    nats_tls_key_file: str = Field(
+        "",
+        validation_alias=AliasChoices("STUDYHALL_NATS_TLS_KEY_FILE"),
+        description="Private key (PEM) of `STUDYHALL_NATS_TLS_CERT_FILE`.",
     )
     redis_url: str = Field(
         "redis://127.0.0.1:16379/0",
@@ -178,6 +204,20 @@ class ServiceSettings(BaseSettings):
             raise ValueError("expected a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
         return value
 
+    @model_validator(mode="after")
+    def _nats_auth_whole(self) -> ServiceSettings:
+        if self.nats_password and not self.nats_user:
+            raise ValueError("STUDYHALL_NATS_PASSWORD is set without STUDYHALL_NATS_USER")
+        if bool(self.nats_tls_cert_file) != bool(self.nats_tls_key_file):
+            raise ValueError(
+                "STUDYHALL_NATS_TLS_CERT_FILE and STUDYHALL_NATS_TLS_KEY_FILE go together"
+            )
+        for name in ("nats_tls_ca_file", "nats_tls_cert_file", "nats_tls_key_file"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise ValueError(f"STUDYHALL_{name.upper()}: no file at {path}")
+        return self
+
     def effective_grpc_port(self) -> int:
         return self.grpc_port or self.default_grpc_port
 
@@ -191,6 +231,15 @@ class ServiceSettings(BaseSettings):
 
     def effective_key_file(self) -> Path:
         return self.auth_key_file or self.data_dir / "keys" / "signing.jwks.json"
+
+    def nats_auth(self) -> NatsAuth:
+        return NatsAuth(
+            user=self.nats_user,
+            password=self.nats_password,
+            tls_ca_file=self.nats_tls_ca_file,
+            tls_cert_file=self.nats_tls_cert_file,
+            tls_key_file=self.nats_tls_key_file,
+        )
 
     def stream_limits(self) -> StreamLimits:
         return StreamLimits(

@@ -17,6 +17,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 
+from services.kit.events.connection import servers
 from tests.harness.ports import log_tail
 from tests.support.services import free_port
 
@@ -204,7 +205,7 @@ class ConsumerWatch:
             pass
 
         client = await nats.connect(
-            url,
+            servers(url),
             allow_reconnect=True,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,

@@ -37,6 +37,7 @@ from services.analytics.consumers import MEMBERS as ANALYTICS_MEMBERS
 from services.analytics.store import tables as analytics_tables
 from services.kit.auth import LocalSigner
 from services.kit.database import Database
+from services.kit.events.connection import servers
 from services.kit.events.streams import DEADLETTER_STREAM, stream_name
 from services.members.store import tables as members_tables
 from studyhall.members.v1 import members_events_pb2 as members_events
@@ -479,7 +480,7 @@ async def _wait_until_caught_up(
 
 
 async def _broker_figures(url: str) -> dict[str, int]:
-    client = await nats.connect(url, connect_timeout=5)
+    client = await nats.connect(servers(url), connect_timeout=5)
     try:
         js = client.jetstream()
         name = stream_name("members")

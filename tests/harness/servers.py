@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NATS_URL_ENV = "STUDYHALL_TEST_NATS_URL"
+# "cluster": a three-node JetStream cluster (tests/harness/cluster.py) instead of one server.
+NATS_KIND_ENV = "STUDYHALL_TEST_NATS"
 REDIS_URL_ENV = "STUDYHALL_TEST_REDIS_URL"
 POSTGRES_URL_ENV = "STUDYHALL_TEST_POSTGRES_URL"
 
@@ -317,12 +319,19 @@ def read_nats_info(host: str, port: int, *, timeout: float = 2.0) -> NatsInfo:
 
 @contextmanager
 def provide_nats(tmp_dir: Path) -> Iterator[NatsHandle]:
-    """A nats-server >= 2.12 with JetStream, for as long as the context lasts."""
+    """A nats-server >= 2.12 with JetStream, for as long as the context lasts (a three-node
+    cluster when STUDYHALL_TEST_NATS=cluster)."""
     env_url = os.environ.get(NATS_URL_ENV, "").strip()
     if env_url:
         yield _nats_from_env(env_url)
         return
     binary, passed_over = find_nats_server()
+    if binary is not None and os.environ.get(NATS_KIND_ENV, "").strip() == "cluster":
+        from tests.harness.cluster import local_cluster
+
+        with local_cluster(binary, _workdir(tmp_dir, "nats-cluster-")) as cluster:
+            yield cluster
+        return
     if binary is not None:
         with _local_nats(binary, _workdir(tmp_dir, "nats-")) as handle:
             yield handle

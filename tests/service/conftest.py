@@ -8,6 +8,7 @@ from pathlib import Path
 import nats
 import pytest
 
+from services.kit.events.connection import servers
 from services.members.app import SPEC as MEMBERS
 from services.members.settings import MembersSettings
 from tests.support import rpcs_content
@@ -23,7 +24,7 @@ async def fresh_jetstream(nats_url: str) -> None:
     consumer would first work through every event the tests before it published, and a test
     waiting for its own events' effects would wait for all of theirs.
     """
-    connection = await nats.connect(nats_url)
+    connection = await nats.connect(servers(nats_url))
     try:
         jetstream = connection.jetstream()
         for stream in await jetstream.streams_info():

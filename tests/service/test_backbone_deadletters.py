@@ -23,6 +23,7 @@ from services.analytics.app import SPEC as ANALYTICS
 from services.analytics.settings import AnalyticsSettings
 from services.kit.database import Database
 from services.kit.events import deadletter
+from services.kit.events.connection import servers
 from services.kit.events.consumer import Consumer, Subscription
 from services.kit.events.envelope import Envelope, event_subject
 from services.kit.events.inbox import inbox_table
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.service
 
 @pytest.fixture
 async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
-    client: Client = await nats.connect(nats_url)
+    client: Client = await nats.connect(servers(nats_url))
     context = client.jetstream()
     await ensure_stream(context, service_stream("members", StreamLimits()))
     try:

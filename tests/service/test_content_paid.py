@@ -22,6 +22,7 @@ from services.content.app import SPEC
 from services.content.settings import ContentSettings
 from services.content.store.tables import inbox, metadata
 from services.kit.access import Role
+from services.kit.events.connection import servers
 from services.kit.events.envelope import Envelope, event_subject, new_event_id
 from services.kit.events.streams import StreamLimits, ensure_stream, service_stream
 from studyhall.billing.v1 import billing_events_pb2 as billing_events
@@ -57,7 +58,7 @@ async def content_with_consumers(
 
 @pytest.fixture
 async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
-    client = await nats.connect(nats_url)
+    client = await nats.connect(servers(nats_url))
     context = client.jetstream()
     await ensure_stream(context, service_stream("billing", StreamLimits()))
     try:

@@ -15,6 +15,7 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpc_tools import protoc
 
+from services.kit.events.connection import servers
 from services.members.app import SPEC as MEMBERS
 from services.members.settings import MembersSettings
 from studyhall.members.v1 import members_service_pb2 as members_pb
@@ -82,7 +83,7 @@ async def test_a_plain_nats_client_reads_every_event(
     )
     pool = _pool_from_proto(tmp_path)
 
-    client = await nats.connect(nats_url)
+    client = await nats.connect(servers(nats_url))
     try:
         js = client.jetstream()
         # One community, every event type: the subject scheme puts the community third.

@@ -26,6 +26,7 @@ from services.events.store.tables import access
 from services.kit.access import Role
 from services.kit.auth import LocalSigner
 from services.kit.database import Database
+from services.kit.events.connection import servers
 from services.kit.projection import upsert_newer
 from studyhall.events.v1 import activities_events_pb2 as events_pb
 from studyhall.events.v1 import activities_service_pb2 as pb
@@ -79,7 +80,7 @@ class ReminderFeed:
 
 @asynccontextmanager
 async def _feed(nats_url: str, community_id: str) -> AsyncIterator[ReminderFeed]:
-    client = await nats.connect(nats_url)
+    client = await nats.connect(servers(nats_url))
     try:
         feed = ReminderFeed(client.jetstream(), community_id)
         yield feed

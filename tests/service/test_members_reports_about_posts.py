@@ -16,6 +16,7 @@ import pytest
 from nats.js import JetStreamContext
 from sqlalchemy import select
 
+from services.kit.events.connection import servers
 from services.kit.events.envelope import Envelope, event_subject, new_event_id
 from services.kit.events.streams import StreamLimits, ensure_stream, service_stream
 from services.members.store.tables import known_posts, reports
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.service
 
 @pytest.fixture
 async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
-    client = await nats.connect(nats_url)
+    client = await nats.connect(servers(nats_url))
     context = client.jetstream()
     await ensure_stream(context, service_stream("content", StreamLimits()))
     try:

@@ -12,6 +12,7 @@ import nats
 from google.protobuf.message import Message
 from nats.js import JetStreamContext
 
+from services.kit.events.connection import servers
 from services.kit.events.envelope import Envelope, event_subject, new_event_id
 from services.kit.events.streams import StreamLimits, ensure_stream, service_stream, stream_name
 from tests.support.waiting import eventually
@@ -57,7 +58,7 @@ class Bus:
 @asynccontextmanager
 async def bus(nats_url: str, services: Sequence[str]) -> AsyncIterator[Bus]:
     """A connection to JetStream with the streams of `services` in place."""
-    client = await nats.connect(nats_url, name=f"test-bus-{uuid.uuid4().hex[:6]}")
+    client = await nats.connect(servers(nats_url), name=f"test-bus-{uuid.uuid4().hex[:6]}")
     js = client.jetstream()
     for service in services:
         await ensure_stream(js, service_stream(service, StreamLimits()))

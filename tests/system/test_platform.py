@@ -32,6 +32,7 @@ from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.kit.auth import LocalSigner
+from services.kit.events.connection import servers
 from studyhall.analytics.v1 import analytics_service_pb2 as analytics_pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as analytics_grpc
 from studyhall.billing.v1 import billing_service_pb2 as billing_pb
@@ -318,7 +319,7 @@ def test_poison_event_is_listed_and_replayable_with_the_cli(
     community_id = str(uuid.uuid4())
 
     async def publish_poison() -> None:
-        client = await nats.connect(nats_url)
+        client = await nats.connect(servers(nats_url))
         try:
             await client.jetstream().publish(
                 f"studyhall.members.{community_id}.MemberJoined", b"not an event"

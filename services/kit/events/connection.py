@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+from dataclasses import dataclass
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -12,7 +15,40 @@ from nats.aio.client import Client
 log = logging.getLogger(__name__)
 
 
-async def connect(url: str, name: str, *, max_backoff: float = 5.0) -> Client:
+@dataclass(frozen=True)
+class NatsAuth:
+    """Who a process is to NATS and whom it trusts: a user and password (the prod overlay's
+    cluster refuses anonymous clients), and TLS with a private CA and, where the server asks
+    for one, a client certificate. Empty fields are not used."""
+
+    user: str = ""
+    password: str = ""
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of `nats.connect`."""
+        found: dict[str, Any] = {}
+        if self.user:
+            found["user"] = self.user
+            found["password"] = self.password
+        if self.tls_ca_file or self.tls_cert_file:
+            context = ssl.create_default_context(cafile=self.tls_ca_file or None)
+            if self.tls_cert_file:
+                context.load_cert_chain(self.tls_cert_file, self.tls_key_file or None)
+            found["tls"] = context
+        return found
+
+
+def servers(url: str) -> list[str]:
+    """The servers of a NATS URL setting, which may name several (a cluster's nodes)."""
+    return [server.strip() for server in url.split(",") if server.strip()]
+
+
+async def connect(
+    url: str, name: str, *, auth: NatsAuth | None = None, max_backoff: float = 5.0
+) -> Client:
     async def disconnected() -> None:
         log.info("%s disconnected from NATS", name)
 
@@ -23,7 +59,7 @@ async def connect(url: str, name: str, *, max_backoff: float = 5.0) -> Client:
     while True:
         try:
             return await nats.connect(
-                servers=[server.strip() for server in url.split(",")],
+                servers=servers(url),
                 name=name,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
@@ -33,6 +69,7 @@ async def connect(url: str, name: str, *, max_backoff: float = 5.0) -> Client:
                 error_cb=_quiet,
                 disconnected_cb=disconnected,
                 reconnected_cb=reconnected,
+                **(auth or NatsAuth()).options(),
             )
         except asyncio.CancelledError:
             raise

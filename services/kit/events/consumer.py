@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kit.cancellation import stop_if_cancelled
 from services.kit.database import Database
 from services.kit.events import deadletter, inbox
-from services.kit.events.connection import connect
+from services.kit.events.connection import NatsAuth, connect
 from services.kit.events.envelope import (
     Envelope,
     EventTypes,
@@ -150,6 +150,7 @@ class Consumer:
         subscription: Subscription,
         *,
         nats_url: str,
+        nats_auth: NatsAuth | None = None,
         limits: StreamLimits | None = None,
         batch_size: int = 256,
         fetch_timeout: float = 1.0,
@@ -161,6 +162,7 @@ class Consumer:
         self.inbox = inbox_table
         self.subscription = subscription
         self.nats_url = nats_url
+        self.nats_auth = nats_auth
         self.limits = limits or StreamLimits()
         self.batch_size = subscription.batch_size or batch_size
         self.fetch_timeout = fetch_timeout
@@ -212,7 +214,9 @@ class Consumer:
             self._handler_failed,
         ):
             counter.add(0, self._labels)
-        self._nc = await connect(self.nats_url, f"consumer-{self.subscription.name}")
+        self._nc = await connect(
+            self.nats_url, f"consumer-{self.subscription.name}", auth=self.nats_auth
+        )
         self._js = self._nc.jetstream()
         try:
             while True:

@@ -29,7 +29,7 @@ from sqlalchemy import Row, Table, delete, func, select, update
 
 from services.kit.cancellation import stop_if_cancelled
 from services.kit.database import Database, utc
-from services.kit.events.connection import connect
+from services.kit.events.connection import NatsAuth, connect
 from services.kit.events.envelope import Envelope
 from services.kit.events.streams import StreamLimits, ensure_stream, service_stream
 
@@ -45,6 +45,7 @@ class Relay:
         *,
         service: str,
         nats_url: str,
+        nats_auth: NatsAuth | None = None,
         limits: StreamLimits | None = None,
         batch_size: int = 500,
         poll_interval: float = 0.2,
@@ -58,6 +59,7 @@ class Relay:
         self.service = service
         self.source = f"/studyhall/{service}"
         self.nats_url = nats_url
+        self.nats_auth = nats_auth
         self.limits = limits or StreamLimits()
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -104,7 +106,7 @@ class Relay:
         # rules see (a series born at 1 shows no increase).
         self._published.add(0)
         self._failures.add(0)
-        self._nc = await connect(self.nats_url, f"{self.service}-relay")
+        self._nc = await connect(self.nats_url, f"{self.service}-relay", auth=self.nats_auth)
         js = self._nc.jetstream(timeout=self.ack_timeout)
         delay = 0.1
         while True:
