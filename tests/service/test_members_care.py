@@ -37,7 +37,9 @@ from studyhall.members.v1 import profiles_service_pb2 as ppb
 from studyhall.members.v1 import profiles_service_pb2_grpc as ppb_grpc
 from tests.support.errors import field_violations
 from tests.support.members import joins_marked_as_activity
+from tests.support.processes import replicas
 from tests.support.services import RunningService, running_service
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.service
 
@@ -496,3 +498,39 @@ async def test_a_community_that_fails_does_not_stop_the_sweep(members: RunningSe
     assert await sweep_once(members.deps.database, now) >= 2
     assert set(await fine.stored(care.MEMBER_INACTIVE)) == {"olga", "mia"}
     assert await broken.stored(care.MEMBER_INACTIVE) == {}
+
+
+# --- Two replicas: two OS processes sweeping one database ---
+
+
+async def test_two_replica_processes_greet_each_member_once(
+    database_url: str, redis_url: str, nats_url: str, data_dir: Path, tmp_path: Path
+) -> None:
+    """Both replicas sweep every 0.3 s for a while; each member gets one greeting."""
+    async with running_service(
+        SPEC,
+        MembersSettings,
+        database_url=database_url,
+        redis_url=redis_url,
+        nats_url=nats_url,
+        data_dir=data_dir,
+        care_sweep_seconds=0.3,
+    ) as members:
+        club = await Club.create(members)
+        await club.join("ana", "ben", "cal")
+        expected = {"olga", "mia", "ana", "ben", "cal"}
+        with replicas(
+            1, "members", tmp_path, database_url, redis_url, nats_url, care_sweep_seconds="0.3"
+        ):
+            today = datetime.now(UTC).date()
+            await club.set_settings(
+                inactive_after_days=0, holidays=[(today.isoformat()[5:], "Open day")]
+            )
+
+            async def everyone_greeted() -> bool:
+                return set(await club.stored(care.GREETING)) == expected
+
+            await eventually(everyone_greeted, "a greeting for every member", seconds=20)
+            await asyncio.sleep(1.5)  # several more sweeps of both replicas
+        greeted = [event.user_id for _, event in await club.published(care.GREETING)]
+    assert sorted(greeted) == sorted(expected)

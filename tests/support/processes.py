@@ -69,7 +69,12 @@ def replicas(
 def _environment(
     service: str, port: int, data_dir: Path, database_url: str, redis_url: str, nats_url: str
 ) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STUDYHALL_")}
+    # The run's own settings stay out, but for the streams' replicas (three on a test cluster).
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("STUDYHALL_") or key == "STUDYHALL_STREAM_REPLICAS"
+    }
     prefix = f"STUDYHALL_{service.upper()}_"
     env.update(
         {

@@ -74,7 +74,12 @@ class Platform:
 
 
 def _environment(data_dir: Path, nats_url: str, redis_url: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STUDYHALL_")}
+    # The run's own settings stay out, but for the streams' replicas (three on a test cluster).
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("STUDYHALL_") or key == "STUDYHALL_STREAM_REPLICAS"
+    }
     env.update(
         STUDYHALL_DATA_DIR=str(data_dir),
         STUDYHALL_NATS_URL=nats_url,
