@@ -29,6 +29,7 @@ def service_environment(
     redis_url: str,
     members_database_url: str,
     analytics_database_url: str,
+    content_database_url: str = "",
 ) -> dict[str, str]:
     """The environment of every process of one test: members and analytics with their own
     databases, relay and consumers run as processes of their own."""
@@ -54,6 +55,12 @@ def service_environment(
         STUDYHALL_ANALYTICS_GRPC_PORT=str(free_port()),
         STUDYHALL_ANALYTICS_METRICS_PORT=str(free_port()),
     )
+    if content_database_url:
+        env.update(
+            STUDYHALL_CONTENT_DATABASE_URL=content_database_url,
+            STUDYHALL_CONTENT_GRPC_PORT=str(free_port()),
+            STUDYHALL_CONTENT_METRICS_PORT=str(free_port()),
+        )
     return env
 
 
@@ -65,6 +72,8 @@ class ServiceProcess:
     mode: str
     env: dict[str, str]
     log_dir: Path
+    # Replicas beyond the first (1, 2, ...) are named and given ports of their own.
+    replica: int = 0
     runs: int = 0
     kills: int = 0
     # Exit codes of runs that ended without being killed by us: a crash, unless we stopped it.
@@ -76,7 +85,7 @@ class ServiceProcess:
 
     @property
     def name(self) -> str:
-        return f"{self.service}-{self.mode}"
+        return f"{self.service}-{self.mode}" + (f"-{self.replica}" if self.replica else "")
 
     @property
     def pid(self) -> int | None:
@@ -96,13 +105,19 @@ class ServiceProcess:
             )
 
     def _own_ports(self) -> dict[str, str]:
-        if self.mode != "serve" and not self._ports:
+        if (self.mode != "serve" or self.replica) and not self._ports:
             prefix = f"STUDYHALL_{self.service.upper()}_"
             self._ports = {
                 prefix + "GRPC_PORT": str(free_port()),
                 prefix + "METRICS_PORT": str(free_port()),
             }
         return self._ports
+
+    @property
+    def address(self) -> str:
+        """Where this process serves gRPC."""
+        key = f"STUDYHALL_{self.service.upper()}_GRPC_PORT"
+        return f"127.0.0.1:{self._own_ports().get(key) or self.env[key]}"
 
     @property
     def alive(self) -> bool:
