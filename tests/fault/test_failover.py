@@ -128,7 +128,10 @@ async def test_nothing_acknowledged_is_lost_or_applied_twice_across_failovers(
                 process.start()
             for api in (*members_api, *content_api):
                 channels.append(grpc.aio.insecure_channel(api.address))
-                await wait_until_serving(channels[-1], timeout=90)
+                try:
+                    await wait_until_serving(channels[-1], timeout=180)
+                except TimeoutError:
+                    raise AssertionError(f"{api.name} never served:\n{api.log_tail()}") from None
             members = [members_grpc.MembersServiceStub(c) for c in channels[:2]]
             content = [content_grpc.ContentServiceStub(c) for c in channels[2:]]
             ledger = Ledger(target=CHANGES)
