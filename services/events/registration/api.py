@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.events.activities.lookup import require_organizer, sees, visible_activity
 from services.events.activities.messages import to_proto
 from services.events.activities.store import ActivityRepository
+from services.events.invitations.store import InvitationRepository
 from services.events.registration import seats
 from services.events.registration.domain import CancelReason
 from services.events.registration.messages import registration_to_proto
@@ -153,7 +154,13 @@ class RegistrationApi:
                 for r in await registrations.of_member_in(request.community_id, caller.user_id)
                 if r.active or r.attendance
             }
-            found = {a.id: a for a in await activities.all_of(request.community_id, list(mine))}
+            invited = await InvitationRepository(session).activities_of(
+                request.community_id, caller.user_id
+            )
+            found = {
+                a.id: a
+                for a in await activities.all_of(request.community_id, list(set(mine) | invited))
+            }
             for activity in await activities.organized_by(request.community_id, caller.user_id):
                 found[activity.id] = activity
             ordered = sorted(
@@ -177,6 +184,7 @@ class RegistrationApi:
                             registration_to_proto(registration, position) if registration else None
                         ),
                         organizing=activity.organized_by(caller.user_id),
+                        invited=activity.id in invited,
                     )
                 )
         return pb.ListMyActivitiesResponse(activities=entries, next_page_token=token)

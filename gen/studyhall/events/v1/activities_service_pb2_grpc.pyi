@@ -102,6 +102,24 @@ class ActivitiesServiceStub:
     Anyone signed in, for their own data, in an archived community too; platform
     operators for a named user.
     """
+    SetChallengeGoal: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.SetChallengeGoalRequest, _activities_service_pb2.SetChallengeGoalResponse]
+    """Sets a challenge's goal and reward: check in on `target` days of the challenge, finish
+    a learning path, or have `target` answers accepted, between its start and its end.
+    Members registered for the challenge make progress from members' check-ins and
+    content's facts; reaching the goal publishes ChallengeCompleted once per member.
+    Activities of kind challenge, before they start. Organizers and moderators.
+    """
+    GetChallengeProgress: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.GetChallengeProgressRequest, _activities_service_pb2.GetChallengeProgressResponse]
+    """A member's progress in a challenge: the caller's, or (organizers) a named member's."""
+    ListChallengeLeaderboard: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.ListChallengeLeaderboardRequest, _activities_service_pb2.ListChallengeLeaderboardResponse]
+    """A challenge's leaderboard: its participants with progress, most progress first, the
+    earliest to complete first among equals. Readers who see the challenge.
+    """
+    InviteSegment: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.InviteSegmentRequest, _activities_service_pb2.InviteSegmentResponse]
+    """Invites the members of a members' segment (a snapshot taken now, with the caller's
+    token) to an activity; they see it in ListMyActivities. Organizers and moderators who
+    are moderators in members too.
+    """
 
 @_typing.type_check_only
 class ActivitiesServiceAsyncStub(ActivitiesServiceStub):
@@ -176,6 +194,24 @@ class ActivitiesServiceAsyncStub(ActivitiesServiceStub):
     members' MemberErased. Activities they host stay the community's, with no host.
     Anyone signed in, for their own data, in an archived community too; platform
     operators for a named user.
+    """
+    SetChallengeGoal: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.SetChallengeGoalRequest, _activities_service_pb2.SetChallengeGoalResponse]  # type: ignore[assignment]
+    """Sets a challenge's goal and reward: check in on `target` days of the challenge, finish
+    a learning path, or have `target` answers accepted, between its start and its end.
+    Members registered for the challenge make progress from members' check-ins and
+    content's facts; reaching the goal publishes ChallengeCompleted once per member.
+    Activities of kind challenge, before they start. Organizers and moderators.
+    """
+    GetChallengeProgress: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.GetChallengeProgressRequest, _activities_service_pb2.GetChallengeProgressResponse]  # type: ignore[assignment]
+    """A member's progress in a challenge: the caller's, or (organizers) a named member's."""
+    ListChallengeLeaderboard: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.ListChallengeLeaderboardRequest, _activities_service_pb2.ListChallengeLeaderboardResponse]  # type: ignore[assignment]
+    """A challenge's leaderboard: its participants with progress, most progress first, the
+    earliest to complete first among equals. Readers who see the challenge.
+    """
+    InviteSegment: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.InviteSegmentRequest, _activities_service_pb2.InviteSegmentResponse]  # type: ignore[assignment]
+    """Invites the members of a members' segment (a snapshot taken now, with the caller's
+    token) to an activity; they see it in ListMyActivities. Organizers and moderators who
+    are moderators in members too.
     """
 
 class ActivitiesServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -356,6 +392,48 @@ class ActivitiesServiceServicer(metaclass=_abc_1.ABCMeta):
         members' MemberErased. Activities they host stay the community's, with no host.
         Anyone signed in, for their own data, in an archived community too; platform
         operators for a named user.
+        """
+
+    @_abc_1.abstractmethod
+    def SetChallengeGoal(
+        self,
+        request: _activities_service_pb2.SetChallengeGoalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.SetChallengeGoalResponse, _abc.Awaitable[_activities_service_pb2.SetChallengeGoalResponse]]:
+        """Sets a challenge's goal and reward: check in on `target` days of the challenge, finish
+        a learning path, or have `target` answers accepted, between its start and its end.
+        Members registered for the challenge make progress from members' check-ins and
+        content's facts; reaching the goal publishes ChallengeCompleted once per member.
+        Activities of kind challenge, before they start. Organizers and moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def GetChallengeProgress(
+        self,
+        request: _activities_service_pb2.GetChallengeProgressRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.GetChallengeProgressResponse, _abc.Awaitable[_activities_service_pb2.GetChallengeProgressResponse]]:
+        """A member's progress in a challenge: the caller's, or (organizers) a named member's."""
+
+    @_abc_1.abstractmethod
+    def ListChallengeLeaderboard(
+        self,
+        request: _activities_service_pb2.ListChallengeLeaderboardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.ListChallengeLeaderboardResponse, _abc.Awaitable[_activities_service_pb2.ListChallengeLeaderboardResponse]]:
+        """A challenge's leaderboard: its participants with progress, most progress first, the
+        earliest to complete first among equals. Readers who see the challenge.
+        """
+
+    @_abc_1.abstractmethod
+    def InviteSegment(
+        self,
+        request: _activities_service_pb2.InviteSegmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.InviteSegmentResponse, _abc.Awaitable[_activities_service_pb2.InviteSegmentResponse]]:
+        """Invites the members of a members' segment (a snapshot taken now, with the caller's
+        token) to an activity; they see it in ListMyActivities. Organizers and moderators who
+        are moderators in members too.
         """
 
 def add_ActivitiesServiceServicer_to_server(servicer: ActivitiesServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
