@@ -123,6 +123,7 @@ class ChallengesApi:
             entries=[progress_to_proto(s, goal) for s in listed],
             next_page_token=token,
             goal=goal_to_proto(goal),
+            activity_id=activity.id,
         )
 
 

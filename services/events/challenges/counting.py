@@ -4,9 +4,10 @@ once (docs/decisions/0045).
 Each fact is kept by what makes it the same fact (a check-in's local date, an answer, a
 path), so a redelivered one changes nothing and a late one is counted where it belongs: by
 when it happened, not when it arrived. Progress is recounted from the kept facts, and the
-completion time is the target-th fact's, so any order of arrival ends the same way. The
-member's progress row is locked first; completing changes it only once, and only then is
-ChallengeCompleted staged, in the same transaction."""
+completion time is the target-th fact's, so any order of arrival ends the same way (a late
+fact that happened earlier moves it back). The member's progress row is locked first;
+completing changes it only once, and only then is ChallengeCompleted staged, in the same
+transaction, with the completion time known at that moment."""
 
 from __future__ import annotations
 

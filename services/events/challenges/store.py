@@ -151,7 +151,17 @@ class ChallengeRepository:
         )
 
     async def complete(self, activity_id: str, user_id: str, at: datetime) -> bool:
-        """Marks the member's challenge completed; False when it already was."""
+        """Marks the member's challenge completed at `at`; False when it already was (then
+        an earlier `at`, from a fact that arrived late, moves the time back)."""
+        key = (
+            challenge_progress.c.activity_id == activity_id,
+            challenge_progress.c.user_id == user_id,
+        )
+        await self.session.execute(
+            update(challenge_progress)
+            .where(*key, challenge_progress.c.completed_at > at)
+            .values(completed_at=at)
+        )
         done = await self.session.execute(
             update(challenge_progress)
             .where(

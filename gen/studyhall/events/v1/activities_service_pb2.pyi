@@ -1743,7 +1743,10 @@ class ListChallengeLeaderboardResponse(_message.Message):
     ENTRIES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     GOAL_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    activity_id: _builtins.str
+    """The challenge the leaderboard is of."""
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChallengeProgress]:
         """In rank order; each with its rank."""
@@ -1756,10 +1759,11 @@ class ListChallengeLeaderboardResponse(_message.Message):
         entries: _abc.Iterable[Global___ChallengeProgress] | None = ...,
         next_page_token: _builtins.str = ...,
         goal: Global___ChallengeGoal | None = ...,
+        activity_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["goal", b"goal"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "goal", b"goal", "next_page_token", b"next_page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "entries", b"entries", "goal", b"goal", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

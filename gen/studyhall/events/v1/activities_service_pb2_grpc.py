@@ -194,8 +194,9 @@ class ActivitiesServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListMyActivities(self, request, context):
-        """The activities the caller hosts, speaks at or registered for in a community (not
-        cancelled registrations), soonest first. Anyone signed in.
+        """The activities the caller hosts, speaks at, registered for (not cancelled
+        registrations) or was invited to (InviteSegment) in a community, soonest first. Anyone
+        signed in.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -54,8 +54,9 @@ class ActivitiesServiceStub:
     members-only activities to members.
     """
     ListMyActivities: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.ListMyActivitiesRequest, _activities_service_pb2.ListMyActivitiesResponse]
-    """The activities the caller hosts, speaks at or registered for in a community (not
-    cancelled registrations), soonest first. Anyone signed in.
+    """The activities the caller hosts, speaks at, registered for (not cancelled
+    registrations) or was invited to (InviteSegment) in a community, soonest first. Anyone
+    signed in.
     """
     Register: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.RegisterRequest, _activities_service_pb2.RegisterResponse]
     """Registers the caller: a seat while there is one, else a place on the waitlist. Members."""
@@ -147,8 +148,9 @@ class ActivitiesServiceAsyncStub(ActivitiesServiceStub):
     members-only activities to members.
     """
     ListMyActivities: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.ListMyActivitiesRequest, _activities_service_pb2.ListMyActivitiesResponse]  # type: ignore[assignment]
-    """The activities the caller hosts, speaks at or registered for in a community (not
-    cancelled registrations), soonest first. Anyone signed in.
+    """The activities the caller hosts, speaks at, registered for (not cancelled
+    registrations) or was invited to (InviteSegment) in a community, soonest first. Anyone
+    signed in.
     """
     Register: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.RegisterRequest, _activities_service_pb2.RegisterResponse]  # type: ignore[assignment]
     """Registers the caller: a seat while there is one, else a place on the waitlist. Members."""
@@ -273,8 +275,9 @@ class ActivitiesServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _activities_service_pb2.ListMyActivitiesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_activities_service_pb2.ListMyActivitiesResponse, _abc.Awaitable[_activities_service_pb2.ListMyActivitiesResponse]]:
-        """The activities the caller hosts, speaks at or registered for in a community (not
-        cancelled registrations), soonest first. Anyone signed in.
+        """The activities the caller hosts, speaks at, registered for (not cancelled
+        registrations) or was invited to (InviteSegment) in a community, soonest first. Anyone
+        signed in.
         """
 
     @_abc_1.abstractmethod
