@@ -31,6 +31,10 @@ from services.events.registration.registering import Registering
 from services.events.reminders import schedule as reminders
 from services.events.settings import EventsSettings
 from services.events.store.tables import access, idempotency_keys, inbox, outbox, scheduled_jobs
+from services.events.tickets import consumers as ticket_consumers
+from services.events.tickets import data as tickets_data
+from services.events.tickets.api import TicketsApi
+from services.events.tickets.store import TicketEntitlements
 from services.kit.access import Access, StandingData, access_subscription
 from services.kit.data_rights import DataHolder, erasure_subscription
 from services.kit.data_rights_api import DataRightsApi
@@ -55,6 +59,7 @@ HOLDERS: tuple[DataHolder, ...] = (
     feedback_data,
     challenges_data,
     invitations_data,
+    tickets_data,
 )
 
 
@@ -105,15 +110,29 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         pb_grpc.ActivitiesServiceServicer,
         SERVICE,
         ActivitiesApi(database, checks, writer, lifecycle),
-        RegistrationApi(database, checks, writer, Registering(database, checks, idempotent)),
+        RegistrationApi(
+            database,
+            checks,
+            writer,
+            Registering(database, checks, idempotent, entitled=_entitled),
+            entitled=_entitled,
+        ),
         AttendanceApi(database, checks, writer),
         FeedbackApi(database, checks, writer),
         CalendarApi(database, checks),
         ChallengesApi(database, checks, writer),
         InvitationsApi(database, checks, writer, members=_members_channel(deps)),
+        TicketsApi(database, checks, writer),
         DataRightsApi(database, writer, HOLDERS, pb),
     )
     pb_grpc.add_ActivitiesServiceServicer_to_server(servicer, server)
+
+
+async def _entitled(
+    session: AsyncSession, community_id: str, pairs: set[tuple[str, str]], now: datetime
+) -> set[tuple[str, str]]:
+    """Registration asks tickets who holds a paid activity's ticket."""
+    return await TicketEntitlements(session).entitled(community_id, pairs, now)
 
 
 def _waker(deps: Dependencies) -> Callable[[], None]:
@@ -156,6 +175,7 @@ SPEC = ServiceSpec(
         erasure_subscription("events", HOLDERS),
         *registration_consumers.subscriptions(),
         *challenge_consumers.subscriptions(),
+        *ticket_consumers.subscriptions(),
     ],
     schedule=scheduled_jobs,
     jobs=jobs,

@@ -38,6 +38,8 @@ from tests.support.services import RunningService
 
 ACTIVITIES = pb.DESCRIPTOR.services_by_name["ActivitiesService"]
 OWNER = "olga"
+# A billing product sold as a ticket (events does not look it up in billing).
+TICKET = "0b1e7c55-7f1a-4c2e-9d4b-5a6f7e8d9c0b"
 
 
 def _at(moment: datetime) -> Timestamp:
@@ -222,6 +224,15 @@ CATALOGUE: list[Rpc] = [
     ),
     Rpc(
         ACTIVITIES,
+        "SetActivityTicket",
+        lambda w: pb.SetActivityTicketRequest(
+            **_w(w), activity_id=w.paid_activity_id, product_id=TICKET
+        ),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        ACTIVITIES,
         "CancelActivity",
         lambda w: pb.CancelActivityRequest(
             **_w(w), activity_id=w.doomed_activity_id, reason="The speaker is ill."
@@ -237,8 +248,8 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
     """A community the owner owns (as members' events leave it), holding one activity, and
     the records of the owner's that `needs` names (all of them for None): an activity they
     registered for, one where a seat is held for them, one starting soon, one they attended,
-    one to cancel, a challenge not started, and a segment (the community is made in
-    the members peer)."""
+    one to cancel, a challenge not started, one to sell tickets for, and a segment (the
+    community is made in the members peer)."""
     wanted = set(record_fields()) if needs is None else set(needs)
     made: dict[str, str] = {}
     if "segment_id" in wanted:
@@ -295,6 +306,8 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
         await asyncio.sleep(max(0.0, (started - datetime.now(UTC)).total_seconds()) + 0.05)
     if "doomed_activity_id" in wanted:
         made["doomed_activity_id"] = await create()
+    if "paid_activity_id" in wanted:
+        made["paid_activity_id"] = await create()
     if "challenge_id" in wanted:
         made["challenge_id"] = await create(
             kind=pb.ACTIVITY_KIND_CHALLENGE,

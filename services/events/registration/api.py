@@ -15,12 +15,17 @@ from services.events.invitations.store import InvitationRepository
 from services.events.registration import seats
 from services.events.registration.domain import CancelReason
 from services.events.registration.messages import registration_to_proto
-from services.events.registration.registering import RegisterCommand, Registering
+from services.events.registration.registering import (
+    Entitled,
+    RegisterCommand,
+    Registering,
+    nobody_entitled,
+)
 from services.events.registration.store import RegistrationRepository
 from services.kit.access import Access, Role
 from services.kit.auth import current_identity
 from services.kit.database import Database
-from services.kit.errors import NotFound
+from services.kit.errors import FailedPrecondition, NotFound
 from services.kit.grouped_writes import Writer
 from services.kit.paging import page_of, read_page
 from services.kit.validation import Violations
@@ -29,12 +34,19 @@ from studyhall.events.v1 import activities_service_pb2 as pb
 
 class RegistrationApi:
     def __init__(
-        self, database: Database, access: Access, writer: Writer, registering: Registering
+        self,
+        database: Database,
+        access: Access,
+        writer: Writer,
+        registering: Registering,
+        entitled: Entitled = nobody_entitled,
     ) -> None:
         self.database = database
         self.access = access
         self.writer = writer
         self.registering = registering
+        # Who holds a paid activity's ticket (the tickets capability, handed in by the app).
+        self.entitled = entitled
 
     async def Register(
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
@@ -111,7 +123,15 @@ class RegistrationApi:
             )
             if registration is None:
                 raise NotFound(f"you have no registration for activity {activity.id}")
-            seat = await seats.confirm(session, registration, datetime.now(UTC))
+            now = datetime.now(UTC)
+            if activity.paid:
+                ticket = (caller.user_id, activity.ticket_product_id)
+                if ticket not in await self.entitled(session, activity.community_id, {ticket}, now):
+                    raise FailedPrecondition(
+                        f"a seat at activity {activity.id} is confirmed by buying its ticket "
+                        f"(product {activity.ticket_product_id})"
+                    )
+            seat = await seats.confirm(session, registration, now)
             return pb.ConfirmSeatResponse(registration=registration_to_proto(seat))
 
         return await self.writer.write(caller.user_id, request, pb.ConfirmSeatResponse, confirm)

@@ -63,6 +63,8 @@ activities = Table(
     Column("occurrence_time", DateTime(timezone=True), nullable=True),
     # The end, or when an open-ended one is taken to end: upcoming and past split on it.
     Column("ends_at", DateTime(timezone=True), nullable=True),
+    # The billing product (an event ticket) a seat is paid with; empty: free.
+    Column("ticket_product_id", String(36), nullable=False, server_default=""),
     # A community's calendar reads its activities by start time.
     Index("ix_activities_community_start", "community_id", "start_time"),
     # The activities a member hosts, for their export and erasure.
@@ -183,6 +185,23 @@ activity_invitees = Table(
     Column("community_id", String(36), nullable=False),
     # A member's invitations, for their activities, export and erasure.
     Index("ix_activity_invitees_member", "community_id", "user_id"),
+)
+
+# Events' projection of billing's entitlements to event tickets: a member entitled to an
+# activity's ticket product gets a seat, not a hold (newest version wins).
+ticket_entitlements = Table(
+    "ticket_entitlements",
+    metadata,
+    Column("entitlement_id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("user_id", String(200), nullable=False),
+    Column("product_id", String(36), nullable=False),
+    Column("start_time", DateTime(timezone=True), nullable=True),
+    Column("end_time", DateTime(timezone=True), nullable=True),
+    # 1 granted, 0 revoked.
+    Column("active", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_ticket_entitlements_member", "community_id", "user_id", "product_id"),
 )
 
 idempotency_keys = idempotency_table(metadata)

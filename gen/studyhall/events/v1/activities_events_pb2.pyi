@@ -443,6 +443,7 @@ class RegistrationCancelled(_message.Message):
     CANCELLED_BY_USER_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     CANCEL_TIME_FIELD_NUMBER: _builtins.int
+    TICKET_PRODUCT_ID_FIELD_NUMBER: _builtins.int
     registration_id: _builtins.str
     """The registration."""
     activity_id: _builtins.str
@@ -457,6 +458,10 @@ class RegistrationCancelled(_message.Message):
     """Who cancelled it; empty when nobody did (hold_expired, member_left)."""
     version: _builtins.int
     """The registration's version after the change."""
+    ticket_product_id: _builtins.str
+    """The ticket's billing product when the activity is paid; empty for a free one. With
+    reason hold_expired, a ticket bought for this seat is refunded by billing.
+    """
     @_builtins.property
     def cancel_time(self) -> _timestamp_pb2.Timestamp:
         """When it was cancelled."""
@@ -472,10 +477,11 @@ class RegistrationCancelled(_message.Message):
         cancelled_by_user_id: _builtins.str = ...,
         version: _builtins.int = ...,
         cancel_time: _timestamp_pb2.Timestamp | None = ...,
+        ticket_product_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "cancel_time", b"cancel_time", "cancelled_by_user_id", b"cancelled_by_user_id", "community_id", b"community_id", "reason", b"reason", "registration_id", b"registration_id", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "cancel_time", b"cancel_time", "cancelled_by_user_id", b"cancelled_by_user_id", "community_id", b"community_id", "reason", b"reason", "registration_id", b"registration_id", "ticket_product_id", b"ticket_product_id", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

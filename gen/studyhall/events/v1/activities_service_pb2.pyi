@@ -221,6 +221,7 @@ class Activity(_message.Message):
     SERIES_ID_FIELD_NUMBER: _builtins.int
     RECURRENCE_FIELD_NUMBER: _builtins.int
     OCCURRENCE_TIME_FIELD_NUMBER: _builtins.int
+    TICKET_PRODUCT_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     host_user_id: _builtins.str
@@ -250,6 +251,11 @@ class Activity(_message.Message):
     series_id: _builtins.str
     """Set on each occurrence of a series: the series, its rule and the start the rule gave
     this occurrence (a moved occurrence starts elsewhere).
+    """
+    ticket_product_id: _builtins.str
+    """The billing product (an event ticket) a seat is paid with; empty: free. A member who
+    registers without the entitlement gets a seat held for `seat_hold`; billing's
+    EntitlementGranted for the product confirms it.
     """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
@@ -310,10 +316,11 @@ class Activity(_message.Message):
         series_id: _builtins.str = ...,
         recurrence: Global___Recurrence | None = ...,
         occurrence_time: _timestamp_pb2.Timestamp | None = ...,
+        ticket_product_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "end_time", b"end_time", "occurrence_time", b"occurrence_time", "recurrence", b"recurrence", "seat_hold", b"seat_hold", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "cancel_time", b"cancel_time", "capacity", b"capacity", "community_id", b"community_id", "create_time", b"create_time", "description", b"description", "end_time", b"end_time", "etag", b"etag", "host_user_id", b"host_user_id", "id", b"id", "join_url", b"join_url", "kind", b"kind", "location", b"location", "occurrence_time", b"occurrence_time", "questions", b"questions", "recurrence", b"recurrence", "reminder_offsets", b"reminder_offsets", "seat_hold", b"seat_hold", "seats_taken", b"seats_taken", "series_id", b"series_id", "speaker_user_ids", b"speaker_user_ids", "start_time", b"start_time", "state", b"state", "time_zone", b"time_zone", "title", b"title", "version", b"version", "visibility", b"visibility", "waitlist_length", b"waitlist_length"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "cancel_time", b"cancel_time", "capacity", b"capacity", "community_id", b"community_id", "create_time", b"create_time", "description", b"description", "end_time", b"end_time", "etag", b"etag", "host_user_id", b"host_user_id", "id", b"id", "join_url", b"join_url", "kind", b"kind", "location", b"location", "occurrence_time", b"occurrence_time", "questions", b"questions", "recurrence", b"recurrence", "reminder_offsets", b"reminder_offsets", "seat_hold", b"seat_hold", "seats_taken", b"seats_taken", "series_id", b"series_id", "speaker_user_ids", b"speaker_user_ids", "start_time", b"start_time", "state", b"state", "ticket_product_id", b"ticket_product_id", "time_zone", b"time_zone", "title", b"title", "version", b"version", "visibility", b"visibility", "waitlist_length", b"waitlist_length"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1855,3 +1862,52 @@ class InviteSegmentResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InviteSegmentResponse: _TypeAlias = InviteSegmentResponse  # noqa: Y015
+
+@_typing.final
+class SetActivityTicketRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    product_id: _builtins.str
+    """The ticket's billing product; empty: the activity is free."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        product_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "product_id", b"product_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetActivityTicketRequest: _TypeAlias = SetActivityTicketRequest  # noqa: Y015
+
+@_typing.final
+class SetActivityTicketResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def activity(self) -> Global___Activity: ...
+    def __init__(
+        self,
+        *,
+        activity: Global___Activity | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetActivityTicketResponse: _TypeAlias = SetActivityTicketResponse  # noqa: Y015

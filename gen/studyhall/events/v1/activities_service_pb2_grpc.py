@@ -145,6 +145,11 @@ class ActivitiesServiceStub:
                 request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.InviteSegmentRequest.SerializeToString,
                 response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.InviteSegmentResponse.FromString,
                 _registered_method=True)
+        self.SetActivityTicket = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/SetActivityTicket',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetActivityTicketRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetActivityTicketResponse.FromString,
+                _registered_method=True)
 
 
 class ActivitiesServiceServicer:
@@ -335,6 +340,15 @@ class ActivitiesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetActivityTicket(self, request, context):
+        """Sells an activity's seats as a ticket: the billing product (an event ticket) whose
+        entitlement confirms a held seat; empty makes it free again. Before it starts and
+        before anyone registered. Organizers and moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ActivitiesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -447,6 +461,11 @@ def add_ActivitiesServiceServicer_to_server(servicer, server):
                     servicer.InviteSegment,
                     request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.InviteSegmentRequest.FromString,
                     response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.InviteSegmentResponse.SerializeToString,
+            ),
+            'SetActivityTicket': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetActivityTicket,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetActivityTicketRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetActivityTicketResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1044,6 +1063,33 @@ class ActivitiesService:
             '/studyhall.events.v1.ActivitiesService/InviteSegment',
             studyhall_dot_events_dot_v1_dot_activities__service__pb2.InviteSegmentRequest.SerializeToString,
             studyhall_dot_events_dot_v1_dot_activities__service__pb2.InviteSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetActivityTicket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/SetActivityTicket',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetActivityTicketRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetActivityTicketResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -121,6 +121,11 @@ class ActivitiesServiceStub:
     token) to an activity; they see it in ListMyActivities. Organizers and moderators who
     are moderators in members too.
     """
+    SetActivityTicket: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.SetActivityTicketRequest, _activities_service_pb2.SetActivityTicketResponse]
+    """Sells an activity's seats as a ticket: the billing product (an event ticket) whose
+    entitlement confirms a held seat; empty makes it free again. Before it starts and
+    before anyone registered. Organizers and moderators.
+    """
 
 @_typing.type_check_only
 class ActivitiesServiceAsyncStub(ActivitiesServiceStub):
@@ -214,6 +219,11 @@ class ActivitiesServiceAsyncStub(ActivitiesServiceStub):
     """Invites the members of a members' segment (a snapshot taken now, with the caller's
     token) to an activity; they see it in ListMyActivities. Organizers and moderators who
     are moderators in members too.
+    """
+    SetActivityTicket: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.SetActivityTicketRequest, _activities_service_pb2.SetActivityTicketResponse]  # type: ignore[assignment]
+    """Sells an activity's seats as a ticket: the billing product (an event ticket) whose
+    entitlement confirms a held seat; empty makes it free again. Before it starts and
+    before anyone registered. Organizers and moderators.
     """
 
 class ActivitiesServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -437,6 +447,17 @@ class ActivitiesServiceServicer(metaclass=_abc_1.ABCMeta):
         """Invites the members of a members' segment (a snapshot taken now, with the caller's
         token) to an activity; they see it in ListMyActivities. Organizers and moderators who
         are moderators in members too.
+        """
+
+    @_abc_1.abstractmethod
+    def SetActivityTicket(
+        self,
+        request: _activities_service_pb2.SetActivityTicketRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.SetActivityTicketResponse, _abc.Awaitable[_activities_service_pb2.SetActivityTicketResponse]]:
+        """Sells an activity's seats as a ticket: the billing product (an event ticket) whose
+        entitlement confirms a held seat; empty makes it free again. Before it starts and
+        before anyone registered. Organizers and moderators.
         """
 
 def add_ActivitiesServiceServicer_to_server(servicer: ActivitiesServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
