@@ -550,3 +550,30 @@ def activity_invite(
             metadata(as_user),
         )
     show(reply.invitation, as_json, "invitation")
+
+
+@activity_app.command("ticket")
+def activity_ticket(
+    community_id: str,
+    activity_id: str,
+    product_id: Annotated[
+        str, typer.Argument(help="The billing product (an event ticket); empty: free.")
+    ] = "",
+    request_id: RequestId = "",
+    as_user: AsUser = None,
+    as_json: AsJson = False,
+) -> None:
+    """Sell an activity's seats as a ticket, before anyone registers (organizers): a seat
+    is held until the ticket's purchase confirms it."""
+    with stub("events", pb_grpc.ActivitiesServiceStub) as client:
+        reply = call(
+            client.SetActivityTicket,
+            pb.SetActivityTicketRequest(
+                request_id=_request_id(request_id),
+                community_id=community_id,
+                activity_id=activity_id,
+                product_id=product_id,
+            ),
+            metadata(as_user),
+        )
+    show(reply.activity, as_json, "activity")

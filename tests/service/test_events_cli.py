@@ -1,8 +1,8 @@
 """`studyhall activity` against a running events service: plan, list, register and cancel
 (the seat goes to the waitlist), check in by the venue's code, give feedback and read the
-summary, export the calendar, set a challenge's goal and follow it, invite a segment; errors
-exit non-zero naming the field. The CLI runs in a
-thread of this process (typer's runner), which keeps each command to milliseconds."""
+summary, export the calendar, set a challenge's goal and follow it, invite a segment, sell a
+ticket; errors exit non-zero naming the field. The CLI runs in a thread of this process
+(typer's runner), which keeps each command to milliseconds."""
 
 from __future__ import annotations
 
@@ -211,3 +211,13 @@ async def test_a_challenge_goal_progress_leaderboard_and_an_invitation_through_t
     assert invited["member_count"] == "2"  # host and ann (int64 as JSON text)
     table = await cli.ok("activity", "list", hall.id, "--mine", "--as", "ann")
     assert "21 days of English" in table
+
+    product_id = str(uuid.uuid4())
+    workshop = await cli.json(
+        "activity", "create", hall.id, "--title", "Paid workshop", "--kind", "online-lecture",
+        "--start", start.isoformat(), "--capacity", "3", "--as", "host",
+    )  # fmt: skip
+    sold = await cli.json("activity", "ticket", hall.id, workshop["id"], product_id, "--as", "host")
+    assert sold["ticket_product_id"] == product_id
+    held = await cli.ok("activity", "register", hall.id, workshop["id"], "--as", "ann")
+    assert held.startswith("held until")
