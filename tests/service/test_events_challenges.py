@@ -210,6 +210,12 @@ async def test_check_ins_arriving_late_twice_and_out_of_order_complete_a_challen
         assert [e.user_id for e in [*first.entries, *rest.entries]] == ["ann", "bob"]
         assert rest.next_page_token == ""
 
+        exported = await club.stub.ExportMyData(
+            pb.ExportMyDataRequest(community_id=hall.id), metadata=events.auth("ann")
+        )
+        [mine] = json.loads(exported.document)["challenges"]
+        assert (mine["challenge_id"], mine["progress"]) == (challenge[0], 4)
+
         completed = await club.completions()
         assert [(c.challenge_id, c.user_id, c.reward_points) for c in completed] == [
             (challenge[0], "ann", 40)

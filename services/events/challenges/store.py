@@ -219,7 +219,7 @@ class ChallengeRepository:
     async def of_member(self, community_id: str, user_id: str) -> list[Standing]:
         rows = await self.session.execute(
             select(challenge_progress)
-            .where(p_member(community_id, user_id))
+            .where(_member(community_id, user_id))
             .order_by(challenge_progress.c.activity_id)
         )
         return [standing_from_row(row) for row in rows]
@@ -227,7 +227,7 @@ class ChallengeRepository:
     async def forget_member(self, community_id: str, user_id: str) -> None:
         """The member's progress and counted facts go: the leaderboard closes up."""
         await self.session.execute(
-            delete(challenge_progress).where(p_member(community_id, user_id))
+            delete(challenge_progress).where(_member(community_id, user_id))
         )
         await self.session.execute(
             delete(challenge_facts).where(
@@ -237,7 +237,7 @@ class ChallengeRepository:
         )
 
 
-def p_member(community_id: str, user_id: str) -> Any:
+def _member(community_id: str, user_id: str) -> Any:
     return and_(
         challenge_progress.c.community_id == community_id,
         challenge_progress.c.user_id == user_id,
