@@ -226,9 +226,7 @@ class ChallengeRepository:
 
     async def forget_member(self, community_id: str, user_id: str) -> None:
         """The member's progress and counted facts go: the leaderboard closes up."""
-        await self.session.execute(
-            delete(challenge_progress).where(_member(community_id, user_id))
-        )
+        await self.session.execute(delete(challenge_progress).where(_member(community_id, user_id)))
         await self.session.execute(
             delete(challenge_facts).where(
                 challenge_facts.c.community_id == community_id,
