@@ -10,11 +10,17 @@ from pydantic import AliasChoices
 
 from services.billing.settings import BillingSettings
 from services.content.settings import ContentSettings
+from services.events.settings import EventsSettings
 from services.kit.settings import ServiceSettings, env_prefix
 from services.members.settings import MembersSettings
 
 # Settings only one service has, documented under that service's prefix.
-OWN_SETTINGS: list[type[ServiceSettings]] = [MembersSettings, ContentSettings, BillingSettings]
+OWN_SETTINGS: list[type[ServiceSettings]] = [
+    MembersSettings,
+    ContentSettings,
+    BillingSettings,
+    EventsSettings,
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"

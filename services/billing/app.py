@@ -20,6 +20,7 @@ from services.billing.payments.provider import PaymentProvider, SandboxProvider
 from services.billing.payments.webhooks import WebhookServer
 from services.billing.settings import BillingSettings
 from services.billing.store.tables import access, idempotency_keys, inbox, outbox
+from services.billing.tickets.consumers import TicketRefunds
 from services.kit.access import Access, StandingData, access_subscription
 from services.kit.data_rights import DataHolder, erasure_subscription
 from services.kit.data_rights_api import DataRightsApi
@@ -109,6 +110,8 @@ def build_spec(provider_factory: ProviderFactory = sandbox_provider) -> ServiceS
         subscriptions=lambda deps: [
             access_subscription("billing", access),
             erasure_subscription("billing", HOLDERS),
+            # A ticket whose seat hold expired first is refunded (docs/decisions/0047).
+            *TicketRefunds(deps.database, provider_of(deps)).subscriptions(),
         ],
         prepare=prepare,
     )

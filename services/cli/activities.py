@@ -201,6 +201,8 @@ def activity_list(
                 if entry.organizing
                 else _registration_line(entry.registration)
                 if entry.HasField("registration")
+                else "invited"
+                if entry.invited
                 else "",
             )
             for entry in reply.activities
@@ -431,3 +433,147 @@ def activity_ics(
         output.write_bytes(reply.calendar)
         return
     typer.echo(reply.calendar.decode(), nl=False)
+
+
+@activity_app.command("goal")
+def activity_goal(
+    community_id: str,
+    activity_id: str,
+    kind: Annotated[str, typer.Option(help="check-in-days, path-completed or accepted-answers.")],
+    reward: Annotated[int, typer.Option(help="Points awarded on completion, 1-1000.")],
+    target: Annotated[int, typer.Option(help="Days or answers needed (a path: 1).")] = 1,
+    path_id: Annotated[str, typer.Option(help="The learning path (path-completed).")] = "",
+    request_id: RequestId = "",
+    as_user: AsUser = None,
+    as_json: AsJson = False,
+) -> None:
+    """Set a challenge's goal and reward, before it starts (organizers, moderators)."""
+    goal = pb.ChallengeGoal(
+        kind=enum_option(pb.ChallengeGoalKind, "CHALLENGE_GOAL_KIND_", kind),  # type: ignore[arg-type]
+        target=target,
+        path_id=path_id,
+        reward_points=reward,
+    )
+    with stub("events", pb_grpc.ActivitiesServiceStub) as client:
+        reply = call(
+            client.SetChallengeGoal,
+            pb.SetChallengeGoalRequest(
+                request_id=_request_id(request_id),
+                community_id=community_id,
+                activity_id=activity_id,
+                goal=goal,
+            ),
+            metadata(as_user),
+        )
+    show(reply.goal, as_json, "goal")
+
+
+@activity_app.command("progress")
+def activity_progress(
+    community_id: str,
+    activity_id: str,
+    user: Annotated[str, typer.Option("--user", help="Another member's (organizers).")] = "",
+    as_user: AsUser = None,
+    as_json: AsJson = False,
+) -> None:
+    """Your progress in a challenge (organizers: --user's)."""
+    with stub("events", pb_grpc.ActivitiesServiceStub) as client:
+        reply = call(
+            client.GetChallengeProgress,
+            pb.GetChallengeProgressRequest(
+                community_id=community_id, activity_id=activity_id, user_id=user
+            ),
+            metadata(as_user),
+        )
+    show(reply.progress, as_json, "progress")
+
+
+@activity_app.command("leaderboard")
+def activity_leaderboard(
+    community_id: str,
+    activity_id: str,
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+    as_user: AsUser = None,
+    as_json: AsJson = False,
+) -> None:
+    """A challenge's leaderboard: most progress first, the first to complete first."""
+    with stub("events", pb_grpc.ActivitiesServiceStub) as client:
+        reply = call(
+            client.ListChallengeLeaderboard,
+            pb.ListChallengeLeaderboardRequest(
+                community_id=community_id,
+                activity_id=activity_id,
+                page_size=page_size,
+                page_token=page_token,
+            ),
+            metadata(as_user),
+        )
+    if as_json:
+        show(reply, True, "leaderboard")
+        return
+    table = Table(title="leaderboard")
+    for column in ("rank", "member", "progress", "completed (UTC)"):
+        table.add_column(column)
+    for entry in reply.entries:
+        table.add_row(
+            str(entry.rank),
+            escape(entry.user_id),
+            f"{entry.progress}/{entry.target}",
+            _when(entry, "complete_time"),
+        )
+    out.print(table)
+    if reply.next_page_token:
+        out.print(f"next page: --page-token {reply.next_page_token}")
+
+
+@activity_app.command("invite")
+def activity_invite(
+    community_id: str,
+    activity_id: str,
+    segment_id: str,
+    request_id: RequestId = "",
+    as_user: AsUser = None,
+    as_json: AsJson = False,
+) -> None:
+    """Invite a members' segment (its members now) to an activity (organizers who are
+    moderators in members too)."""
+    with stub("events", pb_grpc.ActivitiesServiceStub) as client:
+        reply = call(
+            client.InviteSegment,
+            pb.InviteSegmentRequest(
+                request_id=_request_id(request_id),
+                community_id=community_id,
+                activity_id=activity_id,
+                segment_id=segment_id,
+            ),
+            metadata(as_user),
+        )
+    show(reply.invitation, as_json, "invitation")
+
+
+@activity_app.command("ticket")
+def activity_ticket(
+    community_id: str,
+    activity_id: str,
+    product_id: Annotated[
+        str, typer.Argument(help="The billing product (an event ticket); empty: free.")
+    ] = "",
+    request_id: RequestId = "",
+    as_user: AsUser = None,
+    as_json: AsJson = False,
+) -> None:
+    """Sell an activity's seats as a ticket, before anyone registers (organizers): a seat
+    is held until the ticket's purchase confirms it."""
+    with stub("events", pb_grpc.ActivitiesServiceStub) as client:
+        reply = call(
+            client.SetActivityTicket,
+            pb.SetActivityTicketRequest(
+                request_id=_request_id(request_id),
+                community_id=community_id,
+                activity_id=activity_id,
+                product_id=product_id,
+            ),
+            metadata(as_user),
+        )
+    show(reply.activity, as_json, "activity")

@@ -15,8 +15,13 @@ from services.events.activities.domain import Activity
 from services.events.attendance import ends
 from services.events.attendance.api import AttendanceApi
 from services.events.calendar.api import CalendarApi
+from services.events.challenges import consumers as challenge_consumers
+from services.events.challenges import data as challenges_data
+from services.events.challenges.api import ChallengesApi
 from services.events.feedback import data as feedback_data
 from services.events.feedback.api import FeedbackApi
+from services.events.invitations import data as invitations_data
+from services.events.invitations.api import InvitationsApi
 from services.events.registration import consumers as registration_consumers
 from services.events.registration import data as registration_data
 from services.events.registration import seats
@@ -26,6 +31,10 @@ from services.events.registration.registering import Registering
 from services.events.reminders import schedule as reminders
 from services.events.settings import EventsSettings
 from services.events.store.tables import access, idempotency_keys, inbox, outbox, scheduled_jobs
+from services.events.tickets import consumers as ticket_consumers
+from services.events.tickets import data as tickets_data
+from services.events.tickets.api import TicketsApi
+from services.events.tickets.store import TicketEntitlements
 from services.kit.access import Access, StandingData, access_subscription
 from services.kit.data_rights import DataHolder, erasure_subscription
 from services.kit.data_rights_api import DataRightsApi
@@ -48,6 +57,9 @@ HOLDERS: tuple[DataHolder, ...] = (
     activities_data,
     registration_data,
     feedback_data,
+    challenges_data,
+    invitations_data,
+    tickets_data,
 )
 
 
@@ -98,18 +110,49 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         pb_grpc.ActivitiesServiceServicer,
         SERVICE,
         ActivitiesApi(database, checks, writer, lifecycle),
-        RegistrationApi(database, checks, writer, Registering(database, checks, idempotent)),
+        RegistrationApi(
+            database,
+            checks,
+            writer,
+            Registering(database, checks, idempotent, entitled=_entitled),
+            entitled=_entitled,
+        ),
         AttendanceApi(database, checks, writer),
         FeedbackApi(database, checks, writer),
         CalendarApi(database, checks),
+        ChallengesApi(database, checks, writer),
+        InvitationsApi(database, checks, writer, members=_members_channel(deps)),
+        TicketsApi(database, checks, writer),
         DataRightsApi(database, writer, HOLDERS, pb),
     )
     pb_grpc.add_ActivitiesServiceServicer_to_server(servicer, server)
 
 
+async def _entitled(
+    session: AsyncSession, community_id: str, pairs: set[tuple[str, str]], now: datetime
+) -> set[tuple[str, str]]:
+    """Registration asks tickets who holds a paid activity's ticket."""
+    return await TicketEntitlements(session).entitled(community_id, pairs, now)
+
+
 def _waker(deps: Dependencies) -> Callable[[], None]:
     scheduler = deps.scheduler
     return scheduler.wake if scheduler is not None else lambda: None
+
+
+def _members_channel(deps: Dependencies) -> Callable[[], grpc.aio.Channel]:
+    """The members service's API, connected on first use (an activity invited to a
+    segment): events starts and serves without it."""
+    settings = deps.settings
+    assert isinstance(settings, EventsSettings)
+    channels: list[grpc.aio.Channel] = []
+
+    def channel() -> grpc.aio.Channel:
+        if not channels:
+            channels.append(grpc.aio.insecure_channel(settings.members_address))
+        return channels[0]
+
+    return channel
 
 
 def jobs(deps: Dependencies) -> Mapping[str, Handler]:
@@ -131,6 +174,8 @@ SPEC = ServiceSpec(
         access_subscription("events", access),
         erasure_subscription("events", HOLDERS),
         *registration_consumers.subscriptions(),
+        *challenge_consumers.subscriptions(),
+        *ticket_consumers.subscriptions(),
     ],
     schedule=scheduled_jobs,
     jobs=jobs,

@@ -1,7 +1,8 @@
 """`studyhall activity` against a running events service: plan, list, register and cancel
 (the seat goes to the waitlist), check in by the venue's code, give feedback and read the
-summary, export the calendar; errors exit non-zero naming the field. The CLI runs in a
-thread of this process (typer's runner), which keeps each command to milliseconds."""
+summary, export the calendar, set a challenge's goal and follow it, invite a segment, sell a
+ticket; errors exit non-zero naming the field. The CLI runs in a thread of this process
+(typer's runner), which keeps each command to milliseconds."""
 
 from __future__ import annotations
 
@@ -20,9 +21,12 @@ from typer.testing import CliRunner, Result
 
 from services.cli.main import app
 from services.kit.access import Role
+from studyhall.members.v1 import profiles_service_pb2 as profiles_pb
+from studyhall.members.v1 import profiles_service_pb2_grpc as profiles_grpc
 from tests.support import rpcs_events
 from tests.support.access import grant
 from tests.support.catalogue import serve
+from tests.support.members import Hall
 from tests.support.services import RunningService
 
 pytestmark = pytest.mark.service
@@ -155,3 +159,65 @@ async def test_errors_exit_non_zero_naming_the_field(served: Served) -> None:
     unknown = await cli("activity", "register", community_id, str(uuid.uuid4()), "--as", "host")
     assert unknown.exit_code == 1
     assert "NOT_FOUND" in unknown.stderr
+
+
+async def test_a_challenge_goal_progress_leaderboard_and_an_invitation_through_the_cli(
+    served: Served,
+) -> None:
+    events = served.running
+    members = events.peers["members"]
+    hall = await Hall.create(members, owner="host")
+    await hall.join("ann")
+    segment = await profiles_grpc.ProfilesServiceStub(members.channel).CreateSegment(
+        profiles_pb.CreateSegmentRequest(
+            community_id=hall.id, name="everyone", rule=json.dumps({"points_at_least": 0})
+        ),
+        metadata=hall.auth("host"),
+    )
+    await grant(events, hall.id, "host", Role.OWNER)
+    await grant(events, hall.id, "ann", Role.MEMBER)
+    cli = Cli(served)
+    start = datetime.now(UTC) + timedelta(days=1)
+    made = await cli.json(
+        "activity", "create", hall.id, "--title", "21 days of English", "--kind", "challenge",
+        "--start", start.isoformat(), "--end", (start + timedelta(days=30)).isoformat(),
+        "--as", "host",
+    )  # fmt: skip
+    challenge = made["id"]
+    goal = await cli.json(
+        "activity", "goal", hall.id, challenge, "--kind", "check-in-days", "--target", "21",
+        "--reward", "50", "--as", "host",
+    )  # fmt: skip
+    assert (goal["kind"], goal["target"], goal["reward_points"]) == (
+        "CHALLENGE_GOAL_KIND_CHECK_IN_DAYS",
+        21,
+        50,
+    )
+    too_long = await cli(
+        "activity", "goal", hall.id, challenge, "--kind", "check-in-days", "--target", "40",
+        "--reward", "50", "--as", "host",
+    )  # fmt: skip
+    assert too_long.exit_code == 1
+    assert "goal.target" in too_long.stderr
+    await cli.ok("activity", "register", hall.id, challenge, "--as", "ann")
+    progress = await cli.json("activity", "progress", hall.id, challenge, "--as", "ann")
+    assert (progress["progress"], progress["target"], progress["completed"]) == (0, 21, False)
+    board = await cli.json("activity", "leaderboard", hall.id, challenge, "--as", "ann")
+    assert board["activity_id"] == challenge
+
+    invited = await cli.json(
+        "activity", "invite", hall.id, challenge, segment.segment.id, "--as", "host"
+    )
+    assert invited["member_count"] == "2"  # host and ann (int64 as JSON text)
+    table = await cli.ok("activity", "list", hall.id, "--mine", "--as", "ann")
+    assert "21 days of English" in table
+
+    product_id = str(uuid.uuid4())
+    workshop = await cli.json(
+        "activity", "create", hall.id, "--title", "Paid workshop", "--kind", "online-lecture",
+        "--start", start.isoformat(), "--capacity", "3", "--as", "host",
+    )  # fmt: skip
+    sold = await cli.json("activity", "ticket", hall.id, workshop["id"], product_id, "--as", "host")
+    assert sold["ticket_product_id"] == product_id
+    held = await cli.ok("activity", "register", hall.id, workshop["id"], "--as", "ann")
+    assert held.startswith("held until")

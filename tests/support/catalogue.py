@@ -88,6 +88,8 @@ class World:
     soon_activity_id: str = ""  # starts within the hour: check-in is open (CheckIn)
     attended_activity_id: str = ""  # started, the owner checked in (SubmitFeedback)
     doomed_activity_id: str = ""  # CancelActivity
+    challenge_id: str = ""  # an activity of kind challenge, not started (SetChallengeGoal)
+    paid_activity_id: str = ""  # nobody registered yet (SetActivityTicket)
     product_id: str = ""
     # Content III (learning paths): a path of the owner's community with two check-in steps,
     # and the first of them; `segment_id` names a segment of the same community in members.

@@ -4,6 +4,7 @@ tests/support/catalogue.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,9 +17,16 @@ from services.events.app import SPEC
 from services.events.settings import EventsSettings
 from services.events.store.tables import metadata
 from services.kit.access import Role
+from services.members.app import SPEC as MEMBERS
+from services.members.settings import MembersSettings
 from studyhall.events.v1 import activities_service_pb2 as pb
+from studyhall.members.v1 import members_service_pb2 as members_pb
+from studyhall.members.v1 import members_service_pb2_grpc as members_grpc
+from studyhall.members.v1 import profiles_service_pb2 as profiles_pb
+from studyhall.members.v1 import profiles_service_pb2_grpc as profiles_grpc
 from tests.support.access import grant
 from tests.support.catalogue import (
+    Peer,
     Process,
     Rpc,
     World,
@@ -30,6 +38,8 @@ from tests.support.services import RunningService
 
 ACTIVITIES = pb.DESCRIPTOR.services_by_name["ActivitiesService"]
 OWNER = "olga"
+# A billing product sold as a ticket (events does not look it up in billing).
+TICKET = "0b1e7c55-7f1a-4c2e-9d4b-5a6f7e8d9c0b"
 
 
 def _at(moment: datetime) -> Timestamp:
@@ -173,6 +183,56 @@ CATALOGUE: list[Rpc] = [
     ),
     Rpc(
         ACTIVITIES,
+        "SetChallengeGoal",
+        lambda w: pb.SetChallengeGoalRequest(
+            **_w(w),
+            activity_id=w.challenge_id,
+            goal=pb.ChallengeGoal(
+                kind=pb.CHALLENGE_GOAL_KIND_CHECK_IN_DAYS, target=21, reward_points=50
+            ),
+        ),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "GetChallengeProgress",
+        lambda w: pb.GetChallengeProgressRequest(
+            community_id=w.community_id, activity_id=w.challenge_id
+        ),
+        None,
+        False,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "ListChallengeLeaderboard",
+        lambda w: pb.ListChallengeLeaderboardRequest(
+            community_id=w.community_id, activity_id=w.challenge_id
+        ),
+        None,
+        False,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "InviteSegment",
+        lambda w: pb.InviteSegmentRequest(
+            **_w(w), activity_id=w.activity_id, segment_id=w.segment_id
+        ),
+        Role.MODERATOR,
+        True,
+        peer_checked=True,
+    ),
+    Rpc(
+        ACTIVITIES,
+        "SetActivityTicket",
+        lambda w: pb.SetActivityTicketRequest(
+            **_w(w), activity_id=w.paid_activity_id, product_id=TICKET
+        ),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        ACTIVITIES,
         "CancelActivity",
         lambda w: pb.CancelActivityRequest(
             **_w(w), activity_id=w.doomed_activity_id, reason="The speaker is ill."
@@ -187,13 +247,19 @@ CATALOGUE: list[Rpc] = [
 async def prepare(running: RunningService, needs: frozenset[str] | None = None) -> World:
     """A community the owner owns (as members' events leave it), holding one activity, and
     the records of the owner's that `needs` names (all of them for None): an activity they
-    registered for, one where a seat is held for them, one starting soon, one they attended
-    and one to cancel."""
-    community_id = str(uuid.uuid4())
+    registered for, one where a seat is held for them, one starting soon, one they attended,
+    one to cancel, a challenge not started, one to sell tickets for, and a segment (the
+    community is made in the members peer)."""
+    wanted = set(record_fields()) if needs is None else set(needs)
+    made: dict[str, str] = {}
+    if "segment_id" in wanted:
+        # A segment lives in members: the community is made there, and events knows it.
+        community_id, made["segment_id"] = await _members_segment(running)
+    else:
+        community_id = str(uuid.uuid4())
     await grant(running, community_id, OWNER, Role.OWNER)
     world = World(community_id=community_id, owner=OWNER)
     owner = running.auth(OWNER)
-    wanted = set(record_fields()) if needs is None else set(needs)
 
     async def call(method: str, request: Message) -> Any:
         rpc = Rpc(ACTIVITIES, method, lambda _: request, None, True)
@@ -208,7 +274,7 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
                 setattr(request, name, value)
         return str((await call("CreateActivity", request)).activity.id)
 
-    made: dict[str, str] = {"activity_id": await create()}
+    made["activity_id"] = await create()
     if "registered_activity_id" in wanted:
         made["registered_activity_id"] = await create()
         await call(
@@ -240,12 +306,39 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
         await asyncio.sleep(max(0.0, (started - datetime.now(UTC)).total_seconds()) + 0.05)
     if "doomed_activity_id" in wanted:
         made["doomed_activity_id"] = await create()
+    if "paid_activity_id" in wanted:
+        made["paid_activity_id"] = await create()
+    if "challenge_id" in wanted:
+        made["challenge_id"] = await create(
+            kind=pb.ACTIVITY_KIND_CHALLENGE,
+            location="",
+            end_time=_at(datetime(2031, 4, 13, 18, 30, tzinfo=UTC)),
+        )
     return World(community_id=community_id, owner=OWNER, **made)
 
 
 async def _as(running: RunningService, user: str, method: str, request: Message) -> Any:
     rpc = Rpc(ACTIVITIES, method, lambda _: request, None, True)
     return await rpc.call(running.channel, request, running.auth(user))
+
+
+async def _members_segment(running: RunningService) -> tuple[str, str]:
+    """A community the owner owns in the members peer, and a segment of it."""
+    members = running.peers["members"]
+    owner = members.auth(OWNER)
+    community = await members_grpc.MembersServiceStub(members.channel).CreateCommunity(
+        members_pb.CreateCommunityRequest(name=f"Club {uuid.uuid4().hex[:8]}", topic="exams"),
+        metadata=owner,
+    )
+    segment = await profiles_grpc.ProfilesServiceStub(members.channel).CreateSegment(
+        profiles_pb.CreateSegmentRequest(
+            community_id=community.community.id,
+            name="everyone",
+            rule=json.dumps({"points_at_least": 0}),
+        ),
+        metadata=owner,
+    )
+    return community.community.id, segment.segment.id
 
 
 PROCESS = Process(
@@ -256,4 +349,14 @@ PROCESS = Process(
     catalogue=CATALOGUE,
     prepare=prepare,
     exported=("activity_id",),
+    # InviteSegment asks members for a segment's members.
+    peers=(
+        Peer(
+            "members",
+            MEMBERS,
+            MembersSettings,
+            address_setting="members_address",
+            overrides={"care_sweep_seconds": 0},
+        ),
+    ),
 )

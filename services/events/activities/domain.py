@@ -145,6 +145,12 @@ class Activity:
     series_id: str | None = None
     recurrence: Recurrence | None = None
     occurrence_time: datetime | None = None
+    # The billing product (an event ticket) a seat is paid with; empty: free.
+    ticket_product_id: str = ""
+
+    @property
+    def paid(self) -> bool:
+        return bool(self.ticket_product_id)
 
     @property
     def etag(self) -> str:

@@ -163,6 +163,7 @@ def to_proto(activity: domain.Activity) -> pb.Activity:
         series_id=activity.series_id or "",
         recurrence=recurrence,
         occurrence_time=timestamp_or_none(activity.occurrence_time),
+        ticket_product_id=activity.ticket_product_id,
     )
 
 

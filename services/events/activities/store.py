@@ -150,6 +150,7 @@ def _row(activity: Activity) -> dict[str, Any]:
         "series_id": activity.series_id,
         "recurrence": None if activity.recurrence is None else activity.recurrence.to_json(),
         "occurrence_time": activity.occurrence_time,
+        "ticket_product_id": activity.ticket_product_id,
     }
 
 
@@ -184,4 +185,5 @@ def activity_from_row(row: Row[Any]) -> Activity:
         series_id=row.series_id,
         recurrence=None if row.recurrence is None else Recurrence.from_json(row.recurrence),
         occurrence_time=utc(row.occurrence_time) if row.occurrence_time is not None else None,
+        ticket_product_id=row.ticket_product_id,
     )

@@ -10,6 +10,7 @@ import grpc
 from services.events.activities.lookup import sees
 from services.events.activities.store import ActivityRepository
 from services.events.calendar.ics import calendar
+from services.events.invitations.store import InvitationRepository
 from services.events.registration.store import RegistrationRepository
 from services.kit.access import Access
 from services.kit.auth import current_identity
@@ -39,7 +40,9 @@ class CalendarApi:
                         request.community_id, caller.user_id
                     )
                     if r.active or r.attendance
-                }
+                } | await InvitationRepository(session).activities_of(
+                    request.community_id, caller.user_id
+                )
                 found = await activities.all_of(request.community_id, list(registered))
                 found += [
                     activity

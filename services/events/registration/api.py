@@ -11,15 +11,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.events.activities.lookup import require_organizer, sees, visible_activity
 from services.events.activities.messages import to_proto
 from services.events.activities.store import ActivityRepository
+from services.events.invitations.store import InvitationRepository
 from services.events.registration import seats
 from services.events.registration.domain import CancelReason
 from services.events.registration.messages import registration_to_proto
-from services.events.registration.registering import RegisterCommand, Registering
+from services.events.registration.registering import (
+    Entitled,
+    RegisterCommand,
+    Registering,
+    nobody_entitled,
+)
 from services.events.registration.store import RegistrationRepository
 from services.kit.access import Access, Role
 from services.kit.auth import current_identity
 from services.kit.database import Database
-from services.kit.errors import NotFound
+from services.kit.errors import FailedPrecondition, NotFound
 from services.kit.grouped_writes import Writer
 from services.kit.paging import page_of, read_page
 from services.kit.validation import Violations
@@ -28,12 +34,19 @@ from studyhall.events.v1 import activities_service_pb2 as pb
 
 class RegistrationApi:
     def __init__(
-        self, database: Database, access: Access, writer: Writer, registering: Registering
+        self,
+        database: Database,
+        access: Access,
+        writer: Writer,
+        registering: Registering,
+        entitled: Entitled = nobody_entitled,
     ) -> None:
         self.database = database
         self.access = access
         self.writer = writer
         self.registering = registering
+        # Who holds a paid activity's ticket (the tickets capability, handed in by the app).
+        self.entitled = entitled
 
     async def Register(
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
@@ -110,7 +123,15 @@ class RegistrationApi:
             )
             if registration is None:
                 raise NotFound(f"you have no registration for activity {activity.id}")
-            seat = await seats.confirm(session, registration, datetime.now(UTC))
+            now = datetime.now(UTC)
+            if activity.paid:
+                ticket = (caller.user_id, activity.ticket_product_id)
+                if ticket not in await self.entitled(session, activity.community_id, {ticket}, now):
+                    raise FailedPrecondition(
+                        f"a seat at activity {activity.id} is confirmed by buying its ticket "
+                        f"(product {activity.ticket_product_id})"
+                    )
+            seat = await seats.confirm(session, registration, now)
             return pb.ConfirmSeatResponse(registration=registration_to_proto(seat))
 
         return await self.writer.write(caller.user_id, request, pb.ConfirmSeatResponse, confirm)
@@ -153,7 +174,13 @@ class RegistrationApi:
                 for r in await registrations.of_member_in(request.community_id, caller.user_id)
                 if r.active or r.attendance
             }
-            found = {a.id: a for a in await activities.all_of(request.community_id, list(mine))}
+            invited = await InvitationRepository(session).activities_of(
+                request.community_id, caller.user_id
+            )
+            found = {
+                a.id: a
+                for a in await activities.all_of(request.community_id, list(set(mine) | invited))
+            }
             for activity in await activities.organized_by(request.community_id, caller.user_id):
                 found[activity.id] = activity
             ordered = sorted(
@@ -177,6 +204,7 @@ class RegistrationApi:
                             registration_to_proto(registration, position) if registration else None
                         ),
                         organizing=activity.organized_by(caller.user_id),
+                        invited=activity.id in invited,
                     )
                 )
         return pb.ListMyActivitiesResponse(activities=entries, next_page_token=token)

@@ -12,6 +12,8 @@ from services.events.activities.domain import Activity, Question, check_schedule
 from services.kit.errors import FailedPrecondition, InvalidArgument
 
 ANSWER_MAX = 2_000
+# The scheduler's job that ends a held seat.
+EXPIRE_HOLD = "expire_hold"
 # Check-in opens this long before the start and closes at the end.
 CHECK_IN_OPENS = timedelta(hours=1)
 

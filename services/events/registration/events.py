@@ -49,7 +49,9 @@ class RegistrationEvents:
             ),
         )
 
-    async def cancelled(self, registration: Registration, reason: CancelReason, by: str) -> None:
+    async def cancelled(
+        self, registration: Registration, reason: CancelReason, by: str, product_id: str = ""
+    ) -> None:
         await self._add(
             registration,
             events.RegistrationCancelled(
@@ -58,6 +60,7 @@ class RegistrationEvents:
                 cancelled_by_user_id=by,
                 version=registration.version,
                 cancel_time=timestamp(registration.updated_at),
+                ticket_product_id=product_id,
             ),
         )
 

@@ -17,7 +17,7 @@ turns (decision 0027: the capacity holds).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -33,6 +33,7 @@ from services.events.registration.domain import Registration
 from services.events.registration.events import RegistrationEvents, registered, waitlisted
 from services.events.registration.messages import registration_to_proto
 from services.events.registration.store import RegistrationRepository, Seats
+from services.events.store.tables import scheduled_jobs
 from services.kit.access import Access, Role, Standing, check_role
 from services.kit.auth import Identity
 from services.kit.database import Database
@@ -45,11 +46,23 @@ from services.kit.idempotency import (
     fingerprint,
     replay,
 )
+from services.kit.schedule import Job, Jobs
 from studyhall.events.v1 import activities_service_pb2 as pb
 
 METHOD = "Register"
+JOBS = Jobs(scheduled_jobs)
 
 Pair = tuple[str, str]  # (activity id, user id)
+# Which (user id, product id) pairs of a community hold a ticket entitlement now: handed in
+# by the app from the tickets capability (docs/decisions/0047).
+Tickets = set[tuple[str, str]]
+Entitled = Callable[[AsyncSession, str, Tickets, datetime], Awaitable[Tickets]]
+
+
+async def nobody_entitled(
+    session: AsyncSession, community_id: str, pairs: Tickets, now: datetime
+) -> Tickets:
+    return set()
 
 
 @dataclass(frozen=True)
@@ -85,9 +98,16 @@ class RegisterCommand:
 
 
 class Registering:
-    def __init__(self, database: Database, access: Access, idempotent: IdempotentWriter) -> None:
+    def __init__(
+        self,
+        database: Database,
+        access: Access,
+        idempotent: IdempotentWriter,
+        entitled: Entitled = nobody_entitled,
+    ) -> None:
         self.access = access
         self.idempotent = idempotent
+        self.entitled = entitled
         self.committer: GroupCommitter[RegisterCommand, pb.RegisterResponse] = GroupCommitter(
             database, self._commit, on_commit=lambda: self.idempotent.on_commit()
         )
@@ -98,7 +118,7 @@ class Registering:
     async def _commit(
         self, session: AsyncSession, commands: list[RegisterCommand]
     ) -> list[pb.RegisterResponse | DomainError]:
-        group = _Group(session, self.access, self.idempotent, datetime.now(UTC))
+        group = _Group(session, self.access, self.idempotent, self.entitled, datetime.now(UTC))
         await group.read(commands)
         outcomes: list[pb.RegisterResponse | DomainError] = []
         for command in commands:
@@ -122,12 +142,22 @@ class _Group:
     """What one transaction of registrations has read, decided and has yet to write."""
 
     def __init__(
-        self, session: AsyncSession, access: Access, idempotent: IdempotentWriter, now: datetime
+        self,
+        session: AsyncSession,
+        access: Access,
+        idempotent: IdempotentWriter,
+        entitled: Entitled,
+        now: datetime,
     ):
         self.session = session
         self.access = access
         self.idempotent = idempotent
+        self.entitled = entitled
         self.now = now
+        # (community id, user id, product id) of callers holding a paid activity's ticket.
+        self.tickets: set[tuple[str, str, str]] = set()
+        # Seats held at paid activities until paid for: each gets its expiry job.
+        self.holds: list[Registration] = []
         self.standings: dict[Pair, Standing] = {}
         self.activities: dict[str, Activity] = {}
         self.counters: dict[str, _Counters] = {}
@@ -158,6 +188,16 @@ class _Group:
                 self.counters[activity_id] = _Counters(
                     activity.seats_taken, activity.waitlist_length, tickets
                 )
+        for community_id in {command.community_id for command in commands}:
+            wanted_tickets = {
+                (c.caller.user_id, self.activities[c.activity_id].ticket_product_id)
+                for c in commands
+                if c.community_id == community_id
+                and c.activity_id in self.activities
+                and self.activities[c.activity_id].paid
+            }
+            held = await self.entitled(self.session, community_id, wanted_tickets, self.now)
+            self.tickets |= {(community_id, user, product) for user, product in held}
         self.registrations = await RegistrationRepository(self.session).of_members(
             {command.pair for command in commands if command.activity_id in self.activities}
         )
@@ -185,7 +225,14 @@ class _Group:
         counters = self.counters[activity.id]
         free = activity.capacity == 0 or counters.seats_taken < activity.capacity
         if free and counters.waitlist_length == 0:
-            registration = domain.seated(registration, self.now)
+            ticket = (activity.community_id, caller.user_id, activity.ticket_product_id)
+            if activity.paid and ticket not in self.tickets:
+                # The seat is the member's while they pay: the ticket's grant confirms it.
+                until = self.now + activity.seat_hold
+                registration = domain.held(registration, until, self.now)
+                self.holds.append(registration)
+            else:
+                registration = domain.seated(registration, self.now)
             counters.seats_taken += 1
             position = 0
             fact: Message = registered(registration)
@@ -221,6 +268,12 @@ class _Group:
                     counters.waitlist_length,
                     counters.waitlist_tickets,
                 )
+        for hold in self.holds:
+            assert hold.hold_until is not None
+            await JOBS.set(
+                self.session,
+                Job(domain.EXPIRE_HOLD, hold.id, hold.community_id, hold.hold_until),
+            )
         if self.facts:
             await RegistrationEvents(self.session).many(self.facts)
         await self.idempotent.record(self.session, self.results)

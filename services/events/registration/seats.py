@@ -21,7 +21,7 @@ from services.events.store.tables import scheduled_jobs
 from services.kit.schedule import Job, Jobs
 
 JOBS = Jobs(scheduled_jobs)
-EXPIRE_HOLD = "expire_hold"
+EXPIRE_HOLD = domain.EXPIRE_HOLD
 
 
 async def cancel(
@@ -36,7 +36,7 @@ async def cancel(
     was = registration.state
     ended = domain.cancelled(registration, now)
     await RegistrationRepository(session).save(ended)
-    await RegistrationEvents(session).cancelled(ended, reason, by)
+    await RegistrationEvents(session).cancelled(ended, reason, by, activity.ticket_product_id)
     seats = Seats(session)
     if was is RegistrationState.HELD:
         await JOBS.cancel(session, EXPIRE_HOLD, registration.id)
@@ -101,6 +101,8 @@ async def cancel_all(session: AsyncSession, activity: Activity, by: str, now: da
     for registration in await repository.in_states(activity.id, list(domain.ACTIVE)):
         ended = domain.cancelled(registration, now)
         await repository.save(ended)
-        await events.cancelled(ended, CancelReason.ACTIVITY_CANCELLED, by)
+        await events.cancelled(
+            ended, CancelReason.ACTIVITY_CANCELLED, by, activity.ticket_product_id
+        )
         if registration.state is RegistrationState.HELD:
             await JOBS.cancel(session, EXPIRE_HOLD, registration.id)

@@ -63,6 +63,8 @@ activities = Table(
     Column("occurrence_time", DateTime(timezone=True), nullable=True),
     # The end, or when an open-ended one is taken to end: upcoming and past split on it.
     Column("ends_at", DateTime(timezone=True), nullable=True),
+    # The billing product (an event ticket) a seat is paid with; empty: free.
+    Column("ticket_product_id", String(36), nullable=False, server_default=""),
     # A community's calendar reads its activities by start time.
     Index("ix_activities_community_start", "community_id", "start_time"),
     # The activities a member hosts, for their export and erasure.
@@ -110,6 +112,96 @@ feedback = Table(
     Column("version", Integer, nullable=False),
     UniqueConstraint("activity_id", "user_id", name="uq_feedback_activity_user"),
     Index("ix_feedback_member", "community_id", "user_id"),
+)
+
+# A challenge's goal and reward: one per activity of kind challenge.
+challenges = Table(
+    "challenges",
+    metadata,
+    Column("activity_id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    # ChallengeGoalKind: 1 check-in days, 2 a path completed, 3 accepted answers.
+    Column("goal_kind", Integer, nullable=False),
+    Column("target", Integer, nullable=False),
+    Column("path_id", String(36), nullable=False, server_default=""),
+    Column("reward_points", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The challenges a fact of a community may count towards.
+    Index("ix_challenges_community_kind", "community_id", "goal_kind"),
+)
+
+# What counted towards a member's challenge, one row per day checked in, answer or path:
+# a redelivered fact finds its row, a late one adds it, whatever the order.
+challenge_facts = Table(
+    "challenge_facts",
+    metadata,
+    Column("activity_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    # The local date of a check-in, an answer's id, a path's id.
+    Column("fact_key", String(200), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    # 0 once an accepted answer was unaccepted (a newer version of the same answer).
+    Column("counted", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("happened_at", DateTime(timezone=True), nullable=False),
+    Index("ix_challenge_facts_member", "community_id", "user_id"),
+)
+
+# A member's progress in a challenge, recounted from challenge_facts; completed once.
+challenge_progress = Table(
+    "challenge_progress",
+    metadata,
+    Column("activity_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("progress", Integer, nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_challenge_progress_board", "activity_id", "progress"),
+    Index("ix_challenge_progress_member", "community_id", "user_id"),
+)
+
+# A segment invited to an activity, and the snapshot of its members (decision 0015).
+activity_invitations = Table(
+    "activity_invitations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("activity_id", String(36), nullable=False),
+    Column("community_id", String(36), nullable=False),
+    Column("segment_id", String(36), nullable=False),
+    Column("invited_by_user_id", String(200), nullable=False),
+    Column("member_count", Integer, nullable=False),
+    Column("invited_at", DateTime(timezone=True), nullable=False),
+    Index("ix_activity_invitations_activity", "activity_id"),
+)
+
+activity_invitees = Table(
+    "activity_invitees",
+    metadata,
+    Column("invitation_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("activity_id", String(36), nullable=False),
+    Column("community_id", String(36), nullable=False),
+    # A member's invitations, for their activities, export and erasure.
+    Index("ix_activity_invitees_member", "community_id", "user_id"),
+)
+
+# Events' projection of billing's entitlements to event tickets: a member entitled to an
+# activity's ticket product gets a seat, not a hold (newest version wins).
+ticket_entitlements = Table(
+    "ticket_entitlements",
+    metadata,
+    Column("entitlement_id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("user_id", String(200), nullable=False),
+    Column("product_id", String(36), nullable=False),
+    Column("start_time", DateTime(timezone=True), nullable=True),
+    Column("end_time", DateTime(timezone=True), nullable=True),
+    # 1 granted, 0 revoked.
+    Column("active", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_ticket_entitlements_member", "community_id", "user_id", "product_id"),
 )
 
 idempotency_keys = idempotency_table(metadata)

@@ -16,6 +16,7 @@ class Progress:
     points_total: int = 0
     streak_days: int = 0
     paths: int = 0
+    challenges: int = 0
 
 
 CATALOGUE: dict[str, Callable[[Progress], bool]] = {
@@ -26,6 +27,7 @@ CATALOGUE: dict[str, Callable[[Progress], bool]] = {
     "points_100": lambda p: p.points_total >= 100,
     "helper": lambda p: p.kudos_received >= 10,
     "path_finisher": lambda p: p.paths >= 1,
+    "challenge_finisher": lambda p: p.challenges >= 1,
 }
 
 

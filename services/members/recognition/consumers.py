@@ -18,7 +18,7 @@ from services.kit.events.consumer import Subscription
 from services.kit.events.envelope import Envelope
 from services.members.recognition.awards import land
 from services.members.recognition.leaderboards import BoardEntry, Leaderboards
-from services.members.recognition.points import RULES, Award, reward
+from services.members.recognition.points import RULES, Award, reward, source_id
 from services.members.recognition.store import LedgerRepository
 from studyhall.content.v1 import content_events_pb2 as content_events
 from studyhall.events.v1 import activities_events_pb2 as activities_events
@@ -114,7 +114,7 @@ class PointsFromFacts:
                     user_id=user_id,
                     amount=amount,
                     reason=rule.reason,
-                    source_event_id=envelope.id,
+                    source_event_id=source_id(rule, event, envelope.id),
                     created_at=at,
                     streak_days=getattr(event, "streak_days", 0),
                 ),

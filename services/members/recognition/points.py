@@ -17,6 +17,10 @@ class Rule:
     recipient: str = "user_id"
     # When set, the amount is this field of the fact, clamped to 0..MAX_REWARD.
     amount_field: str = ""
+    # When set, the fact's fields that make it one reward: a second fact with the same
+    # values (published again, replayed from a dead letter) lands nothing. Else the
+    # CloudEvent id does.
+    once_per: tuple[str, ...] = ()
 
 
 # By `ce-type`. A zero amount still counts as activity (last_active_at) but adds no entry.
@@ -31,8 +35,12 @@ RULES: dict[str, Rule] = {
     ),
     "studyhall.content.v1.PathCompleted": Rule("path_completed", 10),
     "studyhall.events.v1.AttendanceRecorded": Rule("attended", 3),
+    # One reward per member and challenge, whatever the events service sends.
     "studyhall.events.v1.ChallengeCompleted": Rule(
-        "challenge_completed", 0, amount_field="reward_points"
+        "challenge_completed",
+        0,
+        amount_field="reward_points",
+        once_per=("challenge_id", "user_id"),
     ),
     "studyhall.members.v1.CheckedIn": Rule("checked_in", 1),
     "studyhall.members.v1.MemberJoined": Rule("member_joined", 0),
@@ -48,6 +56,13 @@ def reward(rule: Rule, carried: int) -> int:
     if not rule.amount_field:
         return rule.amount
     return max(0, min(MAX_REWARD, carried))
+
+
+def source_id(rule: Rule, fact: object, event_id: str) -> str:
+    """The ledger's source id for a fact under `rule`: what makes its award land once."""
+    if not rule.once_per:
+        return event_id
+    return ":".join((rule.reason, *(str(getattr(fact, name)) for name in rule.once_per)))
 
 
 KUDOS = 1

@@ -165,7 +165,13 @@ class LedgerRepository:
                 points_ledger.c.community_id == community_id,
                 points_ledger.c.user_id == user_id,
                 points_ledger.c.reason.in_(
-                    ("post_created", "checked_in", "kudos", "path_completed")
+                    (
+                        "post_created",
+                        "checked_in",
+                        "kudos",
+                        "path_completed",
+                        "challenge_completed",
+                    )
                 ),
             )
             .group_by(points_ledger.c.reason)
@@ -179,6 +185,7 @@ class LedgerRepository:
             points_total=activity.points_total if activity else 0,
             streak_days=streak_days,
             paths=counts.get("path_completed", 0),
+            challenges=counts.get("challenge_completed", 0),
         )
 
     async def add_badge(

@@ -443,6 +443,7 @@ class RegistrationCancelled(_message.Message):
     CANCELLED_BY_USER_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     CANCEL_TIME_FIELD_NUMBER: _builtins.int
+    TICKET_PRODUCT_ID_FIELD_NUMBER: _builtins.int
     registration_id: _builtins.str
     """The registration."""
     activity_id: _builtins.str
@@ -457,6 +458,10 @@ class RegistrationCancelled(_message.Message):
     """Who cancelled it; empty when nobody did (hold_expired, member_left)."""
     version: _builtins.int
     """The registration's version after the change."""
+    ticket_product_id: _builtins.str
+    """The ticket's billing product when the activity is paid; empty for a free one. With
+    reason hold_expired, a ticket bought for this seat is refunded by billing.
+    """
     @_builtins.property
     def cancel_time(self) -> _timestamp_pb2.Timestamp:
         """When it was cancelled."""
@@ -472,10 +477,11 @@ class RegistrationCancelled(_message.Message):
         cancelled_by_user_id: _builtins.str = ...,
         version: _builtins.int = ...,
         cancel_time: _timestamp_pb2.Timestamp | None = ...,
+        ticket_product_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "cancel_time", b"cancel_time", "cancelled_by_user_id", b"cancelled_by_user_id", "community_id", b"community_id", "reason", b"reason", "registration_id", b"registration_id", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "cancel_time", b"cancel_time", "cancelled_by_user_id", b"cancelled_by_user_id", "community_id", b"community_id", "reason", b"reason", "registration_id", b"registration_id", "ticket_product_id", b"ticket_product_id", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -780,3 +786,53 @@ class RetrospectiveWritten(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RetrospectiveWritten: _TypeAlias = RetrospectiveWritten  # noqa: Y015
+
+@_typing.final
+class ActivityInvited(_message.Message):
+    """An organizer invited a members' segment to an activity: a snapshot of its members, who see
+    the activity in their activities. Carries the count, never the members.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVITATION_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    INVITED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_COUNT_FIELD_NUMBER: _builtins.int
+    INVITE_TIME_FIELD_NUMBER: _builtins.int
+    invitation_id: _builtins.str
+    """The invitation."""
+    activity_id: _builtins.str
+    """The activity."""
+    community_id: _builtins.str
+    """The community."""
+    segment_id: _builtins.str
+    """The members' segment invited."""
+    invited_by_user_id: _builtins.str
+    """Who invited it."""
+    member_count: _builtins.int
+    """How many members the snapshot holds."""
+    @_builtins.property
+    def invite_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was invited."""
+
+    def __init__(
+        self,
+        *,
+        invitation_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        segment_id: _builtins.str = ...,
+        invited_by_user_id: _builtins.str = ...,
+        member_count: _builtins.int = ...,
+        invite_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["invite_time", b"invite_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "invitation_id", b"invitation_id", "invite_time", b"invite_time", "invited_by_user_id", b"invited_by_user_id", "member_count", b"member_count", "segment_id", b"segment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivityInvited: _TypeAlias = ActivityInvited  # noqa: Y015

@@ -163,6 +163,32 @@ ACTIVITY_PERIOD_PAST: ActivityPeriod.ValueType  # 2
 """Ended, latest first."""
 Global___ActivityPeriod: _TypeAlias = ActivityPeriod  # noqa: Y015
 
+class _ChallengeGoalKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChallengeGoalKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChallengeGoalKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHALLENGE_GOAL_KIND_UNSPECIFIED: _ChallengeGoalKind.ValueType  # 0
+    CHALLENGE_GOAL_KIND_CHECK_IN_DAYS: _ChallengeGoalKind.ValueType  # 1
+    """Check in (members' daily study check-in) on `target` days of the challenge."""
+    CHALLENGE_GOAL_KIND_PATH_COMPLETED: _ChallengeGoalKind.ValueType  # 2
+    """Finish the learning path `path_id` during the challenge."""
+    CHALLENGE_GOAL_KIND_ACCEPTED_ANSWERS: _ChallengeGoalKind.ValueType  # 3
+    """Have `target` answers accepted during the challenge."""
+
+class ChallengeGoalKind(_ChallengeGoalKind, metaclass=_ChallengeGoalKindEnumTypeWrapper):
+    """What a challenge asks of its participants."""
+
+CHALLENGE_GOAL_KIND_UNSPECIFIED: ChallengeGoalKind.ValueType  # 0
+CHALLENGE_GOAL_KIND_CHECK_IN_DAYS: ChallengeGoalKind.ValueType  # 1
+"""Check in (members' daily study check-in) on `target` days of the challenge."""
+CHALLENGE_GOAL_KIND_PATH_COMPLETED: ChallengeGoalKind.ValueType  # 2
+"""Finish the learning path `path_id` during the challenge."""
+CHALLENGE_GOAL_KIND_ACCEPTED_ANSWERS: ChallengeGoalKind.ValueType  # 3
+"""Have `target` answers accepted during the challenge."""
+Global___ChallengeGoalKind: _TypeAlias = ChallengeGoalKind  # noqa: Y015
+
 @_typing.final
 class Activity(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -195,6 +221,7 @@ class Activity(_message.Message):
     SERIES_ID_FIELD_NUMBER: _builtins.int
     RECURRENCE_FIELD_NUMBER: _builtins.int
     OCCURRENCE_TIME_FIELD_NUMBER: _builtins.int
+    TICKET_PRODUCT_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     host_user_id: _builtins.str
@@ -224,6 +251,11 @@ class Activity(_message.Message):
     series_id: _builtins.str
     """Set on each occurrence of a series: the series, its rule and the start the rule gave
     this occurrence (a moved occurrence starts elsewhere).
+    """
+    ticket_product_id: _builtins.str
+    """The billing product (an event ticket) a seat is paid with; empty: free. A member who
+    registers without the entitlement gets a seat held for `seat_hold`; billing's
+    EntitlementGranted for the product confirms it.
     """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
@@ -284,10 +316,11 @@ class Activity(_message.Message):
         series_id: _builtins.str = ...,
         recurrence: Global___Recurrence | None = ...,
         occurrence_time: _timestamp_pb2.Timestamp | None = ...,
+        ticket_product_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "create_time", b"create_time", "end_time", b"end_time", "occurrence_time", b"occurrence_time", "recurrence", b"recurrence", "seat_hold", b"seat_hold", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "cancel_time", b"cancel_time", "capacity", b"capacity", "community_id", b"community_id", "create_time", b"create_time", "description", b"description", "end_time", b"end_time", "etag", b"etag", "host_user_id", b"host_user_id", "id", b"id", "join_url", b"join_url", "kind", b"kind", "location", b"location", "occurrence_time", b"occurrence_time", "questions", b"questions", "recurrence", b"recurrence", "reminder_offsets", b"reminder_offsets", "seat_hold", b"seat_hold", "seats_taken", b"seats_taken", "series_id", b"series_id", "speaker_user_ids", b"speaker_user_ids", "start_time", b"start_time", "state", b"state", "time_zone", b"time_zone", "title", b"title", "version", b"version", "visibility", b"visibility", "waitlist_length", b"waitlist_length"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "cancel_time", b"cancel_time", "capacity", b"capacity", "community_id", b"community_id", "create_time", b"create_time", "description", b"description", "end_time", b"end_time", "etag", b"etag", "host_user_id", b"host_user_id", "id", b"id", "join_url", b"join_url", "kind", b"kind", "location", b"location", "occurrence_time", b"occurrence_time", "questions", b"questions", "recurrence", b"recurrence", "reminder_offsets", b"reminder_offsets", "seat_hold", b"seat_hold", "seats_taken", b"seats_taken", "series_id", b"series_id", "speaker_user_ids", b"speaker_user_ids", "start_time", b"start_time", "state", b"state", "ticket_product_id", b"ticket_product_id", "time_zone", b"time_zone", "title", b"title", "version", b"version", "visibility", b"visibility", "waitlist_length", b"waitlist_length"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -862,8 +895,11 @@ class MyActivity(_message.Message):
     ACTIVITY_FIELD_NUMBER: _builtins.int
     REGISTRATION_FIELD_NUMBER: _builtins.int
     ORGANIZING_FIELD_NUMBER: _builtins.int
+    INVITED_FIELD_NUMBER: _builtins.int
     organizing: _builtins.bool
     """Whether the caller hosts or speaks at it."""
+    invited: _builtins.bool
+    """Whether the caller was invited to it (InviteSegment)."""
     @_builtins.property
     def activity(self) -> Global___Activity: ...
     @_builtins.property
@@ -876,10 +912,11 @@ class MyActivity(_message.Message):
         activity: Global___Activity | None = ...,
         registration: Global___Registration | None = ...,
         organizing: _builtins.bool = ...,
+        invited: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "registration", b"registration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "organizing", b"organizing", "registration", b"registration"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity", "invited", b"invited", "organizing", b"organizing", "registration", b"registration"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1499,3 +1536,378 @@ class ExportCalendarResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportCalendarResponse: _TypeAlias = ExportCalendarResponse  # noqa: Y015
+
+@_typing.final
+class ChallengeGoal(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    REWARD_POINTS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    kind: Global___ChallengeGoalKind.ValueType
+    target: _builtins.int
+    """Days (check_in_days, at most the days the challenge lasts) or answers
+    (accepted_answers), 1 to 1000; path_completed: 1 (0 is taken as 1).
+    """
+    path_id: _builtins.str
+    """The learning path (path_completed), a path of content's in the same community."""
+    reward_points: _builtins.int
+    """Points recognition awards on completion, with the challenge_finisher badge; 1 to 1000."""
+    version: _builtins.int
+    """The goal's version: setting it again before the start replaces it."""
+    def __init__(
+        self,
+        *,
+        kind: Global___ChallengeGoalKind.ValueType = ...,
+        target: _builtins.int = ...,
+        path_id: _builtins.str = ...,
+        reward_points: _builtins.int = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "path_id", b"path_id", "reward_points", b"reward_points", "target", b"target", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChallengeGoal: _TypeAlias = ChallengeGoal  # noqa: Y015
+
+@_typing.final
+class ChallengeProgress(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    COMPLETED_FIELD_NUMBER: _builtins.int
+    COMPLETE_TIME_FIELD_NUMBER: _builtins.int
+    RANK_FIELD_NUMBER: _builtins.int
+    activity_id: _builtins.str
+    user_id: _builtins.str
+    progress: _builtins.int
+    """Days checked in, answers accepted, or 1 once the path is finished."""
+    target: _builtins.int
+    completed: _builtins.bool
+    rank: _builtins.int
+    """Place on the challenge's leaderboard, 1 for the first; 0 when not taking part."""
+    @_builtins.property
+    def complete_time(self) -> _timestamp_pb2.Timestamp:
+        """When the goal was reached: the time of the fact that reached it."""
+
+    def __init__(
+        self,
+        *,
+        activity_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        progress: _builtins.int = ...,
+        target: _builtins.int = ...,
+        completed: _builtins.bool = ...,
+        complete_time: _timestamp_pb2.Timestamp | None = ...,
+        rank: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "complete_time", b"complete_time", "completed", b"completed", "progress", b"progress", "rank", b"rank", "target", b"target", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChallengeProgress: _TypeAlias = ChallengeProgress  # noqa: Y015
+
+@_typing.final
+class SetChallengeGoalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    GOAL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    @_builtins.property
+    def goal(self) -> Global___ChallengeGoal: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        goal: Global___ChallengeGoal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["goal", b"goal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "goal", b"goal", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetChallengeGoalRequest: _TypeAlias = SetChallengeGoalRequest  # noqa: Y015
+
+@_typing.final
+class SetChallengeGoalResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GOAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def goal(self) -> Global___ChallengeGoal: ...
+    def __init__(
+        self,
+        *,
+        goal: Global___ChallengeGoal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["goal", b"goal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["goal", b"goal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetChallengeGoalResponse: _TypeAlias = SetChallengeGoalResponse  # noqa: Y015
+
+@_typing.final
+class GetChallengeProgressRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    user_id: _builtins.str
+    """Organizers: whose progress; empty for the caller's own."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetChallengeProgressRequest: _TypeAlias = GetChallengeProgressRequest  # noqa: Y015
+
+@_typing.final
+class GetChallengeProgressResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    GOAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___ChallengeProgress: ...
+    @_builtins.property
+    def goal(self) -> Global___ChallengeGoal: ...
+    def __init__(
+        self,
+        *,
+        progress: Global___ChallengeProgress | None = ...,
+        goal: Global___ChallengeGoal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["goal", b"goal", "progress", b"progress"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["goal", b"goal", "progress", b"progress"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetChallengeProgressResponse: _TypeAlias = GetChallengeProgressResponse  # noqa: Y015
+
+@_typing.final
+class ListChallengeLeaderboardRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChallengeLeaderboardRequest: _TypeAlias = ListChallengeLeaderboardRequest  # noqa: Y015
+
+@_typing.final
+class ListChallengeLeaderboardResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    GOAL_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    activity_id: _builtins.str
+    """The challenge the leaderboard is of."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChallengeProgress]:
+        """In rank order; each with its rank."""
+
+    @_builtins.property
+    def goal(self) -> Global___ChallengeGoal: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___ChallengeProgress] | None = ...,
+        next_page_token: _builtins.str = ...,
+        goal: Global___ChallengeGoal | None = ...,
+        activity_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["goal", b"goal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "entries", b"entries", "goal", b"goal", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChallengeLeaderboardResponse: _TypeAlias = ListChallengeLeaderboardResponse  # noqa: Y015
+
+@_typing.final
+class InviteSegmentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    segment_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        segment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "request_id", b"request_id", "segment_id", b"segment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InviteSegmentRequest: _TypeAlias = InviteSegmentRequest  # noqa: Y015
+
+@_typing.final
+class ActivityInvitation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    INVITED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_COUNT_FIELD_NUMBER: _builtins.int
+    INVITE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    activity_id: _builtins.str
+    community_id: _builtins.str
+    segment_id: _builtins.str
+    invited_by_user_id: _builtins.str
+    member_count: _builtins.int
+    """Members of the segment when it was invited."""
+    @_builtins.property
+    def invite_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        segment_id: _builtins.str = ...,
+        invited_by_user_id: _builtins.str = ...,
+        member_count: _builtins.int = ...,
+        invite_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["invite_time", b"invite_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "id", b"id", "invite_time", b"invite_time", "invited_by_user_id", b"invited_by_user_id", "member_count", b"member_count", "segment_id", b"segment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivityInvitation: _TypeAlias = ActivityInvitation  # noqa: Y015
+
+@_typing.final
+class InviteSegmentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVITATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def invitation(self) -> Global___ActivityInvitation: ...
+    def __init__(
+        self,
+        *,
+        invitation: Global___ActivityInvitation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["invitation", b"invitation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invitation", b"invitation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InviteSegmentResponse: _TypeAlias = InviteSegmentResponse  # noqa: Y015
+
+@_typing.final
+class SetActivityTicketRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    activity_id: _builtins.str
+    product_id: _builtins.str
+    """The ticket's billing product; empty: the activity is free."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        product_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "product_id", b"product_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetActivityTicketRequest: _TypeAlias = SetActivityTicketRequest  # noqa: Y015
+
+@_typing.final
+class SetActivityTicketResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def activity(self) -> Global___Activity: ...
+    def __init__(
+        self,
+        *,
+        activity: Global___Activity | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity", b"activity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetActivityTicketResponse: _TypeAlias = SetActivityTicketResponse  # noqa: Y015

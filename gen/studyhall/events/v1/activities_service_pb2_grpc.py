@@ -125,6 +125,31 @@ class ActivitiesServiceStub:
                 request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.EraseMyDataRequest.SerializeToString,
                 response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.EraseMyDataResponse.FromString,
                 _registered_method=True)
+        self.SetChallengeGoal = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/SetChallengeGoal',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetChallengeGoalRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetChallengeGoalResponse.FromString,
+                _registered_method=True)
+        self.GetChallengeProgress = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/GetChallengeProgress',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetChallengeProgressRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetChallengeProgressResponse.FromString,
+                _registered_method=True)
+        self.ListChallengeLeaderboard = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/ListChallengeLeaderboard',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListChallengeLeaderboardRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListChallengeLeaderboardResponse.FromString,
+                _registered_method=True)
+        self.InviteSegment = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/InviteSegment',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.InviteSegmentRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.InviteSegmentResponse.FromString,
+                _registered_method=True)
+        self.SetActivityTicket = channel.unary_unary(
+                '/studyhall.events.v1.ActivitiesService/SetActivityTicket',
+                request_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetActivityTicketRequest.SerializeToString,
+                response_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetActivityTicketResponse.FromString,
+                _registered_method=True)
 
 
 class ActivitiesServiceServicer:
@@ -174,8 +199,9 @@ class ActivitiesServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListMyActivities(self, request, context):
-        """The activities the caller hosts, speaks at or registered for in a community (not
-        cancelled registrations), soonest first. Anyone signed in.
+        """The activities the caller hosts, speaks at, registered for (not cancelled
+        registrations) or was invited to (InviteSegment) in a community, soonest first. Anyone
+        signed in.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -279,6 +305,50 @@ class ActivitiesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetChallengeGoal(self, request, context):
+        """Sets a challenge's goal and reward: check in on `target` days of the challenge, finish
+        a learning path, or have `target` answers accepted, between its start and its end.
+        Members registered for the challenge make progress from members' check-ins and
+        content's facts; reaching the goal publishes ChallengeCompleted once per member.
+        Activities of kind challenge, before they start. Organizers and moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetChallengeProgress(self, request, context):
+        """A member's progress in a challenge: the caller's, or (organizers) a named member's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChallengeLeaderboard(self, request, context):
+        """A challenge's leaderboard: its participants with progress, most progress first, the
+        earliest to complete first among equals. Readers who see the challenge.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InviteSegment(self, request, context):
+        """Invites the members of a members' segment (a snapshot taken now, with the caller's
+        token) to an activity; they see it in ListMyActivities. Organizers and moderators who
+        are moderators in members too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetActivityTicket(self, request, context):
+        """Sells an activity's seats as a ticket: the billing product (an event ticket) whose
+        entitlement confirms a held seat; empty makes it free again. Before it starts and
+        before anyone registered. Organizers and moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ActivitiesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -371,6 +441,31 @@ def add_ActivitiesServiceServicer_to_server(servicer, server):
                     servicer.EraseMyData,
                     request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.EraseMyDataRequest.FromString,
                     response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.EraseMyDataResponse.SerializeToString,
+            ),
+            'SetChallengeGoal': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetChallengeGoal,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetChallengeGoalRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetChallengeGoalResponse.SerializeToString,
+            ),
+            'GetChallengeProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetChallengeProgress,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetChallengeProgressRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetChallengeProgressResponse.SerializeToString,
+            ),
+            'ListChallengeLeaderboard': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChallengeLeaderboard,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListChallengeLeaderboardRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListChallengeLeaderboardResponse.SerializeToString,
+            ),
+            'InviteSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.InviteSegment,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.InviteSegmentRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.InviteSegmentResponse.SerializeToString,
+            ),
+            'SetActivityTicket': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetActivityTicket,
+                    request_deserializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetActivityTicketRequest.FromString,
+                    response_serializer=studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetActivityTicketResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -860,6 +955,141 @@ class ActivitiesService:
             '/studyhall.events.v1.ActivitiesService/EraseMyData',
             studyhall_dot_events_dot_v1_dot_activities__service__pb2.EraseMyDataRequest.SerializeToString,
             studyhall_dot_events_dot_v1_dot_activities__service__pb2.EraseMyDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetChallengeGoal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/SetChallengeGoal',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetChallengeGoalRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetChallengeGoalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetChallengeProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/GetChallengeProgress',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetChallengeProgressRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.GetChallengeProgressResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChallengeLeaderboard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/ListChallengeLeaderboard',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListChallengeLeaderboardRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.ListChallengeLeaderboardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InviteSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/InviteSegment',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.InviteSegmentRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.InviteSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetActivityTicket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.events.v1.ActivitiesService/SetActivityTicket',
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetActivityTicketRequest.SerializeToString,
+            studyhall_dot_events_dot_v1_dot_activities__service__pb2.SetActivityTicketResponse.FromString,
             options,
             channel_credentials,
             insecure,

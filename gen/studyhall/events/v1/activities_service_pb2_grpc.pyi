@@ -54,8 +54,9 @@ class ActivitiesServiceStub:
     members-only activities to members.
     """
     ListMyActivities: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.ListMyActivitiesRequest, _activities_service_pb2.ListMyActivitiesResponse]
-    """The activities the caller hosts, speaks at or registered for in a community (not
-    cancelled registrations), soonest first. Anyone signed in.
+    """The activities the caller hosts, speaks at, registered for (not cancelled
+    registrations) or was invited to (InviteSegment) in a community, soonest first. Anyone
+    signed in.
     """
     Register: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.RegisterRequest, _activities_service_pb2.RegisterResponse]
     """Registers the caller: a seat while there is one, else a place on the waitlist. Members."""
@@ -102,6 +103,29 @@ class ActivitiesServiceStub:
     Anyone signed in, for their own data, in an archived community too; platform
     operators for a named user.
     """
+    SetChallengeGoal: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.SetChallengeGoalRequest, _activities_service_pb2.SetChallengeGoalResponse]
+    """Sets a challenge's goal and reward: check in on `target` days of the challenge, finish
+    a learning path, or have `target` answers accepted, between its start and its end.
+    Members registered for the challenge make progress from members' check-ins and
+    content's facts; reaching the goal publishes ChallengeCompleted once per member.
+    Activities of kind challenge, before they start. Organizers and moderators.
+    """
+    GetChallengeProgress: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.GetChallengeProgressRequest, _activities_service_pb2.GetChallengeProgressResponse]
+    """A member's progress in a challenge: the caller's, or (organizers) a named member's."""
+    ListChallengeLeaderboard: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.ListChallengeLeaderboardRequest, _activities_service_pb2.ListChallengeLeaderboardResponse]
+    """A challenge's leaderboard: its participants with progress, most progress first, the
+    earliest to complete first among equals. Readers who see the challenge.
+    """
+    InviteSegment: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.InviteSegmentRequest, _activities_service_pb2.InviteSegmentResponse]
+    """Invites the members of a members' segment (a snapshot taken now, with the caller's
+    token) to an activity; they see it in ListMyActivities. Organizers and moderators who
+    are moderators in members too.
+    """
+    SetActivityTicket: _grpc.UnaryUnaryMultiCallable[_activities_service_pb2.SetActivityTicketRequest, _activities_service_pb2.SetActivityTicketResponse]
+    """Sells an activity's seats as a ticket: the billing product (an event ticket) whose
+    entitlement confirms a held seat; empty makes it free again. Before it starts and
+    before anyone registered. Organizers and moderators.
+    """
 
 @_typing.type_check_only
 class ActivitiesServiceAsyncStub(ActivitiesServiceStub):
@@ -129,8 +153,9 @@ class ActivitiesServiceAsyncStub(ActivitiesServiceStub):
     members-only activities to members.
     """
     ListMyActivities: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.ListMyActivitiesRequest, _activities_service_pb2.ListMyActivitiesResponse]  # type: ignore[assignment]
-    """The activities the caller hosts, speaks at or registered for in a community (not
-    cancelled registrations), soonest first. Anyone signed in.
+    """The activities the caller hosts, speaks at, registered for (not cancelled
+    registrations) or was invited to (InviteSegment) in a community, soonest first. Anyone
+    signed in.
     """
     Register: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.RegisterRequest, _activities_service_pb2.RegisterResponse]  # type: ignore[assignment]
     """Registers the caller: a seat while there is one, else a place on the waitlist. Members."""
@@ -176,6 +201,29 @@ class ActivitiesServiceAsyncStub(ActivitiesServiceStub):
     members' MemberErased. Activities they host stay the community's, with no host.
     Anyone signed in, for their own data, in an archived community too; platform
     operators for a named user.
+    """
+    SetChallengeGoal: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.SetChallengeGoalRequest, _activities_service_pb2.SetChallengeGoalResponse]  # type: ignore[assignment]
+    """Sets a challenge's goal and reward: check in on `target` days of the challenge, finish
+    a learning path, or have `target` answers accepted, between its start and its end.
+    Members registered for the challenge make progress from members' check-ins and
+    content's facts; reaching the goal publishes ChallengeCompleted once per member.
+    Activities of kind challenge, before they start. Organizers and moderators.
+    """
+    GetChallengeProgress: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.GetChallengeProgressRequest, _activities_service_pb2.GetChallengeProgressResponse]  # type: ignore[assignment]
+    """A member's progress in a challenge: the caller's, or (organizers) a named member's."""
+    ListChallengeLeaderboard: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.ListChallengeLeaderboardRequest, _activities_service_pb2.ListChallengeLeaderboardResponse]  # type: ignore[assignment]
+    """A challenge's leaderboard: its participants with progress, most progress first, the
+    earliest to complete first among equals. Readers who see the challenge.
+    """
+    InviteSegment: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.InviteSegmentRequest, _activities_service_pb2.InviteSegmentResponse]  # type: ignore[assignment]
+    """Invites the members of a members' segment (a snapshot taken now, with the caller's
+    token) to an activity; they see it in ListMyActivities. Organizers and moderators who
+    are moderators in members too.
+    """
+    SetActivityTicket: _aio.UnaryUnaryMultiCallable[_activities_service_pb2.SetActivityTicketRequest, _activities_service_pb2.SetActivityTicketResponse]  # type: ignore[assignment]
+    """Sells an activity's seats as a ticket: the billing product (an event ticket) whose
+    entitlement confirms a held seat; empty makes it free again. Before it starts and
+    before anyone registered. Organizers and moderators.
     """
 
 class ActivitiesServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -237,8 +285,9 @@ class ActivitiesServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _activities_service_pb2.ListMyActivitiesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_activities_service_pb2.ListMyActivitiesResponse, _abc.Awaitable[_activities_service_pb2.ListMyActivitiesResponse]]:
-        """The activities the caller hosts, speaks at or registered for in a community (not
-        cancelled registrations), soonest first. Anyone signed in.
+        """The activities the caller hosts, speaks at, registered for (not cancelled
+        registrations) or was invited to (InviteSegment) in a community, soonest first. Anyone
+        signed in.
         """
 
     @_abc_1.abstractmethod
@@ -356,6 +405,59 @@ class ActivitiesServiceServicer(metaclass=_abc_1.ABCMeta):
         members' MemberErased. Activities they host stay the community's, with no host.
         Anyone signed in, for their own data, in an archived community too; platform
         operators for a named user.
+        """
+
+    @_abc_1.abstractmethod
+    def SetChallengeGoal(
+        self,
+        request: _activities_service_pb2.SetChallengeGoalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.SetChallengeGoalResponse, _abc.Awaitable[_activities_service_pb2.SetChallengeGoalResponse]]:
+        """Sets a challenge's goal and reward: check in on `target` days of the challenge, finish
+        a learning path, or have `target` answers accepted, between its start and its end.
+        Members registered for the challenge make progress from members' check-ins and
+        content's facts; reaching the goal publishes ChallengeCompleted once per member.
+        Activities of kind challenge, before they start. Organizers and moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def GetChallengeProgress(
+        self,
+        request: _activities_service_pb2.GetChallengeProgressRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.GetChallengeProgressResponse, _abc.Awaitable[_activities_service_pb2.GetChallengeProgressResponse]]:
+        """A member's progress in a challenge: the caller's, or (organizers) a named member's."""
+
+    @_abc_1.abstractmethod
+    def ListChallengeLeaderboard(
+        self,
+        request: _activities_service_pb2.ListChallengeLeaderboardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.ListChallengeLeaderboardResponse, _abc.Awaitable[_activities_service_pb2.ListChallengeLeaderboardResponse]]:
+        """A challenge's leaderboard: its participants with progress, most progress first, the
+        earliest to complete first among equals. Readers who see the challenge.
+        """
+
+    @_abc_1.abstractmethod
+    def InviteSegment(
+        self,
+        request: _activities_service_pb2.InviteSegmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.InviteSegmentResponse, _abc.Awaitable[_activities_service_pb2.InviteSegmentResponse]]:
+        """Invites the members of a members' segment (a snapshot taken now, with the caller's
+        token) to an activity; they see it in ListMyActivities. Organizers and moderators who
+        are moderators in members too.
+        """
+
+    @_abc_1.abstractmethod
+    def SetActivityTicket(
+        self,
+        request: _activities_service_pb2.SetActivityTicketRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_activities_service_pb2.SetActivityTicketResponse, _abc.Awaitable[_activities_service_pb2.SetActivityTicketResponse]]:
+        """Sells an activity's seats as a ticket: the billing product (an event ticket) whose
+        entitlement confirms a held seat; empty makes it free again. Before it starts and
+        before anyone registered. Organizers and moderators.
         """
 
 def add_ActivitiesServiceServicer_to_server(servicer: ActivitiesServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
