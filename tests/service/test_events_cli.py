@@ -85,7 +85,7 @@ async def test_an_activity_from_plan_to_feedback_through_the_cli(served: Served)
     for member in ("ann", "bob"):
         await grant(events, community_id, member, Role.MEMBER)
     cli = Cli(served)
-    start = datetime.now(UTC) + timedelta(seconds=2)
+    start = datetime.now(UTC) + timedelta(seconds=10)  # each CLI call below is a process start
     made = await cli.json(
         "activity", "create", community_id, "--title", "Reading club", "--kind", "offline-meetup",
         "--location", "Library", "--capacity", "1", "--remind", "1h", "--remind", "90m",
