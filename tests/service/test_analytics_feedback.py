@@ -720,3 +720,50 @@ async def test_the_weekly_report_opens_in_chromium_with_its_charts_drawn(
         assert by_title["Weekly active members, last 8 weeks"] == 1
     finally:
         browser.quit()
+
+
+async def test_answers_sent_at_once_all_count_and_a_member_still_answers_once(
+    world: World,
+) -> None:
+    community_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    await created(world, community_id)
+    await join(world, community_id, "olga", now, members_pb.ROLE_OWNER)
+    crowd = [f"p{n}" for n in range(8)]
+    for user in crowd:
+        await join(world, community_id, user, now)
+    await world.caught_up()
+    opened = await world.stub.CreateSurvey(
+        pb.CreateSurveyRequest(community_id=community_id, title="Quick", questions=QUESTIONS[:1]),
+        metadata=world.auth("olga"),
+    )
+    survey_id = opened.survey.id
+
+    async def answer(user: str) -> grpc.StatusCode:
+        try:
+            await world.stub.AnswerSurvey(
+                pb.AnswerSurveyRequest(
+                    community_id=community_id,
+                    survey_id=survey_id,
+                    answers=[pb.SurveyAnswer(key="overall", score=4)],
+                ),
+                metadata=world.auth(user),
+            )
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    # Eight members at once, and the first of them four times more at the same moment.
+    codes = await asyncio.gather(*(answer(user) for user in [*crowd, *[crowd[0]] * 4]))
+    assert codes.count(grpc.StatusCode.OK) == 8
+    assert codes.count(grpc.StatusCode.ALREADY_EXISTS) == 4
+    seen = await world.stub.GetSurvey(
+        pb.GetSurveyRequest(community_id=community_id, survey_id=survey_id),
+        metadata=world.auth("olga"),
+    )
+    assert seen.survey.answer_count == 8
+    results = await world.stub.GetSurveyResults(
+        pb.GetSurveyResultsRequest(community_id=community_id, survey_id=survey_id),
+        metadata=world.auth("olga"),
+    )
+    assert results.respondents == 8
