@@ -105,6 +105,7 @@ KINDS: dict[str, type[Message]] = {
     kind.DESCRIPTOR.full_name: kind
     for kind in (
         events.SurveyPublished,
+        events.SurveyInvited,
         events.SurveyAnswered,
         events.SurveyClosed,
         events.ChurnRiskChanged,
@@ -274,7 +275,10 @@ async def test_a_survey_sent_to_a_segment_is_answered_once_and_tallied_overall_a
     survey = opened.survey
     assert survey.recipient_count == 3  # olga, ada, ben; cy joined members after
     [published] = await world.awaited(hall.id, events.SurveyPublished)
-    assert sorted(published.recipient_user_ids) == ["ada", "ben", "olga"]
+    assert published.recipient_count == 3
+    [invited] = await world.awaited(hall.id, events.SurveyInvited)
+    assert sorted(invited.user_ids) == ["ada", "ben", "olga"]
+    assert (invited.batch, invited.batches) == (1, 1)
     assert published.survey_id == survey.id
     assert published.question_count == 5
 

@@ -13,12 +13,16 @@ from services.analytics.surveys.domain import Survey
 from services.kit.timestamps import timestamp
 from studyhall.analytics.v1 import analytics_events_pb2 as events
 
+# Members named by one SurveyInvited: well under NATS' default 1 MB message.
+INVITED_PER_EVENT = 1_000
+
 
 class SurveyEvents:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def published(self, survey: Survey, recipients: Sequence[str]) -> None:
+        """SurveyPublished, then the segment's members in batches a message can carry."""
         await self._add(
             survey,
             events.SurveyPublished(
@@ -26,12 +30,27 @@ class SurveyEvents:
                 community_id=survey.community_id,
                 created_by_user_id=survey.created_by,
                 segment_id=survey.segment_id,
-                recipient_user_ids=list(recipients),
+                recipient_count=len(recipients),
                 question_count=len(survey.questions),
                 version=survey.version,
                 publish_time=timestamp(survey.created_at),
             ),
         )
+        batches = [
+            recipients[n : n + INVITED_PER_EVENT]
+            for n in range(0, len(recipients), INVITED_PER_EVENT)
+        ]
+        for number, batch in enumerate(batches, start=1):
+            await self._add(
+                survey,
+                events.SurveyInvited(
+                    survey_id=survey.id,
+                    community_id=survey.community_id,
+                    user_ids=list(batch),
+                    batch=number,
+                    batches=len(batches),
+                ),
+            )
 
     async def answered(self, survey: Survey, user_id: str, at: datetime) -> None:
         await self._add(

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from studyhall.analytics.v1 import analytics_service_pb2 as studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-studyhall/analytics/v1/analytics_events.proto\x12\x16studyhall.analytics.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.studyhall/analytics/v1/analytics_service.proto\"\xe1\x01\n\x0fSurveyPublished\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x1a\n\x12\x63reated_by_user_id\x18\x03 \x01(\t\x12\x12\n\nsegment_id\x18\x04 \x01(\t\x12\x1a\n\x12recipient_user_ids\x18\x05 \x03(\t\x12\x16\n\x0equestion_count\x18\x06 \x01(\x05\x12\x0f\n\x07version\x18\x07 \x01(\x03\x12\x30\n\x0cpublish_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"{\n\x0eSurveyAnswered\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12/\n\x0b\x61nswer_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n\x0cSurveyClosed\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x19\n\x11\x63losed_by_user_id\x18\x03 \x01(\t\x12\x14\n\x0c\x61nswer_count\x18\x04 \x01(\x03\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12.\n\nclose_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa1\x02\n\x10\x43hurnRiskChanged\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12/\n\x04risk\x18\x03 \x01(\x0e\x32!.studyhall.analytics.v1.ChurnRisk\x12\x38\n\rprevious_risk\x18\x04 \x01(\x0e\x32!.studyhall.analytics.v1.ChurnRisk\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x16\n\x0eprevious_score\x18\x06 \x01(\x01\x12\x12\n\nswept_date\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\x03\x12/\n\x0b\x63hange_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-studyhall/analytics/v1/analytics_events.proto\x12\x16studyhall.analytics.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.studyhall/analytics/v1/analytics_service.proto\"\xde\x01\n\x0fSurveyPublished\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x1a\n\x12\x63reated_by_user_id\x18\x03 \x01(\t\x12\x12\n\nsegment_id\x18\x04 \x01(\t\x12\x17\n\x0frecipient_count\x18\x05 \x01(\x03\x12\x16\n\x0equestion_count\x18\x06 \x01(\x05\x12\x0f\n\x07version\x18\x07 \x01(\x03\x12\x30\n\x0cpublish_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\rSurveyInvited\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x10\n\x08user_ids\x18\x03 \x03(\t\x12\r\n\x05\x62\x61tch\x18\x04 \x01(\x05\x12\x0f\n\x07\x62\x61tches\x18\x05 \x01(\x05\"{\n\x0eSurveyAnswered\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12/\n\x0b\x61nswer_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n\x0cSurveyClosed\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x19\n\x11\x63losed_by_user_id\x18\x03 \x01(\t\x12\x14\n\x0c\x61nswer_count\x18\x04 \x01(\x03\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12.\n\nclose_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa1\x02\n\x10\x43hurnRiskChanged\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12/\n\x04risk\x18\x03 \x01(\x0e\x32!.studyhall.analytics.v1.ChurnRisk\x12\x38\n\rprevious_risk\x18\x04 \x01(\x0e\x32!.studyhall.analytics.v1.ChurnRisk\x12\r\n\x05score\x18\x05 \x01(\x01\x12\x16\n\x0eprevious_score\x18\x06 \x01(\x01\x12\x12\n\nswept_date\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\x03\x12/\n\x0b\x63hange_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,11 +34,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'studyhall.analytics.v1.anal
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SURVEYPUBLISHED']._serialized_start=155
-  _globals['_SURVEYPUBLISHED']._serialized_end=380
-  _globals['_SURVEYANSWERED']._serialized_start=382
-  _globals['_SURVEYANSWERED']._serialized_end=505
-  _globals['_SURVEYCLOSED']._serialized_start=508
-  _globals['_SURVEYCLOSED']._serialized_end=677
-  _globals['_CHURNRISKCHANGED']._serialized_start=680
-  _globals['_CHURNRISKCHANGED']._serialized_end=969
+  _globals['_SURVEYPUBLISHED']._serialized_end=377
+  _globals['_SURVEYINVITED']._serialized_start=379
+  _globals['_SURVEYINVITED']._serialized_end=485
+  _globals['_SURVEYANSWERED']._serialized_start=487
+  _globals['_SURVEYANSWERED']._serialized_end=610
+  _globals['_SURVEYCLOSED']._serialized_start=613
+  _globals['_SURVEYCLOSED']._serialized_end=782
+  _globals['_CHURNRISKCHANGED']._serialized_start=785
+  _globals['_CHURNRISKCHANGED']._serialized_end=1074
 # @@protoc_insertion_point(module_scope)

@@ -22,7 +22,10 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class SurveyPublished(_message.Message):
-    """A survey opened: members it was sent to may answer. A notification consumer invites them."""
+    """A survey opened: members it was sent to may answer. Sent to every member, a notification
+    consumer invites the community's members; sent to a segment, SurveyInvited events follow
+    in the same transaction with the members of the segment when it opened.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -30,7 +33,7 @@ class SurveyPublished(_message.Message):
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
     CREATED_BY_USER_ID_FIELD_NUMBER: _builtins.int
     SEGMENT_ID_FIELD_NUMBER: _builtins.int
-    RECIPIENT_USER_IDS_FIELD_NUMBER: _builtins.int
+    RECIPIENT_COUNT_FIELD_NUMBER: _builtins.int
     QUESTION_COUNT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     PUBLISH_TIME_FIELD_NUMBER: _builtins.int
@@ -39,12 +42,10 @@ class SurveyPublished(_message.Message):
     created_by_user_id: _builtins.str
     segment_id: _builtins.str
     """The segment it was sent to; empty when sent to every member of the community."""
+    recipient_count: _builtins.int
+    """How many members of the segment it was sent to; zero when sent to every member."""
     question_count: _builtins.int
     version: _builtins.int
-    @_builtins.property
-    def recipient_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The members of the segment when it opened; empty when sent to every member."""
-
     @_builtins.property
     def publish_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -54,18 +55,54 @@ class SurveyPublished(_message.Message):
         community_id: _builtins.str = ...,
         created_by_user_id: _builtins.str = ...,
         segment_id: _builtins.str = ...,
-        recipient_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        recipient_count: _builtins.int = ...,
         question_count: _builtins.int = ...,
         version: _builtins.int = ...,
         publish_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["publish_time", b"publish_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "created_by_user_id", b"created_by_user_id", "publish_time", b"publish_time", "question_count", b"question_count", "recipient_user_ids", b"recipient_user_ids", "segment_id", b"segment_id", "survey_id", b"survey_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "created_by_user_id", b"created_by_user_id", "publish_time", b"publish_time", "question_count", b"question_count", "recipient_count", b"recipient_count", "segment_id", b"segment_id", "survey_id", b"survey_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SurveyPublished: _TypeAlias = SurveyPublished  # noqa: Y015
+
+@_typing.final
+class SurveyInvited(_message.Message):
+    """Members of the segment a survey was sent to, to invite: at most 1,000 per event (a
+    segment's snapshot may hold 100,000), numbered `batch` of `batches`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SURVEY_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_IDS_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
+    BATCHES_FIELD_NUMBER: _builtins.int
+    survey_id: _builtins.str
+    community_id: _builtins.str
+    batch: _builtins.int
+    batches: _builtins.int
+    @_builtins.property
+    def user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        survey_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        batch: _builtins.int = ...,
+        batches: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "batches", b"batches", "community_id", b"community_id", "survey_id", b"survey_id", "user_ids", b"user_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SurveyInvited: _TypeAlias = SurveyInvited  # noqa: Y015
 
 @_typing.final
 class SurveyAnswered(_message.Message):
