@@ -8,13 +8,19 @@ from pathlib import Path
 
 from pydantic import AliasChoices
 
+from services.analytics.settings import AnalyticsSettings
 from services.billing.settings import BillingSettings
 from services.content.settings import ContentSettings
 from services.kit.settings import ServiceSettings, env_prefix
 from services.members.settings import MembersSettings
 
 # Settings only one service has, documented under that service's prefix.
-OWN_SETTINGS: list[type[ServiceSettings]] = [MembersSettings, ContentSettings, BillingSettings]
+OWN_SETTINGS: list[type[ServiceSettings]] = [
+    MembersSettings,
+    ContentSettings,
+    BillingSettings,
+    AnalyticsSettings,
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
