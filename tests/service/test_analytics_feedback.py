@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 from services.analytics.app import SPEC
 from services.analytics.settings import AnalyticsSettings
-from services.analytics.store.tables import survey_answers
+from services.analytics.store.tables import scheduled_jobs, survey_answers
 from services.cli.main import app
 from services.members.app import SPEC as MEMBERS_SPEC
 from services.members.settings import MembersSettings
@@ -592,6 +592,26 @@ async def test_the_nightly_sweep_flags_members_whose_activity_fell_and_publishes
         )
     )
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    # Archived, the community is swept no more: the next night's sweep sets no other.
+    await world.bus.publish(
+        members.CommunityArchived(community_id=community_id, version=2, archive_time=at(today))
+    )
+    await world.caught_up()
+    assert await sweeps_of(world, community_id) == [
+        f"{community_id}/{tomorrow.date() + timedelta(days=1)}"
+    ]
+    await scheduler.run_due(now=tomorrow + timedelta(days=1))
+    assert await sweeps_of(world, community_id) == []
+
+
+async def sweeps_of(world: World, community_id: str) -> list[str]:
+    async with world.analytics.deps.database.read() as session:
+        return list(
+            await session.scalars(
+                select(scheduled_jobs.c.key).where(scheduled_jobs.c.community_id == community_id)
+            )
+        )
 
 
 async def test_benchmarks_place_a_community_among_its_topic_peers_without_their_figures(
