@@ -90,7 +90,7 @@ def test_the_trend_groups_answers_and_feedback_by_monday() -> None:
 
 
 def test_a_day_of_activity_is_worth_half_after_the_half_life() -> None:
-    deeds = {"posts": 1}
+    deeds = engagement.worth({"posts": 1})
     day = date(2030, 1, 1)
     assert engagement.score([(day, deeds)], day) == 3.0
     later = day + timedelta(days=engagement.HALF_LIFE_DAYS)

@@ -64,13 +64,14 @@ def worth(deeds: Deeds) -> float:
     return sum(WEIGHTS[kind] * deeds.get(kind, 0) for kind in WEIGHTS)
 
 
-def score(days: Iterable[tuple[date, Deeds]], on: date) -> float:
-    """The score on day `on` of a member's active days (days after `on` do not count)."""
+def score(days: Iterable[tuple[date, float]], on: date) -> float:
+    """The score on day `on` of a member's active days, each with its worth (days after `on`
+    do not count)."""
     total = 0.0
-    for day, deeds in days:
+    for day, value in days:
         age = (on - day).days
         if 0 <= age < WINDOW_DAYS:
-            total += worth(deeds) * 0.5 ** (age / HALF_LIFE_DAYS)
+            total += value * 0.5 ** (age / HALF_LIFE_DAYS)
     return round(total, 4)
 
 
@@ -80,9 +81,10 @@ def first_day_read(on: date) -> date:
 
 
 def engagement(
-    members: Iterable[str], days: Mapping[str, list[tuple[date, Deeds]]], on: date
+    members: Iterable[str], days: Mapping[str, list[tuple[date, float]]], on: date
 ) -> list[Engagement]:
-    """Each member's engagement on `on`, highest score first (ties by user id)."""
+    """`days`: each member's active days and what each was worth (see `worth`)."""
+    # Each member's engagement on `on`, highest score first (ties by user id).
     found = []
     for user_id in members:
         active = [entry for entry in days.get(user_id, []) if entry[0] <= on]

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.analytics.engagement.domain import NONE, SEVERITY, WEIGHTS, Change, Deeds
+from services.analytics.engagement.domain import NONE, SEVERITY, WEIGHTS, Change
 from services.analytics.store.tables import churn_risks, community_stats, member_days, member_states
 from services.kit.database import utc
 from services.kit.projection import upsert
@@ -30,19 +30,23 @@ class EngagementRepository:
 
     async def active_days(
         self, community_id: str, first: date, last: date
-    ) -> dict[str, list[tuple[date, Deeds]]]:
-        """Each member's active days in [first, last] and what they did on each."""
+    ) -> dict[str, list[tuple[date, float]]]:
+        """Each member's active days in [first, last] and what each was worth (the weights
+        of domain.worth, summed by the database: a sweep reads one number per row)."""
+        value = sum(
+            (member_days.c[kind] * weight for kind, weight in WEIGHTS.items()),
+            literal(0.0),
+        )
         rows = await self.session.execute(
-            select(member_days).where(
+            select(member_days.c.user_id, member_days.c.day, value).where(
                 member_days.c.community_id == community_id,
                 member_days.c.day >= first,
                 member_days.c.day <= last,
             )
         )
-        days: dict[str, list[tuple[date, Deeds]]] = {}
-        for row in rows:
-            deeds = {kind: int(row._mapping[kind]) for kind in WEIGHTS}
-            days.setdefault(row.user_id, []).append((row.day, deeds))
+        days: dict[str, list[tuple[date, float]]] = {}
+        for user_id, day, worth in rows:
+            days.setdefault(user_id, []).append((day, float(worth)))
         return days
 
     async def archived(self, community_id: str) -> bool:

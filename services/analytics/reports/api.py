@@ -66,11 +66,15 @@ async def gather(session: AsyncSession, community_id: str, monday: date) -> Week
     report.joined = sum(day.joined for day in growth)
     report.left = sum(day.left for day in growth)
     first = monday - timedelta(weeks=WEEKS - 1)
-    pairs = await metrics.active_pairs(first, week.end)
-    report.daily_active = [len({u for d, u in pairs if d == day}) for day in week.days]
-    report.active = len({u for d, u in pairs if d >= monday})
+    by_day: dict[date, set[str]] = {}
+    by_week: dict[date, set[str]] = {}
+    for day, user in await metrics.active_pairs(first, week.end):
+        by_day.setdefault(day, set()).add(user)
+        by_week.setdefault(surveys.week_of(day), set()).add(user)
+    report.daily_active = [len(by_day.get(day, ())) for day in week.days]
+    report.active = len(by_week.get(monday, ()))
     report.weekly_active = [
-        (start, len({u for d, u in pairs if start <= d < start + timedelta(days=7)}))
+        (start, len(by_week.get(start, ())))
         for start in (first + timedelta(weeks=n) for n in range(WEEKS))
     ]
     counted = {
