@@ -791,3 +791,85 @@ async def test_answers_sent_at_once_all_count_and_a_member_still_answers_once(
         metadata=world.auth("olga"),
     )
     assert results.respondents == 8
+
+
+async def test_the_cli_runs_a_survey_and_reads_the_figures(world: World) -> None:
+    community_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    await created(world, community_id)
+    await join(world, community_id, "olga", now, members_pb.ROLE_OWNER)
+    await join(world, community_id, "ada", now)
+    await post(world, community_id, "ada", now)
+    await world.caught_up()
+    runner = CliRunner()
+    env = {
+        "STUDYHALL_DATA_DIR": str(world.analytics.deps.settings.data_dir),
+        "STUDYHALL_ANALYTICS_ADDRESS": world.analytics.server.address,
+        "COLUMNS": "200",
+    }
+
+    async def cli(*args: str, user: str = "olga") -> str:
+        result = await asyncio.to_thread(
+            runner.invoke, app, ["analytics", *args, "--as", user], env=env
+        )
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    made = json.loads(
+        await cli(
+            "surveys",
+            "create",
+            community_id,
+            "--title",
+            "Pulse",
+            "--question",
+            "mood:rating:How is it going?:required",
+            "--question",
+            "next:single:What next?:grammar|speaking",
+            "--json",
+        )
+    )
+    survey_id = made["survey"]["id"]
+    assert [q["key"] for q in made["survey"]["questions"]] == ["mood", "next"]
+    assert survey_id in await cli("surveys", "list", community_id)
+    await cli(
+        "surveys",
+        "answer",
+        community_id,
+        survey_id,
+        "--answer",
+        "mood=4",
+        "--answer",
+        "next=speaking",
+        user="ada",
+    )
+    results = json.loads(await cli("surveys", "results", community_id, survey_id, "--json"))
+    assert results["respondents"] == "1"  # int64 in JSON
+    assert "closed with 1 answers" in await cli("surveys", "close", community_id, survey_id)
+    trend = json.loads(await cli("satisfaction", community_id, "--json"))
+    assert trend["weeks"][-1]["satisfaction"] == 75.0
+    scores = json.loads(await cli("engagement", community_id, "--json"))
+    assert scores["scores"][0]["user_id"] == "ada"
+    assert json.loads(await cli("churn", community_id, "--json"))["community_id"] == community_id
+    assert "fewer than 10 peers" in await cli("benchmarks", community_id)
+
+    # A bad question exits non-zero naming the field.
+    result = await asyncio.to_thread(
+        runner.invoke,
+        app,
+        [
+            "analytics",
+            "surveys",
+            "create",
+            community_id,
+            "--title",
+            "x",
+            "--question",
+            "a:single:Pick:only",
+            "--as",
+            "olga",
+        ],
+        env=env,
+    )
+    assert result.exit_code != 0
+    assert "questions[0].choices" in result.output
