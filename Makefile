@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: deploy-check asyncapi asyncapi-check bench-activities bench-analytics bench-backbone bench-content bench-billing bench-schedule bench-members bench-tracing up test test-cluster test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
+.PHONY: deploy-check asyncapi asyncapi-check bench-activities bench-analytics bench-churn bench-backbone bench-content bench-billing bench-schedule bench-members bench-tracing up test test-cluster test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
 
 venv:
 	@scripts/bootstrap.sh
@@ -71,6 +71,9 @@ bench-activities: venv
 
 bench-analytics: venv
 	$(BIN)/python -m bench.analytics $(BENCH_ARGS)
+
+bench-churn: venv
+	$(BIN)/python -m bench.churn_sweep $(BENCH_ARGS)
 
 bench-backbone: venv
 	$(BIN)/python -m bench.backbone $(BENCH_ARGS)

@@ -2,7 +2,8 @@
 # Prepares a machine for Studyhall: the system packages it needs, then the venv.
 # Usage: scripts/bootstrap.sh [--with-test-servers]
 # With --with-test-servers, redis-server and PostgreSQL are required too (the test harness
-# starts its own copies of both unless STUDYHALL_TEST_*_URL point at running ones).
+# starts its own copies of both unless STUDYHALL_TEST_*_URL point at running ones), and
+# Debian's chromium and chromium-driver, in which a test opens analytics' weekly report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,8 @@ if [ "$want_servers" = 1 ]; then
     && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     missing+=("postgresql")
   fi
+  command -v chromium >/dev/null 2>&1 || missing+=("chromium")
+  [ -x /usr/bin/chromedriver ] || missing+=("chromium-driver")
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

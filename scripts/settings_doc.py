@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices
 
+from services.analytics.settings import AnalyticsSettings
 from services.billing.settings import BillingSettings
 from services.content.settings import ContentSettings
 from services.events.settings import EventsSettings
@@ -20,6 +21,7 @@ OWN_SETTINGS: list[type[ServiceSettings]] = [
     ContentSettings,
     BillingSettings,
     EventsSettings,
+    AnalyticsSettings,
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,22 +6,38 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import grpc
 
 from services.analytics import data
 from services.analytics.api import SERVICE_NAME, AnalyticsApi
+from services.analytics.benchmarks.api import BenchmarksApi
 from services.analytics.consumers import SUBSCRIPTIONS
+from services.analytics.engagement.api import EngagementApi
+from services.analytics.engagement.sweep import sweep
 from services.analytics.rebuild import rebuild
+from services.analytics.reports.api import ReportsApi
 from services.analytics.settings import AnalyticsSettings
-from services.analytics.store.tables import access, idempotency_keys, inbox
+from services.analytics.store.sweeps import CHURN_SWEEP
+from services.analytics.store.tables import (
+    access,
+    idempotency_keys,
+    inbox,
+    outbox,
+    scheduled_jobs,
+)
+from services.analytics.surveys import data as surveys_data
+from services.analytics.surveys.api import SurveysApi
 from services.kit.access import Access, StandingData, access_subscription
 from services.kit.data_rights import DataHolder, erasure_subscription
 from services.kit.data_rights_api import DataRightsApi
 from services.kit.database import Database
 from services.kit.events.consumer import Subscription
+from services.kit.grouped_writes import GroupedWriter
 from services.kit.idempotency import IdempotentWriter
+from services.kit.schedule import Handler
 from services.kit.service import Dependencies, ServiceSpec, run
 from services.kit.servicers import compose
 from services.kit.settings import load_settings
@@ -29,19 +45,44 @@ from studyhall.analytics.v1 import analytics_service_pb2 as pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as pb_grpc
 
 # Everything analytics holds about a member: ExportMyData, EraseMyData and MemberErased.
-HOLDERS: tuple[DataHolder, ...] = (StandingData(access), data)
+HOLDERS: tuple[DataHolder, ...] = (StandingData(access), data, surveys_data)
 
 
 def register(server: grpc.aio.Server, deps: Dependencies) -> None:
+    database = deps.database
+    checks = Access("analytics", database, access, deps.redis)
+    idempotent = IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
+    writer = GroupedWriter(idempotent)
     servicer = compose(
         pb_grpc.AnalyticsServiceServicer,
         pb.DESCRIPTOR.services_by_name["AnalyticsService"],
-        AnalyticsApi(deps.database, Access("analytics", deps.database, access, deps.redis)),
-        DataRightsApi(
-            deps.database, IdempotentWriter(deps.database, idempotency_keys), HOLDERS, pb
-        ),
+        AnalyticsApi(database, checks),
+        SurveysApi(database, checks, writer, members=_members_channel(deps)),
+        EngagementApi(database, checks),
+        BenchmarksApi(database, checks),
+        ReportsApi(database, checks),
+        DataRightsApi(database, idempotent, HOLDERS, pb),
     )
     pb_grpc.add_AnalyticsServiceServicer_to_server(servicer, server)
+
+
+def _members_channel(deps: Dependencies) -> Callable[[], grpc.aio.Channel]:
+    """The members service's API, connected on first use (a survey aimed at a segment):
+    analytics starts and serves without it."""
+    settings = deps.settings
+    assert isinstance(settings, AnalyticsSettings)
+    channels: list[grpc.aio.Channel] = []
+
+    def channel() -> grpc.aio.Channel:
+        if not channels:
+            channels.append(grpc.aio.insecure_channel(settings.members_address))
+        return channels[0]
+
+    return channel
+
+
+def jobs(deps: Dependencies) -> Mapping[str, Handler]:
+    return {CHURN_SWEEP: sweep}
 
 
 SPEC = ServiceSpec(
@@ -49,8 +90,11 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "store" / "migrations",
     service_names=[SERVICE_NAME],
     register=register,
+    outbox=outbox,
     inbox=inbox,
     subscriptions=lambda deps: subscriptions(),
+    schedule=scheduled_jobs,
+    jobs=jobs,
 )
 
 

@@ -58,6 +58,24 @@ class DateRange:
         return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
 
 
+# The days a single-day request may name: room on both sides for the weeks it looks at.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(9000, 12, 31)
+
+
+def one_day(text: str, field: str, default: date) -> date:
+    """A request's UTC day, YYYY-MM-DD, between FIRST_DAY and LAST_DAY; empty: `default`."""
+    if not text:
+        return default
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument.field(field, "must be a calendar date YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidArgument.field(field, f"must be between {FIRST_DAY} and {LAST_DAY}")
+    return day
+
+
 def date_range(start: str, end: str) -> DateRange:
     """The range a request names: both days valid, in order, at most two years apart."""
     problems: list[FieldViolation] = []

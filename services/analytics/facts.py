@@ -58,6 +58,8 @@ class Effects:
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
     mrr: dict[tuple[str, date, str, int], list[int]] = field(default_factory=dict)
     archived: dict[str, datetime] = field(default_factory=dict)
+    feedback: list[dict[str, Any]] = field(default_factory=list)  # FeedbackSubmitted
+    topics: list[dict[str, Any]] = field(default_factory=list)  # community_topics
     # MemberErased: written after the rest of the batch, so it renames what came before.
     erased: list[Key] = field(default_factory=list)
 
@@ -92,7 +94,7 @@ class Effects:
         """Every (community, user) the effects name: what erasure may have to rename."""
         named: set[Key] = {(c, u) for c, _, u in self.deeds} | set(self.firsts)
         named |= {(c, u) for c, _, u in self.streaks}
-        for rows in (self.states, self.registrations, self.subscriptions):
+        for rows in (self.states, self.registrations, self.subscriptions, self.feedback):
             named |= {(row["community_id"], row["user_id"]) for row in rows}
         named |= {(c, row["author_user_id"]) for (c, _), row in self.posts.items()}
         return {(c, u) for c, u in named if u}
@@ -118,7 +120,7 @@ class Effects:
                 if step not in merged or day < merged[step]:
                     merged[step] = day
         self.firsts = firsts
-        for rows in (self.states, self.registrations, self.subscriptions):
+        for rows in (self.states, self.registrations, self.subscriptions, self.feedback):
             for row in rows:
                 row["user_id"] = user(row["community_id"], row["user_id"])
         for (c, _), row in self.posts.items():
@@ -145,8 +147,17 @@ def time_of(stamp: Timestamp, envelope: Envelope) -> datetime:
 # -- members ----------------------------------------------------------------------------------
 
 
-def _community_created(e: members.CommunityCreated, env: Envelope, fx: Effects) -> None:
-    """Only that the community exists (effects_of notes every community an event reaches)."""
+def _community_topic(e: Any, env: Envelope, fx: Effects) -> None:
+    """The community's topic, the peers of its benchmarks (effects_of notes every community
+    an event reaches)."""
+    fx.topics.append(
+        {"community_id": e.community_id, "topic": topic_of(e.topic), "version": e.version}
+    )
+
+
+def topic_of(text: str) -> str:
+    """Communities share a topic when the words match, whatever the case and spacing."""
+    return " ".join(text.lower().split())[:200]
 
 
 def _joined(e: members.MemberJoined, env: Envelope, fx: Effects) -> None:
@@ -283,6 +294,19 @@ def _registration(
     return apply
 
 
+def _feedback(e: activities.FeedbackSubmitted, env: Envelope, fx: Effects) -> None:
+    fx.feedback.append(
+        {
+            "community_id": e.community_id,
+            "feedback_id": e.feedback_id,
+            "user_id": e.user_id,
+            "overall_rating": e.overall_rating,
+            "submitted_at": time_of(e.submit_time, env),
+            "version": e.version,
+        }
+    )
+
+
 # -- billing ----------------------------------------------------------------------------------
 
 
@@ -319,7 +343,8 @@ def _mrr_moved(e: billing.MrrMoved, env: Envelope, fx: Effects) -> None:
 Fact = Callable[[Any, Envelope, Effects], None]
 
 FACTS: dict[type[Message], Fact] = {
-    members.CommunityCreated: _community_created,
+    members.CommunityCreated: _community_topic,
+    members.CommunityUpdated: _community_topic,
     members.MemberJoined: _joined,
     members.MemberLeft: _departed(lambda e: e.leave_time),
     members.MemberRemoved: _departed(lambda e: Timestamp()),
@@ -342,6 +367,7 @@ FACTS: dict[type[Message], Fact] = {
         "attended", lambda e: e.record_time, "attendances"
     ),
     activities.NoShowRecorded: _registration("no_show", lambda e: e.record_time, None),
+    activities.FeedbackSubmitted: _feedback,
     billing.CheckoutCompleted: _checkout,
     billing.SubscriptionChanged: _subscription,
     billing.MrrMoved: _mrr_moved,

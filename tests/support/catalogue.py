@@ -101,6 +101,8 @@ class World:
     # (RevokeEntitlement).
     charge_id: str = ""
     entitlement_id: str = ""
+    # Analytics: an open survey of the community sent to every member.
+    survey_id: str = ""
 
 
 def record_fields() -> list[str]:

@@ -4,21 +4,26 @@ per table the batch touches, each an INSERT ... ON CONFLICT whose update commute
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, case, or_, select, tuple_, update
+from sqlalchemy import Table, and_, case, delete, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.analytics.facts import DEEDS, FIRSTS, Effects, Key
+from services.analytics.store.sweeps import ensure_sweeps
 from services.analytics.store.tables import (
     activities,
+    churn_risks,
     community_stats,
+    community_topics,
     daily_counts,
+    feedback,
     hourly_counts,
     member_days,
     member_firsts,
@@ -28,6 +33,8 @@ from services.analytics.store.tables import (
     posts,
     registrations,
     subscriptions,
+    survey_answers,
+    survey_recipients,
     tombstones,
 )
 from services.kit.projection import upsert_newer, upsert_only
@@ -155,6 +162,10 @@ async def write(session: AsyncSession, effects: Effects) -> None:
         ("community_id", "day", "currency", "kind"),
         add=("amount_minor", "moves"),
     )
+    await upsert_newer(session, feedback, effects.feedback, ["community_id", "feedback_id"])
+    await upsert_newer(session, community_topics, effects.topics, ["community_id"])
+    # Every community an event reaches is swept for churn risk once a day.
+    await ensure_sweeps(session, sorted(effects.touched))
 
 
 async def lock_communities(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -188,11 +199,39 @@ async def erase_member(session: AsyncSession, community_id: str, user_id: str) -
                 community_id=community_id, user_digest=key, pseudonym=pseudonym
             )
         )
+    await _forget_free_text(session, community_id, user_id)
     for table, column in NAMED:
         await session.execute(
             update(table)
             .where(table.c.community_id == community_id, table.c[column] == user_id)
             .values({column: pseudonym})
+        )
+    # Snapshots and judgements name the person and are no figure: they go.
+    for table in (survey_recipients, churn_risks):
+        await session.execute(
+            delete(table).where(table.c.community_id == community_id, table.c.user_id == user_id)
+        )
+
+
+async def _forget_free_text(session: AsyncSession, community_id: str, user_id: str) -> None:
+    """Survey answers keep their scores and choices; the words the member wrote go."""
+    rows = await session.execute(
+        select(survey_answers.c.survey_id, survey_answers.c.answers).where(
+            survey_answers.c.community_id == community_id, survey_answers.c.user_id == user_id
+        )
+    )
+    for survey_id, text in rows.all():
+        answers = json.loads(text)
+        for answer in answers.values():
+            answer.pop("text", None)
+        await session.execute(
+            update(survey_answers)
+            .where(
+                survey_answers.c.community_id == community_id,
+                survey_answers.c.survey_id == survey_id,
+                survey_answers.c.user_id == user_id,
+            )
+            .values(answers=json.dumps(answers, sort_keys=True))
         )
 
 
@@ -204,6 +243,8 @@ NAMED: tuple[tuple[Table, str], ...] = (
     (posts, "author_user_id"),
     (registrations, "user_id"),
     (subscriptions, "user_id"),
+    (feedback, "user_id"),
+    (survey_answers, "user_id"),
 )
 
 

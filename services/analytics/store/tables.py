@@ -16,17 +16,21 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
     String,
     Table,
+    Text,
     false,
 )
 
 from services.kit.access import access_tables
 from services.kit.events.inbox import inbox_table
+from services.kit.events.outbox import outbox_table
 from services.kit.idempotency import idempotency_table
+from services.kit.schedule import schedule_table
 
 metadata = MetaData()
 
@@ -193,8 +197,96 @@ tombstones = Table(
     Column("pseudonym", String(200), nullable=False),
 )
 
+# Activities' FeedbackSubmitted, the newest version of each feedback winning: the activity
+# side of the satisfaction trend.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("community_id", String(36), primary_key=True),
+    Column("feedback_id", String(36), primary_key=True),
+    Column("user_id", String(200), nullable=False),
+    Column("overall_rating", Integer, nullable=False),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Column("version", BigInteger, nullable=False),
+)
+
+# Each community's topic as members describes it (lowercased), the newest version winning:
+# the peers of a benchmark.
+community_topics = Table(
+    "community_topics",
+    metadata,
+    Column("community_id", String(36), primary_key=True),
+    Column("topic", String(200), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Index("ix_community_topics_topic", "topic"),
+)
+
+# -- records analytics owns (written by its RPCs and its sweep, not projections: a rebuild
+# leaves them alone; docs/decisions/0048) ------------------------------------------------------
+
+# Surveys admins define; the questions are a JSON list (services/analytics/surveys/domain.py).
+surveys = Table(
+    "surveys",
+    metadata,
+    Column("community_id", String(36), primary_key=True),
+    Column("survey_id", String(36), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("questions", Text, nullable=False),
+    Column("segment_id", String(36), nullable=False, default="", server_default=""),
+    Column("recipient_count", Integer, nullable=False, default=0, server_default="0"),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("answer_count", Integer, nullable=False, default=0, server_default="0"),
+    Column("version", BigInteger, nullable=False),
+    Index("ix_surveys_created", "community_id", "created_at"),
+)
+
+# The members a segment survey was sent to: the snapshot taken when it opened.
+survey_recipients = Table(
+    "survey_recipients",
+    metadata,
+    Column("community_id", String(36), primary_key=True),
+    Column("survey_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+)
+
+# One row per member and survey answered (the key makes "once" hold under concurrency);
+# the answers are a JSON object by question key. Erasure renames the member to their
+# pseudonym and blanks free text: the figures stay, the person goes.
+survey_answers = Table(
+    "survey_answers",
+    metadata,
+    Column("community_id", String(36), primary_key=True),
+    Column("survey_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("answers", Text, nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=False),
+    Index("ix_survey_answers_user", "community_id", "user_id"),
+)
+
+# What the daily churn sweep last judged each member (services/analytics/engagement/).
+churn_risks = Table(
+    "churn_risks",
+    metadata,
+    Column("community_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("risk", Integer, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("previous_score", Float, nullable=False),
+    Column("last_active_on", Date, nullable=True),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("swept_on", Date, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Index("ix_churn_risks_risk", "community_id", "risk"),
+)
+
 inbox = inbox_table(metadata)
-# EraseMyData is the one mutating RPC.
+# Survey events and ChurnRiskChanged, staged with the write that causes them.
+outbox = outbox_table(metadata)
+# The daily churn sweep of each community (services/kit/schedule.py).
+scheduled_jobs = schedule_table(metadata)
+# The writing RPCs: EraseMyData and the surveys'.
 idempotency_keys = idempotency_table(metadata)
 # The projection of members' roles this service authorizes calls with.
 access = access_tables(metadata)

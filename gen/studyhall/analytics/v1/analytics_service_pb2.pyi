@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from studyhall.content.v1 import content_service_pb2 as _content_service_pb2
 from studyhall.events.v1 import activities_service_pb2 as _activities_service_pb2
 import builtins as _builtins
@@ -21,6 +22,88 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _QuestionKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _QuestionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_QuestionKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    QUESTION_KIND_UNSPECIFIED: _QuestionKind.ValueType  # 0
+    QUESTION_KIND_RATING: _QuestionKind.ValueType  # 1
+    """A score from 1 to 5."""
+    QUESTION_KIND_SINGLE_CHOICE: _QuestionKind.ValueType  # 2
+    """Exactly one of the choices."""
+    QUESTION_KIND_MULTIPLE_CHOICE: _QuestionKind.ValueType  # 3
+    """One or more of the choices."""
+    QUESTION_KIND_FREE_TEXT: _QuestionKind.ValueType  # 4
+    """Words, at most 2,000 characters."""
+    QUESTION_KIND_NPS: _QuestionKind.ValueType  # 5
+    """Net Promoter Score: how likely, from 0 to 10, the member recommends the community."""
+
+class QuestionKind(_QuestionKind, metaclass=_QuestionKindEnumTypeWrapper):
+    """-- surveys ----------------------------------------------------------------------------------"""
+
+QUESTION_KIND_UNSPECIFIED: QuestionKind.ValueType  # 0
+QUESTION_KIND_RATING: QuestionKind.ValueType  # 1
+"""A score from 1 to 5."""
+QUESTION_KIND_SINGLE_CHOICE: QuestionKind.ValueType  # 2
+"""Exactly one of the choices."""
+QUESTION_KIND_MULTIPLE_CHOICE: QuestionKind.ValueType  # 3
+"""One or more of the choices."""
+QUESTION_KIND_FREE_TEXT: QuestionKind.ValueType  # 4
+"""Words, at most 2,000 characters."""
+QUESTION_KIND_NPS: QuestionKind.ValueType  # 5
+"""Net Promoter Score: how likely, from 0 to 10, the member recommends the community."""
+Global___QuestionKind: _TypeAlias = QuestionKind  # noqa: Y015
+
+class _ChurnRisk:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChurnRiskEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChurnRisk.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHURN_RISK_UNSPECIFIED: _ChurnRisk.ValueType  # 0
+    CHURN_RISK_NONE: _ChurnRisk.ValueType  # 1
+    """Activity holds or grows."""
+    CHURN_RISK_FALLING: _ChurnRisk.ValueType  # 2
+    """The engagement score fell to half of what it was four weeks before, or less."""
+    CHURN_RISK_LAPSED: _ChurnRisk.ValueType  # 3
+    """Active before, nothing in the last 21 days."""
+
+class ChurnRisk(_ChurnRisk, metaclass=_ChurnRiskEnumTypeWrapper):
+    """-- engagement and churn risk ----------------------------------------------------------------"""
+
+CHURN_RISK_UNSPECIFIED: ChurnRisk.ValueType  # 0
+CHURN_RISK_NONE: ChurnRisk.ValueType  # 1
+"""Activity holds or grows."""
+CHURN_RISK_FALLING: ChurnRisk.ValueType  # 2
+"""The engagement score fell to half of what it was four weeks before, or less."""
+CHURN_RISK_LAPSED: ChurnRisk.ValueType  # 3
+"""Active before, nothing in the last 21 days."""
+Global___ChurnRisk: _TypeAlias = ChurnRisk  # noqa: Y015
+
+class _ReportFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReportFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReportFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REPORT_FORMAT_UNSPECIFIED: _ReportFormat.ValueType  # 0
+    REPORT_FORMAT_HTML: _ReportFormat.ValueType  # 1
+    """A self-contained HTML page, charts drawn as inline SVG (the default)."""
+    REPORT_FORMAT_CSV: _ReportFormat.ValueType  # 2
+    """The report's figures as CSV."""
+
+class ReportFormat(_ReportFormat, metaclass=_ReportFormatEnumTypeWrapper):
+    """-- reports ----------------------------------------------------------------------------------"""
+
+REPORT_FORMAT_UNSPECIFIED: ReportFormat.ValueType  # 0
+REPORT_FORMAT_HTML: ReportFormat.ValueType  # 1
+"""A self-contained HTML page, charts drawn as inline SVG (the default)."""
+REPORT_FORMAT_CSV: ReportFormat.ValueType  # 2
+"""The report's figures as CSV."""
+Global___ReportFormat: _TypeAlias = ReportFormat  # noqa: Y015
 
 @_typing.final
 class CommunityStats(_message.Message):
@@ -1028,3 +1111,930 @@ class GetRevenueResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRevenueResponse: _TypeAlias = GetRevenueResponse  # noqa: Y015
+
+@_typing.final
+class SurveyQuestion(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    PROMPT_FIELD_NUMBER: _builtins.int
+    CHOICES_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """Names the question in answers and results: 1-40 lowercase letters, digits or '_',
+    unique within the survey.
+    """
+    kind: Global___QuestionKind.ValueType
+    prompt: _builtins.str
+    """What is asked, 1-500 characters."""
+    required: _builtins.bool
+    """Whether an answer must include it."""
+    @_builtins.property
+    def choices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The choices of a single or multiple choice question: 2-20 distinct labels of 1-200
+        characters; empty for every other kind.
+        """
+
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        kind: Global___QuestionKind.ValueType = ...,
+        prompt: _builtins.str = ...,
+        choices: _abc.Iterable[_builtins.str] | None = ...,
+        required: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choices", b"choices", "key", b"key", "kind", b"kind", "prompt", b"prompt", "required", b"required"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SurveyQuestion: _TypeAlias = SurveyQuestion  # noqa: Y015
+
+@_typing.final
+class Survey(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    QUESTIONS_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    RECIPIENT_COUNT_FIELD_NUMBER: _builtins.int
+    CREATED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    ANSWER_COUNT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    title: _builtins.str
+    segment_id: _builtins.str
+    """The segment it was sent to; empty when sent to every member."""
+    recipient_count: _builtins.int
+    """How many members it was sent to when it opened (zero when sent to every member)."""
+    created_by_user_id: _builtins.str
+    answer_count: _builtins.int
+    version: _builtins.int
+    @_builtins.property
+    def questions(self) -> _containers.RepeatedCompositeFieldContainer[Global___SurveyQuestion]: ...
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def close_time(self) -> _timestamp_pb2.Timestamp:
+        """Set once closed."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        questions: _abc.Iterable[Global___SurveyQuestion] | None = ...,
+        segment_id: _builtins.str = ...,
+        recipient_count: _builtins.int = ...,
+        created_by_user_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        close_time: _timestamp_pb2.Timestamp | None = ...,
+        answer_count: _builtins.int = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_count", b"answer_count", "close_time", b"close_time", "community_id", b"community_id", "create_time", b"create_time", "created_by_user_id", b"created_by_user_id", "id", b"id", "questions", b"questions", "recipient_count", b"recipient_count", "segment_id", b"segment_id", "title", b"title", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Survey: _TypeAlias = Survey  # noqa: Y015
+
+@_typing.final
+class CreateSurveyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    QUESTIONS_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    title: _builtins.str
+    """1-200 characters."""
+    segment_id: _builtins.str
+    """Send it to this segment's members only; empty for every member."""
+    @_builtins.property
+    def questions(self) -> _containers.RepeatedCompositeFieldContainer[Global___SurveyQuestion]:
+        """1-50 questions."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        questions: _abc.Iterable[Global___SurveyQuestion] | None = ...,
+        segment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "questions", b"questions", "request_id", b"request_id", "segment_id", b"segment_id", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateSurveyRequest: _TypeAlias = CreateSurveyRequest  # noqa: Y015
+
+@_typing.final
+class CreateSurveyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SURVEY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def survey(self) -> Global___Survey: ...
+    def __init__(
+        self,
+        *,
+        survey: Global___Survey | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["survey", b"survey"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["survey", b"survey"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateSurveyResponse: _TypeAlias = CreateSurveyResponse  # noqa: Y015
+
+@_typing.final
+class GetSurveyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    SURVEY_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    survey_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        survey_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "survey_id", b"survey_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSurveyRequest: _TypeAlias = GetSurveyRequest  # noqa: Y015
+
+@_typing.final
+class GetSurveyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SURVEY_FIELD_NUMBER: _builtins.int
+    CAN_ANSWER_FIELD_NUMBER: _builtins.int
+    ANSWERED_FIELD_NUMBER: _builtins.int
+    can_answer: _builtins.bool
+    """Whether the caller may answer now: sent to them, open, not answered yet."""
+    answered: _builtins.bool
+    """Whether the caller answered already."""
+    @_builtins.property
+    def survey(self) -> Global___Survey: ...
+    def __init__(
+        self,
+        *,
+        survey: Global___Survey | None = ...,
+        can_answer: _builtins.bool = ...,
+        answered: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["survey", b"survey"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered", b"answered", "can_answer", b"can_answer", "survey", b"survey"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSurveyResponse: _TypeAlias = GetSurveyResponse  # noqa: Y015
+
+@_typing.final
+class ListSurveysRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSurveysRequest: _TypeAlias = ListSurveysRequest  # noqa: Y015
+
+@_typing.final
+class ListSurveysResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SURVEYS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def surveys(self) -> _containers.RepeatedCompositeFieldContainer[Global___Survey]: ...
+    def __init__(
+        self,
+        *,
+        surveys: _abc.Iterable[Global___Survey] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "surveys", b"surveys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSurveysResponse: _TypeAlias = ListSurveysResponse  # noqa: Y015
+
+@_typing.final
+class SurveyAnswer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    CHOICES_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """The question's key."""
+    score: _builtins.int
+    """A rating (1-5) or an NPS score (0-10)."""
+    text: _builtins.str
+    """A free text answer, 1-2,000 characters."""
+    @_builtins.property
+    def choices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The labels chosen: one for a single choice question, one or more for a multiple one."""
+
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        score: _builtins.int | None = ...,
+        choices: _abc.Iterable[_builtins.str] | None = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_score", b"_score", "score", b"score"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_score", b"_score", "choices", b"choices", "key", b"key", "score", b"score", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__score: _TypeAlias = _typing.Literal["score"]  # noqa: Y015
+    _WhichOneofArgType__score: _TypeAlias = _typing.Literal["_score", b"_score"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__score) -> _WhichOneofReturnType__score | None: ...
+
+Global___SurveyAnswer: _TypeAlias = SurveyAnswer  # noqa: Y015
+
+@_typing.final
+class AnswerSurveyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    SURVEY_ID_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    survey_id: _builtins.str
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedCompositeFieldContainer[Global___SurveyAnswer]:
+        """At most one per question; every required question answered."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        survey_id: _builtins.str = ...,
+        answers: _abc.Iterable[Global___SurveyAnswer] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "community_id", b"community_id", "request_id", b"request_id", "survey_id", b"survey_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerSurveyRequest: _TypeAlias = AnswerSurveyRequest  # noqa: Y015
+
+@_typing.final
+class AnswerSurveyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANSWER_TIME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def answer_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        answer_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_time", b"answer_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_time", b"answer_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerSurveyResponse: _TypeAlias = AnswerSurveyResponse  # noqa: Y015
+
+@_typing.final
+class CloseSurveyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    SURVEY_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    survey_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        survey_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "survey_id", b"survey_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseSurveyRequest: _TypeAlias = CloseSurveyRequest  # noqa: Y015
+
+@_typing.final
+class CloseSurveyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SURVEY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def survey(self) -> Global___Survey: ...
+    def __init__(
+        self,
+        *,
+        survey: Global___Survey | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["survey", b"survey"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["survey", b"survey"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseSurveyResponse: _TypeAlias = CloseSurveyResponse  # noqa: Y015
+
+@_typing.final
+class GetSurveyResultsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    SURVEY_ID_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    survey_id: _builtins.str
+    segment_id: _builtins.str
+    """Only the answers of this segment's members now; empty for every answer."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        survey_id: _builtins.str = ...,
+        segment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "segment_id", b"segment_id", "survey_id", b"survey_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSurveyResultsRequest: _TypeAlias = GetSurveyResultsRequest  # noqa: Y015
+
+@_typing.final
+class QuestionResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Choice(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        LABEL_FIELD_NUMBER: _builtins.int
+        COUNT_FIELD_NUMBER: _builtins.int
+        SHARE_FIELD_NUMBER: _builtins.int
+        label: _builtins.str
+        count: _builtins.int
+        share: _builtins.float
+        """Of the answers to the question."""
+        def __init__(
+            self,
+            *,
+            label: _builtins.str = ...,
+            count: _builtins.int = ...,
+            share: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "label", b"label", "share", b"share"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    KEY_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ANSWERED_FIELD_NUMBER: _builtins.int
+    MEAN_SCORE_FIELD_NUMBER: _builtins.int
+    SCORE_COUNTS_FIELD_NUMBER: _builtins.int
+    CHOICES_FIELD_NUMBER: _builtins.int
+    PROMOTERS_FIELD_NUMBER: _builtins.int
+    PASSIVES_FIELD_NUMBER: _builtins.int
+    DETRACTORS_FIELD_NUMBER: _builtins.int
+    NPS_FIELD_NUMBER: _builtins.int
+    TEXTS_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    kind: Global___QuestionKind.ValueType
+    answered: _builtins.int
+    """How many answers include it."""
+    mean_score: _builtins.float
+    """Rating and NPS: the mean score, and how many gave each score (index = score)."""
+    promoters: _builtins.int
+    """NPS: promoters (9-10), passives (7-8), detractors (0-6) and the score (promoters'
+    share minus detractors', -100 to 100).
+    """
+    passives: _builtins.int
+    detractors: _builtins.int
+    nps: _builtins.float
+    @_builtins.property
+    def score_counts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def choices(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuestionResult.Choice]:
+        """Choice questions: each label, in the question's order."""
+
+    @_builtins.property
+    def texts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Free text: the answers, newest first, at most 100, without who wrote them."""
+
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        kind: Global___QuestionKind.ValueType = ...,
+        answered: _builtins.int = ...,
+        mean_score: _builtins.float = ...,
+        score_counts: _abc.Iterable[_builtins.int] | None = ...,
+        choices: _abc.Iterable[Global___QuestionResult.Choice] | None = ...,
+        promoters: _builtins.int = ...,
+        passives: _builtins.int = ...,
+        detractors: _builtins.int = ...,
+        nps: _builtins.float = ...,
+        texts: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered", b"answered", "choices", b"choices", "detractors", b"detractors", "key", b"key", "kind", b"kind", "mean_score", b"mean_score", "nps", b"nps", "passives", b"passives", "promoters", b"promoters", "score_counts", b"score_counts", "texts", b"texts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuestionResult: _TypeAlias = QuestionResult  # noqa: Y015
+
+@_typing.final
+class GetSurveyResultsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SURVEY_ID_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    RESPONDENTS_FIELD_NUMBER: _builtins.int
+    QUESTIONS_FIELD_NUMBER: _builtins.int
+    survey_id: _builtins.str
+    segment_id: _builtins.str
+    respondents: _builtins.int
+    """Answers counted (of the segment's members when one is named)."""
+    @_builtins.property
+    def questions(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuestionResult]: ...
+    def __init__(
+        self,
+        *,
+        survey_id: _builtins.str = ...,
+        segment_id: _builtins.str = ...,
+        respondents: _builtins.int = ...,
+        questions: _abc.Iterable[Global___QuestionResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["questions", b"questions", "respondents", b"respondents", "segment_id", b"segment_id", "survey_id", b"survey_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSurveyResultsResponse: _TypeAlias = GetSurveyResultsResponse  # noqa: Y015
+
+@_typing.final
+class GetSatisfactionTrendRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    start_date: _builtins.str
+    """The first and last UTC day of the range (weeks start on Monday), at most two years."""
+    end_date: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "end_date", b"end_date", "start_date", b"start_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSatisfactionTrendRequest: _TypeAlias = GetSatisfactionTrendRequest  # noqa: Y015
+
+@_typing.final
+class SatisfactionWeek(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEEK_START_FIELD_NUMBER: _builtins.int
+    RATINGS_FIELD_NUMBER: _builtins.int
+    MEAN_RATING_FIELD_NUMBER: _builtins.int
+    FEEDBACK_FIELD_NUMBER: _builtins.int
+    MEAN_FEEDBACK_FIELD_NUMBER: _builtins.int
+    NPS_ANSWERS_FIELD_NUMBER: _builtins.int
+    NPS_FIELD_NUMBER: _builtins.int
+    SATISFACTION_FIELD_NUMBER: _builtins.int
+    week_start: _builtins.str
+    """The Monday of the UTC week."""
+    ratings: _builtins.int
+    """Survey rating answers: how many, and their mean (1-5)."""
+    mean_rating: _builtins.float
+    feedback: _builtins.int
+    """Activities' feedback: how many, and the mean overall rating (1-5)."""
+    mean_feedback: _builtins.float
+    nps_answers: _builtins.int
+    """NPS answers: how many, and the score (-100 to 100)."""
+    nps: _builtins.float
+    satisfaction: _builtins.float
+    """Every rating, feedback and NPS answer on one scale of 0-100 (docs/metrics.md)."""
+    def __init__(
+        self,
+        *,
+        week_start: _builtins.str = ...,
+        ratings: _builtins.int = ...,
+        mean_rating: _builtins.float = ...,
+        feedback: _builtins.int = ...,
+        mean_feedback: _builtins.float = ...,
+        nps_answers: _builtins.int = ...,
+        nps: _builtins.float = ...,
+        satisfaction: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feedback", b"feedback", "mean_feedback", b"mean_feedback", "mean_rating", b"mean_rating", "nps", b"nps", "nps_answers", b"nps_answers", "ratings", b"ratings", "satisfaction", b"satisfaction", "week_start", b"week_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SatisfactionWeek: _TypeAlias = SatisfactionWeek  # noqa: Y015
+
+@_typing.final
+class GetSatisfactionTrendResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    WEEKS_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    @_builtins.property
+    def weeks(self) -> _containers.RepeatedCompositeFieldContainer[Global___SatisfactionWeek]:
+        """Weeks with at least one rating, feedback or NPS answer."""
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        weeks: _abc.Iterable[Global___SatisfactionWeek] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "weeks", b"weeks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSatisfactionTrendResponse: _TypeAlias = GetSatisfactionTrendResponse  # noqa: Y015
+
+@_typing.final
+class ListEngagementScoresRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    TOP_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    date: _builtins.str
+    """The UTC day the scores are taken at; empty for today."""
+    top: _builtins.int
+    """How many members, highest first: 1-100, 20 when zero."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        date: _builtins.str = ...,
+        top: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "date", b"date", "top", b"top"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEngagementScoresRequest: _TypeAlias = ListEngagementScoresRequest  # noqa: Y015
+
+@_typing.final
+class EngagementScore(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_SCORE_FIELD_NUMBER: _builtins.int
+    LAST_ACTIVE_DATE_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    score: _builtins.float
+    previous_score: _builtins.float
+    """The same four weeks earlier."""
+    last_active_date: _builtins.str
+    """The last UTC day the member was active; empty when never."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        score: _builtins.float = ...,
+        previous_score: _builtins.float = ...,
+        last_active_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_active_date", b"last_active_date", "previous_score", b"previous_score", "score", b"score", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EngagementScore: _TypeAlias = EngagementScore  # noqa: Y015
+
+@_typing.final
+class ListEngagementScoresResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    SCORES_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    @_builtins.property
+    def scores(self) -> _containers.RepeatedCompositeFieldContainer[Global___EngagementScore]: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        scores: _abc.Iterable[Global___EngagementScore] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "scores", b"scores"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEngagementScoresResponse: _TypeAlias = ListEngagementScoresResponse  # noqa: Y015
+
+@_typing.final
+class ListChurnRisksRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TOP_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    top: _builtins.int
+    """How many members: 1-100, 20 when zero."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        top: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "top", b"top"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChurnRisksRequest: _TypeAlias = ListChurnRisksRequest  # noqa: Y015
+
+@_typing.final
+class ChurnRiskMember(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    RISK_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_SCORE_FIELD_NUMBER: _builtins.int
+    LAST_ACTIVE_DATE_FIELD_NUMBER: _builtins.int
+    SINCE_TIME_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    risk: Global___ChurnRisk.ValueType
+    score: _builtins.float
+    previous_score: _builtins.float
+    last_active_date: _builtins.str
+    @_builtins.property
+    def since_time(self) -> _timestamp_pb2.Timestamp:
+        """When the sweep judged the member at this risk first."""
+
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        risk: Global___ChurnRisk.ValueType = ...,
+        score: _builtins.float = ...,
+        previous_score: _builtins.float = ...,
+        last_active_date: _builtins.str = ...,
+        since_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since_time", b"since_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_active_date", b"last_active_date", "previous_score", b"previous_score", "risk", b"risk", "score", b"score", "since_time", b"since_time", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChurnRiskMember: _TypeAlias = ChurnRiskMember  # noqa: Y015
+
+@_typing.final
+class ListChurnRisksResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    SWEPT_DATE_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    swept_date: _builtins.str
+    """The UTC day of the last sweep that changed a member's risk; empty before one did."""
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChurnRiskMember]: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        swept_date: _builtins.str = ...,
+        members: _abc.Iterable[Global___ChurnRiskMember] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "members", b"members", "swept_date", b"swept_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChurnRisksResponse: _TypeAlias = ListChurnRisksResponse  # noqa: Y015
+
+@_typing.final
+class GetBenchmarksRequest(_message.Message):
+    """-- peer benchmarks --------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    date: _builtins.str
+    """The last UTC day of the 28 days measured; empty for yesterday."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "date", b"date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBenchmarksRequest: _TypeAlias = GetBenchmarksRequest  # noqa: Y015
+
+@_typing.final
+class Benchmark(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METRIC_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    PERCENTILE_FIELD_NUMBER: _builtins.int
+    metric: _builtins.str
+    """stickiness, active_share, posts_per_active_member or member_growth over the 28 days
+    (docs/metrics.md).
+    """
+    value: _builtins.float
+    """The community's own figure."""
+    percentile: _builtins.int
+    """The share of peers with a lower figure, ties counted half: 0-100."""
+    def __init__(
+        self,
+        *,
+        metric: _builtins.str = ...,
+        value: _builtins.float = ...,
+        percentile: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metric", b"metric", "percentile", b"percentile", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Benchmark: _TypeAlias = Benchmark  # noqa: Y015
+
+@_typing.final
+class GetBenchmarksResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TOPIC_FIELD_NUMBER: _builtins.int
+    PEERS_FIELD_NUMBER: _builtins.int
+    BENCHMARKS_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    topic: _builtins.str
+    """The community's topic, as members describes it (lowercase)."""
+    peers: _builtins.int
+    """Other communities of the topic measured; below 10 no benchmark is given."""
+    @_builtins.property
+    def benchmarks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Benchmark]: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        topic: _builtins.str = ...,
+        peers: _builtins.int = ...,
+        benchmarks: _abc.Iterable[Global___Benchmark] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["benchmarks", b"benchmarks", "community_id", b"community_id", "peers", b"peers", "topic", b"topic"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBenchmarksResponse: _TypeAlias = GetBenchmarksResponse  # noqa: Y015
+
+@_typing.final
+class GetWeeklyReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    date: _builtins.str
+    """Any UTC day of the week reported (weeks start on Monday); empty for last week."""
+    format: Global___ReportFormat.ValueType
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        date: _builtins.str = ...,
+        format: Global___ReportFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "date", b"date", "format", b"format"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWeeklyReportRequest: _TypeAlias = GetWeeklyReportRequest  # noqa: Y015
+
+@_typing.final
+class GetWeeklyReportResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    WEEK_START_FIELD_NUMBER: _builtins.int
+    document: _builtins.bytes
+    content_type: _builtins.str
+    """"text/html; charset=utf-8" or "text/csv; charset=utf-8"."""
+    week_start: _builtins.str
+    """The Monday of the week reported."""
+    def __init__(
+        self,
+        *,
+        document: _builtins.bytes = ...,
+        content_type: _builtins.str = ...,
+        week_start: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "document", b"document", "week_start", b"week_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWeeklyReportResponse: _TypeAlias = GetWeeklyReportResponse  # noqa: Y015

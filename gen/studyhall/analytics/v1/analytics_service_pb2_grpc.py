@@ -60,6 +60,61 @@ class AnalyticsServiceStub:
                 request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.EraseMyDataRequest.SerializeToString,
                 response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.EraseMyDataResponse.FromString,
                 _registered_method=True)
+        self.CreateSurvey = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/CreateSurvey',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.CreateSurveyRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.CreateSurveyResponse.FromString,
+                _registered_method=True)
+        self.GetSurvey = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/GetSurvey',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSurveyRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSurveyResponse.FromString,
+                _registered_method=True)
+        self.ListSurveys = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/ListSurveys',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListSurveysRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListSurveysResponse.FromString,
+                _registered_method=True)
+        self.AnswerSurvey = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/AnswerSurvey',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.AnswerSurveyRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.AnswerSurveyResponse.FromString,
+                _registered_method=True)
+        self.CloseSurvey = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/CloseSurvey',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.CloseSurveyRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.CloseSurveyResponse.FromString,
+                _registered_method=True)
+        self.GetSurveyResults = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/GetSurveyResults',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSurveyResultsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSurveyResultsResponse.FromString,
+                _registered_method=True)
+        self.GetSatisfactionTrend = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/GetSatisfactionTrend',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSatisfactionTrendRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSatisfactionTrendResponse.FromString,
+                _registered_method=True)
+        self.ListEngagementScores = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/ListEngagementScores',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListEngagementScoresRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListEngagementScoresResponse.FromString,
+                _registered_method=True)
+        self.ListChurnRisks = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/ListChurnRisks',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListChurnRisksRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListChurnRisksResponse.FromString,
+                _registered_method=True)
+        self.GetBenchmarks = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/GetBenchmarks',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetBenchmarksRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetBenchmarksResponse.FromString,
+                _registered_method=True)
+        self.GetWeeklyReport = channel.unary_unary(
+                '/studyhall.analytics.v1.AnalyticsService/GetWeeklyReport',
+                request_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetWeeklyReportRequest.SerializeToString,
+                response_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetWeeklyReportResponse.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServiceServicer:
@@ -114,6 +169,94 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSurvey(self, request, context):
+        """Creates and opens a survey: rating (1-5), single choice, multiple choice, free text
+        and NPS (0-10) questions, sent to every member of the community or to the members of
+        one segment as members evaluates it now (a snapshot taken with the caller's token).
+        Publishes SurveyPublished. Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSurvey(self, request, context):
+        """One survey, its questions and how many answered; whether the caller may still answer.
+        Anyone the survey was sent to; admins and owners always.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSurveys(self, request, context):
+        """The community's surveys, newest first. Members and above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AnswerSurvey(self, request, context):
+        """The caller's answers to an open survey, once per member (ALREADY_EXISTS after that).
+        Publishes SurveyAnswered. Anyone the survey was sent to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseSurvey(self, request, context):
+        """Closes a survey: no more answers. Publishes SurveyClosed. Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSurveyResults(self, request, context):
+        """The results of a survey per question, over every answer or over the answers of the
+        members of one segment (a snapshot taken now with the caller's token). Admins, owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSatisfactionTrend(self, request, context):
+        """Satisfaction per UTC week (docs/metrics.md): survey ratings and NPS answers together
+        with activities' feedback (FeedbackSubmitted). Moderators and above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEngagementScores(self, request, context):
+        """Members' engagement scores on a day (docs/metrics.md: activity weighted by kind,
+        halving every 14 days), highest first. Moderators and above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChurnRisks(self, request, context):
+        """Members whose activity fell, as the daily churn sweep last judged them, highest risk
+        first. Moderators and above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBenchmarks(self, request, context):
+        """The community's key figures as percentiles among the communities of the same topic,
+        with at least 10 such peers; no peer's own figures. Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWeeklyReport(self, request, context):
+        """The weekly report of a community: a self-contained HTML page (charts drawn as inline
+        SVG) or the same figures as CSV. Moderators and above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalyticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +284,61 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.EraseMyData,
                     request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.EraseMyDataRequest.FromString,
                     response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.EraseMyDataResponse.SerializeToString,
+            ),
+            'CreateSurvey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSurvey,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.CreateSurveyRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.CreateSurveyResponse.SerializeToString,
+            ),
+            'GetSurvey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSurvey,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSurveyRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSurveyResponse.SerializeToString,
+            ),
+            'ListSurveys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSurveys,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListSurveysRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListSurveysResponse.SerializeToString,
+            ),
+            'AnswerSurvey': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnswerSurvey,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.AnswerSurveyRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.AnswerSurveyResponse.SerializeToString,
+            ),
+            'CloseSurvey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseSurvey,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.CloseSurveyRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.CloseSurveyResponse.SerializeToString,
+            ),
+            'GetSurveyResults': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSurveyResults,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSurveyResultsRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSurveyResultsResponse.SerializeToString,
+            ),
+            'GetSatisfactionTrend': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSatisfactionTrend,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSatisfactionTrendRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSatisfactionTrendResponse.SerializeToString,
+            ),
+            'ListEngagementScores': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEngagementScores,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListEngagementScoresRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListEngagementScoresResponse.SerializeToString,
+            ),
+            'ListChurnRisks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChurnRisks,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListChurnRisksRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListChurnRisksResponse.SerializeToString,
+            ),
+            'GetBenchmarks': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBenchmarks,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetBenchmarksRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetBenchmarksResponse.SerializeToString,
+            ),
+            'GetWeeklyReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWeeklyReport,
+                    request_deserializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetWeeklyReportRequest.FromString,
+                    response_serializer=studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetWeeklyReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -279,6 +477,303 @@ class AnalyticsService:
             '/studyhall.analytics.v1.AnalyticsService/EraseMyData',
             studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.EraseMyDataRequest.SerializeToString,
             studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.EraseMyDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSurvey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/CreateSurvey',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.CreateSurveyRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.CreateSurveyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSurvey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/GetSurvey',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSurveyRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSurveyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSurveys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/ListSurveys',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListSurveysRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListSurveysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnswerSurvey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/AnswerSurvey',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.AnswerSurveyRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.AnswerSurveyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseSurvey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/CloseSurvey',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.CloseSurveyRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.CloseSurveyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSurveyResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/GetSurveyResults',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSurveyResultsRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSurveyResultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSatisfactionTrend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/GetSatisfactionTrend',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSatisfactionTrendRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetSatisfactionTrendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEngagementScores(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/ListEngagementScores',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListEngagementScoresRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListEngagementScoresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChurnRisks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/ListChurnRisks',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListChurnRisksRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.ListChurnRisksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBenchmarks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/GetBenchmarks',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetBenchmarksRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetBenchmarksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWeeklyReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.analytics.v1.AnalyticsService/GetWeeklyReport',
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetWeeklyReportRequest.SerializeToString,
+            studyhall_dot_analytics_dot_v1_dot_analytics__service__pb2.GetWeeklyReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

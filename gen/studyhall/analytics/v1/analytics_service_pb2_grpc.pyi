@@ -60,6 +60,48 @@ class AnalyticsServiceStub:
     pseudonym. Anyone signed in, for their own data, in an archived community too;
     platform operators for a named user.
     """
+    CreateSurvey: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.CreateSurveyRequest, _analytics_service_pb2.CreateSurveyResponse]
+    """Creates and opens a survey: rating (1-5), single choice, multiple choice, free text
+    and NPS (0-10) questions, sent to every member of the community or to the members of
+    one segment as members evaluates it now (a snapshot taken with the caller's token).
+    Publishes SurveyPublished. Admins and owners.
+    """
+    GetSurvey: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetSurveyRequest, _analytics_service_pb2.GetSurveyResponse]
+    """One survey, its questions and how many answered; whether the caller may still answer.
+    Anyone the survey was sent to; admins and owners always.
+    """
+    ListSurveys: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.ListSurveysRequest, _analytics_service_pb2.ListSurveysResponse]
+    """The community's surveys, newest first. Members and above."""
+    AnswerSurvey: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.AnswerSurveyRequest, _analytics_service_pb2.AnswerSurveyResponse]
+    """The caller's answers to an open survey, once per member (ALREADY_EXISTS after that).
+    Publishes SurveyAnswered. Anyone the survey was sent to.
+    """
+    CloseSurvey: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.CloseSurveyRequest, _analytics_service_pb2.CloseSurveyResponse]
+    """Closes a survey: no more answers. Publishes SurveyClosed. Admins and owners."""
+    GetSurveyResults: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetSurveyResultsRequest, _analytics_service_pb2.GetSurveyResultsResponse]
+    """The results of a survey per question, over every answer or over the answers of the
+    members of one segment (a snapshot taken now with the caller's token). Admins, owners.
+    """
+    GetSatisfactionTrend: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetSatisfactionTrendRequest, _analytics_service_pb2.GetSatisfactionTrendResponse]
+    """Satisfaction per UTC week (docs/metrics.md): survey ratings and NPS answers together
+    with activities' feedback (FeedbackSubmitted). Moderators and above.
+    """
+    ListEngagementScores: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.ListEngagementScoresRequest, _analytics_service_pb2.ListEngagementScoresResponse]
+    """Members' engagement scores on a day (docs/metrics.md: activity weighted by kind,
+    halving every 14 days), highest first. Moderators and above.
+    """
+    ListChurnRisks: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.ListChurnRisksRequest, _analytics_service_pb2.ListChurnRisksResponse]
+    """Members whose activity fell, as the daily churn sweep last judged them, highest risk
+    first. Moderators and above.
+    """
+    GetBenchmarks: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetBenchmarksRequest, _analytics_service_pb2.GetBenchmarksResponse]
+    """The community's key figures as percentiles among the communities of the same topic,
+    with at least 10 such peers; no peer's own figures. Admins and owners.
+    """
+    GetWeeklyReport: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.GetWeeklyReportRequest, _analytics_service_pb2.GetWeeklyReportResponse]
+    """The weekly report of a community: a self-contained HTML page (charts drawn as inline
+    SVG) or the same figures as CSV. Moderators and above.
+    """
 
 @_typing.type_check_only
 class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
@@ -92,6 +134,48 @@ class AnalyticsServiceAsyncStub(AnalyticsServiceStub):
     right, and a tombstone sends every later (or replayed) fact about them to the same
     pseudonym. Anyone signed in, for their own data, in an archived community too;
     platform operators for a named user.
+    """
+    CreateSurvey: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.CreateSurveyRequest, _analytics_service_pb2.CreateSurveyResponse]  # type: ignore[assignment]
+    """Creates and opens a survey: rating (1-5), single choice, multiple choice, free text
+    and NPS (0-10) questions, sent to every member of the community or to the members of
+    one segment as members evaluates it now (a snapshot taken with the caller's token).
+    Publishes SurveyPublished. Admins and owners.
+    """
+    GetSurvey: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetSurveyRequest, _analytics_service_pb2.GetSurveyResponse]  # type: ignore[assignment]
+    """One survey, its questions and how many answered; whether the caller may still answer.
+    Anyone the survey was sent to; admins and owners always.
+    """
+    ListSurveys: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.ListSurveysRequest, _analytics_service_pb2.ListSurveysResponse]  # type: ignore[assignment]
+    """The community's surveys, newest first. Members and above."""
+    AnswerSurvey: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.AnswerSurveyRequest, _analytics_service_pb2.AnswerSurveyResponse]  # type: ignore[assignment]
+    """The caller's answers to an open survey, once per member (ALREADY_EXISTS after that).
+    Publishes SurveyAnswered. Anyone the survey was sent to.
+    """
+    CloseSurvey: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.CloseSurveyRequest, _analytics_service_pb2.CloseSurveyResponse]  # type: ignore[assignment]
+    """Closes a survey: no more answers. Publishes SurveyClosed. Admins and owners."""
+    GetSurveyResults: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetSurveyResultsRequest, _analytics_service_pb2.GetSurveyResultsResponse]  # type: ignore[assignment]
+    """The results of a survey per question, over every answer or over the answers of the
+    members of one segment (a snapshot taken now with the caller's token). Admins, owners.
+    """
+    GetSatisfactionTrend: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetSatisfactionTrendRequest, _analytics_service_pb2.GetSatisfactionTrendResponse]  # type: ignore[assignment]
+    """Satisfaction per UTC week (docs/metrics.md): survey ratings and NPS answers together
+    with activities' feedback (FeedbackSubmitted). Moderators and above.
+    """
+    ListEngagementScores: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.ListEngagementScoresRequest, _analytics_service_pb2.ListEngagementScoresResponse]  # type: ignore[assignment]
+    """Members' engagement scores on a day (docs/metrics.md: activity weighted by kind,
+    halving every 14 days), highest first. Moderators and above.
+    """
+    ListChurnRisks: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.ListChurnRisksRequest, _analytics_service_pb2.ListChurnRisksResponse]  # type: ignore[assignment]
+    """Members whose activity fell, as the daily churn sweep last judged them, highest risk
+    first. Moderators and above.
+    """
+    GetBenchmarks: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetBenchmarksRequest, _analytics_service_pb2.GetBenchmarksResponse]  # type: ignore[assignment]
+    """The community's key figures as percentiles among the communities of the same topic,
+    with at least 10 such peers; no peer's own figures. Admins and owners.
+    """
+    GetWeeklyReport: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.GetWeeklyReportRequest, _analytics_service_pb2.GetWeeklyReportResponse]  # type: ignore[assignment]
+    """The weekly report of a community: a self-contained HTML page (charts drawn as inline
+    SVG) or the same figures as CSV. Moderators and above.
     """
 
 class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -152,6 +236,114 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         right, and a tombstone sends every later (or replayed) fact about them to the same
         pseudonym. Anyone signed in, for their own data, in an archived community too;
         platform operators for a named user.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateSurvey(
+        self,
+        request: _analytics_service_pb2.CreateSurveyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.CreateSurveyResponse, _abc.Awaitable[_analytics_service_pb2.CreateSurveyResponse]]:
+        """Creates and opens a survey: rating (1-5), single choice, multiple choice, free text
+        and NPS (0-10) questions, sent to every member of the community or to the members of
+        one segment as members evaluates it now (a snapshot taken with the caller's token).
+        Publishes SurveyPublished. Admins and owners.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSurvey(
+        self,
+        request: _analytics_service_pb2.GetSurveyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.GetSurveyResponse, _abc.Awaitable[_analytics_service_pb2.GetSurveyResponse]]:
+        """One survey, its questions and how many answered; whether the caller may still answer.
+        Anyone the survey was sent to; admins and owners always.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSurveys(
+        self,
+        request: _analytics_service_pb2.ListSurveysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.ListSurveysResponse, _abc.Awaitable[_analytics_service_pb2.ListSurveysResponse]]:
+        """The community's surveys, newest first. Members and above."""
+
+    @_abc_1.abstractmethod
+    def AnswerSurvey(
+        self,
+        request: _analytics_service_pb2.AnswerSurveyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.AnswerSurveyResponse, _abc.Awaitable[_analytics_service_pb2.AnswerSurveyResponse]]:
+        """The caller's answers to an open survey, once per member (ALREADY_EXISTS after that).
+        Publishes SurveyAnswered. Anyone the survey was sent to.
+        """
+
+    @_abc_1.abstractmethod
+    def CloseSurvey(
+        self,
+        request: _analytics_service_pb2.CloseSurveyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.CloseSurveyResponse, _abc.Awaitable[_analytics_service_pb2.CloseSurveyResponse]]:
+        """Closes a survey: no more answers. Publishes SurveyClosed. Admins and owners."""
+
+    @_abc_1.abstractmethod
+    def GetSurveyResults(
+        self,
+        request: _analytics_service_pb2.GetSurveyResultsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.GetSurveyResultsResponse, _abc.Awaitable[_analytics_service_pb2.GetSurveyResultsResponse]]:
+        """The results of a survey per question, over every answer or over the answers of the
+        members of one segment (a snapshot taken now with the caller's token). Admins, owners.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSatisfactionTrend(
+        self,
+        request: _analytics_service_pb2.GetSatisfactionTrendRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.GetSatisfactionTrendResponse, _abc.Awaitable[_analytics_service_pb2.GetSatisfactionTrendResponse]]:
+        """Satisfaction per UTC week (docs/metrics.md): survey ratings and NPS answers together
+        with activities' feedback (FeedbackSubmitted). Moderators and above.
+        """
+
+    @_abc_1.abstractmethod
+    def ListEngagementScores(
+        self,
+        request: _analytics_service_pb2.ListEngagementScoresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.ListEngagementScoresResponse, _abc.Awaitable[_analytics_service_pb2.ListEngagementScoresResponse]]:
+        """Members' engagement scores on a day (docs/metrics.md: activity weighted by kind,
+        halving every 14 days), highest first. Moderators and above.
+        """
+
+    @_abc_1.abstractmethod
+    def ListChurnRisks(
+        self,
+        request: _analytics_service_pb2.ListChurnRisksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.ListChurnRisksResponse, _abc.Awaitable[_analytics_service_pb2.ListChurnRisksResponse]]:
+        """Members whose activity fell, as the daily churn sweep last judged them, highest risk
+        first. Moderators and above.
+        """
+
+    @_abc_1.abstractmethod
+    def GetBenchmarks(
+        self,
+        request: _analytics_service_pb2.GetBenchmarksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.GetBenchmarksResponse, _abc.Awaitable[_analytics_service_pb2.GetBenchmarksResponse]]:
+        """The community's key figures as percentiles among the communities of the same topic,
+        with at least 10 such peers; no peer's own figures. Admins and owners.
+        """
+
+    @_abc_1.abstractmethod
+    def GetWeeklyReport(
+        self,
+        request: _analytics_service_pb2.GetWeeklyReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.GetWeeklyReportResponse, _abc.Awaitable[_analytics_service_pb2.GetWeeklyReportResponse]]:
+        """The weekly report of a community: a self-contained HTML page (charts drawn as inline
+        SVG) or the same figures as CSV. Moderators and above.
         """
 
 def add_AnalyticsServiceServicer_to_server(servicer: AnalyticsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
