@@ -1,11 +1,11 @@
 """Data rights by contract in content, events, billing and analytics: every table that names
 a member is exported and erased by one of the service's data holders (`data.py` of the
-service or of one of its capability packages), which the service lists with the kit's copy
+service or of one of its capability packages, directly or through the store it uses), which
+the service lists with the kit's copy
 of the member's standing (app.py HOLDERS)."""
 
 from __future__ import annotations
 
-import ast
 import importlib
 from pathlib import Path
 
@@ -42,14 +42,26 @@ def holder_modules(service: str) -> list[str]:
 
 
 def tables_exported(service: str) -> set[str]:
-    tables = importlib.import_module(f"services.{service}.store.tables")
+    """The tables a data holder reaches: those it names itself, and those of the modules of
+    its service whose stores or functions it uses (a repository that exports and erases)."""
     names: set[str] = set()
-    for module in holder_modules(service):
-        path = SERVICES.parent / (module.replace(".", "/") + ".py")
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module == tables.__name__:
-                names.update(getattr(tables, alias.name).name for alias in node.names)
+    for name in holder_modules(service):
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            names |= _tables(value)
+            owner = getattr(value, "__module__", None)
+            if owner and owner != name and owner.startswith(f"services.{service}."):
+                for used in vars(importlib.import_module(owner)).values():
+                    names |= _tables(used)
     return names
+
+
+def _tables(value: object) -> set[str]:
+    if isinstance(value, Table):
+        return {value.name}
+    if isinstance(value, tuple | list):
+        return {name for item in value for name in _tables(item)}
+    return set()
 
 
 def test_member_tables_are_found() -> None:
