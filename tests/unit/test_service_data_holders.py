@@ -1,8 +1,7 @@
 """Data rights by contract in content, events, billing and analytics: every table that names
 a member is exported and erased by one of the service's data holders (`data.py` of the
 service or of one of its capability packages, directly or through the store it uses), which
-the service lists with the kit's copy
-of the member's standing (app.py HOLDERS)."""
+the service lists with the kit's copy of the member's standing (app.py HOLDERS)."""
 
 from __future__ import annotations
 
