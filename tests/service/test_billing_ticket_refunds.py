@@ -6,6 +6,7 @@ never bought, refunds nothing more. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,20 @@ from tests.support.services import free_port, running_service
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.service
+
+
+def _unused(community_id: str, user: str, product_id: str) -> events_pb.TicketUnused:
+    stamp = Timestamp()
+    stamp.FromDatetime(datetime.now(UTC))
+    return events_pb.TicketUnused(
+        community_id=community_id,
+        user_id=user,
+        product_id=product_id,
+        activity_id=str(uuid.uuid4()),
+        registration_id=str(uuid.uuid4()),
+        entitlement_id=str(uuid.uuid4()),
+        found_time=stamp,
+    )
 
 
 def _expired(community_id: str, user: str, product_id: str) -> events_pb.RegistrationCancelled:
@@ -106,6 +121,8 @@ async def test_a_ticket_whose_hold_expired_is_refunded_once(
             expired = _expired(community_id, "mia", product_id)
             await facts.publish(expired)
             await facts.publish(expired)  # delivered again under another event id
+            # The late grant's TicketUnused for the same charge: still paid back once.
+            await facts.publish(_unused(community_id, "mia", product_id))
             # Another member's hold, who never bought the ticket: nothing to pay back.
             await facts.publish(_expired(community_id, "max", product_id))
             await facts.caught_up(["events"], "billing-tickets")
@@ -124,3 +141,40 @@ async def test_a_ticket_whose_hold_expired_is_refunded_once(
                     .where(refunds.c.charge_id == bought.charge.id)
                 )
             assert kept == 1
+
+            # Paid for after the seat was gone: events' TicketUnused alone pays it back, once.
+            await grant(billing, community_id, "noa", Role.MEMBER)
+            late = await stub.CreateCheckout(
+                pb.CreateCheckoutRequest(
+                    community_id=community_id,
+                    product_ids=[product_id],
+                    payment_method="pm_card_visa",
+                    bill_to="Noa Berg, 2 Library Lane",
+                ),
+                metadata=billing.auth("noa"),
+            )
+
+            async def noa_refunded() -> bool:
+                async with billing.deps.database.read() as session:
+                    count = await session.scalar(
+                        select(func.count())
+                        .select_from(refunds)
+                        .where(refunds.c.charge_id == late.charge.id)
+                    )
+                return count == 1
+
+            async def noa_entitled() -> bool:
+                reply = await stub.GetMyBilling(
+                    pb.GetMyBillingRequest(community_id=community_id),
+                    metadata=billing.auth("noa"),
+                )
+                return [e.revoked for e in reply.entitlements] == [False]
+
+            await eventually(noa_entitled, "noa's ticket paid", seconds=20)
+            unused = _unused(community_id, "noa", product_id)
+            await facts.publish(unused)
+            await facts.publish(unused)
+            await facts.caught_up(["events"], "billing-tickets")
+            await eventually(noa_refunded, "noa's unused ticket paid back", seconds=20)
+            await asyncio.sleep(0.5)  # a second refund would be recorded by now
+            assert await noa_refunded()

@@ -185,6 +185,20 @@ async def test_the_last_paid_seats_go_to_concurrent_buyers_and_each_expired_hold
         assert [(c.reason, c.ticket_product_id) for c in expired] == [
             (events_pb.REGISTRATION_CANCEL_REASON_HOLD_EXPIRED, product_id)
         ]
+        # The late grant found the lapsed member's seat gone: TicketUnused, for billing to
+        # pay back. "early" paid before registering: their grant had nothing to confirm
+        # either, but no cancelled registration, so theirs is kept for later.
+        async with events.deps.database.read() as session:
+            rows = await session.scalars(
+                select(outbox.c.payload).where(
+                    outbox.c.community_id == community_id,
+                    outbox.c.event_type == events_pb.TicketUnused.DESCRIPTOR.full_name,
+                )
+            )
+            unused = [events_pb.TicketUnused.FromString(p) for p in rows]
+        assert [(u.user_id, u.product_id, u.activity_id) for u in unused] == [
+            (lapsed, product_id, activity_id)
+        ]
 
         # Nobody registered yet is the rule for setting a ticket.
         with pytest.raises(grpc.aio.AioRpcError) as late:

@@ -1,5 +1,6 @@
 """What billing learns from the events service about tickets: a seat hold that expired
-before the ticket was paid for is refunded (docs/decisions/0047)."""
+before the ticket was paid for is refunded, and so is a ticket paid for after its seat was
+gone (TicketUnused) (docs/decisions/0047). A charge is paid back once, whichever comes."""
 
 from __future__ import annotations
 
@@ -34,7 +35,10 @@ class TicketRefunds:
             Subscription(
                 name="billing-tickets-expired-holds",
                 source_service="events",
-                event_types=(activities_events.RegistrationCancelled,),
+                event_types=(
+                    activities_events.RegistrationCancelled,
+                    activities_events.TicketUnused,
+                ),
                 apply=self.apply,
             )
         ]
@@ -43,10 +47,16 @@ class TicketRefunds:
         now = datetime.now(UTC)
         recorded: list[str] = []
         for event, _ in batch:
-            if event.reason != HOLD_EXPIRED or not event.ticket_product_id:
+            if isinstance(event, activities_events.TicketUnused):
+                product_id = event.product_id  # paid for after the seat was gone
+            elif event.reason == HOLD_EXPIRED:
+                product_id = event.ticket_product_id  # the seat went before the payment came
+            else:
+                continue
+            if not product_id:
                 continue
             refund = await refund_ticket(
-                session, event.community_id, event.user_id, event.ticket_product_id, now
+                session, event.community_id, event.user_id, product_id, now
             )
             if refund is not None:
                 recorded.append(refund.id)

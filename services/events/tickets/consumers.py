@@ -2,7 +2,8 @@
 projection (newest version wins), and a grant for an activity's ticket confirms the seat
 held for the member (docs/decisions/0047). A grant that finds no held seat (the hold
 expired first) confirms nothing: billing refunds that ticket on RegistrationCancelled with
-reason hold_expired."""
+reason hold_expired, and on TicketUnused when the member's registration there was cancelled
+(the grant arrived after the hold ran out)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from services.events.activities.store import ActivityRepository
 from services.events.registration import seats
 from services.events.registration.domain import RegistrationState
 from services.events.registration.store import RegistrationRepository
+from services.events.store.outbox import OUTBOX
 from services.events.tickets.store import TicketEntitlements
 from services.kit.events.consumer import Subscription
 from services.kit.events.envelope import Envelope
+from services.kit.timestamps import timestamp
 from studyhall.billing.v1 import billing_events_pb2 as billing_events
+from studyhall.events.v1 import activities_events_pb2 as activities_events
 
 
 def subscriptions() -> list[Subscription]:
@@ -52,8 +56,28 @@ async def apply(session: AsyncSession, batch: list[tuple[Any, Envelope]]) -> Non
         )
         # Confirm only what the newest fact allows: a grant older than a revocation that
         # already arrived confirms nothing.
-        if granted and await tickets.is_active(event.entitlement_id, now):
-            await confirm_held(session, event.community_id, event.user_id, event.product_id, now)
+        if not granted or not await tickets.is_active(event.entitlement_id, now):
+            continue
+        if await confirm_held(session, event.community_id, event.user_id, event.product_id, now):
+            continue
+        unused = await tickets.cancelled_for(event.community_id, event.user_id, event.product_id)
+        if unused:
+            # Paid after the seat was gone: billing pays it back (once per charge).
+            activity_id, registration_id = unused[0]
+            await OUTBOX.add(
+                session,
+                activities_events.TicketUnused(
+                    community_id=event.community_id,
+                    user_id=event.user_id,
+                    product_id=event.product_id,
+                    activity_id=activity_id,
+                    registration_id=registration_id,
+                    entitlement_id=event.entitlement_id,
+                    found_time=timestamp(now),
+                ),
+                community_id=event.community_id,
+                subject=f"communities/{event.community_id}/activities/{activity_id}/tickets",
+            )
 
 
 async def confirm_held(

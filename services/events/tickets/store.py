@@ -73,6 +73,26 @@ class TicketEntitlements:
         )
         return list(rows)
 
+    async def cancelled_for(
+        self, community_id: str, user_id: str, product_id: str
+    ) -> list[tuple[str, str]]:
+        """(activity id, registration id) of the member's cancelled registrations at
+        activities sold with `product_id`, scheduled and not started: where a ticket paid
+        for now has no seat to confirm."""
+        rows = await self.session.execute(
+            select(registrations.c.activity_id, registrations.c.id)
+            .join(activities, activities.c.id == registrations.c.activity_id)
+            .where(
+                registrations.c.community_id == community_id,
+                registrations.c.user_id == user_id,
+                registrations.c.state == int(RegistrationState.CANCELLED),
+                activities.c.ticket_product_id == product_id,
+                activities.c.state == int(ActivityState.SCHEDULED),
+            )
+            .order_by(registrations.c.activity_id)
+        )
+        return [(activity_id, registration_id) for activity_id, registration_id in rows]
+
     async def of_member(self, community_id: str, user_id: str) -> list[dict[str, Any]]:
         rows = await self.session.execute(
             select(ticket_entitlements)

@@ -836,3 +836,55 @@ class ActivityInvited(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ActivityInvited: _TypeAlias = ActivityInvited  # noqa: Y015
+
+@_typing.final
+class TicketUnused(_message.Message):
+    """A ticket paid for after its seat was gone: billing's grant for an activity's ticket found
+    the member's registration there cancelled (the hold ran out, or they cancelled) and no seat
+    to confirm. Billing refunds the ticket; a member who buys first and registers later has no
+    registration yet and gets no such fact.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    ACTIVITY_ID_FIELD_NUMBER: _builtins.int
+    REGISTRATION_ID_FIELD_NUMBER: _builtins.int
+    ENTITLEMENT_ID_FIELD_NUMBER: _builtins.int
+    FOUND_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    """The community."""
+    user_id: _builtins.str
+    """The member."""
+    product_id: _builtins.str
+    """The ticket's billing product."""
+    activity_id: _builtins.str
+    """The activity sold with it."""
+    registration_id: _builtins.str
+    """The member's cancelled registration there."""
+    entitlement_id: _builtins.str
+    """The entitlement billing granted."""
+    @_builtins.property
+    def found_time(self) -> _timestamp_pb2.Timestamp:
+        """When events found the ticket unused."""
+
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        product_id: _builtins.str = ...,
+        activity_id: _builtins.str = ...,
+        registration_id: _builtins.str = ...,
+        entitlement_id: _builtins.str = ...,
+        found_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["found_time", b"found_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activity_id", b"activity_id", "community_id", b"community_id", "entitlement_id", b"entitlement_id", "found_time", b"found_time", "product_id", b"product_id", "registration_id", b"registration_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketUnused: _TypeAlias = TicketUnused  # noqa: Y015
