@@ -48,7 +48,17 @@ RUNNER = [
     ("STUDYHALL_<SERVICE>_ADDRESS", "from endpoints.json", "CLI: gRPC address of a service."),
     ("STUDYHALL_TOKEN", "", "CLI: bearer token to use when not signing locally with `--as`."),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "", "Export traces and metrics over OTLP/gRPC to this."),
-    ("OTEL_TRACES_SAMPLER_ARG", "1.0", "Ratio of new traces sampled (parent-based)."),
+    (
+        "OTEL_TRACES_SAMPLER_ARG",
+        "1.0",
+        "Ratio of new traces sampled (parent-based, unless OTEL_TRACES_SAMPLER names another).",
+    ),
+    ("OTEL_TRACES_SAMPLER", "", "A standard sampler name (`always_off`, `traceidratio`, ...)."),
+    ("OTEL_SERVICE_NAME", "studyhall-<service>", "The resource's `service.name`."),
+    ("OTEL_RESOURCE_ATTRIBUTES", "", "More resource attributes, `key=value,...`."),
+    ("OTEL_TRACES_EXPORTER", "otlp", "`none` turns span export off (`otlp` with an endpoint)."),
+    ("OTEL_METRICS_EXPORTER", "otlp", "`none` turns OTLP metrics off (Prometheus stays)."),
+    ("OTEL_SDK_DISABLED", "false", "`true`: no spans and no OTel metrics at all."),
 ]
 
 

@@ -24,10 +24,14 @@ def service_process(
     database_url: str,
     redis_url: str,
     nats_url: str,
+    env: dict[str, str] | None = None,
     **settings: str,
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    """The process and its gRPC port; `settings` are further STUDYHALL_<SERVICE>_ values."""
-    with replicas(1, service, data_dir, database_url, redis_url, nats_url, **settings) as [one]:
+    """The process and its gRPC port; `settings` are further STUDYHALL_<SERVICE>_ values,
+    `env` further variables (OTEL_*, say)."""
+    with replicas(
+        1, service, data_dir, database_url, redis_url, nats_url, env=env, **settings
+    ) as [one]:
         yield one
 
 
@@ -39,6 +43,7 @@ def replicas(
     database_url: str,
     redis_url: str,
     nats_url: str,
+    env: dict[str, str] | None = None,
     **settings: str,
 ) -> Iterator[list[tuple[subprocess.Popen[str], int]]]:
     """`count` processes on one database, started together (a start is mostly imports)."""
@@ -46,11 +51,14 @@ def replicas(
     try:
         for _ in range(count):
             port = free_port()
-            env = _environment(service, port, data_dir, database_url, redis_url, nats_url)
-            env.update({f"STUDYHALL_{service.upper()}_{k.upper()}": v for k, v in settings.items()})
+            environment = _environment(service, port, data_dir, database_url, redis_url, nats_url)
+            environment.update(
+                {f"STUDYHALL_{service.upper()}_{k.upper()}": v for k, v in settings.items()}
+            )
+            environment.update(env or {})
             process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service}"],
-                env=env,
+                env=environment,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 text=True,
