@@ -38,7 +38,8 @@ _SCALARS = {
 
 CLOUDEVENTS_HEADERS = {
     "type": "object",
-    "description": "CloudEvents 1.0 binary mode: attributes as NATS headers.",
+    "description": "CloudEvents 1.0 binary mode: attributes as NATS headers (names are "
+    "case-insensitive when read).",
     "required": [
         "ce-specversion",
         "ce-id",
@@ -47,6 +48,7 @@ CLOUDEVENTS_HEADERS = {
         "ce-time",
         "ce-subject",
         "ce-communityid",
+        "ce-datacontenttype",
         "content-type",
         "Nats-Msg-Id",
     ],
@@ -58,6 +60,7 @@ CLOUDEVENTS_HEADERS = {
         "ce-time": {"type": "string", "format": "date-time"},
         "ce-subject": {"type": "string", "description": "The aggregate, e.g. communities/<id>"},
         "ce-communityid": {"type": "string", "format": "uuid"},
+        "ce-datacontenttype": {"const": "application/protobuf"},
         "content-type": {"const": "application/protobuf"},
         "Nats-Msg-Id": {"type": "string", "description": "Equals ce-id when first published."},
         "traceparent": {"type": "string", "description": "W3C trace context of the cause."},

@@ -29,9 +29,9 @@ def service_process(
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """The process and its gRPC port; `settings` are further STUDYHALL_<SERVICE>_ values,
     `env` further variables (OTEL_*, say)."""
-    with replicas(
-        1, service, data_dir, database_url, redis_url, nats_url, env=env, **settings
-    ) as [one]:
+    with replicas(1, service, data_dir, database_url, redis_url, nats_url, env=env, **settings) as [
+        one
+    ]:
         yield one
 
 

@@ -71,6 +71,7 @@ class Envelope:
             "ce-time": self.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             "ce-subject": self.subject,
             "ce-communityid": self.community_id,
+            "ce-datacontenttype": CONTENT_TYPE,
             "content-type": CONTENT_TYPE,
             # JetStream drops a second message with the same id inside its duplicate window.
             "Nats-Msg-Id": self.id,
@@ -85,13 +86,16 @@ class Envelope:
     def from_headers(cls, headers: Mapping[str, str] | None, data: bytes) -> Envelope:
         if not headers:
             raise PoisonMessage("no CloudEvents headers")
+        # Header names are case-insensitive (as in HTTP); other producers may capitalize.
+        headers = {name.lower(): value for name, value in headers.items()}
         missing = [name for name in _REQUIRED if not headers.get(name)]
         if missing:
             raise PoisonMessage(f"missing headers: {', '.join(missing)}")
         if headers["ce-specversion"] != SPEC_VERSION:
             raise PoisonMessage(f"unsupported ce-specversion {headers['ce-specversion']!r}")
-        if headers.get("content-type", CONTENT_TYPE) != CONTENT_TYPE:
-            raise PoisonMessage(f"unsupported content-type {headers['content-type']!r}")
+        for name in ("ce-datacontenttype", "content-type"):
+            if headers.get(name, CONTENT_TYPE) != CONTENT_TYPE:
+                raise PoisonMessage(f"unsupported {name} {headers[name]!r}")
         try:
             time = datetime.fromisoformat(headers["ce-time"].replace("Z", "+00:00"))
         except ValueError:
