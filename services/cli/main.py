@@ -44,10 +44,37 @@ from services.cli.recognition import recognition_app
 from services.kit.events import deadletter
 from services.kit.events.connection import servers
 from services.kit.settings import ServiceSettings
+from services.kit.telemetry import VERSION
 from studyhall.billing.v1 import billing_service_pb2 as billing_pb
 from studyhall.billing.v1 import billing_service_pb2_grpc as billing_grpc
 
-app = typer.Typer(help="Studyhall: run the platform locally and operate it.", no_args_is_help=True)
+app = typer.Typer(
+    help="Studyhall: run the platform locally and operate it.\n\n"
+    "Exit codes: 0 done; 1 refused or failed (the service's answer, or what went wrong, is "
+    "printed on stderr); 2 a usage error (an unknown command or option, a missing "
+    "argument).",
+    no_args_is_help=True,
+)
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"studyhall {VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Studyhall: run the platform locally and operate it."""
+
+
 product_app = typer.Typer(help="Products of a community.", no_args_is_help=True)
 dlq_app = typer.Typer(
     help="Dead letters: events a consumer could not handle.", no_args_is_help=True

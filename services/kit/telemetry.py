@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from wsgiref.simple_server import WSGIServer
 
 from opentelemetry import metrics, trace
@@ -22,7 +23,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from prometheus_client import start_http_server
 
-VERSION = "0.1.0"
+try:
+    VERSION = version("studyhall")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    VERSION = "0.0.0"
 
 
 @dataclass
