@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from services.kit.settings import ServiceSettings, service_config
 
@@ -43,3 +43,41 @@ class BillingSettings(ServiceSettings):
         description="How far a webhook's signed timestamp may be from now: older deliveries "
         "are refused as replays.",
     )
+    subscription_day_seconds: float = Field(
+        86400,
+        gt=0,
+        description="How long a day of a plan's trial lasts, in seconds (86400; tests run "
+        "trials in seconds).",
+    )
+    subscription_month_seconds: float = Field(
+        0,
+        ge=0,
+        description="How long a monthly period lasts, in seconds (a yearly one twelve times "
+        "it); 0 for calendar months and years.",
+    )
+    dunning_retry_seconds: str = Field(
+        "86400,259200,432000",
+        description="When a failed renewal is tried again, in seconds after the period's "
+        "end, comma-separated (default 1, 3 and 5 days).",
+    )
+    dunning_grace_seconds: float = Field(
+        604800,
+        gt=0,
+        description="How long after the period's end a subscriber whose renewal keeps failing "
+        "keeps access before the subscription ends (default 7 days).",
+    )
+
+    @field_validator("dunning_retry_seconds")
+    @classmethod
+    def _retries(cls, value: str) -> str:
+        try:
+            retries = [float(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError("expected seconds separated by commas, e.g. 86400,259200") from None
+        if any(b <= a for a, b in zip([0.0, *retries], retries, strict=False)):
+            raise ValueError("expected increasing positive seconds, e.g. 86400,259200,432000")
+        return value
+
+    @property
+    def dunning_retries(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in self.dunning_retry_seconds.split(",") if part.strip())

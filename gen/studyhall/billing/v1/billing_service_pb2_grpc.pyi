@@ -88,6 +88,31 @@ class BillingServiceStub:
     members' MemberErased. Anyone signed in, for their own data, in an archived
     community too; platform operators for a named user.
     """
+    CreateSubscription: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.CreateSubscriptionRequest, _billing_service_pb2.CreateSubscriptionResponse]
+    """Subscribes the caller to a membership plan: a trial when the plan has one (nothing
+    charged until it ends), else the first period's charge, asked of the payment provider
+    like a checkout; the provider's webhook makes it active. A retry with the same
+    request_id never charges twice. Members, for themselves.
+    """
+    GetSubscription: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.GetSubscriptionRequest, _billing_service_pb2.GetSubscriptionResponse]
+    """One subscription: its subscriber's, or any in the community for admins and owners."""
+    ListSubscriptions: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListSubscriptionsRequest, _billing_service_pb2.ListSubscriptionsResponse]
+    """The community's subscriptions, newest first. Admins and owners."""
+    CancelSubscription: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.CancelSubscriptionRequest, _billing_service_pb2.CancelSubscriptionResponse]
+    """Cancels at the end of the paid period (a subscription past due ends at once). The
+    subscriber, or admins and owners.
+    """
+    ReactivateSubscription: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ReactivateSubscriptionRequest, _billing_service_pb2.ReactivateSubscriptionResponse]
+    """Undoes a cancel before the period ends; tries a past due renewal again at once with a
+    new payment method; or subscribes again after the end (a new first charge). The
+    subscriber.
+    """
+    ChangeSubscriptionPlan: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ChangeSubscriptionPlanRequest, _billing_service_pb2.ChangeSubscriptionPlanResponse]
+    """Moves to another plan of the same currency and billing period, prorated for what is
+    left of the period: a dearer plan is charged the difference now and applies once it is
+    paid; a cheaper one applies at once and its credit lowers the next renewals. The
+    subscriber.
+    """
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
@@ -148,6 +173,31 @@ class BillingServiceAsyncStub(BillingServiceStub):
     """Erases what this service holds about the caller in one community, as it does on
     members' MemberErased. Anyone signed in, for their own data, in an archived
     community too; platform operators for a named user.
+    """
+    CreateSubscription: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.CreateSubscriptionRequest, _billing_service_pb2.CreateSubscriptionResponse]  # type: ignore[assignment]
+    """Subscribes the caller to a membership plan: a trial when the plan has one (nothing
+    charged until it ends), else the first period's charge, asked of the payment provider
+    like a checkout; the provider's webhook makes it active. A retry with the same
+    request_id never charges twice. Members, for themselves.
+    """
+    GetSubscription: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.GetSubscriptionRequest, _billing_service_pb2.GetSubscriptionResponse]  # type: ignore[assignment]
+    """One subscription: its subscriber's, or any in the community for admins and owners."""
+    ListSubscriptions: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListSubscriptionsRequest, _billing_service_pb2.ListSubscriptionsResponse]  # type: ignore[assignment]
+    """The community's subscriptions, newest first. Admins and owners."""
+    CancelSubscription: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.CancelSubscriptionRequest, _billing_service_pb2.CancelSubscriptionResponse]  # type: ignore[assignment]
+    """Cancels at the end of the paid period (a subscription past due ends at once). The
+    subscriber, or admins and owners.
+    """
+    ReactivateSubscription: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ReactivateSubscriptionRequest, _billing_service_pb2.ReactivateSubscriptionResponse]  # type: ignore[assignment]
+    """Undoes a cancel before the period ends; tries a past due renewal again at once with a
+    new payment method; or subscribes again after the end (a new first charge). The
+    subscriber.
+    """
+    ChangeSubscriptionPlan: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ChangeSubscriptionPlanRequest, _billing_service_pb2.ChangeSubscriptionPlanResponse]  # type: ignore[assignment]
+    """Moves to another plan of the same currency and billing period, prorated for what is
+    left of the period: a dearer plan is charged the difference now and applies once it is
+    paid; a cheaper one applies at once and its credit lowers the next renewals. The
+    subscriber.
     """
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -320,6 +370,67 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         """Erases what this service holds about the caller in one community, as it does on
         members' MemberErased. Anyone signed in, for their own data, in an archived
         community too; platform operators for a named user.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateSubscription(
+        self,
+        request: _billing_service_pb2.CreateSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.CreateSubscriptionResponse, _abc.Awaitable[_billing_service_pb2.CreateSubscriptionResponse]]:
+        """Subscribes the caller to a membership plan: a trial when the plan has one (nothing
+        charged until it ends), else the first period's charge, asked of the payment provider
+        like a checkout; the provider's webhook makes it active. A retry with the same
+        request_id never charges twice. Members, for themselves.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSubscription(
+        self,
+        request: _billing_service_pb2.GetSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.GetSubscriptionResponse, _abc.Awaitable[_billing_service_pb2.GetSubscriptionResponse]]:
+        """One subscription: its subscriber's, or any in the community for admins and owners."""
+
+    @_abc_1.abstractmethod
+    def ListSubscriptions(
+        self,
+        request: _billing_service_pb2.ListSubscriptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ListSubscriptionsResponse, _abc.Awaitable[_billing_service_pb2.ListSubscriptionsResponse]]:
+        """The community's subscriptions, newest first. Admins and owners."""
+
+    @_abc_1.abstractmethod
+    def CancelSubscription(
+        self,
+        request: _billing_service_pb2.CancelSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.CancelSubscriptionResponse, _abc.Awaitable[_billing_service_pb2.CancelSubscriptionResponse]]:
+        """Cancels at the end of the paid period (a subscription past due ends at once). The
+        subscriber, or admins and owners.
+        """
+
+    @_abc_1.abstractmethod
+    def ReactivateSubscription(
+        self,
+        request: _billing_service_pb2.ReactivateSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ReactivateSubscriptionResponse, _abc.Awaitable[_billing_service_pb2.ReactivateSubscriptionResponse]]:
+        """Undoes a cancel before the period ends; tries a past due renewal again at once with a
+        new payment method; or subscribes again after the end (a new first charge). The
+        subscriber.
+        """
+
+    @_abc_1.abstractmethod
+    def ChangeSubscriptionPlan(
+        self,
+        request: _billing_service_pb2.ChangeSubscriptionPlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ChangeSubscriptionPlanResponse, _abc.Awaitable[_billing_service_pb2.ChangeSubscriptionPlanResponse]]:
+        """Moves to another plan of the same currency and billing period, prorated for what is
+        left of the period: a dearer plan is charged the difference now and applies once it is
+        paid; a cheaper one applies at once and its credit lowers the next renewals. The
+        subscriber.
         """
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,30 @@
+"""Subscriptions as the API's messages."""
+
+from __future__ import annotations
+
+from services.billing.subscriptions.domain import Subscription
+from services.kit.timestamps import timestamp, timestamp_or_none
+from studyhall.billing.v1 import billing_service_pb2 as pb
+
+
+def subscription_to_proto(sub: Subscription) -> pb.Subscription:
+    return pb.Subscription(
+        id=sub.id,
+        community_id=sub.community_id,
+        user_id=sub.user_id,
+        product_id=sub.product_id,
+        price=pb.Money(currency=sub.currency, amount_minor=sub.amount_minor),
+        billing_period=pb.BillingPeriod.ValueType(int(sub.billing_period)),
+        state=int(sub.state),
+        current_period_start=timestamp_or_none(sub.period_start),
+        current_period_end=timestamp_or_none(sub.period_end),
+        trialing=sub.trialing,
+        failed_attempts=sub.failed_attempts,
+        next_attempt_time=timestamp_or_none(sub.next_attempt_at),
+        credit_minor=sub.credit_minor,
+        pending_product_id=sub.pending_product_id,
+        latest_charge_id=sub.latest_charge_id,
+        version=sub.version,
+        create_time=timestamp(sub.created_at),
+        update_time=timestamp(sub.updated_at),
+    )
