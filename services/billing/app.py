@@ -17,6 +17,7 @@ from services.billing.entitlements import data as entitlements_data
 from services.billing.entitlements.api import EntitlementsApi
 from services.billing.ledger.api import LedgerApi
 from services.billing.payments.provider import PaymentProvider, SandboxProvider
+from services.billing.payments.stripe_provider import StripeProvider
 from services.billing.payments.webhooks import WebhookServer
 from services.billing.settings import BillingSettings
 from services.billing.store.tables import (
@@ -57,6 +58,9 @@ ProviderFactory = Callable[[BillingSettings], PaymentProvider]
 
 
 def sandbox_provider(settings: BillingSettings) -> PaymentProvider:
+    """The adapter the settings name: the sandbox's HTTP API, or Stripe's client."""
+    if settings.provider == "stripe":
+        return StripeProvider(settings.provider_url, settings.provider_api_key)
     return SandboxProvider(settings.provider_url, settings.provider_api_key)
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -13,11 +13,16 @@ class BillingSettings(ServiceSettings):
     default_metrics_port: ClassVar[int] = 9454
     model_config = service_config("billing")
 
+    provider: Literal["sandbox", "stripe"] = Field(
+        "sandbox",
+        description="The payment provider adapter: `sandbox` (the sandbox provider's HTTP API) "
+        "or `stripe` (the official stripe package; unverified against live Stripe).",
+    )
     provider_url: str = Field(
         "http://127.0.0.1:12111",
         pattern=r"^https?://",
         description="Base URL of the payment provider's API (the sandbox: `python -m "
-        "services.billing.sandbox`).",
+        "services.billing.sandbox`; Stripe: https://api.stripe.com).",
     )
     provider_api_key: str = Field(
         "sk_test_studyhall",

@@ -6,19 +6,24 @@ reactivations, and the MRR movements each publishes (per currency). Periods last
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import grpc
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from services.billing.app import SPEC
 from services.billing.ledger.verify import verify
 from services.billing.settings import BillingSettings
 from services.billing.store.tables import charges, entitlements, outbox
+from services.cli.main import app
 from services.kit.access import Role
 from services.kit.database import utc
 from studyhall.billing.v1 import billing_events_pb2 as events
@@ -50,6 +55,7 @@ TRIALING, ACTIVE, PAST_DUE, CANCELED, ENDED, INCOMPLETE = 1, 2, 3, 4, 5, 6
 class Billing:
     running: RunningService
     provider: Sandbox
+    data_dir: Path
 
     @property
     def stub(self) -> pb_grpc.BillingServiceStub:
@@ -100,7 +106,7 @@ async def billing(
             webhook_port=port,
             **TIMING,
         ) as running:
-            yield Billing(running, provider)
+            yield Billing(running, provider, directory)
 
 
 @pytest.fixture(autouse=True)
@@ -444,3 +450,37 @@ async def test_bad_requests_are_refused_naming_the_field_and_nothing_is_written(
     assert sub.state == TRIALING
     assert sub.version == 1
     await cancel(billing, community_id, sub.id)
+
+
+async def test_a_member_subscribes_changes_and_cancels_through_the_cli(billing: Billing) -> None:
+    community_id = await community(billing)
+    basic = await plan(billing, community_id, amount=700, trial_days=3)
+    plus = await plan(billing, community_id, amount=1400, trial_days=3)
+    env = {
+        "STUDYHALL_DATA_DIR": str(billing.data_dir),
+        "STUDYHALL_BILLING_ADDRESS": billing.running.server.address,
+        "COLUMNS": "200",
+    }
+
+    async def cli(*args: str) -> str:
+        result = await asyncio.to_thread(
+            CliRunner().invoke, app, list(args), env=env, catch_exceptions=False
+        )
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    made = json.loads(
+        await cli("subscription", "subscribe", community_id, basic, "--as", "mia", "--json")
+    )
+    sub_id = made["subscription"]["id"]
+    assert made["subscription"]["state"] == TRIALING
+    changed = await cli("subscription", "change", community_id, sub_id, plus, "--as", "mia")
+    assert changed.startswith(f"subscription {sub_id}: trialing")
+    listed = json.loads(await cli("subscription", "list", community_id, "--as", "olga", "--json"))
+    assert [s["product_id"] for s in listed["subscriptions"]] == [plus]
+    canceled = await cli("subscription", "cancel", community_id, sub_id, "--as", "mia")
+    assert canceled.startswith(f"subscription {sub_id}: canceled")
+    shown = json.loads(
+        await cli("subscription", "show", community_id, sub_id, "--as", "mia", "--json")
+    )
+    assert shown["state"] == CANCELED

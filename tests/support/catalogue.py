@@ -99,6 +99,10 @@ class World:
     # (RevokeEntitlement).
     charge_id: str = ""
     entitlement_id: str = ""
+    # Billing II: a trialing subscription of the owner's (Get, Cancel, ChangeSubscriptionPlan)
+    # and a canceled one (ReactivateSubscription).
+    subscription_id: str = ""
+    canceled_subscription_id: str = ""
 
 
 def record_fields() -> list[str]:

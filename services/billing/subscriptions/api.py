@@ -94,7 +94,10 @@ class SubscriptionsApi:
         )
         problems.raise_if_any()
         await self.access.require_role(
-            request.community_id, caller, Role.ADMIN, "reading the community's subscriptions"
+            request.community_id,
+            caller,
+            Role.MEMBER if request.user_id == caller.user_id else Role.ADMIN,
+            "reading the community's subscriptions",
         )
         async with self.database.read() as session:
             found = await SubscriptionRepository(session).newest_first(
@@ -249,7 +252,9 @@ class SubscriptionsApi:
         if sub is None:
             raise NotFound(f"subscription {subscription_id} not found in community {community_id}")
         if sub.user_id != caller.user_id and not caller.operator:
-            raise PermissionDenied(f"{what} subscription {sub.id} is for its subscriber only")
+            raise PermissionDenied(
+                f"{what} subscription {sub.id}: only its author, the subscriber, may"
+            )
 
 
 def _check_payment_method(payment_method: str) -> None:

@@ -741,7 +741,6 @@ class GetMyBillingResponse(_message.Message):
     REFUNDS_FIELD_NUMBER: _builtins.int
     INVOICES_FIELD_NUMBER: _builtins.int
     ENTITLEMENTS_FIELD_NUMBER: _builtins.int
-    SUBSCRIPTIONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def charges(self) -> _containers.RepeatedCompositeFieldContainer[Global___Charge]: ...
     @_builtins.property
@@ -750,8 +749,6 @@ class GetMyBillingResponse(_message.Message):
     def invoices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Invoice]: ...
     @_builtins.property
     def entitlements(self) -> _containers.RepeatedCompositeFieldContainer[Global___Entitlement]: ...
-    @_builtins.property
-    def subscriptions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Subscription]: ...
     def __init__(
         self,
         *,
@@ -759,11 +756,10 @@ class GetMyBillingResponse(_message.Message):
         refunds: _abc.Iterable[Global___Refund] | None = ...,
         invoices: _abc.Iterable[Global___Invoice] | None = ...,
         entitlements: _abc.Iterable[Global___Entitlement] | None = ...,
-        subscriptions: _abc.Iterable[Global___Subscription] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["charges", b"charges", "entitlements", b"entitlements", "invoices", b"invoices", "refunds", b"refunds", "subscriptions", b"subscriptions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charges", b"charges", "entitlements", b"entitlements", "invoices", b"invoices", "refunds", b"refunds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

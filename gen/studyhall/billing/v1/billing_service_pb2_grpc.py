@@ -328,7 +328,8 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSubscriptions(self, request, context):
-        """The community's subscriptions, newest first. Admins and owners.
+        """The community's subscriptions, newest first: admins and owners; a member their own
+        (user_id set to theirs).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -97,7 +97,9 @@ class BillingServiceStub:
     GetSubscription: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.GetSubscriptionRequest, _billing_service_pb2.GetSubscriptionResponse]
     """One subscription: its subscriber's, or any in the community for admins and owners."""
     ListSubscriptions: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListSubscriptionsRequest, _billing_service_pb2.ListSubscriptionsResponse]
-    """The community's subscriptions, newest first. Admins and owners."""
+    """The community's subscriptions, newest first: admins and owners; a member their own
+    (user_id set to theirs).
+    """
     CancelSubscription: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.CancelSubscriptionRequest, _billing_service_pb2.CancelSubscriptionResponse]
     """Cancels at the end of the paid period (a subscription past due ends at once). The
     subscriber, or admins and owners.
@@ -183,7 +185,9 @@ class BillingServiceAsyncStub(BillingServiceStub):
     GetSubscription: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.GetSubscriptionRequest, _billing_service_pb2.GetSubscriptionResponse]  # type: ignore[assignment]
     """One subscription: its subscriber's, or any in the community for admins and owners."""
     ListSubscriptions: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListSubscriptionsRequest, _billing_service_pb2.ListSubscriptionsResponse]  # type: ignore[assignment]
-    """The community's subscriptions, newest first. Admins and owners."""
+    """The community's subscriptions, newest first: admins and owners; a member their own
+    (user_id set to theirs).
+    """
     CancelSubscription: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.CancelSubscriptionRequest, _billing_service_pb2.CancelSubscriptionResponse]  # type: ignore[assignment]
     """Cancels at the end of the paid period (a subscription past due ends at once). The
     subscriber, or admins and owners.
@@ -398,7 +402,9 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_service_pb2.ListSubscriptionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_service_pb2.ListSubscriptionsResponse, _abc.Awaitable[_billing_service_pb2.ListSubscriptionsResponse]]:
-        """The community's subscriptions, newest first. Admins and owners."""
+        """The community's subscriptions, newest first: admins and owners; a member their own
+        (user_id set to theirs).
+        """
 
     @_abc_1.abstractmethod
     def CancelSubscription(
