@@ -99,10 +99,11 @@ class World:
     # (RevokeEntitlement).
     charge_id: str = ""
     entitlement_id: str = ""
-    # Billing II: a trialing subscription of the owner's (Get, Cancel, ChangeSubscriptionPlan)
-    # and a canceled one (ReactivateSubscription).
+    # Billing II: a trialing subscription of the owner's (Get, Cancel, ChangeSubscriptionPlan),
+    # a canceled one (ReactivateSubscription), and a plan nobody subscribes to (the change's).
     subscription_id: str = ""
     canceled_subscription_id: str = ""
+    plan_id: str = ""
 
 
 def record_fields() -> list[str]:

@@ -188,24 +188,8 @@ CATALOGUE: list[Rpc] = [
         Role.ADMIN,
         False,
     ),
-    Rpc(
-        BILLING,
-        "ArchiveProduct",
-        lambda w: pb.ArchiveProductRequest(
-            request_id=new_id(), community_id=w.community_id, product_id=w.product_id
-        ),
-        Role.ADMIN,
-        True,
-    ),
-    Rpc(
-        BILLING,
-        "GetMyBilling",
-        lambda w: pb.GetMyBillingRequest(community_id=w.community_id),
-        None,
-        False,
-        own_data=True,
-    ),
-    *data_rights_entries(BILLING),
+    # Subscriptions come before the product is archived and the data-rights calls erase the
+    # owner's records.
     Rpc(
         BILLING,
         "CreateSubscription",
@@ -236,12 +220,16 @@ CATALOGUE: list[Rpc] = [
     ),
     Rpc(
         BILLING,
-        "CancelSubscription",
-        lambda w: pb.CancelSubscriptionRequest(
-            request_id=new_id(), community_id=w.community_id, subscription_id=w.subscription_id
+        "ChangeSubscriptionPlan",
+        lambda w: pb.ChangeSubscriptionPlanRequest(
+            request_id=new_id(),
+            community_id=w.community_id,
+            subscription_id=w.subscription_id,
+            product_id=w.plan_id,
         ),
-        Role.ADMIN,
+        Role.MEMBER,
         True,
+        authored=True,
     ),
     Rpc(
         BILLING,
@@ -257,17 +245,31 @@ CATALOGUE: list[Rpc] = [
     ),
     Rpc(
         BILLING,
-        "ChangeSubscriptionPlan",
-        lambda w: pb.ChangeSubscriptionPlanRequest(
-            request_id=new_id(),
-            community_id=w.community_id,
-            subscription_id=w.subscription_id,
-            product_id=w.product_id,
+        "CancelSubscription",
+        lambda w: pb.CancelSubscriptionRequest(
+            request_id=new_id(), community_id=w.community_id, subscription_id=w.subscription_id
         ),
-        Role.MEMBER,
+        Role.ADMIN,
         True,
-        authored=True,
     ),
+    Rpc(
+        BILLING,
+        "ArchiveProduct",
+        lambda w: pb.ArchiveProductRequest(
+            request_id=new_id(), community_id=w.community_id, product_id=w.product_id
+        ),
+        Role.ADMIN,
+        True,
+    ),
+    Rpc(
+        BILLING,
+        "GetMyBilling",
+        lambda w: pb.GetMyBillingRequest(community_id=w.community_id),
+        None,
+        False,
+        own_data=True,
+    ),
+    *data_rights_entries(BILLING),
 ]
 
 
@@ -334,9 +336,13 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
         granted = await CATALOGUE[9].call(running.channel, CATALOGUE[9].request(world), owner)
         assert isinstance(granted, pb.GrantEntitlementResponse)
         entitlement_id = granted.entitlement.id
-    subscription_id = canceled_subscription_id = ""
+    subscription_id = canceled_subscription_id = plan_id = ""
     if everything or "subscription_id" in named:
         subscription_id = await _subscription(running, world, "Patron")
+    if everything or "plan_id" in named:
+        other = await CATALOGUE[0].call(running.channel, _plan(world, "Benefactor"), owner)
+        assert isinstance(other, pb.CreateProductResponse)
+        plan_id = other.product.id
     if everything or "canceled_subscription_id" in named:
         canceled_subscription_id = await _subscription(running, world, "Friend")
         cancel = next(rpc for rpc in CATALOGUE if rpc.method == "CancelSubscription")
@@ -353,6 +359,7 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
         entitlement_id=entitlement_id,
         subscription_id=subscription_id,
         canceled_subscription_id=canceled_subscription_id,
+        plan_id=plan_id,
     )
 
 

@@ -128,6 +128,10 @@ class Subscriptions:
     ) -> tuple[Subscription, Charge | None]:
         product = await _product(session, sub.community_id, product_id)
         domain.check_plan_change(sub, product)
+        if await SubscriptionRepository(session).live(sub.community_id, sub.user_id, product.id):
+            raise AlreadyExists(
+                f"{sub.user_id} subscribes to product {product.id} already; cancel one of the two"
+            )
         cost = (
             domain.prorated(sub, product.price.amount_minor, now)
             if sub.state is State.ACTIVE
