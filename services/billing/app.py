@@ -64,6 +64,19 @@ def sandbox_provider(settings: BillingSettings) -> PaymentProvider:
     return SandboxProvider(settings.provider_url, settings.provider_api_key)
 
 
+def _members_channel(deps: Dependencies) -> Callable[[], grpc.aio.Channel]:
+    """The members service's API, connected on first use (a coupon limited to a segment):
+    billing starts and serves without it."""
+    channels: list[grpc.aio.Channel] = []
+
+    def channel() -> grpc.aio.Channel:
+        if not channels:
+            channels.append(grpc.aio.insecure_channel(_settings(deps).members_address))
+        return channels[0]
+
+    return channel
+
+
 def _settings(deps: Dependencies) -> BillingSettings:
     """Billing's own settings; tools that build a service from the shared settings alone
     (the AsyncAPI generator) get billing's defaults."""
@@ -121,7 +134,14 @@ def build_spec(provider_factory: ProviderFactory = sandbox_provider) -> ServiceS
             EntitlementsApi(database, checks, writer),
             LedgerApi(database, checks),
             DataRightsApi(database, writer, HOLDERS, pb),
-            SubscriptionsApi(database, checks, writer, subscriptions_of(deps), deps.notify_outbox),
+            SubscriptionsApi(
+                database,
+                checks,
+                writer,
+                subscriptions_of(deps),
+                deps.notify_outbox,
+                _members_channel(deps),
+            ),
         )
         pb_grpc.add_BillingServiceServicer_to_server(servicer, server)
 

@@ -48,6 +48,12 @@ class BillingSettings(ServiceSettings):
         description="How far a webhook's signed timestamp may be from now: older deliveries "
         "are refused as replays.",
     )
+    members_address: str = Field(
+        "127.0.0.1:50051",
+        min_length=1,
+        description="host:port of the members service's gRPC API, asked for a segment's "
+        "members when a coupon is limited to a segment.",
+    )
     subscription_day_seconds: float = Field(
         86400,
         gt=0,

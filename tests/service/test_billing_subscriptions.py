@@ -11,11 +11,12 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -26,13 +27,18 @@ from services.billing.store.tables import charges, entitlements, outbox
 from services.cli.main import app
 from services.kit.access import Role
 from services.kit.database import utc
+from services.members.app import SPEC as MEMBERS
+from services.members.settings import MembersSettings
 from studyhall.billing.v1 import billing_events_pb2 as events
 from studyhall.billing.v1 import billing_service_pb2 as pb
 from studyhall.billing.v1 import billing_service_pb2_grpc as pb_grpc
+from studyhall.members.v1 import profiles_service_pb2 as profiles_pb
+from studyhall.members.v1.profiles_service_pb2_grpc import ProfilesServiceStub
 from tests.support.access import grant
 from tests.support.billing import API_KEY, SECRET, Sandbox, sandbox
 from tests.support.catalogue import STORES, new_database
 from tests.support.errors import field_violations
+from tests.support.members import Hall
 from tests.support.services import RunningService, free_port, running_service
 from tests.support.waiting import eventually
 
@@ -56,6 +62,7 @@ class Billing:
     running: RunningService
     provider: Sandbox
     data_dir: Path
+    members: RunningService
 
     @property
     def stub(self) -> pb_grpc.BillingServiceStub:
@@ -92,21 +99,34 @@ async def billing(
     provider, port = provider_for
     directory = tmp_path_factory.mktemp(f"subscriptions-{store}")
     with new_database(store, request, directory) as database_url:
-        async with running_service(
-            SPEC,
-            BillingSettings,
-            database_url=database_url,
-            redis_url=redis_url,
-            nats_url=nats_url,
-            data_dir=directory,
-            relay="external",
-            provider_url=provider.url,
-            provider_api_key=API_KEY,
-            webhook_secret=SECRET,
-            webhook_port=port,
-            **TIMING,
-        ) as running:
-            yield Billing(running, provider, directory)
+        # Members answers for segments (a coupon limited to one); same signing key.
+        async with (
+            running_service(
+                MEMBERS,
+                MembersSettings,
+                database_url=f"sqlite+aiosqlite:///{directory / 'members.db'}",
+                redis_url=redis_url,
+                nats_url=nats_url,
+                data_dir=directory,
+                relay="external",
+            ) as members,
+            running_service(
+                SPEC,
+                BillingSettings,
+                database_url=database_url,
+                redis_url=redis_url,
+                nats_url=nats_url,
+                data_dir=directory,
+                relay="external",
+                provider_url=provider.url,
+                provider_api_key=API_KEY,
+                webhook_secret=SECRET,
+                webhook_port=port,
+                members_address=members.server.address,
+                **TIMING,
+            ) as running,
+        ):
+            yield Billing(running, provider, directory, members)
 
 
 @pytest.fixture(autouse=True)
@@ -157,6 +177,7 @@ async def subscribe(
     user: str = "mia",
     method: str = "pm_card_visa",
     request_id: str = "",
+    coupon: str = "",
 ) -> pb.CreateSubscriptionResponse:
     made: pb.CreateSubscriptionResponse = await billing.stub.CreateSubscription(
         pb.CreateSubscriptionRequest(
@@ -164,6 +185,7 @@ async def subscribe(
             community_id=community_id,
             product_id=product_id,
             payment_method=method,
+            coupon_code=coupon,
         ),
         metadata=billing.auth(user),
     )
@@ -484,3 +506,109 @@ async def test_a_member_subscribes_changes_and_cancels_through_the_cli(billing: 
         await cli("subscription", "show", community_id, sub_id, "--as", "mia", "--json")
     )
     assert shown["state"] == CANCELED
+
+
+async def coupon(billing: Billing, community_id: str, **fields: object) -> pb.Coupon:
+    made = await billing.stub.CreateCoupon(
+        pb.CreateCouponRequest(community_id=community_id, **fields),  # type: ignore[arg-type]
+        metadata=billing.auth("olga"),
+    )
+    found: pb.Coupon = made.coupon
+    return found
+
+
+async def test_a_coupon_once_discounts_the_first_paid_period_and_mrr_follows(
+    billing: Billing,
+) -> None:
+    community_id = await community(billing)
+    product_id = await plan(billing, community_id, amount=1000)
+    await coupon(
+        billing, community_id, code="WELCOME20", percent_off=20, duration=pb.COUPON_DURATION_ONCE
+    )
+    made = await subscribe(billing, community_id, product_id, coupon="WELCOME20")
+    assert made.charge.amount.amount_minor == 800
+    assert made.subscription.discount_periods_left == 1
+    sub = await reaches(billing, community_id, made.subscription.id, ACTIVE)
+    assert sub.discount_periods_left == 0
+    await eventually(
+        lambda: _at_least(paid_charges(billing, community_id), 2), "a renewal paid", WAIT
+    )
+    await cancel(billing, community_id, sub.id)
+    assert (await paid_charges(billing, community_id))[:2] == [800, 1000]
+    moves = await mrr_moves(billing, community_id)
+    assert moves[:2] == [
+        (events.MRR_MOVE_KIND_NEW, 800, "EUR"),
+        (events.MRR_MOVE_KIND_EXPANSION, 200, "EUR"),
+    ]
+
+
+async def test_coupons_are_refused_when_expired_of_another_currency_or_outside_their_segment(
+    billing: Billing,
+) -> None:
+    members = billing.members
+    hall = await Hall.create(members)
+    await hall.join("mia")
+    segment = await ProfilesServiceStub(members.channel).CreateSegment(
+        profiles_pb.CreateSegmentRequest(
+            community_id=hall.id, name="everyone", rule=json.dumps({"points_at_least": 0})
+        ),
+        metadata=hall.auth("olga"),
+    )
+    community_id = hall.id
+    await grant(billing.running, community_id, "olga", Role.OWNER)
+    for member in ("mia", "max"):
+        await grant(billing.running, community_id, member, Role.MEMBER)
+    product_id = await plan(billing, community_id, amount=1000, trial_days=5)
+
+    limited = await coupon(
+        billing,
+        community_id,
+        code="INSIDERS",
+        amount_off=pb.Money(currency="EUR", amount_minor=300),
+        duration=pb.COUPON_DURATION_FOREVER,
+        segment_id=segment.segment.id,
+    )
+    assert limited.eligible_members == 2  # olga and mia; max never joined in members
+    with pytest.raises(grpc.aio.AioRpcError) as outsider:
+        await subscribe(billing, community_id, product_id, user="max", coupon="INSIDERS")
+    assert outsider.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    insider = await subscribe(billing, community_id, product_id, coupon="INSIDERS")
+    assert insider.subscription.coupon_id == limited.id
+    assert insider.subscription.discount_periods_left == -1
+
+    await coupon(
+        billing,
+        community_id,
+        code="DOLLARS",
+        amount_off=pb.Money(currency="USD", amount_minor=100),
+        duration=pb.COUPON_DURATION_ONCE,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as dollars:
+        await subscribe(billing, community_id, product_id, user="max", coupon="DOLLARS")
+    assert dollars.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "coupon_code" in field_violations(dollars.value)
+
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    await coupon(
+        billing,
+        community_id,
+        code="FLASH",
+        percent_off=50,
+        duration=pb.COUPON_DURATION_REPEATING,
+        duration_periods=2,
+        expire_time=Timestamp(seconds=int(soon.timestamp()) + 1),
+    )
+    await asyncio.sleep(2.2)
+    with pytest.raises(grpc.aio.AioRpcError) as late:
+        await subscribe(billing, community_id, product_id, user="max", coupon="FLASH")
+    assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await coupon(billing, community_id, code="BAD CODE", percent_off=120)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert {"code", "percent_off", "duration"} <= set(field_violations(bad.value))
+    listed = await billing.stub.ListCoupons(
+        pb.ListCouponsRequest(community_id=community_id), metadata=billing.auth("olga")
+    )
+    assert [c.code for c in listed.coupons] == ["FLASH", "DOLLARS", "INSIDERS"]
+    await cancel(billing, community_id, insider.subscription.id)

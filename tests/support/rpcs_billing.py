@@ -254,6 +254,26 @@ CATALOGUE: list[Rpc] = [
     ),
     Rpc(
         BILLING,
+        "CreateCoupon",
+        lambda w: pb.CreateCouponRequest(
+            request_id=new_id(),
+            community_id=w.community_id,
+            code=f"C{uuid.uuid4().hex[:20]}",
+            percent_off=15,
+            duration=pb.COUPON_DURATION_ONCE,
+        ),
+        Role.ADMIN,
+        True,
+    ),
+    Rpc(
+        BILLING,
+        "ListCoupons",
+        lambda w: pb.ListCouponsRequest(community_id=w.community_id),
+        Role.ADMIN,
+        False,
+    ),
+    Rpc(
+        BILLING,
         "ArchiveProduct",
         lambda w: pb.ArchiveProductRequest(
             request_id=new_id(), community_id=w.community_id, product_id=w.product_id
@@ -339,6 +359,9 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
     subscription_id = canceled_subscription_id = plan_id = ""
     if everything or "subscription_id" in named:
         subscription_id = await _subscription(running, world, "Patron")
+    if everything:
+        entry = next(rpc for rpc in CATALOGUE if rpc.method == "CreateCoupon")
+        await entry.call(running.channel, entry.request(world), owner)
     if everything or "plan_id" in named:
         other = await CATALOGUE[0].call(running.channel, _plan(world, "Benefactor"), owner)
         assert isinstance(other, pb.CreateProductResponse)

@@ -214,6 +214,12 @@ subscriptions = Table(
     Column("mrr_minor", BigInteger, nullable=False),
     # Set once a paid subscription churned: its next first payment is a reactivation.
     Column("churned", Integer, nullable=False),
+    # The coupon's discount: a percentage or an amount off, for so many more paid periods
+    # (-1: for ever; 0: none left).
+    Column("coupon_id", String(36), nullable=False),
+    Column("percent_off", Integer, nullable=False),
+    Column("amount_off_minor", BigInteger, nullable=False),
+    Column("discount_periods_left", Integer, nullable=False),
     # "<community>/<user>/<product>" while it is not ended, else null: one live subscription
     # per member and plan, held by the unique key whatever races.
     Column("live_key", String(300), nullable=True, unique=True),
@@ -237,6 +243,37 @@ subscription_charges = Table(
     Column("product_id", String(36), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_subscription_charges_subscription", "subscription_id"),
+)
+
+# Coupons subscribers enter by code; `segment_id` names the segment whose members (a
+# snapshot taken when it was created, `coupon_members`) may use it.
+coupons = Table(
+    "coupons",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("code", String(40), nullable=False),
+    Column("percent_off", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_off_minor", BigInteger, nullable=False),
+    Column("duration", Integer, nullable=False),
+    Column("duration_periods", Integer, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("segment_id", String(36), nullable=False),
+    Column("eligible_members", BigInteger, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("community_id", "code", name="uq_coupons_community_code"),
+    Index("ix_coupons_community_created", "community_id", "created_at"),
+)
+
+coupon_members = Table(
+    "coupon_members",
+    metadata,
+    Column("coupon_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Index("ix_coupon_members_community_user", "community_id", "user_id"),
 )
 
 # Renewals, dunning retries and provider submissions, run once (docs/decisions/0018).

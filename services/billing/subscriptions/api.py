@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.billing.checkout.messages import charge_to_proto
 from services.billing.checkout.store import ChargeRepository
 from services.billing.payments.provider import ProviderRefused
+from services.billing.subscriptions import coupons
 from services.billing.subscriptions.domain import Subscription
-from services.billing.subscriptions.messages import subscription_to_proto
-from services.billing.subscriptions.store import SubscriptionRepository
+from services.billing.subscriptions.messages import coupon_to_proto, subscription_to_proto
+from services.billing.subscriptions.store import CouponRepository, SubscriptionRepository
 from services.billing.subscriptions.usecases import Subscriptions
 from services.kit.access import Access, Role
 from services.kit.auth import Identity, current_identity
@@ -27,6 +28,7 @@ from services.kit.database import Database
 from services.kit.errors import NotFound, PermissionDenied
 from services.kit.grouped_writes import Writer
 from services.kit.paging import page_of, read_page
+from services.kit.segments import segment_members
 from services.kit.validation import Violations
 from studyhall.billing.v1 import billing_service_pb2 as pb
 
@@ -39,12 +41,15 @@ class SubscriptionsApi:
         writer: Writer,
         subscriptions: Subscriptions,
         on_commit: Callable[[], None],
+        members: Callable[[], grpc.aio.Channel],
     ) -> None:
         self.database = database
         self.access = access
         self.writer = writer
         self.subscriptions = subscriptions
         self.on_commit = on_commit
+        # The members service, asked for a segment's members when a coupon names one.
+        self.members = members
 
     async def CreateSubscription(
         self, request: pb.CreateSubscriptionRequest, context: grpc.aio.ServicerContext
@@ -63,6 +68,7 @@ class SubscriptionsApi:
                 request.product_id,
                 request.payment_method,
                 datetime.now(UTC),
+                request.coupon_code,
             )
             return pb.CreateSubscriptionResponse(
                 subscription=subscription_to_proto(sub),
@@ -174,6 +180,64 @@ class SubscriptionsApi:
             return recorded
         sub, charge = await self._collect(recorded.subscription.id, recorded.charge)
         return pb.ChangeSubscriptionPlanResponse(subscription=sub, charge=charge)
+
+    async def CreateCoupon(
+        self, request: pb.CreateCouponRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateCouponResponse:
+        caller = current_identity()
+        now = datetime.now(UTC)
+        coupon = coupons.new_coupon(
+            community_id=request.community_id,
+            code=request.code,
+            percent_off=request.percent_off,
+            amount_off=(
+                (request.amount_off.currency, request.amount_off.amount_minor)
+                if request.HasField("amount_off")
+                else None
+            ),
+            duration=int(request.duration),
+            duration_periods=request.duration_periods,
+            expires_at=request.expire_time.ToDatetime(UTC)
+            if request.HasField("expire_time")
+            else None,
+            segment_id=request.segment_id,
+            created_by=caller.user_id,
+            now=now,
+        )
+        await self.access.require_role(
+            request.community_id, caller, Role.ADMIN, "creating a coupon", writable=True
+        )
+        members: list[str] = []
+        if request.segment_id:
+            # A snapshot of the segment now, with the caller's own rights (decision 0015).
+            members = await segment_members(
+                self.members(), caller, request.community_id, request.segment_id
+            )
+
+        async def create(session: AsyncSession) -> pb.CreateCouponResponse:
+            made = await self.subscriptions.create_coupon(session, coupon, members)
+            return pb.CreateCouponResponse(coupon=coupon_to_proto(made))
+
+        return await self.writer.write(caller.user_id, request, pb.CreateCouponResponse, create)
+
+    async def ListCoupons(
+        self, request: pb.ListCouponsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListCouponsResponse:
+        caller = current_identity()
+        problems = Violations()
+        page = read_page(problems, request, ["coupons", request.community_id])
+        problems.raise_if_any()
+        await self.access.require_role(
+            request.community_id, caller, Role.ADMIN, "reading the community's coupons"
+        )
+        async with self.database.read() as session:
+            found = await CouponRepository(session).newest_first(
+                request.community_id, page.after, page.size + 1
+            )
+        items, token = page_of(found, page, lambda item: (item.created_at, item.id))
+        return pb.ListCouponsResponse(
+            coupons=[coupon_to_proto(item) for item in items], next_page_token=token
+        )
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.billing.store.tables import scheduled_jobs, subscriptions
+from services.billing.store.tables import coupon_members, scheduled_jobs, subscriptions
 from services.billing.subscriptions import domain, events
 from services.billing.subscriptions.domain import Change, State
 from services.billing.subscriptions.store import SubscriptionRepository
@@ -60,5 +60,23 @@ async def erase_subscriptions(session: AsyncSession, community_id: str, user_id:
         )
 
 
-EXPORTS = {"subscriptions": export_subscriptions}
-ERASERS = (erase_subscriptions,)
+async def export_coupons(session: AsyncSession, community_id: str, user_id: str) -> list[Any]:
+    """The coupons limited to a segment that the member may use."""
+    rows = await session.execute(
+        select(coupon_members.c.coupon_id)
+        .where(coupon_members.c.community_id == community_id, coupon_members.c.user_id == user_id)
+        .order_by(coupon_members.c.coupon_id)
+    )
+    return [{"coupon_id": row[0]} for row in rows]
+
+
+async def remove_from_coupons(session: AsyncSession, community_id: str, user_id: str) -> None:
+    await session.execute(
+        delete(coupon_members).where(
+            coupon_members.c.community_id == community_id, coupon_members.c.user_id == user_id
+        )
+    )
+
+
+EXPORTS = {"subscriptions": export_subscriptions, "coupons": export_coupons}
+ERASERS = (erase_subscriptions, remove_from_coupons)

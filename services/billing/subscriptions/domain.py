@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 
 from services.billing.catalog.domain import RECURRING, BillingPeriod, Product, ProductKind
+from services.billing.subscriptions.coupons import Coupon, discounted
 from services.kit.errors import FailedPrecondition, InvalidArgument
 
 # The scheduler's jobs (services/kit/schedule.py): a renewal (at the period's end, at each
@@ -134,6 +135,11 @@ class Subscription:
     entitlement_id: str = ""
     mrr_minor: int = 0
     churned: bool = False
+    coupon_id: str = ""
+    percent_off: int = 0
+    amount_off_minor: int = 0
+    # Paid periods the coupon still discounts; -1 for every one.
+    discount_periods_left: int = 0
     version: int = 1
 
     @property
@@ -146,13 +152,27 @@ class Subscription:
         return f"{self.community_id}/{self.user_id}/{self.product_id}" if self.live else None
 
     @property
+    def period_price(self) -> int:
+        """What the next paid period costs: the price, less the coupon's discount while it
+        lasts."""
+        if self.discount_periods_left == 0:
+            return self.amount_minor
+        return discounted(self.amount_minor, self.percent_off, self.amount_off_minor)
+
+    @property
     def paying_mrr(self) -> int:
-        return monthly_minor(self.amount_minor, self.billing_period)
+        return monthly_minor(self.period_price, self.billing_period)
 
     @property
     def renewal_minor(self) -> int:
-        """What the next renewal charges: the price, less the credit a cheaper plan left."""
-        return max(self.amount_minor - self.credit_minor, 0)
+        """What the next renewal charges: the period's price, less the credit a cheaper plan
+        left."""
+        return max(self.period_price - self.credit_minor, 0)
+
+    @property
+    def discount_after_a_period(self) -> int:
+        left = self.discount_periods_left
+        return left - 1 if left > 0 else left
 
 
 @dataclass(frozen=True)
@@ -195,9 +215,10 @@ def start(
     payment_method: str,
     timing: Timing,
     now: datetime,
+    coupon: Coupon | None = None,
 ) -> Subscription:
     """A new subscription: in its trial when the plan has one, else waiting for its first
-    payment."""
+    payment; with the coupon's discount for its first paid periods."""
     require_plan(product)
     trial = product.trial_days > 0
     return Subscription(
@@ -216,6 +237,10 @@ def start(
         trialing=trial,
         period_start=now if trial else None,
         period_end=timing.trial_end(now, product.trial_days) if trial else None,
+        coupon_id=coupon.id if coupon else "",
+        percent_off=coupon.percent_off if coupon else 0,
+        amount_off_minor=coupon.amount_off_minor if coupon else 0,
+        discount_periods_left=coupon.periods if coupon else 0,
     )
 
 
@@ -232,6 +257,7 @@ def first_paid(sub: Subscription, timing: Timing, now: datetime) -> Change:
         failed_attempts=0,
         next_attempt_at=None,
         mrr_minor=sub.paying_mrr,
+        discount_periods_left=sub.discount_after_a_period,
     )
 
 
@@ -253,8 +279,9 @@ def renewed(sub: Subscription, paid_from: datetime, timing: Timing, now: datetim
         period_end=timing.period_end(paid_from, sub.billing_period),
         failed_attempts=0,
         next_attempt_at=None,
-        credit_minor=max(sub.credit_minor - sub.amount_minor, 0),
+        credit_minor=max(sub.credit_minor - sub.period_price, 0),
         mrr_minor=sub.paying_mrr,
+        discount_periods_left=sub.discount_after_a_period,
     )
 
 
@@ -336,6 +363,7 @@ def restart(sub: Subscription, product: Product, payment_method: str, now: datet
         failed_attempts=0,
         next_attempt_at=None,
         credit_minor=0,
+        discount_periods_left=0,
     )
 
 
@@ -386,7 +414,14 @@ def moved_to(sub: Subscription, product: Product, credit: int, now: datetime) ->
         amount_minor=product.price.amount_minor,
         credit_minor=sub.credit_minor + credit,
         pending_product_id="",
-        mrr_minor=monthly_minor(product.price.amount_minor, sub.billing_period) if paying else 0,
+        mrr_minor=(
+            monthly_minor(
+                replace(sub, amount_minor=product.price.amount_minor).period_price,
+                sub.billing_period,
+            )
+            if paying
+            else 0
+        ),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.billing.subscriptions.coupons import Coupon
 from services.billing.subscriptions.domain import Subscription
 from services.kit.timestamps import timestamp, timestamp_or_none
 from studyhall.billing.v1 import billing_service_pb2 as pb
@@ -27,4 +28,26 @@ def subscription_to_proto(sub: Subscription) -> pb.Subscription:
         version=sub.version,
         create_time=timestamp(sub.created_at),
         update_time=timestamp(sub.updated_at),
+        coupon_id=sub.coupon_id,
+        discount_periods_left=sub.discount_periods_left,
+    )
+
+
+def coupon_to_proto(coupon: Coupon) -> pb.Coupon:
+    return pb.Coupon(
+        id=coupon.id,
+        community_id=coupon.community_id,
+        code=coupon.code,
+        percent_off=coupon.percent_off,
+        amount_off=(
+            pb.Money(currency=coupon.currency, amount_minor=coupon.amount_off_minor)
+            if coupon.amount_off_minor
+            else None
+        ),
+        duration=pb.CouponDuration.ValueType(int(coupon.duration)),
+        duration_periods=coupon.duration_periods,
+        expire_time=timestamp_or_none(coupon.expires_at),
+        segment_id=coupon.segment_id,
+        eligible_members=coupon.eligible_members,
+        create_time=timestamp(coupon.created_at),
     )

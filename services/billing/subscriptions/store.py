@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,13 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing.catalog.domain import BillingPeriod
-from services.billing.store.tables import subscription_charges, subscriptions
+from services.billing.store.tables import (
+    coupon_members,
+    coupons,
+    subscription_charges,
+    subscriptions,
+)
+from services.billing.subscriptions.coupons import Coupon, Duration
 from services.billing.subscriptions.domain import State, Subscription
 from services.kit.database import utc
 from services.kit.paging import Position
@@ -113,6 +120,97 @@ class PaymentRepository:
         )
 
 
+class CouponRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, coupon: Coupon, members: Sequence[str]) -> None:
+        """The coupon, and the segment's members who may use it."""
+        await self.session.execute(coupons.insert().values(**_coupon_values(coupon)))
+        if members:
+            await self.session.execute(
+                coupon_members.insert(),
+                [
+                    {"coupon_id": coupon.id, "user_id": user, "community_id": coupon.community_id}
+                    for user in sorted(set(members))
+                ],
+            )
+
+    async def by_code(self, community_id: str, code: str) -> Coupon | None:
+        row = (
+            await self.session.execute(
+                select(coupons).where(
+                    coupons.c.community_id == community_id, coupons.c.code == code
+                )
+            )
+        ).first()
+        return _coupon(row) if row else None
+
+    async def eligible(self, coupon: Coupon, user_id: str) -> bool:
+        if not coupon.segment_id:
+            return True
+        found = await self.session.scalar(
+            select(coupon_members.c.user_id).where(
+                coupon_members.c.coupon_id == coupon.id, coupon_members.c.user_id == user_id
+            )
+        )
+        return found is not None
+
+    async def newest_first(
+        self, community_id: str, after: Position | None, limit: int
+    ) -> list[Coupon]:
+        table = coupons.c
+        query = select(coupons).where(table.community_id == community_id)
+        if after is not None:
+            created, item_id = after
+            query = query.where(
+                or_(
+                    table.created_at < created,
+                    and_(table.created_at == created, table.id < item_id),
+                )
+            )
+        rows = await self.session.execute(
+            query.order_by(table.created_at.desc(), table.id.desc()).limit(limit)
+        )
+        return [_coupon(row) for row in rows]
+
+
+def _coupon_values(coupon: Coupon) -> dict[str, Any]:
+    return {
+        "id": coupon.id,
+        "community_id": coupon.community_id,
+        "code": coupon.code,
+        "percent_off": coupon.percent_off,
+        "currency": coupon.currency,
+        "amount_off_minor": coupon.amount_off_minor,
+        "duration": int(coupon.duration),
+        "duration_periods": coupon.duration_periods,
+        "expires_at": coupon.expires_at,
+        "segment_id": coupon.segment_id,
+        "eligible_members": coupon.eligible_members,
+        "created_by": coupon.created_by,
+        "created_at": coupon.created_at,
+    }
+
+
+def _coupon(row: Row[Any]) -> Coupon:
+    return Coupon(
+        id=row.id,
+        community_id=row.community_id,
+        code=row.code,
+        percent_off=int(row.percent_off),
+        currency=row.currency,
+        amount_off_minor=int(row.amount_off_minor),
+        duration=Duration(row.duration),
+        duration_periods=int(row.duration_periods),
+        expires_at=_maybe(row.expires_at),
+        segment_id=row.segment_id,
+        eligible_members=int(row.eligible_members),
+        created_by=row.created_by,
+        created_at=utc(row.created_at),
+    )
+
+
 def _values(sub: Subscription) -> dict[str, Any]:
     return {
         "id": sub.id,
@@ -136,6 +234,10 @@ def _values(sub: Subscription) -> dict[str, Any]:
         "payment_method": sub.payment_method,
         "mrr_minor": sub.mrr_minor,
         "churned": int(sub.churned),
+        "coupon_id": sub.coupon_id,
+        "percent_off": sub.percent_off,
+        "amount_off_minor": sub.amount_off_minor,
+        "discount_periods_left": sub.discount_periods_left,
         "live_key": sub.live_key,
         "created_at": sub.created_at,
         "updated_at": sub.updated_at,
@@ -172,5 +274,9 @@ def _subscription(row: Row[Any]) -> Subscription:
         entitlement_id=row.entitlement_id,
         mrr_minor=int(row.mrr_minor),
         churned=bool(row.churned),
+        coupon_id=row.coupon_id,
+        percent_off=int(row.percent_off),
+        amount_off_minor=int(row.amount_off_minor),
+        discount_periods_left=int(row.discount_periods_left),
         version=int(row.version),
     )

@@ -30,9 +30,14 @@ from services.billing.entitlements.domain import Entitlement, Source
 from services.billing.entitlements.store import EntitlementRepository
 from services.billing.payments.provider import Payment, PaymentProvider, ProviderRefused
 from services.billing.subscriptions import domain, events
+from services.billing.subscriptions.coupons import Coupon, check_redeemable
 from services.billing.subscriptions.domain import Change, State, Subscription, Timing
+from services.billing.subscriptions.store import (
+    CouponRepository,
+    PaymentRepository,
+    SubscriptionRepository,
+)
 from services.billing.subscriptions.store import Payment as SubscriptionPayment
-from services.billing.subscriptions.store import PaymentRepository, SubscriptionRepository
 from services.kit.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
 from services.kit.schedule import Job, Jobs
 
@@ -64,6 +69,7 @@ class Subscriptions:
         product_id: str,
         payment_method: str,
         now: datetime,
+        coupon_code: str = "",
     ) -> tuple[Subscription, Charge | None]:
         product = await _product(session, community_id, product_id)
         subs = SubscriptionRepository(session)
@@ -72,7 +78,15 @@ class Subscriptions:
                 f"{user_id} subscribes to product {product.id} already; change or cancel that "
                 "subscription"
             )
-        sub = domain.start(community_id, user_id, product, payment_method, self.timing, now)
+        coupon = None
+        if coupon_code:
+            coupons = CouponRepository(session)
+            coupon = await coupons.by_code(community_id, coupon_code)
+            if coupon is None:
+                raise NotFound(f"coupon_code: no coupon {coupon_code} in community {community_id}")
+            eligible = await coupons.eligible(coupon, user_id)
+            check_redeemable(coupon, product.price.currency, eligible, now)
+        sub = domain.start(community_id, user_id, product, payment_method, self.timing, now, coupon)
         charge: Charge | None = None
         if sub.state is State.TRIALING:
             assert sub.period_end is not None
@@ -80,7 +94,7 @@ class Subscriptions:
             await self._renew_at(session, sub, sub.period_end)
         else:
             charge = await self._record_charge(
-                session, sub, "start", 1, product, sub.amount_minor, now
+                session, sub, "start", 1, product, sub.period_price, now
             )
             sub = replace(sub, latest_charge_id=charge.id)
         await subs.save(sub)
@@ -117,7 +131,7 @@ class Subscriptions:
                 f"{sub.user_id} subscribes to product {sub.product_id} again already"
             )
         charge = await self._record_charge(
-            session, change.after, "start", 1, product, change.after.amount_minor, now
+            session, change.after, "start", 1, product, change.after.period_price, now
         )
         change = Change(change.before, replace(change.after, latest_charge_id=charge.id))
         await self._save(session, change, now)
@@ -147,6 +161,16 @@ class Subscriptions:
         await self._switch_entitlement(session, change.after, now)
         await self._save(session, change, now)
         return change.after, None
+
+    async def create_coupon(
+        self, session: AsyncSession, coupon: Coupon, members: list[str]
+    ) -> Coupon:
+        coupons = CouponRepository(session)
+        if await coupons.by_code(coupon.community_id, coupon.code) is not None:
+            raise AlreadyExists(f"coupon {coupon.code} exists in community {coupon.community_id}")
+        made = replace(coupon, eligible_members=len(set(members)))
+        await coupons.add(made, members)
+        return made
 
     async def submit(self, charge: Charge) -> Payment:
         """Ask the provider to collect a charge recorded for a subscription; its webhook says

@@ -117,6 +117,32 @@ REFUND_STATE_FAILED: RefundState.ValueType  # 3
 """The provider could not pay it back."""
 Global___RefundState: _TypeAlias = RefundState  # noqa: Y015
 
+class _CouponDuration:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CouponDurationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CouponDuration.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COUPON_DURATION_UNSPECIFIED: _CouponDuration.ValueType  # 0
+    COUPON_DURATION_ONCE: _CouponDuration.ValueType  # 1
+    """The first paid period."""
+    COUPON_DURATION_REPEATING: _CouponDuration.ValueType  # 2
+    """The first `duration_periods` paid periods."""
+    COUPON_DURATION_FOREVER: _CouponDuration.ValueType  # 3
+    """Every period."""
+
+class CouponDuration(_CouponDuration, metaclass=_CouponDurationEnumTypeWrapper):
+    """How long a coupon's discount lasts on a subscription."""
+
+COUPON_DURATION_UNSPECIFIED: CouponDuration.ValueType  # 0
+COUPON_DURATION_ONCE: CouponDuration.ValueType  # 1
+"""The first paid period."""
+COUPON_DURATION_REPEATING: CouponDuration.ValueType  # 2
+"""The first `duration_periods` paid periods."""
+COUPON_DURATION_FOREVER: CouponDuration.ValueType  # 3
+"""Every period."""
+Global___CouponDuration: _TypeAlias = CouponDuration  # noqa: Y015
+
 @_typing.final
 class Money(_message.Message):
     """An amount of money in the smallest unit of its currency (cents for USD, yen for JPY)."""
@@ -1571,6 +1597,8 @@ class Subscription(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    COUPON_ID_FIELD_NUMBER: _builtins.int
+    DISCOUNT_PERIODS_LEFT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     user_id: _builtins.str
@@ -1591,6 +1619,10 @@ class Subscription(_message.Message):
     latest_charge_id: _builtins.str
     """The newest charge for it (first period, renewal or proration)."""
     version: _builtins.int
+    coupon_id: _builtins.str
+    """The coupon it was subscribed with; empty for none."""
+    discount_periods_left: _builtins.int
+    """For how many more paid periods the coupon takes its discount off; -1 for ever."""
     @_builtins.property
     def price(self) -> Global___Money:
         """The price of each period, as it was when subscribed or last changed."""
@@ -1630,10 +1662,12 @@ class Subscription(_message.Message):
         version: _builtins.int = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        coupon_id: _builtins.str = ...,
+        discount_periods_left: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "next_attempt_time", b"next_attempt_time", "price", b"price", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_period", b"billing_period", "community_id", b"community_id", "create_time", b"create_time", "credit_minor", b"credit_minor", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "failed_attempts", b"failed_attempts", "id", b"id", "latest_charge_id", b"latest_charge_id", "next_attempt_time", b"next_attempt_time", "pending_product_id", b"pending_product_id", "price", b"price", "product_id", b"product_id", "state", b"state", "trialing", b"trialing", "update_time", b"update_time", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_period", b"billing_period", "community_id", b"community_id", "coupon_id", b"coupon_id", "create_time", b"create_time", "credit_minor", b"credit_minor", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "discount_periods_left", b"discount_periods_left", "failed_attempts", b"failed_attempts", "id", b"id", "latest_charge_id", b"latest_charge_id", "next_attempt_time", b"next_attempt_time", "pending_product_id", b"pending_product_id", "price", b"price", "product_id", b"product_id", "state", b"state", "trialing", b"trialing", "update_time", b"update_time", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1647,6 +1681,7 @@ class CreateSubscriptionRequest(_message.Message):
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
     PRODUCT_ID_FIELD_NUMBER: _builtins.int
     PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    COUPON_CODE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """The idempotency key: a retry with the same id returns the first subscription, never a
     second charge.
@@ -1656,6 +1691,8 @@ class CreateSubscriptionRequest(_message.Message):
     """A membership plan on sale, monthly or yearly."""
     payment_method: _builtins.str
     """The provider's token of the payment method every period is charged to."""
+    coupon_code: _builtins.str
+    """A coupon's code, to pay less; optional."""
     def __init__(
         self,
         *,
@@ -1663,10 +1700,11 @@ class CreateSubscriptionRequest(_message.Message):
         community_id: _builtins.str = ...,
         product_id: _builtins.str = ...,
         payment_method: _builtins.str = ...,
+        coupon_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "payment_method", b"payment_method", "product_id", b"product_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "coupon_code", b"coupon_code", "payment_method", b"payment_method", "product_id", b"product_id", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1950,3 +1988,179 @@ class ChangeSubscriptionPlanResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChangeSubscriptionPlanResponse: _TypeAlias = ChangeSubscriptionPlanResponse  # noqa: Y015
+
+@_typing.final
+class Coupon(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    PERCENT_OFF_FIELD_NUMBER: _builtins.int
+    AMOUNT_OFF_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    DURATION_PERIODS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    ELIGIBLE_MEMBERS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    code: _builtins.str
+    """What subscribers enter: letters, digits, '-' and '_', unique in the community."""
+    percent_off: _builtins.int
+    """A percentage off (1-100), or else `amount_off`."""
+    duration: Global___CouponDuration.ValueType
+    duration_periods: _builtins.int
+    """For REPEATING: how many paid periods."""
+    segment_id: _builtins.str
+    """The segment whose members (when the coupon was created) may use it; empty for anyone."""
+    eligible_members: _builtins.int
+    """How many members the segment held then."""
+    @_builtins.property
+    def amount_off(self) -> Global___Money:
+        """An amount off each discounted period, in the plan's currency."""
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When it can no longer be entered; unset for never."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        percent_off: _builtins.int = ...,
+        amount_off: Global___Money | None = ...,
+        duration: Global___CouponDuration.ValueType = ...,
+        duration_periods: _builtins.int = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        segment_id: _builtins.str = ...,
+        eligible_members: _builtins.int = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_off", b"amount_off", "create_time", b"create_time", "expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_off", b"amount_off", "code", b"code", "community_id", b"community_id", "create_time", b"create_time", "duration", b"duration", "duration_periods", b"duration_periods", "eligible_members", b"eligible_members", "expire_time", b"expire_time", "id", b"id", "percent_off", b"percent_off", "segment_id", b"segment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Coupon: _TypeAlias = Coupon  # noqa: Y015
+
+@_typing.final
+class CreateCouponRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    PERCENT_OFF_FIELD_NUMBER: _builtins.int
+    AMOUNT_OFF_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    DURATION_PERIODS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    code: _builtins.str
+    percent_off: _builtins.int
+    duration: Global___CouponDuration.ValueType
+    duration_periods: _builtins.int
+    segment_id: _builtins.str
+    @_builtins.property
+    def amount_off(self) -> Global___Money: ...
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        percent_off: _builtins.int = ...,
+        amount_off: Global___Money | None = ...,
+        duration: Global___CouponDuration.ValueType = ...,
+        duration_periods: _builtins.int = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        segment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_off", b"amount_off", "expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_off", b"amount_off", "code", b"code", "community_id", b"community_id", "duration", b"duration", "duration_periods", b"duration_periods", "expire_time", b"expire_time", "percent_off", b"percent_off", "request_id", b"request_id", "segment_id", b"segment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCouponRequest: _TypeAlias = CreateCouponRequest  # noqa: Y015
+
+@_typing.final
+class CreateCouponResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUPON_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def coupon(self) -> Global___Coupon: ...
+    def __init__(
+        self,
+        *,
+        coupon: Global___Coupon | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["coupon", b"coupon"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coupon", b"coupon"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCouponResponse: _TypeAlias = CreateCouponResponse  # noqa: Y015
+
+@_typing.final
+class ListCouponsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    page_size: _builtins.int
+    """How many per page: 0 for the default (20), at most 100."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCouponsRequest: _TypeAlias = ListCouponsRequest  # noqa: Y015
+
+@_typing.final
+class ListCouponsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUPONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def coupons(self) -> _containers.RepeatedCompositeFieldContainer[Global___Coupon]: ...
+    def __init__(
+        self,
+        *,
+        coupons: _abc.Iterable[Global___Coupon] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coupons", b"coupons", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCouponsResponse: _TypeAlias = ListCouponsResponse  # noqa: Y015

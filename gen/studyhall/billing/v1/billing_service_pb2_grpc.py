@@ -160,6 +160,16 @@ class BillingServiceStub:
                 request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ChangeSubscriptionPlanRequest.SerializeToString,
                 response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ChangeSubscriptionPlanResponse.FromString,
                 _registered_method=True)
+        self.CreateCoupon = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/CreateCoupon',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCouponRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCouponResponse.FromString,
+                _registered_method=True)
+        self.ListCoupons = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/ListCoupons',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListCouponsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListCouponsResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -362,6 +372,23 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateCoupon(self, request, context):
+        """Creates a coupon subscribers enter by its code: a percentage or an amount off, once,
+        for some periods or forever, until it expires; for the members of a segment when one
+        is named (its members now, listed by the members service with the caller's rights).
+        Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCoupons(self, request, context):
+        """The community's coupons, newest first. Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -489,6 +516,16 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ChangeSubscriptionPlan,
                     request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ChangeSubscriptionPlanRequest.FromString,
                     response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ChangeSubscriptionPlanResponse.SerializeToString,
+            ),
+            'CreateCoupon': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCoupon,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCouponRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCouponResponse.SerializeToString,
+            ),
+            'ListCoupons': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCoupons,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListCouponsRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListCouponsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1167,6 +1204,60 @@ class BillingService:
             '/studyhall.billing.v1.BillingService/ChangeSubscriptionPlan',
             studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ChangeSubscriptionPlanRequest.SerializeToString,
             studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ChangeSubscriptionPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCoupon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/CreateCoupon',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCouponRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCouponResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCoupons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/ListCoupons',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListCouponsRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListCouponsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -115,6 +115,14 @@ class BillingServiceStub:
     paid; a cheaper one applies at once and its credit lowers the next renewals. The
     subscriber.
     """
+    CreateCoupon: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.CreateCouponRequest, _billing_service_pb2.CreateCouponResponse]
+    """Creates a coupon subscribers enter by its code: a percentage or an amount off, once,
+    for some periods or forever, until it expires; for the members of a segment when one
+    is named (its members now, listed by the members service with the caller's rights).
+    Admins and owners.
+    """
+    ListCoupons: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListCouponsRequest, _billing_service_pb2.ListCouponsResponse]
+    """The community's coupons, newest first. Admins and owners."""
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
@@ -203,6 +211,14 @@ class BillingServiceAsyncStub(BillingServiceStub):
     paid; a cheaper one applies at once and its credit lowers the next renewals. The
     subscriber.
     """
+    CreateCoupon: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.CreateCouponRequest, _billing_service_pb2.CreateCouponResponse]  # type: ignore[assignment]
+    """Creates a coupon subscribers enter by its code: a percentage or an amount off, once,
+    for some periods or forever, until it expires; for the members of a segment when one
+    is named (its members now, listed by the members service with the caller's rights).
+    Admins and owners.
+    """
+    ListCoupons: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListCouponsRequest, _billing_service_pb2.ListCouponsResponse]  # type: ignore[assignment]
+    """The community's coupons, newest first. Admins and owners."""
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Products, prices, subscriptions and the ledger of a community."""
@@ -438,5 +454,25 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         paid; a cheaper one applies at once and its credit lowers the next renewals. The
         subscriber.
         """
+
+    @_abc_1.abstractmethod
+    def CreateCoupon(
+        self,
+        request: _billing_service_pb2.CreateCouponRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.CreateCouponResponse, _abc.Awaitable[_billing_service_pb2.CreateCouponResponse]]:
+        """Creates a coupon subscribers enter by its code: a percentage or an amount off, once,
+        for some periods or forever, until it expires; for the members of a segment when one
+        is named (its members now, listed by the members service with the caller's rights).
+        Admins and owners.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCoupons(
+        self,
+        request: _billing_service_pb2.ListCouponsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ListCouponsResponse, _abc.Awaitable[_billing_service_pb2.ListCouponsResponse]]:
+        """The community's coupons, newest first. Admins and owners."""
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

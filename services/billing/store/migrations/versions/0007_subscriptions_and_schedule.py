@@ -1,4 +1,4 @@
-"""subscriptions, the charges that pay for them, and the scheduled jobs table
+"""subscriptions, the charges that pay for them, coupons, and the scheduled jobs table
 
 Revision ID: 0007
 Revises: 0006
@@ -39,6 +39,10 @@ def upgrade() -> None:
         sa.Column("payment_method", sa.String(length=100), nullable=False),
         sa.Column("mrr_minor", sa.BigInteger(), nullable=False),
         sa.Column("churned", sa.Integer(), nullable=False),
+        sa.Column("coupon_id", sa.String(length=36), nullable=False),
+        sa.Column("percent_off", sa.Integer(), nullable=False),
+        sa.Column("amount_off_minor", sa.BigInteger(), nullable=False),
+        sa.Column("discount_periods_left", sa.Integer(), nullable=False),
         sa.Column("live_key", sa.String(length=300), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -73,6 +77,41 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "coupons",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("community_id", sa.String(length=36), nullable=False),
+        sa.Column("code", sa.String(length=40), nullable=False),
+        sa.Column("percent_off", sa.Integer(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("amount_off_minor", sa.BigInteger(), nullable=False),
+        sa.Column("duration", sa.Integer(), nullable=False),
+        sa.Column("duration_periods", sa.Integer(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("segment_id", sa.String(length=36), nullable=False),
+        sa.Column("eligible_members", sa.BigInteger(), nullable=False),
+        sa.Column("created_by", sa.String(length=200), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("community_id", "code", name="uq_coupons_community_code"),
+    )
+    with op.batch_alter_table("coupons", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_coupons_community_created", ["community_id", "created_at"], unique=False
+        )
+
+    op.create_table(
+        "coupon_members",
+        sa.Column("coupon_id", sa.String(length=36), nullable=False),
+        sa.Column("user_id", sa.String(length=200), nullable=False),
+        sa.Column("community_id", sa.String(length=36), nullable=False),
+        sa.PrimaryKeyConstraint("coupon_id", "user_id"),
+    )
+    with op.batch_alter_table("coupon_members", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_coupon_members_community_user", ["community_id", "user_id"], unique=False
+        )
+
+    op.create_table(
         "scheduled_jobs",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("kind", sa.String(length=64), nullable=False),
@@ -91,5 +130,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("scheduled_jobs")
+    op.drop_table("coupon_members")
+    op.drop_table("coupons")
     op.drop_table("subscription_charges")
     op.drop_table("subscriptions")
