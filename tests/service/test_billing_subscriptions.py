@@ -491,9 +491,21 @@ async def test_a_member_subscribes_changes_and_cancels_through_the_cli(billing: 
         assert result.exit_code == 0, result.output
         return result.stdout
 
+    made_coupon = json.loads(
+        await cli(
+            "coupon", "create", community_id, "HALF", "--percent-off", "50",
+            "--duration", "repeating", "--periods", "2", "--as", "olga", "--json",
+        )
+    )  # fmt: skip
+    assert made_coupon["duration"] == "COUPON_DURATION_REPEATING"
+    assert "HALF" in await cli("coupon", "list", community_id, "--as", "olga")
     made = json.loads(
-        await cli("subscription", "subscribe", community_id, basic, "--as", "mia", "--json")
-    )
+        await cli(
+            "subscription", "subscribe", community_id, basic, "--coupon-code", "HALF",
+            "--as", "mia", "--json",
+        )
+    )  # fmt: skip
+    assert made["subscription"]["discount_periods_left"] == 2
     sub_id = made["subscription"]["id"]
     assert made["subscription"]["state"] == TRIALING
     changed = await cli("subscription", "change", community_id, sub_id, plus, "--as", "mia")
