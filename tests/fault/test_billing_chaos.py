@@ -51,7 +51,7 @@ pytestmark = [pytest.mark.fault, pytest.mark.timeout(300)]
 
 MEMBERS = 8
 MONTH_SECONDS = 3.0
-CHAOS_SECONDS = 15.0
+CHAOS_SECONDS = 12.0
 SETTLE_TIMEOUT = 90.0
 SECRET = "whsec_chaos_secret"
 API_KEY = "sk_test_chaos"
