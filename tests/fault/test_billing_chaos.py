@@ -193,9 +193,13 @@ async def test_no_charge_twice_and_access_as_paid_while_billing_relay_and_provid
 
         async def chaos() -> None:
             deadline = time.monotonic() + CHAOS_SECONDS
+            victims: list[ServiceProcess] = []
             while time.monotonic() < deadline:
                 await asyncio.sleep(rng.uniform(0.5, 2.0))
-                victim = rng.choice(processes)
+                # Each of the three in turn, in a shuffled order: every one dies each round.
+                if not victims:
+                    victims = rng.sample(processes, len(processes))
+                victim = victims.pop()
                 victim.kill()
                 kills[victim.name] += 1
                 await asyncio.sleep(rng.uniform(0.1, 1.0))
@@ -241,7 +245,7 @@ async def test_no_charge_twice_and_access_as_paid_while_billing_relay_and_provid
     assert list(verified.problems) == []
     assert verified.charges == tally["charges"]
     assert tally["problems"] == []
-    assert sum(kills.values()) >= 5
+    assert min(kills[process.name] for process in processes) >= 2, kills
     assert stream == tally["outbox"]
     for process in processes:
         assert not process.unexpected_exits, f"{process.name}: {process.unexpected_exits}"
