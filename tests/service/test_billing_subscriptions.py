@@ -17,13 +17,13 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from services.billing.app import SPEC
 from services.billing.ledger.verify import verify
 from services.billing.settings import BillingSettings
-from services.billing.store.tables import charges, entitlements, outbox
+from services.billing.store.tables import charges, entitlements, outbox, scheduled_jobs
 from services.cli.main import app
 from services.kit.access import Role
 from services.kit.database import utc
@@ -624,3 +624,30 @@ async def test_coupons_are_refused_when_expired_of_another_currency_or_outside_t
     )
     assert [c.code for c in listed.coupons] == ["FLASH", "DOLLARS", "INSIDERS"]
     await cancel(billing, community_id, insider.subscription.id)
+
+
+async def test_erasure_ends_a_running_subscription_as_churn_and_forgets_the_subscriber(
+    billing: Billing,
+) -> None:
+    community_id = await community(billing)
+    product_id = await plan(billing, community_id, amount=600)
+    made = await subscribe(billing, community_id, product_id)
+    await reaches(billing, community_id, made.subscription.id, ACTIVE)
+
+    await billing.stub.EraseMyData(
+        pb.EraseMyDataRequest(community_id=community_id, confirm=True), metadata=billing.auth("mia")
+    )
+    gone = await get(billing, community_id, made.subscription.id)
+    assert gone.state == ENDED
+    assert gone.user_id == ""
+    moves = await mrr_moves(billing, community_id)
+    assert moves[0] == (events.MRR_MOVE_KIND_NEW, 600, "EUR")
+    assert moves[-1] == (events.MRR_MOVE_KIND_CHURN, -600, "EUR")
+    assert sum(amount for _, amount, _ in moves) == 0
+    async with billing.running.deps.database.read() as session:
+        jobs = await session.scalar(
+            select(func.count())
+            .select_from(scheduled_jobs)
+            .where(scheduled_jobs.c.key == made.subscription.id)
+        )
+    assert jobs == 0
