@@ -41,6 +41,7 @@ from services.cli.members import community_app, member_app
 from services.cli.paths import path_app
 from services.cli.profiles import personas_app
 from services.cli.recognition import recognition_app
+from services.cli.subscriptions import coupon_app, subscription_app
 from services.kit.events import deadletter
 from services.kit.events.connection import servers
 from services.kit.settings import ServiceSettings
@@ -85,6 +86,8 @@ app.add_typer(activity_app, name="activity")
 app.add_typer(product_app, name="product")
 app.add_typer(billing_app, name="billing")
 app.add_typer(money_app)
+app.add_typer(subscription_app, name="subscription")
+app.add_typer(coupon_app, name="coupon")
 add_product_commands(product_app)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(recognition_app)

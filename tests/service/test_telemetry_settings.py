@@ -10,7 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -54,17 +54,26 @@ async def _until(check: Callable[[], bool], seconds: float = 15.0) -> bool:
     return False
 
 
+@contextmanager
 def _run(
     receiver: Receiver, data_dir: Path, redis_url: str, nats_url: str, **env: str
-) -> AbstractContextManager[tuple[subprocess.Popen[str], int]]:
-    return service_process(
-        "members",
-        data_dir,
-        f"sqlite+aiosqlite:///{data_dir / 'members.db'}",
-        redis_url,
-        nats_url,
-        env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, **FAST, **env},
-    )
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """A members process whose environment holds `env` (the test process's, passed on)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            **FAST,
+            **env,
+        }.items():
+            patch.setenv(name, value)
+        with service_process(
+            "members",
+            data_dir,
+            f"sqlite+aiosqlite:///{data_dir / 'members.db'}",
+            redis_url,
+            nats_url,
+        ) as running:
+            yield running
 
 
 async def test_otel_service_name_names_the_spans_service(

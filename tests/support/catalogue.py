@@ -103,6 +103,11 @@ class World:
     entitlement_id: str = ""
     # Analytics: an open survey of the community sent to every member.
     survey_id: str = ""
+    # Billing II: a trialing subscription of the owner's (Get, Cancel, ChangeSubscriptionPlan),
+    # a canceled one (ReactivateSubscription), and a plan nobody subscribes to (the change's).
+    subscription_id: str = ""
+    canceled_subscription_id: str = ""
+    plan_id: str = ""
 
 
 def record_fields() -> list[str]:

@@ -24,14 +24,11 @@ def service_process(
     database_url: str,
     redis_url: str,
     nats_url: str,
-    env: dict[str, str] | None = None,
     **settings: str,
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    """The process and its gRPC port; `settings` are further STUDYHALL_<SERVICE>_ values,
-    `env` further variables (OTEL_*, say)."""
-    with replicas(1, service, data_dir, database_url, redis_url, nats_url, env=env, **settings) as [
-        one
-    ]:
+    """The process and its gRPC port; `settings` are further STUDYHALL_<SERVICE>_ values
+    (other variables, OTEL_* say, come from this process's environment)."""
+    with replicas(1, service, data_dir, database_url, redis_url, nats_url, **settings) as [one]:
         yield one
 
 
@@ -43,7 +40,6 @@ def replicas(
     database_url: str,
     redis_url: str,
     nats_url: str,
-    env: dict[str, str] | None = None,
     **settings: str,
 ) -> Iterator[list[tuple[subprocess.Popen[str], int]]]:
     """`count` processes on one database, started together (a start is mostly imports)."""
@@ -55,7 +51,6 @@ def replicas(
             environment.update(
                 {f"STUDYHALL_{service.upper()}_{k.upper()}": v for k, v in settings.items()}
             )
-            environment.update(env or {})
             process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service}"],
                 env=environment,

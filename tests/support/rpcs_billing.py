@@ -188,6 +188,90 @@ CATALOGUE: list[Rpc] = [
         Role.ADMIN,
         False,
     ),
+    # Subscriptions come before the product is archived and the data-rights calls erase the
+    # owner's records.
+    Rpc(
+        BILLING,
+        "CreateSubscription",
+        lambda w: pb.CreateSubscriptionRequest(
+            request_id=new_id(),
+            community_id=w.community_id,
+            product_id=w.product_id,
+            payment_method="pm_card_visa",
+        ),
+        Role.MEMBER,
+        True,
+    ),
+    Rpc(
+        BILLING,
+        "GetSubscription",
+        lambda w: pb.GetSubscriptionRequest(
+            community_id=w.community_id, subscription_id=w.subscription_id
+        ),
+        Role.ADMIN,
+        False,
+    ),
+    Rpc(
+        BILLING,
+        "ListSubscriptions",
+        lambda w: pb.ListSubscriptionsRequest(community_id=w.community_id),
+        Role.ADMIN,
+        False,
+    ),
+    Rpc(
+        BILLING,
+        "ChangeSubscriptionPlan",
+        lambda w: pb.ChangeSubscriptionPlanRequest(
+            request_id=new_id(),
+            community_id=w.community_id,
+            subscription_id=w.subscription_id,
+            product_id=w.plan_id,
+        ),
+        Role.MEMBER,
+        True,
+        authored=True,
+    ),
+    Rpc(
+        BILLING,
+        "ReactivateSubscription",
+        lambda w: pb.ReactivateSubscriptionRequest(
+            request_id=new_id(),
+            community_id=w.community_id,
+            subscription_id=w.canceled_subscription_id,
+        ),
+        Role.MEMBER,
+        True,
+        authored=True,
+    ),
+    Rpc(
+        BILLING,
+        "CancelSubscription",
+        lambda w: pb.CancelSubscriptionRequest(
+            request_id=new_id(), community_id=w.community_id, subscription_id=w.subscription_id
+        ),
+        Role.ADMIN,
+        True,
+    ),
+    Rpc(
+        BILLING,
+        "CreateCoupon",
+        lambda w: pb.CreateCouponRequest(
+            request_id=new_id(),
+            community_id=w.community_id,
+            code=f"C{uuid.uuid4().hex[:20]}",
+            percent_off=15,
+            duration=pb.COUPON_DURATION_ONCE,
+        ),
+        Role.ADMIN,
+        True,
+    ),
+    Rpc(
+        BILLING,
+        "ListCoupons",
+        lambda w: pb.ListCouponsRequest(community_id=w.community_id),
+        Role.ADMIN,
+        False,
+    ),
     Rpc(
         BILLING,
         "ArchiveProduct",
@@ -207,6 +291,24 @@ CATALOGUE: list[Rpc] = [
     ),
     *data_rights_entries(BILLING),
 ]
+
+
+def _plan(world: World, name: str) -> pb.CreateProductRequest:
+    made = _product(world)
+    made.name = name
+    return made
+
+
+async def _subscription(running: RunningService, world: World, name: str) -> str:
+    """A trialing subscription of the owner's to a plan of its own."""
+    owner = running.auth(OWNER)
+    made = await CATALOGUE[0].call(running.channel, _plan(world, name), owner)
+    assert isinstance(made, pb.CreateProductResponse)
+    entry = next(rpc for rpc in CATALOGUE if rpc.method == "CreateSubscription")
+    request = entry.request(replace(world, product_id=made.product.id))
+    started = await entry.call(running.channel, request, owner)
+    assert isinstance(started, pb.CreateSubscriptionResponse)
+    return started.subscription.id
 
 
 async def _paid_charge(running: RunningService, world: World) -> str:
@@ -254,12 +356,33 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
         granted = await CATALOGUE[9].call(running.channel, CATALOGUE[9].request(world), owner)
         assert isinstance(granted, pb.GrantEntitlementResponse)
         entitlement_id = granted.entitlement.id
+    subscription_id = canceled_subscription_id = plan_id = ""
+    if everything or "subscription_id" in named:
+        subscription_id = await _subscription(running, world, "Patron")
+    if everything:
+        entry = next(rpc for rpc in CATALOGUE if rpc.method == "CreateCoupon")
+        await entry.call(running.channel, entry.request(world), owner)
+    if everything or "plan_id" in named:
+        other = await CATALOGUE[0].call(running.channel, _plan(world, "Benefactor"), owner)
+        assert isinstance(other, pb.CreateProductResponse)
+        plan_id = other.product.id
+    if everything or "canceled_subscription_id" in named:
+        canceled_subscription_id = await _subscription(running, world, "Friend")
+        cancel = next(rpc for rpc in CATALOGUE if rpc.method == "CancelSubscription")
+        await cancel.call(
+            running.channel,
+            cancel.request(replace(world, subscription_id=canceled_subscription_id)),
+            owner,
+        )
     return World(
         community_id=community_id,
         owner=OWNER,
         product_id=made.product.id,
         charge_id=charge_id,
         entitlement_id=entitlement_id,
+        subscription_id=subscription_id,
+        canceled_subscription_id=canceled_subscription_id,
+        plan_id=plan_id,
     )
 
 
@@ -286,5 +409,5 @@ PROCESS = Process(
     catalogue=CATALOGUE,
     prepare=prepare,
     overrides=_Overrides(),
-    exported=("charge_id",),
+    exported=("charge_id", "subscription_id"),
 )

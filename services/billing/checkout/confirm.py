@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,10 +34,36 @@ DECLINE_CODES = {
 }
 
 
+class RecurringPayments(Protocol):
+    """What a charge's outcome does beyond the books when it pays for a subscription (handed
+    in by app.py: subscriptions build on checkout). Each answers whether the charge was a
+    subscription's; the ledger posting stays here."""
+
+    async def paid(self, session: AsyncSession, charge: domain.Charge, now: datetime) -> bool: ...
+
+    async def declined(
+        self, session: AsyncSession, charge: domain.Charge, now: datetime
+    ) -> bool: ...
+
+
+class _OneOff:
+    async def paid(self, session: AsyncSession, charge: domain.Charge, now: datetime) -> bool:
+        return False
+
+    async def declined(self, session: AsyncSession, charge: domain.Charge, now: datetime) -> bool:
+        return False
+
+
 class Confirmations:
-    def __init__(self, database: Database, on_commit: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        database: Database,
+        on_commit: Callable[[], None],
+        recurring: RecurringPayments | None = None,
+    ) -> None:
         self.database = database
         self.on_commit = on_commit
+        self.recurring = recurring or _OneOff()
 
     async def apply(self, event: ProviderEvent) -> str:
         """Apply `event` once; what it did, in a few words."""
@@ -45,7 +72,7 @@ class Confirmations:
                 async with self.database.write() as session:
                     if not await _first_time(session, event):
                         return "already applied"
-                    outcome = await _apply(session, event, datetime.now(UTC))
+                    outcome = await _apply(session, event, datetime.now(UTC), self.recurring)
                 break
             except Exception as error:
                 if not contended(error) or attempt == ATTEMPTS:
@@ -66,7 +93,9 @@ async def _first_time(session: AsyncSession, event: ProviderEvent) -> bool:
     return claimed is not None
 
 
-async def _apply(session: AsyncSession, event: ProviderEvent, now: datetime) -> str:
+async def _apply(
+    session: AsyncSession, event: ProviderEvent, now: datetime, recurring: RecurringPayments
+) -> str:
     obj = event.object
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     assert isinstance(metadata, dict)
@@ -81,7 +110,7 @@ async def _apply(session: AsyncSession, event: ProviderEvent, now: datetime) -> 
         ):
             raise PoisonEvent(f"{event.type} for charge {charge.id}: amount or currency differ")
         if event.type == "payment_intent.succeeded":
-            return await _succeeded(session, charge, str(obj.get("id", "")), now)
+            return await _succeeded(session, charge, str(obj.get("id", "")), now, recurring)
         if event.type == "payment_intent.requires_action":
             action = obj.get("next_action") or {}
             url = str((action.get("redirect_to_url") or {}).get("url", ""))
@@ -110,7 +139,8 @@ async def _apply(session: AsyncSession, event: ProviderEvent, now: datetime) -> 
             if changed is None:
                 return "stale"
             await ChargeRepository(session).save(changed)
-            await events.failed(session, changed, now)
+            if not await recurring.declined(session, changed, now):
+                await events.failed(session, changed, now)
             return "failed"
         return "ignored"
     if event.type == "refund.updated":
@@ -124,7 +154,11 @@ async def _apply(session: AsyncSession, event: ProviderEvent, now: datetime) -> 
 
 
 async def _succeeded(
-    session: AsyncSession, charge: domain.Charge, payment_id: str, now: datetime
+    session: AsyncSession,
+    charge: domain.Charge,
+    payment_id: str,
+    now: datetime,
+    recurring: RecurringPayments,
 ) -> str:
     changed = domain.moved(
         charge,
@@ -143,6 +177,8 @@ async def _succeeded(
             charge.community_id, charge.id, charge.currency, charge.amount_minor - tax, tax, now
         )
     )
+    if await recurring.paid(session, changed, now):
+        return "succeeded"
     found = await ProductRepository(session).many(charge.community_id, charge.product_ids)
     products = [found[product_id] for product_id in charge.product_ids if product_id in found]
     await engine.grant_paid(session, charge.community_id, charge.user_id, charge.id, products, now)

@@ -24,6 +24,7 @@ from services.kit.access import access_tables
 from services.kit.events.inbox import inbox_table
 from services.kit.events.outbox import outbox_table
 from services.kit.idempotency import idempotency_table
+from services.kit.schedule import schedule_table
 
 metadata = MetaData()
 
@@ -184,6 +185,99 @@ webhook_events = Table(
     Column("type", String(100), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
+
+# Recurring payments for membership plans (services/billing/subscriptions). `mrr_minor` is
+# what the subscription adds to its community's monthly recurring revenue now: every
+# MrrMoved is the difference of two of its values, so the moves add up to the MRR.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("user_id", String(200), nullable=False),
+    Column("product_id", String(36), nullable=False),
+    Column("price_id", String(36), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("billing_period", Integer, nullable=False),
+    Column("state", Integer, nullable=False),
+    Column("trialing", Integer, nullable=False),
+    Column("period_start", DateTime(timezone=True), nullable=True),
+    Column("period_end", DateTime(timezone=True), nullable=True),
+    Column("failed_attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("credit_minor", BigInteger, nullable=False),
+    Column("pending_product_id", String(36), nullable=False),
+    Column("latest_charge_id", String(36), nullable=False),
+    Column("entitlement_id", String(36), nullable=False),
+    Column("payment_method", String(100), nullable=False),
+    Column("mrr_minor", BigInteger, nullable=False),
+    # Set once a paid subscription churned: its next first payment is a reactivation.
+    Column("churned", Integer, nullable=False),
+    # The coupon's discount: a percentage or an amount off, for so many more paid periods
+    # (-1: for ever; 0: none left).
+    Column("coupon_id", String(36), nullable=False),
+    Column("percent_off", Integer, nullable=False),
+    Column("amount_off_minor", BigInteger, nullable=False),
+    Column("discount_periods_left", Integer, nullable=False),
+    # "<community>/<user>/<product>" while it is not ended, else null: one live subscription
+    # per member and plan, held by the unique key whatever races.
+    Column("live_key", String(300), nullable=True, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_subscriptions_community_created", "community_id", "created_at"),
+    Index("ix_subscriptions_community_user", "community_id", "user_id", "created_at"),
+)
+
+# Which charges pay for a subscription, and what for: its first period ("start"), a
+# renewal (the attempt counts the tries of one period) or a move to a dearer plan
+# ("proration", naming the plan).
+subscription_charges = Table(
+    "subscription_charges",
+    metadata,
+    Column("charge_id", String(36), ForeignKey("charges.id"), primary_key=True),
+    Column("subscription_id", String(36), nullable=False),
+    Column("purpose", String(20), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("product_id", String(36), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_subscription_charges_subscription", "subscription_id"),
+)
+
+# Coupons subscribers enter by code; `segment_id` names the segment whose members (a
+# snapshot taken when it was created, `coupon_members`) may use it.
+coupons = Table(
+    "coupons",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("code", String(40), nullable=False),
+    Column("percent_off", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_off_minor", BigInteger, nullable=False),
+    Column("duration", Integer, nullable=False),
+    Column("duration_periods", Integer, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("segment_id", String(36), nullable=False),
+    Column("eligible_members", BigInteger, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("community_id", "code", name="uq_coupons_community_code"),
+    Index("ix_coupons_community_created", "community_id", "created_at"),
+)
+
+coupon_members = Table(
+    "coupon_members",
+    metadata,
+    Column("coupon_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Index("ix_coupon_members_community_user", "community_id", "user_id"),
+)
+
+# Renewals, dunning retries and provider submissions, run once (docs/decisions/0018).
+scheduled_jobs = schedule_table(metadata)
 
 idempotency_keys = idempotency_table(metadata)
 

@@ -70,6 +70,8 @@ class _SubscriptionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Sub
     """Canceled: it will not renew, and runs until `current_period_end`."""
     SUBSCRIPTION_STATE_ENDED: _SubscriptionState.ValueType  # 5
     """Over: the period ran out after a cancel, or retries of a failed payment gave up."""
+    SUBSCRIPTION_STATE_INCOMPLETE: _SubscriptionState.ValueType  # 6
+    """Waiting for its first payment: no access yet."""
 
 class SubscriptionState(_SubscriptionState, metaclass=_SubscriptionStateEnumTypeWrapper):
     """Where a subscription stands."""
@@ -86,6 +88,8 @@ SUBSCRIPTION_STATE_CANCELED: SubscriptionState.ValueType  # 4
 """Canceled: it will not renew, and runs until `current_period_end`."""
 SUBSCRIPTION_STATE_ENDED: SubscriptionState.ValueType  # 5
 """Over: the period ran out after a cancel, or retries of a failed payment gave up."""
+SUBSCRIPTION_STATE_INCOMPLETE: SubscriptionState.ValueType  # 6
+"""Waiting for its first payment: no access yet."""
 Global___SubscriptionState: _TypeAlias = SubscriptionState  # noqa: Y015
 
 class _PaymentFailureReason:

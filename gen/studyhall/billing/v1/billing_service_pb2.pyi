@@ -117,6 +117,32 @@ REFUND_STATE_FAILED: RefundState.ValueType  # 3
 """The provider could not pay it back."""
 Global___RefundState: _TypeAlias = RefundState  # noqa: Y015
 
+class _CouponDuration:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CouponDurationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CouponDuration.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COUPON_DURATION_UNSPECIFIED: _CouponDuration.ValueType  # 0
+    COUPON_DURATION_ONCE: _CouponDuration.ValueType  # 1
+    """The first paid period."""
+    COUPON_DURATION_REPEATING: _CouponDuration.ValueType  # 2
+    """The first `duration_periods` paid periods."""
+    COUPON_DURATION_FOREVER: _CouponDuration.ValueType  # 3
+    """Every period."""
+
+class CouponDuration(_CouponDuration, metaclass=_CouponDurationEnumTypeWrapper):
+    """How long a coupon's discount lasts on a subscription."""
+
+COUPON_DURATION_UNSPECIFIED: CouponDuration.ValueType  # 0
+COUPON_DURATION_ONCE: CouponDuration.ValueType  # 1
+"""The first paid period."""
+COUPON_DURATION_REPEATING: CouponDuration.ValueType  # 2
+"""The first `duration_periods` paid periods."""
+COUPON_DURATION_FOREVER: CouponDuration.ValueType  # 3
+"""Every period."""
+Global___CouponDuration: _TypeAlias = CouponDuration  # noqa: Y015
+
 @_typing.final
 class Money(_message.Message):
     """An amount of money in the smallest unit of its currency (cents for USD, yen for JPY)."""
@@ -1546,3 +1572,595 @@ class VerifyLedgerResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyLedgerResponse: _TypeAlias = VerifyLedgerResponse  # noqa: Y015
+
+@_typing.final
+class Subscription(_message.Message):
+    """A member's recurring payment for a membership plan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    BILLING_PERIOD_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CURRENT_PERIOD_START_FIELD_NUMBER: _builtins.int
+    CURRENT_PERIOD_END_FIELD_NUMBER: _builtins.int
+    TRIALING_FIELD_NUMBER: _builtins.int
+    FAILED_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
+    CREDIT_MINOR_FIELD_NUMBER: _builtins.int
+    PENDING_PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    LATEST_CHARGE_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    COUPON_ID_FIELD_NUMBER: _builtins.int
+    DISCOUNT_PERIODS_LEFT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    user_id: _builtins.str
+    """The subscriber; empty once they erased their data."""
+    product_id: _builtins.str
+    """The plan."""
+    billing_period: Global___BillingPeriod.ValueType
+    state: _builtins.int
+    """SubscriptionState of billing_events.proto."""
+    trialing: _builtins.bool
+    """Whether the current period is a free trial."""
+    failed_attempts: _builtins.int
+    """Renewal attempts that failed since the last payment."""
+    credit_minor: _builtins.int
+    """What a move to a cheaper plan left to the subscriber, taken off the next renewals."""
+    pending_product_id: _builtins.str
+    """A dearer plan waiting for its prorated charge to be paid."""
+    latest_charge_id: _builtins.str
+    """The newest charge for it (first period, renewal or proration)."""
+    version: _builtins.int
+    coupon_id: _builtins.str
+    """The coupon it was subscribed with; empty for none."""
+    discount_periods_left: _builtins.int
+    """For how many more paid periods the coupon takes its discount off; -1 for ever."""
+    @_builtins.property
+    def price(self) -> Global___Money:
+        """The price of each period, as it was when subscribed or last changed."""
+
+    @_builtins.property
+    def current_period_start(self) -> _timestamp_pb2.Timestamp:
+        """The current period (or trial): the next renewal is at its end."""
+
+    @_builtins.property
+    def current_period_end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
+        """When billing tries the payment again, while past due."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        product_id: _builtins.str = ...,
+        price: Global___Money | None = ...,
+        billing_period: Global___BillingPeriod.ValueType = ...,
+        state: _builtins.int = ...,
+        current_period_start: _timestamp_pb2.Timestamp | None = ...,
+        current_period_end: _timestamp_pb2.Timestamp | None = ...,
+        trialing: _builtins.bool = ...,
+        failed_attempts: _builtins.int = ...,
+        next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
+        credit_minor: _builtins.int = ...,
+        pending_product_id: _builtins.str = ...,
+        latest_charge_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        coupon_id: _builtins.str = ...,
+        discount_periods_left: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "next_attempt_time", b"next_attempt_time", "price", b"price", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing_period", b"billing_period", "community_id", b"community_id", "coupon_id", b"coupon_id", "create_time", b"create_time", "credit_minor", b"credit_minor", "current_period_end", b"current_period_end", "current_period_start", b"current_period_start", "discount_periods_left", b"discount_periods_left", "failed_attempts", b"failed_attempts", "id", b"id", "latest_charge_id", b"latest_charge_id", "next_attempt_time", b"next_attempt_time", "pending_product_id", b"pending_product_id", "price", b"price", "product_id", b"product_id", "state", b"state", "trialing", b"trialing", "update_time", b"update_time", "user_id", b"user_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Subscription: _TypeAlias = Subscription  # noqa: Y015
+
+@_typing.final
+class CreateSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    COUPON_CODE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The idempotency key: a retry with the same id returns the first subscription, never a
+    second charge.
+    """
+    community_id: _builtins.str
+    product_id: _builtins.str
+    """A membership plan on sale, monthly or yearly."""
+    payment_method: _builtins.str
+    """The provider's token of the payment method every period is charged to."""
+    coupon_code: _builtins.str
+    """A coupon's code, to pay less; optional."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        product_id: _builtins.str = ...,
+        payment_method: _builtins.str = ...,
+        coupon_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "coupon_code", b"coupon_code", "payment_method", b"payment_method", "product_id", b"product_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateSubscriptionRequest: _TypeAlias = CreateSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class CreateSubscriptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    CHARGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subscription(self) -> Global___Subscription: ...
+    @_builtins.property
+    def charge(self) -> Global___Charge:
+        """The first period's charge; unset while a trial runs."""
+
+    def __init__(
+        self,
+        *,
+        subscription: Global___Subscription | None = ...,
+        charge: Global___Charge | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge", "subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge", "subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateSubscriptionResponse: _TypeAlias = CreateSubscriptionResponse  # noqa: Y015
+
+@_typing.final
+class GetSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    subscription_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubscriptionRequest: _TypeAlias = GetSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class GetSubscriptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subscription(self) -> Global___Subscription: ...
+    def __init__(
+        self,
+        *,
+        subscription: Global___Subscription | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubscriptionResponse: _TypeAlias = GetSubscriptionResponse  # noqa: Y015
+
+@_typing.final
+class ListSubscriptionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    page_size: _builtins.int
+    """How many per page: 0 for the default (20), at most 100."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    user_id: _builtins.str
+    """Only this member's; empty for everyone's."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSubscriptionsRequest: _TypeAlias = ListSubscriptionsRequest  # noqa: Y015
+
+@_typing.final
+class ListSubscriptionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def subscriptions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Subscription]: ...
+    def __init__(
+        self,
+        *,
+        subscriptions: _abc.Iterable[Global___Subscription] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "subscriptions", b"subscriptions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSubscriptionsResponse: _TypeAlias = ListSubscriptionsResponse  # noqa: Y015
+
+@_typing.final
+class CancelSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    subscription_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelSubscriptionRequest: _TypeAlias = CancelSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class CancelSubscriptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subscription(self) -> Global___Subscription: ...
+    def __init__(
+        self,
+        *,
+        subscription: Global___Subscription | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelSubscriptionResponse: _TypeAlias = CancelSubscriptionResponse  # noqa: Y015
+
+@_typing.final
+class ReactivateSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    subscription_id: _builtins.str
+    payment_method: _builtins.str
+    """Past due: the new payment method (required). After the end: the payment method of the
+    new first charge; empty for the one used before.
+    """
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        payment_method: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "payment_method", b"payment_method", "request_id", b"request_id", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReactivateSubscriptionRequest: _TypeAlias = ReactivateSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class ReactivateSubscriptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    CHARGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subscription(self) -> Global___Subscription: ...
+    @_builtins.property
+    def charge(self) -> Global___Charge:
+        """The new first charge, when the subscription had ended."""
+
+    def __init__(
+        self,
+        *,
+        subscription: Global___Subscription | None = ...,
+        charge: Global___Charge | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge", "subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge", "subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReactivateSubscriptionResponse: _TypeAlias = ReactivateSubscriptionResponse  # noqa: Y015
+
+@_typing.final
+class ChangeSubscriptionPlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    subscription_id: _builtins.str
+    product_id: _builtins.str
+    """The plan to move to."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        product_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "product_id", b"product_id", "request_id", b"request_id", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeSubscriptionPlanRequest: _TypeAlias = ChangeSubscriptionPlanRequest  # noqa: Y015
+
+@_typing.final
+class ChangeSubscriptionPlanResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    CHARGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subscription(self) -> Global___Subscription: ...
+    @_builtins.property
+    def charge(self) -> Global___Charge:
+        """The prorated charge of a move to a dearer plan; unset otherwise."""
+
+    def __init__(
+        self,
+        *,
+        subscription: Global___Subscription | None = ...,
+        charge: Global___Charge | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge", "subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charge", b"charge", "subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeSubscriptionPlanResponse: _TypeAlias = ChangeSubscriptionPlanResponse  # noqa: Y015
+
+@_typing.final
+class Coupon(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    PERCENT_OFF_FIELD_NUMBER: _builtins.int
+    AMOUNT_OFF_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    DURATION_PERIODS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    ELIGIBLE_MEMBERS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    code: _builtins.str
+    """What subscribers enter: letters, digits, '-' and '_', unique in the community."""
+    percent_off: _builtins.int
+    """A percentage off (1-100), or else `amount_off`."""
+    duration: Global___CouponDuration.ValueType
+    duration_periods: _builtins.int
+    """For REPEATING: how many paid periods."""
+    segment_id: _builtins.str
+    """The segment whose members (when the coupon was created) may use it; empty for anyone."""
+    eligible_members: _builtins.int
+    """How many members the segment held then."""
+    @_builtins.property
+    def amount_off(self) -> Global___Money:
+        """An amount off each discounted period, in the plan's currency."""
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When it can no longer be entered; unset for never."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        percent_off: _builtins.int = ...,
+        amount_off: Global___Money | None = ...,
+        duration: Global___CouponDuration.ValueType = ...,
+        duration_periods: _builtins.int = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        segment_id: _builtins.str = ...,
+        eligible_members: _builtins.int = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_off", b"amount_off", "create_time", b"create_time", "expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_off", b"amount_off", "code", b"code", "community_id", b"community_id", "create_time", b"create_time", "duration", b"duration", "duration_periods", b"duration_periods", "eligible_members", b"eligible_members", "expire_time", b"expire_time", "id", b"id", "percent_off", b"percent_off", "segment_id", b"segment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Coupon: _TypeAlias = Coupon  # noqa: Y015
+
+@_typing.final
+class CreateCouponRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    PERCENT_OFF_FIELD_NUMBER: _builtins.int
+    AMOUNT_OFF_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    DURATION_PERIODS_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    SEGMENT_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    community_id: _builtins.str
+    code: _builtins.str
+    percent_off: _builtins.int
+    duration: Global___CouponDuration.ValueType
+    duration_periods: _builtins.int
+    segment_id: _builtins.str
+    @_builtins.property
+    def amount_off(self) -> Global___Money: ...
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        percent_off: _builtins.int = ...,
+        amount_off: Global___Money | None = ...,
+        duration: Global___CouponDuration.ValueType = ...,
+        duration_periods: _builtins.int = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        segment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_off", b"amount_off", "expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_off", b"amount_off", "code", b"code", "community_id", b"community_id", "duration", b"duration", "duration_periods", b"duration_periods", "expire_time", b"expire_time", "percent_off", b"percent_off", "request_id", b"request_id", "segment_id", b"segment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCouponRequest: _TypeAlias = CreateCouponRequest  # noqa: Y015
+
+@_typing.final
+class CreateCouponResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUPON_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def coupon(self) -> Global___Coupon: ...
+    def __init__(
+        self,
+        *,
+        coupon: Global___Coupon | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["coupon", b"coupon"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coupon", b"coupon"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateCouponResponse: _TypeAlias = CreateCouponResponse  # noqa: Y015
+
+@_typing.final
+class ListCouponsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    page_size: _builtins.int
+    """How many per page: 0 for the default (20), at most 100."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCouponsRequest: _TypeAlias = ListCouponsRequest  # noqa: Y015
+
+@_typing.final
+class ListCouponsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUPONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def coupons(self) -> _containers.RepeatedCompositeFieldContainer[Global___Coupon]: ...
+    def __init__(
+        self,
+        *,
+        coupons: _abc.Iterable[Global___Coupon] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coupons", b"coupons", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCouponsResponse: _TypeAlias = ListCouponsResponse  # noqa: Y015

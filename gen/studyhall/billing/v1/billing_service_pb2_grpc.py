@@ -130,6 +130,46 @@ class BillingServiceStub:
                 request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.EraseMyDataRequest.SerializeToString,
                 response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.EraseMyDataResponse.FromString,
                 _registered_method=True)
+        self.CreateSubscription = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/CreateSubscription',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateSubscriptionRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.GetSubscription = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/GetSubscription',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetSubscriptionRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.ListSubscriptions = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/ListSubscriptions',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListSubscriptionsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListSubscriptionsResponse.FromString,
+                _registered_method=True)
+        self.CancelSubscription = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/CancelSubscription',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CancelSubscriptionRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CancelSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.ReactivateSubscription = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/ReactivateSubscription',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ReactivateSubscriptionRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ReactivateSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.ChangeSubscriptionPlan = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/ChangeSubscriptionPlan',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ChangeSubscriptionPlanRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ChangeSubscriptionPlanResponse.FromString,
+                _registered_method=True)
+        self.CreateCoupon = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/CreateCoupon',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCouponRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCouponResponse.FromString,
+                _registered_method=True)
+        self.ListCoupons = channel.unary_unary(
+                '/studyhall.billing.v1.BillingService/ListCoupons',
+                request_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListCouponsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListCouponsResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -280,6 +320,75 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSubscription(self, request, context):
+        """Subscribes the caller to a membership plan: a trial when the plan has one (nothing
+        charged until it ends), else the first period's charge, asked of the payment provider
+        like a checkout; the provider's webhook makes it active. A retry with the same
+        request_id never charges twice. Members, for themselves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSubscription(self, request, context):
+        """One subscription: its subscriber's, or any in the community for admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSubscriptions(self, request, context):
+        """The community's subscriptions, newest first: admins and owners; a member their own
+        (user_id set to theirs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelSubscription(self, request, context):
+        """Cancels at the end of the paid period (a subscription past due ends at once). The
+        subscriber, or admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReactivateSubscription(self, request, context):
+        """Undoes a cancel before the period ends; tries a past due renewal again at once with a
+        new payment method; or subscribes again after the end (a new first charge). The
+        subscriber.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeSubscriptionPlan(self, request, context):
+        """Moves to another plan of the same currency and billing period, prorated for what is
+        left of the period: a dearer plan is charged the difference now and applies once it is
+        paid; a cheaper one applies at once and its credit lowers the next renewals. The
+        subscriber.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateCoupon(self, request, context):
+        """Creates a coupon subscribers enter by its code: a percentage or an amount off, once,
+        for some periods or forever, until it expires; for the members of a segment when one
+        is named (its members now, listed by the members service with the caller's rights).
+        Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCoupons(self, request, context):
+        """The community's coupons, newest first. Admins and owners.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -377,6 +486,46 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.EraseMyData,
                     request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.EraseMyDataRequest.FromString,
                     response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.EraseMyDataResponse.SerializeToString,
+            ),
+            'CreateSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSubscription,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateSubscriptionRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateSubscriptionResponse.SerializeToString,
+            ),
+            'GetSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSubscription,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetSubscriptionRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetSubscriptionResponse.SerializeToString,
+            ),
+            'ListSubscriptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSubscriptions,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListSubscriptionsRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListSubscriptionsResponse.SerializeToString,
+            ),
+            'CancelSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelSubscription,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CancelSubscriptionRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CancelSubscriptionResponse.SerializeToString,
+            ),
+            'ReactivateSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReactivateSubscription,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ReactivateSubscriptionRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ReactivateSubscriptionResponse.SerializeToString,
+            ),
+            'ChangeSubscriptionPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeSubscriptionPlan,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ChangeSubscriptionPlanRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ChangeSubscriptionPlanResponse.SerializeToString,
+            ),
+            'CreateCoupon': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCoupon,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCouponRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCouponResponse.SerializeToString,
+            ),
+            'ListCoupons': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCoupons,
+                    request_deserializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListCouponsRequest.FromString,
+                    response_serializer=studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListCouponsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -893,6 +1042,222 @@ class BillingService:
             '/studyhall.billing.v1.BillingService/EraseMyData',
             studyhall_dot_billing_dot_v1_dot_billing__service__pb2.EraseMyDataRequest.SerializeToString,
             studyhall_dot_billing_dot_v1_dot_billing__service__pb2.EraseMyDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/CreateSubscription',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateSubscriptionRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/GetSubscription',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetSubscriptionRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.GetSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSubscriptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/ListSubscriptions',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListSubscriptionsRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListSubscriptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/CancelSubscription',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CancelSubscriptionRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CancelSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReactivateSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/ReactivateSubscription',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ReactivateSubscriptionRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ReactivateSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeSubscriptionPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/ChangeSubscriptionPlan',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ChangeSubscriptionPlanRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ChangeSubscriptionPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateCoupon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/CreateCoupon',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCouponRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.CreateCouponResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCoupons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.billing.v1.BillingService/ListCoupons',
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListCouponsRequest.SerializeToString,
+            studyhall_dot_billing_dot_v1_dot_billing__service__pb2.ListCouponsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -88,6 +88,41 @@ class BillingServiceStub:
     members' MemberErased. Anyone signed in, for their own data, in an archived
     community too; platform operators for a named user.
     """
+    CreateSubscription: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.CreateSubscriptionRequest, _billing_service_pb2.CreateSubscriptionResponse]
+    """Subscribes the caller to a membership plan: a trial when the plan has one (nothing
+    charged until it ends), else the first period's charge, asked of the payment provider
+    like a checkout; the provider's webhook makes it active. A retry with the same
+    request_id never charges twice. Members, for themselves.
+    """
+    GetSubscription: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.GetSubscriptionRequest, _billing_service_pb2.GetSubscriptionResponse]
+    """One subscription: its subscriber's, or any in the community for admins and owners."""
+    ListSubscriptions: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListSubscriptionsRequest, _billing_service_pb2.ListSubscriptionsResponse]
+    """The community's subscriptions, newest first: admins and owners; a member their own
+    (user_id set to theirs).
+    """
+    CancelSubscription: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.CancelSubscriptionRequest, _billing_service_pb2.CancelSubscriptionResponse]
+    """Cancels at the end of the paid period (a subscription past due ends at once). The
+    subscriber, or admins and owners.
+    """
+    ReactivateSubscription: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ReactivateSubscriptionRequest, _billing_service_pb2.ReactivateSubscriptionResponse]
+    """Undoes a cancel before the period ends; tries a past due renewal again at once with a
+    new payment method; or subscribes again after the end (a new first charge). The
+    subscriber.
+    """
+    ChangeSubscriptionPlan: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ChangeSubscriptionPlanRequest, _billing_service_pb2.ChangeSubscriptionPlanResponse]
+    """Moves to another plan of the same currency and billing period, prorated for what is
+    left of the period: a dearer plan is charged the difference now and applies once it is
+    paid; a cheaper one applies at once and its credit lowers the next renewals. The
+    subscriber.
+    """
+    CreateCoupon: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.CreateCouponRequest, _billing_service_pb2.CreateCouponResponse]
+    """Creates a coupon subscribers enter by its code: a percentage or an amount off, once,
+    for some periods or forever, until it expires; for the members of a segment when one
+    is named (its members now, listed by the members service with the caller's rights).
+    Admins and owners.
+    """
+    ListCoupons: _grpc.UnaryUnaryMultiCallable[_billing_service_pb2.ListCouponsRequest, _billing_service_pb2.ListCouponsResponse]
+    """The community's coupons, newest first. Admins and owners."""
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
@@ -149,6 +184,41 @@ class BillingServiceAsyncStub(BillingServiceStub):
     members' MemberErased. Anyone signed in, for their own data, in an archived
     community too; platform operators for a named user.
     """
+    CreateSubscription: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.CreateSubscriptionRequest, _billing_service_pb2.CreateSubscriptionResponse]  # type: ignore[assignment]
+    """Subscribes the caller to a membership plan: a trial when the plan has one (nothing
+    charged until it ends), else the first period's charge, asked of the payment provider
+    like a checkout; the provider's webhook makes it active. A retry with the same
+    request_id never charges twice. Members, for themselves.
+    """
+    GetSubscription: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.GetSubscriptionRequest, _billing_service_pb2.GetSubscriptionResponse]  # type: ignore[assignment]
+    """One subscription: its subscriber's, or any in the community for admins and owners."""
+    ListSubscriptions: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListSubscriptionsRequest, _billing_service_pb2.ListSubscriptionsResponse]  # type: ignore[assignment]
+    """The community's subscriptions, newest first: admins and owners; a member their own
+    (user_id set to theirs).
+    """
+    CancelSubscription: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.CancelSubscriptionRequest, _billing_service_pb2.CancelSubscriptionResponse]  # type: ignore[assignment]
+    """Cancels at the end of the paid period (a subscription past due ends at once). The
+    subscriber, or admins and owners.
+    """
+    ReactivateSubscription: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ReactivateSubscriptionRequest, _billing_service_pb2.ReactivateSubscriptionResponse]  # type: ignore[assignment]
+    """Undoes a cancel before the period ends; tries a past due renewal again at once with a
+    new payment method; or subscribes again after the end (a new first charge). The
+    subscriber.
+    """
+    ChangeSubscriptionPlan: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ChangeSubscriptionPlanRequest, _billing_service_pb2.ChangeSubscriptionPlanResponse]  # type: ignore[assignment]
+    """Moves to another plan of the same currency and billing period, prorated for what is
+    left of the period: a dearer plan is charged the difference now and applies once it is
+    paid; a cheaper one applies at once and its credit lowers the next renewals. The
+    subscriber.
+    """
+    CreateCoupon: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.CreateCouponRequest, _billing_service_pb2.CreateCouponResponse]  # type: ignore[assignment]
+    """Creates a coupon subscribers enter by its code: a percentage or an amount off, once,
+    for some periods or forever, until it expires; for the members of a segment when one
+    is named (its members now, listed by the members service with the caller's rights).
+    Admins and owners.
+    """
+    ListCoupons: _aio.UnaryUnaryMultiCallable[_billing_service_pb2.ListCouponsRequest, _billing_service_pb2.ListCouponsResponse]  # type: ignore[assignment]
+    """The community's coupons, newest first. Admins and owners."""
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Products, prices, subscriptions and the ledger of a community."""
@@ -321,5 +391,88 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         members' MemberErased. Anyone signed in, for their own data, in an archived
         community too; platform operators for a named user.
         """
+
+    @_abc_1.abstractmethod
+    def CreateSubscription(
+        self,
+        request: _billing_service_pb2.CreateSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.CreateSubscriptionResponse, _abc.Awaitable[_billing_service_pb2.CreateSubscriptionResponse]]:
+        """Subscribes the caller to a membership plan: a trial when the plan has one (nothing
+        charged until it ends), else the first period's charge, asked of the payment provider
+        like a checkout; the provider's webhook makes it active. A retry with the same
+        request_id never charges twice. Members, for themselves.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSubscription(
+        self,
+        request: _billing_service_pb2.GetSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.GetSubscriptionResponse, _abc.Awaitable[_billing_service_pb2.GetSubscriptionResponse]]:
+        """One subscription: its subscriber's, or any in the community for admins and owners."""
+
+    @_abc_1.abstractmethod
+    def ListSubscriptions(
+        self,
+        request: _billing_service_pb2.ListSubscriptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ListSubscriptionsResponse, _abc.Awaitable[_billing_service_pb2.ListSubscriptionsResponse]]:
+        """The community's subscriptions, newest first: admins and owners; a member their own
+        (user_id set to theirs).
+        """
+
+    @_abc_1.abstractmethod
+    def CancelSubscription(
+        self,
+        request: _billing_service_pb2.CancelSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.CancelSubscriptionResponse, _abc.Awaitable[_billing_service_pb2.CancelSubscriptionResponse]]:
+        """Cancels at the end of the paid period (a subscription past due ends at once). The
+        subscriber, or admins and owners.
+        """
+
+    @_abc_1.abstractmethod
+    def ReactivateSubscription(
+        self,
+        request: _billing_service_pb2.ReactivateSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ReactivateSubscriptionResponse, _abc.Awaitable[_billing_service_pb2.ReactivateSubscriptionResponse]]:
+        """Undoes a cancel before the period ends; tries a past due renewal again at once with a
+        new payment method; or subscribes again after the end (a new first charge). The
+        subscriber.
+        """
+
+    @_abc_1.abstractmethod
+    def ChangeSubscriptionPlan(
+        self,
+        request: _billing_service_pb2.ChangeSubscriptionPlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ChangeSubscriptionPlanResponse, _abc.Awaitable[_billing_service_pb2.ChangeSubscriptionPlanResponse]]:
+        """Moves to another plan of the same currency and billing period, prorated for what is
+        left of the period: a dearer plan is charged the difference now and applies once it is
+        paid; a cheaper one applies at once and its credit lowers the next renewals. The
+        subscriber.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateCoupon(
+        self,
+        request: _billing_service_pb2.CreateCouponRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.CreateCouponResponse, _abc.Awaitable[_billing_service_pb2.CreateCouponResponse]]:
+        """Creates a coupon subscribers enter by its code: a percentage or an amount off, once,
+        for some periods or forever, until it expires; for the members of a segment when one
+        is named (its members now, listed by the members service with the caller's rights).
+        Admins and owners.
+        """
+
+    @_abc_1.abstractmethod
+    def ListCoupons(
+        self,
+        request: _billing_service_pb2.ListCouponsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_service_pb2.ListCouponsResponse, _abc.Awaitable[_billing_service_pb2.ListCouponsResponse]]:
+        """The community's coupons, newest first. Admins and owners."""
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
