@@ -40,6 +40,7 @@ from services.billing.store import tables
 from services.kit.access import Role
 from services.kit.auth import LocalSigner
 from services.kit.database import Database, utc
+from services.kit.events.connection import servers
 from services.kit.events.streams import stream_name
 from services.kit.projection import upsert_newer
 from studyhall.billing.v1 import billing_service_pb2 as pb
@@ -398,7 +399,7 @@ async def _tally(
 
 async def _stream_messages(nats_url: str, community_id: str) -> int:
     """How many of the community's billing events JetStream holds."""
-    client = await nats.connect(nats_url)
+    client = await nats.connect(servers(nats_url))
     try:
         info = await client.jetstream().stream_info(
             stream_name("billing"), subjects_filter=f"studyhall.billing.{community_id}.>"
