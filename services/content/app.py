@@ -7,6 +7,7 @@ from pathlib import Path
 
 import grpc
 
+from services.content import text
 from services.content.calendar.api import CalendarApi
 from services.content.calendar.publishing import PUBLISH, publisher
 from services.content.discussion import data as discussion_data
@@ -26,6 +27,7 @@ from services.content.paths.recommend_api import RecommendationsApi
 from services.content.posts import data as posts_data
 from services.content.posts.api import PostsApi
 from services.content.posts.posting import Posting
+from services.content.search.api import SearchApi
 from services.content.settings import ContentSettings
 from services.content.store.tables import access, idempotency_keys, inbox, outbox, scheduled_jobs
 from services.content.themes import data as themes_data
@@ -63,6 +65,8 @@ ERASE_TEXT = (posts_data.erase_post_text, discussion_data.erase_comment_text)
 
 def register(server: grpc.aio.Server, deps: Dependencies) -> None:
     database = deps.database
+    # The analyzer's dictionary loads at start, not in the first write that needs it.
+    text.load()
     checks = Access("content", database, access, deps.redis)
     # Content's writes arrive in bursts of small transactions: those that arrive together
     # commit together (docs/decisions/0011).
@@ -84,6 +88,7 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         ProgressApi(database, checks, writer, entitled=entitled),
         PaidApi(database, checks, writer),
         RecommendationsApi(database, checks, writer, members=_members_channel(deps)),
+        SearchApi(database, checks, gate=PaidGate()),
         DataRightsApi(database, writer, HOLDERS, pb, on_request={"erase_text": ERASE_TEXT}),
     )
     pb_grpc.add_ContentServiceServicer_to_server(servicer, server)

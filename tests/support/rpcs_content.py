@@ -372,6 +372,13 @@ CATALOGUE: list[Rpc] = [
         Role.MEMBER,
         True,
     ),
+    Rpc(
+        CONTENT,
+        "SearchPosts",
+        lambda w: pb.SearchPostsRequest(community_id=w.community_id, query="repetition week"),
+        None,
+        False,
+    ),
     # ---- learning paths ----
     Rpc(
         CONTENT,

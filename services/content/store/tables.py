@@ -332,3 +332,22 @@ inbox = inbox_table(metadata)
 scheduled_jobs = schedule_table(metadata)
 # The projection of members' roles this service authorizes calls with.
 access = access_tables(metadata)
+
+# ---- search ------------------------------------------------------------------------------
+
+# What search finds: a post's title, summary and tags ("post"), its body ("body", kept apart
+# so a paid post's body never matches for anyone) and each comment ("comment"), as the
+# analyzer's terms (services/content/text.py). SQLite mirrors `terms` into the FTS5 table
+# `search_fts` by triggers; PostgreSQL indexes `to_tsvector('simple', terms)` (migration
+# 0013, docs/decisions/0039).
+search_documents = Table(
+    "search_documents",
+    metadata,
+    # The post's id for "post", the post's id and ":body" for "body", the comment's id.
+    Column("doc_id", String(48), primary_key=True),
+    Column("post_id", String(36), nullable=False),
+    Column("community_id", String(36), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("terms", Text, nullable=False),
+    Index("ix_search_documents_post", "post_id"),
+)

@@ -270,6 +270,11 @@ class ContentServiceStub:
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceResponse.FromString,
                 _registered_method=True)
+        self.SearchPosts = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/SearchPosts',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsResponse.FromString,
+                _registered_method=True)
 
 
 class ContentServiceServicer:
@@ -658,6 +663,17 @@ class ContentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchPosts(self, request, context):
+        """Finds a community's published posts whose title, summary and tags, body, or one of
+        whose comments hold every word of the query: Chinese cut into words (two-character
+        words match), English by stem (study finds studying), mixed text both. Best match
+        first. A paid post's body is never searched; drafts and deleted posts never show.
+        Readers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -895,6 +911,11 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.UnsaveResource,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceResponse.SerializeToString,
+            ),
+            'SearchPosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchPosts,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2167,6 +2188,33 @@ class ContentService:
             '/studyhall.content.v1.ContentService/UnsaveResource',
             studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceRequest.SerializeToString,
             studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchPosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/SearchPosts',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -211,6 +211,13 @@ class ContentServiceStub:
     """
     UnsaveResource: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UnsaveResourceRequest, _content_service_pb2.UnsaveResourceResponse]
     """Takes a resource off the caller's list (ResourceUnsaved). Members."""
+    SearchPosts: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.SearchPostsRequest, _content_service_pb2.SearchPostsResponse]
+    """Finds a community's published posts whose title, summary and tags, body, or one of
+    whose comments hold every word of the query: Chinese cut into words (two-character
+    words match), English by stem (study finds studying), mixed text both. Best match
+    first. A paid post's body is never searched; drafts and deleted posts never show.
+    Readers.
+    """
 
 @_typing.type_check_only
 class ContentServiceAsyncStub(ContentServiceStub):
@@ -395,6 +402,13 @@ class ContentServiceAsyncStub(ContentServiceStub):
     """
     UnsaveResource: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UnsaveResourceRequest, _content_service_pb2.UnsaveResourceResponse]  # type: ignore[assignment]
     """Takes a resource off the caller's list (ResourceUnsaved). Members."""
+    SearchPosts: _aio.UnaryUnaryMultiCallable[_content_service_pb2.SearchPostsRequest, _content_service_pb2.SearchPostsResponse]  # type: ignore[assignment]
+    """Finds a community's published posts whose title, summary and tags, body, or one of
+    whose comments hold every word of the query: Chinese cut into words (two-character
+    words match), English by stem (study finds studying), mixed text both. Best match
+    first. A paid post's body is never searched; drafts and deleted posts never show.
+    Readers.
+    """
 
 class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts, topics, comments, reactions and questions answered by peers."""
@@ -858,5 +872,18 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.UnsaveResourceResponse, _abc.Awaitable[_content_service_pb2.UnsaveResourceResponse]]:
         """Takes a resource off the caller's list (ResourceUnsaved). Members."""
+
+    @_abc_1.abstractmethod
+    def SearchPosts(
+        self,
+        request: _content_service_pb2.SearchPostsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.SearchPostsResponse, _abc.Awaitable[_content_service_pb2.SearchPostsResponse]]:
+        """Finds a community's published posts whose title, summary and tags, body, or one of
+        whose comments hold every word of the query: Chinese cut into words (two-character
+        words match), English by stem (study finds studying), mixed text both. Best match
+        first. A paid post's body is never searched; drafts and deleted posts never show.
+        Readers.
+        """
 
 def add_ContentServiceServicer_to_server(servicer: ContentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
