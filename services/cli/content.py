@@ -1,5 +1,5 @@
-"""`studyhall post`, `feed`, `comment`, `react`, `accept`, `questions` and `topic`: what a
-community writes and discusses, in the content service."""
+"""`studyhall post`, `feed`, `search`, `comment`, `react`, `accept`, `questions` and
+`topic`: what a community writes, discusses and finds again, in the content service."""
 
 from __future__ import annotations
 
@@ -702,5 +702,41 @@ def topic_list(
         table.add_column(column)
     for topic in reply.topics:
         table.add_row(topic.id, escape(topic.name), escape(topic.description))
+    out.print(table)
+    _next_page(reply.next_page_token)
+
+
+# ---- search ---------------------------------------------------------------------------------
+
+
+@content_app.command("search")
+def search(
+    community_id: str,
+    query: Annotated[str, typer.Argument(help="Words to find, in Chinese, English or both.")],
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+    as_user: AsUser = None,
+    as_json: AsJson = False,
+) -> None:
+    """A community's posts holding every word of the query, best match first."""
+    with stub("content", pb_grpc.ContentServiceStub) as client:
+        reply = call(
+            client.SearchPosts,
+            pb.SearchPostsRequest(
+                community_id=community_id,
+                query=query,
+                page_size=page_size,
+                page_token=page_token,
+            ),
+            metadata(as_user),
+        )
+    if as_json:
+        show(reply, True, "search")
+        return
+    table = Table(title=f"found ({len(reply.hits)})")
+    for column in ("id", "title", "author", "found in"):
+        table.add_column(column)
+    for hit in reply.hits:
+        table.add_row(hit.post.id, escape(hit.post.title), hit.post.author_user_id, hit.matched_in)
     out.print(table)
     _next_page(reply.next_page_token)
