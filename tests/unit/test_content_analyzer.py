@@ -20,7 +20,7 @@ pytestmark = pytest.mark.unit
         ("I am studying English", "study"),
         ("She studies every day", "studying"),
         ("英语学习 study plan", "学习 plans"),
-        ("ＦＵＬＬＷＩＤＴＨ Letters", "fullwidth"),
+        ("ＦＵＬＬＷＩＤＴＨ Letters", "fullwidth"),  # noqa: RUF001
     ],
 )
 def test_a_query_finds_the_terms_the_index_keeps(text: str, query: str) -> None:

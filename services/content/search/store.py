@@ -25,12 +25,18 @@ class Match:
     kind: str
 
 
-# A reader's best document per post, best first; bm25 is lower for a better match.
+# The newest matching documents are ranked, this many at most: a word that half of a large
+# community's posts hold costs a bounded ranking, not one per match (docs/decisions/0039).
+WINDOW = 1_000
+
+# A reader's best document per post, best first; bm25 is lower for a better match. FTS5
+# walks the matches newest first (by rowid) and stops at the window.
 _SQLITE = text(
     """
     WITH found AS (
         SELECT post_id, kind, bm25(search_fts) AS score
         FROM search_fts WHERE search_fts MATCH :match
+        ORDER BY rowid DESC LIMIT :window
     ),
     allowed AS (
         SELECT found.post_id, found.kind, found.score,
@@ -51,17 +57,22 @@ _POSTGRESQL = text(
     """
     WITH query AS (SELECT plainto_tsquery('simple', :terms) AS q),
     found AS (
-        SELECT d.post_id, d.kind,
-               ts_rank(to_tsvector('simple'::regconfig, d.terms), query.q) AS score
+        SELECT d.post_id, d.kind, d.terms
         FROM search_documents d, query
         WHERE to_tsvector('simple'::regconfig, d.terms) @@ query.q
+        ORDER BY d.id DESC LIMIT :window
     ),
     allowed AS (
-        SELECT found.post_id, found.kind, found.score,
+        SELECT found.post_id, found.kind, ranked.score,
                row_number() OVER (
-                   PARTITION BY found.post_id ORDER BY found.score DESC, found.kind
+                   PARTITION BY found.post_id ORDER BY ranked.score DESC, found.kind
                ) AS best
-        FROM found JOIN posts ON posts.id = found.post_id
+        FROM found
+        CROSS JOIN query
+        CROSS JOIN LATERAL (
+            SELECT ts_rank(to_tsvector('simple'::regconfig, found.terms), query.q) AS score
+        ) AS ranked
+        JOIN posts ON posts.id = found.post_id
         WHERE posts.community_id = :community_id AND posts.state = :published
           AND NOT (found.kind = :body AND EXISTS (
               SELECT 1 FROM paid_posts WHERE paid_posts.post_id = found.post_id))
@@ -83,6 +94,7 @@ async def search(
         "body": BODY,
         "limit": limit,
         "offset": offset,
+        "window": WINDOW,
     }
     if session.get_bind().dialect.name == "sqlite":
         # Terms hold only letters and digits (the analyzer's), quoted as FTS5 strings.

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -343,11 +344,17 @@ access = access_tables(metadata)
 search_documents = Table(
     "search_documents",
     metadata,
+    # In the order documents were written: search ranks the newest matches (the FTS5 rowid on
+    # SQLite, where an INTEGER PRIMARY KEY keeps it through a VACUUM).
+    Column(
+        "id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
     # The post's id for "post", the post's id and ":body" for "body", the comment's id.
-    Column("doc_id", String(48), primary_key=True),
+    Column("doc_id", String(48), nullable=False),
     Column("post_id", String(36), nullable=False),
     Column("community_id", String(36), nullable=False),
     Column("kind", String(8), nullable=False),
     Column("terms", Text, nullable=False),
+    UniqueConstraint("doc_id", name="uq_search_documents_doc"),
     Index("ix_search_documents_post", "post_id"),
 )
