@@ -184,10 +184,13 @@ async def test_private_and_other_communities_stay_out_of_reach(content: RunningS
 
 
 async def test_results_are_ranked_and_paged_without_repeats(content: RunningService) -> None:
+    """A title beats a body, a body beats a comment, whatever their age; newest first within."""
     here = await Community(content).setup()
-    weak = await here.post("Vocabulary", "A long note about many things and vocabulary lists.")
-    strong = await here.post("Vocabulary vocabulary", "vocabulary")
-    others = {await here.post(f"Vocabulary note {n}", "Some words.") for n in range(3)}
+    titled = await here.post("Vocabulary lists")
+    in_body = await here.post("Weekly note", "New vocabulary every day.")
+    in_comment = await here.post("Reading log")
+    await here.comment(in_comment, "My vocabulary doubled.")
+    newer_titles = [await here.post(f"Vocabulary, week {n}") for n in range(3)]
 
     seen: list[str] = []
     token = ""
@@ -197,9 +200,7 @@ async def test_results_are_ranked_and_paged_without_repeats(content: RunningServ
         token = reply.next_page_token
         if not token:
             break
-    assert sorted(seen) == sorted({weak, strong, *others})
-    assert len(seen) == 5
-    assert seen.index(strong) < seen.index(weak)
+    assert seen == [*reversed(newer_titles), titled, in_body, in_comment]
 
 
 async def test_erased_text_is_no_longer_found(content: RunningService) -> None:

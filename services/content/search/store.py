@@ -29,19 +29,23 @@ class Match:
 # community's posts hold costs a bounded ranking, not one per match (docs/decisions/0039).
 WINDOW = 1_000
 
-# A reader's best document per post, best first; bm25 is lower for a better match. FTS5
-# walks the matches newest first (by rowid) and stops at the window.
+# Best first: the words in a post's title, summary or tags, then in its body, then in one
+# of its comments; newest first within each. (bm25 or ts_rank over the window cost ten times
+# the query itself: decision 0039.)
+_RANK = "CASE found.kind WHEN 'post' THEN 0 WHEN 'body' THEN 1 ELSE 2 END"
+
+# FTS5 walks the matches newest first (by rowid, the document's id) and stops at the window.
 _SQLITE = text(
-    """
+    f"""
     WITH found AS (
-        SELECT post_id, kind, bm25(search_fts) AS score
+        SELECT rowid AS id, post_id, kind
         FROM search_fts WHERE search_fts MATCH :match
         ORDER BY rowid DESC LIMIT :window
     ),
     allowed AS (
-        SELECT found.post_id, found.kind, found.score,
+        SELECT found.post_id, found.kind, found.id, {_RANK} AS rank,
                row_number() OVER (
-                   PARTITION BY found.post_id ORDER BY found.score, found.kind
+                   PARTITION BY found.post_id ORDER BY {_RANK}, found.id DESC
                ) AS best
         FROM found JOIN posts ON posts.id = found.post_id
         WHERE posts.community_id = :community_id AND posts.state = :published
@@ -49,36 +53,30 @@ _SQLITE = text(
               SELECT 1 FROM paid_posts WHERE paid_posts.post_id = found.post_id))
     )
     SELECT post_id, kind FROM allowed WHERE best = 1
-    ORDER BY score, post_id LIMIT :limit OFFSET :offset
+    ORDER BY rank, id DESC LIMIT :limit OFFSET :offset
     """
 )
 
 _POSTGRESQL = text(
-    """
-    WITH query AS (SELECT plainto_tsquery('simple', :terms) AS q),
-    found AS (
-        SELECT d.post_id, d.kind, d.terms
-        FROM search_documents d, query
-        WHERE to_tsvector('simple'::regconfig, d.terms) @@ query.q
+    f"""
+    WITH found AS (
+        SELECT d.id, d.post_id, d.kind
+        FROM search_documents d
+        WHERE to_tsvector('simple'::regconfig, d.terms) @@ plainto_tsquery('simple', :terms)
         ORDER BY d.id DESC LIMIT :window
     ),
     allowed AS (
-        SELECT found.post_id, found.kind, ranked.score,
+        SELECT found.post_id, found.kind, found.id, {_RANK} AS rank,
                row_number() OVER (
-                   PARTITION BY found.post_id ORDER BY ranked.score DESC, found.kind
+                   PARTITION BY found.post_id ORDER BY {_RANK}, found.id DESC
                ) AS best
-        FROM found
-        CROSS JOIN query
-        CROSS JOIN LATERAL (
-            SELECT ts_rank(to_tsvector('simple'::regconfig, found.terms), query.q) AS score
-        ) AS ranked
-        JOIN posts ON posts.id = found.post_id
+        FROM found JOIN posts ON posts.id = found.post_id
         WHERE posts.community_id = :community_id AND posts.state = :published
           AND NOT (found.kind = :body AND EXISTS (
               SELECT 1 FROM paid_posts WHERE paid_posts.post_id = found.post_id))
     )
     SELECT post_id, kind FROM allowed WHERE best = 1
-    ORDER BY score DESC, post_id LIMIT :limit OFFSET :offset
+    ORDER BY rank, id DESC LIMIT :limit OFFSET :offset
     """
 )
 
