@@ -95,6 +95,7 @@ class World:
     path_step_id: str = ""
     resource_id: str = ""  # a resource of the community's library
     theme_id: str = ""  # a recurring theme of the owner's (EndTheme)
+    keyword_rule_id: str = ""  # a watched word of the community (RemoveKeywordRule)
     # Billing: a paid charge of the owner's (RefundCharge) and an admin's grant to a member
     # (RevokeEntitlement).
     charge_id: str = ""

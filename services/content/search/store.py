@@ -57,14 +57,16 @@ _SQLITE = text(
     """
 )
 
+# PostgreSQL: the matches come from the GIN index first (MATERIALIZED), then the newest are
+# kept; walking the primary key newest first instead would test every document's terms.
 _POSTGRESQL = text(
     f"""
-    WITH found AS (
+    WITH matched AS MATERIALIZED (
         SELECT d.id, d.post_id, d.kind
         FROM search_documents d
         WHERE to_tsvector('simple'::regconfig, d.terms) @@ plainto_tsquery('simple', :terms)
-        ORDER BY d.id DESC LIMIT :window
     ),
+    found AS (SELECT * FROM matched ORDER BY id DESC LIMIT :window),
     allowed AS (
         SELECT found.post_id, found.kind, found.id, {_RANK} AS rank,
                row_number() OVER (

@@ -358,3 +358,36 @@ search_documents = Table(
     UniqueConstraint("doc_id", name="uq_search_documents_doc"),
     Index("ix_search_documents_post", "post_id"),
 )
+
+# ---- views -------------------------------------------------------------------------------
+
+# One row per member, post and local day of the community: the primary key is what makes a
+# view count once (INSERT ... ON CONFLICT DO NOTHING), whatever Redis remembers.
+post_views = Table(
+    "post_views",
+    metadata,
+    Column("post_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    # YYYY-MM-DD in the community's time zone.
+    Column("local_date", String(10), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("viewed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_post_views_member", "community_id", "user_id"),
+)
+
+# ---- moderation --------------------------------------------------------------------------
+
+# Watched words and phrases: a post or comment holding one is refused.
+keyword_rules = Table(
+    "keyword_rules",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("phrase", String(100), nullable=False),
+    # The phrase folded (NFKC, case) as texts are before matching: unique in a community.
+    Column("phrase_key", String(100), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("community_id", "phrase_key", name="uq_keyword_rules_community_phrase"),
+    Index("ix_keyword_rules_community", "community_id", "created_at"),
+)

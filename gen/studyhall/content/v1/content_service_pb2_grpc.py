@@ -275,6 +275,21 @@ class ContentServiceStub:
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsResponse.FromString,
                 _registered_method=True)
+        self.AddKeywordRule = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/AddKeywordRule',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddKeywordRuleRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddKeywordRuleResponse.FromString,
+                _registered_method=True)
+        self.ListKeywordRules = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListKeywordRules',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListKeywordRulesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListKeywordRulesResponse.FromString,
+                _registered_method=True)
+        self.RemoveKeywordRule = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/RemoveKeywordRule',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleResponse.FromString,
+                _registered_method=True)
 
 
 class ContentServiceServicer:
@@ -674,6 +689,30 @@ class ContentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddKeywordRule(self, request, context):
+        """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
+        body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
+        written or edited. Chinese phrases match anywhere in the text, others as whole words,
+        ignoring case and width (KeywordRuleAdded). Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeywordRules(self, request, context):
+        """A community's keyword rules, oldest first. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveKeywordRule(self, request, context):
+        """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -916,6 +955,21 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.SearchPosts,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsResponse.SerializeToString,
+            ),
+            'AddKeywordRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddKeywordRule,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddKeywordRuleRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddKeywordRuleResponse.SerializeToString,
+            ),
+            'ListKeywordRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeywordRules,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListKeywordRulesRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListKeywordRulesResponse.SerializeToString,
+            ),
+            'RemoveKeywordRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveKeywordRule,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2215,6 +2269,87 @@ class ContentService:
             '/studyhall.content.v1.ContentService/SearchPosts',
             studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsRequest.SerializeToString,
             studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddKeywordRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/AddKeywordRule',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.AddKeywordRuleRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.AddKeywordRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeywordRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListKeywordRules',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListKeywordRulesRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListKeywordRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveKeywordRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/RemoveKeywordRule',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -218,6 +218,16 @@ class ContentServiceStub:
     first. A paid post's body is never searched; drafts and deleted posts never show.
     Readers.
     """
+    AddKeywordRule: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.AddKeywordRuleRequest, _content_service_pb2.AddKeywordRuleResponse]
+    """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
+    body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
+    written or edited. Chinese phrases match anywhere in the text, others as whole words,
+    ignoring case and width (KeywordRuleAdded). Moderators.
+    """
+    ListKeywordRules: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListKeywordRulesRequest, _content_service_pb2.ListKeywordRulesResponse]
+    """A community's keyword rules, oldest first. Moderators."""
+    RemoveKeywordRule: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.RemoveKeywordRuleRequest, _content_service_pb2.RemoveKeywordRuleResponse]
+    """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators."""
 
 @_typing.type_check_only
 class ContentServiceAsyncStub(ContentServiceStub):
@@ -409,6 +419,16 @@ class ContentServiceAsyncStub(ContentServiceStub):
     first. A paid post's body is never searched; drafts and deleted posts never show.
     Readers.
     """
+    AddKeywordRule: _aio.UnaryUnaryMultiCallable[_content_service_pb2.AddKeywordRuleRequest, _content_service_pb2.AddKeywordRuleResponse]  # type: ignore[assignment]
+    """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
+    body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
+    written or edited. Chinese phrases match anywhere in the text, others as whole words,
+    ignoring case and width (KeywordRuleAdded). Moderators.
+    """
+    ListKeywordRules: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListKeywordRulesRequest, _content_service_pb2.ListKeywordRulesResponse]  # type: ignore[assignment]
+    """A community's keyword rules, oldest first. Moderators."""
+    RemoveKeywordRule: _aio.UnaryUnaryMultiCallable[_content_service_pb2.RemoveKeywordRuleRequest, _content_service_pb2.RemoveKeywordRuleResponse]  # type: ignore[assignment]
+    """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators."""
 
 class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts, topics, comments, reactions and questions answered by peers."""
@@ -885,5 +905,33 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         first. A paid post's body is never searched; drafts and deleted posts never show.
         Readers.
         """
+
+    @_abc_1.abstractmethod
+    def AddKeywordRule(
+        self,
+        request: _content_service_pb2.AddKeywordRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.AddKeywordRuleResponse, _abc.Awaitable[_content_service_pb2.AddKeywordRuleResponse]]:
+        """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
+        body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
+        written or edited. Chinese phrases match anywhere in the text, others as whole words,
+        ignoring case and width (KeywordRuleAdded). Moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def ListKeywordRules(
+        self,
+        request: _content_service_pb2.ListKeywordRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListKeywordRulesResponse, _abc.Awaitable[_content_service_pb2.ListKeywordRulesResponse]]:
+        """A community's keyword rules, oldest first. Moderators."""
+
+    @_abc_1.abstractmethod
+    def RemoveKeywordRule(
+        self,
+        request: _content_service_pb2.RemoveKeywordRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.RemoveKeywordRuleResponse, _abc.Awaitable[_content_service_pb2.RemoveKeywordRuleResponse]]:
+        """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators."""
 
 def add_ContentServiceServicer_to_server(servicer: ContentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
