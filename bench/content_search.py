@@ -358,6 +358,10 @@ async def run_search(args: argparse.Namespace) -> None:
     try:
         await migrate(database, MIGRATIONS, service="content")
         community_id = await seed(database, args.posts)
+        # Statistics as autovacuum would leave them after a bulk load: without them the
+        # planner takes the community's posts for one row.
+        async with database.write() as session:
+            await session.execute(text("ANALYZE"))
         asks = _asks(database, community_id)
         print(machine_facts(None), file=sys.stderr)
         print(
