@@ -56,4 +56,4 @@ def _store_specific(change: Any) -> bool:
         return False
     if change[0] == "remove_table":
         return bool(change[1].name.startswith("search_fts"))
-    return change[0] == "remove_index" and change[1].name == "ix_search_documents_terms"
+    return bool(change[0] == "remove_index" and change[1].name == "ix_search_documents_terms")
