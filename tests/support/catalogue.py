@@ -154,6 +154,9 @@ class Rpc:
     # Answers with a document even for a community with nothing in it (an iCalendar feed
     # with no events): "an empty answer" is not what tells an empty community there.
     document: bool = False
+    # A read that leaves a record of itself (GetPost's view: a row and its ContentViewed in
+    # the outbox): the tables it may add to; the checks that a read changes nothing skip them.
+    records: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

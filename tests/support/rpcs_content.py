@@ -144,6 +144,7 @@ CATALOGUE: list[Rpc] = [
         lambda w: pb.GetPostRequest(community_id=w.community_id, post_id=w.post_id),
         None,
         False,
+        records=("post_views", "outbox"),
     ),
     Rpc(
         CONTENT,
