@@ -1,7 +1,8 @@
 """Views through the gRPC API, on SQLite and PostgreSQL: a read of a published post records
 ContentViewed once per member, post and local day of the community, however often and however
 concurrently the member reads it, also after Redis is flushed (the database key decides);
-drafts and refused reads record nothing; the view is in the member's data export."""
+drafts, authors' own reads and refused reads record nothing; the view is in the member's
+data export."""
 
 from __future__ import annotations
 
@@ -112,10 +113,12 @@ async def test_a_flushed_redis_still_counts_each_view_once(content: RunningServi
     assert [view.user_id for view in await here.viewed()] == ["cy"]
 
 
-async def test_drafts_and_refused_reads_record_no_view(content: RunningService) -> None:
+async def test_drafts_own_posts_and_refused_reads_record_no_view(content: RunningService) -> None:
     here = await Community(content).setup()
     draft = await here.post(draft=True)
     await here.read(draft, "bo")
+    published = await here.post()
+    await here.read(published, "bo")  # its author
     paid = await here.post(title="Lesson one")
     await here.stub.SetPostProduct(
         pb.SetPostProductRequest(community_id=here.id, post_id=paid, product_id="prod-course"),

@@ -139,7 +139,8 @@ class PostsApi:
                     f"post {post.id} needs an entitlement to product "
                     f"{shown.required_product_id}; its title and summary show in the feeds"
                 )
-        if self.views is not None and post.visible:
+        if self.views is not None and post.visible and post.author_user_id != caller.user_id:
+            # Readers' views: an author opening their own post is not a read.
             await self.views.read(post.community_id, post.id, caller.user_id)
         return pb.GetPostResponse(post=shown)
 
