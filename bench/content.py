@@ -4,6 +4,7 @@ same run.
     make bench-content                              # SQLite, the embedded default
     make bench-content BENCH_ARGS="--seconds 10 --rounds 1"
     make bench-content BENCH_ARGS="--store postgresql"
+    make bench-content BENCH_ARGS="--search"          # bench/content_search.py
 
 Each round offers three loads from the same client, `--concurrency` calls in flight, every
 call signed by a user of its own (so each pays a full ES256 check, as a caller seen for the
@@ -44,6 +45,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bench import content_search
 from bench.members import (
     free_port,
     offer_joins,
@@ -436,6 +438,10 @@ def report(
 
 
 def main() -> None:
+    if {"--search", "--analyzers"} & set(sys.argv[1:]):
+        # Search over a million seeded posts, or the analyzers compared: bench/content_search.py.
+        content_search.main([arg for arg in sys.argv[1:] if arg != "--search"])
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -1,5 +1,6 @@
-"""`studyhall post`, `feed`, `comment`, `react`, `accept`, `questions` and `topic`: what a
-community writes and discusses, in the content service."""
+"""`studyhall post`, `feed`, `search`, `comment`, `react`, `accept`, `questions`, `topic`
+and `rules`: what a community writes, discusses and finds again, and the words it refuses,
+in the content service."""
 
 from __future__ import annotations
 
@@ -32,9 +33,13 @@ content_app = typer.Typer(no_args_is_help=True)
 post_app = typer.Typer(help="Posts of a community: drafts, edits, pins.", no_args_is_help=True)
 comment_app = typer.Typer(help="Comments on posts, and replies to them.", no_args_is_help=True)
 topic_app = typer.Typer(help="Topics (channels) of a community.", no_args_is_help=True)
+rules_app = typer.Typer(
+    help="Keyword rules: watched words refused in posts and comments.", no_args_is_help=True
+)
 content_app.add_typer(post_app, name="post")
 content_app.add_typer(comment_app, name="comment")
 content_app.add_typer(topic_app, name="topic")
+content_app.add_typer(rules_app, name="rules")
 
 PageSize = Annotated[int, typer.Option(help="How many per page (at most 100; 0: the default).")]
 PageToken = Annotated[str, typer.Option(help="The next page token a previous page printed.")]
@@ -704,3 +709,119 @@ def topic_list(
         table.add_row(topic.id, escape(topic.name), escape(topic.description))
     out.print(table)
     _next_page(reply.next_page_token)
+
+
+# ---- search ---------------------------------------------------------------------------------
+
+
+@content_app.command("search")
+def search(
+    community_id: str,
+    query: Annotated[str, typer.Argument(help="Words to find, in Chinese, English or both.")],
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+    as_user: AsUser = None,
+    as_json: AsJson = False,
+) -> None:
+    """A community's posts holding every word of the query, best match first."""
+    with stub("content", pb_grpc.ContentServiceStub) as client:
+        reply = call(
+            client.SearchPosts,
+            pb.SearchPostsRequest(
+                community_id=community_id,
+                query=query,
+                page_size=page_size,
+                page_token=page_token,
+            ),
+            metadata(as_user),
+        )
+    if as_json:
+        show(reply, True, "search")
+        return
+    table = Table(title=f"found ({len(reply.hits)})")
+    for column in ("id", "title", "author", "found in"):
+        table.add_column(column)
+    for hit in reply.hits:
+        table.add_row(hit.post.id, escape(hit.post.title), hit.post.author_user_id, hit.matched_in)
+    out.print(table)
+    _next_page(reply.next_page_token)
+
+
+# ---- keyword rules --------------------------------------------------------------------------
+
+
+@rules_app.command("add")
+def rules_add(
+    community_id: str,
+    phrase: Annotated[str, typer.Argument(help="A word or phrase, Chinese or not.")],
+    request_id: RequestId = "",
+    as_user: AsUser = None,
+    as_json: AsJson = False,
+) -> None:
+    """Watch a word or phrase: posts and comments holding it are refused (moderators)."""
+    with stub("content", pb_grpc.ContentServiceStub) as client:
+        reply = call(
+            client.AddKeywordRule,
+            pb.AddKeywordRuleRequest(
+                request_id=_request_id(request_id), community_id=community_id, phrase=phrase
+            ),
+            metadata(as_user),
+        )
+    if as_json:
+        show(reply.rule, True, "rule")
+        return
+    typer.echo(reply.rule.rule_id)
+
+
+@rules_app.command("list")
+def rules_list(
+    community_id: str,
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+    as_user: AsUser = None,
+    as_json: AsJson = False,
+) -> None:
+    """A community's keyword rules, oldest first (moderators)."""
+    with stub("content", pb_grpc.ContentServiceStub) as client:
+        reply = call(
+            client.ListKeywordRules,
+            pb.ListKeywordRulesRequest(
+                community_id=community_id, page_size=page_size, page_token=page_token
+            ),
+            metadata(as_user),
+        )
+    if as_json:
+        show(reply, True, "rules")
+        return
+    table = Table(title=f"keyword rules ({len(reply.rules)})")
+    for column in ("id", "phrase", "added by", "added"):
+        table.add_column(column)
+    for rule in reply.rules:
+        table.add_row(
+            rule.rule_id, escape(rule.phrase), rule.created_by_user_id, _when(rule, "create_time")
+        )
+    out.print(table)
+    _next_page(reply.next_page_token)
+
+
+@rules_app.command("remove")
+def rules_remove(
+    community_id: str,
+    rule_id: str,
+    request_id: RequestId = "",
+    as_user: AsUser = None,
+    as_json: AsJson = False,
+) -> None:
+    """Stop watching a word or phrase (moderators)."""
+    with stub("content", pb_grpc.ContentServiceStub) as client:
+        reply = call(
+            client.RemoveKeywordRule,
+            pb.RemoveKeywordRuleRequest(
+                request_id=_request_id(request_id), community_id=community_id, rule_id=rule_id
+            ),
+            metadata(as_user),
+        )
+    if as_json:
+        show(reply.rule, True, "rule")
+        return
+    typer.echo(f"removed {reply.rule.rule_id}")

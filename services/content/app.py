@@ -7,6 +7,7 @@ from pathlib import Path
 
 import grpc
 
+from services.content import text
 from services.content.calendar.api import CalendarApi
 from services.content.calendar.publishing import PUBLISH, publisher
 from services.content.discussion import data as discussion_data
@@ -15,6 +16,8 @@ from services.content.discussion.comments_api import CommentsApi
 from services.content.discussion.reactions_api import ReactionsApi
 from services.content.library import data as library_data
 from services.content.library.api import LibraryApi
+from services.content.moderation.api import RulesApi
+from services.content.moderation.screening import Screen
 from services.content.paid import data as paid_data
 from services.content.paid.api import PaidApi
 from services.content.paid.consumers import entitlements_subscription
@@ -26,12 +29,15 @@ from services.content.paths.recommend_api import RecommendationsApi
 from services.content.posts import data as posts_data
 from services.content.posts.api import PostsApi
 from services.content.posts.posting import Posting
+from services.content.search.api import SearchApi
 from services.content.settings import ContentSettings
 from services.content.store.tables import access, idempotency_keys, inbox, outbox, scheduled_jobs
 from services.content.themes import data as themes_data
 from services.content.themes.api import ThemesApi
 from services.content.themes.publishing import PUBLISH_THEME, theme_publisher
 from services.content.topics.api import TopicsApi
+from services.content.views import data as views_data
+from services.content.views.recording import ViewRecorder
 from services.kit.access import Access, StandingData, access_subscription
 from services.kit.data_rights import DataHolder, erasure_subscription
 from services.kit.data_rights_api import DataRightsApi
@@ -56,6 +62,7 @@ HOLDERS: tuple[DataHolder, ...] = (
     library_data,
     themes_data,
     paid_data,
+    views_data,
 )
 # What EraseMyData's `erase_text` adds: the text the member wrote, not only their name.
 ERASE_TEXT = (posts_data.erase_post_text, discussion_data.erase_comment_text)
@@ -63,7 +70,10 @@ ERASE_TEXT = (posts_data.erase_post_text, discussion_data.erase_comment_text)
 
 def register(server: grpc.aio.Server, deps: Dependencies) -> None:
     database = deps.database
+    # The analyzer's dictionary loads at start, not in the first write that needs it.
+    text.load()
     checks = Access("content", database, access, deps.redis)
+    screen = Screen(database)
     # Content's writes arrive in bursts of small transactions: those that arrive together
     # commit together (docs/decisions/0011).
     idempotent = IdempotentWriter(database, idempotency_keys, on_commit=deps.notify_outbox)
@@ -73,8 +83,18 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         SERVICE,
         TopicsApi(database, checks, writer),
         # Paid posts: the feeds and GetPost never hand a body to a reader without access.
-        PostsApi(database, checks, writer, Posting(database, checks, idempotent), gate=PaidGate()),
-        CommentsApi(database, checks, writer),
+        PostsApi(
+            database,
+            checks,
+            writer,
+            Posting(database, checks, idempotent),
+            gate=PaidGate(),
+            # A read of a published post counts once per member and local day.
+            views=ViewRecorder(database, checks, deps.redis, on_commit=deps.notify_outbox),
+            # What members write passes the community's keyword rules.
+            screen=screen,
+        ),
+        CommentsApi(database, checks, writer, screen=screen),
         ReactionsApi(database, checks, writer),
         AnswersApi(database, checks, writer),
         CalendarApi(database, checks, writer, scheduled=_waker(deps)),
@@ -84,6 +104,8 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         ProgressApi(database, checks, writer, entitled=entitled),
         PaidApi(database, checks, writer),
         RecommendationsApi(database, checks, writer, members=_members_channel(deps)),
+        SearchApi(database, checks, gate=PaidGate()),
+        RulesApi(database, checks, writer),
         DataRightsApi(database, writer, HOLDERS, pb, on_request={"erase_text": ERASE_TEXT}),
     )
     pb_grpc.add_ContentServiceServicer_to_server(servicer, server)

@@ -39,6 +39,7 @@ async def test_migrations_build_the_declared_tables(database_url: str, service: 
                 change
                 for change in found
                 if not (isinstance(change, list) and change and change[0][0] == "modify_default")
+                and not _store_specific(change)
             ]
 
         async with database.writer.connect() as connection:
@@ -46,3 +47,13 @@ async def test_migrations_build_the_declared_tables(database_url: str, service: 
         assert found == [], f"{service}: migrations and tables.py disagree: {found}"
     finally:
         await database.close()
+
+
+def _store_specific(change: Any) -> bool:
+    """Content's search index is built by its migration alone: an FTS5 table on SQLite (and
+    the tables FTS5 keeps for it), an expression index on PostgreSQL."""
+    if not isinstance(change, tuple):
+        return False
+    if change[0] == "remove_table":
+        return bool(change[1].name.startswith("search_fts"))
+    return bool(change[0] == "remove_index" and change[1].name == "ix_search_documents_terms")

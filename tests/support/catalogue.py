@@ -97,6 +97,7 @@ class World:
     path_step_id: str = ""
     resource_id: str = ""  # a resource of the community's library
     theme_id: str = ""  # a recurring theme of the owner's (EndTheme)
+    keyword_rule_id: str = ""  # a watched word of the community (RemoveKeywordRule)
     # Billing: a paid charge of the owner's (RefundCharge) and an admin's grant to a member
     # (RevokeEntitlement).
     charge_id: str = ""
@@ -162,6 +163,9 @@ class Rpc:
     # Answers with a document even for a community with nothing in it (an iCalendar feed
     # with no events): "an empty answer" is not what tells an empty community there.
     document: bool = False
+    # A read that leaves a record of itself (GetPost's view: a row and its ContentViewed in
+    # the outbox): the tables it may add to; the checks that a read changes nothing skip them.
+    records: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

@@ -144,6 +144,7 @@ CATALOGUE: list[Rpc] = [
         lambda w: pb.GetPostRequest(community_id=w.community_id, post_id=w.post_id),
         None,
         False,
+        records=("post_views", "outbox"),
     ),
     Rpc(
         CONTENT,
@@ -372,6 +373,34 @@ CATALOGUE: list[Rpc] = [
         Role.MEMBER,
         True,
     ),
+    Rpc(
+        CONTENT,
+        "AddKeywordRule",
+        lambda w: pb.AddKeywordRuleRequest(**_w(w), phrase=f"spam{uuid.uuid4().hex[:8]}"),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "ListKeywordRules",
+        lambda w: pb.ListKeywordRulesRequest(community_id=w.community_id),
+        Role.MODERATOR,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "RemoveKeywordRule",
+        lambda w: pb.RemoveKeywordRuleRequest(**_w(w), rule_id=w.keyword_rule_id),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "SearchPosts",
+        lambda w: pb.SearchPostsRequest(community_id=w.community_id, query="repetition week"),
+        None,
+        False,
+    ),
     # ---- learning paths ----
     Rpc(
         CONTENT,
@@ -552,6 +581,10 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
         made["theme_id"] = (
             await call("CreateTheme", pb.CreateThemeRequest(**_w(base), theme=_weekly_theme()))
         ).theme.id
+    if not wanted or "keyword_rule_id" in wanted:
+        made["keyword_rule_id"] = (
+            await call("AddKeywordRule", pb.AddKeywordRuleRequest(**_w(base), phrase="casino"))
+        ).rule.rule_id
     if not wanted or "resource_id" in wanted:
         made["resource_id"] = (
             await call("AddResource", pb.AddResourceRequest(**_w(base), resource=_resource()))

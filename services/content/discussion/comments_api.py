@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Protocol
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,13 +27,26 @@ from services.kit.validation import Violations
 from studyhall.content.v1 import content_service_pb2 as pb
 
 
+class Screening(Protocol):
+    """Keyword rules (handed in by app.py): refuses a text holding a watched phrase."""
+
+    async def check(self, community_id: str, fields: Mapping[str, str]) -> None: ...
+
+
 class CommentsApi:
     """Comments and replies: adding, editing and deleting them, and reading a thread."""
 
-    def __init__(self, database: Database, access: Access, writer: Writer) -> None:
+    def __init__(
+        self,
+        database: Database,
+        access: Access,
+        writer: Writer,
+        screen: Screening | None = None,
+    ) -> None:
         self.database = database
         self.access = access
         self.writer = writer
+        self.screen = screen
 
     async def AddComment(
         self, request: pb.AddCommentRequest, context: grpc.aio.ServicerContext
@@ -45,6 +60,8 @@ class CommentsApi:
         moderator = await self._may_speak(community_id, caller, "commenting")
         if carries_links("", request.body):
             await self._may_link(community_id, caller)
+        if self.screen is not None:
+            await self.screen.check(community_id, {"body": request.body})
 
         async def add(session: AsyncSession) -> pb.AddCommentResponse:
             now = datetime.now(UTC)
@@ -84,6 +101,8 @@ class CommentsApi:
         moderator = await self._may_speak(community_id, caller, "editing a comment")
         if carries_links("", request.body):
             await self._may_link(community_id, caller)
+        if self.screen is not None:
+            await self.screen.check(community_id, {"body": request.body})
 
         async def change(session: AsyncSession) -> pb.UpdateCommentResponse:
             comments = CommentRepository(session)

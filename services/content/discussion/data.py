@@ -15,6 +15,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.discussion.domain import ReactionKind
+from services.content.store.search_index import unindex_author
 from services.content.store.tables import comments, reactions
 from services.kit.database import utc
 
@@ -62,6 +63,7 @@ async def export_reactions(session: AsyncSession, community_id: str, user_id: st
 
 async def erase_comment_text(session: AsyncSession, community_id: str, user_id: str) -> None:
     """Blank the text of the member's comments; they keep their place in the threads."""
+    await unindex_author(session, community_id, user_id)
     await session.execute(
         update(comments)
         .where(

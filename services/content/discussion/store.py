@@ -11,6 +11,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.discussion.domain import Comment
+from services.content.store.search_index import index_comment
 from services.content.store.tables import comments, posts, reactions
 from services.kit.database import utc
 from services.kit.paging import Position
@@ -22,11 +23,13 @@ class CommentRepository:
 
     async def add(self, comment: Comment) -> None:
         await self.session.execute(comments.insert().values(id=comment.id, **_values(comment)))
+        await _index(self.session, comment)
 
     async def save(self, comment: Comment) -> None:
         await self.session.execute(
             update(comments).where(comments.c.id == comment.id).values(**_values(comment))
         )
+        await _index(self.session, comment)
 
     async def get(
         self, community_id: str, comment_id: str, *, for_update: bool = False
@@ -149,6 +152,11 @@ def _values(comment: Comment) -> dict[str, Any]:
         "deleted_by": comment.deleted_by,
         "version": comment.version,
     }
+
+
+async def _index(session: AsyncSession, comment: Comment) -> None:
+    body = "" if comment.deleted_at is not None else comment.body
+    await index_comment(session, comment.id, comment.post_id, comment.community_id, body)
 
 
 def _utc_or_none(value: datetime | None) -> datetime | None:

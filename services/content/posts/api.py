@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -46,6 +46,18 @@ class BodyGate(Protocol):
     ) -> list[str]: ...
 
 
+class Screening(Protocol):
+    """Keyword rules (handed in by app.py): refuses a text holding a watched phrase."""
+
+    async def check(self, community_id: str, fields: Mapping[str, str]) -> None: ...
+
+
+class Viewed(Protocol):
+    """Views (handed in by app.py): a reader read a published post."""
+
+    async def read(self, community_id: str, post_id: str, user_id: str) -> None: ...
+
+
 class PostsApi:
     def __init__(
         self,
@@ -54,6 +66,8 @@ class PostsApi:
         writer: Writer,
         posting: Posting,
         gate: BodyGate | None = None,
+        views: Viewed | None = None,
+        screen: Screening | None = None,
     ) -> None:
         self.database = database
         self.access = access
@@ -61,6 +75,8 @@ class PostsApi:
         # CreatePost, the hot write, decides and writes a whole group at a time.
         self.posting = posting
         self.gate = gate
+        self.views = views
+        self.screen = screen
 
     async def CreatePost(
         self, request: pb.CreatePostRequest, context: grpc.aio.ServicerContext
@@ -98,6 +114,10 @@ class PostsApi:
             key=IdempotencyKey(caller.user_id, posting.METHOD, request.request_id),
             digest=fingerprint(request) if request.request_id else "",
         )
+        if self.screen is not None:
+            # Refusals keep their order: who may post comes before what they wrote.
+            await self.access.require_voice(request.community_id, caller, what, writable=True)
+            await self.screen.check(request.community_id, _screened(request, _CREATE_FIELDS))
         return await self.posting.create(command)
 
     async def GetPost(
@@ -119,6 +139,9 @@ class PostsApi:
                     f"post {post.id} needs an entitlement to product "
                     f"{shown.required_product_id}; its title and summary show in the feeds"
                 )
+        if self.views is not None and post.visible and post.author_user_id != caller.user_id:
+            # Readers' views: an author opening their own post is not a read.
+            await self.views.read(post.community_id, post.id, caller.user_id)
         return pb.GetPostResponse(post=shown)
 
     async def UpdatePost(
@@ -149,6 +172,8 @@ class PostsApi:
             request.community_id, caller, Role.MEMBER, "editing a post", writable=True
         )
         new = request.post
+        if self.screen is not None:
+            await self.screen.check(request.community_id, _screened(new, paths, "post."))
         if domain.carries_links(
             new.url if "url" in paths else "",
             *(getattr(new, path) for path in ("body", "summary") if path in paths),
@@ -388,6 +413,18 @@ async def _visible_for_update(
 async def _check_topic(session: AsyncSession, community_id: str, topic_id: str, field: str) -> None:
     if topic_id and await TopicRepository(session).get(community_id, topic_id) is None:
         raise InvalidArgument.field(field, f"names no topic of community {community_id}")
+
+
+def _screened(message: Any, paths: Sequence[str], prefix: str = "") -> dict[str, str]:
+    """The written text of `paths` in a post message, by field name, for the keyword rules."""
+    texts = {
+        f"{prefix}{path}": getattr(message, path)
+        for path in ("title", "summary", "body")
+        if path in paths
+    }
+    if "tags" in paths:
+        texts[f"{prefix}tags"] = " ".join(message.tags)
+    return texts
 
 
 def _mine(post: domain.Post, caller: Identity) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.posts.domain import Media, PostKind, PostState
+from services.content.store.search_index import unindex_author
 from services.content.store.tables import post_revisions, posts
 from services.kit.database import utc
 
@@ -92,6 +93,8 @@ async def erase_post_text(session: AsyncSession, community_id: str, user_id: str
     mine = select(posts.c.id).where(
         posts.c.community_id == community_id, posts.c.author_user_id == user_id
     )
+    # Search forgets the text too (before the authorship it finds it by goes).
+    await unindex_author(session, community_id, user_id)
     await session.execute(
         update(post_revisions).where(post_revisions.c.post_id.in_(mine)).values(previous={})
     )

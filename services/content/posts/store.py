@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from services.content.posts.domain import Media, Post, PostKind, PostState, Revision
+from services.content.store.search_index import PostText, index_posts
 from services.content.store.tables import comments, post_revisions, posts, reactions
 from services.kit.database import utc
 from services.kit.paging import Position
@@ -31,11 +32,15 @@ class PostRepository:
 
     async def add_many(self, many: Sequence[Post]) -> None:
         await self.session.execute(_INSERT, [{"id": post.id, **_values(post)} for post in many])
+        await index_posts(self.session, [_text(post) for post in many])
 
     async def save(self, post: Post) -> None:
         await self.session.execute(
             update(posts).where(posts.c.id == post.id).values(**_values(post))
         )
+        # Every change of a post passes here: its search documents follow in the same
+        # transaction.
+        await index_posts(self.session, [_text(post)])
 
     async def get(
         self, community_id: str, post_id: str, *, for_update: bool = False
@@ -230,6 +235,18 @@ def _values(post: Post) -> dict[str, Any]:
         "missed_at": post.missed_at,
         "missed_reason": post.missed_reason,
     }
+
+
+def _text(post: Post) -> PostText:
+    return PostText(
+        post_id=post.id,
+        community_id=post.community_id,
+        published=post.visible,
+        title=post.title,
+        summary=post.summary,
+        tags=post.tags,
+        body=post.body,
+    )
 
 
 def _utc_or_none(value: datetime | None) -> datetime | None:

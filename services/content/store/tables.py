@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -332,3 +333,61 @@ inbox = inbox_table(metadata)
 scheduled_jobs = schedule_table(metadata)
 # The projection of members' roles this service authorizes calls with.
 access = access_tables(metadata)
+
+# ---- search ------------------------------------------------------------------------------
+
+# What search finds: a post's title, summary and tags ("post"), its body ("body", kept apart
+# so a paid post's body never matches for anyone) and each comment ("comment"), as the
+# analyzer's terms (services/content/text.py). SQLite mirrors `terms` into the FTS5 table
+# `search_fts` by triggers; PostgreSQL indexes `to_tsvector('simple', terms)` (migration
+# 0013, docs/decisions/0039).
+search_documents = Table(
+    "search_documents",
+    metadata,
+    # In the order documents were written: search ranks the newest matches (the FTS5 rowid on
+    # SQLite, where an INTEGER PRIMARY KEY keeps it through a VACUUM).
+    Column(
+        "id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    # The post's id for "post", the post's id and ":body" for "body", the comment's id.
+    Column("doc_id", String(48), nullable=False),
+    Column("post_id", String(36), nullable=False),
+    Column("community_id", String(36), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("terms", Text, nullable=False),
+    UniqueConstraint("doc_id", name="uq_search_documents_doc"),
+    Index("ix_search_documents_post", "post_id"),
+)
+
+# ---- views -------------------------------------------------------------------------------
+
+# One row per member, post and local day of the community: the primary key is what makes a
+# view count once (INSERT ... ON CONFLICT DO NOTHING), whatever Redis remembers.
+post_views = Table(
+    "post_views",
+    metadata,
+    Column("post_id", String(36), primary_key=True),
+    Column("user_id", String(200), primary_key=True),
+    # YYYY-MM-DD in the community's time zone.
+    Column("local_date", String(10), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("viewed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_post_views_member", "community_id", "user_id"),
+)
+
+# ---- moderation --------------------------------------------------------------------------
+
+# Watched words and phrases: a post or comment holding one is refused.
+keyword_rules = Table(
+    "keyword_rules",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("phrase", String(100), nullable=False),
+    # The phrase folded (NFKC, case) as texts are before matching: unique in a community.
+    Column("phrase_key", String(100), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("community_id", "phrase_key", name="uq_keyword_rules_community_phrase"),
+    Index("ix_keyword_rules_community", "community_id", "created_at"),
+)

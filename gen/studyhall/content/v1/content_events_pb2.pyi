@@ -1379,3 +1379,65 @@ class PostProductChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PostProductChanged: _TypeAlias = PostProductChanged  # noqa: Y015
+
+@_typing.final
+class KeywordRuleAdded(_message.Message):
+    """A moderator added a watched word or phrase to the community's keyword rules."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RULE_ID_FIELD_NUMBER: _builtins.int
+    ADDED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    ADD_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    rule_id: _builtins.str
+    added_by_user_id: _builtins.str
+    @_builtins.property
+    def add_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        rule_id: _builtins.str = ...,
+        added_by_user_id: _builtins.str = ...,
+        add_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["add_time", b"add_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_time", b"add_time", "added_by_user_id", b"added_by_user_id", "community_id", b"community_id", "rule_id", b"rule_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KeywordRuleAdded: _TypeAlias = KeywordRuleAdded  # noqa: Y015
+
+@_typing.final
+class KeywordRuleRemoved(_message.Message):
+    """A moderator removed a keyword rule."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    RULE_ID_FIELD_NUMBER: _builtins.int
+    REMOVED_BY_USER_ID_FIELD_NUMBER: _builtins.int
+    REMOVE_TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    rule_id: _builtins.str
+    removed_by_user_id: _builtins.str
+    @_builtins.property
+    def remove_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        rule_id: _builtins.str = ...,
+        removed_by_user_id: _builtins.str = ...,
+        remove_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["remove_time", b"remove_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "remove_time", b"remove_time", "removed_by_user_id", b"removed_by_user_id", "rule_id", b"rule_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KeywordRuleRemoved: _TypeAlias = KeywordRuleRemoved  # noqa: Y015

@@ -270,6 +270,26 @@ class ContentServiceStub:
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceResponse.FromString,
                 _registered_method=True)
+        self.SearchPosts = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/SearchPosts',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsResponse.FromString,
+                _registered_method=True)
+        self.AddKeywordRule = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/AddKeywordRule',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddKeywordRuleRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddKeywordRuleResponse.FromString,
+                _registered_method=True)
+        self.ListKeywordRules = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListKeywordRules',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListKeywordRulesRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListKeywordRulesResponse.FromString,
+                _registered_method=True)
+        self.RemoveKeywordRule = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/RemoveKeywordRule',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleResponse.FromString,
+                _registered_method=True)
 
 
 class ContentServiceServicer:
@@ -658,6 +678,41 @@ class ContentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchPosts(self, request, context):
+        """Finds a community's published posts whose title, summary and tags, body, or one of
+        whose comments hold every word of the query: Chinese cut into words (two-character
+        words match), English by stem (study finds studying), mixed text both. Best match
+        first. A paid post's body is never searched; drafts and deleted posts never show.
+        Readers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddKeywordRule(self, request, context):
+        """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
+        body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
+        written or edited. Chinese phrases match anywhere in the text, others as whole words,
+        ignoring case and width (KeywordRuleAdded). Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeywordRules(self, request, context):
+        """A community's keyword rules, oldest first. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveKeywordRule(self, request, context):
+        """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -895,6 +950,26 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.UnsaveResource,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceResponse.SerializeToString,
+            ),
+            'SearchPosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchPosts,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsResponse.SerializeToString,
+            ),
+            'AddKeywordRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddKeywordRule,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddKeywordRuleRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AddKeywordRuleResponse.SerializeToString,
+            ),
+            'ListKeywordRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeywordRules,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListKeywordRulesRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListKeywordRulesResponse.SerializeToString,
+            ),
+            'RemoveKeywordRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveKeywordRule,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2167,6 +2242,114 @@ class ContentService:
             '/studyhall.content.v1.ContentService/UnsaveResource',
             studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceRequest.SerializeToString,
             studyhall_dot_content_dot_v1_dot_content__service__pb2.UnsaveResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchPosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/SearchPosts',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.SearchPostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddKeywordRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/AddKeywordRule',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.AddKeywordRuleRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.AddKeywordRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeywordRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListKeywordRules',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListKeywordRulesRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListKeywordRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveKeywordRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/RemoveKeywordRule',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleResponse.FromString,
             options,
             channel_credentials,
             insecure,

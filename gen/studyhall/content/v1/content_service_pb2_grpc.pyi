@@ -211,6 +211,23 @@ class ContentServiceStub:
     """
     UnsaveResource: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.UnsaveResourceRequest, _content_service_pb2.UnsaveResourceResponse]
     """Takes a resource off the caller's list (ResourceUnsaved). Members."""
+    SearchPosts: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.SearchPostsRequest, _content_service_pb2.SearchPostsResponse]
+    """Finds a community's published posts whose title, summary and tags, body, or one of
+    whose comments hold every word of the query: Chinese cut into words (two-character
+    words match), English by stem (study finds studying), mixed text both. Best match
+    first. A paid post's body is never searched; drafts and deleted posts never show.
+    Readers.
+    """
+    AddKeywordRule: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.AddKeywordRuleRequest, _content_service_pb2.AddKeywordRuleResponse]
+    """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
+    body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
+    written or edited. Chinese phrases match anywhere in the text, others as whole words,
+    ignoring case and width (KeywordRuleAdded). Moderators.
+    """
+    ListKeywordRules: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListKeywordRulesRequest, _content_service_pb2.ListKeywordRulesResponse]
+    """A community's keyword rules, oldest first. Moderators."""
+    RemoveKeywordRule: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.RemoveKeywordRuleRequest, _content_service_pb2.RemoveKeywordRuleResponse]
+    """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators."""
 
 @_typing.type_check_only
 class ContentServiceAsyncStub(ContentServiceStub):
@@ -395,6 +412,23 @@ class ContentServiceAsyncStub(ContentServiceStub):
     """
     UnsaveResource: _aio.UnaryUnaryMultiCallable[_content_service_pb2.UnsaveResourceRequest, _content_service_pb2.UnsaveResourceResponse]  # type: ignore[assignment]
     """Takes a resource off the caller's list (ResourceUnsaved). Members."""
+    SearchPosts: _aio.UnaryUnaryMultiCallable[_content_service_pb2.SearchPostsRequest, _content_service_pb2.SearchPostsResponse]  # type: ignore[assignment]
+    """Finds a community's published posts whose title, summary and tags, body, or one of
+    whose comments hold every word of the query: Chinese cut into words (two-character
+    words match), English by stem (study finds studying), mixed text both. Best match
+    first. A paid post's body is never searched; drafts and deleted posts never show.
+    Readers.
+    """
+    AddKeywordRule: _aio.UnaryUnaryMultiCallable[_content_service_pb2.AddKeywordRuleRequest, _content_service_pb2.AddKeywordRuleResponse]  # type: ignore[assignment]
+    """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
+    body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
+    written or edited. Chinese phrases match anywhere in the text, others as whole words,
+    ignoring case and width (KeywordRuleAdded). Moderators.
+    """
+    ListKeywordRules: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListKeywordRulesRequest, _content_service_pb2.ListKeywordRulesResponse]  # type: ignore[assignment]
+    """A community's keyword rules, oldest first. Moderators."""
+    RemoveKeywordRule: _aio.UnaryUnaryMultiCallable[_content_service_pb2.RemoveKeywordRuleRequest, _content_service_pb2.RemoveKeywordRuleResponse]  # type: ignore[assignment]
+    """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators."""
 
 class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts, topics, comments, reactions and questions answered by peers."""
@@ -858,5 +892,46 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.UnsaveResourceResponse, _abc.Awaitable[_content_service_pb2.UnsaveResourceResponse]]:
         """Takes a resource off the caller's list (ResourceUnsaved). Members."""
+
+    @_abc_1.abstractmethod
+    def SearchPosts(
+        self,
+        request: _content_service_pb2.SearchPostsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.SearchPostsResponse, _abc.Awaitable[_content_service_pb2.SearchPostsResponse]]:
+        """Finds a community's published posts whose title, summary and tags, body, or one of
+        whose comments hold every word of the query: Chinese cut into words (two-character
+        words match), English by stem (study finds studying), mixed text both. Best match
+        first. A paid post's body is never searched; drafts and deleted posts never show.
+        Readers.
+        """
+
+    @_abc_1.abstractmethod
+    def AddKeywordRule(
+        self,
+        request: _content_service_pb2.AddKeywordRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.AddKeywordRuleResponse, _abc.Awaitable[_content_service_pb2.AddKeywordRuleResponse]]:
+        """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
+        body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
+        written or edited. Chinese phrases match anywhere in the text, others as whole words,
+        ignoring case and width (KeywordRuleAdded). Moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def ListKeywordRules(
+        self,
+        request: _content_service_pb2.ListKeywordRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListKeywordRulesResponse, _abc.Awaitable[_content_service_pb2.ListKeywordRulesResponse]]:
+        """A community's keyword rules, oldest first. Moderators."""
+
+    @_abc_1.abstractmethod
+    def RemoveKeywordRule(
+        self,
+        request: _content_service_pb2.RemoveKeywordRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.RemoveKeywordRuleResponse, _abc.Awaitable[_content_service_pb2.RemoveKeywordRuleResponse]]:
+        """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators."""
 
 def add_ContentServiceServicer_to_server(servicer: ContentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,92 @@
+"""The search analyzer: one way of cutting text into terms, for the index and for queries,
+on both stores (docs/decisions/0039).
+
+Chinese is cut into words by jieba (search mode for the index, so a long word also yields
+the shorter words inside it); Latin words are folded to lower case and stemmed by the
+English Snowball stemmer (study, studies and studying meet at `studi`); digits stay as they
+are. The stores receive the terms ready-made, separated by spaces: SQLite's FTS5 splits them
+with `unicode61` and PostgreSQL with the `simple` configuration, and neither changes a term.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable
+
+import jieba
+import snowballstemmer
+
+# A term longer than this is noise (a pasted hash, a run of letters), not a word to find.
+MAX_TERM_LENGTH = 40
+# A query asks for at most this many terms: each one is one more list for the index to merge.
+MAX_QUERY_TERMS = 12
+
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Runs of Chinese characters, and runs of letters or digits (an ASCII word like "c++" loses
+# its signs, which both stores would drop anyway).
+_RUNS = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
+_IS_CJK = re.compile(rf"[{_CJK}]")
+
+_stemmer = snowballstemmer.stemmer("english")
+_loading = threading.Lock()
+_segmenter: jieba.Tokenizer | None = None
+
+
+def _jieba() -> jieba.Tokenizer:
+    """jieba's dictionary, loaded once per process (about a second: app.py loads it at start)."""
+    global _segmenter
+    if _segmenter is None:
+        with _loading:
+            if _segmenter is None:
+                jieba.setLogLevel(logging.WARNING)
+                segmenter = jieba.Tokenizer()
+                segmenter.initialize()
+                _segmenter = segmenter
+    return _segmenter
+
+
+def load() -> None:
+    _jieba()
+
+
+def index_terms(*texts: str) -> list[str]:
+    """The terms of `texts` as the index keeps them, in order, repeats kept (they rank)."""
+    return list(_terms(texts, for_query=False))
+
+
+def query_terms(text: str) -> list[str]:
+    """The distinct terms a query asks for, in order; every one must match."""
+    distinct = dict.fromkeys(_terms([text], for_query=True))
+    return list(distinct)[:MAX_QUERY_TERMS]
+
+
+def community_term(community_id: str) -> str:
+    """A term naming the community, held by each of its documents: the index itself then
+    keeps a search inside one community."""
+    return "c" + community_id.replace("-", "")
+
+
+def _terms(texts: Iterable[str], *, for_query: bool) -> Iterable[str]:
+    for text in texts:
+        folded = unicodedata.normalize("NFKC", text).lower()
+        for run in _RUNS.findall(folded):
+            if _IS_CJK.match(run):
+                yield from _chinese(run, for_query=for_query)
+            elif len(run) <= MAX_TERM_LENGTH:
+                yield run if run.isdigit() else _stemmer.stemWord(run)
+
+
+def _chinese(run: str, *, for_query: bool) -> Iterable[str]:
+    if len(run) == 1:
+        yield run
+        return
+    segmenter = _jieba()
+    # The index takes the search mode's shorter words too; a query takes the precise cut,
+    # whose words the index then holds.
+    words = segmenter.cut(run) if for_query else segmenter.cut_for_search(run)
+    for word in words:
+        if word and len(word) <= MAX_TERM_LENGTH:
+            yield word

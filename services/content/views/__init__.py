@@ -1,0 +1,1 @@
+"""Views of posts: ContentViewed once per member, post and local day (docs/decisions/0040)."""

@@ -1,0 +1,98 @@
+"""`studyhall search` and `studyhall rules` against a running content service: watch a word,
+list and remove it, find posts in Chinese and English, every command with `--json`; a
+refusal exits non-zero naming the field. The CLI runs in a thread of this process (typer's
+runner)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from services.cli.main import app
+from services.kit.access import Role
+from tests.support import rpcs_content
+from tests.support.access import grant
+from tests.support.catalogue import serve
+from tests.support.services import RunningService
+
+pytestmark = pytest.mark.service
+
+
+@dataclass
+class Served:
+    running: RunningService
+    data_dir: Path
+
+
+@pytest.fixture(scope="module")
+async def served(
+    redis_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Served]:
+    directory: Path = tmp_path_factory.mktemp("content-cli")
+    async with serve(
+        rpcs_content.PROCESS,
+        database_url=f"sqlite+aiosqlite:///{directory / 'content.db'}",
+        redis_url=redis_url,
+        nats_url=nats_url,
+        data_dir=directory,
+    ) as running:
+        yield Served(running, directory)
+
+
+class Cli:
+    def __init__(self, served: Served) -> None:
+        # The CLI signs with the service's local key and finds it by address.
+        self.env = {
+            "STUDYHALL_DATA_DIR": str(served.data_dir),
+            "STUDYHALL_CONTENT_ADDRESS": served.running.server.address,
+            "COLUMNS": "200",
+        }
+        self.runner = CliRunner()
+
+    async def __call__(self, *args: str) -> Result:
+        def invoke() -> Result:
+            return self.runner.invoke(app, list(args), env=self.env, catch_exceptions=False)
+
+        return await asyncio.to_thread(invoke)
+
+    async def ok(self, *args: str) -> str:
+        result = await self(*args)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    async def json(self, *args: str) -> Any:
+        return json.loads(await self.ok(*args, "--json"))
+
+
+async def test_rules_and_search_through_the_cli(served: Served) -> None:
+    community_id = str(uuid.uuid4())
+    await grant(served.running, community_id, "mo", Role.MODERATOR)
+    cli = Cli(served)
+    rule = await cli.json("rules", "add", community_id, "代写", "--as", "mo")
+    assert rule["phrase"] == "代写"
+    refused = await cli(
+        "post", "create", community_id, "--title", "代写论文", "--body", "私聊", "--as", "mo"
+    )
+    assert refused.exit_code != 0
+    assert "title" in refused.output
+    listed = await cli.json("rules", "list", community_id, "--as", "mo")
+    assert [item["phrase"] for item in listed["rules"]] == ["代写"]
+    assert "代写" in await cli.ok("rules", "list", community_id, "--as", "mo")
+    await cli.ok("rules", "remove", community_id, rule["rule_id"], "--as", "mo")
+
+    made = ("post", "create", community_id, "--title", "每天打卡 studying", "--body", "第一天")
+    post_id = (await cli.ok(*made, "--as", "mo")).strip()
+    found = await cli.json("search", community_id, "打卡", "--as", "mo")
+    assert [hit["post"]["id"] for hit in found["hits"]] == [post_id]
+    assert post_id in await cli.ok("search", community_id, "study", "--as", "mo")
+    empty = await cli("search", community_id, "？", "--as", "mo")  # noqa: RUF001
+    assert empty.exit_code != 0
+    assert "query" in empty.output
