@@ -105,7 +105,7 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         PaidApi(database, checks, writer),
         RecommendationsApi(database, checks, writer, members=_members_channel(deps)),
         SearchApi(database, checks, gate=PaidGate()),
-        RulesApi(database, checks, writer),
+        RulesApi(database, checks, writer, changed=screen.forget),
         DataRightsApi(database, writer, HOLDERS, pb, on_request={"erase_text": ERASE_TEXT}),
     )
     pb_grpc.add_ContentServiceServicer_to_server(servicer, server)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import grpc
@@ -22,10 +23,18 @@ from studyhall.content.v1 import content_service_pb2 as pb
 
 
 class RulesApi:
-    def __init__(self, database: Database, access: Access, writer: Writer) -> None:
+    def __init__(
+        self,
+        database: Database,
+        access: Access,
+        writer: Writer,
+        changed: Callable[[str], None] = lambda _community_id: None,
+    ) -> None:
         self.database = database
         self.access = access
         self.writer = writer
+        # Told when a community's rules change here (the screen reads them again).
+        self.changed = changed
 
     async def AddKeywordRule(
         self, request: pb.AddKeywordRuleRequest, context: grpc.aio.ServicerContext
@@ -58,7 +67,9 @@ class RulesApi:
             await rule_added(session, rule)
             return pb.AddKeywordRuleResponse(rule=rule_to_proto(rule))
 
-        return await self.writer.write(caller.user_id, request, pb.AddKeywordRuleResponse, add)
+        added = await self.writer.write(caller.user_id, request, pb.AddKeywordRuleResponse, add)
+        self.changed(request.community_id)
+        return added
 
     async def ListKeywordRules(
         self, request: pb.ListKeywordRulesRequest, context: grpc.aio.ServicerContext
@@ -101,9 +112,11 @@ class RulesApi:
             await rule_removed(session, rule, caller.user_id, datetime.now(UTC))
             return pb.RemoveKeywordRuleResponse(rule=rule_to_proto(rule))
 
-        return await self.writer.write(
+        removed = await self.writer.write(
             caller.user_id, request, pb.RemoveKeywordRuleResponse, remove
         )
+        self.changed(request.community_id)
+        return removed
 
 
 def rule_to_proto(rule: domain.KeywordRule) -> pb.KeywordRule:
