@@ -13,7 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.events.activities import domain
 from services.events.activities.events import ActivityEvents
-from services.events.activities.lookup import require_organizer, visible_activity
+from services.events.activities.lookup import (
+    organized_activity,
+    visible_activity,
+)
 from services.events.activities.messages import read_fields, to_proto
 from services.events.activities.store import ActivityRepository
 from services.kit.access import Access
@@ -160,15 +163,14 @@ class ActivitiesApi:
         )
 
         async def edit(session: AsyncSession) -> pb.UpdateActivityResponse:
-            activity = await visible_activity(
+            activity = await organized_activity(
                 session,
                 request.community_id,
                 request.activity_id,
                 standing,
                 caller,
-                for_update=True,
+                "changing an activity",
             )
-            require_organizer(activity, standing, caller, "changing an activity")
             now = datetime.now(UTC)
             edited, changed = domain.edit(activity, changes, request.etag, now)
             if changed:
@@ -193,15 +195,14 @@ class ActivitiesApi:
         )
 
         async def cancel(session: AsyncSession) -> pb.CancelActivityResponse:
-            activity = await visible_activity(
+            activity = await organized_activity(
                 session,
                 request.community_id,
                 request.activity_id,
                 standing,
                 caller,
-                for_update=True,
+                "cancelling an activity",
             )
-            require_organizer(activity, standing, caller, "cancelling an activity")
             cancelled = domain.cancel(activity, request.reason, datetime.now(UTC))
             repository = ActivityRepository(session)
             await repository.save(cancelled)

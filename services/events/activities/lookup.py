@@ -44,6 +44,22 @@ async def visible_activity(
     return activity
 
 
+async def organized_activity(
+    session: AsyncSession,
+    community_id: str,
+    activity_id: str,
+    standing: Standing,
+    caller: Identity,
+    what: str,
+) -> Activity:
+    """The activity, locked, for a change only its organizers may make (`what`)."""
+    activity = await visible_activity(
+        session, community_id, activity_id, standing, caller, for_update=True
+    )
+    require_organizer(activity, standing, caller, what)
+    return activity
+
+
 def require_organizer(activity: Activity, standing: Standing, caller: Identity, what: str) -> None:
     if not organizes(activity, standing, caller):
         # Worded as the kit's role refusals are: what is needed, where, and what you are.

@@ -9,7 +9,11 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.events.activities.domain import Activity, ActivityKind
-from services.events.activities.lookup import organizes, require_organizer, visible_activity
+from services.events.activities.lookup import (
+    organized_activity,
+    organizes,
+    visible_activity,
+)
 from services.events.challenges import domain
 from services.events.challenges.domain import Standing
 from services.events.challenges.messages import goal_to_proto, progress_to_proto
@@ -49,15 +53,14 @@ class ChallengesApi:
         )
 
         async def set_goal(session: AsyncSession) -> pb.SetChallengeGoalResponse:
-            activity = await visible_activity(
+            activity = await organized_activity(
                 session,
                 request.community_id,
                 request.activity_id,
                 standing,
                 caller,
-                for_update=True,
+                "setting a challenge's goal",
             )
-            require_organizer(activity, standing, caller, "setting a challenge's goal")
             repository = ChallengeRepository(session)
             made = domain.goal_for(
                 activity,

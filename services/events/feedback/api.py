@@ -10,7 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.events.activities import domain as activities
 from services.events.activities.events import ActivityEvents
-from services.events.activities.lookup import require_organizer, visible_activity
+from services.events.activities.lookup import (
+    organized_activity,
+    require_organizer,
+    visible_activity,
+)
 from services.events.activities.store import ActivityRepository
 from services.events.feedback import domain
 from services.events.feedback.events import feedback_submitted
@@ -110,15 +114,14 @@ class FeedbackApi:
         )
 
         async def write(session: AsyncSession) -> pb.WriteRetrospectiveResponse:
-            activity = await visible_activity(
+            activity = await organized_activity(
                 session,
                 request.community_id,
                 request.activity_id,
                 standing,
                 caller,
-                for_update=True,
+                "writing a retrospective",
             )
-            require_organizer(activity, standing, caller, "writing a retrospective")
             written = activities.write_retrospective(activity, request.retrospective)
             await ActivityRepository(session).save(written)
             await ActivityEvents(session).retrospective_written(

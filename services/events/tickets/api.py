@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.events.activities.domain import check_scheduled
 from services.events.activities.events import ActivityEvents
-from services.events.activities.lookup import require_organizer, visible_activity
+from services.events.activities.lookup import (
+    organized_activity,
+)
 from services.events.activities.messages import to_proto
 from services.events.activities.store import ActivityRepository
 from services.kit.access import Access
@@ -41,15 +43,14 @@ class TicketsApi:
         )
 
         async def sell(session: AsyncSession) -> pb.SetActivityTicketResponse:
-            activity = await visible_activity(
+            activity = await organized_activity(
                 session,
                 request.community_id,
                 request.activity_id,
                 standing,
                 caller,
-                for_update=True,
+                "selling an activity's tickets",
             )
-            require_organizer(activity, standing, caller, "selling an activity's tickets")
             check_scheduled(activity, "sold")
             now = datetime.now(UTC)
             if activity.start_time <= now:
