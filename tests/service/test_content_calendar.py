@@ -70,7 +70,7 @@ async def test_a_scheduled_draft_goes_live_once_at_its_time(content: RunningServ
     await grant(content, community_id, "ada", Role.MEMBER)
     stub = pb_grpc.ContentServiceStub(content.channel)
     draft = await _draft(stub, community_id, content.auth("ada"))
-    due = datetime.now(UTC) + timedelta(seconds=2)
+    due = datetime.now(UTC) + timedelta(seconds=4)  # still ahead when a slow machine schedules
 
     scheduled = await stub.SchedulePost(
         pb.SchedulePostRequest(community_id=community_id, post_id=draft.id, local_time=_local(due)),
@@ -151,7 +151,7 @@ async def test_a_draft_whose_author_was_muted_meanwhile_is_missed(
     await grant(content, community_id, "mo", Role.MODERATOR)
     stub = pb_grpc.ContentServiceStub(content.channel)
     draft = await _draft(stub, community_id, content.auth("ada"))
-    due = datetime.now(UTC) + timedelta(seconds=2)
+    due = datetime.now(UTC) + timedelta(seconds=4)  # still ahead when a slow machine schedules
     await stub.SchedulePost(
         pb.SchedulePostRequest(community_id=community_id, post_id=draft.id, local_time=_local(due)),
         metadata=content.auth("ada"),

@@ -297,7 +297,7 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
             start_time=_at(soon), end_time=_at(soon + timedelta(hours=1))
         )
     if "attended_activity_id" in wanted:
-        started = datetime.now(UTC) + timedelta(seconds=2)  # ahead of a slow create
+        started = datetime.now(UTC) + timedelta(seconds=3)  # ahead of a slow create
         attended = made["attended_activity_id"] = await create(
             start_time=_at(started), end_time=_at(started + timedelta(hours=2))
         )
