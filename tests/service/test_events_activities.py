@@ -72,6 +72,10 @@ def _at(moment: datetime) -> Timestamp:
     return stamp
 
 
+# Long enough for Cy to confirm on a loaded machine once the seat reaches her.
+HOLD = timedelta(seconds=3)
+
+
 def _lead(delta: timedelta) -> Duration:
     value = Duration()
     value.FromTimedelta(delta)
@@ -182,9 +186,7 @@ async def test_a_held_seat_expires_and_moves_on_and_a_confirmed_one_stays(
     events: RunningService,
 ) -> None:
     community_id = await _community(events, "ann", "bob", "cy")
-    activity = await _meetup(
-        events, community_id, capacity=1, seat_hold=_lead(timedelta(seconds=1))
-    )
+    activity = await _meetup(events, community_id, capacity=1, seat_hold=_lead(HOLD))
     await _register(events, community_id, activity.id, "ann")
     assert (await _register(events, community_id, activity.id, "bob")).waitlist_position == 1
     assert (await _register(events, community_id, activity.id, "cy")).waitlist_position == 2
@@ -205,7 +207,7 @@ async def test_a_held_seat_expires_and_moves_on_and_a_confirmed_one_stays(
         metadata=events.auth("cy"),
     )
     assert confirmed.registration.state == pb.REGISTRATION_STATE_SEATED
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(HOLD.total_seconds() + 0.5)  # past the end of her hold
     shown = await _get(events, community_id, activity.id)
     assert (shown.seats_taken, shown.waitlist_length) == (1, 0)
 
