@@ -216,7 +216,7 @@ async def test_reminders_fire_once_move_with_the_start_and_go_with_a_cancellatio
     events: RunningService,
 ) -> None:
     community_id = await _community(events, "ann")
-    start = datetime.now(UTC) + timedelta(minutes=60, seconds=2)
+    start = datetime.now(UTC) + timedelta(minutes=60, seconds=4)  # due after a slow create
     activity = await _meetup(
         events,
         community_id,

@@ -96,7 +96,7 @@ async def test_the_last_paid_seats_never_oversell_and_every_late_payment_is_refu
                     title="Mock exam",
                     start_time=start,
                     capacity=CAPACITY,
-                    seat_hold=Duration(seconds=2),
+                    seat_hold=Duration(seconds=5),  # time to pay on a loaded machine
                 ),
                 metadata=events.auth("olga"),
             )
