@@ -476,6 +476,9 @@ def report_resolve(
     ],
     note: Annotated[str, typer.Option(help="Why; the member acted on sees it.")],
     until: Annotated[str, typer.Option(help="Mute or ban end, ISO 8601 with offset.")] = "",
+    remove_content: Annotated[
+        bool, typer.Option(help="Remove the reported content as well (warn, mute or ban).")
+    ] = False,
     request_id: RequestId = "",
     as_user: AsUser = None,
 ) -> None:
@@ -485,6 +488,7 @@ def report_resolve(
         report_id=report_id,
         resolution=enum_option(members_pb.Resolution, "RESOLUTION_", resolution),  # type: ignore[arg-type]
         note=note,
+        remove_content=remove_content,
         request_id=request_id or str(uuid.uuid4()),
     )
     if until:
