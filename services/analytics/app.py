@@ -135,6 +135,8 @@ def rebuild_command(settings: AnalyticsSettings, argv: list[str]) -> int:
                 subscriptions=subscriptions(),
                 migrations=SPEC.migrations,
                 compare=not options.no_compare,
+                # With --json, stdout holds the one JSON object; progress goes to stderr.
+                say=_to_stderr if options.json else print,
             )
         finally:
             await live.close()
@@ -144,6 +146,10 @@ def rebuild_command(settings: AnalyticsSettings, argv: list[str]) -> int:
         return 1 if compared and report.differences else 0
 
     return asyncio.run(go())
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def main() -> None:

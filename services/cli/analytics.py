@@ -16,7 +16,7 @@ import typer
 from google.protobuf.json_format import MessageToDict
 from rich.table import Table
 
-from services.cli.common import AsJson, AsUser, call, metadata, out, stub
+from services.cli.common import AsJson, AsUser, call, every_page, metadata, out, stub
 from studyhall.analytics.v1 import analytics_service_pb2 as pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as pb_grpc
 
@@ -209,10 +209,12 @@ def survey_create(
 def survey_list(community_id: str, as_user: AsUser = None, as_json: AsJson = False) -> None:
     """The community's surveys, newest first."""
     with stub("analytics", pb_grpc.AnalyticsServiceStub) as client:
-        reply = call(
-            client.ListSurveys,
-            pb.ListSurveysRequest(community_id=community_id, page_size=100),
-            metadata(as_user),
+        reply = every_page(
+            lambda token: call(
+                client.ListSurveys,
+                pb.ListSurveysRequest(community_id=community_id, page_size=100, page_token=token),
+                metadata(as_user),
+            )
         )
     _print(
         reply,

@@ -38,6 +38,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the full record as J
 TIMEOUT_SECONDS = 10.0
 
 StubT = TypeVar("StubT")
+PagedT = TypeVar("PagedT", bound=Message)
 
 
 @contextmanager
@@ -71,6 +72,19 @@ def fail_rpc(error: grpc.RpcError) -> None:
                 if line not in (error.details() or ""):
                     err.print(f"  {line}")
     raise typer.Exit(1)
+
+
+def every_page(fetch: Callable[[str], PagedT]) -> PagedT:
+    """Every page of a list as one reply (its repeated fields run on page after page): a
+    list command shows everything, not only the first page."""
+    reply = fetch("")
+    token = getattr(reply, "next_page_token")  # noqa: B009 - every list reply has one
+    while token:
+        page = fetch(token)
+        reply.MergeFrom(page)
+        token = getattr(page, "next_page_token")  # noqa: B009
+    reply.next_page_token = ""  # type: ignore[attr-defined]
+    return reply
 
 
 def show(record: Message, as_json: bool, title: str) -> None:

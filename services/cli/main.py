@@ -15,6 +15,7 @@ import grpc
 import nats
 import typer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from rich.progress import Progress
 from rich.table import Table
 
 from services.cli.activities import activity_app
@@ -287,15 +288,19 @@ def dlq_replay(
             letters = await deadletter.list_dead_letters(js)
             chosen = [x.sequence for x in letters if not consumer or x.consumer == consumer]
         done = []
-        for sequence in chosen:
-            try:
-                letter = await deadletter.replay(js, sequence)
-            except LookupError as error:
-                err.print(f"[yellow]skipped:[/yellow] {error}")
-                continue
-            done.append(
-                {"sequence": sequence, "event_type": letter.event_type, "id": letter.event_id}
-            )
+        # On a terminal, a bar on stderr: a replay of thousands takes a while.
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+            bar = progress.add_task("replaying", total=len(chosen))
+            for sequence in chosen:
+                progress.advance(bar)
+                try:
+                    letter = await deadletter.replay(js, sequence)
+                except LookupError as error:
+                    err.print(f"[yellow]skipped:[/yellow] {error}")
+                    continue
+                done.append(
+                    {"sequence": sequence, "event_type": letter.event_type, "id": letter.event_id}
+                )
         return done
 
     replayed = asyncio.run(_with_jetstream(replay_them))

@@ -17,6 +17,7 @@ from services.cli.common import (
     RequestId,
     call,
     enum_option,
+    every_page,
     metadata,
     out,
     show,
@@ -123,10 +124,14 @@ def member_join(
 def member_requests(community_id: str, as_user: AsUser = None, as_json: AsJson = False) -> None:
     """Pending join requests of a community (moderators)."""
     with stub("members", members_grpc.MembersServiceStub) as client:
-        reply = call(
-            client.ListJoinRequests,
-            members_pb.ListJoinRequestsRequest(community_id=community_id, page_size=100),
-            metadata(as_user),
+        reply = every_page(
+            lambda token: call(
+                client.ListJoinRequests,
+                members_pb.ListJoinRequestsRequest(
+                    community_id=community_id, page_size=100, page_token=token
+                ),
+                metadata(as_user),
+            )
         )
     if as_json:
         rows = [MessageToDict(r, preserving_proto_field_name=True) for r in reply.join_requests]
@@ -235,10 +240,14 @@ def member_moderate(
 def member_audit(community_id: str, as_user: AsUser = None, as_json: AsJson = False) -> None:
     """The moderator and admin actions in a community, newest first (admins)."""
     with stub("members", members_grpc.MembersServiceStub) as client:
-        reply = call(
-            client.ListAuditLog,
-            members_pb.ListAuditLogRequest(community_id=community_id, page_size=100),
-            metadata(as_user),
+        reply = every_page(
+            lambda token: call(
+                client.ListAuditLog,
+                members_pb.ListAuditLogRequest(
+                    community_id=community_id, page_size=100, page_token=token
+                ),
+                metadata(as_user),
+            )
         )
     if as_json:
         show(reply, True, "audit")
@@ -315,10 +324,14 @@ def invite_create(
 def invite_list(community_id: str, as_user: AsUser = None, as_json: AsJson = False) -> None:
     """A community's invites, usable ones first."""
     with stub("members", members_grpc.MembersServiceStub) as client:
-        reply = call(
-            client.ListInvites,
-            members_pb.ListInvitesRequest(community_id=community_id, page_size=100),
-            metadata(as_user),
+        reply = every_page(
+            lambda token: call(
+                client.ListInvites,
+                members_pb.ListInvitesRequest(
+                    community_id=community_id, page_size=100, page_token=token
+                ),
+                metadata(as_user),
+            )
         )
     if as_json:
         rows = [MessageToDict(i, preserving_proto_field_name=True) for i in reply.invites]
@@ -496,8 +509,14 @@ def report_list(
     request = members_pb.ListReportsRequest(community_id=community_id, mine=mine, page_size=100)
     if state:
         request.state = enum_option(members_pb.ReportState, "REPORT_STATE_", state)  # type: ignore[assignment]
+
+    def page(token: str) -> members_pb.ListReportsResponse:
+        request.page_token = token
+        reply: members_pb.ListReportsResponse = call(client.ListReports, request, metadata(as_user))
+        return reply
+
     with stub("members", members_grpc.MembersServiceStub) as client:
-        reply = call(client.ListReports, request, metadata(as_user))
+        reply = every_page(page)
     if as_json:
         rows = [MessageToDict(r, preserving_proto_field_name=True) for r in reply.reports]
         out.print_json(json.dumps(rows))

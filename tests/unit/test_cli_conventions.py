@@ -10,7 +10,9 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
+from services.cli.common import every_page
 from services.cli.main import app
+from studyhall.members.v1 import members_service_pb2 as members_pb
 
 pytestmark = pytest.mark.unit
 
@@ -54,3 +56,24 @@ def test_every_command_that_answers_with_a_record_takes_json() -> None:
         and not any("--json" in getattr(p, "opts", []) for p in command.params)
     ]
     assert missing == []
+
+
+def test_a_list_command_reads_every_page_not_only_the_first() -> None:
+    pages = {
+        "": members_pb.ListInvitesResponse(
+            invites=[members_pb.Invite(invite_id="a")], next_page_token="p2"
+        ),
+        "p2": members_pb.ListInvitesResponse(
+            invites=[members_pb.Invite(invite_id="b")], next_page_token="p3"
+        ),
+        "p3": members_pb.ListInvitesResponse(invites=[members_pb.Invite(invite_id="c")]),
+    }
+    asked: list[str] = []
+
+    def fetch(token: str) -> members_pb.ListInvitesResponse:
+        asked.append(token)
+        return pages[token]
+
+    merged = every_page(fetch)
+    assert [i.invite_id for i in merged.invites] == ["a", "b", "c"]
+    assert (asked, merged.next_page_token) == (["", "p2", "p3"], "")
