@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from nats.aio.client import Client
 
 from services.kit.events.connection import servers
 from tests.harness.ports import log_tail
+from tests.support.processes import inherited_environment
 from tests.support.services import free_port
 
 
@@ -33,11 +33,7 @@ def service_environment(
 ) -> dict[str, str]:
     """The environment of every process of one test: members and analytics with their own
     databases, relay and consumers run as processes of their own."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("STUDYHALL_", "OTEL_"))
-    }
+    env = inherited_environment(telemetry=False)
     env.update(
         STUDYHALL_DATA_DIR=str(data_dir),
         STUDYHALL_NATS_URL=nats_url,

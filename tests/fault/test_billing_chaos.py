@@ -46,6 +46,7 @@ from services.kit.projection import upsert_newer
 from studyhall.billing.v1 import billing_service_pb2 as pb
 from studyhall.billing.v1 import billing_service_pb2_grpc as pb_grpc
 from tests.fault.support import ServiceProcess
+from tests.support.processes import inherited_environment
 from tests.support.services import free_port, wait_until_serving
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(300)]
@@ -72,7 +73,7 @@ ResponseT = TypeVar("ResponseT", bound=Message)
 def _environment(
     data_dir: Path, database_url: str, nats_url: str, redis_url: str
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STUDYHALL_", "OTEL_"))}
+    env = inherited_environment(telemetry=False)
     webhook_port, sandbox_port = free_port(), free_port()
     env.update(
         STUDYHALL_DATA_DIR=str(data_dir),

@@ -17,6 +17,18 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.support.services import free_port
 
 
+def inherited_environment(*, telemetry: bool = True) -> dict[str, str]:
+    """This process's environment for a process it starts: without the run's own Studyhall
+    settings, but for the streams' replicas (three on a test cluster); without OTEL_*
+    variables too unless `telemetry` (a test may set them for the process it starts)."""
+    dropped = ("STUDYHALL_",) if telemetry else ("STUDYHALL_", "OTEL_")
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(dropped) or key == "STUDYHALL_STREAM_REPLICAS"
+    }
+
+
 @contextmanager
 def service_process(
     service: str,
@@ -72,12 +84,7 @@ def replicas(
 def _environment(
     service: str, port: int, data_dir: Path, database_url: str, redis_url: str, nats_url: str
 ) -> dict[str, str]:
-    # The run's own settings stay out, but for the streams' replicas (three on a test cluster).
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("STUDYHALL_") or key == "STUDYHALL_STREAM_REPLICAS"
-    }
+    env = inherited_environment()
     prefix = f"STUDYHALL_{service.upper()}_"
     env.update(
         {

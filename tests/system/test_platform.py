@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -44,6 +43,7 @@ from studyhall.events.v1 import activities_service_pb2_grpc as events_grpc
 from studyhall.members.v1 import members_service_pb2 as members_pb
 from studyhall.members.v1 import members_service_pb2_grpc as members_grpc
 from tests.support.otlp import Receiver, otlp_receiver
+from tests.support.processes import inherited_environment
 from tests.support.services import free_port
 from tests.unit.test_deploy_config import metric_names, promql_expressions
 
@@ -74,12 +74,7 @@ class Platform:
 
 
 def _environment(data_dir: Path, nats_url: str, redis_url: str) -> dict[str, str]:
-    # The run's own settings stay out, but for the streams' replicas (three on a test cluster).
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("STUDYHALL_") or key == "STUDYHALL_STREAM_REPLICAS"
-    }
+    env = inherited_environment()
     env.update(
         STUDYHALL_DATA_DIR=str(data_dir),
         STUDYHALL_NATS_URL=nats_url,
