@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], what: str, seconds: float = 10.0
+    check: Callable[[], Awaitable[bool]], what: str, seconds: float = 20.0
 ) -> None:
     """Poll `check` until it holds; fail naming `what` after `seconds`."""
     deadline = time.monotonic() + seconds
