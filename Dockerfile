@@ -25,7 +25,9 @@ RUN python -m venv /opt/venv
 COPY pyproject.toml constraints.txt README.md ./
 COPY gen/ gen/
 COPY services/ services/
-RUN /opt/venv/bin/pip install -c constraints.txt .
+# The consumer kit's decoder (studyhall_consumer.cloudevents) is the services' decoder too.
+COPY clients/python/ clients/python/
+RUN /opt/venv/bin/pip install -c constraints.txt ./clients/python .
 
 # ---- runtime: the venv and the health/migration scripts, run as uid 10001 -----------------
 FROM ${PYTHON_IMAGE} AS runtime

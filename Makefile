@@ -33,7 +33,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy services tests bench
+	$(BIN)/mypy services tests bench clients/python
 
 imports: venv
 	$(BIN)/lint-imports
