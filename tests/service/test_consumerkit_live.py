@@ -1,7 +1,7 @@
 """The consumer kit on a live Studyhall stream: the members service runs in-process with its
 relay, a member joins and leaves, and a faststream subscriber built with the kit receives the
 decoded MemberJoined and MemberLeft from JetStream (real nats-server), as another team's
-consumer would."""
+consumer would: a handler that fails gets the event again, and every message is acked."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from faststream.nats import NatsBroker
 
 from services.kit.events.connection import servers
+from services.kit.events.envelope import EventTypes, decode
 from services.members.app import SPEC as MEMBERS
 from services.members.settings import MembersSettings
 from studyhall.members.v1 import members_events_pb2 as events
@@ -73,6 +74,27 @@ async def _all_acked(nats_url: str, durable: str) -> None:
         await connection.close()
 
 
+async def _decoded_by_the_services(nats_url: str, community_id: str) -> dict[str, object]:
+    types = EventTypes([events.MemberJoined, events.MemberLeft])
+    connection = await nats.connect(servers(nats_url))
+    found: dict[str, object] = {}
+    try:
+        jetstream = connection.jetstream()
+        for name in ("MemberJoined", "MemberLeft"):
+            subscription = await jetstream.subscribe(
+                f"studyhall.members.{community_id}.{name}", ordered_consumer=True
+            )
+            wanted = 2 if name == "MemberJoined" else 1
+            for _ in range(wanted):
+                msg = await subscription.next_msg(timeout=10)
+                envelope, event = decode(types, msg.headers, msg.data, msg.subject)
+                found[envelope.id] = (envelope.type, event.SerializeToString(deterministic=True))
+            await subscription.unsubscribe()
+    finally:
+        await connection.close()
+    return found
+
+
 async def test_the_kit_consumes_membership_facts_from_a_live_stream(
     members: RunningService, nats_url: str
 ) -> None:
@@ -92,8 +114,15 @@ async def test_the_kit_consumes_membership_facts_from_a_live_stream(
     async def joined(event: Event[events.MemberJoined]) -> None:
         await received.put(event)
 
+    failures: list[str] = []
+
     @handlers.on(events.MemberLeft)
     async def left(event: Event[events.MemberLeft]) -> None:
+        if event.deliveries == 1 and event.community_id == community_id:
+            # The handler's own dependency is down the first time: the kit naks the event
+            # and JetStream delivers it again after the backoff.
+            failures.append(event.id)
+            raise ConnectionError("downstream unavailable")
         await received.put(event)
 
     durable = f"kit-live-{uuid.uuid4().hex[:8]}"
@@ -118,14 +147,21 @@ async def test_the_kit_consumes_membership_facts_from_a_live_stream(
     finally:
         await broker.stop()
 
-    by_user = [(e.type, e.message.user_id, e.message.version) for e in facts]
+    by_user = [(e.type, e.message.user_id, e.message.version, e.deliveries) for e in facts]
     assert sorted(by_user) == [
-        ("studyhall.members.v1.MemberJoined", "lin", 1),
-        ("studyhall.members.v1.MemberJoined", "owner", 1),
-        ("studyhall.members.v1.MemberLeft", "lin", 2),
+        ("studyhall.members.v1.MemberJoined", "lin", 1, 1),
+        ("studyhall.members.v1.MemberJoined", "owner", 1, 1),
+        ("studyhall.members.v1.MemberLeft", "lin", 2, 2),  # the retry after the failure
     ]
+    assert failures == [e.id for e in facts if e.type.endswith("MemberLeft")]
     for event in facts:
         assert event.message.community_id == community_id
         assert str(uuid.UUID(event.id)) == event.id
         assert event.subject == f"studyhall.members.{community_id}.{event.message.DESCRIPTOR.name}"
-        assert event.deliveries == 1
+
+    # The same messages, read from the stream with nats-py and decoded by the services' own
+    # consumer path, are the same events.
+    assert await _decoded_by_the_services(nats_url, community_id) == {
+        event.id: (event.type, event.message.SerializeToString(deterministic=True))
+        for event in facts
+    }
