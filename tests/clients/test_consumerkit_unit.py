@@ -10,6 +10,11 @@ import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from studyhall.analytics.v1 import analytics_events_pb2 as analytics
 from studyhall.members.v1 import care_events_pb2 as care
@@ -143,3 +148,34 @@ def test_one_type_has_one_handler() -> None:
     handlers.on(care.Greeting)(handle)
     with pytest.raises(ValueError, match="already has a handler"):
         handlers.on(care.Greeting)(handle)
+
+
+async def test_each_handler_runs_in_a_span_that_continues_the_producers_trace() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    handlers = Handlers()
+
+    @handlers.on(care.MemberInactive)
+    async def member_inactive(event: Event[care.MemberInactive]) -> None:
+        assert trace.get_current_span().is_recording()
+
+    @handlers.on(care.StreakAtRisk)
+    async def streak(event: Event[care.StreakAtRisk]) -> None:
+        raise RuntimeError("down")
+
+    consumer = BatchConsumer(handlers, "kit-unit", tracer=provider.get_tracer("test"))
+    await consumer([recorded_msg(_record(n)) for n in ("member-inactive", "streak-at-risk")])  # type: ignore[misc]
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert set(spans) == {"process MemberInactive", "process StreakAtRisk"}
+    traceparent = str(_record("member-inactive")["headers"]["traceparent"])  # type: ignore[index]
+    for span in spans.values():
+        assert span.kind is SpanKind.CONSUMER
+        assert span.context is not None
+        assert span.parent is not None
+        assert format(span.context.trace_id, "032x") == traceparent.split("-")[1]
+        assert format(span.parent.span_id, "016x") == traceparent.split("-")[2]
+        assert span.attributes is not None
+        assert span.attributes["messaging.consumer.group.name"] == "kit-unit"
+    assert spans["process StreakAtRisk"].status.status_code is StatusCode.ERROR
+    assert spans["process MemberInactive"].status.status_code is StatusCode.UNSET

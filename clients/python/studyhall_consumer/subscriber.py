@@ -32,11 +32,14 @@ from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, 
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy as JsAckPolicy
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from studyhall_consumer.catalogue import Catalogue
 from studyhall_consumer.cloudevents import Envelope, EventTypes, PoisonMessage, decode
 
 log = logging.getLogger("studyhall_consumer")
+tracer = trace.get_tracer("studyhall_consumer")
 
 M = TypeVar("M", bound=Message)
 
@@ -124,6 +127,8 @@ class BatchConsumer:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     on_poison: Failure = _log_only
     on_give_up: Failure = _log_only
+    # The global tracer provider's unless given (tests hand in their own).
+    tracer: trace.Tracer = field(default_factory=lambda: tracer)
 
     def __post_init__(self) -> None:
         self.types = EventTypes(self.handlers.message_classes())
@@ -143,33 +148,58 @@ class BatchConsumer:
             await msg.term()
             return
         event: Event[Message] = Event(envelope, message, msg.subject, deliveries)
-        try:
-            await self.handlers.handler(envelope.type)(event)
-        except Exception as error:
-            reason = f"{type(error).__name__}: {error}"
-            if deliveries >= self.retry.max_deliveries:
-                log.error(
-                    "%s gave up on event %s (%s) after %d deliveries: %s",
-                    self.durable,
-                    envelope.id,
-                    envelope.type,
-                    deliveries,
-                    reason,
-                )
-                await self.on_give_up(msg, reason)
-                await msg.term()
+        # The handler's span continues the producer's trace (`traceparent`), as the services'
+        # consumers do; without an OpenTelemetry SDK configured it costs nothing.
+        parent = propagate.extract(
+            {"traceparent": envelope.traceparent, "tracestate": envelope.tracestate}
+        )
+        with self.tracer.start_as_current_span(
+            f"process {message.DESCRIPTOR.name}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": msg.subject,
+                "messaging.consumer.group.name": self.durable,
+                "messaging.message.id": envelope.id,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                await self.handlers.handler(envelope.type)(event)
+            except Exception as error:
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                await self._failed(msg, envelope, deliveries, error)
                 return
-            log.warning(
-                "%s retries event %s (%s, delivery %d): %s",
+        await msg.ack()
+
+    async def _failed(
+        self, msg: Msg, envelope: Envelope, deliveries: int, error: Exception
+    ) -> None:
+        reason = f"{type(error).__name__}: {error}"
+        if deliveries >= self.retry.max_deliveries:
+            log.error(
+                "%s gave up on event %s (%s) after %d deliveries: %s",
                 self.durable,
                 envelope.id,
                 envelope.type,
                 deliveries,
                 reason,
             )
-            await msg.nak(delay=self.retry.delay(deliveries))
+            await self.on_give_up(msg, reason)
+            await msg.term()
             return
-        await msg.ack()
+        log.warning(
+            "%s retries event %s (%s, delivery %d): %s",
+            self.durable,
+            envelope.id,
+            envelope.type,
+            deliveries,
+            reason,
+        )
+        await msg.nak(delay=self.retry.delay(deliveries))
 
 
 def _deliveries(msg: Msg) -> int:
