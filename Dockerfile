@@ -27,8 +27,10 @@ RUN python -m venv /opt/venv
 COPY pyproject.toml requirements.lock README.md ./
 COPY gen/ gen/
 COPY services/ services/
+# The consumer kit's decoder (studyhall_consumer.cloudevents) is the services' decoder too.
+COPY clients/python/ clients/python/
 RUN /opt/venv/bin/pip install --require-hashes -r requirements.lock \
-    && /opt/venv/bin/pip install --no-deps .
+    && /opt/venv/bin/pip install --no-deps ./clients/python .
 
 # ---- runtime: the venv and the health/migration scripts, run as uid 10001 -----------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -2,12 +2,13 @@
 #   make up     venv, embedded NATS and Redis, five services on SQLite (data in .studyhall/)
 #   make test   venv, system packages where missing, the whole test suite on real servers
 #   make check  what CI checks besides the tests: lint, types, imports, contracts, freshness
+#   make docs-events  the event catalogue in a browser (http://127.0.0.1:8088/)
 
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: deps lock deploy-check asyncapi asyncapi-check bench-activities bench-analytics bench-churn bench-backbone bench-content bench-billing bench-schedule bench-members bench-tracing up test test-cluster test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
+.PHONY: deps lock deploy-check docs-events asyncapi asyncapi-check bench-activities bench-analytics bench-churn bench-backbone bench-content bench-billing bench-schedule bench-members bench-tracing up test test-cluster test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
 
 venv:
 	@scripts/bootstrap.sh
@@ -34,7 +35,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy services tests bench
+	$(BIN)/mypy services tests bench clients/python
 
 imports: venv
 	$(BIN)/lint-imports
@@ -68,6 +69,10 @@ deploy-check:
 
 asyncapi: venv
 	$(BIN)/python scripts/asyncapi.py
+
+# The event catalogue in faststream's AsyncAPI page, its scripts vendored from npm (pinned).
+docs-events: venv
+	$(BIN)/python scripts/docs_events.py $(DOCS_EVENTS_ARGS)
 
 asyncapi-check: venv
 	$(BIN)/python scripts/asyncapi.py --check

@@ -1,6 +1,7 @@
 """Write docs/asyncapi.json, the catalogue of every stream, subject and event type, from the
 contracts (every message in proto/studyhall/<service>/v1/*_events.proto is an event of that
-service) and the services' subscriptions. `--check` fails when the file is stale."""
+service) and the services' subscriptions, and the consumer kit's copy of it
+(clients/python/studyhall_consumer/asyncapi.json). `--check` fails when either is stale."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from services.kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "asyncapi.json"
+# The consumer kit ships the catalogue it was built against (its subscribers read streams
+# and filter subjects from it); the same bytes, checked with the original.
+KIT_COPY = ROOT / "clients" / "python" / "studyhall_consumer" / "asyncapi.json"
 SERVICES = ("members", "content", "events", "billing", "analytics")
 
 _SCALARS = {
@@ -138,6 +142,7 @@ def document() -> dict[str, Any]:
             channels[key] = {
                 "address": f"studyhall.{service}.{{communityId}}.{message.name}",
                 "description": f"Stream {stream_name(service)}.",
+                "x-stream": stream_name(service),
                 "parameters": {"communityId": {"description": "The community the event is about."}},
                 "messages": {message.name: {"$ref": f"#/components/messages/{key}"}},
             }
@@ -183,11 +188,13 @@ def document() -> dict[str, Any]:
 def main() -> None:
     text = json.dumps(document(), indent=2, sort_keys=True) + "\n"
     if "--check" in sys.argv:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            sys.exit("docs/asyncapi.json is stale: run `make asyncapi`")
-        print("docs/asyncapi.json is fresh")
+        for output in (OUTPUT, KIT_COPY):
+            if not output.exists() or output.read_text() != text:
+                sys.exit(f"{output.relative_to(ROOT)} is stale: run `make asyncapi`")
+        print("docs/asyncapi.json and the consumer kit's copy are fresh")
         return
     OUTPUT.write_text(text)
+    KIT_COPY.write_text(text)
 
 
 if __name__ == "__main__":

@@ -63,8 +63,10 @@ stamp=.venv/.installed
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ] \
+  || [ clients/python/pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
+  # The consumer kit (clients/python) is its own package; the services import its decoder.
+  .venv/bin/python -m pip install -q -c constraints.txt -e './clients/python[notifier]' -e '.[dev]'
   touch "$stamp"
 fi

@@ -10,6 +10,8 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The project's own packages: installed from the checkout, never pinned.
+LOCAL = {"studyhall", "studyhall-consumer"}
 _NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 
@@ -29,12 +31,12 @@ def _pins(path: Path) -> dict[str, str]:
 
 def main() -> int:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    runtime = {_key(_NAME.match(d)[1]) for d in project["dependencies"]}  # type: ignore[index]
+    runtime = {_key(_NAME.match(d)[1]) for d in project["dependencies"]} - LOCAL  # type: ignore[index]
     extras = {
         _key(_NAME.match(d)[1])  # type: ignore[index]
         for group in project["optional-dependencies"].values()
         for d in group
-    } - {_key(project["name"])}
+    } - LOCAL
     constraints = _pins(ROOT / "constraints.txt")
     lock = _pins(ROOT / "requirements.lock")
     hashed = (ROOT / "requirements.lock").read_text().count("==")

@@ -45,6 +45,7 @@ from services.kit.events.envelope import (
     Envelope,
     EventTypes,
     PoisonMessage,
+    decode,
     event_filter,
     stream_subjects,
 )
@@ -317,11 +318,8 @@ class Consumer:
         await _ack_all(item.msg for item in items)
 
     def _decode(self, msg: Msg) -> _Item:
-        envelope = Envelope.from_headers(msg.headers, msg.data)
-        event = self.types.decode(envelope)
-        expected = msg.subject.rsplit(".", 1)[-1]
-        if expected != event.DESCRIPTOR.name:
-            raise PoisonMessage(f"ce-type {envelope.type} does not match subject {msg.subject}")
+        # The one decoder the consumer kit's subscribers use too (clients/python).
+        envelope, event = decode(self.types, msg.headers, msg.data, msg.subject)
         return _Item(msg, envelope, event)
 
     async def _apply(self, items: list[_Item]) -> None:
