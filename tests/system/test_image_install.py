@@ -245,6 +245,10 @@ def _wait_healthy(python: Path, app: Path, port: int, process: subprocess.Popen[
     return False
 
 
-def test_the_image_carries_no_local_only_binary(image_root: Path) -> None:
+def test_the_image_carries_nothing_only_local_runs_or_tests_need(image_root: Path) -> None:
+    venv = image_root / "opt" / "venv"
     # The embedded nats-server is the `local` extra's, for `studyhall up` and the tests.
-    assert not (image_root / "opt" / "venv" / "bin" / "nats-server").exists()
+    assert not (venv / "bin" / "nats-server").exists()
+    # faststream is the consumer kit's, for other teams; the services consume with nats-py.
+    assert not list(venv.glob("lib/python3*/site-packages/faststream"))
+    assert list(venv.glob("lib/python3*/site-packages/studyhall_consumer"))
