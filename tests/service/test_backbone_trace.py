@@ -54,6 +54,8 @@ async def services(
             MEMBERS,
             MembersSettings,
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'm.db'}",
+            # As in production, every call is counted against the caller's limit in Redis.
+            rate_limit_per_caller="10000/second",
             **common,
         ) as members,
         running_service(
@@ -132,3 +134,71 @@ async def test_one_trace_from_the_call_to_the_consumer(
     for span in spans.values():
         for value in (span.attributes or {}).values():
             assert "Trace " not in str(value)
+
+
+async def test_a_join_traces_its_sql_and_redis_under_the_rpc_and_leaves_no_orphans(
+    services: tuple[RunningService, RunningService], exporter: InMemorySpanExporter
+) -> None:
+    """The SQL statements and Redis commands of a JoinCommunity are CLIENT spans under the
+    RPC's server span, with the current database semantic conventions; statements run by the
+    relay's and the consumers' loops outside any span get none (no orphan traces)."""
+    members, _analytics = services
+    stub = members_grpc.MembersServiceStub(members.channel)
+    community = (
+        await stub.CreateCommunity(
+            members_pb.CreateCommunityRequest(name=f"Joined {uuid.uuid4().hex[:6]}", topic="x"),
+            metadata=members.auth("owner"),
+        )
+    ).community
+    exporter.clear()
+    joined = await stub.JoinCommunity(
+        members_pb.JoinCommunityRequest(community_id=community.id),
+        metadata=members.auth("joiner"),
+    )
+    assert joined.membership.user_id == "joiner"
+    rpc_name = "studyhall.members.v1.MembersService/JoinCommunity"
+    finished = exporter.get_finished_spans()
+    rpc = next(span for span in finished if span.name == rpc_name)
+    assert rpc.context is not None
+    assert (rpc.attributes or {})["rpc.method"] == rpc_name
+    assert (rpc.attributes or {})["rpc.system.name"] == "grpc"
+    assert (rpc.attributes or {})["rpc.response.status_code"] == "OK"
+    children = [
+        span
+        for span in finished
+        if span.parent is not None and span.parent.span_id == rpc.context.span_id
+    ]
+    sql = [s for s in children if (s.attributes or {}).get("db.system.name") == "sqlite"]
+    redis = [s for s in children if (s.attributes or {}).get("db.system.name") == "redis"]
+    assert sql, sorted(span.name for span in children)
+    assert redis, sorted(span.name for span in children)
+    for span in sql + redis:
+        assert span.kind is SpanKind.CLIENT
+        assert span.context is not None
+        assert span.context.trace_id == rpc.context.trace_id
+        attributes = span.attributes or {}
+        assert attributes["db.operation.name"], span.name
+        assert "db.statement" not in attributes
+        assert "db.system" not in attributes
+    assert any(
+        (span.attributes or {}).get("db.operation.name") == "INSERT"
+        and (span.attributes or {}).get("db.collection.name") == "memberships"
+        for span in sql
+    ), sorted(span.name for span in sql)
+
+    # The relay publishes the join and analytics consumes it; their loops poll the database
+    # outside any span meanwhile. Every database span has a parent all the same.
+    for _ in range(200):
+        names = {span.name for span in exporter.get_finished_spans()}
+        if "process MemberJoined" in names:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # a few more turns of the polling loops
+    database_spans = [
+        span
+        for span in exporter.get_finished_spans()
+        if "db.system.name" in (span.attributes or {})
+    ]
+    assert database_spans
+    orphans = [span.name for span in database_spans if span.parent is None]
+    assert not orphans, orphans

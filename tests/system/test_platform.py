@@ -483,7 +483,7 @@ def test_one_trace_runs_from_the_call_through_members_and_nats_into_analytics(
     assert server.parent_span_id == format(root.get_span_context().span_id, "016x")
     assert publish.parent_span_id == server.span_id
     assert processed.parent_span_id == publish.span_id
-    assert "rpc.server.duration" in collector.metric_names
+    assert "rpc.server.call.duration" in collector.metric_names
 
 
 def test_a_member_buys_from_the_cli_and_the_books_verify(platform: Platform) -> None:
