@@ -102,6 +102,34 @@ def defined_metrics() -> set[str]:
     return names
 
 
+# What prometheus-nats-exporter (-varz -jsz=all) serves that the dashboards read, with where in
+# nats-server's monitoring JSON each comes from: gnatsd_varz_<field> is /varz's <field>, the
+# jetstream_* ones are read out of /jsz (`*` walks a list). tests/system/test_platform.py checks
+# a live nats-server answers every path.
+NATS_EXPORTER_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "gnatsd_varz_connections": ("varz", ("connections",)),
+    "gnatsd_varz_in_msgs": ("varz", ("in_msgs",)),
+    "gnatsd_varz_out_msgs": ("varz", ("out_msgs",)),
+    "gnatsd_varz_slow_consumers": ("varz", ("slow_consumers",)),
+    "gnatsd_varz_mem": ("varz", ("mem",)),
+    "jetstream_server_total_message_bytes": ("jsz", ("bytes",)),
+    "jetstream_stream_total_messages": (
+        "jsz",
+        ("account_details", "*", "stream_detail", "*", "state", "messages"),
+    ),
+    "jetstream_consumer_num_pending": (
+        "jsz",
+        ("account_details", "*", "stream_detail", "*", "consumer_detail", "*", "num_pending"),
+    ),
+    "jetstream_consumer_num_ack_pending": (
+        "jsz",
+        ("account_details", "*", "stream_detail", "*", "consumer_detail", "*", "num_ack_pending"),
+    ),
+}
+# The exporter's labels the dashboards group by.
+NATS_EXPORTER_LABELS = {"server_id", "stream_name", "consumer_name"}
+
+
 def code_label_names() -> set[str]:
     """String keys of dict literals in the instrumented kit modules, as Prometheus labels."""
     keys = set()
@@ -445,6 +473,40 @@ def test_prometheus_scrapes_every_studyhall_process_on_its_metrics_port() -> Non
     assert f"otel-collector:{endpoint.rsplit(':', 1)[1]}" in targets["otel-collector"]
 
 
+def test_nats_server_metrics_reach_prometheus_through_the_exporter() -> None:
+    services = compose_services()
+    exporter = services["nats-exporter"]
+    assert exporter["depends_on"]["nats"]["condition"] == "service_healthy"
+    args = exporter["command"]
+    assert args[-1] == "http://nats:8222", "the exporter reads the monitoring port"
+    assert {"-varz", "-jsz=all"} <= set(args)
+    port = args[args.index("-port") + 1]
+    assert f"nats-exporter:{port}" in scrape_targets()["nats"]
+    assert re.search(r"^http: 0\.0\.0\.0:8222$", (DEPLOY / "nats" / "nats.conf").read_text(), re.M)
+    # The same exporter, as a sidecar of every nats-server pod of both overlays.
+    image = env_file()["NATS_EXPORTER_IMAGE"]
+    pods = [doc for _, doc in workloads() if doc["metadata"]["name"] == "nats"]
+    assert len(pods) == 2
+    for pod in pods:
+        sidecar = next(c for c in containers(pod) if c["name"] == "nats-exporter")
+        assert sidecar["image"] == image
+        assert sidecar["args"][-1] == "http://localhost:8222"
+        assert {"-varz", "-jsz=all"} <= set(sidecar["args"])
+        annotations = pod["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == str(sidecar["ports"][0]["containerPort"])
+    # A dashboard row shows them.
+    backbone = dashboards()["studyhall-backbone.json"]
+    assert "NATS server" in [p["title"] for p in backbone["panels"] if p["type"] == "row"]
+    shown = {
+        name
+        for panel in backbone["panels"]
+        for target in panel.get("targets", [])
+        for name in metric_names(target["expr"])
+    }
+    assert set(NATS_EXPORTER_METRICS) <= shown
+
+
 def test_the_collector_pipelines_use_only_configured_components() -> None:
     collector = load_yaml(DEPLOY / "otel" / "collector.yaml")
     for name, pipeline in collector["service"]["pipelines"].items():
@@ -700,7 +762,7 @@ def test_the_backbone_metrics_have_the_names_the_dashboards_expect() -> None:
 
 
 def test_dashboards_and_alerts_read_only_metrics_the_code_defines() -> None:
-    known = defined_metrics() | {"up"}
+    known = defined_metrics() | {"up"} | set(NATS_EXPORTER_METRICS)
     used = set()
     for where, expression in promql_expressions():
         names = metric_names(expression)
@@ -712,7 +774,7 @@ def test_dashboards_and_alerts_read_only_metrics_the_code_defines() -> None:
 
 
 def test_no_query_groups_or_filters_by_community() -> None:
-    known = code_label_names() | {"job", "instance", "le"}
+    known = code_label_names() | {"job", "instance", "le"} | NATS_EXPORTER_LABELS
     for where, expression in promql_expressions():
         labels = label_names(expression)
         assert not [label for label in labels if "community" in label], where
