@@ -140,7 +140,7 @@ def _traced_connection(base: type[Any]) -> type[Any]:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            # Commands sent and not yet answered; a health-check PING nests inside a send.
+            # Commands sent and not yet answered, oldest first: replies come in sending order.
             self._pending: list[trace.Span | None] = []
             self._db_attributes = {
                 "db.system.name": "redis",
@@ -161,12 +161,14 @@ def _traced_connection(base: type[Any]) -> type[Any]:
                     kind=SpanKind.CLIENT,
                     attributes={**self._db_attributes, "db.operation.name": name},
                 )
-            self._pending.append(span)
             try:
                 await super().send_command(*args, **kwargs)
             except BaseException as error:
-                _end(self._pending.pop(), error)
+                _end(span, error)
                 raise
+            # Queued once sent: a health-check PING sent and answered inside this send (the
+            # connection's own, before the command) comes and goes before it.
+            self._pending.append(span)
 
         async def disconnect(self, *args: Any, **kwargs: Any) -> None:
             # A command cut off (a timeout, a cancelled call) gets no reply on a new socket.
@@ -175,7 +177,7 @@ def _traced_connection(base: type[Any]) -> type[Any]:
             await super().disconnect(*args, **kwargs)
 
         async def read_response(self, *args: Any, **kwargs: Any) -> Any:
-            span = self._pending.pop() if self._pending else None
+            span = self._pending.pop(0) if self._pending else None
             try:
                 response = await super().read_response(*args, **kwargs)
             except BaseException as error:

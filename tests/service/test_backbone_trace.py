@@ -15,9 +15,13 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from services.analytics.app import SPEC as ANALYTICS
 from services.analytics.settings import AnalyticsSettings
+from services.kit.cache import ResilientRedis
+from services.kit.database import Database
 from services.members.app import SPEC as MEMBERS
 from services.members.settings import MembersSettings
 from studyhall.members.v1 import members_service_pb2 as members_pb
@@ -202,3 +206,52 @@ async def test_a_join_traces_its_sql_and_redis_under_the_rpc_and_leaves_no_orpha
     assert database_spans
     orphans = [span.name for span in database_spans if span.parent is None]
     assert not orphans, orphans
+
+
+async def test_redis_and_sql_spans_name_the_operation_and_exist_only_under_a_span(
+    exporter: InMemorySpanExporter, redis_url: str, tmp_path: Path
+) -> None:
+    redis = ResilientRedis(redis_url)
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'spans.db'}")
+    key = f"studyhall:test:spans:{uuid.uuid4().hex}"
+
+    async def work() -> None:
+        await redis.call(lambda client: client.set(key, "1", ex=60), None)
+
+        async def batch(client: Any) -> Any:
+            pipe = client.pipeline(transaction=True)
+            pipe.incr(key)
+            pipe.expire(key, 60)
+            return await pipe.execute()
+
+        await redis.call(batch, None)
+        async with database.write() as session:
+            await session.execute(text("CREATE TABLE IF NOT EXISTS notes (id INTEGER)"))
+            await session.execute(text("INSERT INTO notes (id) VALUES (1)"))
+        with pytest.raises(OperationalError):
+            async with database.read() as session:
+                await session.execute(text("SELECT id FROM missing_table"))
+
+    try:
+        exporter.clear()
+        await work()  # no span is current: a background loop's calls
+        assert not [s.name for s in exporter.get_finished_spans()]
+        with trace.get_tracer("test").start_as_current_span("batch") as parent:
+            await work()
+    finally:
+        await redis.close()
+        await database.close()
+    spans = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.parent is not None and s.parent.span_id == parent.get_span_context().span_id
+    ]
+    by_name = {s.name: s.attributes or {} for s in spans}
+    assert by_name["SET"]["db.system.name"] == "redis"
+    assert by_name["SET"]["db.operation.name"] == "SET"
+    assert key not in str(by_name["SET"])  # never a key or a value
+    assert by_name["MULTI"]["db.operation.batch.size"] == 2
+    assert by_name["INSERT notes"]["db.collection.name"] == "notes"
+    assert by_name["INSERT notes"]["db.system.name"] == "sqlite"
+    assert by_name["INSERT notes"]["db.query.text"] == "INSERT INTO notes (id) VALUES (1)"
+    assert by_name["SELECT missing_table"]["error.type"] == "OperationalError"
