@@ -129,10 +129,15 @@ async def test_one_trace_from_the_call_to_the_consumer(
     for event in ("CommunityCreated", "MemberJoined"):
         assert parent_of(f"publish {event}") == span_id(rpc)
         assert spans[f"publish {event}"].kind is SpanKind.PRODUCER
+        published = spans[f"publish {event}"].attributes or {}
+        assert published["messaging.operation.type"] == "send"  # `publish` is deprecated
+        assert published["messaging.operation.name"] == "publish"
         assert parent_of(f"process {event}") == span_id(f"publish {event}")
         assert spans[f"process {event}"].kind is SpanKind.CONSUMER
         attributes = spans[f"process {event}"].attributes or {}
         assert attributes["messaging.system"] == "nats"
+        assert attributes["messaging.operation.type"] == "process"
+        assert attributes["messaging.operation.name"] == "process"
         assert attributes["messaging.consumer.group.name"] == "analytics-members"
     # No message bodies or personal data in spans: only ids and routing.
     for span in spans.values():
