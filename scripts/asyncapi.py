@@ -1,7 +1,11 @@
 """Write docs/asyncapi.json, the catalogue of every stream, subject and event type, from the
 contracts (every message in proto/studyhall/<service>/v1/*_events.proto is an event of that
 service) and the services' subscriptions, and the consumer kit's copy of it
-(clients/python/studyhall_consumer/asyncapi.json). `--check` fails when either is stale."""
+(clients/python/studyhall_consumer/asyncapi.json).
+
+`--check` fails when either is stale or the catalogue is not a valid AsyncAPI 3.0 document:
+it is validated against the official AsyncAPI 3.0.0 JSON Schema, vendored in docs/schemas
+(see the README there). `--validate FILE` validates another file the same way."""
 
 from __future__ import annotations
 
@@ -14,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from jsonschema import Draft7Validator
 
 from services.kit.events.consumer import Subscription
-from services.kit.events.deadletter import CONSUMER, REASON, SUBJECT
+from services.kit.events.deadletter import CONSUMER, REASON, SEQUENCE, STREAM, SUBJECT, TIME
 from services.kit.events.streams import DEADLETTER_PREFIX, DEADLETTER_STREAM, stream_name
 from services.kit.service import ServiceSpec, build_dependencies
 from services.kit.settings import ServiceSettings
@@ -26,6 +31,9 @@ OUTPUT = ROOT / "docs" / "asyncapi.json"
 # The consumer kit ships the catalogue it was built against (its subscribers read streams
 # and filter subjects from it); the same bytes, checked with the original.
 KIT_COPY = ROOT / "clients" / "python" / "studyhall_consumer" / "asyncapi.json"
+# The official schema of AsyncAPI 3.0.0, from the npm package @asyncapi/specs (the version is
+# in docs/schemas/README.md); every definition it refers to is bundled in the file.
+SCHEMA = ROOT / "docs" / "schemas" / "asyncapi-3.0.0.json"
 SERVICES = ("members", "content", "events", "billing", "analytics")
 
 _SCALARS = {
@@ -69,6 +77,32 @@ CLOUDEVENTS_HEADERS = {
         "Nats-Msg-Id": {"type": "string", "description": "Equals ce-id when first published."},
         "traceparent": {"type": "string", "description": "W3C trace context of the cause."},
         "tracestate": {"type": "string"},
+    },
+}
+
+
+DEADLETTER_HEADERS = {
+    "type": "object",
+    "description": "The original message's headers (CloudEvents attributes when it had them; "
+    "a message parked for lacking them has not), its Nats-Msg-Id replaced, plus where it "
+    "came from and why it was parked.",
+    "required": [REASON, CONSUMER, SUBJECT, STREAM, SEQUENCE, TIME, "Nats-Msg-Id"],
+    "properties": {
+        **{
+            name: {**spec, "description": f"As on the original. {spec.get('description', '')}"}
+            for name, spec in CLOUDEVENTS_HEADERS["properties"].items()
+            if name != "Nats-Msg-Id"
+        },
+        REASON: {"type": "string", "maxLength": 1000, "description": "Why it was parked."},
+        CONSUMER: {"type": "string", "description": "Durable name of the consumer."},
+        SUBJECT: {"type": "string", "description": "The subject it was published on."},
+        STREAM: {"type": "string", "description": "The stream it was read from."},
+        SEQUENCE: {"type": "string", "description": "Its sequence in that stream."},
+        TIME: {"type": "string", "format": "date-time", "description": "When it was parked."},
+        "Nats-Msg-Id": {
+            "type": "string",
+            "description": "deadletter:<consumer>:<stream>:<sequence>: parking twice keeps one.",
+        },
     },
 }
 
@@ -162,11 +196,40 @@ def document() -> dict[str, Any]:
                     "channel": {"$ref": f"#/channels/{key}"},
                     "summary": f"{consumer_service} consumes it (durable {subscription.name}).",
                 }
+    messages["deadletter.DeadLetter"] = {
+        "name": "DeadLetter",
+        "title": "A parked message",
+        "summary": "A message a consumer could not handle: its original body and headers, "
+        "with why it was parked and where it came from.",
+        "headers": DEADLETTER_HEADERS,
+        "payload": {
+            "schemaFormat": "application/schema+json;version=draft-07",
+            "schema": {
+                "description": "The original body, byte for byte: an event's protobuf body, "
+                "or whatever a poison message carried.",
+            },
+        },
+    }
     channels["deadletter"] = {
         "address": f"{DEADLETTER_PREFIX}.{{consumer}}",
         "description": f"Stream {DEADLETTER_STREAM}: messages a consumer could not handle, "
         f"with the original headers and body plus {REASON}, {CONSUMER} and {SUBJECT}.",
         "parameters": {"consumer": {"description": "Durable name of the consumer."}},
+        "messages": {"DeadLetter": {"$ref": "#/components/messages/deadletter.DeadLetter"}},
+    }
+    operations["deadletter.park"] = {
+        "action": "send",
+        "channel": {"$ref": "#/channels/deadletter"},
+        "summary": "Every consumer parks a message it cannot handle (malformed, or failing "
+        "past its redelivery limit), then acknowledges the original.",
+        "messages": [{"$ref": "#/channels/deadletter/messages/DeadLetter"}],
+    }
+    operations["deadletter.replay"] = {
+        "action": "receive",
+        "channel": {"$ref": "#/channels/deadletter"},
+        "summary": "`studyhall dlq list` reads them; `studyhall dlq replay` republishes one to "
+        "its original subject and removes it.",
+        "messages": [{"$ref": "#/channels/deadletter/messages/DeadLetter"}],
     }
     return {
         "asyncapi": "3.0.0",
@@ -177,7 +240,13 @@ def document() -> dict[str, Any]:
         },
         "defaultContentType": "application/protobuf",
         "servers": {
-            "local": {"host": "127.0.0.1:14222", "protocol": "nats", "description": "make up"}
+            "local": {
+                "host": "127.0.0.1:14222",
+                "pathname": "/",
+                "protocol": "nats",
+                "description": "make up: the embedded nats-server (NATS has no path: the "
+                "subjects are the channels' addresses).",
+            }
         },
         "channels": channels,
         "operations": operations,
@@ -185,13 +254,40 @@ def document() -> dict[str, Any]:
     }
 
 
+def schema_errors(catalogue: Any) -> list[str]:
+    """Where `catalogue` breaks the AsyncAPI 3.0.0 JSON Schema, one line each."""
+    validator = Draft7Validator(json.loads(SCHEMA.read_text()))
+    errors = sorted(validator.iter_errors(catalogue), key=lambda error: list(error.path))
+    return [
+        f"{'/'.join(map(str, error.path)) or '(root)'}: {_shorten(error.message)}"
+        for error in errors
+    ]
+
+
+def _shorten(message: str, limit: int = 300) -> str:
+    return message if len(message) <= limit else f"{message[:limit]}..."
+
+
+def validate(path: Path) -> None:
+    problems = schema_errors(json.loads(path.read_text()))
+    if problems:
+        for problem in problems[:20]:
+            print(problem, file=sys.stderr)
+        sys.exit(f"{path} is not a valid AsyncAPI 3.0.0 document ({len(problems)} error(s))")
+    print(f"{path} is valid AsyncAPI 3.0.0")
+
+
 def main() -> None:
+    if "--validate" in sys.argv:
+        validate(Path(sys.argv[sys.argv.index("--validate") + 1]))
+        return
     text = json.dumps(document(), indent=2, sort_keys=True) + "\n"
     if "--check" in sys.argv:
         for output in (OUTPUT, KIT_COPY):
             if not output.exists() or output.read_text() != text:
                 sys.exit(f"{output.relative_to(ROOT)} is stale: run `make asyncapi`")
         print("docs/asyncapi.json and the consumer kit's copy are fresh")
+        validate(OUTPUT)
         return
     OUTPUT.write_text(text)
     KIT_COPY.write_text(text)

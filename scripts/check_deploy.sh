@@ -79,7 +79,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 step "Dockerfiles: hadolint"
-for dockerfile in Dockerfile deploy/otel/Dockerfile; do
+for dockerfile in Dockerfile deploy/otel/Dockerfile deploy/nats/exporter/Dockerfile; do
   if "$hadolint" "$dockerfile"; then echo "ok $dockerfile"; else fail "hadolint $dockerfile"; fi
 done
 

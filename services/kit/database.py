@@ -16,6 +16,7 @@ blocked on: BEGIN IMMEDIATE is retried with asyncio.sleep.
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import ssl
 import time
@@ -26,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
@@ -87,6 +91,9 @@ class Database:
                 connect_args={"ssl": _pg_ssl(tls_mode, tls_root_cert)},
             )
             self.reader = self.writer
+        _trace_statements(self.writer, self.dialect, self.url)
+        if self.reader is not self.writer:
+            _trace_statements(self.reader, self.dialect, self.url)
         self._write_sessions = async_sessionmaker(self.writer, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.reader, expire_on_commit=False)
 
@@ -142,6 +149,83 @@ def _tune_sqlite(engine: AsyncEngine, *, begin: str, busy_timeout_ms: int) -> No
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: Any) -> None:
         connection.exec_driver_sql(begin)
+
+
+_TRACER = trace.get_tracer("studyhall.database")
+# The operation and the table a statement names first: `INSERT INTO memberships ...` is
+# (INSERT, memberships); a statement it cannot read is named by its first word alone.
+_STATEMENT = re.compile(
+    r"^\s*(?P<operation>\w+)(?:.*?\b(?:FROM|INTO|UPDATE|TABLE)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?\"?(?P<table>[\w.]+))?",
+    re.IGNORECASE | re.DOTALL,
+)
+# Where a statement's span waits for the statement to end: on its execution context.
+_SPAN_KEY = "_studyhall_span"
+
+
+def _take_span(context: Any) -> trace.Span | None:
+    span: trace.Span | None = getattr(context, _SPAN_KEY, None)
+    if span is not None:
+        setattr(context, _SPAN_KEY, None)
+    return span
+
+
+def _trace_statements(engine: AsyncEngine, system: str, url: URL) -> None:
+    """A CLIENT span per statement, with the current database semantic conventions, as a
+    child of the span that is current (the RPC's server span, a consumer's `process` span).
+
+    Outside any span, as in the relay's and the consumers' polling loops, a statement gets
+    no span: one would start a trace of its own with no cause (an orphan), and a loop that
+    polls every few hundred milliseconds would fill the trace backend with them."""
+    base: dict[str, Any] = {"db.system.name": system}
+    if url.database:
+        base["db.namespace"] = url.database if system == "postgresql" else Path(url.database).name
+    if system == "postgresql" and url.host:
+        base["server.address"] = url.host
+        base["server.port"] = url.port or 5432
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def before(
+        _connection: Any,
+        _cursor: Any,
+        statement: str,
+        _parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        if context is None or not trace.get_current_span().is_recording():
+            return
+        match = _STATEMENT.match(statement)
+        operation = match.group("operation").upper() if match else ""
+        table = match.group("table") if match and operation != "BEGIN" else None
+        attributes = {**base, "db.query.text": statement}
+        if operation:
+            attributes["db.operation.name"] = operation
+        if table:
+            attributes["db.collection.name"] = table
+        if executemany:
+            attributes["db.operation.batch.size"] = len(_parameters)
+        name = " ".join(part for part in (operation, table) if part) or system
+        span = _TRACER.start_span(
+            name, context=otel_context.get_current(), kind=SpanKind.CLIENT, attributes=attributes
+        )
+        setattr(context, _SPAN_KEY, span)
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def after(
+        _connection: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any, _many: bool
+    ) -> None:
+        span = _take_span(context)
+        if span is not None:
+            span.end()
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def failed(error_context: Any) -> None:
+        span = _take_span(error_context.execution_context)
+        if span is not None:
+            error = error_context.original_exception
+            span.set_attribute("error.type", type(error).__qualname__)
+            span.set_status(Status(StatusCode.ERROR, type(error).__qualname__))
+            span.end()
 
 
 def _pg_ssl(mode: str, root_cert: Path | None) -> Any:

@@ -19,9 +19,12 @@ import contextlib
 import contextvars
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Generic, TypeVar
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import Database
@@ -56,7 +59,8 @@ class GroupCommitter(Generic[CommandT, ResponseT]):
         self.commit = commit
         # Called after a group with at least one committed command: wakes the relay.
         self.on_commit = on_commit
-        self._waiting: list[tuple[CommandT, asyncio.Future[ResponseT]]] = []
+        # Each command with its caller's future and span (the span its statements go under).
+        self._waiting: list[tuple[CommandT, asyncio.Future[ResponseT], trace.Span]] = []
         self._committer: asyncio.Task[None] | None = None
         self._full = asyncio.Event()
         self._last_arrival = float("-inf")
@@ -66,7 +70,7 @@ class GroupCommitter(Generic[CommandT, ResponseT]):
         quiet = now - self._last_arrival > QUIET_SECONDS
         self._last_arrival = now
         future: asyncio.Future[ResponseT] = asyncio.get_running_loop().create_future()
-        self._waiting.append((command, future))
+        self._waiting.append((command, future, trace.get_current_span()))
         if len(self._waiting) >= MAX_GROUP:
             self._full.set()
         if self._committer is None:
@@ -105,13 +109,16 @@ class GroupCommitter(Generic[CommandT, ResponseT]):
             async with asyncio.timeout(GATHER_SECONDS):
                 await self._full.wait()
 
-    async def _settle(self, group: list[tuple[CommandT, asyncio.Future[ResponseT]]]) -> None:
-        commands = [command for command, _ in group]
+    async def _settle(
+        self, group: list[tuple[CommandT, asyncio.Future[ResponseT], trace.Span]]
+    ) -> None:
+        commands = [command for command, _, _ in group]
+        spans = [span for _, _, span in group]
         outcomes: list[ResponseT | BaseException]
         try:
-            outcomes = [*await self._commit(commands)]
+            outcomes = [*await self._commit(commands, spans)]
         except asyncio.CancelledError:
-            for _, future in group:
+            for _, future, _ in group:
                 future.cancel()
             raise
         except Exception as error:
@@ -122,9 +129,9 @@ class GroupCommitter(Generic[CommandT, ResponseT]):
                 return
             # Alone, a lost race (a replica committed the same request id or row meanwhile)
             # is settled by running again on fresh rows; anything else is its own.
-            outcomes = await self._again(commands) if contended(error) else [error]
+            outcomes = await self._again(commands, spans) if contended(error) else [error]
         committed = False
-        for (_, future), outcome in zip(group, outcomes, strict=True):
+        for (_, future, _), outcome in zip(group, outcomes, strict=True):
             if future.done():
                 continue  # the caller gave up waiting; the write stands
             if isinstance(outcome, BaseException):
@@ -135,13 +142,15 @@ class GroupCommitter(Generic[CommandT, ResponseT]):
         if committed:
             self.on_commit()
 
-    async def _again(self, commands: list[CommandT]) -> list[ResponseT | BaseException]:
+    async def _again(
+        self, commands: list[CommandT], spans: list[trace.Span]
+    ) -> list[ResponseT | BaseException]:
         """Run a write that lost a race again, as IdempotentWriter runs any write: up to
         ATTEMPTS times with a growing random pause, then ABORTED (decision 0019)."""
         for attempt in range(2, ATTEMPTS + 1):
             await asyncio.sleep(random.uniform(0, RETRY_JITTER_SECONDS * attempt))
             try:
-                return [*await self._commit(commands)]
+                return [*await self._commit(commands, spans)]
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -150,6 +159,39 @@ class GroupCommitter(Generic[CommandT, ResponseT]):
         aborted = Aborted("the write lost a race with concurrent changes too often; retry it")
         return [aborted for _ in commands]
 
-    async def _commit(self, commands: list[CommandT]) -> list[ResponseT | DomainError]:
-        async with self.database.write() as session:
-            return await self.commit(session, commands)
+    async def _commit(
+        self, commands: list[CommandT], spans: list[trace.Span]
+    ) -> list[ResponseT | DomainError]:
+        with _under_callers(spans):
+            async with self.database.write() as session:
+                return await self.commit(session, commands)
+
+
+_TRACER = trace.get_tracer("studyhall.groups")
+
+
+@contextlib.contextmanager
+def _under_callers(spans: list[trace.Span]) -> Iterator[None]:
+    """The transaction's statements go under its callers' trace, never into one of their
+    own (an orphan): a lone write's under its caller's span; a group's under a `commit group`
+    span, the child of its first caller's span, linked to the others' (decision 0060)."""
+    callers = [span for span in spans if span.is_recording()]
+    if not callers:
+        yield
+        return
+    first, *others = callers
+    if not others:
+        token = otel_context.attach(trace.set_span_in_context(first))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+        return
+    with _TRACER.start_as_current_span(
+        "commit group",
+        context=trace.set_span_in_context(first),
+        kind=SpanKind.INTERNAL,
+        links=[trace.Link(span.get_span_context()) for span in others],
+        attributes={"studyhall.group.size": len(spans)},
+    ):
+        yield

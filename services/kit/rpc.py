@@ -40,10 +40,13 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._limits = rate_limits if rate_limits is not None and rate_limits.enabled else None
         self._tracer = trace.get_tracer("studyhall.rpc")
         meter = metrics.get_meter("studyhall.rpc")
+        # The current RPC semantic conventions: `rpc.server.call.duration` in seconds (the
+        # deprecated `rpc.server.duration` was in milliseconds), with the buckets they advise.
         self._duration = meter.create_histogram(
-            "rpc.server.duration",
-            unit="ms",
+            "rpc.server.call.duration",
+            unit="s",
             description="Duration of RPCs handled, by method and status code.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
         # grpc.aio asks the interceptor for every call; the wrapped handler of a method (its
         # labels, its request type) is the same each time, so it is built once.
@@ -75,12 +78,12 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return wrapped
 
     def _wrap(self, method: str, behavior: Behavior, request_type: type[Message]) -> Behavior:
-        service, _, name = method[1:].partition("/")
-        labels_ok = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+        # `rpc.method` is fully qualified (`package.Service/Method`); `rpc.service` and
+        # `rpc.system` are deprecated, and so is the numeric `rpc.grpc.status_code`: the code
+        # is `rpc.response.status_code`, by name, and server faults add `error.type`.
+        labels_ok = {"rpc.system.name": "grpc", "rpc.method": method[1:]}
         # The duration's labels, one dict per status code, built once rather than per call.
-        labels_by_code = {
-            code: {**labels_ok, "rpc.grpc.status_code": code.value[0]} for code in grpc.StatusCode
-        }
+        labels_by_code = {code: _code_labels(labels_ok, code) for code in grpc.StatusCode}
 
         async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -135,13 +138,12 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                         reset_identity(identity_token)
                     if failure is not None:
                         code = code_of(failure)
-                    span.set_attribute("rpc.grpc.status_code", code.value[0])
-                    if code not in _CLIENT_CODES and code is not grpc.StatusCode.OK:
+                    labels = labels_by_code[code]
+                    span.set_attribute("rpc.response.status_code", code.name)
+                    if code in SERVER_ERRORS:
+                        span.set_attribute("error.type", code.name)
                         span.set_status(Status(StatusCode.ERROR, code.name))
-                    self._duration.record(
-                        (time.perf_counter() - started) * 1000.0,
-                        labels_by_code[code],
-                    )
+                    self._duration.record(time.perf_counter() - started, labels)
                 assert failure is not None
                 status = rpc_status.to_status(rich_status(failure))
                 await context.abort(status.code, status.details, status.trailing_metadata)
@@ -149,17 +151,28 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return handle
 
 
-# Errors that are the caller's to fix do not mark the server span as failed.
-_CLIENT_CODES = {
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.ABORTED,
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.ALREADY_EXISTS,
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.UNAUTHENTICATED,
-}
+# The codes the gRPC semantic conventions count as the server's fault: they mark the server
+# span as failed and set `error.type`. The others (NOT_FOUND, INVALID_ARGUMENT, CANCELLED...)
+# are the caller's to fix or the caller's choice.
+SERVER_ERRORS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+# What the semantic conventions advise for `rpc.server.call.duration`, in seconds.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+
+def _code_labels(labels_ok: dict[str, str], code: grpc.StatusCode) -> dict[str, str]:
+    if code in SERVER_ERRORS:
+        return {**labels_ok, "rpc.response.status_code": code.name, "error.type": code.name}
+    return {**labels_ok, "rpc.response.status_code": code.name}
 
 
 def _error_reference(span: trace.Span) -> str:

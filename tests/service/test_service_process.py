@@ -134,20 +134,24 @@ def test_metrics_and_traces_leave_the_process_over_prometheus_and_otlp(
                 .read()
                 .decode()
             )
-            assert 'rpc_method="GetCommunity"' in scrape
-            assert 'rpc_grpc_status_code="5"' in scrape
+            # The current RPC semantic conventions: a fully-qualified method, the code by name.
+            assert 'rpc_method="studyhall.members.v1.MembersService/GetCommunity"' in scrape
+            assert 'rpc_response_status_code="NOT_FOUND"' in scrape
+            assert "rpc_server_call_duration_seconds_bucket" in scrape
             # No per-community labels: tenants would multiply the series without bound.
             assert "community_id" not in scrape
             for _ in range(100):
                 if "studyhall.members.v1.MembersService/GetCommunity" in receiver.span_names() and (
-                    "rpc.server.duration" in receiver.metric_names
+                    "rpc.server.call.duration" in receiver.metric_names
                 ):
                     break
                 time.sleep(0.1)
             span = next(s for s in receiver.spans if s.name.endswith("/GetCommunity"))
             assert span.service == "studyhall-members"
-            assert span.attributes["rpc.grpc.status_code"] == 5
-            assert "rpc.server.duration" in receiver.metric_names
+            assert span.attributes["rpc.response.status_code"] == "NOT_FOUND"
+            assert span.attributes["rpc.system.name"] == "grpc"
+            assert "rpc.grpc.status_code" not in span.attributes
+            assert "rpc.server.call.duration" in receiver.metric_names
         finally:
             process.terminate()
             process.wait(timeout=30)

@@ -98,7 +98,7 @@ async def test_an_always_off_sampler_sends_no_span_and_metrics_still_flow(
         await _calls(port, data_dir)
         assert await _until(
             lambda: (
-                "rpc.server.duration" in receiver.metric_names
+                "rpc.server.call.duration" in receiver.metric_names
                 or any("rpc" in name for name in receiver.metric_names)
             )
         )

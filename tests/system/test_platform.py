@@ -45,7 +45,7 @@ from studyhall.members.v1 import members_service_pb2_grpc as members_grpc
 from tests.support.otlp import Receiver, otlp_receiver
 from tests.support.processes import inherited_environment
 from tests.support.services import free_port
-from tests.unit.test_deploy_config import metric_names, promql_expressions
+from tests.unit.test_deploy_config import NATS_EXPORTER_METRICS, metric_names, promql_expressions
 
 pytestmark = pytest.mark.system
 
@@ -395,7 +395,8 @@ def test_every_metric_the_dashboards_and_alerts_read_is_on_the_live_endpoints(
     _schedule_a_post_soon(platform, created.stdout.strip(), "w")
     wanted: dict[str, list[str]] = {}
     for where, expression in promql_expressions():
-        for name in metric_names(expression) - {"up"}:  # `up` is Prometheus' own
+        # `up` is Prometheus' own; the NATS server's come from its exporter (the next test).
+        for name in metric_names(expression) - {"up"} - set(NATS_EXPORTER_METRICS):
             wanted.setdefault(name, []).append(where)
     missing: set[str] = set(wanted)
     for _ in range(100):
@@ -409,6 +410,47 @@ def test_every_metric_the_dashboards_and_alerts_read_is_on_the_live_endpoints(
             break
         time.sleep(0.2)
     assert not missing, {name: wanted[name] for name in sorted(missing)}
+
+
+def test_every_nats_server_figure_the_dashboards_read_is_on_the_live_monitoring_port(
+    platform: Platform, nats_server: object
+) -> None:
+    """prometheus-nats-exporter turns nats-server's /varz and /jsz into the gnatsd_varz_* and
+    jetstream_* metrics: the live server answers every field the dashboards read from it."""
+    monitor = getattr(nats_server, "monitor_url", None)
+    if not isinstance(monitor, str):
+        pytest.skip("this run's nats-server has no monitoring port the tests know")
+    created = platform.cli("community", "create", "--name", "Nats", "--topic", "ops", "--as", "n")
+    assert created.returncode == 0, created.stderr
+    read = {
+        "varz": f"{monitor}/varz",
+        "jsz": f"{monitor}/jsz?accounts=true&streams=true&consumers=true&config=true",
+    }
+    missing: dict[str, tuple[str, ...]] = {}
+    for _ in range(50):  # until the consumers exist and show in /jsz
+        answers = {}
+        for endpoint, url in read.items():
+            with urllib.request.urlopen(url, timeout=5) as response:
+                answers[endpoint] = json.loads(response.read())
+        missing = {
+            name: path
+            for name, (endpoint, path) in NATS_EXPORTER_METRICS.items()
+            if not _found(answers[endpoint], path)
+        }
+        if not missing:
+            break
+        time.sleep(0.2)
+    assert not missing, missing
+
+
+def _found(document: Any, path: tuple[str, ...]) -> bool:
+    """Whether `path` leads to a number in `document`; `*` is any item of a list."""
+    if not path:
+        return isinstance(document, int | float) and not isinstance(document, bool)
+    head, *rest = path
+    if head == "*":
+        return isinstance(document, list) and any(_found(item, tuple(rest)) for item in document)
+    return isinstance(document, dict) and head in document and _found(document[head], tuple(rest))
 
 
 def _schedule_a_post_soon(platform: Platform, community_id: str, user: str) -> None:
@@ -478,7 +520,7 @@ def test_one_trace_runs_from_the_call_through_members_and_nats_into_analytics(
     assert server.parent_span_id == format(root.get_span_context().span_id, "016x")
     assert publish.parent_span_id == server.span_id
     assert processed.parent_span_id == publish.span_id
-    assert "rpc.server.duration" in collector.metric_names
+    assert "rpc.server.call.duration" in collector.metric_names
 
 
 def test_a_member_buys_from_the_cli_and_the_books_verify(platform: Platform) -> None:

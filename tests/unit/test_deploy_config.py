@@ -102,6 +102,34 @@ def defined_metrics() -> set[str]:
     return names
 
 
+# What prometheus-nats-exporter (-varz -jsz=all) serves that the dashboards read, with where in
+# nats-server's monitoring JSON each comes from: gnatsd_varz_<field> is /varz's <field>, the
+# jetstream_* ones are read out of /jsz (`*` walks a list). tests/system/test_platform.py checks
+# a live nats-server answers every path.
+NATS_EXPORTER_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "gnatsd_varz_connections": ("varz", ("connections",)),
+    "gnatsd_varz_in_msgs": ("varz", ("in_msgs",)),
+    "gnatsd_varz_out_msgs": ("varz", ("out_msgs",)),
+    "gnatsd_varz_slow_consumers": ("varz", ("slow_consumers",)),
+    "gnatsd_varz_mem": ("varz", ("mem",)),
+    "jetstream_server_total_message_bytes": ("jsz", ("bytes",)),
+    "jetstream_stream_total_messages": (
+        "jsz",
+        ("account_details", "*", "stream_detail", "*", "state", "messages"),
+    ),
+    "jetstream_consumer_num_pending": (
+        "jsz",
+        ("account_details", "*", "stream_detail", "*", "consumer_detail", "*", "num_pending"),
+    ),
+    "jetstream_consumer_num_ack_pending": (
+        "jsz",
+        ("account_details", "*", "stream_detail", "*", "consumer_detail", "*", "num_ack_pending"),
+    ),
+}
+# The exporter's labels the dashboards group by.
+NATS_EXPORTER_LABELS = {"server_id", "stream_name", "consumer_name"}
+
+
 def code_label_names() -> set[str]:
     """String keys of dict literals in the instrumented kit modules, as Prometheus labels."""
     keys = set()
@@ -215,7 +243,7 @@ PROMQL_WORDS = {
     "histogram_quantile", "absent", "absent_over_time", "topk", "bottomk", "quantile",
     "abs", "clamp_min", "clamp_max", "vector", "scalar", "time", "label_values",
     "and", "or", "unless", "bool", "offset", "on", "ignoring", "group_left", "group_right",
-    "max_over_time", "min_over_time", "avg_over_time",
+    "max_over_time", "min_over_time", "avg_over_time", "label_replace",
 }  # fmt: skip
 GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
 
@@ -243,6 +271,11 @@ def label_names(expression: str) -> set[str]:
     return labels
 
 
+def derived_label_names(expression: str) -> set[str]:
+    """Labels a query makes itself with label_replace(v, "dst", "$1", "src", "regex")."""
+    return set(re.findall(r'"(\w+)",\s*"\$\d"', expression))
+
+
 # ---- the Dockerfile -----------------------------------------------------------------------
 
 
@@ -251,7 +284,9 @@ def test_the_image_is_built_in_two_stages_and_runs_as_uid_10001() -> None:
     stages = re.split(r"^FROM ", text, flags=re.MULTILINE)[1:]
     assert len(stages) == 2, "a build stage and a runtime stage"
     build, runtime = stages
-    assert "pip install -c constraints.txt ." in build
+    # Every runtime package from the hashed lock, then the project itself without resolving.
+    assert "pip install --require-hashes -r requirements.lock" in build
+    assert "pip install --no-deps ." in build
     assert "COPY --from=build /opt/venv /opt/venv" in runtime
     assert re.search(r"^USER 10001(:10001)?$", runtime, flags=re.MULTILINE)
     assert "PYTHONDONTWRITEBYTECODE=1" in runtime
@@ -436,6 +471,40 @@ def test_prometheus_scrapes_every_studyhall_process_on_its_metrics_port() -> Non
     collector = load_yaml(DEPLOY / "otel" / "collector.yaml")
     endpoint = collector["exporters"]["prometheus"]["endpoint"]
     assert f"otel-collector:{endpoint.rsplit(':', 1)[1]}" in targets["otel-collector"]
+
+
+def test_nats_server_metrics_reach_prometheus_through_the_exporter() -> None:
+    services = compose_services()
+    exporter = services["nats-exporter"]
+    assert exporter["depends_on"]["nats"]["condition"] == "service_healthy"
+    args = exporter["command"]
+    assert args[-1] == "http://nats:8222", "the exporter reads the monitoring port"
+    assert {"-varz", "-jsz=all"} <= set(args)
+    port = args[args.index("-port") + 1]
+    assert f"nats-exporter:{port}" in scrape_targets()["nats"]
+    assert re.search(r"^http: 0\.0\.0\.0:8222$", (DEPLOY / "nats" / "nats.conf").read_text(), re.M)
+    # The same exporter, as a sidecar of every nats-server pod of both overlays.
+    image = env_file()["NATS_EXPORTER_IMAGE"]
+    pods = [doc for _, doc in workloads() if doc["metadata"]["name"] == "nats"]
+    assert len(pods) == 2
+    for pod in pods:
+        sidecar = next(c for c in containers(pod) if c["name"] == "nats-exporter")
+        assert sidecar["image"] == image
+        assert sidecar["args"][-1] == "http://localhost:8222"
+        assert {"-varz", "-jsz=all"} <= set(sidecar["args"])
+        annotations = pod["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == str(sidecar["ports"][0]["containerPort"])
+    # A dashboard row shows them.
+    backbone = dashboards()["studyhall-backbone.json"]
+    assert "NATS server" in [p["title"] for p in backbone["panels"] if p["type"] == "row"]
+    shown = {
+        name
+        for panel in backbone["panels"]
+        for target in panel.get("targets", [])
+        for name in metric_names(target["expr"])
+    }
+    assert set(NATS_EXPORTER_METRICS) <= shown
 
 
 def test_the_collector_pipelines_use_only_configured_components() -> None:
@@ -683,7 +752,7 @@ def test_kustomizations_list_every_manifest_beside_them() -> None:
 def test_the_backbone_metrics_have_the_names_the_dashboards_expect() -> None:
     names = defined_metrics()
     assert {
-        "rpc_server_duration_milliseconds_bucket",
+        "rpc_server_call_duration_seconds_bucket",
         "studyhall_outbox_backlog",
         "studyhall_outbox_oldest_age_seconds",
         "studyhall_outbox_published_total",
@@ -693,7 +762,7 @@ def test_the_backbone_metrics_have_the_names_the_dashboards_expect() -> None:
 
 
 def test_dashboards_and_alerts_read_only_metrics_the_code_defines() -> None:
-    known = defined_metrics() | {"up"}
+    known = defined_metrics() | {"up"} | set(NATS_EXPORTER_METRICS)
     used = set()
     for where, expression in promql_expressions():
         names = metric_names(expression)
@@ -705,10 +774,11 @@ def test_dashboards_and_alerts_read_only_metrics_the_code_defines() -> None:
 
 
 def test_no_query_groups_or_filters_by_community() -> None:
-    known = code_label_names() | {"job", "instance", "le"}
+    known = code_label_names() | {"job", "instance", "le"} | NATS_EXPORTER_LABELS
     for where, expression in promql_expressions():
         labels = label_names(expression)
         assert not [label for label in labels if "community" in label], where
+        labels -= derived_label_names(expression)
         assert labels <= known, f"{where}: unknown label(s) {sorted(labels - known)}"
 
 
@@ -749,11 +819,18 @@ def test_every_alert_is_explained_in_the_operations_guide() -> None:
 
 def test_metric_names_are_read_out_of_queries() -> None:
     expression = (
-        'sum by (rpc_service) (rate(rpc_server_duration_milliseconds_count{rpc_service=~"$s",'
-        ' rpc_grpc_status_code!="0"}[$__rate_interval])) / on (job) up'
+        "sum by (rpc_service) (label_replace(rate(rpc_server_call_duration_seconds_count{"
+        'rpc_method=~"($s)/.*", rpc_response_status_code!="OK"}[$__rate_interval]),'
+        ' "rpc_service", "$1", "rpc_method", "([^/]+)/.*")) / on (job) up'
     )
-    assert metric_names(expression) == {"rpc_server_duration_milliseconds_count", "up"}
-    assert label_names(expression) == {"rpc_service", "rpc_grpc_status_code", "job"}
+    assert metric_names(expression) == {"rpc_server_call_duration_seconds_count", "up"}
+    assert label_names(expression) == {
+        "rpc_service",
+        "rpc_method",
+        "rpc_response_status_code",
+        "job",
+    }
+    assert derived_label_names(expression) == {"rpc_service"}
     assert metric_names("label_values(studyhall_consumer_lag, consumer)") == {
         "studyhall_consumer_lag"
     }

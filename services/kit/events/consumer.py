@@ -373,6 +373,7 @@ class Consumer:
             attributes={
                 "messaging.system": "nats",
                 "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
                 "messaging.destination.name": item.msg.subject,
                 "messaging.consumer.group.name": self.subscription.name,
                 "messaging.message.id": item.envelope.id,

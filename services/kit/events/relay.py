@@ -195,8 +195,11 @@ class Relay:
                 context=parent,
                 kind=SpanKind.PRODUCER,
                 attributes={
+                    # Current messaging conventions: the type `send` (`publish` is
+                    # deprecated), the system's own name of the operation beside it.
                     "messaging.system": "nats",
-                    "messaging.operation.type": "publish",
+                    "messaging.operation.type": "send",
+                    "messaging.operation.name": "publish",
                     "messaging.destination.name": row.nats_subject,
                     "messaging.message.id": row.event_id,
                 },
