@@ -7,11 +7,12 @@ AsyncAPI JSON Schemas) vendored from the npm registry at pinned versions and che
 their pinned sha512 integrity, into `.studyhall/docs-events/` (not committed; fetched once
 over HTTPS, then reused: no npm needed).
 
-faststream's own file loader (`faststream docs serve docs/asyncapi.json`) refuses the
-catalogue: its AsyncAPI 3.0 model requires `servers.<name>.pathname` and `messages` on every
-channel, which the specification leaves optional (the dead-letter channel has no message
-type of its own). So the page is faststream's (`get_asyncapi_html`) and the document handed
-to it is the catalogue exactly as generated, not faststream's re-parse of it.
+faststream's own file loader (`faststream docs serve docs/asyncapi.json`) accepts the
+catalogue (its AsyncAPI 3.0 model wants `servers.<name>.pathname` and a message on every
+channel, which the generator writes; tests/clients/test_docs_events.py parses it with that
+model), but loads the page's scripts from a CDN. So the page is faststream's
+(`get_asyncapi_html`) with the scripts served from here, and the document handed to it is the
+catalogue exactly as generated, not faststream's re-parse of it.
 
 Usage: scripts/docs_events.py [--host 127.0.0.1] [--port 8088] [--cache DIR]
 """

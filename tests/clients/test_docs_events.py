@@ -114,3 +114,12 @@ def test_the_page_draws_the_catalogue_in_a_browser(served: str) -> None:
         assert "CloudEvents 1.0 binary mode" in text
     finally:
         browser.quit()
+
+
+def test_faststreams_asyncapi_model_accepts_the_catalogue() -> None:
+    from faststream._internal._compat import json_dumps, model_parse
+    from faststream.specification.asyncapi.v3_0_0.schema import ApplicationSchema
+
+    catalogue = json.loads((Path(__file__).resolve().parents[2] / "docs/asyncapi.json").read_text())
+    parsed = model_parse(ApplicationSchema, json_dumps(catalogue))
+    assert set(parsed.channels) == set(catalogue["channels"])
