@@ -16,7 +16,9 @@ from services.content.discussion.comments_api import CommentsApi
 from services.content.discussion.reactions_api import ReactionsApi
 from services.content.library import data as library_data
 from services.content.library.api import LibraryApi
+from services.content.moderation import holding
 from services.content.moderation.api import RulesApi
+from services.content.moderation.review_api import ReviewApi
 from services.content.moderation.screening import Screen
 from services.content.paid import data as paid_data
 from services.content.paid.api import PaidApi
@@ -87,12 +89,14 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
             database,
             checks,
             writer,
-            Posting(database, checks, idempotent),
+            Posting(database, checks, idempotent, holding=holding.held),
             gate=PaidGate(),
             # A read of a published post counts once per member and local day.
             views=ViewRecorder(database, checks, deps.redis, on_commit=deps.notify_outbox),
-            # What members write passes the community's keyword rules.
+            # What members write passes the community's keyword rules; what a rule holds
+            # goes into review.
             screen=screen,
+            holding=holding.held,
         ),
         CommentsApi(database, checks, writer, screen=screen),
         ReactionsApi(database, checks, writer),
@@ -106,6 +110,7 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         RecommendationsApi(database, checks, writer, members=_members_channel(deps)),
         SearchApi(database, checks, gate=PaidGate()),
         RulesApi(database, checks, writer, changed=screen.forget),
+        ReviewApi(database, checks, writer),
         DataRightsApi(database, writer, HOLDERS, pb, on_request={"erase_text": ERASE_TEXT}),
     )
     pb_grpc.add_ContentServiceServicer_to_server(servicer, server)

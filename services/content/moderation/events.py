@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.content.moderation.decisions import Case
 from services.content.moderation.domain import KeywordRule
 from services.content.store.outbox import OUTBOX
 from services.kit.timestamps import timestamp
@@ -42,3 +45,44 @@ async def rule_removed(session: AsyncSession, rule: KeywordRule, by: str, now: d
 
 def _subject(rule: KeywordRule) -> str:
     return f"communities/{rule.community_id}/keyword-rules/{rule.id}"
+
+
+_FACTS = {
+    "hold": events.ContentHeld,
+    "approve": events.ContentApproved,
+    "hide": events.ContentHidden,
+    "remove": events.ContentRemoved,
+    "restore": events.ContentRestored,
+    "appeal": events.ModerationAppealed,
+}
+
+
+async def moderated(
+    session: AsyncSession, step: str, case: Case, actor: str, reason: str, now: datetime
+) -> None:
+    """The fact of one moderation step (the log's word for it); an appeal's decision is
+    AppealDecided, and an overturn is also ContentRestored."""
+    fields: dict[str, Any] = {
+        "community_id": case.community_id,
+        "target_kind": case.target_kind,
+        "target_id": case.target_id,
+        "author_user_id": case.author_user_id,
+        "actor_user_id": actor,
+        "reason": reason,
+        "version": case.version,
+        "time": timestamp(now),
+    }
+    facts: list[Message] = []
+    if step in ("uphold", "overturn"):
+        facts.append(events.AppealDecided(**fields, overturned=step == "overturn"))
+    if step == "overturn":
+        facts.append(events.ContentRestored(**fields))
+    if step in _FACTS:
+        facts.append(_FACTS[step](**fields))
+    for fact in facts:
+        await OUTBOX.add(
+            session,
+            fact,
+            community_id=case.community_id,
+            subject=f"communities/{case.community_id}/{case.target_kind}s/{case.target_id}",
+        )

@@ -228,6 +228,25 @@ class ContentServiceStub:
     """A community's keyword rules, oldest first. Moderators."""
     RemoveKeywordRule: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.RemoveKeywordRuleRequest, _content_service_pb2.RemoveKeywordRuleResponse]
     """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators."""
+    ModerateContent: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ModerateContentRequest, _content_service_pb2.ModerateContentResponse]
+    """A moderator acts on a post: APPROVE a held one (visible: PostCreated the first time),
+    HIDE (reversible by moderators), REMOVE (back only on appeal), RESTORE a hidden one; with
+    an appeal open, RESTORE (overturn) or UPHOLD decides it, by a moderator other than the
+    one who decided, ranking at least as high. Hide, remove, restore and uphold need a
+    reason. A transition that does not apply is FAILED_PRECONDITION saying what does
+    (ContentApproved, ContentHidden, ContentRemoved, ContentRestored, AppealDecided).
+    Moderators.
+    """
+    AppealModeration: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.AppealModerationRequest, _content_service_pb2.AppealModerationResponse]
+    """The author appeals the hold, hiding or removal of their post, once per post: the appeal
+    enters the review queue (ModerationAppealed). The author.
+    """
+    ListReviewQueue: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListReviewQueueRequest, _content_service_pb2.ListReviewQueueResponse]
+    """What waits for a moderator, oldest first: held posts and open appeals. Moderators."""
+    ListModerationLog: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListModerationLogRequest, _content_service_pb2.ListModerationLogResponse]
+    """Every moderation step of the community, newest first: holds, approvals, hidings,
+    removals, restorations, appeals and their decisions. Moderators.
+    """
 
 @_typing.type_check_only
 class ContentServiceAsyncStub(ContentServiceStub):
@@ -429,6 +448,25 @@ class ContentServiceAsyncStub(ContentServiceStub):
     """A community's keyword rules, oldest first. Moderators."""
     RemoveKeywordRule: _aio.UnaryUnaryMultiCallable[_content_service_pb2.RemoveKeywordRuleRequest, _content_service_pb2.RemoveKeywordRuleResponse]  # type: ignore[assignment]
     """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators."""
+    ModerateContent: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ModerateContentRequest, _content_service_pb2.ModerateContentResponse]  # type: ignore[assignment]
+    """A moderator acts on a post: APPROVE a held one (visible: PostCreated the first time),
+    HIDE (reversible by moderators), REMOVE (back only on appeal), RESTORE a hidden one; with
+    an appeal open, RESTORE (overturn) or UPHOLD decides it, by a moderator other than the
+    one who decided, ranking at least as high. Hide, remove, restore and uphold need a
+    reason. A transition that does not apply is FAILED_PRECONDITION saying what does
+    (ContentApproved, ContentHidden, ContentRemoved, ContentRestored, AppealDecided).
+    Moderators.
+    """
+    AppealModeration: _aio.UnaryUnaryMultiCallable[_content_service_pb2.AppealModerationRequest, _content_service_pb2.AppealModerationResponse]  # type: ignore[assignment]
+    """The author appeals the hold, hiding or removal of their post, once per post: the appeal
+    enters the review queue (ModerationAppealed). The author.
+    """
+    ListReviewQueue: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListReviewQueueRequest, _content_service_pb2.ListReviewQueueResponse]  # type: ignore[assignment]
+    """What waits for a moderator, oldest first: held posts and open appeals. Moderators."""
+    ListModerationLog: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListModerationLogRequest, _content_service_pb2.ListModerationLogResponse]  # type: ignore[assignment]
+    """Every moderation step of the community, newest first: holds, approvals, hidings,
+    removals, restorations, appeals and their decisions. Moderators.
+    """
 
 class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts, topics, comments, reactions and questions answered by peers."""
@@ -933,5 +971,48 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.RemoveKeywordRuleResponse, _abc.Awaitable[_content_service_pb2.RemoveKeywordRuleResponse]]:
         """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators."""
+
+    @_abc_1.abstractmethod
+    def ModerateContent(
+        self,
+        request: _content_service_pb2.ModerateContentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ModerateContentResponse, _abc.Awaitable[_content_service_pb2.ModerateContentResponse]]:
+        """A moderator acts on a post: APPROVE a held one (visible: PostCreated the first time),
+        HIDE (reversible by moderators), REMOVE (back only on appeal), RESTORE a hidden one; with
+        an appeal open, RESTORE (overturn) or UPHOLD decides it, by a moderator other than the
+        one who decided, ranking at least as high. Hide, remove, restore and uphold need a
+        reason. A transition that does not apply is FAILED_PRECONDITION saying what does
+        (ContentApproved, ContentHidden, ContentRemoved, ContentRestored, AppealDecided).
+        Moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def AppealModeration(
+        self,
+        request: _content_service_pb2.AppealModerationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.AppealModerationResponse, _abc.Awaitable[_content_service_pb2.AppealModerationResponse]]:
+        """The author appeals the hold, hiding or removal of their post, once per post: the appeal
+        enters the review queue (ModerationAppealed). The author.
+        """
+
+    @_abc_1.abstractmethod
+    def ListReviewQueue(
+        self,
+        request: _content_service_pb2.ListReviewQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListReviewQueueResponse, _abc.Awaitable[_content_service_pb2.ListReviewQueueResponse]]:
+        """What waits for a moderator, oldest first: held posts and open appeals. Moderators."""
+
+    @_abc_1.abstractmethod
+    def ListModerationLog(
+        self,
+        request: _content_service_pb2.ListModerationLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListModerationLogResponse, _abc.Awaitable[_content_service_pb2.ListModerationLogResponse]]:
+        """Every moderation step of the community, newest first: holds, approvals, hidings,
+        removals, restorations, appeals and their decisions. Moderators.
+        """
 
 def add_ContentServiceServicer_to_server(servicer: ContentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,250 @@
+"""Moderation of posts: held, hidden, removed, restored, appealed. Rules only, no I/O.
+
+A post's moderation status is its state (services/content/posts/domain.py: HELD, HIDDEN,
+REMOVED; PUBLISHED is visible), so every feed, search and count that shows published posts
+leaves the others out without knowing of moderation. The case keeps the last decision (who,
+why, when, the decider's rank), the one appeal, and since when the post waits for review
+(docs/decisions/0052).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import IntEnum, StrEnum
+
+from services.content.posts.domain import Post, PostState, post_not_found
+from services.kit.errors import FailedPrecondition, PermissionDenied
+
+POST = "post"
+REASON_MAX = 1000
+STATEMENT_MAX = 2000
+# An operator outranks every role of a community (kit Role: 1 member .. 4 owner).
+OPERATOR_RANK = 5
+
+
+class Status(StrEnum):
+    VISIBLE = "visible"
+    HELD = "held"
+    HIDDEN = "hidden"
+    REMOVED = "removed"
+
+
+class Action(IntEnum):
+    # Same numbers as studyhall.content.v1.ModerationAction.
+    APPROVE = 1
+    HIDE = 2
+    REMOVE = 3
+    RESTORE = 4
+    UPHOLD = 5
+
+
+# The actions that must say why.
+NEEDS_REASON = frozenset({Action.HIDE, Action.REMOVE, Action.RESTORE, Action.UPHOLD})
+
+_STATE = {
+    Status.VISIBLE: PostState.PUBLISHED,
+    Status.HELD: PostState.HELD,
+    Status.HIDDEN: PostState.HIDDEN,
+    Status.REMOVED: PostState.REMOVED,
+}
+_STATUS = {state: status for status, state in _STATE.items()}
+
+
+@dataclass(frozen=True)
+class Case:
+    target_kind: str
+    target_id: str
+    community_id: str
+    author_user_id: str
+    status: Status
+    reason: str
+    actor_user_id: str  # empty for a keyword rule's hold
+    actor_rank: int  # the decider's role then; 0 for a rule
+    decided_at: datetime
+    version: int
+    appealed: bool = False
+    appeal_open: bool = False
+    appeal_statement: str = ""
+    appealed_at: datetime | None = None
+    queued_at: datetime | None = None  # in the review queue since; None when not
+
+
+@dataclass(frozen=True)
+class Decision:
+    post: Post
+    case: Case
+    # The log's word for it: approve, hide, remove, restore, uphold, overturn.
+    step: str
+    # The post became visible for the first time (PostCreated, not PostRestored).
+    first_shown: bool = False
+
+
+def status_of(post: Post) -> Status:
+    return _STATUS[post.state]
+
+
+def held(post: Post, case: Case | None, reason: str, now: datetime) -> Case:
+    """The case of a post a keyword rule held (the post is already HELD)."""
+    base = case or _new_case(post, now)
+    return replace(
+        base,
+        status=Status.HELD,
+        reason=reason,
+        actor_user_id="",
+        actor_rank=0,
+        decided_at=now,
+        version=post.version,
+        queued_at=base.queued_at or now,
+    )
+
+
+def decide(
+    post: Post,
+    case: Case | None,
+    action: Action,
+    actor: str,
+    rank: int,
+    reason: str,
+    now: datetime,
+) -> Decision:
+    """A moderator's action on a post, checked against where it stands."""
+    if post.state is PostState.DRAFT:
+        # A moderator never sees another member's drafts.
+        raise post_not_found(post.id, post.community_id)
+    if post.state is PostState.DELETED:
+        raise FailedPrecondition(
+            f"post {post.id} is deleted; restore it first (RestorePost), then moderate it"
+        )
+    status = status_of(post)
+    current = case or _new_case(post, now)
+    if current.appeal_open:
+        return _decide_appeal(post, current, action, actor, rank, reason, now)
+    target = _target(post.id, status, action)
+    decided = replace(
+        current,
+        status=target,
+        reason=reason,
+        actor_user_id=actor,
+        actor_rank=rank,
+        decided_at=now,
+        queued_at=None,
+    )
+    return _apply(post, decided, action.name.lower(), now)
+
+
+def appeal(post: Post, case: Case | None, author: str, statement: str, now: datetime) -> Case:
+    """The author's one appeal of the hold, hiding or removal of their post."""
+    if post.state is PostState.DRAFT or post.author_user_id != author:
+        raise PermissionDenied(f"only the author of post {post.id} may appeal its moderation")
+    status = status_of(post) if post.state in _STATUS else None
+    if status not in (Status.HELD, Status.HIDDEN, Status.REMOVED) or case is None:
+        raise FailedPrecondition(
+            f"post {post.id} is not held, hidden or removed; there is nothing to appeal"
+        )
+    if case.appealed:
+        raise FailedPrecondition(
+            f"post {post.id} was appealed already; an appeal is allowed once per post"
+        )
+    return replace(
+        case,
+        appealed=True,
+        appeal_open=True,
+        appeal_statement=statement,
+        appealed_at=now,
+        queued_at=case.queued_at or now,
+        version=case.version,
+    )
+
+
+def _decide_appeal(
+    post: Post, case: Case, action: Action, actor: str, rank: int, reason: str, now: datetime
+) -> Decision:
+    if action not in (Action.RESTORE, Action.UPHOLD):
+        raise FailedPrecondition(
+            f"post {post.id} has an open appeal; decide it first with RESTORE (overturn) or UPHOLD"
+        )
+    if case.actor_user_id and actor == case.actor_user_id:
+        raise PermissionDenied(
+            f"you made the decision the author of post {post.id} appealed; another moderator "
+            "decides the appeal"
+        )
+    if rank < case.actor_rank:
+        raise PermissionDenied(
+            f"the appeal of post {post.id} is decided by a moderator ranking at least as high "
+            "as the one who decided"
+        )
+    closed = replace(case, appeal_open=False, queued_at=None)
+    if action is Action.UPHOLD:
+        # The decision stands; a held post stays held and may still be approved.
+        return Decision(post, replace(closed, version=post.version), "uphold")
+    restored = replace(
+        closed,
+        status=Status.VISIBLE,
+        reason=reason,
+        actor_user_id=actor,
+        actor_rank=rank,
+        decided_at=now,
+    )
+    return _apply(post, restored, "overturn", now)
+
+
+def _target(post_id: str, status: Status, action: Action) -> Status:
+    """Where `action` takes a post at `status`, or why it does not apply."""
+    if action is Action.APPROVE:
+        if status is Status.HELD:
+            return Status.VISIBLE
+        raise FailedPrecondition(
+            f"post {post_id} is {status}; only a held post is approved"
+            + (" (RESTORE brings back a hidden one)" if status is Status.HIDDEN else "")
+        )
+    if action is Action.HIDE:
+        if status in (Status.VISIBLE, Status.HELD):
+            return Status.HIDDEN
+        if status is Status.HIDDEN:
+            raise FailedPrecondition(f"post {post_id} is already hidden")
+        raise FailedPrecondition(f"post {post_id} is removed; it comes back only on appeal")
+    if action is Action.REMOVE:
+        if status is Status.REMOVED:
+            raise FailedPrecondition(f"post {post_id} is already removed")
+        return Status.REMOVED
+    if action is Action.RESTORE:
+        if status is Status.HIDDEN:
+            return Status.VISIBLE
+        if status is Status.HELD:
+            raise FailedPrecondition(f"post {post_id} is held; APPROVE it to show it")
+        if status is Status.REMOVED:
+            raise FailedPrecondition(
+                f"post {post_id} is removed; it comes back only when its author's appeal "
+                "is overturned"
+            )
+        raise FailedPrecondition(f"post {post_id} is visible; there is nothing to restore")
+    raise FailedPrecondition(f"post {post_id} has no open appeal to uphold")
+
+
+def _apply(post: Post, case: Case, step: str, now: datetime) -> Decision:
+    state = _STATE[case.status]
+    first = state is PostState.PUBLISHED and post.published_at is None
+    moved = replace(
+        post,
+        state=state,
+        published_at=now if first else post.published_at,
+        pinned_at=post.pinned_at if state is PostState.PUBLISHED else None,
+        version=post.version + 1,
+    )
+    return Decision(moved, replace(case, version=moved.version), step, first_shown=first)
+
+
+def _new_case(post: Post, now: datetime) -> Case:
+    return Case(
+        target_kind=POST,
+        target_id=post.id,
+        community_id=post.community_id,
+        author_user_id=post.author_user_id,
+        status=status_of(post) if post.state in _STATUS else Status.VISIBLE,
+        reason="",
+        actor_user_id="",
+        actor_rank=0,
+        decided_at=now,
+        version=post.version,
+    )

@@ -1,0 +1,367 @@
+"""Moderation of posts through the gRPC API, on SQLite and PostgreSQL: a keyword rule that
+holds puts a post into review (seen by its author and moderators only, in no feed or search,
+no PostCreated until approved); moderators hide, remove and restore with reasons, each step
+checked; the author appeals once and another moderator decides; every step is in the
+moderation log and leaves a fact; refused requests change nothing."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
+from sqlalchemy import select
+
+from services.content.store.tables import outbox
+from services.kit.access import Role
+from studyhall.content.v1 import content_events_pb2 as events
+from studyhall.content.v1 import content_service_pb2 as pb
+from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
+from tests.support.access import grant
+from tests.support.errors import field_violations
+from tests.support.services import RunningService
+
+pytestmark = pytest.mark.service
+
+POST = pb.MODERATION_TARGET_KIND_POST
+
+
+class Community:
+    def __init__(self, running: RunningService) -> None:
+        self.running = running
+        self.id = str(uuid.uuid4())
+        self.stub = pb_grpc.ContentServiceStub(running.channel)
+
+    async def setup(self) -> Community:
+        people = [
+            ("mo", Role.MODERATOR),
+            ("mo2", Role.MODERATOR),
+            ("ad", Role.ADMIN),
+            ("bo", Role.MEMBER),
+            ("al", Role.MEMBER),
+        ]
+        for user, role in people:
+            await grant(self.running, self.id, user, role)
+        return self
+
+    def auth(self, user: str) -> list[tuple[str, str]]:
+        return self.running.auth(user)
+
+    async def watch(self, phrase: str, action: Any = pb.KEYWORD_RULE_ACTION_HOLD) -> None:
+        await self.stub.AddKeywordRule(
+            pb.AddKeywordRuleRequest(community_id=self.id, phrase=phrase, action=action),
+            metadata=self.auth("mo"),
+        )
+
+    async def post(self, **fields: Any) -> pb.Post:
+        values: dict[str, Any] = {
+            "kind": pb.POST_KIND_ARTICLE,
+            "title": "Pronunciation drills",
+            "body": "Minimal pairs for the th sound.",
+        }
+        values.update(fields)
+        reply: pb.CreatePostResponse = await self.stub.CreatePost(
+            pb.CreatePostRequest(community_id=self.id, **values), metadata=self.auth("bo")
+        )
+        return reply.post
+
+    async def moderate(
+        self, post_id: str, action: Any, reason: str = "", by: str = "mo"
+    ) -> pb.ModerationCase:
+        reply: pb.ModerateContentResponse = await self.stub.ModerateContent(
+            pb.ModerateContentRequest(
+                community_id=self.id,
+                target_kind=POST,
+                target_id=post_id,
+                action=action,
+                reason=reason,
+            ),
+            metadata=self.auth(by),
+        )
+        return reply.case
+
+    async def appeal(self, post_id: str, statement: str, by: str = "bo") -> pb.ModerationCase:
+        reply: pb.AppealModerationResponse = await self.stub.AppealModeration(
+            pb.AppealModerationRequest(
+                community_id=self.id, target_kind=POST, target_id=post_id, statement=statement
+            ),
+            metadata=self.auth(by),
+        )
+        return reply.case
+
+    async def state(self, post_id: str, user: str = "bo") -> Any:
+        reply = await self.stub.GetPost(
+            pb.GetPostRequest(community_id=self.id, post_id=post_id), metadata=self.auth(user)
+        )
+        return reply.post.state
+
+    async def feed(self, user: str = "al") -> list[str]:
+        reply = await self.stub.ListPosts(
+            pb.ListPostsRequest(community_id=self.id), metadata=self.auth(user)
+        )
+        return [post.id for post in [*reply.pinned, *reply.posts]]
+
+    async def found(self, query: str) -> list[str]:
+        reply = await self.stub.SearchPosts(
+            pb.SearchPostsRequest(community_id=self.id, query=query), metadata=self.auth("mo")
+        )
+        return [hit.post.id for hit in reply.hits]
+
+    async def queue(self, reason: Any = pb.REVIEW_REASON_UNSPECIFIED) -> list[str]:
+        reply = await self.stub.ListReviewQueue(
+            pb.ListReviewQueueRequest(community_id=self.id, reason=reason),
+            metadata=self.auth("mo"),
+        )
+        return [case.target_id for case in reply.cases]
+
+    async def log(self) -> list[tuple[str, str, str]]:
+        reply = await self.stub.ListModerationLog(
+            pb.ListModerationLogRequest(community_id=self.id), metadata=self.auth("mo")
+        )
+        return [(entry.action, entry.actor_user_id, entry.reason) for entry in reply.entries]
+
+    async def facts(self) -> list[str]:
+        async with self.running.deps.database.read() as session:
+            types = await session.scalars(
+                select(outbox.c.event_type)
+                .where(outbox.c.community_id == self.id)
+                .order_by(outbox.c.seq)
+            )
+            return [name.rsplit(".", 1)[-1] for name in types]
+
+
+async def refused(call: Any, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call
+    assert error.value.code() is code, error.value.details()
+    return error.value
+
+
+async def test_a_held_post_waits_unseen_until_a_moderator_approves_it(
+    content: RunningService,
+) -> None:
+    here = await Community(content).setup()
+    await here.watch("casino")
+    shown = await here.post(title="Pronunciation drills")
+    held = await here.post(title="Casino night vocabulary")
+    assert held.state == pb.POST_STATE_HELD
+
+    # Its author and moderators see it; another member, the feed and search do not.
+    assert await here.state(held.id) == pb.POST_STATE_HELD
+    assert await here.state(held.id, user="mo") == pb.POST_STATE_HELD
+    await refused(here.state(held.id, user="al"), grpc.StatusCode.NOT_FOUND)
+    assert await here.feed() == [shown.id]
+    assert await here.found("vocabulary") == []
+    assert await here.queue() == [held.id]
+    assert await here.queue(pb.REVIEW_REASON_APPEALED) == []
+    assert (await here.facts()).count("PostCreated") == 1
+    assert "ContentHeld" in await here.facts()
+
+    # Approving shows it (PostCreated, once); a second approval says why it does not apply.
+    approved = await here.moderate(held.id, pb.MODERATION_ACTION_APPROVE)
+    assert approved.status == pb.MODERATION_STATUS_VISIBLE
+    assert await here.state(held.id, user="al") == pb.POST_STATE_PUBLISHED
+    assert set(await here.feed()) == {shown.id, held.id}
+    assert await here.found("vocabulary") == [held.id]
+    assert await here.queue() == []
+    again = await refused(
+        here.moderate(held.id, pb.MODERATION_ACTION_APPROVE), grpc.StatusCode.FAILED_PRECONDITION
+    )
+    assert "only a held post is approved" in (again.details() or "")
+    facts = await here.facts()
+    assert facts.count("PostCreated") == 2
+    assert facts.count("ContentApproved") == 1
+    assert [(action, actor) for action, actor, _ in await here.log()] == [
+        ("approve", "mo"),
+        ("hold", ""),
+    ]
+
+    # A rule that blocks still refuses; a draft is held when published.
+    await here.watch("scam", pb.KEYWORD_RULE_ACTION_BLOCK)
+    with pytest.raises(grpc.aio.AioRpcError) as blocked:
+        await here.post(title="A scam")
+    assert "title" in field_violations(blocked.value)
+    draft = await here.post(title="Casino words, later", draft=True)
+    published = await here.stub.PublishPost(
+        pb.PublishPostRequest(community_id=here.id, post_id=draft.id), metadata=here.auth("bo")
+    )
+    assert published.post.state == pb.POST_STATE_HELD
+    assert await here.queue(pb.REVIEW_REASON_HELD) == [draft.id]
+
+
+async def test_an_edit_matching_a_hold_rule_takes_a_post_back_into_review(
+    content: RunningService,
+) -> None:
+    here = await Community(content).setup()
+    await here.watch("代写")
+    post = await here.post(title="Essay practice")
+    await here.stub.UpdatePost(
+        pb.UpdatePostRequest(
+            community_id=here.id,
+            post_id=post.id,
+            post=pb.Post(body="找人代写作业"),
+            update_mask=FieldMask(paths=["body"]),
+        ),
+        metadata=here.auth("bo"),
+    )
+    assert await here.state(post.id) == pb.POST_STATE_HELD
+    assert await here.feed() == []
+    assert await here.found("essay") == []
+    facts = await here.facts()
+    # To its consumers the post is gone, as a deleted one is.
+    assert facts[-2:] == ["PostDeleted", "ContentHeld"]
+
+    await here.moderate(post.id, pb.MODERATION_ACTION_APPROVE)
+    facts = await here.facts()
+    assert facts.count("PostCreated") == 1
+    assert facts[-2:] == ["PostRestored", "ContentApproved"]
+    assert await here.found("essay") == [post.id]
+
+
+async def test_moderators_hide_restore_and_remove_with_reasons_checked_at_each_step(
+    content: RunningService,
+) -> None:
+    here = await Community(content).setup()
+    elsewhere = await Community(content).setup()
+    post = await here.post(title="Flashcards for verbs")
+
+    # Refused requests change nothing.
+    missing = await refused(
+        here.moderate(post.id, pb.MODERATION_ACTION_HIDE), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert "reason" in field_violations(missing)
+    await refused(
+        here.moderate(post.id, pb.MODERATION_ACTION_HIDE, "x" * 1001),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    await refused(
+        here.moderate(post.id, pb.MODERATION_ACTION_HIDE, "spam", by="bo"),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    # Another community's post is simply not there.
+    await refused(
+        elsewhere.moderate(post.id, pb.MODERATION_ACTION_HIDE, "spam"), grpc.StatusCode.NOT_FOUND
+    )
+    await refused(
+        here.moderate(post.id, pb.MODERATION_ACTION_RESTORE, "why not"),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    assert await here.feed() == [post.id]
+    assert await here.log() == []
+
+    hidden = await here.moderate(post.id, pb.MODERATION_ACTION_HIDE, "Off topic")
+    assert (hidden.status, hidden.reason, hidden.actor_user_id) == (
+        pb.MODERATION_STATUS_HIDDEN,
+        "Off topic",
+        "mo",
+    )
+    assert await here.feed() == []
+    assert await here.found("flashcards") == []
+    assert await here.state(post.id) == pb.POST_STATE_HIDDEN
+    await refused(here.state(post.id, user="al"), grpc.StatusCode.NOT_FOUND)
+    # The author cannot delete their way around it.
+    await refused(
+        here.stub.DeletePost(
+            pb.DeletePostRequest(community_id=here.id, post_id=post.id), metadata=here.auth("bo")
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+
+    await here.moderate(post.id, pb.MODERATION_ACTION_RESTORE, "On topic after all")
+    assert await here.feed() == [post.id]
+    assert await here.found("flashcards") == [post.id]
+
+    await here.moderate(post.id, pb.MODERATION_ACTION_REMOVE, "Plagiarised")
+    gone = await refused(
+        here.moderate(post.id, pb.MODERATION_ACTION_RESTORE, "Second thoughts"),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    assert "only when its author's appeal is overturned" in (gone.details() or "")
+    assert await here.feed() == []
+    assert await here.log() == [
+        ("remove", "mo", "Plagiarised"),
+        ("restore", "mo", "On topic after all"),
+        ("hide", "mo", "Off topic"),
+    ]
+    facts = [fact for fact in await here.facts() if fact != "PostCreated"]
+    assert facts == [
+        "PostDeleted",
+        "ContentHidden",
+        "PostRestored",
+        "ContentRestored",
+        "PostDeleted",
+        "ContentRemoved",
+    ]
+
+
+async def test_the_author_appeals_once_and_another_moderator_decides(
+    content: RunningService,
+) -> None:
+    here = await Community(content).setup()
+    removed = await here.post(title="My study notes")
+    await here.moderate(removed.id, pb.MODERATION_ACTION_REMOVE, "Looks like spam")
+
+    await refused(here.appeal(removed.id, "Mine", by="al"), grpc.StatusCode.NOT_FOUND)
+    await refused(here.appeal(removed.id, ""), grpc.StatusCode.INVALID_ARGUMENT)
+    case = await here.appeal(removed.id, "These are my own notes from class.")
+    assert case.appeal_open
+    assert case.appealed
+    assert list(case.review_reasons) == [pb.REVIEW_REASON_APPEALED]
+    assert await here.queue(pb.REVIEW_REASON_APPEALED) == [removed.id]
+    twice = await refused(here.appeal(removed.id, "Please"), grpc.StatusCode.FAILED_PRECONDITION)
+    assert "once per post" in (twice.details() or "")
+
+    # While the appeal is open, only its decision applies, and not by the one who decided.
+    await refused(
+        here.moderate(removed.id, pb.MODERATION_ACTION_HIDE, "meanwhile", by="mo2"),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    await refused(
+        here.moderate(removed.id, pb.MODERATION_ACTION_RESTORE, "I was wrong"),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    overturned = await here.moderate(
+        removed.id, pb.MODERATION_ACTION_RESTORE, "Own notes", by="mo2"
+    )
+    assert overturned.status == pb.MODERATION_STATUS_VISIBLE
+    assert not overturned.appeal_open
+    assert await here.feed() == [removed.id]
+    assert await here.queue() == []
+
+    # An admin decided this one: a moderator ranks below them and may not decide its appeal.
+    hidden = await here.post(title="Links I like")
+    await here.moderate(hidden.id, pb.MODERATION_ACTION_HIDE, "Self-promotion", by="ad")
+    await here.appeal(hidden.id, "They are free resources.")
+    await refused(
+        here.moderate(hidden.id, pb.MODERATION_ACTION_UPHOLD, "Stands", by="mo"),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    upheld = await here.stub.ModerateContent(
+        pb.ModerateContentRequest(
+            community_id=here.id,
+            target_kind=POST,
+            target_id=hidden.id,
+            action=pb.MODERATION_ACTION_UPHOLD,
+            reason="Stands",
+        ),
+        metadata=content.auth("root", operator=True),
+    )
+    assert upheld.case.status == pb.MODERATION_STATUS_HIDDEN
+    assert await here.feed() == [removed.id]
+
+    log = await here.log()
+    assert [action for action, _, _ in log] == [
+        "uphold",
+        "appeal",
+        "hide",
+        "overturn",
+        "appeal",
+        "remove",
+    ]
+    facts = await here.facts()
+    assert facts.count("ModerationAppealed") == 2
+    assert facts.count("AppealDecided") == 2
+    decided = events.AppealDecided.DESCRIPTOR.full_name
+    assert decided.endswith("AppealDecided")
