@@ -106,7 +106,7 @@ def _resource() -> pb.Resource:
     )
 
 
-def _w(world: World) -> dict[str, str]:
+def _w(world: World) -> dict[str, Any]:
     return {"request_id": new_id(), "community_id": world.community_id}
 
 

@@ -713,7 +713,8 @@ class ContentServiceServicer:
         """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
         body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
         written or edited. Chinese phrases match anywhere in the text, others as whole words,
-        ignoring case and width (KeywordRuleAdded). Moderators.
+        ignoring case and width (KeywordRuleAdded). A rule with action HOLD accepts a post
+        holding it and holds it for review instead (docs/decisions/0052). Moderators.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -222,7 +222,8 @@ class ContentServiceStub:
     """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
     body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
     written or edited. Chinese phrases match anywhere in the text, others as whole words,
-    ignoring case and width (KeywordRuleAdded). Moderators.
+    ignoring case and width (KeywordRuleAdded). A rule with action HOLD accepts a post
+    holding it and holds it for review instead (docs/decisions/0052). Moderators.
     """
     ListKeywordRules: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListKeywordRulesRequest, _content_service_pb2.ListKeywordRulesResponse]
     """A community's keyword rules, oldest first. Moderators."""
@@ -442,7 +443,8 @@ class ContentServiceAsyncStub(ContentServiceStub):
     """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
     body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
     written or edited. Chinese phrases match anywhere in the text, others as whole words,
-    ignoring case and width (KeywordRuleAdded). Moderators.
+    ignoring case and width (KeywordRuleAdded). A rule with action HOLD accepts a post
+    holding it and holds it for review instead (docs/decisions/0052). Moderators.
     """
     ListKeywordRules: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListKeywordRulesRequest, _content_service_pb2.ListKeywordRulesResponse]  # type: ignore[assignment]
     """A community's keyword rules, oldest first. Moderators."""
@@ -953,7 +955,8 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
         body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
         written or edited. Chinese phrases match anywhere in the text, others as whole words,
-        ignoring case and width (KeywordRuleAdded). Moderators.
+        ignoring case and width (KeywordRuleAdded). A rule with action HOLD accepts a post
+        holding it and holds it for review instead (docs/decisions/0052). Moderators.
         """
 
     @_abc_1.abstractmethod
