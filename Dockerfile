@@ -22,10 +22,13 @@ RUN python -m venv /opt/venv
 # Every dependency is a wheel for CPython 3.11 on manylinux, so no compiler is needed here.
 # pip compiles the installed modules to .pyc in the venv, so the runtime, which never
 # writes bytecode, still starts from compiled files.
-COPY pyproject.toml constraints.txt README.md ./
+# requirements.lock pins every runtime package with its sha256 hashes (make lock): a file
+# that does not match is refused, and the project itself adds nothing unpinned.
+COPY pyproject.toml requirements.lock README.md ./
 COPY gen/ gen/
 COPY services/ services/
-RUN /opt/venv/bin/pip install -c constraints.txt .
+RUN /opt/venv/bin/pip install --require-hashes -r requirements.lock \
+    && /opt/venv/bin/pip install --no-deps .
 
 # ---- runtime: the venv and the health/migration scripts, run as uid 10001 -----------------
 FROM ${PYTHON_IMAGE} AS runtime

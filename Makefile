@@ -7,12 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: deploy-check asyncapi asyncapi-check bench-activities bench-analytics bench-churn bench-backbone bench-content bench-billing bench-schedule bench-members bench-tracing up test test-cluster test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
+.PHONY: deps lock deploy-check asyncapi asyncapi-check bench-activities bench-analytics bench-churn bench-backbone bench-content bench-billing bench-schedule bench-members bench-tracing up test test-cluster test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
 
 venv:
 	@scripts/bootstrap.sh
 
-up: venv
+up:
+	@scripts/bootstrap.sh --with-redis
 	@$(BIN)/studyhall up
 
 test:
@@ -26,7 +27,7 @@ test-cluster:
 test-fast: venv
 	$(BIN)/pytest -m "not fault" $(PYTEST_ARGS)
 
-check: lint typecheck imports buf-lint buf-breaking proto-check docs-check asyncapi-check deploy-check
+check: lint typecheck imports deps buf-lint buf-breaking proto-check docs-check asyncapi-check deploy-check
 
 lint: venv
 	$(BIN)/ruff check .
@@ -37,6 +38,14 @@ typecheck: venv
 
 imports: venv
 	$(BIN)/lint-imports
+
+# Every import declared in pyproject.toml, every declared package pinned (make lock).
+deps: venv
+	$(BIN)/deptry .
+	$(BIN)/python scripts/lock_check.py
+
+lock:
+	@scripts/lock.sh
 
 proto: venv
 	$(BIN)/python scripts/gen_proto.py

@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Prepares a machine for Studyhall: the system packages it needs, then the venv.
-# Usage: scripts/bootstrap.sh [--with-test-servers]
-# With --with-test-servers, redis-server and PostgreSQL are required too (the test harness
-# starts its own copies of both unless STUDYHALL_TEST_*_URL point at running ones), and
-# Debian's chromium and chromium-driver, in which a test opens analytics' weekly report.
+# Usage: scripts/bootstrap.sh [--with-redis | --with-test-servers]
+# With --with-redis (make up), redis-server is required too, unless STUDYHALL_REDIS_URL
+# points at a running one. With --with-test-servers, redis-server and PostgreSQL are required
+# (the test harness starts its own copies of both unless STUDYHALL_TEST_*_URL point at running
+# ones), and Debian's chromium and chromium-driver, in which a test opens analytics' weekly
+# report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_servers=0
-[ "${1:-}" = "--with-test-servers" ] && want_servers=1
+want_redis=0
+case "${1:-}" in
+  --with-test-servers) want_servers=1 ;;
+  --with-redis) want_redis=1 ;;
+  "") ;;
+  *) echo "bootstrap: unknown option ${1}; see the usage at the top of $0" >&2; exit 2 ;;
+esac
 
 python=${PYTHON:-}
 if [ -z "$python" ]; then
@@ -22,6 +30,10 @@ fi
 
 missing=()
 "$python" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=("python3-venv")
+if [ "$want_redis" = 1 ] && [ -z "${STUDYHALL_REDIS_URL:-}" ] \
+  && ! command -v redis-server >/dev/null 2>&1; then
+  missing+=("redis-server")
+fi
 if [ "$want_servers" = 1 ]; then
   [ -z "${STUDYHALL_TEST_REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&1 \
     && missing+=("redis-server")

@@ -116,11 +116,13 @@ def rebuild_command(settings: AnalyticsSettings, argv: list[str]) -> int:
         help="database URL of the fresh store (default: a new SQLite file in the data dir)",
     )
     parser.add_argument("--no-compare", action="store_true", help="rebuild only")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     options = parser.parse_args(argv)
     into = options.into or (
         f"sqlite+aiosqlite:///{settings.data_dir}/analytics-rebuild-{int(time.time())}.db"
     )
-    print(f"rebuilding analytics into {into}")
+    if not options.json:
+        print(f"rebuilding analytics into {into}")
 
     async def go() -> int:
         live, fresh = Database(settings.effective_database_url()), Database(into)
@@ -137,18 +139,9 @@ def rebuild_command(settings: AnalyticsSettings, argv: list[str]) -> int:
         finally:
             await live.close()
             await fresh.close()
-        for stream, sequence in sorted(report.sequences.items()):
-            print(f"  {stream} up to sequence {sequence}")
-        if options.no_compare:
-            return 0
-        if not report.differences:
-            print(f"the rebuilt store matches the live one ({report.compared_rows:,} rows)")
-            return 0
-        for table, samples in sorted(report.differences.items()):
-            print(f"DIFFERENT {table}:")
-            for sample in samples:
-                print(f"    {sample}")
-        return 1
+        compared = not options.no_compare
+        print(report.as_json(into, compared) if options.json else report.as_text(compared))
+        return 1 if compared and report.differences else 0
 
     return asyncio.run(go())
 

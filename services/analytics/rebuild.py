@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,32 @@ class Report:
     seconds: float = 0.0
     differences: dict[str, list[str]] = field(default_factory=dict)  # table -> samples
     compared_rows: int = 0
+
+    def as_text(self, compared: bool) -> str:
+        lines = [
+            f"  {stream} up to sequence {seq}" for stream, seq in sorted(self.sequences.items())
+        ]
+        if compared and not self.differences:
+            lines.append(f"the rebuilt store matches the live one ({self.compared_rows:,} rows)")
+        for table, samples in sorted(self.differences.items()):
+            lines.append(f"DIFFERENT {table}:")
+            lines += [f"    {sample}" for sample in samples]
+        return "\n".join(lines)
+
+    def as_json(self, into: str, compared: bool) -> str:
+        return json.dumps(
+            {
+                "into": into,
+                "sequences": self.sequences,
+                "events": self.events,
+                "skipped": self.skipped,
+                "seconds": round(self.seconds, 3),
+                "compared": compared,
+                "compared_rows": self.compared_rows,
+                "matches": compared and not self.differences,
+                "differences": self.differences,
+            }
+        )
 
     @property
     def rate(self) -> float:

@@ -109,6 +109,7 @@ def rebuild(
         str | None, typer.Option(help="Database URL of the fresh store (default: SQLite).")
     ] = None,
     no_compare: Annotated[bool, typer.Option("--no-compare", help="Rebuild only.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Rebuild every analytics projection from the JetStream history into a fresh store and
     compare it with the live one (the analytics settings of the environment apply)."""
@@ -117,6 +118,8 @@ def rebuild(
         command += ["--into", into]
     if no_compare:
         command.append("--no-compare")
+    if as_json:
+        command.append("--json")
     raise typer.Exit(subprocess.call(command))
 
 

@@ -146,9 +146,10 @@ def up() -> None:
 
 
 @app.command()
-def health() -> None:
+def health(as_json: AsJson = False) -> None:
     """Readiness of every service."""
     endpoints = Endpoints.discover()
+    found = []
     table = Table(title="health")
     for column in ("service", "address", "status"):
         table.add_column(column)
@@ -164,7 +165,11 @@ def health() -> None:
                 status = error.code().name
         healthy = healthy and status == "SERVING"
         table.add_row(name, endpoints.grpc[name], status)
-    out.print(table)
+        found.append({"service": name, "address": endpoints.grpc[name], "status": status})
+    if as_json:
+        out.print_json(json.dumps(found))
+    else:
+        out.print(table)
     if not healthy:
         raise typer.Exit(1)
 
@@ -189,6 +194,7 @@ def product_create(
     description: str = "",
     request_id: RequestId = "",
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Add a product to a community's catalogue; prints its id."""
     request = billing_pb.CreateProductRequest(
@@ -203,6 +209,9 @@ def product_create(
     )
     with stub("billing", billing_grpc.BillingServiceStub) as client:
         reply = call(client.CreateProduct, request, metadata(as_user))
+    if as_json:
+        show(reply, True, "product")
+        return
     typer.echo(reply.product.id)
 
 
@@ -266,12 +275,13 @@ def dlq_replay(
     ] = None,
     all_letters: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
     consumer: Annotated[str, typer.Option(help="With --all: only this consumer's.")] = "",
+    as_json: AsJson = False,
 ) -> None:
     """Republish dead letters to their original subjects (each applied at most once)."""
     if not sequences and not all_letters:
         raise typer.BadParameter("give sequences from `studyhall dlq list`, or --all")
 
-    async def replay_them(js: Any) -> list[str]:
+    async def replay_them(js: Any) -> list[dict[str, Any]]:
         chosen = list(sequences or [])
         if all_letters:
             letters = await deadletter.list_dead_letters(js)
@@ -283,11 +293,17 @@ def dlq_replay(
             except LookupError as error:
                 err.print(f"[yellow]skipped:[/yellow] {error}")
                 continue
-            done.append(f"replayed {sequence}: {letter.event_type} {letter.event_id}")
+            done.append(
+                {"sequence": sequence, "event_type": letter.event_type, "id": letter.event_id}
+            )
         return done
 
-    for line in asyncio.run(_with_jetstream(replay_them)):
-        typer.echo(line)
+    replayed = asyncio.run(_with_jetstream(replay_them))
+    if as_json:
+        out.print_json(json.dumps(replayed))
+        return
+    for done in replayed:
+        typer.echo(f"replayed {done['sequence']}: {done['event_type']} {done['id']}")
 
 
 T = TypeVar("T")

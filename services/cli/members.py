@@ -46,6 +46,7 @@ def community_create(
     request_id: RequestId = "",
     as_user: AsUser = None,
     operator: Operator = False,
+    as_json: AsJson = False,
 ) -> None:
     """Create a community; prints its id. The caller becomes its owner."""
     request = members_pb.CreateCommunityRequest(
@@ -62,6 +63,9 @@ def community_create(
     )
     with stub("members", members_grpc.MembersServiceStub) as client:
         reply = call(client.CreateCommunity, request, metadata(as_user, operator))
+    if as_json:
+        show(reply, True, "community")
+        return
     typer.echo(reply.community.id)
 
 
@@ -91,6 +95,7 @@ def member_join(
     ] = 0,
     request_id: RequestId = "",
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Join an open community (any, with an invite), or ask to join one that reviews."""
     with stub("members", members_grpc.MembersServiceStub) as client:
@@ -105,6 +110,9 @@ def member_join(
             ),
             metadata(as_user),
         )
+    if as_json:
+        show(reply, True, "join")
+        return
     if reply.HasField("join_request"):
         typer.echo("asked to join; a moderator will review your request")
         return
@@ -142,6 +150,7 @@ def member_review(
     reason: Annotated[str, typer.Option(help="Required to reject; the applicant sees it.")] = "",
     request_id: RequestId = "",
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Approve or reject a join request (moderators)."""
     with stub("members", members_grpc.MembersServiceStub) as client:
@@ -156,6 +165,9 @@ def member_review(
             ),
             metadata(as_user),
         )
+    if as_json:
+        show(reply, True, "join_request")
+        return
     typer.echo(
         members_pb.JoinRequestState.Name(reply.join_request.state)
         .removeprefix("JOIN_REQUEST_STATE_")
@@ -170,6 +182,7 @@ def member_role(
     role: Annotated[str, typer.Argument(help="member, moderator or admin.")],
     request_id: RequestId = "",
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Give a member another role (admins; only the owner makes admins)."""
     with stub("members", members_grpc.MembersServiceStub) as client:
@@ -183,6 +196,9 @@ def member_role(
             ),
             metadata(as_user),
         )
+    if as_json:
+        show(reply, True, "membership")
+        return
     show(reply.membership, False, "membership")
 
 
@@ -195,6 +211,7 @@ def member_moderate(
     until: Annotated[str, typer.Option(help="Ban or mute end, ISO 8601 with offset.")] = "",
     request_id: RequestId = "",
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Remove, ban, unban, mute or unmute a member (moderators)."""
     request = members_pb.ModerateMemberRequest(
@@ -208,11 +225,14 @@ def member_moderate(
         request.until.CopyFrom(timestamp(until, "--until"))
     with stub("members", members_grpc.MembersServiceStub) as client:
         reply = call(client.ModerateMember, request, metadata(as_user))
+    if as_json:
+        show(reply, True, "membership")
+        return
     show(reply.membership, False, "membership")
 
 
 @member_app.command("audit")
-def member_audit(community_id: str, as_user: AsUser = None) -> None:
+def member_audit(community_id: str, as_user: AsUser = None, as_json: AsJson = False) -> None:
     """The moderator and admin actions in a community, newest first (admins)."""
     with stub("members", members_grpc.MembersServiceStub) as client:
         reply = call(
@@ -220,6 +240,9 @@ def member_audit(community_id: str, as_user: AsUser = None) -> None:
             members_pb.ListAuditLogRequest(community_id=community_id, page_size=100),
             metadata(as_user),
         )
+    if as_json:
+        show(reply, True, "audit")
+        return
     table = Table(title="audit log")
     for column in ("when", "who", "action", "whom", "note"):
         table.add_column(column)
@@ -235,16 +258,21 @@ def member_audit(community_id: str, as_user: AsUser = None) -> None:
 
 
 @member_app.command("leave")
-def member_leave(community_id: str, request_id: RequestId = "", as_user: AsUser = None) -> None:
+def member_leave(
+    community_id: str, request_id: RequestId = "", as_user: AsUser = None, as_json: AsJson = False
+) -> None:
     """Leave a community."""
     with stub("members", members_grpc.MembersServiceStub) as client:
-        call(
+        reply = call(
             client.LeaveCommunity,
             members_pb.LeaveCommunityRequest(
                 community_id=community_id, request_id=request_id or str(uuid.uuid4())
             ),
             metadata(as_user),
         )
+    if as_json:
+        show(reply, True, "left")
+        return
     typer.echo(f"left {community_id}")
 
 
@@ -265,6 +293,7 @@ def invite_create(
     expires: Annotated[str, typer.Option(help="ISO 8601 with offset; 7 days when empty.")] = "",
     request_id: RequestId = "",
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Make an invite link; prints its code (shown only now)."""
     request = members_pb.CreateInviteRequest(
@@ -276,6 +305,9 @@ def invite_create(
         request.expire_time.CopyFrom(timestamp(expires, "--expires"))
     with stub("members", members_grpc.MembersServiceStub) as client:
         reply = call(client.CreateInvite, request, metadata(as_user))
+    if as_json:
+        show(reply, True, "invite")
+        return
     typer.echo(reply.code)
 
 
@@ -309,11 +341,15 @@ def invite_list(community_id: str, as_user: AsUser = None, as_json: AsJson = Fal
 
 @invite_app.command("revoke")
 def invite_revoke(
-    community_id: str, invite_id: str, request_id: RequestId = "", as_user: AsUser = None
+    community_id: str,
+    invite_id: str,
+    request_id: RequestId = "",
+    as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Stop an invite from admitting anyone else."""
     with stub("members", members_grpc.MembersServiceStub) as client:
-        call(
+        reply = call(
             client.RevokeInvite,
             members_pb.RevokeInviteRequest(
                 community_id=community_id,
@@ -322,6 +358,9 @@ def invite_revoke(
             ),
             metadata(as_user),
         )
+    if as_json:
+        show(reply, True, "invite")
+        return
     typer.echo(f"revoked {invite_id}")
 
 
@@ -332,6 +371,7 @@ def rules_set(
     etag: Annotated[str, typer.Option(help="The community's etag you last read.")] = "",
     request_id: RequestId = "",
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Publish a new version of the rules (admins); prints the version."""
     rules = [
@@ -349,6 +389,9 @@ def rules_set(
             ),
             metadata(as_user),
         )
+    if as_json:
+        show(reply, True, "rules")
+        return
     typer.echo(reply.rules.version)
 
 
@@ -380,6 +423,7 @@ def member_accept_rules(
     version: Annotated[int, typer.Argument(help="The version you read.")],
     request_id: RequestId = "",
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Accept the current version of a community's rules."""
     with stub("members", members_grpc.MembersServiceStub) as client:
@@ -392,6 +436,9 @@ def member_accept_rules(
             ),
             metadata(as_user),
         )
+    if as_json:
+        show(reply, True, "membership")
+        return
     show(reply.membership, False, "membership")
 
 
@@ -412,6 +459,7 @@ def report_file(
     ] = None,
     request_id: RequestId = "",
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Report a member or a piece of content; prints the report id."""
     request = members_pb.FileReportRequest(
@@ -430,6 +478,9 @@ def report_file(
         )
     with stub("members", members_grpc.MembersServiceStub) as client:
         reply = call(client.FileReport, request, metadata(as_user))
+    if as_json:
+        show(reply, True, "report")
+        return
     typer.echo(reply.report.report_id)
 
 
@@ -476,8 +527,12 @@ def report_resolve(
     ],
     note: Annotated[str, typer.Option(help="Why; the member acted on sees it.")],
     until: Annotated[str, typer.Option(help="Mute or ban end, ISO 8601 with offset.")] = "",
+    remove_content: Annotated[
+        bool, typer.Option(help="Remove the reported content as well (warn, mute or ban).")
+    ] = False,
     request_id: RequestId = "",
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Decide a report or its appeal."""
     request = members_pb.ResolveReportRequest(
@@ -485,12 +540,16 @@ def report_resolve(
         report_id=report_id,
         resolution=enum_option(members_pb.Resolution, "RESOLUTION_", resolution),  # type: ignore[arg-type]
         note=note,
+        remove_content=remove_content,
         request_id=request_id or str(uuid.uuid4()),
     )
     if until:
         request.until.CopyFrom(timestamp(until, "--until"))
     with stub("members", members_grpc.MembersServiceStub) as client:
         reply = call(client.ResolveReport, request, metadata(as_user))
+    if as_json:
+        show(reply, True, "report")
+        return
     show(reply.report, False, "report")
 
 
@@ -501,6 +560,7 @@ def report_appeal(
     statement: Annotated[str, typer.Option(help="Why the decision is wrong.")],
     request_id: RequestId = "",
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Appeal a decision that acted on you (once)."""
     with stub("members", members_grpc.MembersServiceStub) as client:
@@ -514,6 +574,9 @@ def report_appeal(
             ),
             metadata(as_user),
         )
+    if as_json:
+        show(reply, True, "report")
+        return
     typer.echo(
         members_pb.ReportState.Name(reply.report.state).removeprefix("REPORT_STATE_").lower()
     )
@@ -544,10 +607,11 @@ def member_erase(
     request_id: RequestId = "",
     as_user: AsUser = None,
     operator: Operator = False,
+    as_json: AsJson = False,
 ) -> None:
     """Leave a community and erase what you wrote there (a ban or mute stays)."""
     with stub("members", members_grpc.MembersServiceStub) as client:
-        call(
+        reply = call(
             client.EraseMyData,
             members_pb.EraseMyDataRequest(
                 community_id=community_id,
@@ -557,4 +621,7 @@ def member_erase(
             ),
             metadata(as_user, operator),
         )
+    if as_json:
+        show(reply, True, "erased")
+        return
     typer.echo(f"erased your data in {community_id}")

@@ -275,6 +275,7 @@ def segment_create(
     description: str = "",
     request_id: RequestId = "",
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Save a segment; prints its id (moderators)."""
     with stub("members", pb_grpc.ProfilesServiceStub) as client:
@@ -289,11 +290,16 @@ def segment_create(
             ),
             metadata(as_user),
         )
+    if as_json:
+        show(reply, True, "segment")
+        return
     typer.echo(reply.segment.id)
 
 
 @segment_app.command("count")
-def segment_count(community_id: str, segment_id: str, as_user: AsUser = None) -> None:
+def segment_count(
+    community_id: str, segment_id: str, as_user: AsUser = None, as_json: AsJson = False
+) -> None:
     """How many members a segment holds now (moderators)."""
     with stub("members", pb_grpc.ProfilesServiceStub) as client:
         reply = call(
@@ -301,6 +307,9 @@ def segment_count(community_id: str, segment_id: str, as_user: AsUser = None) ->
             pb.CountSegmentRequest(community_id=community_id, segment_id=segment_id),
             metadata(as_user),
         )
+    if as_json:
+        show(reply, True, "count")
+        return
     typer.echo(reply.member_count)
 
 
@@ -310,10 +319,12 @@ def segment_members(
     segment_id: str,
     limit: Annotated[int, typer.Option(help="Stop after this many.")] = 100,
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """The members a segment holds now, longest-standing first (moderators)."""
     shown = 0
     token = ""
+    found: list[str] = []
     with stub("members", pb_grpc.ProfilesServiceStub) as client:
         while shown < limit:
             reply = call(
@@ -326,12 +337,16 @@ def segment_members(
                 ),
                 metadata(as_user),
             )
-            for user_id in reply.user_ids:
-                typer.echo(user_id)
+            if not as_json:
+                for user_id in reply.user_ids:
+                    typer.echo(user_id)
+            found.extend(reply.user_ids)
             shown += len(reply.user_ids)
             token = reply.next_page_token
             if not token:
                 break
+    if as_json:
+        out.print_json(json.dumps({"user_ids": found}))
 
 
 @personas_app.command("checkin")

@@ -167,6 +167,7 @@ def levels_set(
     ],
     request_id: RequestId = "",
     as_user: AsUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """Replace the community's levels (admins)."""
     levels = []
@@ -187,5 +188,8 @@ def levels_set(
             ),
             metadata(as_user),
         )
+    if as_json:
+        show(reply, True, "levels")
+        return
     for each in reply.levels:
         typer.echo(f"level {each.level}: {each.min_points}+ {', '.join(each.privileges)}")

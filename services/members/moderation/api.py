@@ -154,7 +154,13 @@ class ModerationApi:
             repository = ReportRepository(session)
             report = await repository.get(community.id, request.report_id)
             decided = reports.resolve(
-                report, caller.user_id, actor, resolution, request.note, until
+                report,
+                caller.user_id,
+                actor,
+                resolution,
+                request.note,
+                until,
+                request.remove_content,
             )
             changed = await _act_on_member(session, community, actor, decided, caller)
             await repository.save(decided)
@@ -166,7 +172,8 @@ class ModerationApi:
                 actor=caller.user_id,
                 action=("appeal_" if appeal else "report_") + resolution.name.lower(),
                 target=decided.target_user_id,
-                reason=f"report {decided.id}: {request.note.strip()}",
+                reason=f"report {decided.id}: {request.note.strip()}"
+                + (" (content removed)" if request.remove_content else ""),
                 until=until,
             )
             reply = pb.ResolveReportResponse(report=report_to_proto(decided))
@@ -330,7 +337,8 @@ async def _act_on_member(
     else:
         lifted = reports.overturned_action(report)
         action = _LIFTS[lifted] if lifted else None
-    if action is None:
+    if action is None or not report.target_user_id:
+        # Nobody to act on: a decision on content whose author is unknown removes it alone.
         return None
     communities = CommunityRepository(session)
     target = await communities.membership(community.id, report.target_user_id)
@@ -354,6 +362,7 @@ def _decision_to_proto(decision: reports.Decision | None) -> pb.ReportDecision |
         note=decision.note,
         until=timestamp(decision.until) if decision.until else None,
         decide_time=timestamp(decision.decided_at),
+        remove_content=decision.remove_content,
     )
 
 

@@ -25,6 +25,7 @@ def _decision(decision: Decision | None) -> dict[str, Any] | None:
         "note": decision.note,
         "until": decision.until,
         "decide_time": decision.decided_at,
+        "remove_content": decision.remove_content,
     }
 
 

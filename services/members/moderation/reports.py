@@ -65,6 +65,8 @@ class Decision:
     note: str
     until: datetime | None
     decided_at: datetime
+    # A first decision about content may remove it as well (content acts on the fact).
+    remove_content: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,22 +158,25 @@ def resolve(
     resolution: Resolution,
     note: str,
     until: datetime | None,
+    remove_content: bool = False,
 ) -> Report:
     """The report decided. `resolver` None is a platform operator."""
     if report is None:
         raise NotFound("no such report in this community")
     now = datetime.now(UTC)
-    decision = Decision(resolution, resolver_user_id, note.strip(), until, now)
+    decision = Decision(resolution, resolver_user_id, note.strip(), until, now, remove_content)
     if report.target_user_id and resolver_user_id == report.target_user_id:
         raise PermissionDenied("a report about you, and its appeal, are decided by someone else")
     if report.state is State.RESOLVED:
         raise FailedPrecondition(f"report {report.id} is already decided")
+    if remove_content:
+        _check_removal(report, resolution)
     if report.state is State.OPEN:
         if resolution not in FIRST_DECISIONS:
             raise InvalidArgument.field(
                 "resolution", "an open report is dismissed, warned, muted or banned"
             )
-        if resolution in ACTING and not report.target_user_id:
+        if resolution in ACTING and not report.target_user_id and not remove_content:
             raise FailedPrecondition(
                 "this report names no member to act on (the content's author is unknown); "
                 "dismiss it or act on the content",
@@ -198,6 +203,21 @@ def resolve(
     return replace(
         report, state=State.RESOLVED, appeal_decision=decision, version=report.version + 1
     )
+
+
+def _check_removal(report: Report, resolution: Resolution) -> None:
+    if not report.about_content:
+        raise InvalidArgument.field(
+            "remove_content", "this report is about a member, not a piece of content"
+        )
+    if report.state is not State.OPEN:
+        raise InvalidArgument.field(
+            "remove_content", "is decided with the report; an appeal's decision follows it"
+        )
+    if resolution is Resolution.DISMISS:
+        raise InvalidArgument.field(
+            "remove_content", "a dismissed report removes nothing; warn, mute or ban"
+        )
 
 
 def appeal(report: Report | None, user_id: str, statement: str) -> Report:

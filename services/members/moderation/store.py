@@ -191,6 +191,7 @@ def _report_row(report: Report) -> dict[str, object]:
         "note": first.note if first else "",
         "until": first.until if first else None,
         "resolved_at": first.decided_at if first else None,
+        "remove_content": first.remove_content if first else False,
         "appeal_statement": report.appeal_statement,
         "appealed_at": report.appealed_at,
         "appeal_resolution": int(second.resolution) if second else 0,
@@ -208,6 +209,7 @@ def _report(row: Row[Any]) -> Report:
             row.note,
             utc(row.until) if row.until else None,
             utc(row.resolved_at),
+            bool(row.remove_content),
         )
         if row.resolution
         else None

@@ -193,6 +193,7 @@ reports = Table(
     Column("note", String(1000), nullable=False, server_default=""),
     Column("until", DateTime(timezone=True), nullable=True),
     Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("remove_content", Boolean, nullable=False, server_default=false()),
     Column("appeal_statement", String(2000), nullable=False, server_default=""),
     Column("appealed_at", DateTime(timezone=True), nullable=True),
     Column("appeal_resolution", Integer, nullable=False, server_default="0"),

@@ -610,6 +610,10 @@ class ReportResolved(_message.Message):
     APPEAL_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     RESOLVE_TIME_FIELD_NUMBER: _builtins.int
+    REMOVE_CONTENT_FIELD_NUMBER: _builtins.int
+    TARGET_SERVICE_FIELD_NUMBER: _builtins.int
+    TARGET_KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
     report_id: _builtins.str
     community_id: _builtins.str
     resolution: _members_service_pb2.Resolution.ValueType
@@ -619,6 +623,14 @@ class ReportResolved(_message.Message):
     appeal: _builtins.bool
     """True when this decides an appeal."""
     version: _builtins.int
+    remove_content: _builtins.bool
+    """The first decision removed the reported content; an appeal's decision repeats it, so an
+    appeal overturned with this set means the content goes back.
+    """
+    target_service: _builtins.str
+    """For a report about content: "content" or "events", the kind and the id of the item."""
+    target_kind: _builtins.str
+    target_id: _builtins.str
     @_builtins.property
     def resolve_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -632,10 +644,14 @@ class ReportResolved(_message.Message):
         appeal: _builtins.bool = ...,
         version: _builtins.int = ...,
         resolve_time: _timestamp_pb2.Timestamp | None = ...,
+        remove_content: _builtins.bool = ...,
+        target_service: _builtins.str = ...,
+        target_kind: _builtins.str = ...,
+        target_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["resolve_time", b"resolve_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal", b"appeal", "community_id", b"community_id", "report_id", b"report_id", "resolution", b"resolution", "resolve_time", b"resolve_time", "resolver_user_id", b"resolver_user_id", "target_user_id", b"target_user_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal", b"appeal", "community_id", b"community_id", "remove_content", b"remove_content", "report_id", b"report_id", "resolution", b"resolution", "resolve_time", b"resolve_time", "resolver_user_id", b"resolver_user_id", "target_id", b"target_id", "target_kind", b"target_kind", "target_service", b"target_service", "target_user_id", b"target_user_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1672,10 +1672,13 @@ class ReportDecision(_message.Message):
     NOTE_FIELD_NUMBER: _builtins.int
     UNTIL_FIELD_NUMBER: _builtins.int
     DECIDE_TIME_FIELD_NUMBER: _builtins.int
+    REMOVE_CONTENT_FIELD_NUMBER: _builtins.int
     resolution: Global___Resolution.ValueType
     resolver_user_id: _builtins.str
     note: _builtins.str
     """Why; the member acted on sees it."""
+    remove_content: _builtins.bool
+    """The first decision also removed the reported content."""
     @_builtins.property
     def until(self) -> _timestamp_pb2.Timestamp:
         """For mute and ban: when it lapses."""
@@ -1690,10 +1693,11 @@ class ReportDecision(_message.Message):
         note: _builtins.str = ...,
         until: _timestamp_pb2.Timestamp | None = ...,
         decide_time: _timestamp_pb2.Timestamp | None = ...,
+        remove_content: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "until", b"until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "note", b"note", "resolution", b"resolution", "resolver_user_id", b"resolver_user_id", "until", b"until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "note", b"note", "remove_content", b"remove_content", "resolution", b"resolution", "resolver_user_id", b"resolver_user_id", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1919,6 +1923,7 @@ class ResolveReportRequest(_message.Message):
     RESOLUTION_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
     UNTIL_FIELD_NUMBER: _builtins.int
+    REMOVE_CONTENT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen id of this request: a retry with the same id returns the first result."""
     community_id: _builtins.str
@@ -1927,6 +1932,11 @@ class ResolveReportRequest(_message.Message):
     """Dismiss, warn, mute or ban for an open report; uphold or overturn for an appealed one."""
     note: _builtins.str
     """Required; at most 1000 characters."""
+    remove_content: _builtins.bool
+    """With a warning, mute or ban of an open report about content: the content is removed as
+    well (the content service hides it for good; an appeal overturned puts it back). When
+    the content's author is unknown, the decision acts on the content alone.
+    """
     @_builtins.property
     def until(self) -> _timestamp_pb2.Timestamp:
         """For mute and ban: when it lapses; unset means until lifted."""
@@ -1940,10 +1950,11 @@ class ResolveReportRequest(_message.Message):
         resolution: Global___Resolution.ValueType = ...,
         note: _builtins.str = ...,
         until: _timestamp_pb2.Timestamp | None = ...,
+        remove_content: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["until", b"until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "note", b"note", "report_id", b"report_id", "request_id", b"request_id", "resolution", b"resolution", "until", b"until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "note", b"note", "remove_content", b"remove_content", "report_id", b"report_id", "request_id", b"request_id", "resolution", b"resolution", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
