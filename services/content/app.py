@@ -18,6 +18,7 @@ from services.content.library import data as library_data
 from services.content.library.api import LibraryApi
 from services.content.moderation import holding
 from services.content.moderation.api import RulesApi
+from services.content.moderation.consumers import reports_subscription
 from services.content.moderation.review_api import ReviewApi
 from services.content.moderation.screening import Screen
 from services.content.paid import data as paid_data
@@ -152,6 +153,8 @@ SPEC = ServiceSpec(
         access_subscription("content", access),
         erasure_subscription("content", HOLDERS),
         entitlements_subscription(),
+        # Members' reports about content: the review queue, and removals decided there.
+        reports_subscription(),
     ],
     schedule=scheduled_jobs,
     jobs=jobs,

@@ -7,18 +7,21 @@ moderation log and leaves a fact; refused requests change nothing."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from sqlalchemy import select
 
+from services.content.moderation import consumers
 from services.content.store.tables import outbox
 from services.kit.access import Role
 from studyhall.content.v1 import content_events_pb2 as events
 from studyhall.content.v1 import content_service_pb2 as pb
 from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
+from studyhall.members.v1 import members_events_pb2 as members_events
+from studyhall.members.v1 import members_service_pb2 as members_pb
 from tests.support.access import grant
 from tests.support.errors import field_violations
 from tests.support.services import RunningService
@@ -365,3 +368,69 @@ async def test_the_author_appeals_once_and_another_moderator_decides(
     assert facts.count("AppealDecided") == 2
     decided = events.AppealDecided.DESCRIPTOR.full_name
     assert decided.endswith("AppealDecided")
+
+
+async def test_members_reports_open_close_and_remove_once_in_any_order(
+    content: RunningService,
+) -> None:
+    """The projection of members' ReportFiled and ReportResolved, applied as the consumer
+    applies a batch: a redelivered or older fact changes nothing."""
+    here = await Community(content).setup()
+    first = await here.post(title="Essays for sale")
+    second = await here.post(title="Homework for sale")
+
+    def filed(report_id: str, post_id: str) -> members_events.ReportFiled:
+        return members_events.ReportFiled(
+            report_id=report_id,
+            community_id=here.id,
+            reporter_user_id="al",
+            target_service="content",
+            target_kind="post",
+            target_id=post_id,
+            reason=members_pb.REPORT_REASON_SPAM,
+            version=1,
+        )
+
+    def resolved(report_id: str, post_id: str, **fields: Any) -> members_events.ReportResolved:
+        values: dict[str, Any] = {
+            "resolution": members_pb.RESOLUTION_WARN,
+            "remove_content": True,
+            "version": 2,
+        }
+        values.update(fields)
+        return members_events.ReportResolved(
+            report_id=report_id,
+            community_id=here.id,
+            resolver_user_id="mo",
+            target_service="content",
+            target_kind="post",
+            target_id=post_id,
+            **values,
+        )
+
+    async def apply(*facts: Any) -> None:
+        async with content.deps.database.write() as session:
+            await consumers.apply(session, [(fact, cast(Any, None)) for fact in facts])
+
+    one, two = str(uuid.uuid4()), str(uuid.uuid4())
+    await apply(filed(one, first.id), filed(one, first.id))
+    assert await here.queue(pb.REVIEW_REASON_REPORTED) == [first.id]
+    await apply(resolved(one, first.id), resolved(one, first.id), filed(one, first.id))
+    assert await here.queue() == []
+    assert await here.state(first.id) == pb.POST_STATE_REMOVED
+
+    # Decided before its filing arrived: removed once, and the late filing opens nothing.
+    await apply(resolved(two, second.id), filed(two, second.id))
+    assert await here.state(second.id) == pb.POST_STATE_REMOVED
+    assert await here.queue() == []
+
+    # The appeal's overturn puts the post back; its redelivery changes nothing.
+    overturn = resolved(
+        one, first.id, resolution=members_pb.RESOLUTION_OVERTURN, appeal=True, version=4
+    )
+    await apply(overturn, overturn)
+    assert await here.state(first.id, user="al") == pb.POST_STATE_PUBLISHED
+    assert [action for action, _, _ in await here.log()] == ["restore", "remove", "remove"]
+    facts = await here.facts()
+    assert facts.count("ContentRemoved") == 2
+    assert facts.count("ContentRestored") == 1

@@ -662,6 +662,22 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
         made["path_id"], made["path_step_id"] = path.id, path.steps[0].id
     if not wanted or needs is None:
         await post(_question(base))  # one nobody answered yet
+        # A post hidden and appealed: the moderation log and the review queue show it.
+        appealed = await post(_article(base))
+        target: dict[str, Any] = {
+            "target_kind": pb.MODERATION_TARGET_KIND_POST,
+            "target_id": appealed,
+        }
+        await call(
+            "ModerateContent",
+            pb.ModerateContentRequest(
+                **_w(base), **target, action=pb.MODERATION_ACTION_HIDE, reason="Duplicate"
+            ),
+        )
+        await call(
+            "AppealModeration",
+            pb.AppealModerationRequest(**_w(base), **target, statement="Not a duplicate."),
+        )
     return World(community_id=community_id, owner=OWNER, **made)
 
 

@@ -12,13 +12,14 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.moderation.decisions import Case, Status
-from services.content.store.tables import moderation_cases, moderation_log
+from services.content.store.tables import content_reports, moderation_cases, moderation_log
 from services.kit.database import utc
 from services.kit.paging import Position
 
 # Queue filters (studyhall.content.v1.ReviewReason).
 HELD = 1
 APPEALED = 2
+REPORTED = 3
 
 
 class CaseRepository:
@@ -67,6 +68,8 @@ class CaseRepository:
             query = query.where(moderation_cases.c.status == Status.HELD.value)
         elif reason == APPEALED:
             query = query.where(moderation_cases.c.appeal_open.is_(True))
+        elif reason == REPORTED:
+            query = query.where(moderation_cases.c.open_reports > 0)
         if after is not None:
             moment, target_id = after
             query = query.where(
@@ -82,6 +85,90 @@ class CaseRepository:
             query.order_by(moderation_cases.c.queued_at, moderation_cases.c.target_id).limit(limit)
         )
         return [_case(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class ContentReport:
+    report_id: str
+    community_id: str
+    target_kind: str
+    target_id: str
+    reason: int  # studyhall.members.v1.ReportReason
+    open: bool
+    version: int
+    filed_at: datetime | None = None
+
+
+class ReportRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, report_id: str) -> ContentReport | None:
+        row = (
+            await self.session.execute(
+                select(content_reports).where(content_reports.c.report_id == report_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        return ContentReport(
+            report_id=row.report_id,
+            community_id=row.community_id,
+            target_kind=row.target_kind,
+            target_id=row.target_id,
+            reason=int(row.reason),
+            open=bool(row.open),
+            version=int(row.version),
+            filed_at=utc(row.filed_at) if row.filed_at is not None else None,
+        )
+
+    async def save(self, report: ContentReport, existed: bool) -> None:
+        values = {
+            "community_id": report.community_id,
+            "target_kind": report.target_kind,
+            "target_id": report.target_id,
+            "reason": report.reason,
+            "open": report.open,
+            "version": report.version,
+            "filed_at": report.filed_at,
+        }
+        if existed:
+            await self.session.execute(
+                update(content_reports)
+                .where(content_reports.c.report_id == report.report_id)
+                .values(**values)
+            )
+        else:
+            await self.session.execute(
+                content_reports.insert().values(report_id=report.report_id, **values)
+            )
+
+    async def open_about(self, target_kind: str, target_ids: list[str]) -> list[ContentReport]:
+        """The open reports about these items, oldest first."""
+        if not target_ids:
+            return []
+        rows = await self.session.execute(
+            select(content_reports)
+            .where(
+                content_reports.c.target_kind == target_kind,
+                content_reports.c.target_id.in_(target_ids),
+                content_reports.c.open.is_(True),
+            )
+            .order_by(content_reports.c.filed_at, content_reports.c.report_id)
+        )
+        return [
+            ContentReport(
+                report_id=row.report_id,
+                community_id=row.community_id,
+                target_kind=row.target_kind,
+                target_id=row.target_id,
+                reason=int(row.reason),
+                open=True,
+                version=int(row.version),
+                filed_at=utc(row.filed_at) if row.filed_at is not None else None,
+            )
+            for row in rows
+        ]
 
 
 @dataclass(frozen=True)
@@ -158,6 +245,7 @@ def _values(case: Case) -> dict[str, Any]:
         "appealed_at": case.appealed_at,
         "queued_at": case.queued_at,
         "version": case.version,
+        "open_reports": case.open_reports,
     }
 
 
@@ -178,4 +266,5 @@ def _case(row: Row[Any]) -> Case:
         appeal_statement=row.appeal_statement,
         appealed_at=utc(row.appealed_at) if row.appealed_at is not None else None,
         queued_at=utc(row.queued_at) if row.queued_at is not None else None,
+        open_reports=int(row.open_reports),
     )

@@ -68,6 +68,7 @@ class Case:
     appeal_statement: str = ""
     appealed_at: datetime | None = None
     queued_at: datetime | None = None  # in the review queue since; None when not
+    open_reports: int = 0  # members' reports about it still open
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def status_of(post: Post) -> Status:
 
 def held(post: Post, case: Case | None, reason: str, now: datetime) -> Case:
     """The case of a post a keyword rule held (the post is already HELD)."""
-    base = case or _new_case(post, now)
+    base = case or new_case(post, now)
     return replace(
         base,
         status=Status.HELD,
@@ -117,7 +118,7 @@ def decide(
             f"post {post.id} is deleted; restore it first (RestorePost), then moderate it"
         )
     status = status_of(post)
-    current = case or _new_case(post, now)
+    current = case or new_case(post, now)
     if current.appeal_open:
         return _decide_appeal(post, current, action, actor, rank, reason, now)
     target = _target(post.id, status, action)
@@ -128,15 +129,27 @@ def decide(
         actor_user_id=actor,
         actor_rank=rank,
         decided_at=now,
-        queued_at=None,
+        # Open reports keep it in the queue: members' moderators decide them.
+        queued_at=current.queued_at if current.open_reports else None,
     )
     return _apply(post, decided, action.name.lower(), now)
 
 
-def appeal(post: Post, case: Case | None, author: str, statement: str, now: datetime) -> Case:
-    """The author's one appeal of the hold, hiding or removal of their post."""
-    if post.state is PostState.DRAFT or post.author_user_id != author:
-        raise PermissionDenied(f"only the author of post {post.id} may appeal its moderation")
+def appeal(
+    post: Post,
+    case: Case | None,
+    caller: str,
+    statement: str,
+    now: datetime,
+    *,
+    operator: bool = False,
+) -> Case:
+    """The author's one appeal of the hold, hiding or removal of their post (an operator
+    may file it for them)."""
+    if post.state is PostState.DRAFT:
+        raise post_not_found(post.id, post.community_id)
+    if post.author_user_id != caller and not operator:
+        raise PermissionDenied(f"only its author may appeal the moderation of post {post.id}")
     status = status_of(post) if post.state in _STATUS else None
     if status not in (Status.HELD, Status.HIDDEN, Status.REMOVED) or case is None:
         raise FailedPrecondition(
@@ -174,7 +187,9 @@ def _decide_appeal(
             f"the appeal of post {post.id} is decided by a moderator ranking at least as high "
             "as the one who decided"
         )
-    closed = replace(case, appeal_open=False, queued_at=None)
+    closed = replace(
+        case, appeal_open=False, queued_at=case.queued_at if case.open_reports else None
+    )
     if action is Action.UPHOLD:
         # The decision stands; a held post stays held and may still be approved.
         return Decision(post, replace(closed, version=post.version), "uphold")
@@ -187,6 +202,45 @@ def _decide_appeal(
         decided_at=now,
     )
     return _apply(post, restored, "overturn", now)
+
+
+def report_removes(
+    post: Post, case: Case | None, report_id: str, resolver: str, now: datetime
+) -> Decision | None:
+    """Members decided a report with removal: the post is removed (None when it is not
+    there to remove: a draft, deleted, already removed)."""
+    if post.state not in _STATUS or post.state is PostState.REMOVED:
+        return None
+    current = case or new_case(post, now)
+    removed = replace(
+        current,
+        status=Status.REMOVED,
+        reason=f"report {report_id}",
+        actor_user_id=resolver,
+        actor_rank=0,
+        decided_at=now,
+    )
+    return _apply(post, removed, "remove", now)
+
+
+def report_overturned(
+    post: Post, case: Case | None, report_id: str, resolver: str, now: datetime
+) -> Decision | None:
+    """Members overturned on appeal a report's decision that removed the post: it comes
+    back, unless something else removed it since (None then)."""
+    if post.state is not PostState.REMOVED or case is None or case.reason != f"report {report_id}":
+        return None
+    restored = replace(
+        case,
+        status=Status.VISIBLE,
+        reason=f"report {report_id} overturned on appeal",
+        actor_user_id=resolver,
+        actor_rank=0,
+        decided_at=now,
+        appeal_open=False,
+        queued_at=case.queued_at if case.open_reports else None,
+    )
+    return _apply(post, restored, "restore", now)
 
 
 def _target(post_id: str, status: Status, action: Action) -> Status:
@@ -235,7 +289,7 @@ def _apply(post: Post, case: Case, step: str, now: datetime) -> Decision:
     return Decision(moved, replace(case, version=moved.version), step, first_shown=first)
 
 
-def _new_case(post: Post, now: datetime) -> Case:
+def new_case(post: Post, now: datetime) -> Case:
     return Case(
         target_kind=POST,
         target_id=post.id,

@@ -8,8 +8,10 @@ from typing import Any
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.content.moderation.decisions import Case
+from services.content.moderation.decisions import Case, Decision
 from services.content.moderation.domain import KeywordRule
+from services.content.posts.domain import Post
+from services.content.posts.events import PostEvents
 from services.content.store.outbox import OUTBOX
 from services.kit.timestamps import timestamp
 from studyhall.content.v1 import content_events_pb2 as events
@@ -86,3 +88,21 @@ async def moderated(
             community_id=case.community_id,
             subject=f"communities/{case.community_id}/{case.target_kind}s/{case.target_id}",
         )
+
+
+async def follow_post(
+    session: AsyncSession, before: Post, decision: Decision, by: str, now: datetime
+) -> None:
+    """The post facts a moderation step means to their consumers: leaving sight is a
+    deletion to them, coming back a restoration, the first showing a creation (0053)."""
+    after = decision.post
+    facts = PostEvents(session)
+    if before.visible and not after.visible:
+        await facts.withdrawn(after, by, now)
+        await facts.acceptance_ended_with(after, by)
+    elif after.visible and not before.visible:
+        if decision.first_shown:
+            await facts.created(after)
+        else:
+            await facts.restored(after, by, now)
+            await facts.acceptance_resumed_with(after, by)

@@ -3,17 +3,23 @@ queue and the moderation log (docs/decisions/0052)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.moderation import decisions
-from services.content.moderation.cases import CaseRepository, LogEntry, LogRepository
+from services.content.moderation.cases import (
+    CaseRepository,
+    ContentReport,
+    LogEntry,
+    LogRepository,
+    ReportRepository,
+)
 from services.content.moderation.decisions import POST, Case, Status
-from services.content.moderation.events import moderated
+from services.content.moderation.events import follow_post, moderated
 from services.content.posts.domain import Post, post_not_found
-from services.content.posts.events import PostEvents
 from services.content.posts.store import PostRepository
 from services.kit.access import Access, Role, Standing, check_writable
 from services.kit.auth import Identity, current_identity
@@ -23,6 +29,7 @@ from services.kit.paging import page_of, read_page
 from services.kit.timestamps import timestamp
 from services.kit.validation import Violations
 from studyhall.content.v1 import content_service_pb2 as pb
+from studyhall.members.v1 import members_service_pb2 as members_pb
 
 _KINDS = [pb.MODERATION_TARGET_KIND_POST]
 _STATUS = {
@@ -69,7 +76,7 @@ class ReviewApi:
             decision = decisions.decide(post, case, action, caller.user_id, rank, reason, now)
             if decision.post is not post:
                 await PostRepository(session).save(decision.post)
-                await _follow(session, post, decision, caller.user_id, now)
+                await follow_post(session, post, decision, caller.user_id, now)
             await cases.save(decision.case, case is not None)
             await LogRepository(session).add(
                 decision.case, decision.step, caller.user_id, reason, now
@@ -102,7 +109,9 @@ class ReviewApi:
             check_writable(request.community_id, standing, "appealing a moderation decision")
             cases = CaseRepository(session)
             case = await cases.get(request.community_id, POST, post.id)
-            appealed = decisions.appeal(post, case, caller.user_id, request.statement.strip(), now)
+            appealed = decisions.appeal(
+                post, case, caller.user_id, request.statement.strip(), now, operator=caller.operator
+            )
             await cases.save(appealed, case is not None)
             await LogRepository(session).add(
                 appealed, "appeal", caller.user_id, appealed.appeal_statement, now
@@ -129,9 +138,16 @@ class ReviewApi:
             found = await CaseRepository(session).queue(
                 request.community_id, int(request.reason), page.after, page.size + 1
             )
-        cases, token = page_of(found, page, _queue_position)
+            cases, token = page_of(found, page, _queue_position)
+            reported = await ReportRepository(session).open_about(
+                POST, [case.target_id for case in cases if case.open_reports]
+            )
+        about: dict[str, list[ContentReport]] = {}
+        for report in reported:
+            about.setdefault(report.target_id, []).append(report)
         return pb.ListReviewQueueResponse(
-            cases=[case_to_proto(case) for case in cases], next_page_token=token
+            cases=[case_to_proto(case, about.get(case.target_id, [])) for case in cases],
+            next_page_token=token,
         )
 
     async def ListModerationLog(
@@ -162,30 +178,14 @@ async def _post(session: AsyncSession, community_id: str, post_id: str) -> Post:
     return post
 
 
-async def _follow(
-    session: AsyncSession, before: Post, decision: decisions.Decision, by: str, now: datetime
-) -> None:
-    """The post facts a moderation step means to their consumers: leaving sight is a
-    deletion to them, coming back a restoration, the first showing a creation (0053)."""
-    after = decision.post
-    events = PostEvents(session)
-    if before.visible and not after.visible:
-        await events.withdrawn(after, by, now)
-        await events.acceptance_ended_with(after, by)
-    elif after.visible and not before.visible:
-        if decision.first_shown:
-            await events.created(after)
-        else:
-            await events.restored(after, by, now)
-            await events.acceptance_resumed_with(after, by)
-
-
-def case_to_proto(case: Case) -> pb.ModerationCase:
+def case_to_proto(case: Case, reports: Sequence[ContentReport] = ()) -> pb.ModerationCase:
     reasons: list[pb.ReviewReason.ValueType] = []
     if case.queued_at is not None and case.status is Status.HELD:
         reasons.append(pb.REVIEW_REASON_HELD)
     if case.appeal_open:
         reasons.append(pb.REVIEW_REASON_APPEALED)
+    if case.open_reports:
+        reasons.append(pb.REVIEW_REASON_REPORTED)
     shown = pb.ModerationCase(
         community_id=case.community_id,
         target_kind=pb.MODERATION_TARGET_KIND_POST,
@@ -200,6 +200,9 @@ def case_to_proto(case: Case) -> pb.ModerationCase:
         appeal_statement=case.appeal_statement,
         review_reasons=reasons,
         version=case.version,
+        open_report_count=case.open_reports,
+        report_ids=[report.report_id for report in reports],
+        report_reasons=[_report_reason(report.reason) for report in reports],
     )
     if case.appealed_at is not None:
         shown.appeal_time.CopyFrom(timestamp(case.appealed_at))
@@ -219,6 +222,13 @@ def _entry_to_proto(entry: LogEntry) -> pb.ModerationLogEntry:
         reason=entry.reason,
         time=timestamp(entry.at),
     )
+
+
+def _report_reason(reason: int) -> str:
+    try:
+        return members_pb.ReportReason.Name(members_pb.ReportReason.ValueType(reason))
+    except ValueError:
+        return str(reason)
 
 
 def _queue_position(case: Case) -> tuple[datetime, str]:

@@ -417,7 +417,26 @@ moderation_cases = Table(
     Column("appealed_at", DateTime(timezone=True), nullable=True),
     Column("queued_at", DateTime(timezone=True), nullable=True),
     Column("version", BigInteger, nullable=False),
+    # Members' reports about the post still open (content_reports).
+    Column("open_reports", Integer, nullable=False, server_default="0"),
     Index("ix_moderation_cases_queue", "community_id", "queued_at"),
+)
+
+# Members' reports about content, from ReportFiled and ReportResolved (the newest version of
+# each report wins, whatever order the facts arrive in).
+content_reports = Table(
+    "content_reports",
+    metadata,
+    Column("report_id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("target_kind", String(16), nullable=False),
+    Column("target_id", String(36), nullable=False),
+    # studyhall.members.v1.ReportReason
+    Column("reason", Integer, nullable=False),
+    Column("open", Boolean, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("filed_at", DateTime(timezone=True), nullable=True),
+    Index("ix_content_reports_target", "target_kind", "target_id"),
 )
 
 # Every moderation step, newest first per community.

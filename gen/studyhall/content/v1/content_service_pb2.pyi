@@ -357,6 +357,8 @@ class _ReviewReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReviewRe
     """Held by a keyword rule."""
     REVIEW_REASON_APPEALED: _ReviewReason.ValueType  # 2
     """Its author appealed."""
+    REVIEW_REASON_REPORTED: _ReviewReason.ValueType  # 3
+    """Members' reports about it are open (members' ReportFiled, until ReportResolved)."""
 
 class ReviewReason(_ReviewReason, metaclass=_ReviewReasonEnumTypeWrapper):
     """Why an item is in the review queue."""
@@ -367,6 +369,8 @@ REVIEW_REASON_HELD: ReviewReason.ValueType  # 1
 """Held by a keyword rule."""
 REVIEW_REASON_APPEALED: ReviewReason.ValueType  # 2
 """Its author appealed."""
+REVIEW_REASON_REPORTED: ReviewReason.ValueType  # 3
+"""Members' reports about it are open (members' ReportFiled, until ReportResolved)."""
 Global___ReviewReason: _TypeAlias = ReviewReason  # noqa: Y015
 
 @_typing.final
@@ -3908,6 +3912,9 @@ class ModerationCase(_message.Message):
     REVIEW_REASONS_FIELD_NUMBER: _builtins.int
     QUEUE_TIME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    OPEN_REPORT_COUNT_FIELD_NUMBER: _builtins.int
+    REPORT_IDS_FIELD_NUMBER: _builtins.int
+    REPORT_REASONS_FIELD_NUMBER: _builtins.int
     community_id: _builtins.str
     target_kind: Global___ModerationTargetKind.ValueType
     target_id: _builtins.str
@@ -3922,6 +3929,10 @@ class ModerationCase(_message.Message):
     appeal_open: _builtins.bool
     appeal_statement: _builtins.str
     version: _builtins.int
+    open_report_count: _builtins.int
+    """Members' open reports about it: how many, their ids (members' report ids) and reasons
+    (members' ReportReason names, e.g. "REPORT_REASON_SPAM"), oldest first.
+    """
     @_builtins.property
     def decide_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -3934,6 +3945,10 @@ class ModerationCase(_message.Message):
     def queue_time(self) -> _timestamp_pb2.Timestamp:
         """Since when it waits in the queue."""
 
+    @_builtins.property
+    def report_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def report_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -3952,10 +3967,13 @@ class ModerationCase(_message.Message):
         review_reasons: _abc.Iterable[Global___ReviewReason.ValueType] | None = ...,
         queue_time: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        open_report_count: _builtins.int = ...,
+        report_ids: _abc.Iterable[_builtins.str] | None = ...,
+        report_reasons: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["appeal_time", b"appeal_time", "decide_time", b"decide_time", "queue_time", b"queue_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_user_id", b"actor_user_id", "appeal_open", b"appeal_open", "appeal_statement", b"appeal_statement", "appeal_time", b"appeal_time", "appealed", b"appealed", "author_user_id", b"author_user_id", "community_id", b"community_id", "decide_time", b"decide_time", "queue_time", b"queue_time", "reason", b"reason", "review_reasons", b"review_reasons", "status", b"status", "target_id", b"target_id", "target_kind", b"target_kind", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_user_id", b"actor_user_id", "appeal_open", b"appeal_open", "appeal_statement", b"appeal_statement", "appeal_time", b"appeal_time", "appealed", b"appealed", "author_user_id", b"author_user_id", "community_id", b"community_id", "decide_time", b"decide_time", "open_report_count", b"open_report_count", "queue_time", b"queue_time", "reason", b"reason", "report_ids", b"report_ids", "report_reasons", b"report_reasons", "review_reasons", b"review_reasons", "status", b"status", "target_id", b"target_id", "target_kind", b"target_kind", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -756,7 +756,8 @@ class ContentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListReviewQueue(self, request, context):
-        """What waits for a moderator, oldest first: held posts and open appeals. Moderators.
+        """What waits for a moderator, oldest first: held posts, open appeals and posts with open
+        members' reports. Moderators.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

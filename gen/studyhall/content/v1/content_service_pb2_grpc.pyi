@@ -243,7 +243,9 @@ class ContentServiceStub:
     enters the review queue (ModerationAppealed). The author.
     """
     ListReviewQueue: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListReviewQueueRequest, _content_service_pb2.ListReviewQueueResponse]
-    """What waits for a moderator, oldest first: held posts and open appeals. Moderators."""
+    """What waits for a moderator, oldest first: held posts, open appeals and posts with open
+    members' reports. Moderators.
+    """
     ListModerationLog: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListModerationLogRequest, _content_service_pb2.ListModerationLogResponse]
     """Every moderation step of the community, newest first: holds, approvals, hidings,
     removals, restorations, appeals and their decisions. Moderators.
@@ -464,7 +466,9 @@ class ContentServiceAsyncStub(ContentServiceStub):
     enters the review queue (ModerationAppealed). The author.
     """
     ListReviewQueue: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListReviewQueueRequest, _content_service_pb2.ListReviewQueueResponse]  # type: ignore[assignment]
-    """What waits for a moderator, oldest first: held posts and open appeals. Moderators."""
+    """What waits for a moderator, oldest first: held posts, open appeals and posts with open
+    members' reports. Moderators.
+    """
     ListModerationLog: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListModerationLogRequest, _content_service_pb2.ListModerationLogResponse]  # type: ignore[assignment]
     """Every moderation step of the community, newest first: holds, approvals, hidings,
     removals, restorations, appeals and their decisions. Moderators.
@@ -1006,7 +1010,9 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _content_service_pb2.ListReviewQueueRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.ListReviewQueueResponse, _abc.Awaitable[_content_service_pb2.ListReviewQueueResponse]]:
-        """What waits for a moderator, oldest first: held posts and open appeals. Moderators."""
+        """What waits for a moderator, oldest first: held posts, open appeals and posts with open
+        members' reports. Moderators.
+        """
 
     @_abc_1.abstractmethod
     def ListModerationLog(

@@ -1,4 +1,4 @@
-"""moderation: keyword rules that hold, moderation cases and the moderation log
+"""moderation: keyword rules that hold, moderation cases, the moderation log, reports
 
 Revision ID: 0016
 Revises: 0015
@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("appealed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("queued_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.Column("open_reports", sa.Integer(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("target_kind", "target_id"),
     )
     with op.batch_alter_table("moderation_cases", schema=None) as batch_op:
@@ -55,9 +56,28 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("moderation_log", schema=None) as batch_op:
         batch_op.create_index("ix_moderation_log_community", ["community_id", "at"], unique=False)
+    op.create_table(
+        "content_reports",
+        sa.Column("report_id", sa.String(length=36), nullable=False),
+        sa.Column("community_id", sa.String(length=36), nullable=False),
+        sa.Column("target_kind", sa.String(length=16), nullable=False),
+        sa.Column("target_id", sa.String(length=36), nullable=False),
+        sa.Column("reason", sa.Integer(), nullable=False),
+        sa.Column("open", sa.Boolean(), nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.Column("filed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("report_id"),
+    )
+    with op.batch_alter_table("content_reports", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_content_reports_target", ["target_kind", "target_id"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("content_reports", schema=None) as batch_op:
+        batch_op.drop_index("ix_content_reports_target")
+    op.drop_table("content_reports")
     with op.batch_alter_table("moderation_log", schema=None) as batch_op:
         batch_op.drop_index("ix_moderation_log_community")
     op.drop_table("moderation_log")
