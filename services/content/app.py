@@ -16,6 +16,7 @@ from services.content.discussion.comments_api import CommentsApi
 from services.content.discussion.reactions_api import ReactionsApi
 from services.content.library import data as library_data
 from services.content.library.api import LibraryApi
+from services.content.moderation import data as moderation_data
 from services.content.moderation import holding
 from services.content.moderation.api import RulesApi
 from services.content.moderation.consumers import reports_subscription
@@ -66,6 +67,7 @@ HOLDERS: tuple[DataHolder, ...] = (
     themes_data,
     paid_data,
     views_data,
+    moderation_data,
 )
 # What EraseMyData's `erase_text` adds: the text the member wrote, not only their name.
 ERASE_TEXT = (posts_data.erase_post_text, discussion_data.erase_comment_text)
