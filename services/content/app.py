@@ -141,7 +141,9 @@ def _members_channel(deps: Dependencies) -> Callable[[], grpc.aio.Channel]:
 
 def jobs(deps: Dependencies) -> Mapping[str, Handler]:
     checks = Access("content", deps.database, access, deps.redis)
-    return {PUBLISH: publisher(checks), PUBLISH_THEME: theme_publisher(checks)}
+    # A scheduled draft a keyword rule holds goes into review when due, not live.
+    scheduled = publisher(checks, hold_reason=holding.hold_reason_in, holding=holding.held)
+    return {PUBLISH: scheduled, PUBLISH_THEME: theme_publisher(checks)}
 
 
 SPEC = ServiceSpec(

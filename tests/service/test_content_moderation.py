@@ -7,6 +7,7 @@ moderation log and leaves a fact; refused requests change nothing."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import grpc
@@ -25,6 +26,7 @@ from studyhall.members.v1 import members_service_pb2 as members_pb
 from tests.support.access import grant
 from tests.support.errors import field_violations
 from tests.support.services import RunningService
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.service
 
@@ -434,3 +436,25 @@ async def test_members_reports_open_close_and_remove_once_in_any_order(
     facts = await here.facts()
     assert facts.count("ContentRemoved") == 2
     assert facts.count("ContentRestored") == 1
+
+
+async def test_a_scheduled_draft_a_rule_holds_goes_into_review_when_due(
+    content: RunningService,
+) -> None:
+    here = await Community(content).setup()
+    await here.watch("casino")
+    draft = await here.post(title="Casino vocabulary", draft=True)
+    due = datetime.now(UTC) + timedelta(seconds=4)  # still ahead when a slow machine schedules
+    await here.stub.SchedulePost(
+        pb.SchedulePostRequest(
+            community_id=here.id, post_id=draft.id, local_time=due.strftime("%Y-%m-%dT%H:%M:%S")
+        ),
+        metadata=here.auth("bo"),
+    )
+
+    async def held() -> bool:
+        return bool(await here.state(draft.id) == pb.POST_STATE_HELD)
+
+    await eventually(held, "the due draft is held")
+    assert await here.queue(pb.REVIEW_REASON_HELD) == [draft.id]
+    assert "PostCreated" not in await here.facts()

@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.moderation import decisions
 from services.content.moderation.cases import CaseRepository, LogRepository
+from services.content.moderation.domain import hold_reason
 from services.content.moderation.events import moderated
+from services.content.moderation.store import RuleRepository
 from services.content.posts.domain import Post
 
 
@@ -22,3 +24,16 @@ async def held(session: AsyncSession, post: Post, reason: str) -> None:
     await cases.save(case, existing is not None)
     await LogRepository(session).add(case, "hold", "", reason, now)
     await moderated(session, "hold", case, "", reason, now)
+
+
+async def hold_reason_in(session: AsyncSession, post: Post) -> str | None:
+    """Why a rule that holds matches `post` (its rules read in `session`: a scheduled draft
+    published by a job), or None."""
+    rules = await RuleRepository(session).all_of(post.community_id)
+    texts = {
+        "title": post.title,
+        "summary": post.summary,
+        "body": post.body,
+        "tags": " ".join(post.tags),
+    }
+    return hold_reason(rules, {name: text for name, text in texts.items() if text})
