@@ -20,7 +20,7 @@ from services.content.moderation import data as moderation_data
 from services.content.moderation import holding
 from services.content.moderation.api import RulesApi
 from services.content.moderation.consumers import reports_subscription
-from services.content.moderation.review_api import ReviewApi
+from services.content.moderation.review_api import ReviewApi, moderation_of
 from services.content.moderation.screening import Screen
 from services.content.paid import data as paid_data
 from services.content.paid.api import PaidApi
@@ -100,6 +100,8 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
             # goes into review.
             screen=screen,
             holding=holding.held,
+            # GetPost of a held, hidden or removed post says why, who and when.
+            moderation=moderation_of,
         ),
         CommentsApi(database, checks, writer, screen=screen),
         ReactionsApi(database, checks, writer),

@@ -265,6 +265,14 @@ async def test_moderators_hide_restore_and_remove_with_reasons_checked_at_each_s
     assert await here.feed() == []
     assert await here.found("flashcards") == []
     assert await here.state(post.id) == pb.POST_STATE_HIDDEN
+    # Its author reads why, who and when.
+    read = await here.stub.GetPost(
+        pb.GetPostRequest(community_id=here.id, post_id=post.id), metadata=here.auth("bo")
+    )
+    assert (read.post.moderation.reason, read.post.moderation.actor_user_id) == (
+        "Off topic",
+        "mo",
+    )
     await refused(here.state(post.id, user="al"), grpc.StatusCode.NOT_FOUND)
     # The author cannot delete their way around it.
     await refused(

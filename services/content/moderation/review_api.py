@@ -178,6 +178,16 @@ async def _post(session: AsyncSession, community_id: str, post_id: str) -> Post:
     return post
 
 
+async def moderation_of(session: AsyncSession, post: Post) -> pb.ModerationCase | None:
+    """Where a post stands in moderation, with its open reports (GetPost, handed in by
+    app.py)."""
+    case = await CaseRepository(session).get(post.community_id, POST, post.id)
+    if case is None:
+        return None
+    reports = await ReportRepository(session).open_about(POST, [post.id])
+    return case_to_proto(case, reports)
+
+
 def case_to_proto(case: Case, reports: Sequence[ContentReport] = ()) -> pb.ModerationCase:
     reasons: list[pb.ReviewReason.ValueType] = []
     if case.queued_at is not None and case.status is Status.HELD:

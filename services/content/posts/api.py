@@ -59,6 +59,14 @@ class Screening(Protocol):
     async def watches(self, community_id: str) -> bool: ...
 
 
+class Moderation(Protocol):
+    """Moderation (handed in by app.py): where a held, hidden or removed post stands."""
+
+    async def __call__(
+        self, session: AsyncSession, post: domain.Post
+    ) -> pb.ModerationCase | None: ...
+
+
 class Viewed(Protocol):
     """Views (handed in by app.py): a reader read a published post."""
 
@@ -76,6 +84,7 @@ class PostsApi:
         views: Viewed | None = None,
         screen: Screening | None = None,
         holding: posting.Holding | None = None,
+        moderation: Moderation | None = None,
     ) -> None:
         self.database = database
         self.access = access
@@ -87,6 +96,7 @@ class PostsApi:
         self.screen = screen
         # Moderation: a post a keyword rule holds goes into review (PublishPost, UpdatePost).
         self.holding = holding
+        self.moderation = moderation
 
     async def CreatePost(
         self, request: pb.CreatePostRequest, context: grpc.aio.ServicerContext
@@ -149,6 +159,10 @@ class PostsApi:
                 # Looked up within the community: another community's post is simply not found.
                 raise post_not_found(request.post_id, request.community_id)
             [shown] = await present(session, [post])
+            if self.moderation is not None and post.state in domain.MODERATED:
+                case = await self.moderation(session, post)
+                if case is not None:
+                    shown.moderation.CopyFrom(case)
             if self.gate is not None and await self.gate.guard(session, caller, standing, [shown]):
                 raise PermissionDenied(
                     f"post {post.id} needs an entitlement to product "

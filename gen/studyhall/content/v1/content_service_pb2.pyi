@@ -502,6 +502,7 @@ class Post(_message.Message):
     MISSED_REASON_FIELD_NUMBER: _builtins.int
     REQUIRED_PRODUCT_ID_FIELD_NUMBER: _builtins.int
     LOCKED_FIELD_NUMBER: _builtins.int
+    MODERATION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     author_user_id: _builtins.str
@@ -564,6 +565,12 @@ class Post(_message.Message):
     def scheduled_time(self) -> _timestamp_pb2.Timestamp:
         """A draft on the calendar: when it goes live."""
 
+    @_builtins.property
+    def moderation(self) -> Global___ModerationCase:
+        """GetPost of a held, hidden or removed post (its author or a moderator): why, who and when,
+        and its appeal.
+        """
+
     def __init__(
         self,
         *,
@@ -595,10 +602,11 @@ class Post(_message.Message):
         missed_reason: _builtins.str = ...,
         required_product_id: _builtins.str = ...,
         locked: _builtins.bool = ...,
+        moderation: Global___ModerationCase | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "first_answer_time", b"first_answer_time", "pin_time", b"pin_time", "publish_time", b"publish_time", "scheduled_time", b"scheduled_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "first_answer_time", b"first_answer_time", "moderation", b"moderation", "pin_time", b"pin_time", "publish_time", b"publish_time", "scheduled_time", b"scheduled_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_answer_id", b"accepted_answer_id", "author_user_id", b"author_user_id", "body", b"body", "comment_count", b"comment_count", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "first_answer_time", b"first_answer_time", "id", b"id", "kind", b"kind", "locked", b"locked", "media", b"media", "missed_reason", b"missed_reason", "pin_time", b"pin_time", "pinned", b"pinned", "publish_time", b"publish_time", "reactions", b"reactions", "required_product_id", b"required_product_id", "scheduled_time", b"scheduled_time", "state", b"state", "summary", b"summary", "tags", b"tags", "title", b"title", "topic_id", b"topic_id", "update_time", b"update_time", "url", b"url", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_answer_id", b"accepted_answer_id", "author_user_id", b"author_user_id", "body", b"body", "comment_count", b"comment_count", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "first_answer_time", b"first_answer_time", "id", b"id", "kind", b"kind", "locked", b"locked", "media", b"media", "missed_reason", b"missed_reason", "moderation", b"moderation", "pin_time", b"pin_time", "pinned", b"pinned", "publish_time", b"publish_time", "reactions", b"reactions", "required_product_id", b"required_product_id", "scheduled_time", b"scheduled_time", "state", b"state", "summary", b"summary", "tags", b"tags", "title", b"title", "topic_id", b"topic_id", "update_time", b"update_time", "url", b"url", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
