@@ -346,7 +346,7 @@ async def test_the_author_appeals_once_and_another_moderator_decides(
     # An admin decided this one: a moderator ranks below them and may not decide its appeal.
     hidden = await here.post(title="Links I like")
     await here.moderate(hidden.id, pb.MODERATION_ACTION_HIDE, "Self-promotion", by="ad")
-    await here.appeal(hidden.id, "They are free resources.")
+    appealed_hidden = await here.appeal(hidden.id, "They are free resources.")
     await refused(
         here.moderate(hidden.id, pb.MODERATION_ACTION_UPHOLD, "Stands", by="mo"),
         grpc.StatusCode.PERMISSION_DENIED,
@@ -362,6 +362,7 @@ async def test_the_author_appeals_once_and_another_moderator_decides(
         metadata=content.auth("root", operator=True),
     )
     assert upheld.case.status == pb.MODERATION_STATUS_HIDDEN
+    assert upheld.case.version > appealed_hidden.version
     assert await here.feed() == [removed.id]
 
     log = await here.log()

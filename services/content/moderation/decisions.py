@@ -191,8 +191,9 @@ def _decide_appeal(
         case, appeal_open=False, queued_at=case.queued_at if case.open_reports else None
     )
     if action is Action.UPHOLD:
-        # The decision stands; a held post stays held and may still be approved.
-        return Decision(post, replace(closed, version=post.version), "uphold")
+        # The decision stands (a held post stays held and may still be approved); the post's
+        # version moves on, so AppealDecided is newer than the decision it upholds.
+        return _apply(post, closed, "uphold", now)
     restored = replace(
         closed,
         status=Status.VISIBLE,
