@@ -162,6 +162,14 @@ async def test_a_held_post_waits_unseen_until_a_moderator_approves_it(
     assert await here.queue() == [held.id]
     assert await here.queue(pb.REVIEW_REASON_APPEALED) == []
     assert (await here.facts()).count("PostCreated") == 1
+    # Nobody discusses it while held, not even its author.
+    await refused(
+        here.stub.AddComment(
+            pb.AddCommentRequest(community_id=here.id, post_id=held.id, body="Me first"),
+            metadata=here.auth("bo"),
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
     assert "ContentHeld" in await here.facts()
 
     # Approving shows it (PostCreated, once); a second approval says why it does not apply.

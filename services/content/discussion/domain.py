@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import IntEnum
 
-from services.content.posts.domain import Post, PostKind, PostState, post_not_found
+from services.content.posts.domain import MODERATED, Post, PostKind, PostState, post_not_found
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 
 BODY_MAX = 10_000
@@ -93,6 +93,11 @@ def open_for_discussion(post: Post) -> Post:
     if post.state is PostState.DELETED:
         raise FailedPrecondition(
             f"post {post.id} is deleted: it takes no comments or reactions until restored"
+        )
+    if post.state in MODERATED:
+        raise FailedPrecondition(
+            f"post {post.id} is {post.state.name.lower()} by moderation: it takes no comments "
+            "or reactions until a moderator shows it"
         )
     return post
 
