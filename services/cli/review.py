@@ -33,6 +33,7 @@ review_app = typer.Typer(
 
 PageSize = Annotated[int, typer.Option(help="How many per page (at most 100; 0: the default).")]
 PageToken = Annotated[str, typer.Option(help="The next page token a previous page printed.")]
+OnComment = Annotated[bool, typer.Option("--comment", help="The id names a comment, not a post.")]
 Reason = Annotated[
     str, typer.Option("--reason", help="Why (required but for approve; at most 1000 characters).")
 ]
@@ -75,7 +76,7 @@ def review_queue(
         show(reply, True, "queue")
         return
     table = Table(title=f"review queue ({len(reply.cases)})")
-    for column in ("post", "status", "why", "reason", "author", "waiting since"):
+    for column in ("kind", "id", "status", "why", "reason", "author", "waiting since"):
         table.add_column(column)
     for case in reply.cases:
         why = ", ".join(
@@ -83,6 +84,9 @@ def review_queue(
             for item in case.review_reasons
         )
         table.add_row(
+            pb.ModerationTargetKind.Name(case.target_kind)
+            .removeprefix("MODERATION_TARGET_KIND_")
+            .lower(),
             case.target_id,
             pb.ModerationStatus.Name(case.status).removeprefix("MODERATION_STATUS_").lower(),
             why,
@@ -94,6 +98,10 @@ def review_queue(
     _next_page(reply.next_page_token)
 
 
+def _kind(on_comment: bool) -> pb.ModerationTargetKind.ValueType:
+    return pb.MODERATION_TARGET_KIND_COMMENT if on_comment else pb.MODERATION_TARGET_KIND_POST
+
+
 def _moderate(
     action: int,
     community_id: str,
@@ -102,6 +110,7 @@ def _moderate(
     request_id: str,
     as_user: str | None,
     as_json: bool,
+    on_comment: bool = False,
 ) -> None:
     with stub("content", pb_grpc.ContentServiceStub) as client:
         reply = call(
@@ -109,7 +118,7 @@ def _moderate(
             pb.ModerateContentRequest(
                 request_id=request_id or str(uuid.uuid4()),
                 community_id=community_id,
-                target_kind=pb.MODERATION_TARGET_KIND_POST,
+                target_kind=_kind(on_comment),
                 target_id=post_id,
                 action=pb.ModerationAction.ValueType(action),
                 reason=reason,
@@ -128,13 +137,21 @@ def review_approve(
     community_id: str,
     post_id: str,
     reason: Reason = "",
+    on_comment: OnComment = False,
     request_id: RequestId = "",
     as_user: AsUser = None,
     as_json: AsJson = False,
 ) -> None:
-    """Show a held post (moderators)."""
+    """Show a held post (or comment, with --comment) (moderators)."""
     _moderate(
-        pb.MODERATION_ACTION_APPROVE, community_id, post_id, reason, request_id, as_user, as_json
+        pb.MODERATION_ACTION_APPROVE,
+        community_id,
+        post_id,
+        reason,
+        request_id,
+        as_user,
+        as_json,
+        on_comment,
     )
 
 
@@ -143,13 +160,21 @@ def review_hide(
     community_id: str,
     post_id: str,
     reason: Reason = "",
+    on_comment: OnComment = False,
     request_id: RequestId = "",
     as_user: AsUser = None,
     as_json: AsJson = False,
 ) -> None:
     """Hide a post; moderators may restore it (moderators)."""
     _moderate(
-        pb.MODERATION_ACTION_HIDE, community_id, post_id, reason, request_id, as_user, as_json
+        pb.MODERATION_ACTION_HIDE,
+        community_id,
+        post_id,
+        reason,
+        request_id,
+        as_user,
+        as_json,
+        on_comment,
     )
 
 
@@ -158,13 +183,21 @@ def review_remove(
     community_id: str,
     post_id: str,
     reason: Reason = "",
+    on_comment: OnComment = False,
     request_id: RequestId = "",
     as_user: AsUser = None,
     as_json: AsJson = False,
 ) -> None:
     """Remove a post: back only when its author's appeal is overturned (moderators)."""
     _moderate(
-        pb.MODERATION_ACTION_REMOVE, community_id, post_id, reason, request_id, as_user, as_json
+        pb.MODERATION_ACTION_REMOVE,
+        community_id,
+        post_id,
+        reason,
+        request_id,
+        as_user,
+        as_json,
+        on_comment,
     )
 
 
@@ -173,13 +206,21 @@ def review_restore(
     community_id: str,
     post_id: str,
     reason: Reason = "",
+    on_comment: OnComment = False,
     request_id: RequestId = "",
     as_user: AsUser = None,
     as_json: AsJson = False,
 ) -> None:
     """Restore a hidden post, or overturn an open appeal (moderators)."""
     _moderate(
-        pb.MODERATION_ACTION_RESTORE, community_id, post_id, reason, request_id, as_user, as_json
+        pb.MODERATION_ACTION_RESTORE,
+        community_id,
+        post_id,
+        reason,
+        request_id,
+        as_user,
+        as_json,
+        on_comment,
     )
 
 
@@ -188,13 +229,21 @@ def review_uphold(
     community_id: str,
     post_id: str,
     reason: Reason = "",
+    on_comment: OnComment = False,
     request_id: RequestId = "",
     as_user: AsUser = None,
     as_json: AsJson = False,
 ) -> None:
     """Refuse an open appeal: the decision stands (another moderator than the decider)."""
     _moderate(
-        pb.MODERATION_ACTION_UPHOLD, community_id, post_id, reason, request_id, as_user, as_json
+        pb.MODERATION_ACTION_UPHOLD,
+        community_id,
+        post_id,
+        reason,
+        request_id,
+        as_user,
+        as_json,
+        on_comment,
     )
 
 
@@ -203,6 +252,7 @@ def review_appeal(
     community_id: str,
     post_id: str,
     statement: Annotated[str, typer.Option(help="Why the decision is wrong (1-2000 characters).")],
+    on_comment: OnComment = False,
     request_id: RequestId = "",
     as_user: AsUser = None,
     as_json: AsJson = False,
@@ -214,7 +264,7 @@ def review_appeal(
             pb.AppealModerationRequest(
                 request_id=request_id or str(uuid.uuid4()),
                 community_id=community_id,
-                target_kind=pb.MODERATION_TARGET_KIND_POST,
+                target_kind=_kind(on_comment),
                 target_id=post_id,
                 statement=statement,
             ),
@@ -247,7 +297,7 @@ def review_log(
         show(reply, True, "log")
         return
     table = Table(title=f"moderation log ({len(reply.entries)})")
-    for column in ("time", "action", "post", "by", "reason"):
+    for column in ("time", "action", "id", "by", "reason"):
         table.add_column(column)
     for entry in reply.entries:
         table.add_row(

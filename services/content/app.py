@@ -103,7 +103,7 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
             # GetPost of a held, hidden or removed post says why, who and when.
             moderation=moderation_of,
         ),
-        CommentsApi(database, checks, writer, screen=screen),
+        CommentsApi(database, checks, writer, screen=screen, holding=holding.held_comment),
         ReactionsApi(database, checks, writer),
         AnswersApi(database, checks, writer),
         CalendarApi(database, checks, writer, scheduled=_waker(deps)),

@@ -2,7 +2,8 @@
 holds puts a post into review (seen by its author and moderators only, in no feed or search,
 no PostCreated until approved); moderators hide, remove and restore with reasons, each step
 checked; the author appeals once and another moderator decides; every step is in the
-moderation log and leaves a fact; refused requests change nothing."""
+moderation log and leaves a fact; refused requests change nothing. Comments too: held,
+approved (CommentAdded once), hidden, appealed and restored."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.service
 
 POST = pb.MODERATION_TARGET_KIND_POST
+COMMENT = pb.MODERATION_TARGET_KIND_COMMENT
 
 
 class Community:
@@ -475,3 +477,96 @@ async def test_a_scheduled_draft_a_rule_holds_goes_into_review_when_due(
     await eventually(held, "the due draft is held")
     assert await here.queue(pb.REVIEW_REASON_HELD) == [draft.id]
     assert "PostCreated" not in await here.facts()
+
+
+async def test_a_held_comment_waits_unseen_and_moderators_act_on_comments(
+    content: RunningService,
+) -> None:
+    here = await Community(content).setup()
+    await here.watch("casino")
+    post = await here.post(title="Listening practice")
+
+    async def comment(body: str) -> pb.Comment:
+        reply: pb.AddCommentResponse = await here.stub.AddComment(
+            pb.AddCommentRequest(community_id=here.id, post_id=post.id, body=body),
+            metadata=here.auth("al"),
+        )
+        return reply.comment
+
+    async def thread(user: str) -> list[str]:
+        reply = await here.stub.ListComments(
+            pb.ListCommentsRequest(community_id=here.id, post_id=post.id),
+            metadata=here.auth(user),
+        )
+        return [item.id for item in reply.comments]
+
+    async def counted() -> int:
+        reply = await here.stub.GetPost(
+            pb.GetPostRequest(community_id=here.id, post_id=post.id), metadata=here.auth("bo")
+        )
+        return int(reply.post.comment_count)
+
+    async def on_comment(action: Any, reason: str = "", by: str = "mo") -> pb.ModerationCase:
+        reply: pb.ModerateContentResponse = await here.stub.ModerateContent(
+            pb.ModerateContentRequest(
+                community_id=here.id,
+                target_kind=COMMENT,
+                target_id=held.id,
+                action=action,
+                reason=reason,
+            ),
+            metadata=here.auth(by),
+        )
+        return reply.case
+
+    held = await comment("Casino night tonight? Great for listening")
+    assert held.moderation_status == pb.MODERATION_STATUS_HELD
+    assert await thread("al") == [held.id]
+    assert await thread("mo") == [held.id]
+    assert await thread("bo") == []
+    assert await counted() == 0
+    assert await here.found("tonight") == []
+    assert "CommentAdded" not in await here.facts()
+    assert await here.queue(pb.REVIEW_REASON_HELD) == [held.id]
+    # An edit to a phrase that holds is refused: a comment is held only when written.
+    await refused(
+        here.stub.UpdateComment(
+            pb.UpdateCommentRequest(community_id=here.id, comment_id=held.id, body="casino!"),
+            metadata=here.auth("al"),
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+
+    approved = await on_comment(pb.MODERATION_ACTION_APPROVE)
+    assert approved.target_kind == COMMENT
+    assert await thread("bo") == [held.id]
+    assert await counted() == 1
+    assert await here.found("tonight") == [post.id]
+
+    await on_comment(pb.MODERATION_ACTION_HIDE, "Off topic")
+    assert await thread("bo") == []
+    assert await counted() == 0
+    assert await here.found("tonight") == []
+    reply = await here.stub.AppealModeration(
+        pb.AppealModerationRequest(
+            community_id=here.id, target_kind=COMMENT, target_id=held.id, statement="On topic."
+        ),
+        metadata=here.auth("al"),
+    )
+    assert reply.case.appeal_open
+    await refused(
+        on_comment(pb.MODERATION_ACTION_RESTORE, "Fine"), grpc.StatusCode.PERMISSION_DENIED
+    )
+    await on_comment(pb.MODERATION_ACTION_RESTORE, "Fine", by="mo2")
+    assert await thread("bo") == [held.id]
+    assert await counted() == 1
+
+    facts = await here.facts()
+    assert facts.count("CommentAdded") == 1  # once, when first shown
+    assert [action for action, _, _ in await here.log()] == [
+        "overturn",
+        "appeal",
+        "hide",
+        "approve",
+        "hold",
+    ]

@@ -13,10 +13,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import IntEnum, StrEnum
 
+from services.content.discussion.domain import Comment
 from services.content.posts.domain import Post, PostState, post_not_found
 from services.kit.errors import FailedPrecondition, PermissionDenied
 
 POST = "post"
+COMMENT = "comment"
 REASON_MAX = 1000
 STATEMENT_MAX = 2000
 # An operator outranks every role of a community (kit Role: 1 member .. 4 owner).
@@ -81,13 +83,30 @@ class Decision:
     first_shown: bool = False
 
 
+@dataclass(frozen=True)
+class CommentDecision:
+    comment: Comment
+    case: Case
+    step: str
+    # Shown for the first time (CommentAdded).
+    first_shown: bool = False
+
+
 def status_of(post: Post) -> Status:
     return _STATUS[post.state]
 
 
 def held(post: Post, case: Case | None, reason: str, now: datetime) -> Case:
     """The case of a post a keyword rule held (the post is already HELD)."""
-    base = case or new_case(post, now)
+    return _hold(case or new_case(post, now), reason, post.version, now)
+
+
+def held_comment(comment: Comment, case: Case | None, reason: str, now: datetime) -> Case:
+    """The case of a comment a keyword rule held (the comment is already held)."""
+    return _hold(case or new_comment_case(comment, now), reason, comment.version, now)
+
+
+def _hold(base: Case, reason: str, version: int, now: datetime) -> Case:
     return replace(
         base,
         status=Status.HELD,
@@ -95,7 +114,7 @@ def held(post: Post, case: Case | None, reason: str, now: datetime) -> Case:
         actor_user_id="",
         actor_rank=0,
         decided_at=now,
-        version=post.version,
+        version=version,
         queued_at=base.queued_at or now,
     )
 
@@ -117,11 +136,53 @@ def decide(
         raise FailedPrecondition(
             f"post {post.id} is deleted; restore it first (RestorePost), then moderate it"
         )
-    status = status_of(post)
     current = case or new_case(post, now)
+    decided, step = _next(POST, post.id, status_of(post), current, action, actor, rank, reason, now)
+    return _apply(post, decided, step, now)
+
+
+def decide_comment(
+    comment: Comment,
+    case: Case | None,
+    action: Action,
+    actor: str,
+    rank: int,
+    reason: str,
+    now: datetime,
+) -> CommentDecision:
+    """A moderator's action on a comment, checked against where it stands."""
+    if comment.deleted:
+        raise FailedPrecondition(f"comment {comment.id} is deleted; there is nothing to moderate")
+    current = case or new_comment_case(comment, now)
+    status = Status(comment.moderation)
+    decided, step = _next(COMMENT, comment.id, status, current, action, actor, rank, reason, now)
+    visible = decided.status is Status.VISIBLE
+    moved = replace(
+        comment,
+        moderation=decided.status.value,
+        shown=comment.shown or visible,
+        version=comment.version + 1,
+    )
+    first = visible and not comment.shown
+    return CommentDecision(moved, replace(decided, version=moved.version), step, first)
+
+
+def _next(
+    kind: str,
+    target_id: str,
+    status: Status,
+    current: Case,
+    action: Action,
+    actor: str,
+    rank: int,
+    reason: str,
+    now: datetime,
+) -> tuple[Case, str]:
+    """The case after `action`, and the log's word for it."""
+    what = f"{kind} {target_id}"
     if current.appeal_open:
-        return _decide_appeal(post, current, action, actor, rank, reason, now)
-    target = _target(post.id, status, action)
+        return _decide_appeal(what, current, action, actor, rank, reason, now)
+    target = _target(kind, what, status, action)
     decided = replace(
         current,
         status=target,
@@ -132,7 +193,7 @@ def decide(
         # Open reports keep it in the queue: members' moderators decide them.
         queued_at=current.queued_at if current.open_reports else None,
     )
-    return _apply(post, decided, action.name.lower(), now)
+    return decided, action.name.lower()
 
 
 def appeal(
@@ -148,16 +209,48 @@ def appeal(
     may file it for them)."""
     if post.state is PostState.DRAFT:
         raise post_not_found(post.id, post.community_id)
-    if post.author_user_id != caller and not operator:
-        raise PermissionDenied(f"only its author may appeal the moderation of post {post.id}")
     status = status_of(post) if post.state in _STATUS else None
+    return _appeal(
+        POST, post.id, post.author_user_id, status, case, caller, statement, now, operator
+    )
+
+
+def appeal_comment(
+    comment: Comment,
+    case: Case | None,
+    caller: str,
+    statement: str,
+    now: datetime,
+    *,
+    operator: bool = False,
+) -> Case:
+    """The author's one appeal of the hold, hiding or removal of their comment."""
+    status = None if comment.deleted else Status(comment.moderation)
+    return _appeal(
+        COMMENT, comment.id, comment.author_user_id, status, case, caller, statement, now, operator
+    )
+
+
+def _appeal(
+    kind: str,
+    target_id: str,
+    author: str,
+    status: Status | None,
+    case: Case | None,
+    caller: str,
+    statement: str,
+    now: datetime,
+    operator: bool,
+) -> Case:
+    if author != caller and not operator:
+        raise PermissionDenied(f"only its author may appeal the moderation of {kind} {target_id}")
     if status not in (Status.HELD, Status.HIDDEN, Status.REMOVED) or case is None:
         raise FailedPrecondition(
-            f"post {post.id} is not held, hidden or removed; there is nothing to appeal"
+            f"{kind} {target_id} is not held, hidden or removed; there is nothing to appeal"
         )
     if case.appealed:
         raise FailedPrecondition(
-            f"post {post.id} was appealed already; an appeal is allowed once per post"
+            f"{kind} {target_id} was appealed already; an appeal is allowed once per {kind}"
         )
     return replace(
         case,
@@ -166,34 +259,33 @@ def appeal(
         appeal_statement=statement,
         appealed_at=now,
         queued_at=case.queued_at or now,
-        version=case.version,
     )
 
 
 def _decide_appeal(
-    post: Post, case: Case, action: Action, actor: str, rank: int, reason: str, now: datetime
-) -> Decision:
+    what: str, case: Case, action: Action, actor: str, rank: int, reason: str, now: datetime
+) -> tuple[Case, str]:
     if action not in (Action.RESTORE, Action.UPHOLD):
         raise FailedPrecondition(
-            f"post {post.id} has an open appeal; decide it first with RESTORE (overturn) or UPHOLD"
+            f"{what} has an open appeal; decide it first with RESTORE (overturn) or UPHOLD"
         )
     if case.actor_user_id and actor == case.actor_user_id:
         raise PermissionDenied(
-            f"you made the decision the author of post {post.id} appealed; another moderator "
+            f"you made the decision the author of {what} appealed; another moderator "
             "decides the appeal"
         )
     if rank < case.actor_rank:
         raise PermissionDenied(
-            f"the appeal of post {post.id} is decided by a moderator ranking at least as high "
+            f"the appeal of {what} is decided by a moderator ranking at least as high "
             "as the one who decided"
         )
     closed = replace(
         case, appeal_open=False, queued_at=case.queued_at if case.open_reports else None
     )
     if action is Action.UPHOLD:
-        # The decision stands (a held post stays held and may still be approved); the post's
+        # The decision stands (a held item stays held and may still be approved); the
         # version moves on, so AppealDecided is newer than the decision it upholds.
-        return _apply(post, closed, "uphold", now)
+        return closed, "uphold"
     restored = replace(
         closed,
         status=Status.VISIBLE,
@@ -202,7 +294,7 @@ def _decide_appeal(
         actor_rank=rank,
         decided_at=now,
     )
-    return _apply(post, restored, "overturn", now)
+    return restored, "overturn"
 
 
 def report_removes(
@@ -244,37 +336,36 @@ def report_overturned(
     return _apply(post, restored, "restore", now)
 
 
-def _target(post_id: str, status: Status, action: Action) -> Status:
-    """Where `action` takes a post at `status`, or why it does not apply."""
+def _target(kind: str, what: str, status: Status, action: Action) -> Status:
+    """Where `action` takes an item at `status`, or why it does not apply."""
     if action is Action.APPROVE:
         if status is Status.HELD:
             return Status.VISIBLE
         raise FailedPrecondition(
-            f"post {post_id} is {status}; only a held post is approved"
+            f"{what} is {status}; only a held {kind} is approved"
             + (" (RESTORE brings back a hidden one)" if status is Status.HIDDEN else "")
         )
     if action is Action.HIDE:
         if status in (Status.VISIBLE, Status.HELD):
             return Status.HIDDEN
         if status is Status.HIDDEN:
-            raise FailedPrecondition(f"post {post_id} is already hidden")
-        raise FailedPrecondition(f"post {post_id} is removed; it comes back only on appeal")
+            raise FailedPrecondition(f"{what} is already hidden")
+        raise FailedPrecondition(f"{what} is removed; it comes back only on appeal")
     if action is Action.REMOVE:
         if status is Status.REMOVED:
-            raise FailedPrecondition(f"post {post_id} is already removed")
+            raise FailedPrecondition(f"{what} is already removed")
         return Status.REMOVED
     if action is Action.RESTORE:
         if status is Status.HIDDEN:
             return Status.VISIBLE
         if status is Status.HELD:
-            raise FailedPrecondition(f"post {post_id} is held; APPROVE it to show it")
+            raise FailedPrecondition(f"{what} is held; APPROVE it to show it")
         if status is Status.REMOVED:
             raise FailedPrecondition(
-                f"post {post_id} is removed; it comes back only when its author's appeal "
-                "is overturned"
+                f"{what} is removed; it comes back only when its author's appeal is overturned"
             )
-        raise FailedPrecondition(f"post {post_id} is visible; there is nothing to restore")
-    raise FailedPrecondition(f"post {post_id} has no open appeal to uphold")
+        raise FailedPrecondition(f"{what} is visible; there is nothing to restore")
+    raise FailedPrecondition(f"{what} has no open appeal to uphold")
 
 
 def _apply(post: Post, case: Case, step: str, now: datetime) -> Decision:
@@ -302,4 +393,19 @@ def new_case(post: Post, now: datetime) -> Case:
         actor_rank=0,
         decided_at=now,
         version=post.version,
+    )
+
+
+def new_comment_case(comment: Comment, now: datetime) -> Case:
+    return Case(
+        target_kind=COMMENT,
+        target_id=comment.id,
+        community_id=comment.community_id,
+        author_user_id=comment.author_user_id,
+        status=Status(comment.moderation),
+        reason="",
+        actor_user_id="",
+        actor_rank=0,
+        decided_at=now,
+        version=comment.version,
     )

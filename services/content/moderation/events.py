@@ -8,10 +8,14 @@ from typing import Any
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.content.moderation.decisions import Case, Decision
+from services.content.discussion import domain as discussion
+from services.content.discussion.events import DiscussionEvents
+from services.content.discussion.store import CommentRepository
+from services.content.moderation.decisions import Case, CommentDecision, Decision
 from services.content.moderation.domain import KeywordRule
 from services.content.posts.domain import Post
 from services.content.posts.events import PostEvents
+from services.content.posts.store import PostRepository
 from services.content.store.outbox import OUTBOX
 from services.kit.timestamps import timestamp
 from studyhall.content.v1 import content_events_pb2 as events
@@ -106,3 +110,33 @@ async def follow_post(
         else:
             await facts.restored(after, by, now)
             await facts.acceptance_resumed_with(after, by)
+
+
+async def follow_comment(
+    session: AsyncSession,
+    before: discussion.Comment,
+    decision: CommentDecision,
+    by: str,
+    now: datetime,
+) -> None:
+    """What a moderation step means to a comment's answer count and facts: CommentAdded
+    once, when first shown; a hidden answer counts no more and loses its acceptance
+    (AnswerUnaccepted); a restored one counts again (decision 0055)."""
+    after = decision.comment
+    comments = CommentRepository(session)
+    if before.visible and not after.visible:
+        if after.is_answer:
+            await comments.uncount_answer(after.post_id)
+            posts = PostRepository(session)
+            question = await posts.get(after.community_id, after.post_id, for_update=True)
+            if question is not None and question.accepted_answer_id == after.id:
+                unaccepted = discussion.unaccept(question)
+                await posts.save(unaccepted)
+                await PostEvents(session).answer_unaccepted(
+                    unaccepted, after.id, after.author_user_id, by, now
+                )
+    elif after.visible and not before.visible:
+        if decision.first_shown:
+            await DiscussionEvents(session).comment_added(after)
+        if after.is_answer:
+            await comments.count_answer(after.post_id, now)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.content.discussion.domain import Comment
 from services.content.moderation import decisions
 from services.content.moderation.cases import CaseRepository, LogRepository
 from services.content.moderation.domain import hold_reason
@@ -21,6 +22,17 @@ async def held(session: AsyncSession, post: Post, reason: str) -> None:
     cases = CaseRepository(session)
     existing = await cases.get(post.community_id, decisions.POST, post.id)
     case = decisions.held(post, existing, reason, now)
+    await cases.save(case, existing is not None)
+    await LogRepository(session).add(case, "hold", "", reason, now)
+    await moderated(session, "hold", case, "", reason, now)
+
+
+async def held_comment(session: AsyncSession, comment: Comment, reason: str) -> None:
+    """`comment` (held, saved) went into review because a rule that holds matched it."""
+    now = datetime.now(UTC)
+    cases = CaseRepository(session)
+    existing = await cases.get(comment.community_id, decisions.COMMENT, comment.id)
+    case = decisions.held_comment(comment, existing, reason, now)
     await cases.save(case, existing is not None)
     await LogRepository(session).add(case, "hold", "", reason, now)
     await moderated(session, "hold", case, "", reason, now)

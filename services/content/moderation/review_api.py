@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.content.discussion.domain import Comment, comment_not_found
+from services.content.discussion.store import CommentRepository
 from services.content.moderation import decisions
 from services.content.moderation.cases import (
     CaseRepository,
@@ -17,9 +19,9 @@ from services.content.moderation.cases import (
     LogRepository,
     ReportRepository,
 )
-from services.content.moderation.decisions import POST, Case, Status
-from services.content.moderation.events import follow_post, moderated
-from services.content.posts.domain import Post, post_not_found
+from services.content.moderation.decisions import COMMENT, POST, Case, Status
+from services.content.moderation.events import follow_comment, follow_post, moderated
+from services.content.posts.domain import Post, PostState, post_not_found
 from services.content.posts.store import PostRepository
 from services.kit.access import Access, Role, Standing, check_writable
 from services.kit.auth import Identity, current_identity
@@ -31,7 +33,8 @@ from services.kit.validation import Violations
 from studyhall.content.v1 import content_service_pb2 as pb
 from studyhall.members.v1 import members_service_pb2 as members_pb
 
-_KINDS = [pb.MODERATION_TARGET_KIND_POST]
+_KINDS = [pb.MODERATION_TARGET_KIND_POST, pb.MODERATION_TARGET_KIND_COMMENT]
+_KIND = {POST: pb.MODERATION_TARGET_KIND_POST, COMMENT: pb.MODERATION_TARGET_KIND_COMMENT}
 _STATUS = {
     Status.VISIBLE: pb.MODERATION_STATUS_VISIBLE,
     Status.HELD: pb.MODERATION_STATUS_HELD,
@@ -63,26 +66,33 @@ class ReviewApi:
         problems.raise_if_any()
         action = decisions.Action(request.action)
         standing = await self.access.require_role(
-            request.community_id, caller, Role.MODERATOR, "moderating a post", writable=True
+            request.community_id, caller, Role.MODERATOR, "moderating content", writable=True
         )
         rank = _rank(caller, standing)
         reason = request.reason.strip()
 
         async def act(session: AsyncSession) -> pb.ModerateContentResponse:
             now = datetime.now(UTC)
-            post = await _post(session, request.community_id, request.target_id)
             cases = CaseRepository(session)
-            case = await cases.get(request.community_id, POST, post.id)
-            decision = decisions.decide(post, case, action, caller.user_id, rank, reason, now)
-            if decision.post is not post:
+            community_id, actor = request.community_id, caller.user_id
+            if request.target_kind == pb.MODERATION_TARGET_KIND_COMMENT:
+                comment = await _comment(session, community_id, request.target_id)
+                case = await cases.get(community_id, COMMENT, comment.id)
+                said = decisions.decide_comment(comment, case, action, actor, rank, reason, now)
+                await CommentRepository(session).save(said.comment)
+                await follow_comment(session, comment, said, actor, now)
+                decided, step = said.case, said.step
+            else:
+                post = await _post(session, community_id, request.target_id)
+                case = await cases.get(community_id, POST, post.id)
+                decision = decisions.decide(post, case, action, actor, rank, reason, now)
                 await PostRepository(session).save(decision.post)
-                await follow_post(session, post, decision, caller.user_id, now)
-            await cases.save(decision.case, case is not None)
-            await LogRepository(session).add(
-                decision.case, decision.step, caller.user_id, reason, now
-            )
-            await moderated(session, decision.step, decision.case, caller.user_id, reason, now)
-            return pb.ModerateContentResponse(case=case_to_proto(decision.case))
+                await follow_post(session, post, decision, actor, now)
+                decided, step = decision.case, decision.step
+            await cases.save(decided, case is not None)
+            await LogRepository(session).add(decided, step, actor, reason, now)
+            await moderated(session, step, decided, actor, reason, now)
+            return pb.ModerateContentResponse(case=case_to_proto(decided))
 
         return await self.writer.write(caller.user_id, request, pb.ModerateContentResponse, act)
 
@@ -103,15 +113,27 @@ class ReviewApi:
 
         async def appeal(session: AsyncSession) -> pb.AppealModerationResponse:
             now = datetime.now(UTC)
-            post = await _post(session, request.community_id, request.target_id)
-            if not post.visible_to(caller.user_id, _moderates(caller, standing)):
-                raise post_not_found(post.id, post.community_id)
-            check_writable(request.community_id, standing, "appealing a moderation decision")
+            community_id, statement = request.community_id, request.statement.strip()
+            moderator = _moderates(caller, standing)
             cases = CaseRepository(session)
-            case = await cases.get(request.community_id, POST, post.id)
-            appealed = decisions.appeal(
-                post, case, caller.user_id, request.statement.strip(), now, operator=caller.operator
-            )
+            if request.target_kind == pb.MODERATION_TARGET_KIND_COMMENT:
+                comment = await _comment(session, community_id, request.target_id)
+                if not comment.visible_to(caller.user_id, moderator):
+                    raise comment_not_found(comment.id, community_id)
+                check_writable(community_id, standing, "appealing a moderation decision")
+                case = await cases.get(community_id, COMMENT, comment.id)
+                appealed = decisions.appeal_comment(
+                    comment, case, caller.user_id, statement, now, operator=caller.operator
+                )
+            else:
+                post = await _post(session, community_id, request.target_id)
+                if not post.visible_to(caller.user_id, moderator):
+                    raise post_not_found(post.id, post.community_id)
+                check_writable(community_id, standing, "appealing a moderation decision")
+                case = await cases.get(community_id, POST, post.id)
+                appealed = decisions.appeal(
+                    post, case, caller.user_id, statement, now, operator=caller.operator
+                )
             await cases.save(appealed, case is not None)
             await LogRepository(session).add(
                 appealed, "appeal", caller.user_id, appealed.appeal_statement, now
@@ -170,6 +192,17 @@ class ReviewApi:
         )
 
 
+async def _comment(session: AsyncSession, community_id: str, comment_id: str) -> Comment:
+    # Looked up within the community, on a post that is there (any state a moderator sees).
+    comment = await CommentRepository(session).get(community_id, comment_id, for_update=True)
+    if comment is None:
+        raise comment_not_found(comment_id, community_id)
+    post = await PostRepository(session).get(community_id, comment.post_id)
+    if post is None or post.state is PostState.DRAFT:
+        raise comment_not_found(comment_id, community_id)
+    return comment
+
+
 async def _post(session: AsyncSession, community_id: str, post_id: str) -> Post:
     # Looked up within the community: another community's post is simply not found.
     post = await PostRepository(session).get(community_id, post_id, for_update=True)
@@ -198,7 +231,7 @@ def case_to_proto(case: Case, reports: Sequence[ContentReport] = ()) -> pb.Moder
         reasons.append(pb.REVIEW_REASON_REPORTED)
     shown = pb.ModerationCase(
         community_id=case.community_id,
-        target_kind=pb.MODERATION_TARGET_KIND_POST,
+        target_kind=_KIND[case.target_kind],
         target_id=case.target_id,
         author_user_id=case.author_user_id,
         status=_STATUS[case.status],
@@ -226,7 +259,7 @@ def _entry_to_proto(entry: LogEntry) -> pb.ModerationLogEntry:
         id=entry.id,
         community_id=entry.community_id,
         action=entry.action,
-        target_kind=pb.MODERATION_TARGET_KIND_POST,
+        target_kind=_KIND[entry.target_kind],
         target_id=entry.target_id,
         actor_user_id=entry.actor_user_id,
         reason=entry.reason,

@@ -114,6 +114,10 @@ comments = Table(
     Column("deleted_at", DateTime(timezone=True), nullable=True),
     Column("deleted_by", String(200), nullable=True),
     Column("version", Integer, nullable=False),
+    # Moderation (decision 0055): visible, held, hidden or removed; and whether the
+    # community was ever shown it (its CommentAdded published).
+    Column("moderation", String(16), nullable=False, server_default="visible"),
+    Column("shown", Boolean, nullable=False, server_default=true()),
     # A thread reads oldest first; the top feed counts a window of recent comments.
     Index("ix_comments_thread", "post_id", "parent_id", "created_at"),
     Index("ix_comments_recent", "community_id", "created_at"),

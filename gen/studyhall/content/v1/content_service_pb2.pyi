@@ -258,8 +258,8 @@ class _KeywordRuleActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Key
     KEYWORD_RULE_ACTION_BLOCK: _KeywordRuleAction.ValueType  # 1
     """Refuse the write (INVALID_ARGUMENT naming the field)."""
     KEYWORD_RULE_ACTION_HOLD: _KeywordRuleAction.ValueType  # 2
-    """Accept the post but hold it for review (POST_STATE_HELD, ContentHeld). A comment holding
-    it is refused, as by BLOCK.
+    """Accept the post or comment but hold it for review (POST_STATE_HELD or a comment's
+    MODERATION_STATUS_HELD, ContentHeld). An edit of a comment holding it is refused.
     """
 
 class KeywordRuleAction(_KeywordRuleAction, metaclass=_KeywordRuleActionEnumTypeWrapper):
@@ -270,8 +270,8 @@ KEYWORD_RULE_ACTION_UNSPECIFIED: KeywordRuleAction.ValueType  # 0
 KEYWORD_RULE_ACTION_BLOCK: KeywordRuleAction.ValueType  # 1
 """Refuse the write (INVALID_ARGUMENT naming the field)."""
 KEYWORD_RULE_ACTION_HOLD: KeywordRuleAction.ValueType  # 2
-"""Accept the post but hold it for review (POST_STATE_HELD, ContentHeld). A comment holding
-it is refused, as by BLOCK.
+"""Accept the post or comment but hold it for review (POST_STATE_HELD or a comment's
+MODERATION_STATUS_HELD, ContentHeld). An edit of a comment holding it is refused.
 """
 Global___KeywordRuleAction: _TypeAlias = KeywordRuleAction  # noqa: Y015
 
@@ -283,12 +283,14 @@ class _ModerationTargetKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     DESCRIPTOR: _descriptor.EnumDescriptor
     MODERATION_TARGET_KIND_UNSPECIFIED: _ModerationTargetKind.ValueType  # 0
     MODERATION_TARGET_KIND_POST: _ModerationTargetKind.ValueType  # 1
+    MODERATION_TARGET_KIND_COMMENT: _ModerationTargetKind.ValueType  # 2
 
 class ModerationTargetKind(_ModerationTargetKind, metaclass=_ModerationTargetKindEnumTypeWrapper):
     """What moderation acts on."""
 
 MODERATION_TARGET_KIND_UNSPECIFIED: ModerationTargetKind.ValueType  # 0
 MODERATION_TARGET_KIND_POST: ModerationTargetKind.ValueType  # 1
+MODERATION_TARGET_KIND_COMMENT: ModerationTargetKind.ValueType  # 2
 Global___ModerationTargetKind: _TypeAlias = ModerationTargetKind  # noqa: Y015
 
 class _ModerationAction:
@@ -676,6 +678,7 @@ class Comment(_message.Message):
     REACTIONS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    MODERATION_STATUS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     post_id: _builtins.str
@@ -694,6 +697,10 @@ class Comment(_message.Message):
     version: _builtins.int
     etag: _builtins.str
     """Opaque; send it back with an update so a concurrent edit is not overwritten."""
+    moderation_status: Global___ModerationStatus.ValueType
+    """Held by a keyword rule, hidden or removed by a moderator: seen by its author and
+    moderators only (decision 0055). VISIBLE otherwise.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -720,10 +727,11 @@ class Comment(_message.Message):
         reactions: _abc.Iterable[Global___ReactionCount] | None = ...,
         version: _builtins.int = ...,
         etag: _builtins.str = ...,
+        moderation_status: Global___ModerationStatus.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "author_user_id", b"author_user_id", "body", b"body", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "id", b"id", "is_answer", b"is_answer", "parent_comment_id", b"parent_comment_id", "post_id", b"post_id", "reactions", b"reactions", "reply_count", b"reply_count", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "author_user_id", b"author_user_id", "body", b"body", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "id", b"id", "is_answer", b"is_answer", "moderation_status", b"moderation_status", "parent_comment_id", b"parent_comment_id", "post_id", b"post_id", "reactions", b"reactions", "reply_count", b"reply_count", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

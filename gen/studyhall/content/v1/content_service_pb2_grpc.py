@@ -735,7 +735,8 @@ class ContentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ModerateContent(self, request, context):
-        """A moderator acts on a post: APPROVE a held one (visible: PostCreated the first time),
+        """A moderator acts on a post or a comment: APPROVE a held one (visible: PostCreated or
+        CommentAdded the first time),
         HIDE (reversible by moderators), REMOVE (back only on appeal), RESTORE a hidden one; with
         an appeal open, RESTORE (overturn) or UPHOLD decides it, by a moderator other than the
         one who decided, ranking at least as high. Hide, remove, restore and uphold need a
@@ -748,16 +749,16 @@ class ContentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AppealModeration(self, request, context):
-        """The author appeals the hold, hiding or removal of their post, once per post: the appeal
-        enters the review queue (ModerationAppealed). The author.
+        """The author appeals the hold, hiding or removal of their post or comment, once per item:
+        the appeal enters the review queue (ModerationAppealed). The author.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListReviewQueue(self, request, context):
-        """What waits for a moderator, oldest first: held posts, open appeals and posts with open
-        members' reports. Moderators.
+        """What waits for a moderator, oldest first: held posts and comments, open appeals and
+        posts with open members' reports. Moderators.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -230,7 +230,8 @@ class ContentServiceStub:
     RemoveKeywordRule: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.RemoveKeywordRuleRequest, _content_service_pb2.RemoveKeywordRuleResponse]
     """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators."""
     ModerateContent: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ModerateContentRequest, _content_service_pb2.ModerateContentResponse]
-    """A moderator acts on a post: APPROVE a held one (visible: PostCreated the first time),
+    """A moderator acts on a post or a comment: APPROVE a held one (visible: PostCreated or
+    CommentAdded the first time),
     HIDE (reversible by moderators), REMOVE (back only on appeal), RESTORE a hidden one; with
     an appeal open, RESTORE (overturn) or UPHOLD decides it, by a moderator other than the
     one who decided, ranking at least as high. Hide, remove, restore and uphold need a
@@ -239,12 +240,12 @@ class ContentServiceStub:
     Moderators.
     """
     AppealModeration: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.AppealModerationRequest, _content_service_pb2.AppealModerationResponse]
-    """The author appeals the hold, hiding or removal of their post, once per post: the appeal
-    enters the review queue (ModerationAppealed). The author.
+    """The author appeals the hold, hiding or removal of their post or comment, once per item:
+    the appeal enters the review queue (ModerationAppealed). The author.
     """
     ListReviewQueue: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListReviewQueueRequest, _content_service_pb2.ListReviewQueueResponse]
-    """What waits for a moderator, oldest first: held posts, open appeals and posts with open
-    members' reports. Moderators.
+    """What waits for a moderator, oldest first: held posts and comments, open appeals and
+    posts with open members' reports. Moderators.
     """
     ListModerationLog: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListModerationLogRequest, _content_service_pb2.ListModerationLogResponse]
     """Every moderation step of the community, newest first: holds, approvals, hidings,
@@ -453,7 +454,8 @@ class ContentServiceAsyncStub(ContentServiceStub):
     RemoveKeywordRule: _aio.UnaryUnaryMultiCallable[_content_service_pb2.RemoveKeywordRuleRequest, _content_service_pb2.RemoveKeywordRuleResponse]  # type: ignore[assignment]
     """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators."""
     ModerateContent: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ModerateContentRequest, _content_service_pb2.ModerateContentResponse]  # type: ignore[assignment]
-    """A moderator acts on a post: APPROVE a held one (visible: PostCreated the first time),
+    """A moderator acts on a post or a comment: APPROVE a held one (visible: PostCreated or
+    CommentAdded the first time),
     HIDE (reversible by moderators), REMOVE (back only on appeal), RESTORE a hidden one; with
     an appeal open, RESTORE (overturn) or UPHOLD decides it, by a moderator other than the
     one who decided, ranking at least as high. Hide, remove, restore and uphold need a
@@ -462,12 +464,12 @@ class ContentServiceAsyncStub(ContentServiceStub):
     Moderators.
     """
     AppealModeration: _aio.UnaryUnaryMultiCallable[_content_service_pb2.AppealModerationRequest, _content_service_pb2.AppealModerationResponse]  # type: ignore[assignment]
-    """The author appeals the hold, hiding or removal of their post, once per post: the appeal
-    enters the review queue (ModerationAppealed). The author.
+    """The author appeals the hold, hiding or removal of their post or comment, once per item:
+    the appeal enters the review queue (ModerationAppealed). The author.
     """
     ListReviewQueue: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListReviewQueueRequest, _content_service_pb2.ListReviewQueueResponse]  # type: ignore[assignment]
-    """What waits for a moderator, oldest first: held posts, open appeals and posts with open
-    members' reports. Moderators.
+    """What waits for a moderator, oldest first: held posts and comments, open appeals and
+    posts with open members' reports. Moderators.
     """
     ListModerationLog: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListModerationLogRequest, _content_service_pb2.ListModerationLogResponse]  # type: ignore[assignment]
     """Every moderation step of the community, newest first: holds, approvals, hidings,
@@ -985,7 +987,8 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _content_service_pb2.ModerateContentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.ModerateContentResponse, _abc.Awaitable[_content_service_pb2.ModerateContentResponse]]:
-        """A moderator acts on a post: APPROVE a held one (visible: PostCreated the first time),
+        """A moderator acts on a post or a comment: APPROVE a held one (visible: PostCreated or
+        CommentAdded the first time),
         HIDE (reversible by moderators), REMOVE (back only on appeal), RESTORE a hidden one; with
         an appeal open, RESTORE (overturn) or UPHOLD decides it, by a moderator other than the
         one who decided, ranking at least as high. Hide, remove, restore and uphold need a
@@ -1000,8 +1003,8 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _content_service_pb2.AppealModerationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.AppealModerationResponse, _abc.Awaitable[_content_service_pb2.AppealModerationResponse]]:
-        """The author appeals the hold, hiding or removal of their post, once per post: the appeal
-        enters the review queue (ModerationAppealed). The author.
+        """The author appeals the hold, hiding or removal of their post or comment, once per item:
+        the appeal enters the review queue (ModerationAppealed). The author.
         """
 
     @_abc_1.abstractmethod
@@ -1010,8 +1013,8 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _content_service_pb2.ListReviewQueueRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.ListReviewQueueResponse, _abc.Awaitable[_content_service_pb2.ListReviewQueueResponse]]:
-        """What waits for a moderator, oldest first: held posts, open appeals and posts with open
-        members' reports. Moderators.
+        """What waits for a moderator, oldest first: held posts and comments, open appeals and
+        posts with open members' reports. Moderators.
         """
 
     @_abc_1.abstractmethod

@@ -18,6 +18,13 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("keyword_rules", schema=None) as batch_op:
         batch_op.add_column(sa.Column("action", sa.Integer(), server_default="1", nullable=False))
+    with op.batch_alter_table("comments", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("moderation", sa.String(length=16), server_default="visible", nullable=False)
+        )
+        batch_op.add_column(
+            sa.Column("shown", sa.Boolean(), server_default=sa.true(), nullable=False)
+        )
     op.create_table(
         "moderation_cases",
         sa.Column("target_kind", sa.String(length=16), nullable=False),
@@ -84,5 +91,8 @@ def downgrade() -> None:
     with op.batch_alter_table("moderation_cases", schema=None) as batch_op:
         batch_op.drop_index("ix_moderation_cases_queue")
     op.drop_table("moderation_cases")
+    with op.batch_alter_table("comments", schema=None) as batch_op:
+        batch_op.drop_column("shown")
+        batch_op.drop_column("moderation")
     with op.batch_alter_table("keyword_rules", schema=None) as batch_op:
         batch_op.drop_column("action")
