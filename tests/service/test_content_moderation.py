@@ -400,19 +400,21 @@ async def test_members_reports_open_close_and_remove_once_in_any_order(
     first = await here.post(title="Essays for sale")
     second = await here.post(title="Homework for sale")
 
-    def filed(report_id: str, post_id: str) -> members_events.ReportFiled:
+    def filed(report_id: str, post_id: str, kind: str = "post") -> members_events.ReportFiled:
         return members_events.ReportFiled(
             report_id=report_id,
             community_id=here.id,
             reporter_user_id="al",
             target_service="content",
-            target_kind="post",
+            target_kind=kind,
             target_id=post_id,
             reason=members_pb.REPORT_REASON_SPAM,
             version=1,
         )
 
-    def resolved(report_id: str, post_id: str, **fields: Any) -> members_events.ReportResolved:
+    def resolved(
+        report_id: str, post_id: str, kind: str = "post", **fields: Any
+    ) -> members_events.ReportResolved:
         values: dict[str, Any] = {
             "resolution": members_pb.RESOLUTION_WARN,
             "remove_content": True,
@@ -424,7 +426,7 @@ async def test_members_reports_open_close_and_remove_once_in_any_order(
             community_id=here.id,
             resolver_user_id="mo",
             target_service="content",
-            target_kind="post",
+            target_kind=kind,
             target_id=post_id,
             **values,
         )
@@ -455,6 +457,26 @@ async def test_members_reports_open_close_and_remove_once_in_any_order(
     facts = await here.facts()
     assert facts.count("ContentRemoved") == 2
     assert facts.count("ContentRestored") == 1
+
+    # A report about a comment: in the queue, then the comment is removed from the thread.
+    said = await here.stub.AddComment(
+        pb.AddCommentRequest(community_id=here.id, post_id=first.id, body="Buy my essays"),
+        metadata=here.auth("bo"),
+    )
+    three = str(uuid.uuid4())
+    await apply(filed(three, said.comment.id, "comment"))
+    queued = await here.stub.ListReviewQueue(
+        pb.ListReviewQueueRequest(community_id=here.id), metadata=here.auth("mo")
+    )
+    assert [(c.target_kind, c.target_id, list(c.report_ids)) for c in queued.cases] == [
+        (COMMENT, said.comment.id, [three])
+    ]
+    await apply(resolved(three, said.comment.id, "comment"))
+    thread = await here.stub.ListComments(
+        pb.ListCommentsRequest(community_id=here.id, post_id=first.id), metadata=here.auth("al")
+    )
+    assert list(thread.comments) == []
+    assert await here.queue() == []
 
 
 async def test_a_scheduled_draft_a_rule_holds_goes_into_review_when_due(

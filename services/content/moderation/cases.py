@@ -143,14 +143,14 @@ class ReportRepository:
                 content_reports.insert().values(report_id=report.report_id, **values)
             )
 
-    async def open_about(self, target_kind: str, target_ids: list[str]) -> list[ContentReport]:
-        """The open reports about these items, oldest first."""
+    async def open_about(self, target_ids: list[str]) -> list[ContentReport]:
+        """The open reports about these items (posts or comments: ids are UUIDs), oldest
+        first."""
         if not target_ids:
             return []
         rows = await self.session.execute(
             select(content_reports)
             .where(
-                content_reports.c.target_kind == target_kind,
                 content_reports.c.target_id.in_(target_ids),
                 content_reports.c.open.is_(True),
             )

@@ -156,15 +156,19 @@ def decide_comment(
     current = case or new_comment_case(comment, now)
     status = Status(comment.moderation)
     decided, step = _next(COMMENT, comment.id, status, current, action, actor, rank, reason, now)
-    visible = decided.status is Status.VISIBLE
+    return _apply_comment(comment, decided, step)
+
+
+def _apply_comment(comment: Comment, case: Case, step: str) -> CommentDecision:
+    visible = case.status is Status.VISIBLE
     moved = replace(
         comment,
-        moderation=decided.status.value,
+        moderation=case.status.value,
         shown=comment.shown or visible,
         version=comment.version + 1,
     )
     first = visible and not comment.shown
-    return CommentDecision(moved, replace(decided, version=moved.version), step, first)
+    return CommentDecision(moved, replace(case, version=moved.version), step, first)
 
 
 def _next(
@@ -304,16 +308,9 @@ def report_removes(
     there to remove: a draft, deleted, already removed)."""
     if post.state not in _STATUS or post.state is PostState.REMOVED:
         return None
-    current = case or new_case(post, now)
-    removed = replace(
-        current,
-        status=Status.REMOVED,
-        reason=f"report {report_id}",
-        actor_user_id=resolver,
-        actor_rank=0,
-        decided_at=now,
+    return _apply(
+        post, _report_removal(case or new_case(post, now), report_id, resolver, now), "remove", now
     )
-    return _apply(post, removed, "remove", now)
 
 
 def report_overturned(
@@ -321,9 +318,49 @@ def report_overturned(
 ) -> Decision | None:
     """Members overturned on appeal a report's decision that removed the post: it comes
     back, unless something else removed it since (None then)."""
-    if post.state is not PostState.REMOVED or case is None or case.reason != f"report {report_id}":
+    if post.state is not PostState.REMOVED or not _removed_by(case, report_id):
         return None
-    restored = replace(
+    assert case is not None
+    return _apply(post, _report_overturn(case, report_id, resolver, now), "restore", now)
+
+
+def report_removes_comment(
+    comment: Comment, case: Case | None, report_id: str, resolver: str, now: datetime
+) -> CommentDecision | None:
+    """As `report_removes`, for a comment."""
+    if comment.deleted or comment.moderation == Status.REMOVED.value:
+        return None
+    current = case or new_comment_case(comment, now)
+    return _apply_comment(comment, _report_removal(current, report_id, resolver, now), "remove")
+
+
+def report_overturned_comment(
+    comment: Comment, case: Case | None, report_id: str, resolver: str, now: datetime
+) -> CommentDecision | None:
+    """As `report_overturned`, for a comment."""
+    if comment.moderation != Status.REMOVED.value or not _removed_by(case, report_id):
+        return None
+    assert case is not None
+    return _apply_comment(comment, _report_overturn(case, report_id, resolver, now), "restore")
+
+
+def _removed_by(case: Case | None, report_id: str) -> bool:
+    return case is not None and case.reason == f"report {report_id}"
+
+
+def _report_removal(current: Case, report_id: str, resolver: str, now: datetime) -> Case:
+    return replace(
+        current,
+        status=Status.REMOVED,
+        reason=f"report {report_id}",
+        actor_user_id=resolver,
+        actor_rank=0,
+        decided_at=now,
+    )
+
+
+def _report_overturn(case: Case, report_id: str, resolver: str, now: datetime) -> Case:
+    return replace(
         case,
         status=Status.VISIBLE,
         reason=f"report {report_id} overturned on appeal",
@@ -333,7 +370,6 @@ def report_overturned(
         appeal_open=False,
         queued_at=case.queued_at if case.open_reports else None,
     )
-    return _apply(post, restored, "restore", now)
 
 
 def _target(kind: str, what: str, status: Status, action: Action) -> Status:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.content.discussion.store import CommentRepository
 from services.content.moderation import decisions
 from services.content.moderation.cases import (
     CaseRepository,
@@ -20,7 +21,7 @@ from services.content.moderation.cases import (
     LogRepository,
     ReportRepository,
 )
-from services.content.moderation.events import follow_post, moderated
+from services.content.moderation.events import follow_comment, follow_post, moderated
 from services.content.posts.store import PostRepository
 from studyhall.members.v1 import members_service_pb2 as members_pb
 
@@ -82,6 +83,34 @@ async def resolved(session: AsyncSession, event: Any) -> None:
             await _count(session, report, -1, now)
     if event.remove_content and report.target_kind == decisions.POST:
         await _act(session, report, event, now)
+    elif event.remove_content and report.target_kind == decisions.COMMENT:
+        await _act_on_comment(session, report, event, now)
+
+
+async def _act_on_comment(
+    session: AsyncSession, report: ContentReport, event: Any, now: datetime
+) -> None:
+    comments = CommentRepository(session)
+    comment = await comments.get(report.community_id, report.target_id, for_update=True)
+    if comment is None:
+        return
+    cases = CaseRepository(session)
+    case = await cases.get(report.community_id, decisions.COMMENT, comment.id)
+    resolver = event.resolver_user_id
+    if not event.appeal:
+        said = decisions.report_removes_comment(comment, case, report.report_id, resolver, now)
+    elif event.resolution == members_pb.RESOLUTION_OVERTURN:
+        said = decisions.report_overturned_comment(comment, case, report.report_id, resolver, now)
+    else:
+        return
+    if said is None:
+        return
+    await comments.save(said.comment)
+    await follow_comment(session, comment, said, resolver, now)
+    await cases.save(said.case, case is not None)
+    reason = said.case.reason
+    await LogRepository(session).add(said.case, said.step, resolver, reason, now)
+    await moderated(session, said.step, said.case, resolver, reason, now)
 
 
 async def _act(session: AsyncSession, report: ContentReport, event: Any, now: datetime) -> None:
@@ -108,15 +137,22 @@ async def _act(session: AsyncSession, report: ContentReport, event: Any, now: da
 
 
 async def _count(session: AsyncSession, report: ContentReport, delta: int, now: datetime) -> None:
-    """The post's open reports, and whether they keep it in the review queue."""
-    if report.target_kind != decisions.POST:
-        return
-    post = await PostRepository(session).get(report.community_id, report.target_id)
-    if post is None:
-        return
+    """The item's open reports, and whether they keep it in the review queue."""
     cases = CaseRepository(session)
-    case = await cases.get(report.community_id, decisions.POST, post.id)
-    current = case or decisions.new_case(post, now)
+    if report.target_kind == decisions.POST:
+        post = await PostRepository(session).get(report.community_id, report.target_id)
+        if post is None:
+            return
+        case = await cases.get(report.community_id, decisions.POST, post.id)
+        current = case or decisions.new_case(post, now)
+    elif report.target_kind == decisions.COMMENT:
+        comment = await CommentRepository(session).get(report.community_id, report.target_id)
+        if comment is None:
+            return
+        case = await cases.get(report.community_id, decisions.COMMENT, comment.id)
+        current = case or decisions.new_comment_case(comment, now)
+    else:
+        return
     count = max(0, current.open_reports + delta)
     waiting = count > 0 or current.appeal_open or current.status is decisions.Status.HELD
     queued = (current.queued_at or now) if waiting else None

@@ -162,7 +162,7 @@ class ReviewApi:
             )
             cases, token = page_of(found, page, _queue_position)
             reported = await ReportRepository(session).open_about(
-                POST, [case.target_id for case in cases if case.open_reports]
+                [case.target_id for case in cases if case.open_reports]
             )
         about: dict[str, list[ContentReport]] = {}
         for report in reported:
@@ -217,7 +217,7 @@ async def moderation_of(session: AsyncSession, post: Post) -> pb.ModerationCase 
     case = await CaseRepository(session).get(post.community_id, POST, post.id)
     if case is None:
         return None
-    reports = await ReportRepository(session).open_about(POST, [post.id])
+    reports = await ReportRepository(session).open_about([post.id])
     return case_to_proto(case, reports)
 
 

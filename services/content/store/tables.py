@@ -440,7 +440,7 @@ content_reports = Table(
     Column("open", Boolean, nullable=False),
     Column("version", BigInteger, nullable=False),
     Column("filed_at", DateTime(timezone=True), nullable=True),
-    Index("ix_content_reports_target", "target_kind", "target_id"),
+    Index("ix_content_reports_target", "target_id"),
 )
 
 # Every moderation step, newest first per community.

@@ -77,7 +77,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("content_reports", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_content_reports_target", ["target_kind", "target_id"], unique=False
+            "ix_content_reports_target", ["target_id"], unique=False
         )
 
 
