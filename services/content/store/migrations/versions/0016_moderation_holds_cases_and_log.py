@@ -76,9 +76,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("report_id"),
     )
     with op.batch_alter_table("content_reports", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_content_reports_target", ["target_id"], unique=False
-        )
+        batch_op.create_index("ix_content_reports_target", ["target_id"], unique=False)
 
 
 def downgrade() -> None:
