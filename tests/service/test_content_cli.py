@@ -139,3 +139,14 @@ async def test_review_through_the_cli(served: Served) -> None:
         "hold",
     ]
     assert "overturn" in await cli.ok("review", "log", community_id, "--as", "mo")
+
+    # A comment the rule holds: approved with --comment.
+    said = await cli.json(
+        "comment", "add", community_id, held, "--body", "casino again", "--as", "bo"
+    )
+    assert said["moderation_status"] == "MODERATION_STATUS_HELD"
+    queued = await cli.ok("review", "queue", community_id, "--as", "mo")
+    assert said["id"] in queued
+    assert "comment" in queued
+    shown = await cli.json("review", "approve", community_id, said["id"], "--comment", "--as", "mo")
+    assert shown["target_kind"] == "MODERATION_TARGET_KIND_COMMENT"
