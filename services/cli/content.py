@@ -754,16 +754,23 @@ def search(
 def rules_add(
     community_id: str,
     phrase: Annotated[str, typer.Argument(help="A word or phrase, Chinese or not.")],
+    hold: Annotated[
+        bool, typer.Option("--hold", help="Hold posts holding it for review instead.")
+    ] = False,
     request_id: RequestId = "",
     as_user: AsUser = None,
     as_json: AsJson = False,
 ) -> None:
-    """Watch a word or phrase: posts and comments holding it are refused (moderators)."""
+    """Watch a word or phrase: posts and comments holding it are refused, or with --hold
+    posts are held for review (`studyhall review queue`) (moderators)."""
     with stub("content", pb_grpc.ContentServiceStub) as client:
         reply = call(
             client.AddKeywordRule,
             pb.AddKeywordRuleRequest(
-                request_id=_request_id(request_id), community_id=community_id, phrase=phrase
+                request_id=_request_id(request_id),
+                community_id=community_id,
+                phrase=phrase,
+                action=pb.KEYWORD_RULE_ACTION_HOLD if hold else pb.KEYWORD_RULE_ACTION_BLOCK,
             ),
             metadata(as_user),
         )
@@ -794,11 +801,16 @@ def rules_list(
         show(reply, True, "rules")
         return
     table = Table(title=f"keyword rules ({len(reply.rules)})")
-    for column in ("id", "phrase", "added by", "added"):
+    for column in ("id", "phrase", "action", "added by", "added"):
         table.add_column(column)
     for rule in reply.rules:
+        action = "hold" if rule.action == pb.KEYWORD_RULE_ACTION_HOLD else "block"
         table.add_row(
-            rule.rule_id, escape(rule.phrase), rule.created_by_user_id, _when(rule, "create_time")
+            rule.rule_id,
+            escape(rule.phrase),
+            action,
+            rule.created_by_user_id,
+            _when(rule, "create_time"),
         )
     out.print(table)
     _next_page(reply.next_page_token)

@@ -42,6 +42,7 @@ from services.cli.members import community_app, member_app
 from services.cli.paths import path_app
 from services.cli.profiles import personas_app
 from services.cli.recognition import recognition_app
+from services.cli.review import review_app
 from services.cli.subscriptions import coupon_app, subscription_app
 from services.kit.events import deadletter
 from services.kit.events.connection import servers
@@ -93,6 +94,7 @@ add_product_commands(product_app)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(recognition_app)
 app.add_typer(content_app)
+app.add_typer(review_app, name="review")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(path_app, name="path")
 app.add_typer(library_app, name="library")

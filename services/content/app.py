@@ -16,7 +16,11 @@ from services.content.discussion.comments_api import CommentsApi
 from services.content.discussion.reactions_api import ReactionsApi
 from services.content.library import data as library_data
 from services.content.library.api import LibraryApi
+from services.content.moderation import data as moderation_data
+from services.content.moderation import holding
 from services.content.moderation.api import RulesApi
+from services.content.moderation.consumers import reports_subscription
+from services.content.moderation.review_api import ReviewApi, moderation_of
 from services.content.moderation.screening import Screen
 from services.content.paid import data as paid_data
 from services.content.paid.api import PaidApi
@@ -63,6 +67,7 @@ HOLDERS: tuple[DataHolder, ...] = (
     themes_data,
     paid_data,
     views_data,
+    moderation_data,
 )
 # What EraseMyData's `erase_text` adds: the text the member wrote, not only their name.
 ERASE_TEXT = (posts_data.erase_post_text, discussion_data.erase_comment_text)
@@ -87,14 +92,18 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
             database,
             checks,
             writer,
-            Posting(database, checks, idempotent),
+            Posting(database, checks, idempotent, holding=holding.held),
             gate=PaidGate(),
             # A read of a published post counts once per member and local day.
             views=ViewRecorder(database, checks, deps.redis, on_commit=deps.notify_outbox),
-            # What members write passes the community's keyword rules.
+            # What members write passes the community's keyword rules; what a rule holds
+            # goes into review.
             screen=screen,
+            holding=holding.held,
+            # GetPost of a held, hidden or removed post says why, who and when.
+            moderation=moderation_of,
         ),
-        CommentsApi(database, checks, writer, screen=screen),
+        CommentsApi(database, checks, writer, screen=screen, holding=holding.held_comment),
         ReactionsApi(database, checks, writer),
         AnswersApi(database, checks, writer),
         CalendarApi(database, checks, writer, scheduled=_waker(deps)),
@@ -106,6 +115,7 @@ def register(server: grpc.aio.Server, deps: Dependencies) -> None:
         RecommendationsApi(database, checks, writer, members=_members_channel(deps)),
         SearchApi(database, checks, gate=PaidGate()),
         RulesApi(database, checks, writer, changed=screen.forget),
+        ReviewApi(database, checks, writer),
         DataRightsApi(database, writer, HOLDERS, pb, on_request={"erase_text": ERASE_TEXT}),
     )
     pb_grpc.add_ContentServiceServicer_to_server(servicer, server)
@@ -133,7 +143,9 @@ def _members_channel(deps: Dependencies) -> Callable[[], grpc.aio.Channel]:
 
 def jobs(deps: Dependencies) -> Mapping[str, Handler]:
     checks = Access("content", deps.database, access, deps.redis)
-    return {PUBLISH: publisher(checks), PUBLISH_THEME: theme_publisher(checks)}
+    # A scheduled draft a keyword rule holds goes into review when due, not live.
+    scheduled = publisher(checks, hold_reason=holding.hold_reason_in, holding=holding.held)
+    return {PUBLISH: scheduled, PUBLISH_THEME: theme_publisher(checks)}
 
 
 SPEC = ServiceSpec(
@@ -147,6 +159,8 @@ SPEC = ServiceSpec(
         access_subscription("content", access),
         erasure_subscription("content", HOLDERS),
         entitlements_subscription(),
+        # Members' reports about content: the review queue, and removals decided there.
+        reports_subscription(),
     ],
     schedule=scheduled_jobs,
     jobs=jobs,

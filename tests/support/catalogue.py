@@ -98,6 +98,8 @@ class World:
     resource_id: str = ""  # a resource of the community's library
     theme_id: str = ""  # a recurring theme of the owner's (EndTheme)
     keyword_rule_id: str = ""  # a watched word of the community (RemoveKeywordRule)
+    hidable_post_id: str = ""  # a published post of the owner's (ModerateContent hides it)
+    moderated_post_id: str = ""  # a post of the owner's a moderator hid (AppealModeration)
     # Billing: a paid charge of the owner's (RefundCharge) and an admin's grant to a member
     # (RevokeEntitlement).
     charge_id: str = ""

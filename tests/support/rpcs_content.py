@@ -106,7 +106,7 @@ def _resource() -> pb.Resource:
     )
 
 
-def _w(world: World) -> dict[str, str]:
+def _w(world: World) -> dict[str, Any]:
     return {"request_id": new_id(), "community_id": world.community_id}
 
 
@@ -396,6 +396,46 @@ CATALOGUE: list[Rpc] = [
     ),
     Rpc(
         CONTENT,
+        "ModerateContent",
+        lambda w: pb.ModerateContentRequest(
+            **_w(w),
+            target_kind=pb.MODERATION_TARGET_KIND_POST,
+            target_id=w.hidable_post_id,
+            action=pb.MODERATION_ACTION_HIDE,
+            reason="Off topic for this community",
+        ),
+        Role.MODERATOR,
+        True,
+    ),
+    Rpc(
+        CONTENT,
+        "AppealModeration",
+        lambda w: pb.AppealModerationRequest(
+            **_w(w),
+            target_kind=pb.MODERATION_TARGET_KIND_POST,
+            target_id=w.moderated_post_id,
+            statement="It answers last week's question.",
+        ),
+        Role.MEMBER,
+        True,
+        authored=True,
+    ),
+    Rpc(
+        CONTENT,
+        "ListReviewQueue",
+        lambda w: pb.ListReviewQueueRequest(community_id=w.community_id),
+        Role.MODERATOR,
+        False,
+    ),
+    Rpc(
+        CONTENT,
+        "ListModerationLog",
+        lambda w: pb.ListModerationLogRequest(community_id=w.community_id),
+        Role.MODERATOR,
+        False,
+    ),
+    Rpc(
+        CONTENT,
         "SearchPosts",
         lambda w: pb.SearchPostsRequest(community_id=w.community_id, query="repetition week"),
         None,
@@ -562,6 +602,20 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
     if "deleted_post_id" in wanted:
         made["deleted_post_id"] = await post(_article(base))
         await call("DeletePost", pb.DeletePostRequest(**_w(base), post_id=made["deleted_post_id"]))
+    if "hidable_post_id" in wanted:
+        made["hidable_post_id"] = await post(_article(base))
+    if "moderated_post_id" in wanted:
+        made["moderated_post_id"] = await post(_article(base))
+        await call(
+            "ModerateContent",
+            pb.ModerateContentRequest(
+                **_w(base),
+                target_kind=pb.MODERATION_TARGET_KIND_POST,
+                target_id=made["moderated_post_id"],
+                action=pb.MODERATION_ACTION_HIDE,
+                reason="Spam",
+            ),
+        )
     if "pinned_post_id" in wanted:
         made["pinned_post_id"] = await post(_article(base))
         await call("PinPost", pb.PinPostRequest(**_w(base), post_id=made["pinned_post_id"]))
@@ -608,6 +662,22 @@ async def prepare(running: RunningService, needs: frozenset[str] | None = None) 
         made["path_id"], made["path_step_id"] = path.id, path.steps[0].id
     if not wanted or needs is None:
         await post(_question(base))  # one nobody answered yet
+        # A post hidden and appealed: the moderation log and the review queue show it.
+        appealed = await post(_article(base))
+        target: dict[str, Any] = {
+            "target_kind": pb.MODERATION_TARGET_KIND_POST,
+            "target_id": appealed,
+        }
+        await call(
+            "ModerateContent",
+            pb.ModerateContentRequest(
+                **_w(base), **target, action=pb.MODERATION_ACTION_HIDE, reason="Duplicate"
+            ),
+        )
+        await call(
+            "AppealModeration",
+            pb.AppealModerationRequest(**_w(base), **target, statement="Not a duplicate."),
+        )
     return World(community_id=community_id, owner=OWNER, **made)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,8 +18,15 @@ from services.kit.schedule import Handler, Job
 
 PUBLISH = "publish_post"
 
+# Moderation (handed in by app.py): why a keyword rule holds the post (read in the job's
+# transaction), or None; and the hold recorded.
+HoldReason = Callable[[AsyncSession, posts.Post], Awaitable[str | None]]
+Holding = Callable[[AsyncSession, posts.Post, str], Awaitable[None]]
 
-def publisher(access: Access) -> Handler:
+
+def publisher(
+    access: Access, hold_reason: HoldReason | None = None, holding: Holding | None = None
+) -> Handler:
     async def publish_due(session: AsyncSession, job: Job) -> None:
         repository = PostRepository(session)
         post = await repository.get(job.community_id, job.key, for_update=True)
@@ -31,9 +39,16 @@ def publisher(access: Access) -> Handler:
             await repository.save(missed)
             await PostEvents(session).missed(missed)
             return
-        published = posts.publish(post, now)
+        hold = None
+        if hold_reason is not None and holding is not None:
+            hold = await hold_reason(session, post)
+        published = posts.publish(post, now, held=hold is not None)
         await repository.save(published)
-        await PostEvents(session).created(published)
+        if hold is not None and holding is not None:
+            # Due, but a rule that holds matches it: into review, not live.
+            await holding(session, published, hold)
+        else:
+            await PostEvents(session).created(published)
 
     return publish_due
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -28,9 +28,18 @@ from studyhall.content.v1 import content_service_pb2 as pb
 
 
 class Screening(Protocol):
-    """Keyword rules (handed in by app.py): refuses a text holding a watched phrase."""
+    """Keyword rules (handed in by app.py): refuses a text holding a watched phrase (an edit
+    holding a phrase that holds too); says why a new comment is held."""
 
-    async def check(self, community_id: str, fields: Mapping[str, str]) -> None: ...
+    async def check(
+        self, community_id: str, fields: Mapping[str, str], *, holds: bool = False
+    ) -> None: ...
+
+    async def hold_reason(self, community_id: str, fields: Mapping[str, str]) -> str | None: ...
+
+
+# Moderation (handed in by app.py): records that a keyword rule held `comment`, with why.
+Holding = Callable[[AsyncSession, Comment, str], Awaitable[None]]
 
 
 class CommentsApi:
@@ -42,11 +51,14 @@ class CommentsApi:
         access: Access,
         writer: Writer,
         screen: Screening | None = None,
+        holding: Holding | None = None,
     ) -> None:
         self.database = database
         self.access = access
         self.writer = writer
         self.screen = screen
+        # Moderation: a comment a keyword rule holds goes into review (decision 0055).
+        self.holding = holding
 
     async def AddComment(
         self, request: pb.AddCommentRequest, context: grpc.aio.ServicerContext
@@ -60,8 +72,12 @@ class CommentsApi:
         moderator = await self._may_speak(community_id, caller, "commenting")
         if carries_links("", request.body):
             await self._may_link(community_id, caller)
+        hold: str | None = None
         if self.screen is not None:
-            await self.screen.check(community_id, {"body": request.body})
+            texts = {"body": request.body}
+            await self.screen.check(community_id, texts, holds=self.holding is not None)
+            if self.holding is not None:
+                hold = await self.screen.hold_reason(community_id, texts)
 
         async def add(session: AsyncSession) -> pb.AddCommentResponse:
             now = datetime.now(UTC)
@@ -80,8 +96,13 @@ class CommentsApi:
                 body=request.body,
                 parent=parent,
                 now=now,
+                held=hold is not None,
             )
             await comments.add(comment)
+            if hold is not None and self.holding is not None:
+                # Counted and told (CommentAdded) when a moderator approves it.
+                await self.holding(session, comment, hold)
+                return pb.AddCommentResponse(comment=comment_to_proto(comment))
             if comment.is_answer:
                 await comments.count_answer(post.id, now)
             await DiscussionEvents(session).comment_added(comment)
@@ -190,7 +211,12 @@ class CommentsApi:
                     raise domain.comment_not_found(parent_id, community_id)
                 domain.check_thread(parent, post.id)
             found = await comments.thread(
-                community_id, post.id, parent_id or None, page.after, page.size + 1
+                community_id,
+                post.id,
+                parent_id or None,
+                page.after,
+                page.size + 1,
+                viewer=None if moderator else caller.user_id,
             )
             listed, token = page_of(found, page, lambda comment: (comment.created_at, comment.id))
             ids = [comment.id for comment in listed]
@@ -235,7 +261,12 @@ async def _load(
     post = None
     if comment is not None:
         post = await PostRepository(session).get(community_id, comment.post_id)
-    if comment is None or post is None or not post.visible_to(caller.user_id, moderator):
+    if (
+        comment is None
+        or post is None
+        or not post.visible_to(caller.user_id, moderator)
+        or not comment.visible_to(caller.user_id, moderator)
+    ):
         raise domain.comment_not_found(comment_id, community_id)
     return comment, post
 

@@ -8,10 +8,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import IntEnum
 
-from services.content.posts.domain import Post, PostKind, PostState, post_not_found
+from services.content.posts.domain import MODERATED, Post, PostKind, PostState, post_not_found
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 
 BODY_MAX = 10_000
+# A comment's moderation status that the community sees.
+VISIBLE = "visible"
 # studyhall.members.v1.Role.ROLE_MODERATOR: moderators and above see deleted posts.
 MODERATOR_ROLE = 2
 
@@ -42,10 +44,23 @@ class Comment:
     updated_at: datetime | None = None
     deleted_at: datetime | None = None
     deleted_by: str | None = None
+    # Moderation (decision 0055): "visible", "held", "hidden" or "removed"; and whether its
+    # CommentAdded was published (a held comment's is, once approved).
+    moderation: str = VISIBLE
+    shown: bool = True
 
     @property
     def etag(self) -> str:
         return f"v{self.version}"
+
+    @property
+    def visible(self) -> bool:
+        """Whether the community sees it (deleted ones keep their place, empty)."""
+        return self.moderation == VISIBLE
+
+    def visible_to(self, user_id: str, moderator: bool) -> bool:
+        """A held, hidden or removed comment is its author's and moderators'."""
+        return self.visible or moderator or (bool(user_id) and user_id == self.author_user_id)
 
     @property
     def deleted(self) -> bool:
@@ -94,6 +109,11 @@ def open_for_discussion(post: Post) -> Post:
         raise FailedPrecondition(
             f"post {post.id} is deleted: it takes no comments or reactions until restored"
         )
+    if post.state in MODERATED:
+        raise FailedPrecondition(
+            f"post {post.id} is {post.state.name.lower()} by moderation: it takes no comments "
+            "or reactions until a moderator shows it"
+        )
     return post
 
 
@@ -118,6 +138,7 @@ def new_comment(
     body: str,
     parent: Comment | None,
     now: datetime,
+    held: bool = False,
 ) -> Comment:
     """A comment on `post` (a published one), or a reply to `parent`, one of its top-level
     comments. A top-level comment on a question is an answer."""
@@ -128,6 +149,10 @@ def new_comment(
         check_thread(parent, post.id)
         if parent.deleted:
             raise FailedPrecondition(f"comment {parent.id} is deleted: it takes no replies")
+        if not parent.visible:
+            raise FailedPrecondition(
+                f"comment {parent.id} is {parent.moderation} by moderation: it takes no replies"
+            )
     return Comment(
         id=str(uuid.uuid4()),
         community_id=post.community_id,
@@ -138,6 +163,9 @@ def new_comment(
         body=body.rstrip(),
         is_answer=parent is None and post.kind is PostKind.QUESTION,
         created_at=now,
+        # Held for review: shown (CommentAdded) when a moderator approves it.
+        moderation="held" if held else VISIBLE,
+        shown=not held,
     )
 
 
@@ -150,6 +178,11 @@ def edit(
         raise PermissionDenied(f"only its author may edit comment {comment.id}")
     if comment.deleted:
         raise FailedPrecondition(f"comment {comment.id} is deleted; it cannot be edited")
+    if comment.moderation == "removed":
+        raise FailedPrecondition(
+            f"comment {comment.id} was removed by a moderator; appeal the removal "
+            "(AppealModeration)"
+        )
     if etag and etag != comment.etag:
         raise FailedPrecondition(
             f"comment {comment.id} changed since you read it (etag {etag}, now {comment.etag}); "
@@ -168,6 +201,11 @@ def delete(comment: Comment, by: str, now: datetime) -> Comment:
     Whether `by` may delete it is decided before (its author, or a moderator)."""
     if comment.deleted:
         raise FailedPrecondition(f"comment {comment.id} is already deleted")
+    if not comment.visible:
+        raise FailedPrecondition(
+            f"comment {comment.id} is {comment.moderation} by moderation; a moderator decides "
+            "it (its author may appeal with AppealModeration)"
+        )
     return replace(comment, body="", deleted_at=now, deleted_by=by, version=comment.version + 1)
 
 
@@ -188,6 +226,10 @@ def answerable(question: Post, answer: Comment) -> None:
         )
     if answer.deleted:
         raise FailedPrecondition(f"answer {answer.id} is deleted; it cannot be accepted")
+    if not answer.visible:
+        raise FailedPrecondition(
+            f"answer {answer.id} is {answer.moderation} by moderation; it cannot be accepted"
+        )
 
 
 def accept(question: Post, answer: Comment) -> tuple[Post, str | None]:

@@ -9,6 +9,13 @@ from services.content.posts.messages import reaction_counts_to_proto
 from services.kit.timestamps import timestamp, timestamp_or_none
 from studyhall.content.v1 import content_service_pb2 as pb
 
+_STATUS = {
+    "visible": pb.MODERATION_STATUS_VISIBLE,
+    "held": pb.MODERATION_STATUS_HELD,
+    "hidden": pb.MODERATION_STATUS_HIDDEN,
+    "removed": pb.MODERATION_STATUS_REMOVED,
+}
+
 
 def comment_to_proto(
     comment: Comment,
@@ -33,4 +40,5 @@ def comment_to_proto(
         reactions=reaction_counts_to_proto(reactions or {}),
         version=comment.version,
         etag=comment.etag,
+        moderation_status=_STATUS[comment.moderation],
     )

@@ -103,12 +103,22 @@ async def _target(
     if request.WhichOneof("target") == "comment_id":
         comment = await CommentRepository(session).get(community_id, request.comment_id)
         post = await posts.get(community_id, comment.post_id) if comment else None
-        if comment is None or post is None or not post.visible_to(caller.user_id, moderator):
+        if (
+            comment is None
+            or post is None
+            or not post.visible_to(caller.user_id, moderator)
+            or not comment.visible_to(caller.user_id, moderator)
+        ):
             raise domain.comment_not_found(request.comment_id, community_id)
         if adding:
             domain.open_for_discussion(post)
             if comment.deleted:
                 raise FailedPrecondition(f"comment {comment.id} is deleted; it takes no reactions")
+            if not comment.visible:
+                raise FailedPrecondition(
+                    f"comment {comment.id} is {comment.moderation} by moderation; it takes no "
+                    "reactions"
+                )
         return post.id, comment.id
     found = await posts.get(community_id, request.post_id)
     post = domain.seen(found, request.post_id, community_id, caller.user_id, moderator)

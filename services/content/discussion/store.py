@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.content.discussion.domain import Comment
+from services.content.discussion.domain import VISIBLE, Comment
 from services.content.store.search_index import index_comment
 from services.content.store.tables import comments, posts, reactions
 from services.kit.database import utc
@@ -50,9 +50,11 @@ class CommentRepository:
         parent_id: str | None,
         after: Position | None,
         limit: int,
+        viewer: str | None = None,
     ) -> list[Comment]:
         """A post's top-level comments, or one comment's replies, oldest first; deleted
-        ones too (they keep their place)."""
+        ones too (they keep their place). `viewer`: a reader who does not moderate, who
+        sees held, hidden and removed comments of their own only."""
         query = select(comments).where(
             comments.c.community_id == community_id,
             comments.c.post_id == post_id,
@@ -60,6 +62,10 @@ class CommentRepository:
             if parent_id is None
             else comments.c.parent_id == parent_id,
         )
+        if viewer is not None:
+            query = query.where(
+                or_(comments.c.moderation == VISIBLE, comments.c.author_user_id == viewer)
+            )
         if after is not None:
             created, comment_id = after
             query = query.where(
@@ -151,11 +157,14 @@ def _values(comment: Comment) -> dict[str, Any]:
         "deleted_at": comment.deleted_at,
         "deleted_by": comment.deleted_by,
         "version": comment.version,
+        "moderation": comment.moderation,
+        "shown": comment.shown,
     }
 
 
 async def _index(session: AsyncSession, comment: Comment) -> None:
-    body = "" if comment.deleted_at is not None else comment.body
+    # Search finds what the community sees: not a deleted, held, hidden or removed comment.
+    body = "" if comment.deleted_at is not None or not comment.visible else comment.body
     await index_comment(session, comment.id, comment.post_id, comment.community_id, body)
 
 
@@ -177,4 +186,6 @@ def comment_from_row(row: Row[Any]) -> Comment:
         updated_at=_utc_or_none(row.updated_at),
         deleted_at=_utc_or_none(row.deleted_at),
         deleted_by=row.deleted_by,
+        moderation=row.moderation,
+        shown=bool(row.shown),
     )

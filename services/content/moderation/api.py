@@ -44,14 +44,16 @@ class RulesApi:
         problem = domain.phrase_problem(request.phrase)
         if problem is not None:
             problems.add("phrase", problem)
+        problems.enum("action", request.action, domain.RuleAction, "KeywordRuleAction")
         problems.raise_if_any()
+        action = domain.RuleAction(request.action or domain.RuleAction.BLOCK)
         await self.access.require_role(
             request.community_id, caller, Role.MODERATOR, "adding a keyword rule", writable=True
         )
 
         async def add(session: AsyncSession) -> pb.AddKeywordRuleResponse:
             rule = domain.new_rule(
-                request.community_id, request.phrase, caller.user_id, datetime.now(UTC)
+                request.community_id, request.phrase, caller.user_id, datetime.now(UTC), action
             )
             rules = RuleRepository(session)
             if await rules.taken(rule.community_id, rule.phrase_key):
@@ -126,4 +128,5 @@ def rule_to_proto(rule: domain.KeywordRule) -> pb.KeywordRule:
         phrase=rule.phrase,
         created_by_user_id=rule.created_by,
         create_time=timestamp(rule.created_at),
+        action=pb.KeywordRuleAction.ValueType(rule.action),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from services.content.moderation.domain import KeywordRule, refusals
+from services.content.moderation.domain import KeywordRule, RuleAction, hold_reason, refusals
 from services.content.moderation.store import RuleRepository
 from services.kit.database import Database
 from services.kit.validation import Violations
@@ -29,16 +29,28 @@ class Screen:
         """Whether the community watches any phrase (so what is written must be screened)."""
         return bool(await self._of(community_id))
 
-    async def check(self, community_id: str, fields: Mapping[str, str]) -> None:
-        """Refuse (INVALID_ARGUMENT naming each field) a text holding a watched phrase."""
+    async def check(
+        self, community_id: str, fields: Mapping[str, str], *, holds: bool = False
+    ) -> None:
+        """Refuse (INVALID_ARGUMENT naming each field) a text holding a watched phrase;
+        `holds`: the write can be held for review (a post), so rules that hold do not refuse."""
         texts = {name: text for name, text in fields.items() if text}
         if not texts:
             return
         rules = await self._of(community_id)
+        if holds:
+            rules = [rule for rule in rules if rule.action is RuleAction.BLOCK]
         problems = Violations()
         for name, why in refusals(rules, texts).items():
             problems.add(name, why)
         problems.raise_if_any()
+
+    async def hold_reason(self, community_id: str, fields: Mapping[str, str]) -> str | None:
+        """Why the text goes into review (a rule that holds matches it), or None."""
+        texts = {name: text for name, text in fields.items() if text}
+        if not texts:
+            return None
+        return hold_reason(await self._of(community_id), texts)
 
     def forget(self, community_id: str) -> None:
         """The community's rules changed here: read them again at the next write."""

@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.content.moderation.domain import KeywordRule
+from services.content.moderation.domain import KeywordRule, RuleAction
 from services.content.store.tables import keyword_rules
 from services.kit.database import utc
 from services.kit.paging import Position
@@ -27,6 +27,7 @@ class RuleRepository:
                 phrase_key=rule.phrase_key,
                 created_by=rule.created_by,
                 created_at=rule.created_at,
+                action=int(rule.action),
             )
         )
 
@@ -88,4 +89,5 @@ def _rule(row: Row[Any]) -> KeywordRule:
         phrase_key=row.phrase_key,
         created_by=row.created_by,
         created_at=utc(row.created_at),
+        action=RuleAction(row.action),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -49,9 +50,21 @@ class BodyGate(Protocol):
 class Screening(Protocol):
     """Keyword rules (handed in by app.py): refuses a text holding a watched phrase."""
 
-    async def check(self, community_id: str, fields: Mapping[str, str]) -> None: ...
+    async def check(
+        self, community_id: str, fields: Mapping[str, str], *, holds: bool = False
+    ) -> None: ...
+
+    async def hold_reason(self, community_id: str, fields: Mapping[str, str]) -> str | None: ...
 
     async def watches(self, community_id: str) -> bool: ...
+
+
+class Moderation(Protocol):
+    """Moderation (handed in by app.py): where a held, hidden or removed post stands."""
+
+    async def __call__(
+        self, session: AsyncSession, post: domain.Post
+    ) -> pb.ModerationCase | None: ...
 
 
 class Viewed(Protocol):
@@ -70,6 +83,8 @@ class PostsApi:
         gate: BodyGate | None = None,
         views: Viewed | None = None,
         screen: Screening | None = None,
+        holding: posting.Holding | None = None,
+        moderation: Moderation | None = None,
     ) -> None:
         self.database = database
         self.access = access
@@ -79,6 +94,9 @@ class PostsApi:
         self.gate = gate
         self.views = views
         self.screen = screen
+        # Moderation: a post a keyword rule holds goes into review (PublishPost, UpdatePost).
+        self.holding = holding
+        self.moderation = moderation
 
     async def CreatePost(
         self, request: pb.CreatePostRequest, context: grpc.aio.ServicerContext
@@ -119,7 +137,12 @@ class PostsApi:
         if self.screen is not None and await self.screen.watches(request.community_id):
             # Refusals keep their order: who may post comes before what they wrote.
             await self.access.require_voice(request.community_id, caller, what, writable=True)
-            await self.screen.check(request.community_id, _screened(request, _CREATE_FIELDS))
+            texts = _screened(request, _CREATE_FIELDS)
+            await self.screen.check(request.community_id, texts, holds=self.holding is not None)
+            hold = await self.screen.hold_reason(request.community_id, texts)
+            if hold is not None and self.holding is not None and not request.draft:
+                # Accepted, and held for review (a draft is screened when published).
+                command = replace(command, hold=hold, fields={**command.fields, "held": True})
         return await self.posting.create(command)
 
     async def GetPost(
@@ -136,6 +159,10 @@ class PostsApi:
                 # Looked up within the community: another community's post is simply not found.
                 raise post_not_found(request.post_id, request.community_id)
             [shown] = await present(session, [post])
+            if self.moderation is not None and post.state in domain.MODERATED:
+                case = await self.moderation(session, post)
+                if case is not None:
+                    shown.moderation.CopyFrom(case)
             if self.gate is not None and await self.gate.guard(session, caller, standing, [shown]):
                 raise PermissionDenied(
                     f"post {post.id} needs an entitlement to product "
@@ -174,8 +201,12 @@ class PostsApi:
             request.community_id, caller, Role.MEMBER, "editing a post", writable=True
         )
         new = request.post
+        hold: str | None = None
         if self.screen is not None:
-            await self.screen.check(request.community_id, _screened(new, paths, "post."))
+            texts = _screened(new, paths, "post.")
+            await self.screen.check(request.community_id, texts, holds=self.holding is not None)
+            if self.holding is not None:
+                hold = await self.screen.hold_reason(request.community_id, texts)
         if domain.carries_links(
             new.url if "url" in paths else "",
             *(getattr(new, path) for path in ("body", "summary") if path in paths),
@@ -191,12 +222,21 @@ class PostsApi:
             now = datetime.now(UTC)
             edited, revision = domain.edit(post, changes, caller.user_id, request.etag, now, number)
             if revision is not None:
+                was_visible = edited.visible
+                if hold is not None and self.holding is not None and was_visible:
+                    # Back into review; to consumers it is gone, as a deleted post is (0053).
+                    edited = domain.hold(edited)
                 await posts.save(edited)
                 await posts.add_revision(revision)
                 if edited.visible:
                     await PostEvents(session).updated(
                         edited, caller.user_id, revision.changed_fields
                     )
+                elif was_visible and self.holding is not None and hold is not None:
+                    events = PostEvents(session)
+                    await events.withdrawn(edited, "", now)
+                    await events.acceptance_ended_with(edited, "")
+                    await self.holding(session, edited, hold)
             [shown] = await present(session, [edited])
             return pb.UpdatePostResponse(post=shown)
 
@@ -241,12 +281,25 @@ class PostsApi:
             draft = await own_post(session, request.community_id, request.post_id, caller)
         if domain.carries_links(draft.url, draft.body, draft.summary) or draft.media:
             await self._require_links(request.community_id, caller)
+        hold: str | None = None
+        if self.screen is not None and self.holding is not None:
+            # A draft was screened for what refuses when saved; what holds applies now.
+            texts = {
+                "title": draft.title,
+                "summary": draft.summary,
+                "body": draft.body,
+                "tags": " ".join(draft.tags),
+            }
+            hold = await self.screen.hold_reason(request.community_id, texts)
 
         async def publish(session: AsyncSession) -> pb.PublishPostResponse:
             post = await own_post(session, request.community_id, request.post_id, caller)
-            published = domain.publish(post, datetime.now(UTC))
+            published = domain.publish(post, datetime.now(UTC), held=hold is not None)
             await PostRepository(session).save(published)
-            await PostEvents(session).created(published)
+            if hold is not None and self.holding is not None:
+                await self.holding(session, published, hold)
+            else:
+                await PostEvents(session).created(published)
             [shown] = await present(session, [published])
             return pb.PublishPostResponse(post=shown)
 

@@ -27,6 +27,15 @@ class PostState(IntEnum):
     DRAFT = 1
     PUBLISHED = 2
     DELETED = 3
+    # Moderation (services/content/moderation): held by a keyword rule, hidden or removed by
+    # a moderator. Visible to the author and moderators, as a deleted post is.
+    HELD = 4
+    HIDDEN = 5
+    REMOVED = 6
+
+
+# Moderators decide these; the author neither deletes nor restores them.
+MODERATED = frozenset({PostState.HELD, PostState.HIDDEN, PostState.REMOVED})
 
 
 # A post is either something written here or a pointer to something elsewhere.
@@ -138,10 +147,13 @@ def new_post(
     topic_id: str | None = None,
     media: list[Media] | None = None,
     draft: bool = False,
+    held: bool = False,
     now: datetime | None = None,
 ) -> Post:
-    """A new post, visible at once or a draft: whoever creates it is its author."""
+    """A new post, visible at once, a draft, or held for review (a keyword rule that holds
+    matched it): whoever creates it is its author."""
     now = now or datetime.now(UTC)
+    state = PostState.DRAFT if draft else PostState.HELD if held else PostState.PUBLISHED
     return Post(
         id=str(uuid.uuid4()),
         community_id=community_id,
@@ -156,8 +168,9 @@ def new_post(
         summary=summary.strip(),
         topic_id=topic_id or None,
         media=list(media or []),
-        state=PostState.DRAFT if draft else PostState.PUBLISHED,
-        published_at=None if draft else now,
+        state=state,
+        # When it first became visible: a held post gets it when approved.
+        published_at=now if state is PostState.PUBLISHED else None,
     )
 
 
@@ -197,6 +210,10 @@ def edit(
     what the changed fields held; no revision and no new version when nothing changed."""
     if post.state is PostState.DELETED:
         raise FailedPrecondition(f"post {post.id} is deleted; a moderator may restore it")
+    if post.state is PostState.REMOVED:
+        raise FailedPrecondition(
+            f"post {post.id} was removed by a moderator; appeal the removal (AppealModeration)"
+        )
     check_etag(post, etag)
     values = dict(changes)
     if "title" in values:
@@ -224,15 +241,28 @@ def edit(
     return edited, revision
 
 
-def publish(post: Post, now: datetime) -> Post:
+def publish(post: Post, now: datetime, held: bool = False) -> Post:
+    """A draft goes live, or into review when a keyword rule that holds matches it."""
     if post.state is not PostState.DRAFT:
         raise FailedPrecondition(f"post {post.id} is not a draft; it is {post.state.name.lower()}")
+    if held:
+        return replace(post, state=PostState.HELD, version=post.version + 1)
     return replace(post, state=PostState.PUBLISHED, published_at=now, version=post.version + 1)
+
+
+def hold(post: Post) -> Post:
+    """A visible post edited to hold a phrase of a rule that holds: back into review."""
+    return replace(post, state=PostState.HELD, pinned_at=None)
 
 
 def delete(post: Post, by: str, now: datetime) -> Post:
     if post.state is PostState.DELETED:
         raise FailedPrecondition(f"post {post.id} is already deleted")
+    if post.state in MODERATED:
+        raise FailedPrecondition(
+            f"post {post.id} is {post.state.name.lower()} by moderation; a moderator decides "
+            "it (its author may appeal with AppealModeration)"
+        )
     return replace(
         post,
         state=PostState.DELETED,

@@ -74,6 +74,21 @@ class PostEvents:
             ),
         )
 
+    async def withdrawn(self, post: Post, by: str, now: datetime) -> None:
+        """A visible post left the community's sight through moderation (held again,
+        hidden, removed): its consumers drop it as for a deletion (docs/decisions/0053)."""
+        await self._add(
+            post,
+            events.PostDeleted(
+                community_id=post.community_id,
+                post_id=post.id,
+                author_user_id=post.author_user_id,
+                deleted_by_user_id=by,
+                version=post.version,
+                delete_time=timestamp(now),
+            ),
+        )
+
     async def restored(self, post: Post, by: str, now: datetime) -> None:
         await self._add(
             post,

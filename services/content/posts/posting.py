@@ -13,6 +13,7 @@ every post in it is tried again alone.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,10 @@ from studyhall.content.v1 import content_service_pb2 as pb
 
 METHOD = "CreatePost"
 
+# Moderation (handed in by app.py): records that a keyword rule held `post`, with why, in the
+# post's transaction.
+Holding = Callable[[AsyncSession, domain.Post, str], Awaitable[None]]
+
 
 @dataclass(frozen=True)
 class PostCommand:
@@ -49,6 +54,8 @@ class PostCommand:
     fields: dict[str, Any]  # domain.new_post's arguments
     key: IdempotencyKey
     digest: str = ""  # the request's fingerprint when it carries a request id, else ""
+    # Why a keyword rule holds the post for review (fields' "held" is set); "" when none.
+    hold: str = ""
     # The caller's trace, continued by the event the post publishes.
     trace: Context = field(default_factory=otel_context.get_current)
 
@@ -60,8 +67,15 @@ class PostCommand:
 class Posting:
     """Takes CreatePost commands from concurrent callers and commits them in groups."""
 
-    def __init__(self, database: Database, access: Access, idempotent: IdempotentWriter) -> None:
+    def __init__(
+        self,
+        database: Database,
+        access: Access,
+        idempotent: IdempotentWriter,
+        holding: Holding | None = None,
+    ) -> None:
         self.access = access
+        self.holding = holding
         self.idempotent = idempotent
         self.committer: GroupCommitter[PostCommand, pb.CreatePostResponse] = GroupCommitter(
             database, self._commit, on_commit=lambda: self.idempotent.on_commit()
@@ -83,6 +97,7 @@ class Posting:
         known_topics = await _existing_topics(session, named)
         outcomes: list[pb.CreatePostResponse | DomainError] = []
         created: list[tuple[domain.Post, Context]] = []
+        holds: list[tuple[domain.Post, str]] = []
         results: list[tuple[IdempotencyKey, str, pb.CreatePostResponse]] = []
         for command in commands:
             key = command.key
@@ -99,6 +114,8 @@ class Posting:
             post = domain.new_post(**command.fields)
             response = pb.CreatePostResponse(post=post_to_proto(post))
             created.append((post, command.trace))
+            if post.state is domain.PostState.HELD:
+                holds.append((post, command.hold))
             outcomes.append(response)
             if key.request_id:
                 # A repeat of the key later in the group replays this answer.
@@ -110,6 +127,9 @@ class Posting:
             await PostEvents(session).created_many(
                 [post for post, _ in visible], [trace for _, trace in visible]
             )
+            for post, reason in holds:
+                assert self.holding is not None
+                await self.holding(session, post, reason)
         await self.idempotent.record(session, results)
         return outcomes
 

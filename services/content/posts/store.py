@@ -134,6 +134,7 @@ class PostRepository:
                 comments.c.community_id == community_id,
                 comments.c.created_at >= since,
                 comments.c.deleted_at.is_(None),
+                comments.c.moderation == "visible",
             ),
         ).subquery()
         scores = (

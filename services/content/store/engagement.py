@@ -36,7 +36,11 @@ async def comment_counts(session: AsyncSession, post_ids: Sequence[str]) -> dict
         return {}
     rows = await session.execute(
         select(comments.c.post_id, func.count())
-        .where(comments.c.post_id.in_(list(post_ids)), comments.c.deleted_at.is_(None))
+        .where(
+            comments.c.post_id.in_(list(post_ids)),
+            comments.c.deleted_at.is_(None),
+            comments.c.moderation == "visible",
+        )
         .group_by(comments.c.post_id)
     )
     return {post_id: int(count) for post_id, count in rows}
@@ -48,7 +52,11 @@ async def reply_counts(session: AsyncSession, comment_ids: Sequence[str]) -> dic
         return {}
     rows = await session.execute(
         select(comments.c.parent_id, func.count())
-        .where(comments.c.parent_id.in_(list(comment_ids)), comments.c.deleted_at.is_(None))
+        .where(
+            comments.c.parent_id.in_(list(comment_ids)),
+            comments.c.deleted_at.is_(None),
+            comments.c.moderation == "visible",
+        )
         .group_by(comments.c.parent_id)
     )
     return {parent_id: int(count) for parent_id, count in rows}

@@ -114,6 +114,10 @@ comments = Table(
     Column("deleted_at", DateTime(timezone=True), nullable=True),
     Column("deleted_by", String(200), nullable=True),
     Column("version", Integer, nullable=False),
+    # Moderation (decision 0055): visible, held, hidden or removed; and whether the
+    # community was ever shown it (its CommentAdded published).
+    Column("moderation", String(16), nullable=False, server_default="visible"),
+    Column("shown", Boolean, nullable=False, server_default=true()),
     # A thread reads oldest first; the top feed counts a window of recent comments.
     Index("ix_comments_thread", "post_id", "parent_id", "created_at"),
     Index("ix_comments_recent", "community_id", "created_at"),
@@ -377,7 +381,8 @@ post_views = Table(
 
 # ---- moderation --------------------------------------------------------------------------
 
-# Watched words and phrases: a post or comment holding one is refused.
+# Watched words and phrases: a post or comment holding one is refused (action 1, block), or
+# a post holding one is held for review (action 2, hold).
 keyword_rules = Table(
     "keyword_rules",
     metadata,
@@ -388,6 +393,67 @@ keyword_rules = Table(
     Column("phrase_key", String(100), nullable=False),
     Column("created_by", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("action", Integer, nullable=False, server_default="1"),
     UniqueConstraint("community_id", "phrase_key", name="uq_keyword_rules_community_phrase"),
     Index("ix_keyword_rules_community", "community_id", "created_at"),
+)
+
+# Where a post stands in moderation (one row once a rule or a moderator acted on it): the
+# status mirrors the post's state; the row holds the last decision, the appeal and since when
+# the post waits in the review queue (queued_at, null when it does not).
+moderation_cases = Table(
+    "moderation_cases",
+    metadata,
+    Column("target_kind", String(16), primary_key=True),
+    Column("target_id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("author_user_id", String(200), nullable=False),
+    # visible, held, hidden, removed
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor_user_id", String(200), nullable=False),
+    # The decider's role (kit Role value) when they decided; 0 for a rule.
+    Column("actor_role", Integer, nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("appealed", Boolean, nullable=False, server_default=false()),
+    Column("appeal_open", Boolean, nullable=False, server_default=false()),
+    Column("appeal_statement", Text, nullable=False, server_default=""),
+    Column("appealed_at", DateTime(timezone=True), nullable=True),
+    Column("queued_at", DateTime(timezone=True), nullable=True),
+    Column("version", BigInteger, nullable=False),
+    # Members' reports about the post still open (content_reports).
+    Column("open_reports", Integer, nullable=False, server_default="0"),
+    Index("ix_moderation_cases_queue", "community_id", "queued_at"),
+)
+
+# Members' reports about content, from ReportFiled and ReportResolved (the newest version of
+# each report wins, whatever order the facts arrive in).
+content_reports = Table(
+    "content_reports",
+    metadata,
+    Column("report_id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("target_kind", String(16), nullable=False),
+    Column("target_id", String(36), nullable=False),
+    # studyhall.members.v1.ReportReason
+    Column("reason", Integer, nullable=False),
+    Column("open", Boolean, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("filed_at", DateTime(timezone=True), nullable=True),
+    Index("ix_content_reports_target", "target_id"),
+)
+
+# Every moderation step, newest first per community.
+moderation_log = Table(
+    "moderation_log",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("target_kind", String(16), nullable=False),
+    Column("target_id", String(36), nullable=False),
+    Column("actor_user_id", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Index("ix_moderation_log_community", "community_id", "at"),
 )

@@ -1441,3 +1441,325 @@ class KeywordRuleRemoved(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___KeywordRuleRemoved: _TypeAlias = KeywordRuleRemoved  # noqa: Y015
+
+@_typing.final
+class ContentHeld(_message.Message):
+    """A post went into review instead of being shown: a keyword rule that holds matched it when
+    it was written, published or edited (`actor_user_id` is empty: the rule decided). A post
+    that was visible also has its PostDeleted, so consumers drop it as for a deletion. Facts
+    of moderation carry the post's `version`; a consumer keeps the newest.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TARGET_KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_USER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    target_kind: _builtins.str
+    """"post"."""
+    target_id: _builtins.str
+    author_user_id: _builtins.str
+    actor_user_id: _builtins.str
+    reason: _builtins.str
+    """Why: the phrase's rule, or the moderator's reason."""
+    version: _builtins.int
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        target_kind: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        actor_user_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        version: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_user_id", b"actor_user_id", "author_user_id", b"author_user_id", "community_id", b"community_id", "reason", b"reason", "target_id", b"target_id", "target_kind", b"target_kind", "time", b"time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContentHeld: _TypeAlias = ContentHeld  # noqa: Y015
+
+@_typing.final
+class ContentApproved(_message.Message):
+    """A moderator approved a held post: it is visible (with PostCreated the first time, else
+    PostRestored).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TARGET_KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_USER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    target_kind: _builtins.str
+    target_id: _builtins.str
+    author_user_id: _builtins.str
+    actor_user_id: _builtins.str
+    reason: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        target_kind: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        actor_user_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        version: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_user_id", b"actor_user_id", "author_user_id", b"author_user_id", "community_id", b"community_id", "reason", b"reason", "target_id", b"target_id", "target_kind", b"target_kind", "time", b"time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContentApproved: _TypeAlias = ContentApproved  # noqa: Y015
+
+@_typing.final
+class ContentHidden(_message.Message):
+    """A moderator hid a post: out of sight, reversible by moderators (a visible post also has its
+    PostDeleted).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TARGET_KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_USER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    target_kind: _builtins.str
+    target_id: _builtins.str
+    author_user_id: _builtins.str
+    actor_user_id: _builtins.str
+    reason: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        target_kind: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        actor_user_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        version: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_user_id", b"actor_user_id", "author_user_id", b"author_user_id", "community_id", b"community_id", "reason", b"reason", "target_id", b"target_id", "target_kind", b"target_kind", "time", b"time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContentHidden: _TypeAlias = ContentHidden  # noqa: Y015
+
+@_typing.final
+class ContentRemoved(_message.Message):
+    """A moderator removed a post: out for good unless restored on appeal (a visible post also
+    has its PostDeleted).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TARGET_KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_USER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    target_kind: _builtins.str
+    target_id: _builtins.str
+    author_user_id: _builtins.str
+    actor_user_id: _builtins.str
+    reason: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        target_kind: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        actor_user_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        version: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_user_id", b"actor_user_id", "author_user_id", b"author_user_id", "community_id", b"community_id", "reason", b"reason", "target_id", b"target_id", "target_kind", b"target_kind", "time", b"time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContentRemoved: _TypeAlias = ContentRemoved  # noqa: Y015
+
+@_typing.final
+class ContentRestored(_message.Message):
+    """A hidden post is visible again, or a removed one on appeal (with PostRestored)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TARGET_KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_USER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    target_kind: _builtins.str
+    target_id: _builtins.str
+    author_user_id: _builtins.str
+    actor_user_id: _builtins.str
+    reason: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        target_kind: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        actor_user_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        version: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_user_id", b"actor_user_id", "author_user_id", b"author_user_id", "community_id", b"community_id", "reason", b"reason", "target_id", b"target_id", "target_kind", b"target_kind", "time", b"time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContentRestored: _TypeAlias = ContentRestored  # noqa: Y015
+
+@_typing.final
+class ModerationAppealed(_message.Message):
+    """The author appealed a hold, hiding or removal of their post (once per post); the appeal
+    waits in the review queue.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TARGET_KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_USER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    target_kind: _builtins.str
+    target_id: _builtins.str
+    author_user_id: _builtins.str
+    actor_user_id: _builtins.str
+    """The author."""
+    reason: _builtins.str
+    """Empty: the statement is the author's text and stays in content."""
+    version: _builtins.int
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        target_kind: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        actor_user_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        version: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_user_id", b"actor_user_id", "author_user_id", b"author_user_id", "community_id", b"community_id", "reason", b"reason", "target_id", b"target_id", "target_kind", b"target_kind", "time", b"time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModerationAppealed: _TypeAlias = ModerationAppealed  # noqa: Y015
+
+@_typing.final
+class AppealDecided(_message.Message):
+    """A moderator other than the one who decided decided the appeal: `overturned` (the post is
+    restored, with ContentRestored) or upheld.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TARGET_KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_USER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    OVERTURNED_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    target_kind: _builtins.str
+    target_id: _builtins.str
+    author_user_id: _builtins.str
+    actor_user_id: _builtins.str
+    reason: _builtins.str
+    version: _builtins.int
+    overturned: _builtins.bool
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        target_kind: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        actor_user_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        version: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        overturned: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_user_id", b"actor_user_id", "author_user_id", b"author_user_id", "community_id", b"community_id", "overturned", b"overturned", "reason", b"reason", "target_id", b"target_id", "target_kind", b"target_kind", "time", b"time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppealDecided: _TypeAlias = AppealDecided  # noqa: Y015

@@ -60,6 +60,14 @@ class _PostStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PostState.V
     """Visible to the community."""
     POST_STATE_DELETED: _PostState.ValueType  # 3
     """Deleted: visible to its author and moderators; moderators may restore it."""
+    POST_STATE_HELD: _PostState.ValueType  # 4
+    """Held for review by a keyword rule: visible to its author and moderators until a
+    moderator approves it.
+    """
+    POST_STATE_HIDDEN: _PostState.ValueType  # 5
+    """Hidden by a moderator: visible to its author and moderators; moderators may restore it."""
+    POST_STATE_REMOVED: _PostState.ValueType  # 6
+    """Removed by a moderator: visible to its author and moderators; back only on appeal."""
 
 class PostState(_PostState, metaclass=_PostStateEnumTypeWrapper): ...
 
@@ -70,6 +78,14 @@ POST_STATE_PUBLISHED: PostState.ValueType  # 2
 """Visible to the community."""
 POST_STATE_DELETED: PostState.ValueType  # 3
 """Deleted: visible to its author and moderators; moderators may restore it."""
+POST_STATE_HELD: PostState.ValueType  # 4
+"""Held for review by a keyword rule: visible to its author and moderators until a
+moderator approves it.
+"""
+POST_STATE_HIDDEN: PostState.ValueType  # 5
+"""Hidden by a moderator: visible to its author and moderators; moderators may restore it."""
+POST_STATE_REMOVED: PostState.ValueType  # 6
+"""Removed by a moderator: visible to its author and moderators; back only on appeal."""
 Global___PostState: _TypeAlias = PostState  # noqa: Y015
 
 class _ReactionKind:
@@ -231,6 +247,134 @@ RESOURCE_ORDER_TOP_RATED: ResourceOrder.ValueType  # 2
 """Highest average rating first (unrated last), then newest."""
 Global___ResourceOrder: _TypeAlias = ResourceOrder  # noqa: Y015
 
+class _KeywordRuleAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _KeywordRuleActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_KeywordRuleAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    KEYWORD_RULE_ACTION_UNSPECIFIED: _KeywordRuleAction.ValueType  # 0
+    """Block (the default)."""
+    KEYWORD_RULE_ACTION_BLOCK: _KeywordRuleAction.ValueType  # 1
+    """Refuse the write (INVALID_ARGUMENT naming the field)."""
+    KEYWORD_RULE_ACTION_HOLD: _KeywordRuleAction.ValueType  # 2
+    """Accept the post or comment but hold it for review (POST_STATE_HELD or a comment's
+    MODERATION_STATUS_HELD, ContentHeld). An edit of a comment holding it is refused.
+    """
+
+class KeywordRuleAction(_KeywordRuleAction, metaclass=_KeywordRuleActionEnumTypeWrapper):
+    """What a keyword rule does to a post holding its phrase."""
+
+KEYWORD_RULE_ACTION_UNSPECIFIED: KeywordRuleAction.ValueType  # 0
+"""Block (the default)."""
+KEYWORD_RULE_ACTION_BLOCK: KeywordRuleAction.ValueType  # 1
+"""Refuse the write (INVALID_ARGUMENT naming the field)."""
+KEYWORD_RULE_ACTION_HOLD: KeywordRuleAction.ValueType  # 2
+"""Accept the post or comment but hold it for review (POST_STATE_HELD or a comment's
+MODERATION_STATUS_HELD, ContentHeld). An edit of a comment holding it is refused.
+"""
+Global___KeywordRuleAction: _TypeAlias = KeywordRuleAction  # noqa: Y015
+
+class _ModerationTargetKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ModerationTargetKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ModerationTargetKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MODERATION_TARGET_KIND_UNSPECIFIED: _ModerationTargetKind.ValueType  # 0
+    MODERATION_TARGET_KIND_POST: _ModerationTargetKind.ValueType  # 1
+    MODERATION_TARGET_KIND_COMMENT: _ModerationTargetKind.ValueType  # 2
+
+class ModerationTargetKind(_ModerationTargetKind, metaclass=_ModerationTargetKindEnumTypeWrapper):
+    """What moderation acts on."""
+
+MODERATION_TARGET_KIND_UNSPECIFIED: ModerationTargetKind.ValueType  # 0
+MODERATION_TARGET_KIND_POST: ModerationTargetKind.ValueType  # 1
+MODERATION_TARGET_KIND_COMMENT: ModerationTargetKind.ValueType  # 2
+Global___ModerationTargetKind: _TypeAlias = ModerationTargetKind  # noqa: Y015
+
+class _ModerationAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ModerationActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ModerationAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MODERATION_ACTION_UNSPECIFIED: _ModerationAction.ValueType  # 0
+    MODERATION_ACTION_APPROVE: _ModerationAction.ValueType  # 1
+    """A held post becomes visible."""
+    MODERATION_ACTION_HIDE: _ModerationAction.ValueType  # 2
+    """Out of sight; moderators may restore it."""
+    MODERATION_ACTION_REMOVE: _ModerationAction.ValueType  # 3
+    """Out for good, unless restored on appeal."""
+    MODERATION_ACTION_RESTORE: _ModerationAction.ValueType  # 4
+    """A hidden post back; with an appeal open, the appeal overturned."""
+    MODERATION_ACTION_UPHOLD: _ModerationAction.ValueType  # 5
+    """An open appeal refused: the decision stands."""
+
+class ModerationAction(_ModerationAction, metaclass=_ModerationActionEnumTypeWrapper): ...
+
+MODERATION_ACTION_UNSPECIFIED: ModerationAction.ValueType  # 0
+MODERATION_ACTION_APPROVE: ModerationAction.ValueType  # 1
+"""A held post becomes visible."""
+MODERATION_ACTION_HIDE: ModerationAction.ValueType  # 2
+"""Out of sight; moderators may restore it."""
+MODERATION_ACTION_REMOVE: ModerationAction.ValueType  # 3
+"""Out for good, unless restored on appeal."""
+MODERATION_ACTION_RESTORE: ModerationAction.ValueType  # 4
+"""A hidden post back; with an appeal open, the appeal overturned."""
+MODERATION_ACTION_UPHOLD: ModerationAction.ValueType  # 5
+"""An open appeal refused: the decision stands."""
+Global___ModerationAction: _TypeAlias = ModerationAction  # noqa: Y015
+
+class _ModerationStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ModerationStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ModerationStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MODERATION_STATUS_UNSPECIFIED: _ModerationStatus.ValueType  # 0
+    MODERATION_STATUS_VISIBLE: _ModerationStatus.ValueType  # 1
+    MODERATION_STATUS_HELD: _ModerationStatus.ValueType  # 2
+    MODERATION_STATUS_HIDDEN: _ModerationStatus.ValueType  # 3
+    MODERATION_STATUS_REMOVED: _ModerationStatus.ValueType  # 4
+
+class ModerationStatus(_ModerationStatus, metaclass=_ModerationStatusEnumTypeWrapper): ...
+
+MODERATION_STATUS_UNSPECIFIED: ModerationStatus.ValueType  # 0
+MODERATION_STATUS_VISIBLE: ModerationStatus.ValueType  # 1
+MODERATION_STATUS_HELD: ModerationStatus.ValueType  # 2
+MODERATION_STATUS_HIDDEN: ModerationStatus.ValueType  # 3
+MODERATION_STATUS_REMOVED: ModerationStatus.ValueType  # 4
+Global___ModerationStatus: _TypeAlias = ModerationStatus  # noqa: Y015
+
+class _ReviewReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReviewReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReviewReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REVIEW_REASON_UNSPECIFIED: _ReviewReason.ValueType  # 0
+    """Any reason (a filter that filters nothing)."""
+    REVIEW_REASON_HELD: _ReviewReason.ValueType  # 1
+    """Held by a keyword rule."""
+    REVIEW_REASON_APPEALED: _ReviewReason.ValueType  # 2
+    """Its author appealed."""
+    REVIEW_REASON_REPORTED: _ReviewReason.ValueType  # 3
+    """Members' reports about it are open (members' ReportFiled, until ReportResolved)."""
+
+class ReviewReason(_ReviewReason, metaclass=_ReviewReasonEnumTypeWrapper):
+    """Why an item is in the review queue."""
+
+REVIEW_REASON_UNSPECIFIED: ReviewReason.ValueType  # 0
+"""Any reason (a filter that filters nothing)."""
+REVIEW_REASON_HELD: ReviewReason.ValueType  # 1
+"""Held by a keyword rule."""
+REVIEW_REASON_APPEALED: ReviewReason.ValueType  # 2
+"""Its author appealed."""
+REVIEW_REASON_REPORTED: ReviewReason.ValueType  # 3
+"""Members' reports about it are open (members' ReportFiled, until ReportResolved)."""
+Global___ReviewReason: _TypeAlias = ReviewReason  # noqa: Y015
+
 @_typing.final
 class Topic(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -360,6 +504,7 @@ class Post(_message.Message):
     MISSED_REASON_FIELD_NUMBER: _builtins.int
     REQUIRED_PRODUCT_ID_FIELD_NUMBER: _builtins.int
     LOCKED_FIELD_NUMBER: _builtins.int
+    MODERATION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     author_user_id: _builtins.str
@@ -422,6 +567,12 @@ class Post(_message.Message):
     def scheduled_time(self) -> _timestamp_pb2.Timestamp:
         """A draft on the calendar: when it goes live."""
 
+    @_builtins.property
+    def moderation(self) -> Global___ModerationCase:
+        """GetPost of a held, hidden or removed post (its author or a moderator): why, who and when,
+        and its appeal.
+        """
+
     def __init__(
         self,
         *,
@@ -453,10 +604,11 @@ class Post(_message.Message):
         missed_reason: _builtins.str = ...,
         required_product_id: _builtins.str = ...,
         locked: _builtins.bool = ...,
+        moderation: Global___ModerationCase | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "first_answer_time", b"first_answer_time", "pin_time", b"pin_time", "publish_time", b"publish_time", "scheduled_time", b"scheduled_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "first_answer_time", b"first_answer_time", "moderation", b"moderation", "pin_time", b"pin_time", "publish_time", b"publish_time", "scheduled_time", b"scheduled_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_answer_id", b"accepted_answer_id", "author_user_id", b"author_user_id", "body", b"body", "comment_count", b"comment_count", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "first_answer_time", b"first_answer_time", "id", b"id", "kind", b"kind", "locked", b"locked", "media", b"media", "missed_reason", b"missed_reason", "pin_time", b"pin_time", "pinned", b"pinned", "publish_time", b"publish_time", "reactions", b"reactions", "required_product_id", b"required_product_id", "scheduled_time", b"scheduled_time", "state", b"state", "summary", b"summary", "tags", b"tags", "title", b"title", "topic_id", b"topic_id", "update_time", b"update_time", "url", b"url", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_answer_id", b"accepted_answer_id", "author_user_id", b"author_user_id", "body", b"body", "comment_count", b"comment_count", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "first_answer_time", b"first_answer_time", "id", b"id", "kind", b"kind", "locked", b"locked", "media", b"media", "missed_reason", b"missed_reason", "moderation", b"moderation", "pin_time", b"pin_time", "pinned", b"pinned", "publish_time", b"publish_time", "reactions", b"reactions", "required_product_id", b"required_product_id", "scheduled_time", b"scheduled_time", "state", b"state", "summary", b"summary", "tags", b"tags", "title", b"title", "topic_id", b"topic_id", "update_time", b"update_time", "url", b"url", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -526,6 +678,7 @@ class Comment(_message.Message):
     REACTIONS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    MODERATION_STATUS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     community_id: _builtins.str
     post_id: _builtins.str
@@ -544,6 +697,10 @@ class Comment(_message.Message):
     version: _builtins.int
     etag: _builtins.str
     """Opaque; send it back with an update so a concurrent edit is not overwritten."""
+    moderation_status: Global___ModerationStatus.ValueType
+    """Held by a keyword rule, hidden or removed by a moderator: seen by its author and
+    moderators only (decision 0055). VISIBLE otherwise.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -570,10 +727,11 @@ class Comment(_message.Message):
         reactions: _abc.Iterable[Global___ReactionCount] | None = ...,
         version: _builtins.int = ...,
         etag: _builtins.str = ...,
+        moderation_status: Global___ModerationStatus.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "author_user_id", b"author_user_id", "body", b"body", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "id", b"id", "is_answer", b"is_answer", "parent_comment_id", b"parent_comment_id", "post_id", b"post_id", "reactions", b"reactions", "reply_count", b"reply_count", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "author_user_id", b"author_user_id", "body", b"body", "community_id", b"community_id", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "id", b"id", "is_answer", b"is_answer", "moderation_status", b"moderation_status", "parent_comment_id", b"parent_comment_id", "post_id", b"post_id", "reactions", b"reactions", "reply_count", b"reply_count", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3574,11 +3732,13 @@ class KeywordRule(_message.Message):
     PHRASE_FIELD_NUMBER: _builtins.int
     CREATED_BY_USER_ID_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
     rule_id: _builtins.str
     community_id: _builtins.str
     phrase: _builtins.str
     """The watched word or phrase, as the moderator wrote it."""
     created_by_user_id: _builtins.str
+    action: Global___KeywordRuleAction.ValueType
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -3589,10 +3749,11 @@ class KeywordRule(_message.Message):
         phrase: _builtins.str = ...,
         created_by_user_id: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        action: Global___KeywordRuleAction.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "create_time", b"create_time", "created_by_user_id", b"created_by_user_id", "phrase", b"phrase", "rule_id", b"rule_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "community_id", b"community_id", "create_time", b"create_time", "created_by_user_id", b"created_by_user_id", "phrase", b"phrase", "rule_id", b"rule_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3605,6 +3766,7 @@ class AddKeywordRuleRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     COMMUNITY_ID_FIELD_NUMBER: _builtins.int
     PHRASE_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen id of this request: a retry with the same id returns the first result."""
     community_id: _builtins.str
@@ -3612,16 +3774,19 @@ class AddKeywordRuleRequest(_message.Message):
     """1-100 characters holding a letter, digit or Chinese character; unique in the community
     ignoring case and width.
     """
+    action: Global___KeywordRuleAction.ValueType
+    """BLOCK when unset."""
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         community_id: _builtins.str = ...,
         phrase: _builtins.str = ...,
+        action: Global___KeywordRuleAction.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "phrase", b"phrase", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "community_id", b"community_id", "phrase", b"phrase", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3741,3 +3906,347 @@ class RemoveKeywordRuleResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RemoveKeywordRuleResponse: _TypeAlias = RemoveKeywordRuleResponse  # noqa: Y015
+
+@_typing.final
+class ModerationCase(_message.Message):
+    """Where a post stands in moderation: its status, and the last decision (reason, who, when)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TARGET_KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ACTOR_USER_ID_FIELD_NUMBER: _builtins.int
+    DECIDE_TIME_FIELD_NUMBER: _builtins.int
+    APPEALED_FIELD_NUMBER: _builtins.int
+    APPEAL_OPEN_FIELD_NUMBER: _builtins.int
+    APPEAL_STATEMENT_FIELD_NUMBER: _builtins.int
+    APPEAL_TIME_FIELD_NUMBER: _builtins.int
+    REVIEW_REASONS_FIELD_NUMBER: _builtins.int
+    QUEUE_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    OPEN_REPORT_COUNT_FIELD_NUMBER: _builtins.int
+    REPORT_IDS_FIELD_NUMBER: _builtins.int
+    REPORT_REASONS_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    target_kind: Global___ModerationTargetKind.ValueType
+    target_id: _builtins.str
+    author_user_id: _builtins.str
+    status: Global___ModerationStatus.ValueType
+    reason: _builtins.str
+    """The last decision's reason (a hold: the rule's phrase)."""
+    actor_user_id: _builtins.str
+    """Who decided last; empty for a keyword rule's hold."""
+    appealed: _builtins.bool
+    """The author appealed (once per item); `appeal_open` until a moderator decides it."""
+    appeal_open: _builtins.bool
+    appeal_statement: _builtins.str
+    version: _builtins.int
+    open_report_count: _builtins.int
+    """Members' open reports about it: how many, their ids (members' report ids) and reasons
+    (members' ReportReason names, e.g. "REPORT_REASON_SPAM"), oldest first.
+    """
+    @_builtins.property
+    def decide_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def appeal_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def review_reasons(self) -> _containers.RepeatedScalarFieldContainer[Global___ReviewReason.ValueType]:
+        """Why it is in the queue; empty when it is not."""
+
+    @_builtins.property
+    def queue_time(self) -> _timestamp_pb2.Timestamp:
+        """Since when it waits in the queue."""
+
+    @_builtins.property
+    def report_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def report_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        target_kind: Global___ModerationTargetKind.ValueType = ...,
+        target_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+        status: Global___ModerationStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+        actor_user_id: _builtins.str = ...,
+        decide_time: _timestamp_pb2.Timestamp | None = ...,
+        appealed: _builtins.bool = ...,
+        appeal_open: _builtins.bool = ...,
+        appeal_statement: _builtins.str = ...,
+        appeal_time: _timestamp_pb2.Timestamp | None = ...,
+        review_reasons: _abc.Iterable[Global___ReviewReason.ValueType] | None = ...,
+        queue_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+        open_report_count: _builtins.int = ...,
+        report_ids: _abc.Iterable[_builtins.str] | None = ...,
+        report_reasons: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["appeal_time", b"appeal_time", "decide_time", b"decide_time", "queue_time", b"queue_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_user_id", b"actor_user_id", "appeal_open", b"appeal_open", "appeal_statement", b"appeal_statement", "appeal_time", b"appeal_time", "appealed", b"appealed", "author_user_id", b"author_user_id", "community_id", b"community_id", "decide_time", b"decide_time", "open_report_count", b"open_report_count", "queue_time", b"queue_time", "reason", b"reason", "report_ids", b"report_ids", "report_reasons", b"report_reasons", "review_reasons", b"review_reasons", "status", b"status", "target_id", b"target_id", "target_kind", b"target_kind", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModerationCase: _TypeAlias = ModerationCase  # noqa: Y015
+
+@_typing.final
+class ModerateContentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TARGET_KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    target_kind: Global___ModerationTargetKind.ValueType
+    target_id: _builtins.str
+    action: Global___ModerationAction.ValueType
+    reason: _builtins.str
+    """Required for HIDE, REMOVE, RESTORE and UPHOLD; at most 1000 characters."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        target_kind: Global___ModerationTargetKind.ValueType = ...,
+        target_id: _builtins.str = ...,
+        action: Global___ModerationAction.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "community_id", b"community_id", "reason", b"reason", "request_id", b"request_id", "target_id", b"target_id", "target_kind", b"target_kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModerateContentRequest: _TypeAlias = ModerateContentRequest  # noqa: Y015
+
+@_typing.final
+class ModerateContentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> Global___ModerationCase: ...
+    def __init__(
+        self,
+        *,
+        case: Global___ModerationCase | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModerateContentResponse: _TypeAlias = ModerateContentResponse  # noqa: Y015
+
+@_typing.final
+class AppealModerationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    TARGET_KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    STATEMENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id of this request: a retry with the same id returns the first result."""
+    community_id: _builtins.str
+    target_kind: Global___ModerationTargetKind.ValueType
+    target_id: _builtins.str
+    statement: _builtins.str
+    """Why the decision should be overturned: 1-2000 characters."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        target_kind: Global___ModerationTargetKind.ValueType = ...,
+        target_id: _builtins.str = ...,
+        statement: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "request_id", b"request_id", "statement", b"statement", "target_id", b"target_id", "target_kind", b"target_kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppealModerationRequest: _TypeAlias = AppealModerationRequest  # noqa: Y015
+
+@_typing.final
+class AppealModerationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> Global___ModerationCase: ...
+    def __init__(
+        self,
+        *,
+        case: Global___ModerationCase | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppealModerationResponse: _TypeAlias = AppealModerationResponse  # noqa: Y015
+
+@_typing.final
+class ListReviewQueueRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    reason: Global___ReviewReason.ValueType
+    """Only items in the queue for this reason; all when unset."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        reason: Global___ReviewReason.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReviewQueueRequest: _TypeAlias = ListReviewQueueRequest  # noqa: Y015
+
+@_typing.final
+class ListReviewQueueResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModerationCase]: ...
+    def __init__(
+        self,
+        *,
+        cases: _abc.Iterable[Global___ModerationCase] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReviewQueueResponse: _TypeAlias = ListReviewQueueResponse  # noqa: Y015
+
+@_typing.final
+class ModerationLogEntry(_message.Message):
+    """One moderation step."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    TARGET_KIND_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_USER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    community_id: _builtins.str
+    action: _builtins.str
+    """"hold", "approve", "hide", "remove", "restore", "appeal", "uphold" or "overturn"."""
+    target_kind: Global___ModerationTargetKind.ValueType
+    target_id: _builtins.str
+    actor_user_id: _builtins.str
+    """Who acted; empty for a keyword rule's hold."""
+    reason: _builtins.str
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        community_id: _builtins.str = ...,
+        action: _builtins.str = ...,
+        target_kind: Global___ModerationTargetKind.ValueType = ...,
+        target_id: _builtins.str = ...,
+        actor_user_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_user_id", b"actor_user_id", "community_id", b"community_id", "id", b"id", "reason", b"reason", "target_id", b"target_id", "target_kind", b"target_kind", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModerationLogEntry: _TypeAlias = ModerationLogEntry  # noqa: Y015
+
+@_typing.final
+class ListModerationLogRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMUNITY_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    community_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    """From a previous response's next_page_token."""
+    def __init__(
+        self,
+        *,
+        community_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["community_id", b"community_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModerationLogRequest: _TypeAlias = ListModerationLogRequest  # noqa: Y015
+
+@_typing.final
+class ListModerationLogResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModerationLogEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___ModerationLogEntry] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModerationLogResponse: _TypeAlias = ListModerationLogResponse  # noqa: Y015

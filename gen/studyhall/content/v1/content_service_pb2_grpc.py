@@ -290,6 +290,26 @@ class ContentServiceStub:
                 request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleRequest.SerializeToString,
                 response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleResponse.FromString,
                 _registered_method=True)
+        self.ModerateContent = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ModerateContent',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ModerateContentRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ModerateContentResponse.FromString,
+                _registered_method=True)
+        self.AppealModeration = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/AppealModeration',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AppealModerationRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AppealModerationResponse.FromString,
+                _registered_method=True)
+        self.ListReviewQueue = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListReviewQueue',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListReviewQueueRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListReviewQueueResponse.FromString,
+                _registered_method=True)
+        self.ListModerationLog = channel.unary_unary(
+                '/studyhall.content.v1.ContentService/ListModerationLog',
+                request_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListModerationLogRequest.SerializeToString,
+                response_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListModerationLogResponse.FromString,
+                _registered_method=True)
 
 
 class ContentServiceServicer:
@@ -693,7 +713,8 @@ class ContentServiceServicer:
         """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
         body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
         written or edited. Chinese phrases match anywhere in the text, others as whole words,
-        ignoring case and width (KeywordRuleAdded). Moderators.
+        ignoring case and width (KeywordRuleAdded). A rule with action HOLD accepts a post
+        holding it and holds it for review instead (docs/decisions/0052). Moderators.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -708,6 +729,44 @@ class ContentServiceServicer:
 
     def RemoveKeywordRule(self, request, context):
         """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ModerateContent(self, request, context):
+        """A moderator acts on a post or a comment: APPROVE a held one (visible: PostCreated or
+        CommentAdded the first time),
+        HIDE (reversible by moderators), REMOVE (back only on appeal), RESTORE a hidden one; with
+        an appeal open, RESTORE (overturn) or UPHOLD decides it, by a moderator other than the
+        one who decided, ranking at least as high. Hide, remove, restore and uphold need a
+        reason. A transition that does not apply is FAILED_PRECONDITION saying what does
+        (ContentApproved, ContentHidden, ContentRemoved, ContentRestored, AppealDecided).
+        Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AppealModeration(self, request, context):
+        """The author appeals the hold, hiding or removal of their post or comment, once per item:
+        the appeal enters the review queue (ModerationAppealed). The author.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReviewQueue(self, request, context):
+        """What waits for a moderator, oldest first: held posts and comments, open appeals and
+        posts with open members' reports. Moderators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModerationLog(self, request, context):
+        """Every moderation step of the community, newest first: holds, approvals, hidings,
+        removals, restorations, appeals and their decisions. Moderators.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -970,6 +1029,26 @@ def add_ContentServiceServicer_to_server(servicer, server):
                     servicer.RemoveKeywordRule,
                     request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleRequest.FromString,
                     response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleResponse.SerializeToString,
+            ),
+            'ModerateContent': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModerateContent,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ModerateContentRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ModerateContentResponse.SerializeToString,
+            ),
+            'AppealModeration': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppealModeration,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AppealModerationRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.AppealModerationResponse.SerializeToString,
+            ),
+            'ListReviewQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReviewQueue,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListReviewQueueRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListReviewQueueResponse.SerializeToString,
+            ),
+            'ListModerationLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModerationLog,
+                    request_deserializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListModerationLogRequest.FromString,
+                    response_serializer=studyhall_dot_content_dot_v1_dot_content__service__pb2.ListModerationLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2350,6 +2429,114 @@ class ContentService:
             '/studyhall.content.v1.ContentService/RemoveKeywordRule',
             studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleRequest.SerializeToString,
             studyhall_dot_content_dot_v1_dot_content__service__pb2.RemoveKeywordRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModerateContent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ModerateContent',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ModerateContentRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ModerateContentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppealModeration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/AppealModeration',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.AppealModerationRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.AppealModerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReviewQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListReviewQueue',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListReviewQueueRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListReviewQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModerationLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/studyhall.content.v1.ContentService/ListModerationLog',
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListModerationLogRequest.SerializeToString,
+            studyhall_dot_content_dot_v1_dot_content__service__pb2.ListModerationLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -222,12 +222,35 @@ class ContentServiceStub:
     """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
     body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
     written or edited. Chinese phrases match anywhere in the text, others as whole words,
-    ignoring case and width (KeywordRuleAdded). Moderators.
+    ignoring case and width (KeywordRuleAdded). A rule with action HOLD accepts a post
+    holding it and holds it for review instead (docs/decisions/0052). Moderators.
     """
     ListKeywordRules: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListKeywordRulesRequest, _content_service_pb2.ListKeywordRulesResponse]
     """A community's keyword rules, oldest first. Moderators."""
     RemoveKeywordRule: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.RemoveKeywordRuleRequest, _content_service_pb2.RemoveKeywordRuleResponse]
     """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators."""
+    ModerateContent: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ModerateContentRequest, _content_service_pb2.ModerateContentResponse]
+    """A moderator acts on a post or a comment: APPROVE a held one (visible: PostCreated or
+    CommentAdded the first time),
+    HIDE (reversible by moderators), REMOVE (back only on appeal), RESTORE a hidden one; with
+    an appeal open, RESTORE (overturn) or UPHOLD decides it, by a moderator other than the
+    one who decided, ranking at least as high. Hide, remove, restore and uphold need a
+    reason. A transition that does not apply is FAILED_PRECONDITION saying what does
+    (ContentApproved, ContentHidden, ContentRemoved, ContentRestored, AppealDecided).
+    Moderators.
+    """
+    AppealModeration: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.AppealModerationRequest, _content_service_pb2.AppealModerationResponse]
+    """The author appeals the hold, hiding or removal of their post or comment, once per item:
+    the appeal enters the review queue (ModerationAppealed). The author.
+    """
+    ListReviewQueue: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListReviewQueueRequest, _content_service_pb2.ListReviewQueueResponse]
+    """What waits for a moderator, oldest first: held posts and comments, open appeals and
+    posts with open members' reports. Moderators.
+    """
+    ListModerationLog: _grpc.UnaryUnaryMultiCallable[_content_service_pb2.ListModerationLogRequest, _content_service_pb2.ListModerationLogResponse]
+    """Every moderation step of the community, newest first: holds, approvals, hidings,
+    removals, restorations, appeals and their decisions. Moderators.
+    """
 
 @_typing.type_check_only
 class ContentServiceAsyncStub(ContentServiceStub):
@@ -423,12 +446,35 @@ class ContentServiceAsyncStub(ContentServiceStub):
     """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
     body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
     written or edited. Chinese phrases match anywhere in the text, others as whole words,
-    ignoring case and width (KeywordRuleAdded). Moderators.
+    ignoring case and width (KeywordRuleAdded). A rule with action HOLD accepts a post
+    holding it and holds it for review instead (docs/decisions/0052). Moderators.
     """
     ListKeywordRules: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListKeywordRulesRequest, _content_service_pb2.ListKeywordRulesResponse]  # type: ignore[assignment]
     """A community's keyword rules, oldest first. Moderators."""
     RemoveKeywordRule: _aio.UnaryUnaryMultiCallable[_content_service_pb2.RemoveKeywordRuleRequest, _content_service_pb2.RemoveKeywordRuleResponse]  # type: ignore[assignment]
     """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators."""
+    ModerateContent: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ModerateContentRequest, _content_service_pb2.ModerateContentResponse]  # type: ignore[assignment]
+    """A moderator acts on a post or a comment: APPROVE a held one (visible: PostCreated or
+    CommentAdded the first time),
+    HIDE (reversible by moderators), REMOVE (back only on appeal), RESTORE a hidden one; with
+    an appeal open, RESTORE (overturn) or UPHOLD decides it, by a moderator other than the
+    one who decided, ranking at least as high. Hide, remove, restore and uphold need a
+    reason. A transition that does not apply is FAILED_PRECONDITION saying what does
+    (ContentApproved, ContentHidden, ContentRemoved, ContentRestored, AppealDecided).
+    Moderators.
+    """
+    AppealModeration: _aio.UnaryUnaryMultiCallable[_content_service_pb2.AppealModerationRequest, _content_service_pb2.AppealModerationResponse]  # type: ignore[assignment]
+    """The author appeals the hold, hiding or removal of their post or comment, once per item:
+    the appeal enters the review queue (ModerationAppealed). The author.
+    """
+    ListReviewQueue: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListReviewQueueRequest, _content_service_pb2.ListReviewQueueResponse]  # type: ignore[assignment]
+    """What waits for a moderator, oldest first: held posts and comments, open appeals and
+    posts with open members' reports. Moderators.
+    """
+    ListModerationLog: _aio.UnaryUnaryMultiCallable[_content_service_pb2.ListModerationLogRequest, _content_service_pb2.ListModerationLogResponse]  # type: ignore[assignment]
+    """Every moderation step of the community, newest first: holds, approvals, hidings,
+    removals, restorations, appeals and their decisions. Moderators.
+    """
 
 class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Posts, topics, comments, reactions and questions answered by peers."""
@@ -915,7 +961,8 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         """Adds a watched word or phrase to a community's keyword rules: a post (title, summary,
         body, tags) or a comment holding it is refused (INVALID_ARGUMENT naming the field) when
         written or edited. Chinese phrases match anywhere in the text, others as whole words,
-        ignoring case and width (KeywordRuleAdded). Moderators.
+        ignoring case and width (KeywordRuleAdded). A rule with action HOLD accepts a post
+        holding it and holds it for review instead (docs/decisions/0052). Moderators.
         """
 
     @_abc_1.abstractmethod
@@ -933,5 +980,51 @@ class ContentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_content_service_pb2.RemoveKeywordRuleResponse, _abc.Awaitable[_content_service_pb2.RemoveKeywordRuleResponse]]:
         """Removes a keyword rule (KeywordRuleRemoved); what it refused stays refused. Moderators."""
+
+    @_abc_1.abstractmethod
+    def ModerateContent(
+        self,
+        request: _content_service_pb2.ModerateContentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ModerateContentResponse, _abc.Awaitable[_content_service_pb2.ModerateContentResponse]]:
+        """A moderator acts on a post or a comment: APPROVE a held one (visible: PostCreated or
+        CommentAdded the first time),
+        HIDE (reversible by moderators), REMOVE (back only on appeal), RESTORE a hidden one; with
+        an appeal open, RESTORE (overturn) or UPHOLD decides it, by a moderator other than the
+        one who decided, ranking at least as high. Hide, remove, restore and uphold need a
+        reason. A transition that does not apply is FAILED_PRECONDITION saying what does
+        (ContentApproved, ContentHidden, ContentRemoved, ContentRestored, AppealDecided).
+        Moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def AppealModeration(
+        self,
+        request: _content_service_pb2.AppealModerationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.AppealModerationResponse, _abc.Awaitable[_content_service_pb2.AppealModerationResponse]]:
+        """The author appeals the hold, hiding or removal of their post or comment, once per item:
+        the appeal enters the review queue (ModerationAppealed). The author.
+        """
+
+    @_abc_1.abstractmethod
+    def ListReviewQueue(
+        self,
+        request: _content_service_pb2.ListReviewQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListReviewQueueResponse, _abc.Awaitable[_content_service_pb2.ListReviewQueueResponse]]:
+        """What waits for a moderator, oldest first: held posts and comments, open appeals and
+        posts with open members' reports. Moderators.
+        """
+
+    @_abc_1.abstractmethod
+    def ListModerationLog(
+        self,
+        request: _content_service_pb2.ListModerationLogRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_content_service_pb2.ListModerationLogResponse, _abc.Awaitable[_content_service_pb2.ListModerationLogResponse]]:
+        """Every moderation step of the community, newest first: holds, approvals, hidings,
+        removals, restorations, appeals and their decisions. Moderators.
+        """
 
 def add_ContentServiceServicer_to_server(servicer: ContentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
