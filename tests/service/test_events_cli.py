@@ -10,32 +10,21 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import icalendar
 import pytest
-from typer.testing import CliRunner, Result
 
-from services.cli.main import app
 from services.kit.access import Role
 from studyhall.members.v1 import profiles_service_pb2 as profiles_pb
 from studyhall.members.v1 import profiles_service_pb2_grpc as profiles_grpc
 from tests.support import rpcs_events
 from tests.support.access import grant
-from tests.support.catalogue import serve
+from tests.support.cli import Cli, Served, served_on_sqlite
 from tests.support.members import Hall
-from tests.support.services import RunningService
 
 pytestmark = pytest.mark.service
-
-
-@dataclass
-class Served:
-    running: RunningService
-    data_dir: Path
 
 
 @pytest.fixture(scope="module")
@@ -43,39 +32,10 @@ async def served(
     redis_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Served]:
     directory: Path = tmp_path_factory.mktemp("events-cli")
-    async with serve(
-        rpcs_events.PROCESS,
-        database_url=f"sqlite+aiosqlite:///{directory / 'events.db'}",
-        redis_url=redis_url,
-        nats_url=nats_url,
-        data_dir=directory,
-    ) as running:
-        yield Served(running, directory)
-
-
-class Cli:
-    def __init__(self, served: Served) -> None:
-        # The CLI signs with the service's local key and finds it by address.
-        self.env = {
-            "STUDYHALL_DATA_DIR": str(served.data_dir),
-            "STUDYHALL_EVENTS_ADDRESS": served.running.server.address,
-            "COLUMNS": "200",
-        }
-        self.runner = CliRunner()
-
-    async def __call__(self, *args: str) -> Result:
-        def invoke() -> Result:
-            return self.runner.invoke(app, list(args), env=self.env, catch_exceptions=False)
-
-        return await asyncio.to_thread(invoke)
-
-    async def ok(self, *args: str) -> str:
-        result = await self(*args)
-        assert result.exit_code == 0, result.output
-        return result.stdout
-
-    async def json(self, *args: str) -> Any:
-        return json.loads(await self.ok(*args, "--json"))
+    async with served_on_sqlite(
+        rpcs_events.PROCESS, "events", directory, redis_url, nats_url
+    ) as found:
+        yield found
 
 
 async def test_an_activity_from_plan_to_feedback_through_the_cli(served: Served) -> None:
