@@ -1,30 +1,35 @@
 """The example notifier: care signals become signed webhooks, retried after a 500, and a
 redelivered event is not sent twice. A real aiohttp server on a free port receives them; the
-events arrive through faststream's TestNatsBroker."""
+events arrive through a real nats-server's JetStream."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import nats
 import pytest
 from aiohttp import web
-from faststream.nats import NatsBroker, TestNatsBroker
+from faststream.nats import NatsBroker
 
-from studyhall_consumer.subscriber import BatchConsumer
+from services.kit.events.connection import servers
+from services.kit.events.streams import StreamLimits, ensure_stream, service_stream, stream_name
 from studyhall_notifier.delivery import Backoff, WebhookSender
 from studyhall_notifier.notifier import Notifier, attach
 from studyhall_notifier.sent import SentLog
 from studyhall_notifier.signing import EVENT_ID, EVENT_TYPE, SIGNATURE, TIMESTAMP, verify
-from tests.clients.support import recorded, recorded_msg
+from tests.clients.support import recorded
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.service
 
 SECRET = b"shared-secret-for-tests"
 
@@ -77,24 +82,52 @@ def _record(name: str) -> dict[str, Any]:
     return record
 
 
-async def _publish(broker: Any, name: str) -> None:
-    record = _record(name)
-    await broker.publish(
-        base64.b64decode(record["data"]), record["subject"], headers=dict(record["headers"])
-    )
+@asynccontextmanager
+async def _running(notifier: Notifier, nats_url: str) -> AsyncIterator[Any]:
+    """The notifier on a real JetStream (the three streams it reads); yields a publisher."""
+    connection = await nats.connect(servers(nats_url))
+    jetstream = connection.jetstream()
+    for service in ("members", "events", "analytics"):
+        stream = service_stream(service, StreamLimits())
+        await ensure_stream(jetstream, stream)
+        # The recorded events carry fixed ids: an earlier test's copies must not come back.
+        await jetstream.purge_stream(stream_name(service))
+    broker = NatsBroker(servers(nats_url), logger=None)
+    attach(broker, notifier, durable=f"notifier-{uuid.uuid4().hex[:8]}", max_wait=0.1)
+    await broker.start()
+
+    async def publish(name: str) -> None:
+        record = _record(name)
+        # A fresh Nats-Msg-Id: a replay is a new message to JetStream, the same ce-id.
+        headers = {**record["headers"], "Nats-Msg-Id": str(uuid.uuid4())}
+        await jetstream.publish(
+            record["subject"], base64.b64decode(record["data"]), headers=headers
+        )
+
+    try:
+        yield publish
+    finally:
+        await broker.stop()
+        await connection.close()
+
+
+async def _received(endpoint: Endpoint, count: int) -> None:
+    deadline = time.monotonic() + 20
+    while len(endpoint.received) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # time for anything more to (not) arrive
 
 
 async def test_a_care_signal_becomes_a_signed_webhook_retried_after_a_500_and_sent_once(
-    endpoint: Endpoint, session: aiohttp.ClientSession, tmp_path: Path
+    endpoint: Endpoint, session: aiohttp.ClientSession, tmp_path: Path, nats_url: str
 ) -> None:
     notifier = _notifier(endpoint, session, tmp_path)
-    broker = NatsBroker()
-    attach(broker, notifier)
     endpoint.statuses = [500]
-    async with TestNatsBroker(broker) as test_broker:
-        await _publish(test_broker, "member-inactive")
-        # The same event again, as JetStream redelivers it after a lost ack.
-        await _publish(test_broker, "member-inactive")
+    async with _running(notifier, nats_url) as publish:
+        await publish("member-inactive")
+        # The same event again, as a replay or a redelivery after a lost ack brings it.
+        await publish("member-inactive")
+        await _received(endpoint, 2)
 
     inactive = _record("member-inactive")
     assert len(endpoint.received) == 2  # the 500, then the retry; the redelivery sent nothing
@@ -124,11 +157,9 @@ async def test_a_care_signal_becomes_a_signed_webhook_retried_after_a_500_and_se
 
 
 async def test_every_kind_of_care_signal_is_delivered(
-    endpoint: Endpoint, session: aiohttp.ClientSession, tmp_path: Path
+    endpoint: Endpoint, session: aiohttp.ClientSession, tmp_path: Path, nats_url: str
 ) -> None:
     notifier = _notifier(endpoint, session, tmp_path)
-    broker = NatsBroker()
-    attach(broker, notifier)
     names = [
         "member-inactive",
         "streak-at-risk",
@@ -137,40 +168,40 @@ async def test_every_kind_of_care_signal_is_delivered(
         "churn-risk-changed-capitalized-headers",
         "member-joined",  # not a care signal: outside the notifier's filters
     ]
-    async with TestNatsBroker(broker) as test_broker:
+    async with _running(notifier, nats_url) as publish:
         for name in names:
-            await _publish(test_broker, name)
-    assert [headers[EVENT_TYPE] for headers, _ in endpoint.received] == [
+            await publish(name)
+        await _received(endpoint, 5)
+    assert sorted(headers[EVENT_TYPE] for headers, _ in endpoint.received) == [
+        "studyhall.analytics.v1.ChurnRiskChanged",
+        "studyhall.events.v1.ActivityReminderDue",
+        "studyhall.members.v1.Greeting",
         "studyhall.members.v1.MemberInactive",
         "studyhall.members.v1.StreakAtRisk",
-        "studyhall.members.v1.Greeting",
-        "studyhall.events.v1.ActivityReminderDue",
-        "studyhall.analytics.v1.ChurnRiskChanged",
     ]
-    reminder = json.loads(endpoint.received[3][1])["data"]
+    [reminder] = [
+        json.loads(body)["data"]
+        for headers, body in endpoint.received
+        if headers[EVENT_TYPE] == "studyhall.events.v1.ActivityReminderDue"
+    ]
     assert (reminder["lead_time"], reminder["user_id"]) == ("3600s", "bob")
 
 
 async def test_an_endpoint_that_keeps_failing_leaves_the_event_to_be_delivered_again(
-    endpoint: Endpoint, session: aiohttp.ClientSession, tmp_path: Path
+    endpoint: Endpoint, session: aiohttp.ClientSession, tmp_path: Path, nats_url: str
 ) -> None:
     notifier = _notifier(endpoint, session, tmp_path)
-    consumer = BatchConsumer(notifier.handlers(), "notifier")
     endpoint.statuses = [503, 503, 503]
-    msg = recorded_msg(_record("streak-at-risk"))
-    await consumer([msg])  # type: ignore[list-item]
-    assert len(endpoint.received) == 3  # every attempt of the backoff
-    assert msg.settled == [("nak", 0.2)]  # JetStream delivers it again later
-    assert _record("streak-at-risk")["headers"]["ce-id"] not in notifier.sent
-
-    # The redelivery goes through, once; a refusal (400) is not retried by the sender.
-    redelivered = recorded_msg(_record("streak-at-risk"))
-    redelivered.delivered = 2
-    await consumer([redelivered])  # type: ignore[list-item]
-    assert redelivered.settled == [("ack", None)]
-    assert len(endpoint.received) == 4
-    endpoint.statuses = [400]
-    refused = recorded_msg(_record("greeting"))
-    await consumer([refused])  # type: ignore[list-item]
-    assert len(endpoint.received) == 5
-    assert refused.settled == [("nak", 0.2)]
+    async with _running(notifier, nats_url) as publish:
+        await publish("streak-at-risk")
+        # Every attempt of the backoff fails; JetStream delivers it again and it goes through.
+        await _received(endpoint, 4)
+        assert [headers[EVENT_ID] for headers, _ in endpoint.received] == [
+            _record("streak-at-risk")["headers"]["ce-id"]
+        ] * 4
+        # A refusal (400) is not retried by the sender, but the event comes back once more.
+        endpoint.statuses = [400]
+        await publish("greeting")
+        await _received(endpoint, 6)
+    assert len(endpoint.received) == 6
+    assert _record("streak-at-risk")["headers"]["ce-id"] in notifier.sent
