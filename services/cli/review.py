@@ -132,119 +132,45 @@ def _moderate(
     typer.echo(f"{post_id} {status.lower()}")
 
 
-@review_app.command("approve")
-def review_approve(
-    community_id: str,
-    post_id: str,
-    reason: Reason = "",
-    on_comment: OnComment = False,
-    request_id: RequestId = "",
-    as_user: AsUser = None,
-    as_json: AsJson = False,
-) -> None:
-    """Show a held post (or comment, with --comment) (moderators)."""
-    _moderate(
-        pb.MODERATION_ACTION_APPROVE,
-        community_id,
-        post_id,
-        reason,
-        request_id,
-        as_user,
-        as_json,
-        on_comment,
-    )
+def _action(name: str, action: int, doc: str) -> None:
+    """`studyhall review <name>`: one moderator action, the same options for each."""
+
+    def command(
+        community_id: str,
+        post_id: str,
+        reason: Reason = "",
+        on_comment: OnComment = False,
+        request_id: RequestId = "",
+        as_user: AsUser = None,
+        as_json: AsJson = False,
+    ) -> None:
+        _moderate(action, community_id, post_id, reason, request_id, as_user, as_json, on_comment)
+
+    command.__doc__ = doc
+    review_app.command(name)(command)
 
 
-@review_app.command("hide")
-def review_hide(
-    community_id: str,
-    post_id: str,
-    reason: Reason = "",
-    on_comment: OnComment = False,
-    request_id: RequestId = "",
-    as_user: AsUser = None,
-    as_json: AsJson = False,
-) -> None:
-    """Hide a post; moderators may restore it (moderators)."""
-    _moderate(
-        pb.MODERATION_ACTION_HIDE,
-        community_id,
-        post_id,
-        reason,
-        request_id,
-        as_user,
-        as_json,
-        on_comment,
-    )
-
-
-@review_app.command("remove")
-def review_remove(
-    community_id: str,
-    post_id: str,
-    reason: Reason = "",
-    on_comment: OnComment = False,
-    request_id: RequestId = "",
-    as_user: AsUser = None,
-    as_json: AsJson = False,
-) -> None:
-    """Remove a post: back only when its author's appeal is overturned (moderators)."""
-    _moderate(
-        pb.MODERATION_ACTION_REMOVE,
-        community_id,
-        post_id,
-        reason,
-        request_id,
-        as_user,
-        as_json,
-        on_comment,
-    )
-
-
-@review_app.command("restore")
-def review_restore(
-    community_id: str,
-    post_id: str,
-    reason: Reason = "",
-    on_comment: OnComment = False,
-    request_id: RequestId = "",
-    as_user: AsUser = None,
-    as_json: AsJson = False,
-) -> None:
-    """Restore a hidden post, or overturn an open appeal (moderators)."""
-    _moderate(
-        pb.MODERATION_ACTION_RESTORE,
-        community_id,
-        post_id,
-        reason,
-        request_id,
-        as_user,
-        as_json,
-        on_comment,
-    )
-
-
-@review_app.command("uphold")
-def review_uphold(
-    community_id: str,
-    post_id: str,
-    reason: Reason = "",
-    on_comment: OnComment = False,
-    request_id: RequestId = "",
-    as_user: AsUser = None,
-    as_json: AsJson = False,
-) -> None:
-    """Refuse an open appeal: the decision stands (another moderator than the decider)."""
-    _moderate(
-        pb.MODERATION_ACTION_UPHOLD,
-        community_id,
-        post_id,
-        reason,
-        request_id,
-        as_user,
-        as_json,
-        on_comment,
-    )
+_action(
+    "approve",
+    pb.MODERATION_ACTION_APPROVE,
+    "Show a held post (or comment, with --comment) (moderators).",
+)
+_action("hide", pb.MODERATION_ACTION_HIDE, "Hide a post; moderators may restore it (moderators).")
+_action(
+    "remove",
+    pb.MODERATION_ACTION_REMOVE,
+    "Remove a post: back only when its author's appeal is overturned (moderators).",
+)
+_action(
+    "restore",
+    pb.MODERATION_ACTION_RESTORE,
+    "Restore a hidden post, or overturn an open appeal (moderators).",
+)
+_action(
+    "uphold",
+    pb.MODERATION_ACTION_UPHOLD,
+    "Refuse an open appeal: the decision stands (another moderator than the decider).",
+)
 
 
 @review_app.command("appeal")
