@@ -36,7 +36,6 @@ from sqlalchemy import (
     bindparam,
     false,
     select,
-    tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -264,7 +263,10 @@ class Access:
             return {}
         rows = await session.execute(
             self._standings,
-            {"pairs": list(pairs), "communities": list({community for community, _ in pairs})},
+            {
+                "users": list({user for _, user in pairs}),
+                "communities": list({community for community, _ in pairs}),
+            },
         )
         known: dict[str, Any] = {}
         found: dict[tuple[str, str], Standing] = {}
@@ -417,7 +419,12 @@ def access_subscription(service: str, tables: AccessTables) -> Subscription:
 def _standings_statement(tables: AccessTables) -> Select[Any]:
     """The communities, their levels and the users' active roles of some (community, user)
     pairs, in one statement built once: building and keying it per read cost as much as
-    running it."""
+    running it.
+
+    The roles are matched by community and `user_id IN (users)`, which may return a pair
+    nobody asked for (the caller keeps the asked ones): SQLite's planner does not use the
+    primary key for a row-value IN inside a join's ON clause and read every role of the
+    community instead (18 ms against 0.8 ms for 32 pairs in a community of 40,000)."""
     communities, roles, levels = tables.communities, tables.roles, tables.levels
     return (
         select(
@@ -434,7 +441,7 @@ def _standings_statement(tables: AccessTables) -> Select[Any]:
         .outerjoin(
             roles,
             (roles.c.community_id == communities.c.community_id)
-            & tuple_(roles.c.community_id, roles.c.user_id).in_(bindparam("pairs", expanding=True))
+            & roles.c.user_id.in_(bindparam("users", expanding=True))
             & roles.c.active.is_(True),
         )
         .where(communities.c.community_id.in_(bindparam("communities", expanding=True)))
