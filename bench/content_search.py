@@ -253,31 +253,32 @@ async def seed(database: Database, posts: int) -> str:
     documents = corpus(rng)
     started = time.perf_counter()
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    done = 0
     pending: list[Post] = []
-    for community_id, size in zip(communities, sizes, strict=True):
-        for _ in range(size):
-            doc = next(documents)
-            moment = start + timedelta(seconds=done)
-            pending.append(
-                Post(
-                    id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                    community_id=community_id,
-                    author_user_id="seed",
-                    kind=PostKind.ARTICLE,
-                    title=doc.title[:200],
-                    body=doc.body,
-                    created_at=moment,
-                    published_at=moment,
-                )
+    # Communities write side by side, as they do: each post goes to one drawn by its size.
+    order = [index for index, size in enumerate(sizes) for _ in range(size)]
+    rng.shuffle(order)
+    for done, index in enumerate(order, start=1):
+        community_id = communities[index]
+        doc = next(documents)
+        moment = start + timedelta(seconds=done - 1)
+        pending.append(
+            Post(
+                id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                community_id=community_id,
+                author_user_id="seed",
+                kind=PostKind.ARTICLE,
+                title=doc.title[:200],
+                body=doc.body,
+                created_at=moment,
+                published_at=moment,
             )
-            done += 1
-            if len(pending) == BATCH:
-                await _add(database, pending)
-                pending = []
-                if done % 50_000 == 0:
-                    rate = done / (time.perf_counter() - started)
-                    print(f"seed: {done:,} posts, {rate:,.0f}/s", file=sys.stderr)
+        )
+        if len(pending) == BATCH:
+            await _add(database, pending)
+            pending = []
+            if done % 50_000 == 0:
+                rate = done / (time.perf_counter() - started)
+                print(f"seed: {done:,} posts, {rate:,.0f}/s", file=sys.stderr)
     await _add(database, pending)
     print(f"seed: {posts:,} posts in {time.perf_counter() - started:,.0f} s", file=sys.stderr)
     return communities[0]
@@ -296,8 +297,7 @@ _RAW_SQLITE = text(
 )
 _RAW_POSTGRESQL = text(
     "SELECT post_id FROM search_documents, plainto_tsquery('simple', :terms) q "
-    "WHERE to_tsvector('simple'::regconfig, terms) @@ q "
-    "ORDER BY ts_rank(to_tsvector('simple'::regconfig, terms), q) DESC LIMIT 21"
+    "WHERE terms_vector @@ q ORDER BY ts_rank(terms_vector, q) DESC LIMIT 21"
 )
 
 

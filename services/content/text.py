@@ -70,6 +70,16 @@ def community_term(community_id: str) -> str:
     return "c" + community_id.replace("-", "")
 
 
+# Documents are grouped in blocks of 65,536 consecutive ids (PostgreSQL only; migration 0017).
+BLOCK_BITS = 16
+
+
+def block_term(community_id: str, block: int) -> str:
+    """The term a PostgreSQL document of `community_id` holds when its id >> BLOCK_BITS is
+    `block`: search asks a community's newest blocks before the whole community."""
+    return "r" + community_id.replace("-", "") + "x" + str(block)
+
+
 def _terms(texts: Iterable[str], *, for_query: bool) -> Iterable[str]:
     for text in texts:
         folded = unicodedata.normalize("NFKC", text).lower()

@@ -12,7 +12,10 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
+from sqlalchemy import text
 
+from services.content.search import store as search_store
+from services.content.text import BLOCK_BITS, block_term
 from services.kit.access import PRIVATE, Role
 from studyhall.content.v1 import content_service_pb2 as pb
 from studyhall.content.v1 import content_service_pb2_grpc as pb_grpc
@@ -201,6 +204,46 @@ async def test_results_are_ranked_and_paged_without_repeats(content: RunningServ
         if not token:
             break
     assert seen == [*reversed(newer_titles), titled, in_body, in_comment]
+
+
+async def test_the_newest_matches_are_ranked_whichever_blocks_hold_them(
+    content: RunningService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Search ranks the newest `WINDOW` matches. On PostgreSQL it asks the community's newest
+    blocks of documents first and every block only when those hold fewer matches than the
+    window: both ways end with the same window."""
+    monkeypatch.setattr(search_store, "WINDOW", 3)
+    here = await Community(content).setup()
+    old = [await here.post(f"Reading log {n}") for n in range(2)]
+    database = content.deps.database
+    if not database.is_sqlite:
+        # The next documents start a block of their own, far past the recent blocks.
+        async with database.write() as session:
+            await session.execute(
+                text(
+                    "SELECT setval(pg_get_serial_sequence('search_documents', 'id'), "
+                    "(SELECT max(id) FROM search_documents) + :jump)"
+                ),
+                {"jump": (max(search_store.STAGES) + 2) << BLOCK_BITS},
+            )
+    new = [await here.post(f"Reading plan {n}") for n in range(4)]
+    if not database.is_sqlite:
+        # The block term the recent blocks are asked by is the one the documents hold.
+        async with database.read() as session:
+            newest = (await session.execute(text("SELECT max(id) FROM search_documents"))).scalar()
+            held = await session.execute(
+                text(
+                    "SELECT count(*) FROM search_documents "
+                    "WHERE terms_vector @@ to_tsquery('simple', :block)"
+                ),
+                {"block": block_term(here.id, newest >> BLOCK_BITS)},
+            )
+            assert held.scalar() == 8  # each new post's title and body
+
+    # Six posts hold "reading", the newest three are ranked: from the recent blocks alone.
+    assert await here.found("reading") == set(new[1:])
+    # Only the old posts hold "log", in blocks the recent ones do not reach.
+    assert await here.found("log") == set(old)
 
 
 async def test_erased_text_is_no_longer_found(content: RunningService) -> None:

@@ -50,10 +50,12 @@ async def test_migrations_build_the_declared_tables(database_url: str, service: 
 
 
 def _store_specific(change: Any) -> bool:
-    """Content's search index is built by its migration alone: an FTS5 table on SQLite (and
-    the tables FTS5 keeps for it), an expression index on PostgreSQL."""
+    """Content's search index is built by its migrations alone: an FTS5 table on SQLite (and
+    the tables FTS5 keeps for it), a stored tsvector column and its index on PostgreSQL."""
     if not isinstance(change, tuple):
         return False
     if change[0] == "remove_table":
         return bool(change[1].name.startswith("search_fts"))
-    return bool(change[0] == "remove_index" and change[1].name == "ix_search_documents_terms")
+    if change[0] == "remove_column":
+        return bool(change[2] == "search_documents" and change[3].name == "terms_vector")
+    return bool(change[0] == "remove_index" and change[1].name == "ix_search_documents_vector")

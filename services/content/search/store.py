@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.posts.domain import PostState
 from services.content.store.search_index import BODY
-from services.content.text import community_term
+from services.content.text import BLOCK_BITS, block_term, community_term
 
 
 @dataclass(frozen=True)
@@ -57,16 +57,42 @@ _SQLITE = text(
     """
 )
 
-# PostgreSQL: the matches come from the GIN index first (MATERIALIZED), then the newest are
-# kept; walking the primary key newest first instead would test every document's terms.
+# PostgreSQL asks in stages, each a wider reach of the community's documents: its newest 2
+# blocks, then its newest 8, then all of it (the community's term). A stage runs only when
+# every earlier one found fewer matches than the window (a one-time filter), and the first
+# that fills the window gives it: ids grow with time, so its newest matches are the
+# community's. A common word in a large community costs a couple of blocks' matches, a rare
+# one the stages' short lists; the worst, a word that just misses each stage, reads a few
+# windows' worth instead of tens of thousands of matches (docs/decisions/0039).
+# MATERIALIZED: walking the primary key newest first instead would test every document.
+STAGES = (2, 8)  # blocks of the stages before the whole community
+
+
+def _staged() -> str:
+    names = [f"stage{n}" for n in range(len(STAGES) + 1)]
+    ctes = []
+    for n, name in enumerate(names):
+        earlier = "".join(f" AND (SELECT count(*) FROM {before}) < :window" for before in names[:n])
+        ctes.append(
+            f"""{name} AS MATERIALIZED (
+        SELECT d.id, d.post_id, d.kind FROM search_documents d
+        WHERE d.terms_vector @@ to_tsquery('simple', :{name}){earlier}
+        ORDER BY d.id DESC LIMIT :window
+    )"""
+        )
+    found = "\n        UNION ALL\n        ".join(
+        f"SELECT * FROM {name} WHERE (SELECT count(*) FROM {name}) >= :window"
+        for name in names[:-1]
+    )
+    ctes.append(
+        f"found AS (\n        {found}\n        UNION ALL\n        SELECT * FROM {names[-1]}\n    )"
+    )
+    return ",\n    ".join(ctes)
+
+
 _POSTGRESQL = text(
     f"""
-    WITH matched AS MATERIALIZED (
-        SELECT d.id, d.post_id, d.kind
-        FROM search_documents d
-        WHERE to_tsvector('simple'::regconfig, d.terms) @@ plainto_tsquery('simple', :terms)
-    ),
-    found AS (SELECT * FROM matched ORDER BY id DESC LIMIT :window),
+    WITH {_staged()},
     allowed AS (
         SELECT found.post_id, found.kind, found.id, {_RANK} AS rank,
                row_number() OVER (
@@ -81,6 +107,7 @@ _POSTGRESQL = text(
     ORDER BY rank, id DESC LIMIT :limit OFFSET :offset
     """
 )
+_NEWEST = text("SELECT max(id) FROM search_documents")
 
 
 async def search(
@@ -100,6 +127,15 @@ async def search(
         # Terms hold only letters and digits (the analyzer's), quoted as FTS5 strings.
         statement, params["match"] = _SQLITE, " ".join(f'"{term}"' for term in every)
     else:
-        statement, params["terms"] = _POSTGRESQL, " ".join(every)
+        newest = (await session.execute(_NEWEST)).scalar() or 0
+        last = newest >> BLOCK_BITS
+        # Terms hold only letters and digits: nothing in them is tsquery syntax.
+        words = "".join(f" & {term}" for term in terms)
+        for n, blocks in enumerate(STAGES):
+            reach = range(last, max(last - blocks, -1), -1)
+            either = " | ".join(block_term(community_id, block) for block in reach)
+            params[f"stage{n}"] = f"({either}){words}"
+        params[f"stage{len(STAGES)}"] = community_term(community_id) + words
+        statement = _POSTGRESQL
     rows = await session.execute(statement, params)
     return [Match(row.post_id, row.kind) for row in rows]

@@ -343,8 +343,8 @@ access = access_tables(metadata)
 # What search finds: a post's title, summary and tags ("post"), its body ("body", kept apart
 # so a paid post's body never matches for anyone) and each comment ("comment"), as the
 # analyzer's terms (services/content/text.py). SQLite mirrors `terms` into the FTS5 table
-# `search_fts` by triggers; PostgreSQL indexes `to_tsvector('simple', terms)` (migration
-# 0013, docs/decisions/0039).
+# `search_fts` by triggers; PostgreSQL indexes a stored `terms_vector`, the terms and the
+# document's block term (migrations 0013 and 0017, docs/decisions/0039), not declared here.
 search_documents = Table(
     "search_documents",
     metadata,
