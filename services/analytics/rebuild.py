@@ -6,10 +6,15 @@ fresh store, then compared with the live one (docs/decisions/0034-rebuild-from-h
 2. Migrate the fresh store and copy the live tombstones into it first, so an erased member
    stays erased whatever the history says (their facts land on the same pseudonym).
 3. Read each stream once from the first message with an ephemeral pull consumer (no acks),
-   handing every event to each subscription that reads its type, and apply the batches as
-   the live consumers do (same facts, same inbox, so a message the stream holds twice is
-   applied once), in bigger transactions while the next batch is fetched.
-4. Compare every table row by row and report the differences.
+   handing every event to each subscription that reads its type, while the next batch is
+   fetched. A message the stream holds twice is applied once: event ids are remembered in
+   memory (the inbox is bookkeeping the comparison leaves out). Analytics' own facts go
+   through the same fact functions as live, and their effects merge in memory by the
+   rollups' own rules (store/fresh.py); the other subscriptions (roles, erasure) apply
+   their batches as live.
+4. Write the merged rollups once, one bulk insert per table: the store is fresh and nobody
+   else writes it, so nothing needs the live consumers' upserts.
+5. Compare every table row by row and report the differences.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import Table, select
 
+from services.analytics.consumers import SUBSCRIPTIONS as FACT_SUBSCRIPTIONS
+from services.analytics.facts import effects_of
+from services.analytics.store import fresh as fresh_store
+from services.analytics.store.fresh import Totals
 from services.analytics.store.tables import (
     churn_risks,
     idempotency_keys,
@@ -42,7 +51,6 @@ from services.analytics.store.tables import (
     tombstones,
 )
 from services.kit.database import Database, utc
-from services.kit.events import inbox as inbox_rows
 from services.kit.events.connection import NatsAuth, connect
 from services.kit.events.consumer import Subscription
 from services.kit.events.envelope import Envelope, EventTypes, PoisonMessage
@@ -64,8 +72,8 @@ NOT_COMPARED = {
     )
 }
 FETCH = 2000  # messages a pull asks for
-AHEAD = 10  # fetched batches waiting (two transactions' worth: reading goes on while writing)
-APPLY = 10_000  # events a transaction of the fresh store holds, about
+AHEAD = 10  # fetched batches waiting (two applies' worth: reading goes on while merging)
+APPLY = 10_000  # events applied at a time, about
 
 Say = Callable[[str], None]
 
@@ -128,11 +136,15 @@ async def rebuild(
         for stream in sorted({s.stream for s in subscriptions}):
             report.sequences[stream] = (await js.stream_info(stream)).state.last_seq
         await migrate(fresh, migrations, service="analytics")
-        await _copy_tombstones(live, fresh)
+        totals = Totals(await _copy_tombstones(live, fresh))
         started = time.perf_counter()
         for stream in sorted(report.sequences):
             readers = [s for s in subscriptions if s.stream == stream]
-            await _replay(js, fresh, stream, readers, report, started, say)
+            await _replay(js, fresh, stream, readers, totals, report, started, say)
+        writing = time.perf_counter()
+        async with fresh.write() as session:
+            await fresh_store.write(session, totals)
+        say(f"  wrote {totals.rows:,} rows in {time.perf_counter() - writing:.1f}s")
         report.seconds = time.perf_counter() - started
         say(
             f"rebuilt {report.events:,} events in {report.seconds:.1f}s "
@@ -146,12 +158,13 @@ async def rebuild(
     return report
 
 
-async def _copy_tombstones(live: Database, fresh: Database) -> None:
+async def _copy_tombstones(live: Database, fresh: Database) -> list[dict[str, Any]]:
     async with live.read() as session:
         rows = [dict(row._mapping) for row in await session.execute(select(tombstones))]
     if rows:
         async with fresh.write() as session:
             await session.execute(tombstones.insert(), rows)
+    return rows
 
 
 async def _replay(
@@ -159,6 +172,7 @@ async def _replay(
     fresh: Database,
     stream: str,
     readers: Sequence[Subscription],
+    totals: Totals,
     report: Report,
     started: float,
     say: Say,
@@ -170,9 +184,9 @@ async def _replay(
     slower through a consumer with many filters (one per event type) than through none, so
     the types are picked here, by `ce-type`, and a type that does not match its subject is
     skipped as the live consumer parks it. The next batch is fetched while the last is
-    written (JetStream and the database work side by side), and a transaction holds
-    `APPLY` events: the effects of a batch merge in memory (services/analytics/facts.py),
-    so a bigger one writes fewer rows."""
+    applied (JetStream and the merge work side by side); `APPLY` events are applied at a
+    time: the effects of a batch merge before they reach the totals, so a bigger one has
+    fewer rows to merge."""
     last = report.sequences[stream]
     if last == 0:
         return
@@ -209,6 +223,9 @@ async def _replay(
 
     reader = asyncio.create_task(fetch())
     shown = time.perf_counter()
+    # The ids of the events applied: what the inbox does for a live consumer. Every reader
+    # of an event gets each of its copies, so one set serves the whole stream.
+    seen: set[str] = set()
     try:
         done = False
         while not done:
@@ -223,7 +240,7 @@ async def _replay(
                     try:
                         envelope = Envelope.from_headers(msg.headers, msg.data)
                         wanted = [(s, t) for s, t in types if envelope.type in t]
-                        if not wanted:
+                        if not wanted or envelope.id in seen:
                             continue
                         event = wanted[0][1].decode(envelope)
                         if msg.subject.rsplit(".", 1)[-1] != event.DESCRIPTOR.name:
@@ -231,10 +248,11 @@ async def _replay(
                     except PoisonMessage:
                         report.skipped += 1
                         continue
+                    seen.add(envelope.id)
                     for subscription, _ in wanted:
                         batches[subscription.name].append((event, envelope))
                         size += 1
-            await _apply(fresh, readers, batches)
+            await _apply(fresh, readers, batches, totals)
             report.events += size
             now = time.perf_counter()
             if now - shown >= 1.0:
@@ -253,28 +271,23 @@ async def _apply(
     fresh: Database,
     readers: Sequence[Subscription],
     batches: dict[str, list[tuple[Any, Envelope]]],
+    totals: Totals,
 ) -> None:
-    """Every reader's batch in one transaction, each through its inbox as live."""
-    if not any(batches.values()):
-        return
-    async with fresh.write() as session:
-        for subscription in readers:
-            batch = batches[subscription.name]
-            if not batch:
-                continue
-            seen = await inbox_rows.already_processed(
-                session, inbox, subscription.name, {envelope.id for _, envelope in batch}
-            )
-            new: list[tuple[Any, Envelope]] = []
-            for event, envelope in batch:
-                if envelope.id not in seen:
-                    seen.add(envelope.id)
-                    new.append((event, envelope))
-            if new:
-                await subscription.apply(session, new)
-            await inbox_rows.record(
-                session, inbox, subscription.name, [(e.id, e.type) for _, e in new]
-            )
+    """Analytics' facts into the totals, through the live consumers' own fact functions;
+    the other readers' batches in one transaction, each as its live consumer applies it."""
+    others = []
+    for subscription in readers:
+        batch = batches[subscription.name]
+        if not batch:
+            continue
+        if subscription in FACT_SUBSCRIPTIONS:
+            totals.add(effects_of(batch))
+        else:
+            others.append((subscription, batch))
+    if others:
+        async with fresh.write() as session:
+            for subscription, batch in others:
+                await subscription.apply(session, batch)
 
 
 async def _wait_for_live(
