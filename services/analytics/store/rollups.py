@@ -64,6 +64,10 @@ async def write(session: AsyncSession, effects: Effects) -> None:
     effects.rename(await pseudonyms(session, effects.users()))
     for community_id, user_id in effects.erased:
         await erase_member(session, community_id, user_id)
+    if effects.erased:
+        # Facts of the same batch about a member it erases (before the erasure or after)
+        # land on the pseudonym too: her tombstone may be the one just drawn.
+        effects.rename(await pseudonyms(session, set(effects.erased)))
     for rollup in ROLLUPS:
         await rollup.upsert(session, rollup.rows(effects))
     # Every community an event reaches is swept for churn risk once a day.
@@ -150,16 +154,16 @@ def _hourly(fx: Effects) -> list[dict[str, Any]]:
 
 
 def _member_days(fx: Effects) -> list[dict[str, Any]]:
-    return [
-        {
-            "community_id": c,
-            "day": d,
-            "user_id": u,
-            **{deed: fx.deeds.get((c, d, u), Counter())[deed] for deed in DEEDS},
-            "streak": fx.streaks.get((c, d, u), 0),
-        }
-        for c, d, u in set(fx.deeds) | set(fx.streaks)
-    ]
+    none: Counter[str] = Counter()
+    rows = []
+    for key in set(fx.deeds) | set(fx.streaks):
+        deeds = fx.deeds.get(key, none)
+        row = {"community_id": key[0], "day": key[1], "user_id": key[2]}
+        for deed in DEEDS:
+            row[deed] = deeds[deed]
+        row["streak"] = fx.streaks.get(key, 0)
+        rows.append(row)
+    return rows
 
 
 def _member_firsts(fx: Effects) -> list[dict[str, Any]]:
