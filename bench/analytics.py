@@ -594,7 +594,7 @@ def report_rebuild(result: Rebuild) -> None:
         f"{'matches the live one exactly' if result.matches else 'DIFFERS from the live one'}"
     )
     for line in result.output.splitlines():
-        if line.startswith(("the rebuilt", "DIFFERENT", "    ")):
+        if line.startswith(("the rebuilt", "DIFFERENT", "    ", "  wrote")):
             print(f"  | {line}")
     print(f"  load average after: {result.load}")
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -144,7 +145,13 @@ async def rebuild(
         writing = time.perf_counter()
         async with fresh.write() as session:
             await fresh_store.write(session, totals)
-        say(f"  wrote {totals.rows:,} rows in {time.perf_counter() - writing:.1f}s")
+        # The merge holds every row in memory until this write: its peak is what sizes the
+        # process for a history (docs/decisions/0034).
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        say(
+            f"  wrote {totals.rows:,} rows in {time.perf_counter() - writing:.1f}s "
+            f"(peak memory {peak:,.0f} MiB)"
+        )
         report.seconds = time.perf_counter() - started
         say(
             f"rebuilt {report.events:,} events in {report.seconds:.1f}s "
@@ -212,10 +219,13 @@ async def _replay(
                     msgs = await pull.fetch(FETCH, timeout=1.0)
                 except (NatsTimeout, TimeoutError):
                     return  # nothing left of the readers' subjects
-                kept = [m for m in msgs if m.metadata.sequence.stream <= last]
-                if kept:
-                    await fetched.put(kept)
                 final = msgs[-1].metadata if msgs else None
+                # Sequences rise through a batch: only one that ends past `last` is filtered
+                # (parsing every message's metadata was a few percent of a replay's CPU).
+                if final is not None and final.sequence.stream > last:
+                    msgs = [m for m in msgs if m.metadata.sequence.stream <= last]
+                if msgs:
+                    await fetched.put(msgs)
                 if final is None or final.sequence.stream >= last or not final.num_pending:
                     return
         finally:
