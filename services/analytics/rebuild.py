@@ -236,6 +236,8 @@ async def _replay(
     # The ids of the events applied: what the inbox does for a live consumer. Every reader
     # of an event gets each of its copies, so one set serves the whole stream.
     seen: set[str] = set()
+    # The other readers' last transaction: the merge goes on while the store works on it.
+    writing: asyncio.Task[None] | None = None
     try:
         done = False
         while not done:
@@ -262,7 +264,9 @@ async def _replay(
                     for subscription, _ in wanted:
                         batches[subscription.name].append((event, envelope))
                         size += 1
-            await _apply(fresh, readers, batches, totals)
+            others = _apply(readers, batches, totals)
+            if others:
+                writing = asyncio.create_task(_write(fresh, others, after=writing))
             report.events += size
             now = time.perf_counter()
             if now - shown >= 1.0:
@@ -270,21 +274,24 @@ async def _replay(
                 rate = report.events / (now - started)
                 say(f"  {stream}: {report.events:,} events, {rate:,.0f}/s")
         await reader
+        if writing is not None:
+            await writing
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        for task in (reader, writing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await pull.unsubscribe()
 
 
-async def _apply(
-    fresh: Database,
+def _apply(
     readers: Sequence[Subscription],
     batches: dict[str, list[tuple[Any, Envelope]]],
     totals: Totals,
-) -> None:
+) -> list[tuple[Subscription, list[tuple[Any, Envelope]]]]:
     """Analytics' facts into the totals, through the live consumers' own fact functions;
-    the other readers' batches in one transaction, each as its live consumer applies it."""
+    the other readers' batches are returned, for `_write`."""
     others = []
     for subscription in readers:
         batch = batches[subscription.name]
@@ -294,10 +301,22 @@ async def _apply(
             totals.add(effects_of(batch))
         else:
             others.append((subscription, batch))
-    if others:
-        async with fresh.write() as session:
-            for subscription, batch in others:
-                await subscription.apply(session, batch)
+    return others
+
+
+async def _write(
+    fresh: Database,
+    others: list[tuple[Subscription, list[tuple[Any, Envelope]]]],
+    *,
+    after: asyncio.Task[None] | None,
+) -> None:
+    """The other readers' batches in one transaction, each as its live consumer applies
+    it, once the transaction before (`after`) has committed: they keep the stream's order."""
+    if after is not None:
+        await after
+    async with fresh.write() as session:
+        for subscription, batch in others:
+            await subscription.apply(session, batch)
 
 
 async def _wait_for_live(
