@@ -40,7 +40,6 @@ from services.analytics.settings import AnalyticsSettings
 from services.analytics.store.tables import member_days
 from services.cli.analytics import sparkline
 from services.kit.database import Database
-from services.kit.events.envelope import Envelope, event_subject
 from studyhall.analytics.v1 import analytics_service_pb2 as pb
 from studyhall.analytics.v1 import analytics_service_pb2_grpc as pb_grpc
 from studyhall.billing.v1 import billing_events_pb2 as billing
@@ -52,7 +51,7 @@ from studyhall.events.v1 import activities_service_pb2 as activities_pb
 from studyhall.members.v1 import checkins_events_pb2 as checkins
 from studyhall.members.v1 import members_events_pb2 as members
 from studyhall.members.v1 import members_service_pb2 as members_pb
-from tests.support.bus import Bus, bus
+from tests.support.bus import Bus, bus, envelope_of
 from tests.support.catalogue import STORES, new_database
 from tests.support.errors import field_violations
 from tests.support.services import RunningService, running_service
@@ -829,23 +828,11 @@ async def test_a_fact_the_stream_holds_twice_counts_once(world: World) -> None:
         streak_days=1,
         checkin_time=at(day(1)),
     )
-    event_id = await world.bus.publish(checkin, at=day(1))
+    first = envelope_of(checkin, day(1))
+    await world.bus.publish_again(checkin, first)
     for n in range(12):
         await join(world, c, f"between-{n}", day(1))
-    again = Envelope(
-        id=event_id,
-        source="/studyhall/members",
-        type=checkin.DESCRIPTOR.full_name,
-        time=day(1),
-        subject=f"communities/{c}",
-        community_id=c,
-        data=checkin.SerializeToString(),
-    )
-    await world.bus.js.publish(
-        event_subject("members", c, "CheckedIn"),
-        again.data,
-        headers={**again.headers(), "Nats-Msg-Id": str(uuid.uuid4())},
-    )
+    await world.bus.publish_again(checkin, first)
     await world.bus.caught_up(STREAMS, "analytics-")
     found = await metrics(world, c, "top_contributors")
     (ann,) = [who for who in found.top_contributors.contributors if who.user_id == "ann"]

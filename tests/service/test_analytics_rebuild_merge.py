@@ -37,6 +37,7 @@ from studyhall.events.v1 import activities_events_pb2 as activities
 from studyhall.events.v1 import activities_service_pb2 as activities_pb
 from studyhall.members.v1 import checkins_events_pb2 as checkins
 from studyhall.members.v1 import members_events_pb2 as members
+from tests.support.bus import envelope_of
 
 pytestmark = pytest.mark.service
 
@@ -54,19 +55,6 @@ def stamp(moment: datetime) -> Timestamp:
     return found
 
 
-def envelope(event: Message, at: datetime) -> Envelope:
-    community_id = event.community_id  # type: ignore[attr-defined]
-    return Envelope(
-        id=str(uuid.uuid4()),
-        source="/studyhall/test",
-        type=event.DESCRIPTOR.full_name,
-        time=at,
-        subject=f"communities/{community_id}",
-        community_id=community_id,
-        data=event.SerializeToString(),
-    )
-
-
 def history(seed: int) -> list[Event]:
     """Some hundreds of facts over a week; eve is erased in the middle, facts about her
     keep coming."""
@@ -74,7 +62,7 @@ def history(seed: int) -> list[Event]:
     facts: list[Event] = []
 
     def fact(event: Message, at: datetime) -> None:
-        facts.append((event, envelope(event, at)))
+        facts.append((event, envelope_of(event, at)))
 
     def moment() -> datetime:
         return D0 + timedelta(minutes=draw.randrange(7 * 24 * 60))

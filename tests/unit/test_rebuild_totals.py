@@ -19,6 +19,7 @@ from studyhall.content.v1 import content_events_pb2 as content
 from studyhall.content.v1 import content_service_pb2 as content_pb
 from studyhall.members.v1 import checkins_events_pb2 as checkins
 from studyhall.members.v1 import members_events_pb2 as members
+from tests.support.bus import envelope_of
 
 pytestmark = pytest.mark.unit
 
@@ -27,15 +28,7 @@ HALL = "hall"
 
 
 def fact(event: Message, at: datetime = D0) -> tuple[Message, Envelope]:
-    return event, Envelope(
-        id=str(uuid.uuid4()),
-        source="/studyhall/test",
-        type=event.DESCRIPTOR.full_name,
-        time=at,
-        subject=f"communities/{HALL}",
-        community_id=HALL,
-        data=event.SerializeToString(),
-    )
+    return event, envelope_of(event, at)
 
 
 def stamp(moment: datetime) -> Timestamp:
