@@ -5,13 +5,13 @@ fresh store, then compared with the live one (docs/decisions/0034-rebuild-from-h
    until the live consumers have acknowledged up to it.
 2. Migrate the fresh store and copy the live tombstones into it first, so an erased member
    stays erased whatever the history says (their facts land on the same pseudonym).
-3. Read each stream once from the first message with an ephemeral pull consumer (no acks),
-   handing every event to each subscription that reads its type, while the next batch is
-   fetched. A message the stream holds twice is applied once: event ids are remembered in
-   memory (the inbox is bookkeeping the comparison leaves out). Analytics' own facts go
-   through the same fact functions as live, and their effects merge in memory by the
-   rollups' own rules (store/fresh.py); the other subscriptions (roles, erasure) apply
-   their batches as live.
+3. Read each stream once from the first message with an ephemeral pull consumer (no acks,
+   batches asked for by hand: `Pull`), handing every event to each subscription that reads
+   its type, while the next batch is fetched. A message the stream holds twice is applied
+   once: event ids are remembered in memory (the inbox is bookkeeping the comparison
+   leaves out). Analytics' own facts go through the same fact functions as live, and
+   their effects merge in memory by the rollups' own rules (store/fresh.py); the other
+   subscriptions (roles, erasure) apply their batches as live.
 4. Write the merged rollups once, one bulk insert per table: the store is fresh and nobody
    else writes it, so nothing needs the live consumers' upserts.
 5. Compare every table row by row and report the differences.
@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
+from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import Table, select
@@ -73,6 +74,9 @@ NOT_COMPARED = {
     )
 }
 FETCH = 2000  # messages a pull asks for
+STALL = 5.0  # seconds without a message after which a read ends
+JS_API = "$JS.API"  # the subject prefix of JetStream's API (no domain, as `connect` uses)
+STATUS = "Status"  # the header nats-py puts a status line's code in
 AHEAD = 10  # fetched batches waiting (two applies' worth: reading goes on while merging)
 APPLY = 10_000  # events applied at a time, about
 
@@ -141,7 +145,7 @@ async def rebuild(
         started = time.perf_counter()
         for stream in sorted(report.sequences):
             readers = [s for s in subscriptions if s.stream == stream]
-            await _replay(js, fresh, stream, readers, totals, report, started, say)
+            await _replay(nc, js, fresh, stream, readers, totals, report, started, say)
         writing = time.perf_counter()
         async with fresh.write() as session:
             await fresh_store.write(session, totals)
@@ -175,6 +179,7 @@ async def _copy_tombstones(live: Database, fresh: Database) -> list[dict[str, An
 
 
 async def _replay(
+    nc: Client,
     js: JetStreamContext,
     fresh: Database,
     stream: str,
@@ -198,9 +203,8 @@ async def _replay(
     if last == 0:
         return
     types = [(subscription, EventTypes(subscription.event_types)) for subscription in readers]
-    pull = await js.pull_subscribe(
-        "",
-        stream=stream,
+    consumer = await js.add_consumer(
+        stream,
         config=ConsumerConfig(
             deliver_policy=DeliverPolicy.ALL,
             ack_policy=AckPolicy.NONE,
@@ -209,25 +213,12 @@ async def _replay(
         ),
     )
     fetched: asyncio.Queue[list[Msg] | None] = asyncio.Queue(maxsize=AHEAD)
+    pulled = Pull(nc, f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{consumer.name}", last, fetched)
 
     async def fetch() -> None:
         try:
-            if not (await pull.consumer_info()).num_pending:
-                return
-            while True:
-                try:
-                    msgs = await pull.fetch(FETCH, timeout=1.0)
-                except (NatsTimeout, TimeoutError):
-                    return  # nothing left of the readers' subjects
-                final = msgs[-1].metadata if msgs else None
-                # Sequences rise through a batch: only one that ends past `last` is filtered
-                # (parsing every message's metadata was a few percent of a replay's CPU).
-                if final is not None and final.sequence.stream > last:
-                    msgs = [m for m in msgs if m.metadata.sequence.stream <= last]
-                if msgs:
-                    await fetched.put(msgs)
-                if final is None or final.sequence.stream >= last or not final.num_pending:
-                    return
+            if consumer.num_pending:
+                await pulled.run()
         finally:
             await fetched.put(None)
 
@@ -282,7 +273,73 @@ async def _replay(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await pull.unsubscribe()
+        await pulled.close()
+
+
+class Pull:
+    """Every message of an ephemeral pull consumer up to sequence `last`, in batches of
+    `FETCH` put on `fetched`.
+
+    nats-py's `fetch` waits for each message with its own `wait_for` (a task and a timer a
+    message): reading 40,000 messages took 1.5 s of CPU through it, 0.6 s this way. Here
+    the batches are asked for by hand (`no_wait`: the stored messages, then a status when
+    fewer than a batch are left) and handed to a callback, which nats-py calls for each
+    message in order without a task of its own."""
+
+    def __init__(
+        self, nc: Client, ask: str, last: int, fetched: asyncio.Queue[list[Msg] | None]
+    ) -> None:
+        self._nc = nc
+        self._ask = ask
+        self._last = last
+        self._fetched = fetched
+        self._batch: list[Msg] = []
+        self._request = json.dumps({"batch": FETCH, "no_wait": True}).encode()
+        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbox = nc.new_inbox()
+        self._subscription: NatsSubscription | None = None
+        self._arrived = 0
+
+    async def run(self) -> None:
+        self._subscription = await self._nc.subscribe(self._inbox, cb=self._take)
+        await self._nc.publish(self._ask, self._request, reply=self._inbox)
+        while not self._done.done():
+            seen = self._arrived
+            await asyncio.wait([self._done], timeout=STALL)
+            if not self._done.done() and self._arrived == seen:
+                return  # the server stopped answering: what came is what there is
+        self._done.result()
+
+    async def close(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.unsubscribe()
+
+    async def _take(self, msg: Msg) -> None:
+        self._arrived += 1
+        try:
+            if msg.headers and msg.headers.get(STATUS):
+                await self._hand_on(ended=True)  # no messages left for this request
+                return
+            self._batch.append(msg)
+            if len(self._batch) >= FETCH:
+                await self._hand_on(ended=False)
+        except Exception as error:  # a callback's error would otherwise only be logged
+            if not self._done.done():
+                self._done.set_exception(error)
+
+    async def _hand_on(self, *, ended: bool) -> None:
+        msgs, self._batch = self._batch, []
+        final = msgs[-1].metadata if msgs else None
+        # Sequences rise through a batch: only one that ends past `last` is filtered.
+        if final is not None and final.sequence.stream > self._last:
+            msgs = [m for m in msgs if m.metadata.sequence.stream <= self._last]
+        if msgs:
+            await self._fetched.put(msgs)
+        if ended or final is None or final.sequence.stream >= self._last or not final.num_pending:
+            if not self._done.done():
+                self._done.set_result(None)
+            return
+        await self._nc.publish(self._ask, self._request, reply=self._inbox)
 
 
 def _apply(
