@@ -18,27 +18,45 @@ from services.kit.events.streams import StreamLimits, ensure_stream, service_str
 from tests.support.waiting import eventually
 
 
+def service_of(event: Message) -> str:
+    """The service that publishes `event`: its proto package names it."""
+    return event.DESCRIPTOR.full_name.split(".")[1]
+
+
+def envelope_of(event: Message, at: datetime | None = None) -> Envelope:
+    """`event` in the envelope its service gives it: a new event id, `at` (or now) as its
+    CloudEvents time."""
+    community_id = event.community_id  # type: ignore[attr-defined]
+    return Envelope(
+        id=new_event_id(),
+        source=f"/studyhall/{service_of(event)}",
+        type=event.DESCRIPTOR.full_name,
+        time=at or datetime.now(UTC),
+        subject=f"communities/{community_id}",
+        community_id=community_id,
+        data=event.SerializeToString(),
+    )
+
+
 class Bus:
     def __init__(self, js: JetStreamContext) -> None:
         self.js = js
 
     async def publish(self, event: Message, at: datetime | None = None) -> str:
-        """Publish `event` on its service's stream (its proto package names the service),
-        with `at` as its CloudEvents time; the event id."""
-        service = event.DESCRIPTOR.full_name.split(".")[1]
-        community_id = event.community_id  # type: ignore[attr-defined]
-        envelope = Envelope(
-            id=new_event_id(),
-            source=f"/studyhall/{service}",
-            type=event.DESCRIPTOR.full_name,
-            time=at or datetime.now(UTC),
-            subject=f"communities/{community_id}",
-            community_id=community_id,
-            data=event.SerializeToString(),
-        )
-        subject = event_subject(service, community_id, event.DESCRIPTOR.name)
-        await self.js.publish(subject, envelope.data, headers=envelope.headers())
+        """Publish `event` on its service's stream with `at` as its CloudEvents time; the
+        event id."""
+        envelope = envelope_of(event, at)
+        await self._send(event, envelope, envelope.headers())
         return envelope.id
+
+    async def publish_again(self, event: Message, envelope: Envelope) -> None:
+        """Publish `envelope` (of `event`) once more under a Nats-Msg-Id of its own, so the
+        stream keeps both copies: a relay that published twice, a replayed dead letter."""
+        await self._send(event, envelope, {**envelope.headers(), "Nats-Msg-Id": new_event_id()})
+
+    async def _send(self, event: Message, envelope: Envelope, headers: dict[str, str]) -> None:
+        subject = event_subject(service_of(event), envelope.community_id, event.DESCRIPTOR.name)
+        await self.js.publish(subject, envelope.data, headers=headers)
 
     async def caught_up(self, service_stream_names: Sequence[str], prefix: str) -> None:
         """Wait until every durable consumer whose name starts with `prefix` on the streams

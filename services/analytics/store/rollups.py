@@ -1,5 +1,7 @@
 """Writing a batch's effects (services/analytics/facts.py) into the rollups: one statement
-per table the batch touches, each an INSERT ... ON CONFLICT whose update commutes."""
+per table the batch touches, each an INSERT ... ON CONFLICT whose update commutes. How each
+table's rows merge is declared once (`Rollup`), for these upserts and for a rebuild's
+merge in memory."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import hashlib
 import json
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, and_, case, delete, or_, select, tuple_, update
@@ -47,137 +50,218 @@ def digest(community_id: str, user_id: str) -> str:
     return hashlib.sha256(f"{community_id}\x00{user_id}".encode()).hexdigest()
 
 
+def new_pseudonym() -> str:
+    """What an erased member's rows are named from now on: drawn at random, so nothing
+    links them to the person."""
+    return f"erased-{uuid.uuid4().hex}"
+
+
 async def write(session: AsyncSession, effects: Effects) -> None:
     # The communities' rows first, in one order: their row locks serialize this batch with
     # an erasure in the same community (erase() takes the same lock), so the tombstones
     # read next are the ones committed before, and no row escapes the erasure.
-    await lock_communities(
-        session,
-        [
-            {"community_id": c, "updated_at": at, "archived_at": effects.archived.get(c)}
-            for c, at in sorted(effects.touched.items())
-        ],
-    )
+    await lock_communities(session, COMMUNITIES.rows(effects))
     effects.rename(await pseudonyms(session, effects.users()))
     for community_id, user_id in effects.erased:
         await erase_member(session, community_id, user_id)
-    await _merge(
-        session,
-        daily_counts,
-        [
-            {"community_id": c, "day": d, "measure": m, "value": v}
-            for (c, d, m), v in effects.counts.items()
-        ],
-        ("community_id", "day", "measure"),
-        add=("value",),
-    )
-    await _merge(
-        session,
-        hourly_counts,
-        [
-            {"community_id": c, "hour": h, "measure": m, "value": v}
-            for (c, h, m), v in effects.hours.items()
-        ],
-        ("community_id", "hour", "measure"),
-        add=("value",),
-    )
-    days = set(effects.deeds) | set(effects.streaks)
-    await _merge(
-        session,
-        member_days,
-        [
-            {
-                "community_id": c,
-                "day": d,
-                "user_id": u,
-                **{deed: effects.deeds.get((c, d, u), Counter())[deed] for deed in DEEDS},
-                "streak": effects.streaks.get((c, d, u), 0),
-            }
-            for c, d, u in days
-        ],
-        ("community_id", "day", "user_id"),
-        add=DEEDS,
-        greatest=("streak",),
-    )
-    await _merge(
-        session,
-        member_firsts,
-        [
-            {"community_id": c, "user_id": u, **{step: steps.get(step) for step in FIRSTS}}
-            for (c, u), steps in effects.firsts.items()
-        ],
-        ("community_id", "user_id"),
-        least=FIRSTS,
-    )
-    await upsert_newer(session, member_states, effects.states, ["community_id", "user_id"])
-    described = list(effects.posts.values())
-    await upsert_only(
-        session,
-        posts,
-        described,
-        ["community_id", "post_id"],
-        ["kind", "topic_id", "author_user_id", "created_at"],
-    )
-    await _merge(
-        session,
-        posts,
-        [
-            {"community_id": c, "post_id": p, "first_answer_at": at}
-            for (c, p), at in effects.answers.items()
-        ],
-        ("community_id", "post_id"),
-        least=("first_answer_at",),
-    )
-    await _merge(
-        session,
-        post_days,
-        [
-            {
-                "community_id": c,
-                "day": d,
-                "post_id": p,
-                "views": n["views"],
-                "comments": n["comments"],
-                "reactions": n["reactions"],
-            }
-            for (c, d, p), n in effects.post_days.items()
-        ],
-        ("community_id", "day", "post_id"),
-        add=("views", "comments", "reactions"),
-    )
-    await upsert_newer(session, activities, effects.activities, ["community_id", "activity_id"])
-    await upsert_newer(
-        session, registrations, effects.registrations, ["community_id", "registration_id"]
-    )
-    await upsert_newer(
-        session, subscriptions, effects.subscriptions, ["community_id", "subscription_id"]
-    )
-    await _merge(
-        session,
-        mrr_days,
-        [
-            {"community_id": c, "day": d, "currency": cur, "kind": k, "amount_minor": a, "moves": n}
-            for (c, d, cur, k), (a, n) in effects.mrr.items()
-        ],
-        ("community_id", "day", "currency", "kind"),
-        add=("amount_minor", "moves"),
-    )
-    await upsert_newer(session, feedback, effects.feedback, ["community_id", "feedback_id"])
-    await upsert_newer(session, community_topics, effects.topics, ["community_id"])
+    if effects.erased:
+        # Facts of the same batch about a member it erases (before the erasure or after)
+        # land on the pseudonym too: her tombstone may be the one just drawn.
+        effects.rename(await pseudonyms(session, set(effects.erased)))
+    for rollup in ROLLUPS:
+        await rollup.upsert(session, rollup.rows(effects))
     # Every community an event reaches is swept for churn risk once a day.
     await ensure_sweeps(session, sorted(effects.touched))
 
 
+@dataclass(frozen=True)
+class Rollup:
+    """One table's rows from a batch's effects, and how a row merges with the stored row of
+    the same `keys`: `add` columns add up, `least` (`greatest`) keep the least (greatest)
+    non-null value; with `newer` (a version column) a newer row replaces the stored one
+    whole; with none of these, the columns a row carries replace the stored ones.
+
+    Live batches upsert by these rules; a rebuild merges a whole history by the same rules
+    in memory (services/analytics/store/fresh.py) and writes each table once, so the two
+    cannot disagree on how effects add up."""
+
+    table: Table
+    keys: tuple[str, ...]
+    rows: Callable[[Effects], list[dict[str, Any]]]
+    add: tuple[str, ...] = ()
+    least: tuple[str, ...] = ()
+    greatest: tuple[str, ...] = ()
+    newer: str | None = None
+
+    async def upsert(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        if self.newer is not None:
+            await upsert_newer(session, self.table, rows, self.keys, version=self.newer)
+        elif self.add or self.least or self.greatest:
+            await _merge(
+                session,
+                self.table,
+                rows,
+                self.keys,
+                add=self.add,
+                least=self.least,
+                greatest=self.greatest,
+            )
+        else:
+            columns = [name for name in rows[0] if name not in self.keys]
+            await upsert_only(session, self.table, rows, self.keys, columns)
+
+    def merge(self, old: dict[str, Any], new: Mapping[str, Any]) -> None:
+        """`new` into `old` (a row of the same keys) as `upsert` writes it over a stored
+        row."""
+        if self.newer is not None:
+            if new[self.newer] > old[self.newer]:
+                old.update(new)
+            return
+        for name, value in new.items():
+            if name in self.add:
+                old[name] += value
+            elif name in self.least:
+                if value is not None and (old.get(name) is None or value < old[name]):
+                    old[name] = value
+            elif name in self.greatest:
+                if value is not None and (old.get(name) is None or value > old[name]):
+                    old[name] = value
+            elif name not in self.keys:
+                old[name] = value
+
+
+def _communities(fx: Effects) -> list[dict[str, Any]]:
+    return [
+        {"community_id": c, "updated_at": at, "archived_at": fx.archived.get(c)}
+        for c, at in sorted(fx.touched.items())
+    ]
+
+
+def _daily(fx: Effects) -> list[dict[str, Any]]:
+    return [
+        {"community_id": c, "day": d, "measure": m, "value": v}
+        for (c, d, m), v in fx.counts.items()
+    ]
+
+
+def _hourly(fx: Effects) -> list[dict[str, Any]]:
+    return [
+        {"community_id": c, "hour": h, "measure": m, "value": v}
+        for (c, h, m), v in fx.hours.items()
+    ]
+
+
+def _member_days(fx: Effects) -> list[dict[str, Any]]:
+    none: Counter[str] = Counter()
+    rows = []
+    for key in set(fx.deeds) | set(fx.streaks):
+        deeds = fx.deeds.get(key, none)
+        row = {"community_id": key[0], "day": key[1], "user_id": key[2]}
+        for deed in DEEDS:
+            row[deed] = deeds[deed]
+        row["streak"] = fx.streaks.get(key, 0)
+        rows.append(row)
+    return rows
+
+
+def _member_firsts(fx: Effects) -> list[dict[str, Any]]:
+    return [
+        {"community_id": c, "user_id": u, **{step: steps.get(step) for step in FIRSTS}}
+        for (c, u), steps in fx.firsts.items()
+    ]
+
+
+def _described_posts(fx: Effects) -> list[dict[str, Any]]:
+    return list(fx.posts.values())
+
+
+def _answers(fx: Effects) -> list[dict[str, Any]]:
+    return [
+        {"community_id": c, "post_id": p, "first_answer_at": at}
+        for (c, p), at in fx.answers.items()
+    ]
+
+
+def _post_days(fx: Effects) -> list[dict[str, Any]]:
+    return [
+        {
+            "community_id": c,
+            "day": d,
+            "post_id": p,
+            "views": n["views"],
+            "comments": n["comments"],
+            "reactions": n["reactions"],
+        }
+        for (c, d, p), n in fx.post_days.items()
+    ]
+
+
+def _mrr(fx: Effects) -> list[dict[str, Any]]:
+    return [
+        {"community_id": c, "day": d, "currency": cur, "kind": k, "amount_minor": a, "moves": n}
+        for (c, d, cur, k), (a, n) in fx.mrr.items()
+    ]
+
+
+# community_stats: written first, alone (see write()).
+COMMUNITIES = Rollup(
+    community_stats,
+    ("community_id",),
+    _communities,
+    greatest=("updated_at",),
+    least=("archived_at",),
+)
+# The rest, in the order a batch writes them.
+ROLLUPS: tuple[Rollup, ...] = (
+    Rollup(daily_counts, ("community_id", "day", "measure"), _daily, add=("value",)),
+    Rollup(hourly_counts, ("community_id", "hour", "measure"), _hourly, add=("value",)),
+    Rollup(
+        member_days,
+        ("community_id", "day", "user_id"),
+        _member_days,
+        add=DEEDS,
+        greatest=("streak",),
+    ),
+    Rollup(member_firsts, ("community_id", "user_id"), _member_firsts, least=FIRSTS),
+    Rollup(member_states, ("community_id", "user_id"), lambda fx: fx.states, newer="version"),
+    # What PostCreated says of a post; a row an answer made first keeps its answer time.
+    Rollup(posts, ("community_id", "post_id"), _described_posts),
+    Rollup(posts, ("community_id", "post_id"), _answers, least=("first_answer_at",)),
+    Rollup(
+        post_days,
+        ("community_id", "day", "post_id"),
+        _post_days,
+        add=("views", "comments", "reactions"),
+    ),
+    Rollup(activities, ("community_id", "activity_id"), lambda fx: fx.activities, newer="version"),
+    Rollup(
+        registrations,
+        ("community_id", "registration_id"),
+        lambda fx: fx.registrations,
+        newer="version",
+    ),
+    Rollup(
+        subscriptions,
+        ("community_id", "subscription_id"),
+        lambda fx: fx.subscriptions,
+        newer="version",
+    ),
+    Rollup(
+        mrr_days,
+        ("community_id", "day", "currency", "kind"),
+        _mrr,
+        add=("amount_minor", "moves"),
+    ),
+    Rollup(feedback, ("community_id", "feedback_id"), lambda fx: fx.feedback, newer="version"),
+    Rollup(community_topics, ("community_id",), lambda fx: fx.topics, newer="version"),
+)
+
+
 async def lock_communities(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     """Note the communities' latest event and archive time (rows sorted by community)."""
-    await _merge(
-        session,
-        community_stats,
-        rows,
-        ("community_id",),
-        greatest=("updated_at",),
-        least=("archived_at",),
-    )
+    await COMMUNITIES.upsert(session, rows)
 
 
 async def erase_member(session: AsyncSession, community_id: str, user_id: str) -> None:
@@ -193,7 +277,7 @@ async def erase_member(session: AsyncSession, community_id: str, user_id: str) -
         )
     )
     if pseudonym is None:
-        pseudonym = f"erased-{uuid.uuid4().hex}"
+        pseudonym = new_pseudonym()
         await session.execute(
             tombstones.insert().values(
                 community_id=community_id, user_digest=key, pseudonym=pseudonym
