@@ -230,7 +230,9 @@ async def test_the_newest_matches_are_ranked_whichever_blocks_hold_them(
     if not database.is_sqlite:
         # The block term the recent blocks are asked by is the one the documents hold.
         async with database.read() as session:
-            newest = (await session.execute(text("SELECT max(id) FROM search_documents"))).scalar()
+            newest = (
+                await session.execute(text("SELECT max(id) FROM search_documents"))
+            ).scalar_one()
             held = await session.execute(
                 text(
                     "SELECT count(*) FROM search_documents "
