@@ -540,6 +540,9 @@ class Measured:
     rate: float
     latency: Latency
     errors: int
+    # Cores kept busy: the whole machine, and of it this process (the callers).
+    busy_cores: float
+    client_cores: float
 
 
 def reads(community_id: str) -> list[Read]:
@@ -618,7 +621,15 @@ def measure_reads(
                 for name, value in sampler.peak.items():
                     peak[name] = max(peak.get(name, 0.0), value)
             measured.append(
-                Measured(read.name, callers, result.rate, result.latency, result.errors)
+                Measured(
+                    read.name,
+                    callers,
+                    result.rate,
+                    result.latency,
+                    result.errors,
+                    result.busy_cores,
+                    result.client_cores,
+                )
             )
             print(
                 f"  {read.name}, {callers} caller(s): {result.rate:,.0f} calls/s, p50 "
@@ -792,13 +803,17 @@ def report(
         f" every consumer caught up after {times.get('events_seconds', 0):.0f} s"
     )
     print(("seed (reused; when it was made): " if reused else "seed: ") + seeded)
-    print("\n| read | callers | calls/s | p50 ms | p99 ms | errors | p99 < 50 ms |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "\n| read | callers | calls/s | p50 ms | p99 ms | errors | cores busy (of them the "
+        "callers) | p99 < 50 ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for row in measured:
         met = "met" if row.latency.p99 < READ_TARGET and not row.errors else "NOT met"
         print(
             f"| {row.name} | {row.callers} | {row.rate:,.0f} | {row.latency.p50 * 1000:.1f} "
-            f"| {row.latency.p99 * 1000:.1f} | {row.errors} | {met} |"
+            f"| {row.latency.p99 * 1000:.1f} | {row.errors} "
+            f"| {row.busy_cores:.2f} ({row.client_cores:.2f}) | {met} |"
         )
     print(
         f"\n| CountSegment over the largest community, 1 caller, {options.segment_calls} calls "
