@@ -24,7 +24,8 @@ Seeding, in this order, each step timed:
   communities, the ones bench.seeder's Population makes (same ids, owners `owner-<n>`), and
   `--members` memberships. The largest community holds a tenth of them (100,000 by default,
   each with the profile, attributes, activity and streak rows bench.segments gives its
-  members, so a segment has something to count); the rest are spread Zipf-like over the
+  members, so a segment has something to count, and a points ledger entry for each member
+  with points, so its leaderboards rank them all); the rest are spread Zipf-like over the
   other communities, every one at least its owner.
 - content's store: `--posts` published posts spread as the memberships are, the largest
   community's feed the longest.
@@ -96,6 +97,7 @@ from services.members.store.tables import (
     member_activity,
     member_profiles,
     memberships,
+    points_ledger,
     profile_attributes,
     profile_interests,
     profile_values,
@@ -113,6 +115,7 @@ READ_TARGET = 0.050
 SEGMENT_TARGET = 1.0
 RSS_TARGET_MB = 300
 CHUNK = 5_000
+SEED_SHAPE = 2
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 SERVICES = ("members", "content", "analytics")
 MODES = ("serve", "relay", "consume")
@@ -150,7 +153,8 @@ class Sizes:
 
     @property
     def key(self) -> str:
-        return f"{self.communities}_{self.members}_{self.events}_{self.posts}"
+        # The seed's shape has a version too: a seed made by older code is not reused.
+        return f"{self.communities}_{self.members}_{self.events}_{self.posts}_s{SEED_SHAPE}"
 
     def describe(self) -> str:
         return (
@@ -308,6 +312,7 @@ async def seed_members(url: str, population: Population, sizes: Sizes) -> None:
                     await session.execute(table.insert(), rows[table][start_at : start_at + CHUNK])
         for table in (memberships, member_activity, checkin_streaks):
             await bulk_insert(database, table, rows[table])
+        await bulk_insert(database, points_ledger, _ledger(rows[member_activity], now))
         del rows
         await bulk_insert(database, memberships, _other_memberships(population, counts, now))
         await _analyze(database)
@@ -344,6 +349,28 @@ def _membership(community_id: str, user_id: str, role: int, joined: datetime) ->
         "active": True,
         "version": 1,
     }
+
+
+def _ledger(activity: list[dict[str, Any]], now: datetime) -> Iterator[dict[str, Any]]:
+    """One ledger entry per member with points, worth them all, within the last 30 days: the
+    leaderboards have the whole community to rank, in every window."""
+    rng = random.Random(17)
+    for row in activity:
+        if not row["points_total"]:
+            continue
+        at = now - timedelta(seconds=rng.randrange(30 * 86400))
+        yield {
+            "community_id": row["community_id"],
+            "user_id": row["user_id"],
+            "amount": row["points_total"],
+            "reason": "post_created",
+            "source_event_id": f"seed:{row['user_id']}",
+            "awarded_by": "",
+            "note": "",
+            "created_at": at,
+            # The seeded communities keep time in UTC.
+            "local_date": at.date(),
+        }
 
 
 def _other_memberships(
