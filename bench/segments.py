@@ -24,7 +24,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -109,7 +109,7 @@ async def seed(url: str, members: int) -> tuple[str, float]:
             )
         }
         for community_id, count in ((big, members), (small, max(members // 100, 10))):
-            _member_rows(rows, community_id, count, now, random.Random(count))
+            member_rows(rows, community_id, count, now, random.Random(count))
         async with database.write() as session:
             await session.execute(
                 communities.insert(), [_community(big, "big", now), _community(small, "small", now)]
@@ -117,7 +117,7 @@ async def seed(url: str, members: int) -> tuple[str, float]:
             await session.execute(
                 profile_attributes.insert(),
                 [
-                    _attribute(community_id, key, kind, position, options, now)
+                    attribute_row(community_id, key, kind, position, options, now)
                     for community_id in (big, small)
                     for position, (key, kind, options) in enumerate(
                         (("hours", 2, []), ("exam", 5, list(EXAMS))), start=1
@@ -136,15 +136,18 @@ async def seed(url: str, members: int) -> tuple[str, float]:
         await database.close()
 
 
-def _member_rows(
+def member_rows(
     rows: dict[Table, list[dict[str, Any]]],
     community_id: str,
     count: int,
     now: datetime,
     rng: random.Random,
+    user_of: Callable[[int], str] = "user-{:07d}".format,
 ) -> None:
+    """`count` members of `community_id` (the `index`-th named `user_of(index)`), their
+    profiles, attribute values, activity and streaks, appended to `rows` by table."""
     for index in range(count):
-        user = f"user-{index:07d}"
+        user = user_of(index)
         mine = {"community_id": community_id, "user_id": user}
         rows[memberships].append(
             {
@@ -219,7 +222,7 @@ def _community(community_id: str, slug: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def _attribute(
+def attribute_row(
     community_id: str, key: str, kind: int, position: int, options: list[str], now: datetime
 ) -> dict[str, Any]:
     return {
