@@ -84,7 +84,7 @@ from sqlalchemy import Table, text
 from bench.analytics import Stack, caught_up, environment, load_average, start
 from bench.members import free_port, wait_for_port
 from bench.seeder import Population, Seeder
-from bench.segments import RULES, attribute_row, member_rows
+from bench.segments import RULES, SEGMENT_TABLES, attribute_row, member_rows
 from bench.support import Latency, Method, machine_facts, offer_calls
 from services.content.app import SPEC as CONTENT
 from services.content.store import tables as content_tables
@@ -285,17 +285,7 @@ async def seed_members(url: str, population: Population, sizes: Sizes) -> None:
         )
         # The largest community: members with profiles, attributes, points and streaks, the
         # rows a segment rule reads (bench.segments' shape), named as the Population names.
-        rows: dict[Table, list[dict[str, Any]]] = {
-            table: []
-            for table in (
-                memberships,
-                member_profiles,
-                profile_interests,
-                profile_values,
-                member_activity,
-                checkin_streaks,
-            )
-        }
+        rows: dict[Table, list[dict[str, Any]]] = {table: [] for table in SEGMENT_TABLES}
         member_rows(rows, ids[0], counts[0], now, random.Random(7), population.users.__getitem__)
         async with database.write() as session:
             await session.execute(

@@ -97,17 +97,7 @@ async def seed(url: str, members: int) -> tuple[str, float]:
         await migrate(database, MIGRATIONS, service="members")
         now = datetime.now(UTC)
         big, small = str(uuid.uuid4()), str(uuid.uuid4())
-        rows: dict[Table, list[dict[str, Any]]] = {
-            table: []
-            for table in (
-                memberships,
-                member_profiles,
-                profile_interests,
-                profile_values,
-                member_activity,
-                checkin_streaks,
-            )
-        }
+        rows: dict[Table, list[dict[str, Any]]] = {table: [] for table in SEGMENT_TABLES}
         for community_id, count in ((big, members), (small, max(members // 100, 10))):
             member_rows(rows, community_id, count, now, random.Random(count))
         async with database.write() as session:
@@ -134,6 +124,17 @@ async def seed(url: str, members: int) -> tuple[str, float]:
         return big, time.perf_counter() - started
     finally:
         await database.close()
+
+
+# The tables a segment rule reads, one list of rows each in a seed.
+SEGMENT_TABLES = (
+    memberships,
+    member_profiles,
+    profile_interests,
+    profile_values,
+    member_activity,
+    checkin_streaks,
+)
 
 
 def member_rows(
