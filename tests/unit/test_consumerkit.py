@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.client import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -20,6 +23,7 @@ from studyhall.analytics.v1 import analytics_events_pb2 as analytics
 from studyhall.members.v1 import care_events_pb2 as care
 from studyhall.members.v1 import members_events_pb2 as members
 from studyhall_consumer.catalogue import Catalogue, UnknownEvent
+from studyhall_consumer.fetch_timeouts import raise_nats_timeouts_from_fetch
 from studyhall_consumer.subscriber import BatchConsumer, Event, Handlers, RetryPolicy, subscribe
 from tests.clients.support import recorded, recorded_msg
 
@@ -179,3 +183,27 @@ async def test_each_handler_runs_in_a_span_that_continues_the_producers_trace() 
         assert span.attributes["messaging.consumer.group.name"] == "kit-unit"
     assert spans["process StreakAtRisk"].status.status_code is StatusCode.ERROR
     assert spans["process MemberInactive"].status.status_code is StatusCode.UNSET
+
+
+async def test_a_fetch_that_runs_out_of_time_raises_the_timeout_faststream_ends_a_batch_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """faststream stops filling a batch on nats-py's TimeoutError only; the plain asyncio one,
+    which nats-py raises when a follow-up fetch's time is up, would drop the batch so far."""
+    answers: list[BaseException | list[str]] = [TimeoutError(), NatsTimeout(), ["m"]]
+
+    async def fetch(self: object, batch: int = 1, timeout: float | None = 5) -> list[str]:
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", fetch)
+    raise_nats_timeouts_from_fetch()
+    raise_nats_timeouts_from_fetch()  # once only: a second subscribe wraps nothing again
+    pull: Any = JetStreamContext.PullSubscription
+    for _ in range(2):
+        with pytest.raises(NatsTimeout):
+            await pull.fetch(object(), 10, timeout=0.1)
+    assert await pull.fetch(object(), 10, timeout=0.1) == ["m"]
+    assert pull.fetch.__wrapped__ is fetch

@@ -37,6 +37,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from studyhall_consumer.catalogue import Catalogue
 from studyhall_consumer.cloudevents import Envelope, EventTypes, PoisonMessage, decode
+from studyhall_consumer.fetch_timeouts import raise_nats_timeouts_from_fetch
 
 log = logging.getLogger("studyhall_consumer")
 tracer = trace.get_tracer("studyhall_consumer")
@@ -229,6 +230,7 @@ def subscribe(
     arrived or `max_wait` seconds passed. Handler failures are retried per `retry`; a message
     still unacknowledged after `ack_wait` seconds (a crashed replica) is delivered again.
     """
+    raise_nats_timeouts_from_fetch()
     catalogue = catalogue or Catalogue.load()
     by_stream: dict[str, list[str]] = {}
     for message_class in handlers.message_classes():
