@@ -1,4 +1,4 @@
-"""Rate limits per caller and per community, kept in Redis with the `limits` library.
+"""Rate limits per caller and per community, kept in Redis as moving windows.
 
 Every authenticated call of a service counts against its caller's limits; a call that names
 a community counts against that community's limits too (on each service apart: keys carry
@@ -23,8 +23,6 @@ from typing import Any
 
 from google.protobuf.message import Message
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from opentelemetry import metrics
 
 from services.kit.cache import ResilientRedis
@@ -50,6 +48,29 @@ class Scope:
     limits: Sequence[RateLimitItem]
 
 
+# Moving windows for every limit of a call at once: each key is a list of the window's call
+# times, newest first. Nothing is counted unless every limit admits the call, so a call held
+# back by one limit uses up no other. Returns {0} when admitted, else {i, oldest time} for
+# the first limit (1-based) that refuses; the time as text, since Redis would truncate it.
+_ADMIT = """
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+    local amount = tonumber(ARGV[2 * i])
+    local expiry = tonumber(ARGV[2 * i + 1])
+    local entry = redis.call('lindex', key, amount - 1)
+    if entry and tonumber(entry) >= now - expiry then
+        return {i, entry}
+    end
+end
+for i, key in ipairs(KEYS) do
+    redis.call('lpush', key, ARGV[1])
+    redis.call('ltrim', key, 0, tonumber(ARGV[2 * i]) - 1)
+    redis.call('expire', key, tonumber(ARGV[2 * i + 1]))
+end
+return {0}
+"""
+
+
 class RateLimits:
     """The limits of one service's calls, checked before any handler runs."""
 
@@ -64,15 +85,8 @@ class RateLimits:
         self.redis = redis
         self.caller = Scope("caller", per_caller)
         self.community = Scope("community", per_community)
-        # The service's own Redis connections; keys under studyhall:<service>:rate.
-        shared: dict[str, Any] = {"connection_pool": redis.client.connection_pool}
-        storage = RedisStorage(
-            redis.url.replace("redis", "async+redis", 1),
-            implementation="redispy",
-            key_prefix=f"studyhall:{service}:rate",
-            **shared,
-        )
-        self._limiter = MovingWindowRateLimiter(storage)
+        self._prefix = f"studyhall:{service}:rate:"
+        self._script = redis.client.register_script(_ADMIT)
         self._refused = metrics.get_meter("studyhall.ratelimit").create_counter(
             "studyhall.rate_limit.refused_calls",
             description="Calls refused with RESOURCE_EXHAUSTED, by the limit they hit.",
@@ -84,40 +98,38 @@ class RateLimits:
     def enabled(self) -> bool:
         return bool(self.caller.limits or self.community.limits)
 
-    async def admit_caller(self, user_id: str) -> None:
-        """Count a call of `user_id`; RESOURCE_EXHAUSTED when it is over a caller limit."""
-        await self._admit(self.caller, user_id)
-
-    async def admit_community(self, community_id: str) -> None:
-        """Count a call in `community_id`; RESOURCE_EXHAUSTED when it is over a limit."""
+    async def admit(self, user_id: str, community_id: str = "") -> None:
+        """Count a call of `user_id` in `community_id` ("" for none) against every limit
+        that applies, in one Redis round trip; RESOURCE_EXHAUSTED when one refuses it."""
+        checks = [(self.caller, user_id, limit) for limit in self.caller.limits]
         if community_id:
-            await self._admit(self.community, community_id)
+            checks += [(self.community, community_id, limit) for limit in self.community.limits]
+        if not checks:
+            return
+        now = time.time()
+        keys = [self._prefix + limit.key_for(scope.name, who) for scope, who, limit in checks]
+        args: list[float | int] = [now]
+        for _, _, limit in checks:
+            args += [limit.amount, limit.get_expiry()]
 
-    async def _admit(self, scope: Scope, identifier: str) -> None:
-        for limit in scope.limits:
+        async def run(_client: object) -> list[Any]:
+            return list(await self._script(keys=keys, args=args))
 
-            async def hit(_client: object, limit: RateLimitItem = limit) -> bool:
-                return await self._limiter.hit(limit, scope.name, identifier)
-
-            # Redis down: admitted, and counted by ResilientRedis as a degraded call.
-            if await self.redis.call(hit, True):
-                continue
-            self._refused.add(1, {"limit": scope.name})
-            raise ResourceExhausted(
-                f"too many calls for this {scope.name} ({limit.amount} per "
-                f"{_window(limit)}); retry after the delay given",
-                retry_after=await self._retry_after(limit, scope.name, identifier),
-                subject=f"{scope.name}:{identifier}",
-                limit=f"{limit.amount} per {_window(limit)}",
-            )
-
-    async def _retry_after(self, limit: RateLimitItem, *identifiers: str) -> float:
-        """Seconds until the oldest call in the window leaves it, freeing a slot."""
-        fallback = (time.time(), 0)
-        stats = await self.redis.call(
-            lambda _client: self._limiter.get_window_stats(limit, *identifiers), fallback
+        # Redis down: admitted, and counted by ResilientRedis as a degraded call.
+        answer = await self.redis.call(run, [0])
+        refused_by = int(answer[0])
+        if not refused_by:
+            return
+        scope, who, limit = checks[refused_by - 1]
+        self._refused.add(1, {"limit": scope.name})
+        oldest = float(answer[1])
+        raise ResourceExhausted(
+            f"too many calls for this {scope.name} ({limit.amount} per "
+            f"{_window(limit)}); retry after the delay given",
+            retry_after=max(oldest + limit.get_expiry() - time.time(), MIN_RETRY_SECONDS),
+            subject=f"{scope.name}:{who}",
+            limit=f"{limit.amount} per {_window(limit)}",
         )
-        return max(float(stats[0]) - time.time(), MIN_RETRY_SECONDS)
 
 
 # Where each request type names its community: a path of field names, decided once per type.

@@ -107,14 +107,19 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     remaining = context.time_remaining()
                     if remaining is not None and remaining <= 0:
                         raise TimeoutError
+                    try:
+                        request = edge.parse(request_type, raw)
+                        edge.check(request)
+                    except DomainError:
+                        # A malformed call counts against its caller too: a flood of them
+                        # is held back like any other.
+                        if self._limits is not None:
+                            await self._limits.admit(identity.user_id)
+                        raise
                     if self._limits is not None:
-                        # Every call of a caller counts, malformed ones too; a community's
-                        # limit counts only calls that name it, so only after parsing.
-                        await self._limits.admit_caller(identity.user_id)
-                    request = edge.parse(request_type, raw)
-                    edge.check(request)
-                    if self._limits is not None:
-                        await self._limits.admit_community(community_of(request))
+                        # The caller's limits and those of the community the call names, in
+                        # one Redis round trip.
+                        await self._limits.admit(identity.user_id, community_of(request))
                     async with asyncio.timeout(remaining):
                         return await behavior(request, context)
                 except DomainError as error:
