@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: deps lock deploy-check docs-events asyncapi asyncapi-check bench-activities bench-analytics bench-churn bench-backbone bench-content bench-billing bench-schedule bench-members bench-scale bench-tracing up test test-cluster test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
+.PHONY: deps lock deploy-check docs-events asyncapi asyncapi-check bench-activities bench-analytics bench-churn bench-backbone bench-content bench-billing bench-schedule bench-members bench-recognition bench-scale bench-tracing up test test-cluster test-fast check lint typecheck imports proto proto-check buf-lint buf-breaking docs docs-check venv clean
 
 venv:
 	@scripts/bootstrap.sh
@@ -91,6 +91,9 @@ bench-churn: venv
 
 bench-backbone: venv
 	$(BIN)/python -m bench.backbone $(BENCH_ARGS)
+
+bench-recognition: venv
+	$(BIN)/python -m bench.recognition $(BENCH_ARGS)
 
 bench-members: venv
 	$(BIN)/python -m bench.members $(BENCH_ARGS)

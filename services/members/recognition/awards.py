@@ -22,9 +22,12 @@ class Landed:
     new_badges: list[str] = field(default_factory=list)
 
 
-async def land(session: AsyncSession, award: Award) -> Landed | None:
-    """Record `award` once; None when its fact already landed."""
-    ledger = LedgerRepository(session)
+async def land(
+    session: AsyncSession, award: Award, ledger: LedgerRepository | None = None
+) -> Landed | None:
+    """Record `award` once; None when its fact already landed. A consumer landing a batch
+    hands in its one `ledger`, which reads each community's zone and levels once."""
+    ledger = ledger or LedgerRepository(session)
     zone = await ledger.zone(award.community_id)
     entry = await ledger.append(award, award.created_at.astimezone(zone).date())
     if entry is None:
@@ -47,7 +50,9 @@ async def land(session: AsyncSession, award: Award) -> Landed | None:
             entry_id=entry.id,
             levels_version=ladder.version,
         )
-    progress = await ledger.progress(award.community_id, award.user_id, award.streak_days)
+    progress = await ledger.progress(
+        award.community_id, award.user_id, award.streak_days, activity.points_total
+    )
     earned: list[str] = []
     for code in badges.earned(progress):
         if await ledger.add_badge(

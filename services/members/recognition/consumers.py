@@ -109,7 +109,8 @@ class PointsFromFacts:
                 continue
             landed = await land(
                 session,
-                Award(
+                ledger=ledger,
+                award=Award(
                     community_id=event.community_id,
                     user_id=user_id,
                     amount=amount,

@@ -40,16 +40,24 @@ class Activity:
 
 
 class LedgerRepository:
+    """The ledger in one transaction. A community's time zone and levels are read once per
+    repository: a consumer's batch lands many awards in few communities, and neither changes
+    under it (a new ladder goes through `save_ladder`, which forgets the old one)."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.dialect = session.get_bind().dialect.name
         self._insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._zones: dict[str, zoneinfo.ZoneInfo] = {}
+        self._ladders: dict[str, Ladder] = {}
 
     async def zone(self, community_id: str) -> zoneinfo.ZoneInfo:
-        name = await self.session.scalar(
-            select(communities.c.time_zone).where(communities.c.id == community_id)
-        )
-        return zoneinfo.ZoneInfo(name) if name else zoneinfo.ZoneInfo("UTC")
+        if community_id not in self._zones:
+            name = await self.session.scalar(
+                select(communities.c.time_zone).where(communities.c.id == community_id)
+            )
+            self._zones[community_id] = zoneinfo.ZoneInfo(name or "UTC")
+        return self._zones[community_id]
 
     async def append(self, award: Award, local_date: date) -> Entry | None:
         """The new entry, or None when the same fact already landed."""
@@ -158,7 +166,9 @@ class LedgerRepository:
         )
         return {row.user_id: Activity(int(row.points_total), int(row.level)) for row in rows}
 
-    async def progress(self, community_id: str, user_id: str, streak_days: int) -> Progress:
+    async def progress(
+        self, community_id: str, user_id: str, streak_days: int, points_total: int
+    ) -> Progress:
         rows = await self.session.execute(
             select(points_ledger.c.reason, func.count())
             .where(
@@ -177,12 +187,11 @@ class LedgerRepository:
             .group_by(points_ledger.c.reason)
         )
         counts = {reason: int(count) for reason, count in rows}
-        activity = await self.activity(community_id, user_id)
         return Progress(
             posts=counts.get("post_created", 0),
             checkins=counts.get("checked_in", 0),
             kudos_received=counts.get("kudos", 0),
-            points_total=activity.points_total if activity else 0,
+            points_total=points_total,
             streak_days=streak_days,
             paths=counts.get("path_completed", 0),
             challenges=counts.get("challenge_completed", 0),
@@ -215,6 +224,11 @@ class LedgerRepository:
         return [(row.code, utc(row.awarded_at)) for row in rows]
 
     async def ladder(self, community_id: str) -> Ladder:
+        if community_id not in self._ladders:
+            self._ladders[community_id] = await self._read_ladder(community_id)
+        return self._ladders[community_id]
+
+    async def _read_ladder(self, community_id: str) -> Ladder:
         rows = (
             await self.session.execute(
                 select(recognition_levels)
@@ -231,6 +245,7 @@ class LedgerRepository:
 
     async def save_ladder(self, community_id: str, ladder: Ladder) -> int:
         """Replace the community's levels; returns their new version."""
+        self._ladders.pop(community_id, None)
         current = await self.session.scalar(
             select(func.max(recognition_levels.c.version)).where(
                 recognition_levels.c.community_id == community_id
