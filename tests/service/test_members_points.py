@@ -128,6 +128,41 @@ class Hall:
         await points.drain()
         return envelope.id
 
+    async def deliver_batch(self, batch: list[tuple[Message, str]]) -> None:
+        """Hands facts (with their event ids) to the consumer as one fetched batch."""
+        deps = self.running.deps
+        points = PointsFromFacts(Leaderboards(deps.redis, deps.database))
+        [subscription] = [s for s in points.subscriptions() if s.name.endswith("-content")]
+        async with deps.database.write() as session:
+            await subscription.apply(
+                session, [(event, fact(self.id, event, event_id=id)) for event, id in batch]
+            )
+        await points.drain()
+
+    async def told(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """The recognition facts staged for this community, in order, without their ids."""
+        async with self.running.deps.database.read() as session:
+            rows = (
+                await session.execute(
+                    select(outbox.c.event_type, outbox.c.payload)
+                    .where(outbox.c.community_id == self.id)
+                    .order_by(outbox.c.seq)
+                )
+            ).all()
+        said: list[tuple[str, tuple[Any, ...]]] = []
+        for event_type, payload in rows:
+            name = event_type.rsplit(".", 1)[-1]
+            if name == "PointsAwarded":
+                m = recognition_events.PointsAwarded.FromString(payload)
+                said.append((name, (m.user_id, m.amount, m.points_total)))
+            elif name == "LevelChanged":
+                c = recognition_events.LevelChanged.FromString(payload)
+                said.append((name, (c.user_id, c.old_level, c.new_level, c.points_total)))
+            elif name == "BadgeAwarded":
+                b = recognition_events.BadgeAwarded.FromString(payload)
+                said.append((name, (b.user_id, b.code)))
+        return said
+
     async def ledger_rows(self, user: str | None = None) -> int:
         query = select(func.count()).where(points_ledger.c.community_id == self.id)
         if user is not None:
@@ -466,6 +501,35 @@ async def test_badges_are_earned_once_when_the_ledger_reaches_them(
     assert rows == 4
     standing = await hall.standing("ana", asker="mia")
     assert sorted(badge.code for badge in standing.badges) == sorted(codes)
+
+
+async def test_a_batch_of_facts_lands_as_its_facts_one_by_one(members: RunningService) -> None:
+    """A fetched batch is landed a statement per table; what it gives must be what its facts
+    delivered one at a time give: totals after each award, every level crossed, each badge
+    by the award that reached it, a fact repeated inside the batch counted once."""
+    alone, together = await open_hall(members), await open_hall(members)
+    for hall in (alone, together):
+        await hall.join("ana", "ben")
+        await hall.award(hall.community.owner_user_id, "ana", 3, "a head start")
+    facts: list[tuple[str, str]] = [("ana" if n % 4 else "ben", new_event_id()) for n in range(14)]
+    facts.insert(5, facts[2])  # redelivered inside the same batch
+    for user, event_id in facts:
+        await alone.deliver(post_created(alone, user), event_id=event_id)
+    await together.deliver_batch([(post_created(together, user), id) for user, id in facts])
+
+    said_alone, said_together = await alone.told(), await together.told()
+    assert said_together == said_alone
+    assert [e for e in said_alone if e[0] == "LevelChanged"] == [
+        ("LevelChanged", ("ana", 1, 2, 5)),
+        ("LevelChanged", ("ben", 1, 2, 6)),
+        ("LevelChanged", ("ana", 2, 3, 21)),
+    ]
+    assert ("BadgeAwarded", ("ana", "posts_10")) in said_together
+    for user in ("ana", "ben"):
+        assert await together.ledger_rows(user) == await alone.ledger_rows(user)
+        mine, theirs = await together.standing(user), await alone.standing(user)
+        assert (mine.points_total, mine.level) == (theirs.points_total, theirs.level)
+        assert sorted(b.code for b in mine.badges) == sorted(b.code for b in theirs.badges)
 
 
 async def test_two_communities_with_the_same_members_never_mix(members: RunningService) -> None:

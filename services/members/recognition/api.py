@@ -19,6 +19,7 @@ from services.kit.validation import Violations
 from services.members.communities import domain
 from services.members.communities.access import community_for, require_role, require_writable
 from services.members.communities.store import CommunityRepository, log_moderation
+from services.members.recognition import events as recognition_events
 from services.members.recognition import levels, points
 from services.members.recognition.awards import Landed, land
 from services.members.recognition.events import RecognitionEvents
@@ -196,20 +197,26 @@ class RecognitionApi:
             version = await ledger.save_ladder(community.id, ladder)
             await RecognitionEvents(session).levels_changed(community.id, ladder, version)
             # Members whose level the new thresholds move hear of it like any other change.
+            moved: dict[tuple[str, str], int] = {}
+            changes = []
             for user_id, activity in (await ledger.activities(community.id)).items():
                 level = ladder.level_for(activity.points_total)
                 if level != activity.level:
-                    await ledger.set_level(community.id, user_id, level)
-                    await RecognitionEvents(session).level_changed(
-                        community_id=community.id,
-                        user_id=user_id,
-                        old_level=activity.level,
-                        new_level=level,
-                        privileges=ladder.privileges_at(level),
-                        points_total=activity.points_total,
-                        entry_id=0,
-                        levels_version=version,
+                    moved[(community.id, user_id)] = level
+                    changes.append(
+                        recognition_events.level_changed(
+                            community_id=community.id,
+                            user_id=user_id,
+                            old_level=activity.level,
+                            new_level=level,
+                            privileges=ladder.privileges_at(level),
+                            points_total=activity.points_total,
+                            entry_id=0,
+                            levels_version=version,
+                        )
                     )
+            await ledger.set_levels(moved)
+            await RecognitionEvents(session).stage(changes)
             await log_moderation(
                 session,
                 community_id=community.id,

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.events.consumer import Subscription
 from services.kit.events.envelope import Envelope
-from services.members.recognition.awards import land
+from services.members.recognition.awards import land_many
 from services.members.recognition.leaderboards import BoardEntry, Leaderboards
 from services.members.recognition.points import RULES, Award, reward, source_id
 from services.members.recognition.store import LedgerRepository
@@ -94,8 +94,7 @@ class PointsFromFacts:
         members = await ledger.active_members(
             {(event.community_id, user) for event, *_, user in facts}
         )
-        entries: list[BoardEntry] = []
-        zones: dict[str, zoneinfo.ZoneInfo] = {}
+        awards: list[Award] = []
         # Facts that earn nothing only move last activity forward: one statement for the batch.
         activity: dict[tuple[str, str], datetime] = {}
         for event, envelope, rule, user_id in facts:
@@ -107,10 +106,8 @@ class PointsFromFacts:
             if amount == 0:
                 activity[key] = max(at, activity.get(key, at))
                 continue
-            landed = await land(
-                session,
-                ledger=ledger,
-                award=Award(
+            awards.append(
+                Award(
                     community_id=event.community_id,
                     user_id=user_id,
                     amount=amount,
@@ -118,15 +115,20 @@ class PointsFromFacts:
                     source_event_id=source_id(rule, event, envelope.id),
                     created_at=at,
                     streak_days=getattr(event, "streak_days", 0),
-                ),
+                )
             )
+        entries: list[BoardEntry] = []
+        zones: dict[str, zoneinfo.ZoneInfo] = {}
+        for landed in await land_many(session, awards, ledger):
             if landed is not None:
                 entry = landed.entry
+                award = entry.award
                 entries.append(
-                    BoardEntry(event.community_id, entry.id, user_id, amount, entry.local_date)
+                    BoardEntry(
+                        award.community_id, entry.id, award.user_id, award.amount, entry.local_date
+                    )
                 )
-                if event.community_id not in zones:
-                    zones[event.community_id] = await ledger.zone(event.community_id)
+                zones[award.community_id] = await ledger.zone(award.community_id)
         await ledger.mark_all_active(activity)
         if entries:
             self._after_commit(session, entries, zones)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import functools
 import zoneinfo
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import utc
-from services.members.recognition.badges import Progress
 from services.members.recognition.levels import Ladder, Level, default_ladder
 from services.members.recognition.points import Award
 from services.members.store.tables import (
@@ -24,6 +24,9 @@ from services.members.store.tables import (
     points_ledger,
     recognition_levels,
 )
+
+# The reasons whose entries a badge counts (badges.Progress).
+COUNTED_REASONS = ("post_created", "checked_in", "kudos", "path_completed", "challenge_completed")
 
 
 @dataclass(frozen=True)
@@ -59,48 +62,62 @@ class LedgerRepository:
             self._zones[community_id] = zoneinfo.ZoneInfo(name or "UTC")
         return self._zones[community_id]
 
-    async def append(self, award: Award, local_date: date) -> Entry | None:
-        """The new entry, or None when the same fact already landed."""
+    async def append_many(self, dated: Sequence[tuple[Award, date]]) -> dict[tuple[str, str], int]:
+        """Insert the entries of facts that have not landed yet, in one statement; the new
+        entries' ids by (community, source event id). A fact twice in `dated` lands once."""
+        if not dated:
+            return {}
         statement = (
             self._insert(points_ledger)
-            .values(
-                community_id=award.community_id,
-                user_id=award.user_id,
-                amount=award.amount,
-                reason=award.reason,
-                source_event_id=award.source_event_id,
-                awarded_by=award.awarded_by,
-                note=award.note,
-                created_at=award.created_at,
-                local_date=local_date,
-            )
             .on_conflict_do_nothing(index_elements=["community_id", "source_event_id"])
-            .returning(points_ledger.c.id)
+            .returning(
+                points_ledger.c.id, points_ledger.c.community_id, points_ledger.c.source_event_id
+            )
         )
-        entry_id = (await self.session.execute(statement)).scalar()
-        return None if entry_id is None else Entry(int(entry_id), award, local_date)
+        rows = await self.session.execute(
+            statement,
+            [
+                {
+                    "community_id": award.community_id,
+                    "user_id": award.user_id,
+                    "amount": award.amount,
+                    "reason": award.reason,
+                    "source_event_id": award.source_event_id,
+                    "awarded_by": award.awarded_by,
+                    "note": award.note,
+                    "created_at": award.created_at,
+                    "local_date": local_date,
+                }
+                for award, local_date in dated
+            ],
+        )
+        return {(row.community_id, row.source_event_id): int(row.id) for row in rows}
 
-    async def add_points(
-        self, community_id: str, user_id: str, amount: int, at: datetime
-    ) -> Activity:
-        """Adds to the member's total in one statement (concurrent awards serialize on the
-        row); the level returned is the one stored before this award."""
-        base = self._insert(member_activity).values(
-            community_id=community_id,
-            user_id=user_id,
-            points_total=amount,
-            level=1,
-            last_active_at=at,
+    async def add_points_many(
+        self, deltas: dict[tuple[str, str], tuple[int, datetime]]
+    ) -> dict[tuple[str, str], Activity]:
+        """Add each member's points (and move their last activity to the latest time) in one
+        statement; per member the total after it and the level stored before it. Concurrent
+        awards serialize on the rows, taken in key order so two batches never deadlock."""
+        if not deltas:
+            return {}
+        rows = await self.session.execute(
+            _add_points(self.dialect),
+            [
+                {
+                    "community_id": community_id,
+                    "user_id": user_id,
+                    "points_total": amount,
+                    "level": 1,
+                    "last_active_at": at,
+                }
+                for (community_id, user_id), (amount, at) in sorted(deltas.items())
+            ],
         )
-        statement = base.on_conflict_do_update(
-            index_elements=["community_id", "user_id"],
-            set_={
-                "points_total": member_activity.c.points_total + base.excluded.points_total,
-                "last_active_at": _later(base.excluded.last_active_at),
-            },
-        ).returning(member_activity.c.points_total, member_activity.c.level)
-        row = (await self.session.execute(statement)).one()
-        return Activity(int(row.points_total), int(row.level))
+        return {
+            (row.community_id, row.user_id): Activity(int(row.points_total), int(row.level))
+            for row in rows
+        }
 
     async def active_members(self, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of these (community, user) pairs are members now, in one read."""
@@ -137,15 +154,20 @@ class LedgerRepository:
             ],
         )
 
-    async def set_level(self, community_id: str, user_id: str, level: int) -> None:
-        await self.session.execute(
-            member_activity.update()
-            .where(
-                member_activity.c.community_id == community_id,
-                member_activity.c.user_id == user_id,
+    async def set_levels(self, levels: dict[tuple[str, str], int]) -> None:
+        if levels:
+            await self.session.execute(
+                member_activity.update()
+                .where(
+                    member_activity.c.community_id == bindparam("c"),
+                    member_activity.c.user_id == bindparam("u"),
+                )
+                .values(level=bindparam("new_level")),
+                [
+                    {"c": community_id, "u": user_id, "new_level": level}
+                    for (community_id, user_id), level in sorted(levels.items())
+                ],
             )
-            .values(level=level)
-        )
 
     async def activity(self, community_id: str, user_id: str) -> Activity | None:
         row = (
@@ -166,54 +188,76 @@ class LedgerRepository:
         )
         return {row.user_id: Activity(int(row.points_total), int(row.level)) for row in rows}
 
-    async def progress(
-        self, community_id: str, user_id: str, streak_days: int, points_total: int
-    ) -> Progress:
+    async def reason_counts(
+        self, keys: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, int]]:
+        """How many entries of each reason a badge counts every one of these members has."""
+        if not keys:
+            return {}
         rows = await self.session.execute(
-            select(points_ledger.c.reason, func.count())
-            .where(
-                points_ledger.c.community_id == community_id,
-                points_ledger.c.user_id == user_id,
-                points_ledger.c.reason.in_(
-                    (
-                        "post_created",
-                        "checked_in",
-                        "kudos",
-                        "path_completed",
-                        "challenge_completed",
-                    )
-                ),
+            select(
+                points_ledger.c.community_id,
+                points_ledger.c.user_id,
+                points_ledger.c.reason,
+                func.count().label("entries"),
             )
-            .group_by(points_ledger.c.reason)
+            .where(
+                points_ledger.c.community_id.in_({community for community, _ in keys}),
+                points_ledger.c.user_id.in_({user for _, user in keys}),
+                points_ledger.c.reason.in_(COUNTED_REASONS),
+            )
+            .group_by(points_ledger.c.community_id, points_ledger.c.user_id, points_ledger.c.reason)
         )
-        counts = {reason: int(count) for reason, count in rows}
-        return Progress(
-            posts=counts.get("post_created", 0),
-            checkins=counts.get("checked_in", 0),
-            kudos_received=counts.get("kudos", 0),
-            points_total=points_total,
-            streak_days=streak_days,
-            paths=counts.get("path_completed", 0),
-            challenges=counts.get("challenge_completed", 0),
-        )
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for row in rows:
+            key = (row.community_id, row.user_id)
+            if key in keys:
+                counts.setdefault(key, {})[row.reason] = int(row.entries)
+        return counts
 
-    async def add_badge(
-        self, community_id: str, user_id: str, code: str, entry_id: int, at: datetime
-    ) -> bool:
-        """True when the member did not hold the badge yet."""
+    async def badges_held(self, keys: set[tuple[str, str]]) -> set[tuple[str, str, str]]:
+        """(community, user, code) of every badge these members hold."""
+        if not keys:
+            return set()
+        rows = await self.session.execute(
+            select(
+                member_badges.c.community_id, member_badges.c.user_id, member_badges.c.code
+            ).where(
+                member_badges.c.community_id.in_({community for community, _ in keys}),
+                member_badges.c.user_id.in_({user for _, user in keys}),
+            )
+        )
+        return {
+            (row.community_id, row.user_id, row.code)
+            for row in rows
+            if (row.community_id, row.user_id) in keys
+        }
+
+    async def add_badges(
+        self, earned: Sequence[tuple[str, str, str, int, datetime]]
+    ) -> set[tuple[str, str, str]]:
+        """Insert (community, user, code, entry id, time) badges; those that were new."""
+        if not earned:
+            return set()
         statement = (
             self._insert(member_badges)
-            .values(
-                community_id=community_id,
-                user_id=user_id,
-                code=code,
-                entry_id=entry_id,
-                awarded_at=at,
-            )
             .on_conflict_do_nothing(index_elements=["community_id", "user_id", "code"])
-            .returning(member_badges.c.code)
+            .returning(member_badges.c.community_id, member_badges.c.user_id, member_badges.c.code)
         )
-        return (await self.session.execute(statement)).scalar() is not None
+        rows = await self.session.execute(
+            statement,
+            [
+                {
+                    "community_id": community_id,
+                    "user_id": user_id,
+                    "code": code,
+                    "entry_id": entry_id,
+                    "awarded_at": at,
+                }
+                for community_id, user_id, code, entry_id, at in earned
+            ],
+        )
+        return {(row.community_id, row.user_id, row.code) for row in rows}
 
     async def badges(self, community_id: str, user_id: str) -> list[tuple[str, datetime]]:
         rows = await self.session.execute(
@@ -370,6 +414,23 @@ class LedgerRepository:
     def _binary(self, column: Any) -> Any:
         # Ties are broken as Redis breaks them: by the bytes of the user id.
         return column.collate("C") if self.dialect == "postgresql" else column
+
+
+@functools.cache
+def _add_points(dialect: str) -> Any:
+    base = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(member_activity)
+    return base.on_conflict_do_update(
+        index_elements=["community_id", "user_id"],
+        set_={
+            "points_total": member_activity.c.points_total + base.excluded.points_total,
+            "last_active_at": _later(base.excluded.last_active_at),
+        },
+    ).returning(
+        member_activity.c.community_id,
+        member_activity.c.user_id,
+        member_activity.c.points_total,
+        member_activity.c.level,
+    )
 
 
 @functools.cache
