@@ -32,6 +32,7 @@ from typer.testing import CliRunner
 
 from services.analytics.app import SPEC
 from services.analytics.settings import AnalyticsSettings
+from services.analytics.store.sweeps import next_sweep
 from services.analytics.store.tables import scheduled_jobs, survey_answers
 from services.cli.main import app
 from services.members.app import SPEC as MEMBERS_SPEC
@@ -538,7 +539,10 @@ async def test_the_nightly_sweep_flags_members_whose_activity_fell_and_publishes
     """steady posts every week; fading posted a lot five to three weeks ago and little since;
     gone posted a month ago and nothing after; new joined yesterday."""
     community_id = str(uuid.uuid4())
-    today = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    # The community's first sweep judges the day before it runs: yesterday when the test runs
+    # between midnight and the sweep time (UTC), today otherwise.
+    first_sweep = next_sweep(datetime.now(UTC))
+    today = datetime.combine((first_sweep - timedelta(days=1)).date(), time(9), tzinfo=UTC)
     await created(world, community_id)
     await join(world, community_id, "olga", today - timedelta(days=60), members_pb.ROLE_OWNER)
     for user in ("steady", "fading", "gone"):
@@ -564,8 +568,8 @@ async def test_the_nightly_sweep_flags_members_whose_activity_fell_and_publishes
     )
 
     # The sweep of the day just ended runs once the night comes (here: the scheduler is
-    # asked what is due at 00:31 tomorrow).
-    tomorrow = datetime.combine(today.date() + timedelta(days=1), time(0, 31), tzinfo=UTC)
+    # asked what is due a minute after that sweep's time).
+    tomorrow = first_sweep + timedelta(minutes=1)
     scheduler = world.analytics.deps.scheduler
     assert scheduler is not None
     await scheduler.run_due(now=tomorrow)
