@@ -25,13 +25,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.support import Latency
+from bench.support import Latency, store_database
 from services.kit.cache import ResilientRedis
 from services.kit.database import Database
 from services.kit.migrations import migrate
 from services.members.recognition.leaderboards import Leaderboards, Window
 from services.members.store.tables import communities, member_activity, points_ledger
-from tests.harness.servers import provide_postgres, provide_redis
+from tests.harness.servers import provide_redis
 
 MIGRATIONS = (
     Path(__file__).resolve().parent.parent / "services" / "members" / "store" / "migrations"
@@ -159,11 +159,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory, contextlib.ExitStack() as stack:
         workdir = Path(directory)
         redis_server = stack.enter_context(provide_redis(workdir / "redis"))
-        if options.store == "postgresql":
-            postgres = stack.enter_context(provide_postgres(workdir / "postgres"))
-            database_url = postgres.create_database(f"bench_lb_{uuid.uuid4().hex[:8]}")
-        else:
-            database_url = f"sqlite+aiosqlite:///{workdir / 'members.db'}"
+        database_url = stack.enter_context(
+            store_database(options.store, workdir, workdir / "members.db", "bench_lb")
+        )
         report = asyncio.run(bench(options, database_url, redis_server.url))
     print(json.dumps(report, indent=2))
 

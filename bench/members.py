@@ -51,6 +51,7 @@ from bench.support import (
     drain,
     machine_facts,
     offer_calls,
+    store_database,
     wait_serving,
 )
 from services.kit.auth import LocalSigner, TokenVerifier
@@ -63,7 +64,6 @@ from studyhall.members.v1 import members_service_pb2 as pb
 from tests.harness.servers import (
     find_nats_server,
     provide_nats,
-    provide_postgres,
     provide_redis,
 )
 
@@ -247,11 +247,9 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
     with contextlib.ExitStack() as stack:
         nats_server = stack.enter_context(provide_nats(workdir / "nats"))
         redis_server = stack.enter_context(provide_redis(workdir / "redis"))
-        if options.store == "postgresql":
-            postgres = stack.enter_context(provide_postgres(workdir / "postgres"))
-            database_url = postgres.create_database(f"bench_members_{uuid.uuid4().hex[:8]}")
-        else:
-            database_url = f"sqlite+aiosqlite:///{data_dir}/members.db"
+        database_url = stack.enter_context(
+            store_database(options.store, workdir, data_dir / "members.db", "bench_members")
+        )
         seeding = time.perf_counter()
         big = asyncio.run(seed(database_url, options.communities, options.members))
         print(

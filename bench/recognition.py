@@ -29,6 +29,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from bench.support import store_database
 from services.kit.cache import ResilientRedis
 from services.kit.database import Database
 from services.kit.events.envelope import Envelope
@@ -37,7 +38,7 @@ from services.members.recognition.consumers import PointsFromFacts
 from services.members.recognition.leaderboards import Leaderboards
 from services.members.store.tables import communities, memberships, points_ledger
 from studyhall.content.v1 import content_events_pb2 as content_events
-from tests.harness.servers import provide_postgres, provide_redis
+from tests.harness.servers import provide_redis
 
 MIGRATIONS = (
     Path(__file__).resolve().parent.parent / "services" / "members" / "store" / "migrations"
@@ -187,11 +188,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory, contextlib.ExitStack() as stack:
         workdir = Path(directory)
         redis_server = stack.enter_context(provide_redis(workdir / "redis"))
-        if options.store == "postgresql":
-            postgres = stack.enter_context(provide_postgres(workdir / "postgres"))
-            database_url = postgres.create_database(f"bench_rec_{uuid.uuid4().hex[:8]}")
-        else:
-            database_url = f"sqlite+aiosqlite:///{workdir / 'members.db'}"
+        database_url = stack.enter_context(
+            store_database(options.store, workdir, workdir / "members.db", "bench_rec")
+        )
         report = asyncio.run(bench(options, database_url, redis_server.url))
     print(json.dumps(report, indent=2))
 

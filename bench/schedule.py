@@ -50,7 +50,7 @@ from sqlalchemy import func, select
 
 from bench.content import article_body
 from bench.members import free_port, process, wait_for_port
-from bench.support import CpuMeter, machine_facts, percentile, wait_serving
+from bench.support import CpuMeter, machine_facts, percentile, store_database, wait_serving
 from services.content.calendar.publishing import PUBLISH
 from services.content.store import tables as content_tables
 from services.kit.database import Database, utc
@@ -59,7 +59,6 @@ from studyhall.content.v1 import content_service_pb2 as pb
 from tests.harness.servers import (
     find_nats_server,
     provide_nats,
-    provide_postgres,
     provide_redis,
 )
 
@@ -365,11 +364,9 @@ def run(options: argparse.Namespace, workdir: Path) -> bool:
     with contextlib.ExitStack() as stack:
         nats_server = stack.enter_context(provide_nats(workdir / "nats"))
         redis_server = stack.enter_context(provide_redis(workdir / "redis"))
-        if options.store == "postgresql":
-            postgres = stack.enter_context(provide_postgres(workdir / "postgres"))
-            url = postgres.create_database(f"bench_schedule_{uuid.uuid4().hex[:8]}")
-        else:
-            url = f"sqlite+aiosqlite:///{data_dir}/content.db"
+        url = stack.enter_context(
+            store_database(options.store, workdir, data_dir / "content.db", "bench_schedule")
+        )
         asyncio.run(seed_access(url, community, authors))
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("STUDYHALL_")},

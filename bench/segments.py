@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import Table, text
 
-from bench.support import machine_facts
+from bench.support import machine_facts, store_database
 from services.kit.database import Database
 from services.kit.migrations import migrate
 from services.members.personas.store import AttributeRepository
@@ -47,7 +47,6 @@ from services.members.store.tables import (
     profile_interests,
     profile_values,
 )
-from tests.harness.servers import provide_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "services" / "members" / "store" / "migrations"
@@ -287,11 +286,11 @@ async def measure(url: str, community_id: str, rounds: int) -> dict[str, Any]:
 def database_url(options: argparse.Namespace, workdir: Path) -> Iterator[str]:
     if options.database_url:
         yield options.database_url
-    elif options.store == "postgresql":
-        with provide_postgres(workdir / "postgres") as server:
-            yield server.create_database(f"bench_segments_{uuid.uuid4().hex[:8]}")
     else:
-        yield f"sqlite+aiosqlite:///{workdir / 'members.db'}"
+        with store_database(
+            options.store, workdir, workdir / "members.db", "bench_segments"
+        ) as url:
+            yield url
 
 
 def main() -> None:

@@ -15,8 +15,9 @@ import pstats
 import resource
 import subprocess
 import time
+import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,18 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import Table, func, select
 
 from services.kit.database import Database
+from tests.harness.servers import provide_postgres
+
+
+@contextlib.contextmanager
+def store_database(store: str, workdir: Path, sqlite_file: Path, name: str) -> Iterator[str]:
+    """A fresh database for one run: `name`_<random> on the test harness's PostgreSQL (the
+    server is stopped afterwards when the harness started it), or the SQLite file."""
+    if store == "postgresql":
+        with provide_postgres(workdir / "postgres") as server:
+            yield server.create_database(f"{name}_{uuid.uuid4().hex[:8]}")
+    else:
+        yield f"sqlite+aiosqlite:///{sqlite_file}"
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
