@@ -75,60 +75,63 @@ async def land_many(
     counts = {key: Counter(counts_after.get(key, {})) for key in members}
     for entry in landed:
         counts[_member(entry)][entry.award.reason] -= 1
-    walked: list[tuple[Entry, int, int, int, list[str], list[Staged]]] = []
+    steps: list[_Step] = []
     moved: dict[Member, int] = {}
     earned: list[tuple[str, str, str, int, datetime]] = []
     for entry in landed:
         award, key = entry.award, _member(entry)
         totals[key] += award.amount
         counts[key][award.reason] += 1
-        total, old_level = totals[key], levels[key]
-        staged = [events.points_awarded(entry, total)]
+        step = _Step(entry, totals[key], levels[key], levels[key])
+        step.staged.append(events.points_awarded(entry, step.total))
         ladder = await ledger.ladder(award.community_id)
-        level = ladder.level_for(total)
-        if level != old_level:
-            levels[key] = moved[key] = level
-            staged.append(
+        step.new_level = ladder.level_for(step.total)
+        if step.new_level != step.old_level:
+            levels[key] = moved[key] = step.new_level
+            step.staged.append(
                 events.level_changed(
                     community_id=award.community_id,
                     user_id=award.user_id,
-                    old_level=old_level,
-                    new_level=level,
-                    privileges=ladder.privileges_at(level),
-                    points_total=total,
+                    old_level=step.old_level,
+                    new_level=step.new_level,
+                    privileges=ladder.privileges_at(step.new_level),
+                    points_total=step.total,
                     entry_id=entry.id,
                     levels_version=ladder.version,
                 )
             )
-        progress = badges.Progress(
-            posts=counts[key]["post_created"],
-            checkins=counts[key]["checked_in"],
-            kudos_received=counts[key]["kudos"],
-            points_total=total,
-            streak_days=award.streak_days,
-            paths=counts[key]["path_completed"],
-            challenges=counts[key]["challenge_completed"],
-        )
-        codes = []
+        progress = badges.Progress.of(counts[key], step.total, award.streak_days)
         for code in badges.earned(progress):
-            badge = (*key, code)
-            if badge not in held:
-                held.add(badge)
-                codes.append(code)
-                earned.append((*badge, entry.id, award.created_at))
-        walked.append((entry, total, old_level, level, codes, staged))
+            if (*key, code) not in held:
+                held.add((*key, code))
+                step.codes.append(code)
+                earned.append((*key, code, entry.id, award.created_at))
+        steps.append(step)
     await ledger.set_levels(moved)
     # A badge another transaction gave meanwhile is theirs: no second BadgeAwarded.
     new = await ledger.add_badges(earned)
 
     results: dict[int, Landed] = {}
-    staged_all: list[Staged] = []
-    for entry, total, old_level, level, codes, staged in walked:
-        won = [code for code in codes if (*_member(entry), code) in new]
-        staged_all += staged + [events.badge_awarded(entry, code) for code in won]
-        results[entry.id] = Landed(entry, total, old_level, level, won)
-    await events.RecognitionEvents(session).stage(staged_all)
+    staged: list[Staged] = []
+    for step in steps:
+        won = [code for code in step.codes if (*_member(step.entry), code) in new]
+        staged += step.staged + [events.badge_awarded(step.entry, code) for code in won]
+        results[step.entry.id] = Landed(step.entry, step.total, step.old_level, step.new_level, won)
+    await events.RecognitionEvents(session).stage(staged)
     return [None if entry is None else results[entry.id] for entry in entries]
+
+
+@dataclass
+class _Step:
+    """One award on its walk: the member's total after it, the levels around it, the badges
+    it reached and the events it tells."""
+
+    entry: Entry
+    total: int
+    old_level: int
+    new_level: int
+    codes: list[str] = field(default_factory=list)
+    staged: list[Staged] = field(default_factory=list)
 
 
 def _member(entry: Entry) -> Member:

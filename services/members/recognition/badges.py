@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 
@@ -17,6 +17,23 @@ class Progress:
     streak_days: int = 0
     paths: int = 0
     challenges: int = 0
+
+    @classmethod
+    def of(cls, entries: Mapping[str, int], points_total: int, streak_days: int) -> Progress:
+        """From how many ledger entries of each reason the member has (COUNTED_REASONS)."""
+        return cls(
+            posts=entries.get("post_created", 0),
+            checkins=entries.get("checked_in", 0),
+            kudos_received=entries.get("kudos", 0),
+            points_total=points_total,
+            streak_days=streak_days,
+            paths=entries.get("path_completed", 0),
+            challenges=entries.get("challenge_completed", 0),
+        )
+
+
+# The ledger reasons whose entries Progress counts.
+COUNTED_REASONS = ("post_created", "checked_in", "kudos", "path_completed", "challenge_completed")
 
 
 CATALOGUE: dict[str, Callable[[Progress], bool]] = {

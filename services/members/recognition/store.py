@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.database import utc
+from services.members.recognition.badges import COUNTED_REASONS
 from services.members.recognition.levels import Ladder, Level, default_ladder
 from services.members.recognition.points import Award
 from services.members.store.tables import (
@@ -24,9 +25,6 @@ from services.members.store.tables import (
     points_ledger,
     recognition_levels,
 )
-
-# The reasons whose entries a badge counts (badges.Progress).
-COUNTED_REASONS = ("post_created", "checked_in", "kudos", "path_completed", "challenge_completed")
 
 
 @dataclass(frozen=True)
