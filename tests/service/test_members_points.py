@@ -139,18 +139,21 @@ class Hall:
             )
         await points.drain()
 
-    async def told(self) -> list[tuple[str, tuple[Any, ...]]]:
-        """The recognition facts staged for this community, in order, without their ids."""
+    async def outbox_rows(self) -> list[Any]:
+        """(event_type, payload) of every event staged for this community, in order."""
         async with self.running.deps.database.read() as session:
-            rows = (
+            return list(
                 await session.execute(
                     select(outbox.c.event_type, outbox.c.payload)
                     .where(outbox.c.community_id == self.id)
                     .order_by(outbox.c.seq)
                 )
-            ).all()
+            )
+
+    async def told(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """The recognition facts staged for this community, in order, without their ids."""
         said: list[tuple[str, tuple[Any, ...]]] = []
-        for event_type, payload in rows:
+        for event_type, payload in await self.outbox_rows():
             name = event_type.rsplit(".", 1)[-1]
             if name == "PointsAwarded":
                 m = recognition_events.PointsAwarded.FromString(payload)
@@ -696,14 +699,7 @@ async def test_every_set_levels_publishes_the_whole_ladder_with_a_growing_versio
             ),
             metadata=members.auth("olga"),
         )
-    async with members.deps.database.read() as session:
-        rows = (
-            await session.execute(
-                select(outbox.c.event_type, outbox.c.payload)
-                .where(outbox.c.community_id == hall.id)
-                .order_by(outbox.c.seq)
-            )
-        ).all()
+    rows = await hall.outbox_rows()
     created = members_events.CommunityCreated.FromString(
         next(row.payload for row in rows if row.event_type.endswith(".CommunityCreated"))
     )

@@ -54,6 +54,19 @@ def _limited(
     )
 
 
+async def _two_communities(members: RunningService, owner: str) -> list[pb.Community]:
+    stub = pb_grpc.MembersServiceStub(members.channel)
+    return [
+        (
+            await stub.CreateCommunity(
+                pb.CreateCommunityRequest(name=f"Hall {uuid.uuid4().hex[:6]}", topic="t"),
+                metadata=members.auth(owner),
+            )
+        ).community
+        for _ in range(2)
+    ]
+
+
 def _refusal(error: grpc.aio.AioRpcError) -> tuple[float, str, str]:
     """(retry delay in seconds, quota subject, its description) of a RESOURCE_EXHAUSTED."""
     assert error.code() == EXHAUSTED, error.details()
@@ -109,15 +122,7 @@ async def test_a_community_over_its_limit_is_refused_whoever_calls(
         stub = pb_grpc.MembersServiceStub(members.channel)
         owner = f"owner-{uuid.uuid4().hex[:8]}"
         # Creating names no community yet: it counts against none.
-        busy, quiet = [
-            (
-                await stub.CreateCommunity(
-                    pb.CreateCommunityRequest(name=f"Busy {uuid.uuid4().hex[:6]}", topic="t"),
-                    metadata=members.auth(owner),
-                )
-            ).community
-            for _ in range(2)
-        ]
+        busy, quiet = await _two_communities(members, owner)
         for number in range(4):
             await stub.GetCommunity(
                 pb.GetCommunityRequest(community_id=busy.id),
@@ -161,15 +166,7 @@ async def test_a_call_one_limit_refuses_uses_up_no_other(
     ) as members:
         stub = pb_grpc.MembersServiceStub(members.channel)
         owner, reader = (f"{who}-{uuid.uuid4().hex[:8]}" for who in ("owner", "reader"))
-        busy, quiet = [
-            (
-                await stub.CreateCommunity(
-                    pb.CreateCommunityRequest(name=f"Both {uuid.uuid4().hex[:6]}", topic="t"),
-                    metadata=members.auth(owner),
-                )
-            ).community
-            for _ in range(2)
-        ]
+        busy, quiet = await _two_communities(members, owner)
         for _ in range(2):
             await stub.GetCommunity(
                 pb.GetCommunityRequest(community_id=busy.id), metadata=members.auth(reader)
