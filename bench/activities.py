@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +64,7 @@ from bench.support import (
     drain,
     machine_facts,
     offer_calls,
+    profiling,
     wait_serving,
 )
 from services.events.store import tables as events_tables
@@ -340,19 +340,12 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
             with contextlib.ExitStack() as servers:
                 pids, ports = start_events(servers, env, workdir, round_number, options.replicas)
                 activity_id = asyncio.run(plan_activity(ports[0], community, owner, options.seats))
-                spy = (
-                    subprocess.Popen(
-                        [
-                            *(str(Path(sys.executable).parent / "py-spy"), "record", "--gil"),
-                            *("--rate", "200", "--pid", str(pids["api 0"]), "--format", "raw"),
-                            *("--duration", str(int(options.seconds))),
-                            *("-o", f"{options.profile}.{round_number}"),
-                        ],
-                        stdout=subprocess.DEVNULL,
+                if options.profile:
+                    servers.enter_context(
+                        profiling(
+                            pids["api 0"], options.seconds, f"{options.profile}.{round_number}"
+                        )
                     )
-                    if options.profile
-                    else None
-                )
                 registered: dict[str, int] = {}
                 result = asyncio.run(
                     offer_registrations(
@@ -369,8 +362,6 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
                 result.backlog, result.drain_seconds = drain(events_url, events_tables.outbox)
                 registrations.append(result)
                 checks.append(asyncio.run(check_registrations(events_url, activity_id, registered)))
-                if spy is not None:
-                    spy.wait()
         print(
             "every seated registration's Registered was published and the seats add up: "
             + "; ".join(checks)

@@ -62,6 +62,7 @@ from bench.support import (
     drain,
     machine_facts,
     offer_calls,
+    profiling,
     wait_serving,
 )
 from services.content.store import tables as content_tables
@@ -350,6 +351,12 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
                 joins.append(result)
             with contextlib.ExitStack() as servers:
                 pids, ports = start_content(servers, env, workdir, round_number, options.replicas)
+                if options.profile:
+                    servers.enter_context(
+                        profiling(
+                            pids["api 0"], options.seconds, f"{options.profile}.{round_number}"
+                        )
+                    )
                 result = asyncio.run(
                     offer_posts(
                         ports,
@@ -462,6 +469,10 @@ def main() -> None:
         "--request-ids",
         action="store_true",
         help="give each post a request id (an idempotency record per post); joins carry none",
+    )
+    parser.add_argument(
+        "--profile",
+        help="py-spy raw profile of the first content API replica, one file per round: PATH.N",
     )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-content-") as scratch:

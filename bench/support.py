@@ -14,6 +14,7 @@ import platform
 import pstats
 import resource
 import subprocess
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -40,6 +41,24 @@ def store_database(store: str, workdir: Path, sqlite_file: Path, name: str) -> I
             yield server.create_database(f"{name}_{uuid.uuid4().hex[:8]}")
     else:
         yield f"sqlite+aiosqlite:///{sqlite_file}"
+
+
+@contextlib.contextmanager
+def profiling(pid: int, seconds: float, output: str) -> Iterator[None]:
+    """py-spy's raw profile of process `pid` for the next `seconds` (every thread, 200
+    samples a second, `--gil`: only while Python runs), written to `output`."""
+    spy = subprocess.Popen(
+        [
+            *(str(Path(sys.executable).parent / "py-spy"), "record", "--gil"),
+            *("--rate", "200", "--pid", str(pid), "--format", "raw"),
+            *("--duration", str(int(seconds)), "-o", output),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        spy.wait()
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

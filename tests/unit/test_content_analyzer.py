@@ -4,6 +4,8 @@ English stems and mixed text; what is not a word is dropped."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.content.text import MAX_QUERY_TERMS, community_term, index_terms, query_terms
 
@@ -42,3 +44,11 @@ def test_the_community_term_is_one_word() -> None:
     term = community_term("0b6f3c1e-8d2a-4f5b-9c7d-1e2f3a4b5c6d")
     assert term == "c0b6f3c1e8d2a4f5b9c7d1e2f3a4b5c6d"
     assert index_terms(term) == [term]
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
+def test_ascii_text_is_cut_as_the_unicode_pattern_cuts_it(text: str) -> None:
+    # A last word of another script sends the text down the Unicode path; it adds one term.
+    assert index_terms(text + " é") == [*index_terms(text), "é"]
+    assert query_terms(text + " é")[: len(query_terms(text))] == query_terms(text)

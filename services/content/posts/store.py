@@ -32,7 +32,7 @@ class PostRepository:
 
     async def add_many(self, many: Sequence[Post]) -> None:
         await self.session.execute(_INSERT, [{"id": post.id, **_values(post)} for post in many])
-        await index_posts(self.session, [_text(post) for post in many])
+        await index_posts(self.session, [_text(post) for post in many], new=True)
 
     async def save(self, post: Post) -> None:
         await self.session.execute(

@@ -36,12 +36,16 @@ def body_doc_id(post_id: str) -> str:
     return f"{post_id}:body"
 
 
-async def index_posts(session: AsyncSession, texts: Sequence[PostText]) -> None:
-    """Replace the documents of `texts`' posts by what they say now."""
+async def index_posts(
+    session: AsyncSession, texts: Sequence[PostText], *, new: bool = False
+) -> None:
+    """Replace the documents of `texts`' posts by what they say now (`new` posts have none
+    to replace)."""
     if not texts:
         return
-    ids = [doc for text in texts for doc in (text.post_id, body_doc_id(text.post_id))]
-    await session.execute(delete(search_documents).where(search_documents.c.doc_id.in_(ids)))
+    if not new:
+        ids = [doc for text in texts for doc in (text.post_id, body_doc_id(text.post_id))]
+        await session.execute(delete(search_documents).where(search_documents.c.doc_id.in_(ids)))
     rows = []
     for text in texts:
         if not text.published:
