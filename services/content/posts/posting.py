@@ -4,7 +4,9 @@ A post is a few indexed reads and two inserts; under load most of its cost is th
 around them. Posts that arrive while a transaction is open wait for the next one (the kit's
 GroupCommitter, decision 0011), and a group is read with a statement per table (the
 authors' standings, the topics named, the request ids seen before) and written with one
-insert of its posts and one of their events, as members' joins are.
+insert of its posts, one of their search documents and one of their events, as members'
+joins are. A post is built and its text cut into terms before it joins a group: that work
+needs no transaction, and SQLite's writer is held for the statements alone.
 
 A group gives the same answers as its posts one by one: each is decided in arrival order, a
 refusal writes nothing and is its caller's answer, and when the transaction itself fails
@@ -25,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.content.posts import domain
 from services.content.posts.events import PostEvents
 from services.content.posts.messages import post_to_proto
-from services.content.posts.store import PostRepository
+from services.content.posts.store import PostRepository, search_text
+from services.content.store.search_index import Document, post_documents
 from services.content.store.tables import topics
 from services.kit.access import Access, Standing, check_open_privilege, check_voice
 from services.kit.auth import Identity
@@ -64,6 +67,17 @@ class PostCommand:
         return (self.community_id, self.caller.user_id)
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """A command with its post built and its text cut into search documents, before the
+    group's transaction (which then holds SQLite's writer for less). A post that is refused
+    or a repeat is dropped unwritten."""
+
+    command: PostCommand
+    post: domain.Post
+    documents: list[Document]
+
+
 class Posting:
     """Takes CreatePost commands from concurrent callers and commits them in groups."""
 
@@ -77,16 +91,19 @@ class Posting:
         self.access = access
         self.holding = holding
         self.idempotent = idempotent
-        self.committer: GroupCommitter[PostCommand, pb.CreatePostResponse] = GroupCommitter(
+        self.committer: GroupCommitter[_Ready, pb.CreatePostResponse] = GroupCommitter(
             database, self._commit, on_commit=lambda: self.idempotent.on_commit()
         )
 
     async def create(self, command: PostCommand) -> pb.CreatePostResponse:
-        return await self.committer.submit(command)
+        post = domain.new_post(**command.fields)
+        documents = post_documents(search_text(post))
+        return await self.committer.submit(_Ready(command, post, documents))
 
     async def _commit(
-        self, session: AsyncSession, commands: list[PostCommand]
+        self, session: AsyncSession, group: list[_Ready]
     ) -> list[pb.CreatePostResponse | DomainError]:
+        commands = [ready.command for ready in group]
         recorded = await self.idempotent.recorded(
             session, METHOD, [command.key for command in commands]
         )
@@ -97,9 +114,10 @@ class Posting:
         known_topics = await _existing_topics(session, named)
         outcomes: list[pb.CreatePostResponse | DomainError] = []
         created: list[tuple[domain.Post, Context]] = []
+        documents: list[Document] = []
         holds: list[tuple[domain.Post, str]] = []
         results: list[tuple[IdempotencyKey, str, pb.CreatePostResponse]] = []
-        for command in commands:
+        for command, ready in zip(commands, group, strict=True):
             key = command.key
             try:
                 if key in recorded:
@@ -111,7 +129,8 @@ class Posting:
             except DomainError as refusal:
                 outcomes.append(refusal)
                 continue
-            post = domain.new_post(**command.fields)
+            post = ready.post
+            documents += ready.documents
             response = pb.CreatePostResponse(post=post_to_proto(post))
             created.append((post, command.trace))
             if post.state is domain.PostState.HELD:
@@ -122,7 +141,7 @@ class Posting:
                 recorded[key] = Recorded(command.digest, response.SerializeToString())
                 results.append((key, command.digest, response))
         if created:
-            await PostRepository(session).add_many([post for post, _ in created])
+            await PostRepository(session).add_many([post for post, _ in created], documents)
             visible = [(post, trace) for post, trace in created if post.visible]
             await PostEvents(session).created_many(
                 [post for post, _ in visible], [trace for _, trace in visible]

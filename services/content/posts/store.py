@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from services.content.posts.domain import Media, Post, PostKind, PostState, Revision
-from services.content.store.search_index import PostText, index_posts
+from services.content.store.search_index import (
+    Document,
+    PostText,
+    add_documents,
+    index_posts,
+    post_documents,
+)
 from services.content.store.tables import comments, post_revisions, posts, reactions
 from services.kit.database import utc
 from services.kit.paging import Position
@@ -28,11 +34,12 @@ class PostRepository:
         self.session = session
 
     async def add(self, post: Post) -> None:
-        await self.add_many([post])
+        await self.add_many([post], post_documents(search_text(post)))
 
-    async def add_many(self, many: Sequence[Post]) -> None:
+    async def add_many(self, many: Sequence[Post], documents: Sequence[Document]) -> None:
+        """Insert new posts with their search documents (post_documents of each)."""
         await self.session.execute(_INSERT, [{"id": post.id, **_values(post)} for post in many])
-        await index_posts(self.session, [_text(post) for post in many], new=True)
+        await add_documents(self.session, documents)
 
     async def save(self, post: Post) -> None:
         await self.session.execute(
@@ -40,7 +47,7 @@ class PostRepository:
         )
         # Every change of a post passes here: its search documents follow in the same
         # transaction.
-        await index_posts(self.session, [_text(post)])
+        await index_posts(self.session, [search_text(post)])
 
     async def get(
         self, community_id: str, post_id: str, *, for_update: bool = False
@@ -238,7 +245,7 @@ def _values(post: Post) -> dict[str, Any]:
     }
 
 
-def _text(post: Post) -> PostText:
+def search_text(post: Post) -> PostText:
     return PostText(
         post_id=post.id,
         community_id=post.community_id,

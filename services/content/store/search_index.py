@@ -36,28 +36,38 @@ def body_doc_id(post_id: str) -> str:
     return f"{post_id}:body"
 
 
-async def index_posts(
-    session: AsyncSession, texts: Sequence[PostText], *, new: bool = False
-) -> None:
-    """Replace the documents of `texts`' posts by what they say now (`new` posts have none
-    to replace)."""
+# A search document's row: doc_id, post_id, community_id, kind, terms.
+Document = dict[str, str]
+
+
+def post_documents(text: PostText) -> list[Document]:
+    """The search documents of a post as `text` says it now (none when it is not published).
+    Cutting the text into terms costs more than writing them: CreatePost does it before its
+    group's transaction, which then holds the writer for less."""
+    if not text.published:
+        return []
+    community = community_term(text.community_id)
+    head = index_terms(text.title, text.summary, *text.tags)
+    documents = [_row(text.post_id, text, POST, [community, *head])]
+    body = index_terms(text.body)
+    if body:
+        documents.append(_row(body_doc_id(text.post_id), text, BODY, [community, *body]))
+    return documents
+
+
+async def index_posts(session: AsyncSession, texts: Sequence[PostText]) -> None:
+    """Replace the documents of `texts`' posts by what they say now."""
     if not texts:
         return
-    if not new:
-        ids = [doc for text in texts for doc in (text.post_id, body_doc_id(text.post_id))]
-        await session.execute(delete(search_documents).where(search_documents.c.doc_id.in_(ids)))
-    rows = []
-    for text in texts:
-        if not text.published:
-            continue
-        community = community_term(text.community_id)
-        head = index_terms(text.title, text.summary, *text.tags)
-        rows.append(_row(text.post_id, text, POST, [community, *head]))
-        body = index_terms(text.body)
-        if body:
-            rows.append(_row(body_doc_id(text.post_id), text, BODY, [community, *body]))
-    if rows:
-        await session.execute(search_documents.insert(), rows)
+    ids = [doc for text in texts for doc in (text.post_id, body_doc_id(text.post_id))]
+    await session.execute(delete(search_documents).where(search_documents.c.doc_id.in_(ids)))
+    await add_documents(session, [row for text in texts for row in post_documents(text)])
+
+
+async def add_documents(session: AsyncSession, documents: Sequence[Document]) -> None:
+    """Index new posts' `documents` (post_documents'): they have none to replace."""
+    if documents:
+        await session.execute(search_documents.insert(), documents)
 
 
 async def index_comment(
