@@ -51,6 +51,7 @@ from bench.support import (
     drain,
     machine_facts,
     offer_calls,
+    profiling,
     store_database,
     wait_serving,
 )
@@ -301,18 +302,12 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
                 pids, ports = start_members(servers, env, workdir, round_number, options.replicas)
                 if nats_server.pid is not None:
                     pids[BROKER] = nats_server.pid
-                spy = (
-                    subprocess.Popen(
-                        [
-                            *("py-spy", "record", "--gil", "--rate", "400"),
-                            *("--pid", str(pids["api 0"]), "--format", "raw"),
-                            *("--duration", str(int(options.seconds)), "-o", options.profile),
-                        ],
-                        stdout=subprocess.DEVNULL,
+                if options.profile:
+                    servers.enter_context(
+                        profiling(
+                            pids["api 0"], options.seconds, f"{options.profile}.{round_number}"
+                        )
                     )
-                    if options.profile
-                    else None
-                )
                 share = tokens[used:]
                 result = asyncio.run(
                     offer_joins(ports, pids, big, share, options.seconds, options.concurrency)
@@ -320,8 +315,6 @@ def run(options: argparse.Namespace, workdir: Path) -> None:
                 used += result.latency.count + result.errors + 100
                 result.backlog, result.drain_seconds = drain(database_url, outbox)
                 join_rates.append(result)
-                if spy is not None:
-                    spy.wait()
     report(options, echo_rates, signed_rates, join_rates)
 
 
@@ -472,7 +465,11 @@ def main() -> None:
         "--replicas", type=int, default=2, help="API processes (and echo servers) side by side"
     )
     parser.add_argument("--users", type=int, default=60_000, help="pre-signed joiners")
-    parser.add_argument("--profile", default="", help="py-spy the members process into FILE")
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="py-spy raw profile of the first members API replica, one file per round: PATH.N",
+    )
     parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--verify-tokens", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
