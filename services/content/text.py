@@ -92,23 +92,24 @@ def _terms(texts: Iterable[str], *, for_query: bool) -> list[str]:
             # letters and digits, split out in C (half the cost of the Unicode pattern; most
             # posts are ASCII, and their analysis is most of what a post costs to index).
             runs = text.lower().translate(_ASCII_SPACES).split()
-            terms += filter(None, map(_latin, runs))
+            if runs and max(map(len, runs)) > MAX_TERM_LENGTH:
+                # Dropped before the memo, which would keep them (rare: looked for in C).
+                runs = [run for run in runs if len(run) <= MAX_TERM_LENGTH]
+            terms += map(_latin, runs)
             continue
         folded = unicodedata.normalize("NFKC", text).lower()
         for run in _RUNS.findall(folded):
             if _IS_CJK.match(run):
                 terms += _chinese(run, for_query=for_query)
-            elif term := _latin(run):
-                terms.append(term)
+            elif len(run) <= MAX_TERM_LENGTH:
+                terms.append(_latin(run))
     return terms
 
 
 @functools.lru_cache(maxsize=200_000)
 def _latin(word: str) -> str:
-    """A word's term, "" for none. The stemmer is pure Python (about 16 us a word, 5 ms for
-    a 2,000-character article) and the words of a language repeat: kept once computed."""
-    if len(word) > MAX_TERM_LENGTH:
-        return ""
+    """A word's term. The stemmer is pure Python (about 16 us a word, 5 ms for a
+    2,000-character article) and the words of a language repeat: kept once computed."""
     return word if word.isdigit() else str(_stemmer.stemWord(word))
 
 

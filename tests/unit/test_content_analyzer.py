@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.content.text import MAX_QUERY_TERMS, community_term, index_terms, query_terms
+from services.content import text
+from services.content.text import (
+    MAX_QUERY_TERMS,
+    MAX_TERM_LENGTH,
+    community_term,
+    index_terms,
+    query_terms,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -52,3 +59,13 @@ def test_ascii_text_is_cut_as_the_unicode_pattern_cuts_it(text: str) -> None:
     # A last word of another script sends the text down the Unicode path; it adds one term.
     assert index_terms(text + " é") == [*index_terms(text), "é"]
     assert query_terms(text + " é")[: len(query_terms(text))] == query_terms(text)
+
+
+def test_a_run_longer_than_a_term_is_no_term_and_is_not_kept() -> None:
+    pasted = "x" * (MAX_TERM_LENGTH + 1)
+    assert index_terms(f"{pasted} ok") == ["ok"]
+    assert index_terms(f"{pasted} ok é") == ["ok", "é"]
+    # The memo of words keeps words that can be terms: pasted noise does not fill it.
+    kept = text._latin.cache_info().currsize
+    index_terms("q" * 500, "w" * (MAX_TERM_LENGTH + 1) + " é")
+    assert text._latin.cache_info().currsize == kept
