@@ -42,9 +42,8 @@ from sqlalchemy import text
 from bench.support import machine_facts
 from services.content import text as analyzer
 from services.content.posts.domain import Post, PostKind
-from services.content.posts.store import PostRepository, search_text
+from services.content.posts.store import PostRepository, documents_of
 from services.content.search.store import search
-from services.content.store.search_index import post_documents
 from services.kit.database import Database
 from services.kit.migrations import migrate
 
@@ -288,7 +287,7 @@ async def seed(database: Database, posts: int) -> str:
 async def _add(database: Database, many: Sequence[Post]) -> None:
     if many:
         async with database.write() as session:
-            documents = [doc for post in many for doc in post_documents(search_text(post))]
+            documents = [doc for post in many for doc in documents_of(post)]
             await PostRepository(session).add_many(many, documents)
 
 

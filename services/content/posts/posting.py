@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.content.posts import domain
 from services.content.posts.events import PostEvents
 from services.content.posts.messages import post_to_proto
-from services.content.posts.store import PostRepository, search_text
-from services.content.store.search_index import Document, post_documents
+from services.content.posts.store import PostRepository, documents_of
+from services.content.store.search_index import Document
 from services.content.store.tables import topics
 from services.kit.access import Access, Standing, check_open_privilege, check_voice
 from services.kit.auth import Identity
@@ -97,8 +97,7 @@ class Posting:
 
     async def create(self, command: PostCommand) -> pb.CreatePostResponse:
         post = domain.new_post(**command.fields)
-        documents = post_documents(search_text(post))
-        return await self.committer.submit(_Ready(command, post, documents))
+        return await self.committer.submit(_Ready(command, post, documents_of(post)))
 
     async def _commit(
         self, session: AsyncSession, group: list[_Ready]
@@ -117,8 +116,8 @@ class Posting:
         documents: list[Document] = []
         holds: list[tuple[domain.Post, str]] = []
         results: list[tuple[IdempotencyKey, str, pb.CreatePostResponse]] = []
-        for command, ready in zip(commands, group, strict=True):
-            key = command.key
+        for ready in group:
+            command, key = ready.command, ready.command.key
             try:
                 if key in recorded:
                     outcomes.append(

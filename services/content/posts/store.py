@@ -34,10 +34,10 @@ class PostRepository:
         self.session = session
 
     async def add(self, post: Post) -> None:
-        await self.add_many([post], post_documents(search_text(post)))
+        await self.add_many([post], documents_of(post))
 
     async def add_many(self, many: Sequence[Post], documents: Sequence[Document]) -> None:
-        """Insert new posts with their search documents (post_documents of each)."""
+        """Insert new posts with their search documents (documents_of each)."""
         await self.session.execute(_INSERT, [{"id": post.id, **_values(post)} for post in many])
         await add_documents(self.session, documents)
 
@@ -47,7 +47,7 @@ class PostRepository:
         )
         # Every change of a post passes here: its search documents follow in the same
         # transaction.
-        await index_posts(self.session, [search_text(post)])
+        await index_posts(self.session, [_text(post)])
 
     async def get(
         self, community_id: str, post_id: str, *, for_update: bool = False
@@ -245,7 +245,13 @@ def _values(post: Post) -> dict[str, Any]:
     }
 
 
-def search_text(post: Post) -> PostText:
+def documents_of(post: Post) -> list[Document]:
+    """The search documents of a new post (none unless published): its text cut into terms,
+    which needs no transaction, so CreatePost cuts it before its group's."""
+    return post_documents(_text(post))
+
+
+def _text(post: Post) -> PostText:
     return PostText(
         post_id=post.id,
         community_id=post.community_id,
