@@ -57,7 +57,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from bench.members import free_port, process, wait_for_port
 from bench.seeder import STREAMS, Population, Seeder, seed_history
-from bench.support import CpuMeter, CpuUse, Latency, machine_facts, wait_serving
+from bench.support import CpuMeter, CpuUse, Latency, machine_facts, profiling, wait_serving
 from services.analytics.app import SPEC as ANALYTICS
 from services.analytics.store.tables import metadata as analytics_tables
 from services.kit.auth import LocalSigner
@@ -288,6 +288,13 @@ async def measure_freshness(
 
         last_action = time.perf_counter()
         meter = CpuMeter(dict(pids))
+        spies = contextlib.ExitStack()
+        if options.profile:
+            for name in ("analytics api", "analytics consumers"):
+                suffix = name.split()[-1]
+                spies.enter_context(
+                    profiling(pids[name], options.seconds, f"{options.profile}.{suffix}")
+                )
         poller = asyncio.create_task(poll())
         calls = []
         first = time.perf_counter()
@@ -297,6 +304,7 @@ async def measure_freshness(
             calls.append(asyncio.create_task(act(token)))
         await asyncio.gather(*calls)
         cpu = meter.stop()
+        spies.close()
         polling = False
         await poller
         stop.set()
@@ -617,7 +625,11 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.005, help="seconds between polls")
     parser.add_argument("--events", type=int, default=200_000, help="rebuild: history size")
     parser.add_argument("--days", type=float, default=30.0, help="rebuild: history span")
-    parser.add_argument("--profile", help="rebuild: py-spy raw profile of it to this file")
+    parser.add_argument(
+        "--profile",
+        help="py-spy raw profiles: the rebuild's to PATH; freshness: analytics' API and "
+        "consumers processes to PATH.api and PATH.consumers",
+    )
     options = parser.parse_args()
     stores = [store for store in options.store.split(",") if store]
     if not stores or set(stores) - {"sqlite", "postgresql"}:

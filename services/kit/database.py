@@ -32,6 +32,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import Table, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -45,6 +46,8 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # wait only adds latency; a look that fails costs a few microseconds.
 SQLITE_LOCK_FIRST_WAIT = 0.0005
 SQLITE_LOCK_LONGEST_WAIT = 0.004
+# A PostgreSQL connection back in the pool for longer than this is pinged before it is used.
+POSTGRES_PING_AFTER_IDLE_SECONDS = 5.0
 
 
 def normalize_url(url: str) -> URL:
@@ -87,7 +90,6 @@ class Database:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
                 connect_args={
                     "ssl": _pg_ssl(tls_mode, tls_root_cert),
                     # JIT compiles any plan whose estimate is high, even one that ends in a few
@@ -97,6 +99,7 @@ class Database:
                 },
             )
             self.reader = self.writer
+            _ping_when_idle(self.writer)
         _trace_statements(self.writer, self.dialect, self.url)
         if self.reader is not self.writer:
             _trace_statements(self.reader, self.dialect, self.url)
@@ -158,6 +161,41 @@ async def insert_all(
 def utc(value: datetime) -> datetime:
     """A stored time as an aware UTC datetime (SQLite hands back naive ones)."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def connection_lost(error: BaseException) -> bool:
+    """The database connection broke under a statement (the server restarted, the network
+    dropped): the pool has discarded it, and the same work on a new one may well succeed."""
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """SQLAlchemy's pre-ping checks every checkout, and asyncpg's ping costs three round
+    trips (BEGIN, an empty statement, ROLLBACK): as many as the rest of a small transaction,
+    under load most of a consumer's socket writes. A connection back in the pool a moment ago
+    is alive all but always; what pre-ping guards against (a restarted server, a proxy's idle
+    timeout) strikes connections left idle. So only a connection idle for
+    POSTGRES_PING_AFTER_IDLE_SECONDS is pinged; one that dies in between fails its statement
+    as a disconnect, which discards the whole pool (a transient error: consumers retry)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def connected(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def taken(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since", 0.0)
+        if time.monotonic() - idle_since < POSTGRES_PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as error:
+            # The pool replaces the connection and tries again (up to three times).
+            raise DisconnectionError(f"a pooled connection is gone: {error!r}") from error
 
 
 def _tune_sqlite(engine: AsyncEngine, *, begin: str, busy_timeout_ms: int) -> None:

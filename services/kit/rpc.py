@@ -22,7 +22,14 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.kit import edge
 from services.kit.auth import TokenVerifier, bind_identity, reset_identity
-from services.kit.errors import DeadlineExceeded, DomainError, Internal, Unauthenticated
+from services.kit.database import connection_lost
+from services.kit.errors import (
+    DeadlineExceeded,
+    DomainError,
+    Internal,
+    Unauthenticated,
+    Unavailable,
+)
 from services.kit.ratelimit import RateLimits, community_of
 from services.kit.status import code_of, rich_status
 
@@ -132,12 +139,16 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 except grpc.aio.AbortError:
                     code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
-                except Exception:
-                    reference = _error_reference(span)
-                    log.exception(
-                        "unhandled error in %s", method, extra={"error_reference": reference}
-                    )
-                    failure = Internal(f"internal error; quote {reference} when reporting it")
+                except Exception as error:
+                    if connection_lost(error):
+                        log.warning("%s lost its database connection: %r", method, error)
+                        failure = Unavailable("the database connection was lost; retry the call")
+                    else:
+                        reference = _error_reference(span)
+                        log.exception(
+                            "unhandled error in %s", method, extra={"error_reference": reference}
+                        )
+                        failure = Internal(f"internal error; quote {reference} when reporting it")
                 finally:
                     if identity_token is not None:
                         reset_identity(identity_token)

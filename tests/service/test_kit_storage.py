@@ -6,14 +6,20 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, Table, func, select, text
+from sqlalchemy.exc import DBAPIError
 
+from services.kit import database as kit_database
 from services.kit.database import Database
 from services.kit.migrations import alembic_config, migrate
+from tests.harness.servers import PostgresHandle
 
 pytestmark = pytest.mark.service
 
@@ -114,6 +120,7 @@ from services.kit.database import Database
 from alembic.script import ScriptDirectory
 
 from services.kit.migrations import alembic_config, migrate
+from tests.harness.servers import PostgresHandle
 
 async def main():
     database = Database(sys.argv[1])
@@ -167,3 +174,82 @@ async def test_migrating_an_up_to_date_database_changes_nothing(database_url: st
         assert [row[0] for row in versions] == [head]
     finally:
         await database.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresHandle) -> Iterator[str]:
+    name = "t_" + uuid.uuid4().hex[:16]
+    try:
+        yield postgres_server.create_database(name)
+    finally:
+        postgres_server.drop_database(name)
+
+
+async def _backend_of(database: Database) -> int:
+    async with database.read() as session:
+        return int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
+
+
+async def _terminate(url: str, backend: int) -> None:
+    other = Database(url)
+    try:
+        async with other.write() as session:
+            await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+    finally:
+        await other.close()
+
+
+async def test_a_postgresql_connection_cut_while_idle_is_replaced_before_use(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = Database(postgres_url, pool_size=1)
+    try:
+        backend = await _backend_of(database)
+        await _terminate(postgres_url, backend)
+        # Idle long enough to be pinged (as a connection a restarted server dropped would be).
+        monkeypatch.setattr(kit_database, "POSTGRES_PING_AFTER_IDLE_SECONDS", 0.0)
+        assert await _backend_of(database) not in (0, backend)
+    finally:
+        await database.close()
+
+
+async def test_a_postgresql_connection_back_a_moment_ago_is_used_without_a_ping(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = Database(postgres_url, pool_size=1)
+    pings = 0
+    connection_type = type(await _raw_connection(database))
+    ping = connection_type.ping
+
+    def counted(self: object) -> None:
+        nonlocal pings
+        pings += 1
+        ping(self)
+
+    monkeypatch.setattr(connection_type, "ping", counted)
+    try:
+        backends = {await _backend_of(database) for _ in range(5)}
+    finally:
+        await database.close()
+    assert pings == 0
+    assert len(backends) == 1
+
+
+async def test_a_postgresql_connection_cut_while_in_use_fails_once_and_the_pool_recovers(
+    postgres_url: str,
+) -> None:
+    database = Database(postgres_url, pool_size=1)
+    try:
+        backend = await _backend_of(database)
+        await _terminate(postgres_url, backend)
+        with pytest.raises(DBAPIError) as failure:
+            await _backend_of(database)
+        assert failure.value.connection_invalidated
+        assert await _backend_of(database) not in (0, backend)
+    finally:
+        await database.close()
+
+
+async def _raw_connection(database: Database) -> Any:
+    async with database.writer.connect() as connection:
+        return (await connection.get_raw_connection()).dbapi_connection

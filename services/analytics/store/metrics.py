@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Select, Table, and_, func, select
+from sqlalchemy import Integer, Select, Table, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics import domain
@@ -33,6 +33,33 @@ from services.kit.database import utc
 ACTIVE_SUBSCRIPTION = (2, 3)  # SUBSCRIPTION_STATE_ACTIVE, SUBSCRIPTION_STATE_PAST_DUE
 
 
+def _total(measure: str) -> Any:
+    return (
+        select(func.sum(daily_counts.c.value))
+        .where(
+            daily_counts.c.community_id == bindparam("community_id"),
+            daily_counts.c.measure == measure,
+        )
+        .scalar_subquery()
+    )
+
+
+# A community's card in one statement, built once: it is what a dashboard polls.
+_STATS = select(
+    community_stats.c.updated_at,
+    community_stats.c.archived_at,
+    select(func.count())
+    .where(
+        member_states.c.community_id == bindparam("community_id"),
+        member_states.c.active.is_(True),
+    )
+    .scalar_subquery()
+    .label("members"),
+    _total("posts").label("posts"),
+    _total("activities").label("activities"),
+).where(community_stats.c.community_id == bindparam("community_id"))
+
+
 class Metrics:
     def __init__(self, session: AsyncSession, community_id: str | None) -> None:
         self.session = session
@@ -45,25 +72,14 @@ class Metrics:
 
     async def stats(self) -> domain.CommunityStats | None:
         assert self.community_id is not None
-        row = (
-            await self.session.execute(
-                select(community_stats).where(community_stats.c.community_id == self.community_id)
-            )
-        ).first()
+        row = (await self.session.execute(_STATS, {"community_id": self.community_id})).first()
         if row is None:
             return None
-        members = await self.session.scalar(
-            self._in(
-                member_states,
-                select(func.count()).where(member_states.c.active.is_(True)),
-            )
-        )
-        totals = await self.measure_totals(("posts", "activities"))
         return domain.CommunityStats(
             community_id=self.community_id,
-            member_count=int(members or 0),
-            post_count=totals["posts"],
-            activity_count=totals["activities"],
+            member_count=int(row.members or 0),
+            post_count=int(row.posts or 0),
+            activity_count=int(row.activities or 0),
             updated_at=utc(row.updated_at) if row.updated_at is not None else None,
             archived_at=utc(row.archived_at) if row.archived_at is not None else None,
         )

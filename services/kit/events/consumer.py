@@ -34,11 +34,11 @@ from opentelemetry import metrics, propagate, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Table
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.cancellation import stop_if_cancelled
-from services.kit.database import Database
+from services.kit.database import Database, connection_lost
 from services.kit.events import deadletter, inbox
 from services.kit.events.connection import NatsAuth, connect
 from services.kit.events.envelope import (
@@ -138,9 +138,7 @@ TRANSIENT = (
 
 
 def is_transient(error: BaseException) -> bool:
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, TRANSIENT)
+    return connection_lost(error) or isinstance(error, TRANSIENT)
 
 
 class Consumer:
