@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -143,12 +144,13 @@ async def rebuild(
         await migrate(fresh, migrations, service="analytics")
         totals = Totals(await _copy_tombstones(live, fresh))
         started = time.perf_counter()
-        for stream in sorted(report.sequences):
-            readers = [s for s in subscriptions if s.stream == stream]
-            await _replay(nc, js, fresh, stream, readers, totals, report, started, say)
-        writing = time.perf_counter()
-        async with fresh.write() as session:
-            await fresh_store.write(session, totals)
+        with _cyclic_collector_paused():
+            for stream in sorted(report.sequences):
+                readers = [s for s in subscriptions if s.stream == stream]
+                await _replay(nc, js, fresh, stream, readers, totals, report, started, say)
+            writing = time.perf_counter()
+            async with fresh.write() as session:
+                await fresh_store.write(session, totals)
         # The merge holds every row in memory until this write: its peak is what sizes the
         # process for a history (docs/decisions/0034).
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -167,6 +169,20 @@ async def rebuild(
     finally:
         await nc.close()
     return report
+
+
+@contextlib.contextmanager
+def _cyclic_collector_paused() -> Iterator[None]:
+    """The merge holds every row of the history in memory, millions of dicts, and each full
+    pass of Python's cyclic collector walks them all again, more often as they grow. The
+    replay makes next to no reference cycles, so the collector waits until it is over."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 async def _copy_tombstones(live: Database, fresh: Database) -> list[dict[str, Any]]:
