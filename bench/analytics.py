@@ -5,6 +5,10 @@
     make bench-analytics BENCH_ARGS="--only rebuild --events 2000000"     # the figure
     make bench-analytics BENCH_ARGS="--only rebuild --events 20000000"    # the long run
 
+The rebuild merges the whole history in memory (docs/decisions/0034): its peak was 455 MiB
+at 200,000 events and 2.5 GiB at 2,000,000, so the long run wants a machine with about
+25 GiB free and an afternoon (seeding alone runs at 6,000-8,000 events/s).
+
 (a) Freshness, per store of `--store` (PostgreSQL first: the target is there): a nats-server
 from the test harness, the members service (one API process, its relay embedded so a
 committed join is published at once) and analytics as Kubernetes runs it (the API and the
