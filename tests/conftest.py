@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.cluster import NatsCluster
-from tests.harness.servers import provide_nats, provide_postgres, provide_redis
+from tests.harness.servers import PostgresHandle, provide_nats, provide_postgres, provide_redis
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +72,18 @@ def data_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "data"
     directory.mkdir()
     return directory
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresHandle) -> Iterator[tuple[PostgresHandle, str]]:
+    """A new, empty PostgreSQL database: its server and its name, for a test of what only
+    PostgreSQL does (server-side sessions, connections cut by the server)."""
+    name = "t_" + uuid.uuid4().hex[:16]
+    postgres_server.create_database(name)
+    try:
+        yield postgres_server, name
+    finally:
+        postgres_server.drop_database(name)
 
 
 @pytest.fixture

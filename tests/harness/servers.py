@@ -208,6 +208,14 @@ class PostgresHandle(ServerHandle):
         _run_coroutine(lambda: _postgres_execute(self.url, sql))
         return self.database_url(new_name)
 
+    def cut_connections(self, name: str) -> None:
+        """End every session connected to database `name`, as a server restart would."""
+        sql = (
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            f" WHERE datname = '{_checked_database_name(name)}'"
+        )
+        _run_coroutine(lambda: _postgres_execute(self.url, sql))
+
     def drop_database(self, name: str) -> None:
         """Drop database `name` if it exists, disconnecting whoever still uses it."""
         quoted = _quoted_identifier(name)

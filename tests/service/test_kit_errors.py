@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,9 +9,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from sqlalchemy import text
 
-from services.kit.database import Database
 from studyhall.members.v1 import members_service_pb2 as pb
 from tests.harness.servers import PostgresHandle
 from tests.support.notes_runner import running_notes
@@ -93,32 +90,15 @@ async def test_server_keeps_serving_after_an_internal_error(notes: RunningNotes)
 
 
 async def test_a_lost_database_connection_is_unavailable_and_the_next_call_succeeds(
-    postgres_server: PostgresHandle, data_dir: Path
+    postgres_database: tuple[PostgresHandle, str], data_dir: Path
 ) -> None:
-    name = "t_" + uuid.uuid4().hex[:16]
-    url = postgres_server.create_database(name)
-    try:
-        async with running_notes(url, data_dir, readiness_interval=3600) as notes:
-            await notes.add_note(pb.CreateCommunityRequest(name="one"), metadata=notes.auth("a"))
-            # The server drops the service's connections, as a restarted PostgreSQL would.
-            other = Database(url)
-            try:
-                async with other.write() as session:
-                    await session.execute(
-                        text(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                        )
-                    )
-            finally:
-                await other.close()
-            with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await notes.add_note(
-                    pb.CreateCommunityRequest(name="two"), metadata=notes.auth("a")
-                )
-            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-            assert caught.value.details() == "the database connection was lost; retry the call"
+    server, name = postgres_database
+    async with running_notes(server.database_url(name), data_dir, readiness_interval=3600) as notes:
+        await notes.add_note(pb.CreateCommunityRequest(name="one"), metadata=notes.auth("a"))
+        server.cut_connections(name)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
             await notes.add_note(pb.CreateCommunityRequest(name="two"), metadata=notes.auth("a"))
-            assert await notes.service.count() == 2
-    finally:
-        postgres_server.drop_database(name)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert caught.value.details() == "the database connection was lost; retry the call"
+        await notes.add_note(pb.CreateCommunityRequest(name="two"), metadata=notes.auth("a"))
+        assert await notes.service.count() == 2

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -176,36 +174,19 @@ async def test_migrating_an_up_to_date_database_changes_nothing(database_url: st
         await database.close()
 
 
-@pytest.fixture
-def postgres_url(postgres_server: PostgresHandle) -> Iterator[str]:
-    name = "t_" + uuid.uuid4().hex[:16]
-    try:
-        yield postgres_server.create_database(name)
-    finally:
-        postgres_server.drop_database(name)
-
-
 async def _backend_of(database: Database) -> int:
     async with database.read() as session:
         return int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
 
 
-async def _terminate(url: str, backend: int) -> None:
-    other = Database(url)
-    try:
-        async with other.write() as session:
-            await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
-    finally:
-        await other.close()
-
-
 async def test_a_postgresql_connection_cut_while_idle_is_replaced_before_use(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres_database: tuple[PostgresHandle, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    database = Database(postgres_url, pool_size=1)
+    server, name = postgres_database
+    database = Database(server.database_url(name), pool_size=1)
     try:
         backend = await _backend_of(database)
-        await _terminate(postgres_url, backend)
+        server.cut_connections(name)
         # Idle long enough to be pinged (as a connection a restarted server dropped would be).
         monkeypatch.setattr(kit_database, "POSTGRES_PING_AFTER_IDLE_SECONDS", 0.0)
         assert await _backend_of(database) not in (0, backend)
@@ -214,11 +195,13 @@ async def test_a_postgresql_connection_cut_while_idle_is_replaced_before_use(
 
 
 async def test_a_postgresql_connection_back_a_moment_ago_is_used_without_a_ping(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres_database: tuple[PostgresHandle, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    database = Database(postgres_url, pool_size=1)
+    server, name = postgres_database
+    database = Database(server.database_url(name), pool_size=1)
     pings = 0
-    connection_type = type(await _raw_connection(database))
+    async with database.writer.connect() as connection:
+        connection_type: Any = type((await connection.get_raw_connection()).dbapi_connection)
     ping = connection_type.ping
 
     def counted(self: object) -> None:
@@ -236,20 +219,16 @@ async def test_a_postgresql_connection_back_a_moment_ago_is_used_without_a_ping(
 
 
 async def test_a_postgresql_connection_cut_while_in_use_fails_once_and_the_pool_recovers(
-    postgres_url: str,
+    postgres_database: tuple[PostgresHandle, str],
 ) -> None:
-    database = Database(postgres_url, pool_size=1)
+    server, name = postgres_database
+    database = Database(server.database_url(name), pool_size=1)
     try:
         backend = await _backend_of(database)
-        await _terminate(postgres_url, backend)
+        server.cut_connections(name)
         with pytest.raises(DBAPIError) as failure:
             await _backend_of(database)
         assert failure.value.connection_invalidated
         assert await _backend_of(database) not in (0, backend)
     finally:
         await database.close()
-
-
-async def _raw_connection(database: Database) -> Any:
-    async with database.writer.connect() as connection:
-        return (await connection.get_raw_connection()).dbapi_connection
