@@ -119,6 +119,8 @@ CHUNK = 5_000
 SEED_SHAPE = 2
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 SERVICES = ("members", "content", "analytics")
+# How often the stores are analyzed while the consumers fill them (see _analyze_every).
+ANALYZE_EVERY_SECONDS = 60
 MODES = ("serve", "relay", "consume")
 
 
@@ -436,16 +438,42 @@ async def publish_events(nats_url: str, population: Population, events: int) -> 
     return opening.events + history.events, opening.seconds + history.seconds
 
 
-async def settled(nats_url: str, seconds: float) -> None:
-    """Until every durable consumer has caught up. A busy machine's broker may let an API
-    request of the wait time out: the wait goes on rather than throw the seed away."""
+async def settled(nats_url: str, seconds: float, stores: Sequence[str]) -> None:
+    """Until every durable consumer has caught up, the stores analyzed every minute meanwhile
+    and once at the end. A busy machine's broker may let an API request of the wait time out:
+    the wait goes on rather than throw the seed away."""
     deadline = time.monotonic() + seconds
+    analyzing = asyncio.create_task(_analyze_every(stores, ANALYZE_EVERY_SECONDS))
+    try:
+        while True:
+            try:
+                await caught_up(nats_url, prefix="", seconds=max(1.0, deadline - time.monotonic()))
+                break
+            except NatsTimeout:
+                await asyncio.sleep(1)
+    finally:
+        analyzing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await analyzing
+    await _analyze_all(stores)
+
+
+async def _analyze_every(stores: Sequence[str], seconds: float) -> None:
+    """What autovacuum does while the consumers fill the stores. Without it (CI's PostgreSQL
+    runs with autovacuum off, so may a laptop's) the planner keeps the statistics of the
+    bulk load and plans a look-up in a table grown a hundredfold as if it were still empty."""
     while True:
+        await asyncio.sleep(seconds)
+        await _analyze_all(stores)
+
+
+async def _analyze_all(stores: Sequence[str]) -> None:
+    for url in stores:
+        database = Database(url, pool_size=1)
         try:
-            await caught_up(nats_url, prefix="", seconds=max(1.0, deadline - time.monotonic()))
-            return
-        except NatsTimeout:
-            await asyncio.sleep(1)
+            await _analyze(database)
+        finally:
+            await database.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -775,6 +803,7 @@ def run(options: argparse.Namespace, scratch: Path) -> None:
         started = time.perf_counter()
         ports, pids = start_platform(servers, stack, kept)
         print(f"started {len(pids)} service processes in {time.perf_counter() - started:.0f} s")
+        stores = [kept.url(service) for service in SERVICES]
         if not reused:
             started = time.perf_counter()
             published, seconds = asyncio.run(publish_events(nats_url, population, sizes.events))
@@ -785,7 +814,7 @@ def run(options: argparse.Namespace, scratch: Path) -> None:
                 flush=True,
             )
             # The long run's consumers take a day or more to catch up.
-            asyncio.run(settled(nats_url, 7 * 86400))
+            asyncio.run(settled(nats_url, 7 * 86400, stores))
             times["events_seconds"] = time.perf_counter() - started
             print(
                 f"every consumer caught up {times['events_seconds']:.0f} s after publishing "
@@ -795,7 +824,7 @@ def run(options: argparse.Namespace, scratch: Path) -> None:
             kept.finish(times)
         else:
             print(f"seed reused from {kept.folder} (seeded earlier: {json.dumps(times)})")
-            asyncio.run(settled(nats_url, 3600))
+            asyncio.run(settled(nats_url, 3600, stores))
         pids["nats-server"] = nats_pid
         time.sleep(2)
         at_rest = {name: rss_mb(pid) for name, pid in pids.items()}

@@ -327,16 +327,21 @@ class Consumer:
                 await session.connection()
             except Exception as error:
                 raise DatabaseUnavailable(str(error)) from error
-            seen = await inbox.already_processed(
-                session, self.inbox, name, {item.envelope.id for item in items}
+            # The batch's first copy of each event the inbox has not seen; a stream may hold
+            # a message twice, and a redelivery may meet what another replica applied.
+            unique = {item.envelope.id: item for item in reversed(items)}
+            claimed = await inbox.claim(
+                session,
+                self.inbox,
+                name,
+                [(event_id, item.envelope.type) for event_id, item in unique.items()],
             )
-            fresh: list[_Item] = []
-            for item in items:
-                if item.envelope.id in seen:
-                    self.stats.duplicates += 1
-                    continue
-                seen.add(item.envelope.id)
-                fresh.append(item)
+            fresh = [
+                item
+                for item in items
+                if unique[item.envelope.id] is item and item.envelope.id in claimed
+            ]
+            self.stats.duplicates += len(items) - len(fresh)
             # One span per event, each a child of its publish span (decision 0002), all
             # covering the one call that applies the batch.
             spans = [self._span(item) for item in fresh]
@@ -353,12 +358,11 @@ class Consumer:
             finally:
                 for span in spans:
                     span.end()
-            applied = [(item.envelope.id, item.envelope.type) for item in fresh]
-            await inbox.record(session, self.inbox, name, applied)
-        self.stats.processed += len(applied)
-        for _event_id, event_type in applied:
+        self.stats.processed += len(fresh)
+        for item in fresh:
+            event_type = item.envelope.type
             self.stats.counts[event_type] = self.stats.counts.get(event_type, 0) + 1
-        self._processed.add(len(applied), self._labels)
+        self._processed.add(len(fresh), self._labels)
 
     def _span(self, item: _Item) -> trace.Span:
         parent = propagate.extract(
