@@ -102,15 +102,15 @@ class CareRepository:
         insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         statement = (
             insert(care_signals)
-            .values([_signal_row(signal) for signal in signals])
             .on_conflict_do_nothing(
                 index_elements=["community_id", "user_id", "kind", "local_date"]
             )
             .returning(care_signals.c.user_id, care_signals.c.kind, care_signals.c.local_date)
         )
-        stored = {
-            (row.user_id, row.kind, row.local_date) for row in await self.session.execute(statement)
-        }
+        # The rows as parameters, not in the statement: its compiled form is then cached
+        # instead of compiled again for each community's count of signals.
+        rows = await self.session.execute(statement, [_signal_row(signal) for signal in signals])
+        stored = {(row.user_id, row.kind, row.local_date) for row in rows}
         return [s for s in signals if (s.user_id, s.kind, s.local_date) in stored]
 
     async def sent_on(
