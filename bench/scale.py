@@ -3,15 +3,16 @@ communities, 1,000,000 memberships and 2,000,000 events in the streams.
 
     make bench-scale                                             # PostgreSQL, the sizes above
     make bench-scale BENCH_ARGS="--communities 500 --members 20000 --events 50000"  # quick
-    make bench-scale BENCH_ARGS="--events 200000 --posts 100000"  # 1,000,000 members, ~12 min
+    make bench-scale BENCH_ARGS="--events 200000 --posts 100000"  # 1,000,000 members, ~8 min
     make bench-scale BENCH_ARGS="--store sqlite --seconds 5"
     make bench-scale BENCH_ARGS="--events 20000000"              # the long run
 
-The consumers set the pace, not the publishing (2,000-3,800 events/s here): on two shared
-cores members' recognition consumer takes 80-160 events/s of members' stream, about half of
-all events, so the default needs hours to seed once and the 20,000,000-event long run a day
-or more, with about 15 GB of disk for its streams (bench/RESULTS.md has the measured rates).
-A seed is made once and kept, so the long run's measurements can be repeated at will.
+The consumers set the pace, not the publishing (3,500-4,800 events/s here): on two cores the
+default seed takes about 25 minutes until every consumer has caught up (10 of them
+publishing), the 20,000,000-event long run some hours, with about 15 GB of disk for its
+streams (bench/RESULTS.md has the measured rates). A seed is made once and kept, so the
+measurements can be repeated at will. While the consumers fill the stores, each store is
+analyzed every minute, as autovacuum would (see _analyze_every).
 
 Members, content and analytics run as Kubernetes runs them (deploy/k8s/base): for each, the
 API, the outbox relay and the consumers in processes of their own, on PostgreSQL by default
@@ -813,7 +814,7 @@ def run(options: argparse.Namespace, scratch: Path) -> None:
                 f"published {published:,} events in {seconds:.0f} s ({published / seconds:,.0f}/s)",
                 flush=True,
             )
-            # The long run's consumers take a day or more to catch up.
+            # The long run's consumers take hours to catch up.
             asyncio.run(settled(nats_url, 7 * 86400, stores))
             times["events_seconds"] = time.perf_counter() - started
             print(
