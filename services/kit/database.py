@@ -31,6 +31,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -178,6 +179,12 @@ async def insert_all(
         columns=columns,
         schema_name=table.schema,
     )
+
+
+def insert_for(dialect: str) -> Any:
+    """The `insert` construct of `dialect` ("postgresql" or "sqlite"): the one with
+    ON CONFLICT clauses both stores understand."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def utc(value: datetime) -> datetime:

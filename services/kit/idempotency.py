@@ -27,11 +27,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kit.database import Database
+from services.kit.database import Database, insert_for
 from services.kit.errors import Aborted, FailedPrecondition
 from services.kit.versioned import StaleWrite
 
@@ -146,7 +145,7 @@ class IdempotentWriter:
     ) -> Recorded | None:
         """Take `key` for this transaction (None), or the result recorded for it before."""
         dialect = session.get_bind().dialect.name
-        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert: Any = insert_for(dialect)
         table = self.table
         claimed = await session.scalar(
             insert(table)

@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.database import insert_for
 
 _STATEMENTS: dict[
     tuple[str, str, tuple[str, ...], tuple[str, ...], str | None, tuple[str, ...] | None], Any
@@ -76,7 +77,7 @@ async def _upsert(
     cache_key = (dialect, table.name, tuple(keys), columns, version, only)
     statement = _STATEMENTS.get(cache_key)
     if statement is None:
-        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert: Any = insert_for(dialect)
         base = insert(table)
         statement = base.on_conflict_do_update(
             index_elements=list(keys),

@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.database import insert_for
 
 
 class StaleWrite(Exception):
@@ -45,7 +46,7 @@ async def save_versioned(
     cache_key = (dialect, table.name, tuple(keys), columns, version)
     statement = _STATEMENTS.get(cache_key)
     if statement is None:
-        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert: Any = insert_for(dialect)
         base = insert(table)
         statement = base.on_conflict_do_update(
             index_elements=list(keys),

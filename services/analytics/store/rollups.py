@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, and_, case, delete, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -40,6 +39,7 @@ from services.analytics.store.tables import (
     survey_recipients,
     tombstones,
 )
+from services.kit.database import insert_for
 from services.kit.projection import upsert_newer, upsert_only
 
 _STATEMENTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
@@ -369,7 +369,7 @@ async def _merge(
     cache_key = (dialect, table.name, tuple(rows[0]))
     statement = _STATEMENTS.get(cache_key)
     if statement is None:
-        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert: Any = insert_for(dialect)
         base = insert(table)
         new = base.excluded
         updates: dict[str, ColumnElement[Any]] = {}

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.analytics.store.tables import scheduled_jobs
+from services.kit.database import insert_for
 
 CHURN_SWEEP = "churn_sweep"
 # Shortly after midnight UTC, when the day just ended is complete.
@@ -61,7 +61,7 @@ async def add_sweeps(session: AsyncSession, jobs: list[dict[str, Any]]) -> None:
     if not jobs:
         return
     dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert: Any = insert_for(dialect)
     await session.execute(
         insert(scheduled_jobs).values(jobs).on_conflict_do_nothing(index_elements=["kind", "key"])
     )

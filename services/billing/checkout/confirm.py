@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing.catalog.store import ProductRepository
@@ -23,7 +22,7 @@ from services.billing.ledger import domain as ledger
 from services.billing.ledger.store import Ledger
 from services.billing.payments.webhooks import PoisonEvent, ProviderEvent
 from services.billing.store.tables import webhook_events
-from services.kit.database import Database
+from services.kit.database import Database, insert_for
 from services.kit.idempotency import ATTEMPTS, contended
 
 DECLINE_CODES = {
@@ -83,7 +82,7 @@ class Confirmations:
 
 async def _first_time(session: AsyncSession, event: ProviderEvent) -> bool:
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = insert_for(dialect)
     claimed = await session.scalar(
         insert(webhook_events)
         .values(event_id=event.id, type=event.type, received_at=datetime.now(UTC))

@@ -6,14 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.discussion.domain import VISIBLE, Comment
 from services.content.store.search_index import index_comment
 from services.content.store.tables import comments, posts, reactions
-from services.kit.database import utc
+from services.kit.database import insert_for, utc
 from services.kit.paging import Position
 
 
@@ -126,7 +125,7 @@ class ReactionRepository:
             "created_at": now,
         }
         dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = insert_for(dialect)
         result: Any = await self.session.execute(
             insert(reactions).values(**values).on_conflict_do_nothing()
         )

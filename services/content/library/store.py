@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, delete, exists, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -21,7 +20,7 @@ from services.content.store.tables import (
     resource_ratings,
     resource_saves,
 )
-from services.kit.database import utc
+from services.kit.database import insert_for, utc
 from services.kit.paging import Position
 from services.kit.versioned import save_versioned
 
@@ -185,7 +184,7 @@ class MemberMarks:
     async def save(self, resource: Resource, user_id: str, now: datetime) -> bool:
         """Save the resource for the member; False when it was saved already."""
         dialect = self.session.get_bind().dialect.name
-        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert: Any = insert_for(dialect)
         result = await self.session.execute(
             insert(resource_saves)
             .values(

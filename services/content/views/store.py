@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.content.store.tables import post_views
+from services.kit.database import insert_for
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ async def add_new(session: AsyncSession, views: Sequence[View]) -> set[tuple[str
     if not distinct:
         return set()
     dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert: Any = insert_for(dialect)
     rows = await session.execute(
         insert(post_views)
         .values(

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +26,7 @@ from services.events.store.tables import (
     challenges,
     registrations,
 )
-from services.kit.database import utc
+from services.kit.database import insert_for, utc
 from services.kit.projection import upsert_newer
 from services.kit.versioned import save_versioned
 
@@ -38,7 +37,7 @@ class ChallengeRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         dialect = session.get_bind().dialect.name
-        self._insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self._insert: Any = insert_for(dialect)
 
     async def goal(self, activity_id: str) -> Goal | None:
         row = (

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, MetaData, String, Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit.database import insert_for
 
 
 def inbox_table(metadata: MetaData) -> Table:
@@ -40,7 +41,7 @@ async def claim(
         return set()
     now = datetime.now(UTC)
     dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert: Any = insert_for(dialect)
     statement = (
         insert(table)
         .on_conflict_do_nothing(index_elements=["consumer", "event_id"])

@@ -9,12 +9,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from services.kit.database import utc
+from services.kit.database import insert_for, utc
 from services.kit.versioned import save_versioned
 from services.members.care.domain import MEMBER_INACTIVE, Holiday, Settings, Signal
 from services.members.store.tables import (
@@ -99,7 +98,7 @@ class CareRepository:
         if not signals:
             return []
         dialect = self.session.get_bind().dialect.name
-        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert: Any = insert_for(dialect)
         statement = (
             insert(care_signals)
             .on_conflict_do_nothing(

@@ -10,10 +10,9 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kit.database import utc
+from services.kit.database import insert_for, utc
 from services.members.recognition.badges import COUNTED_REASONS
 from services.members.recognition.levels import Ladder, Level, default_ladder
 from services.members.recognition.points import Award
@@ -48,7 +47,7 @@ class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.dialect = session.get_bind().dialect.name
-        self._insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._insert: Any = insert_for(self.dialect)
         self._zones: dict[str, zoneinfo.ZoneInfo] = {}
         self._ladders: dict[str, Ladder] = {}
 
@@ -416,7 +415,7 @@ class LedgerRepository:
 
 @functools.cache
 def _add_points(dialect: str) -> Any:
-    base = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(member_activity)
+    base = insert_for(dialect)(member_activity)
     return base.on_conflict_do_update(
         index_elements=["community_id", "user_id"],
         set_={
@@ -433,7 +432,7 @@ def _add_points(dialect: str) -> Any:
 
 @functools.cache
 def _mark_active(dialect: str) -> Any:
-    base = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(member_activity)
+    base = insert_for(dialect)(member_activity)
     return base.on_conflict_do_update(
         index_elements=["community_id", "user_id"],
         set_={"last_active_at": _later(base.excluded.last_active_at)},
